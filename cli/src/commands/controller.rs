@@ -1,0 +1,95 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use strata_controller::api::{self, ApiState};
+use strata_controller::metrics::Metrics;
+use strata_controller::{Admin, Controller, ControllerConfig};
+use strata_meta::Election;
+use strata_meta::schema::Keyspace;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::ControllerArgs;
+use crate::config::{self, FileConfig};
+
+pub async fn run(args: ControllerArgs, file: FileConfig) -> anyhow::Result<()> {
+    let cluster = args
+        .common
+        .cluster
+        .or(file.cluster)
+        .unwrap_or_else(|| config::DEFAULT_CLUSTER.into());
+    let meta_url = args
+        .common
+        .meta
+        .or(file.meta.url)
+        .unwrap_or_else(|| config::DEFAULT_META.into());
+    let admin_addr = match args.admin_addr.or(file.controller.admin_addr) {
+        Some(addr) => addr,
+        None => config::DEFAULT_ADMIN_ADDR.parse()?,
+    };
+    let ttl = args
+        .election_ttl_secs
+        .or(file.controller.election_ttl_secs)
+        .unwrap_or(config::DEFAULT_ELECTION_TTL_SECS);
+    let mut controller_config = ControllerConfig {
+        election_ttl: Duration::from_secs(ttl.max(1)),
+        ..Default::default()
+    };
+    if let Some(id) = args.id.or(file.controller.id) {
+        controller_config.id = id;
+    }
+
+    let keys = Keyspace::new(&cluster)?;
+    let meta = strata_meta::open(&meta_url)
+        .await
+        .with_context(|| format!("cannot open metadata store {meta_url}"))?;
+    let metrics = Arc::new(Metrics::default());
+    let state = ApiState {
+        admin: Admin::new(meta.clone(), keys.clone()),
+        meta: meta.clone(),
+        metrics: metrics.clone(),
+        election: Election::new(
+            meta.clone(),
+            &keys.controller(),
+            controller_config.election_ttl,
+        ),
+    };
+    let listener = tokio::net::TcpListener::bind(admin_addr)
+        .await
+        .with_context(|| {
+            format!("cannot listen on {admin_addr} for the admin API; pass --admin-addr")
+        })?;
+    tracing::info!(%admin_addr, %cluster, id = %controller_config.id, "controller starting");
+
+    let cancel = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let http_cancel = cancel.clone();
+    tasks.spawn(async move {
+        axum::serve(listener, api::router(state))
+            .with_graceful_shutdown(async move { http_cancel.cancelled().await })
+            .await
+            .context("admin API server failed")
+    });
+    let controller = Controller::new(meta, keys, controller_config, metrics);
+    let run_cancel = cancel.clone();
+    tasks.spawn(async move {
+        controller
+            .run(run_cancel)
+            .await
+            .context("controller failed")
+    });
+
+    tokio::select! {
+        () = super::shutdown_signal() => tracing::info!("shutting down"),
+        Some(done) = tasks.join_next() => {
+            cancel.cancel();
+            done??;
+            anyhow::bail!("a controller task stopped unexpectedly");
+        }
+    }
+    cancel.cancel();
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    Ok(())
+}

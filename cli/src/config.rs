@@ -1,0 +1,86 @@
+//! The optional TOML file. Its layout is `config/strata.toml`, which documents every setting
+//! with its default; the helm chart's values mirror it.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub cluster: Option<String>,
+    #[serde(default)]
+    pub meta: MetaSection,
+    #[serde(default)]
+    pub controller: ControllerSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetaSection {
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerSection {
+    pub admin_addr: Option<std::net::SocketAddr>,
+    pub id: Option<String>,
+    pub election_ttl_secs: Option<u64>,
+}
+
+pub const DEFAULT_CLUSTER: &str = "default";
+pub const DEFAULT_META: &str = "etcd://127.0.0.1:2379";
+pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:7080";
+pub const DEFAULT_ELECTION_TTL_SECS: u64 = 5;
+
+impl FileConfig {
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| {
+            format!(
+                "config file {} is not valid; compare it with config/strata.toml",
+                path.display()
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shipped default config parses and says what the code's defaults say.
+    #[test]
+    fn shipped_config_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/strata.toml");
+        let config = FileConfig::load(Some(&path)).unwrap();
+        assert_eq!(config.cluster.as_deref(), Some(DEFAULT_CLUSTER));
+        assert_eq!(config.meta.url.as_deref(), Some(DEFAULT_META));
+        assert_eq!(
+            config.controller.admin_addr,
+            Some(DEFAULT_ADMIN_ADDR.parse().unwrap())
+        );
+        assert_eq!(
+            config.controller.election_ttl_secs,
+            Some(DEFAULT_ELECTION_TTL_SECS)
+        );
+    }
+
+    #[test]
+    fn unknown_settings_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[controller]\nadmin_adr = \"x\"\n").unwrap();
+        let err = format!("{:#}", FileConfig::load(Some(&path)).unwrap_err());
+        assert!(
+            err.contains("admin_adr") && err.contains("config/strata.toml"),
+            "{err}"
+        );
+    }
+}

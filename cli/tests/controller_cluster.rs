@@ -1,0 +1,559 @@
+//! Controllers as real processes on a real etcd, with brokers registering under leases:
+//! balance, dead-broker reassignment, joins with the fewest moves, strictly increasing epochs,
+//! failover of the active controller, and the admin API's answers to bad input.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use strata_meta::schema::{self, Assignment, BrokerInfo, Keyspace};
+use strata_meta::{LeaseKeeper, MetaStore, WatchEvent};
+use strata_testkit::{ChildGuard, EtcdServer, free_port, wait_for_tcp};
+
+const TTL: Duration = Duration::from_secs(2);
+
+struct ControllerProcess {
+    id: String,
+    url: String,
+    process: ChildGuard,
+}
+
+fn start_controller(id: &str, meta: &str, logs: &std::path::Path) -> ControllerProcess {
+    let port = free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
+    command
+        .args([
+            "controller",
+            "--cluster",
+            "test",
+            "--meta",
+            meta,
+            "--id",
+            id,
+        ])
+        .args([
+            "--admin-addr",
+            &format!("127.0.0.1:{port}"),
+            "--election-ttl-secs",
+            "2",
+        ])
+        .env("STRATA_LOG", "info");
+    let process = ChildGuard::spawn(id, command, logs.join(format!("{id}.log"))).unwrap();
+    wait_for_tcp(
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        Duration::from_secs(20),
+    )
+    .unwrap_or_else(|e| panic!("{id} did not start: {e}\n{}", process.log_tail(30)));
+    ControllerProcess {
+        id: id.into(),
+        url: format!("http://127.0.0.1:{port}"),
+        process,
+    }
+}
+
+async fn register(meta: &Arc<dyn MetaStore>, keys: &Keyspace, id: &str) -> LeaseKeeper {
+    let keeper = LeaseKeeper::start(meta.clone(), TTL).await.unwrap();
+    let info = BrokerInfo {
+        id: id.into(),
+        addr: format!("127.0.0.1:1{id}"),
+        started_ms: 0,
+    };
+    meta.put(
+        &keys.broker(id),
+        schema::encode(&info),
+        Some(keeper.lease_id()),
+    )
+    .await
+    .unwrap();
+    keeper
+}
+
+async fn assignments(meta: &Arc<dyn MetaStore>, keys: &Keyspace) -> BTreeMap<u32, Assignment> {
+    let (kvs, _) = meta.range(&keys.topic_assignments("orders")).await.unwrap();
+    kvs.iter()
+        .map(|kv| {
+            (
+                keys.partition_of(&kv.key).unwrap().1,
+                schema::decode(&kv.key, &kv.value).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn counts(map: &BTreeMap<u32, Assignment>) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for a in map.values() {
+        *counts.entry(a.broker.clone()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes.
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the 12 partitions are spread over exactly `brokers`, evenly.
+async fn balanced_over(
+    meta: &Arc<dyn MetaStore>,
+    keys: &Keyspace,
+    brokers: &[&str],
+) -> BTreeMap<u32, Assignment> {
+    eventually(
+        &format!("partitions balanced over {brokers:?}"),
+        Duration::from_secs(15),
+        || async {
+            let map = assignments(meta, keys).await;
+            let c = counts(&map);
+            let owners: Vec<&str> = c.keys().map(String::as_str).collect();
+            let (min, max) = (
+                c.values().min().copied().unwrap_or(0),
+                c.values().max().copied().unwrap_or(0),
+            );
+            (map.len() == 12 && owners == brokers && max - min <= 1).then_some(map)
+        },
+    )
+    .await
+}
+
+async fn leader(http: &reqwest::Client, controller: &ControllerProcess) -> Option<String> {
+    let body: Value = http
+        .get(format!("{}/v1/controller", controller.url))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    body["leader"].as_str().map(str::to_owned)
+}
+
+async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: Option<&str>,
+) -> (u16, Value) {
+    let mut request = http.request(method, url);
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controllers_keep_partitions_balanced_through_failures() {
+    let etcd = EtcdServer::start().expect("real etcd must start");
+    let meta_url = etcd.endpoint().replace("http://", "etcd://");
+    let logs = tempfile::tempdir().unwrap();
+    let meta = strata_meta::open(&meta_url).await.unwrap();
+    let keys = Keyspace::new("test").unwrap();
+    let http = reqwest::Client::new();
+
+    // Record every assignment write for the epoch check at the end.
+    let seen: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+    let mut watch = meta.watch_prefix(&keys.assignments(), None).await.unwrap();
+    let recorder = {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(event)) = watch.next().await {
+                if let WatchEvent::Put(kv) = event {
+                    let a: Assignment = schema::decode(&kv.key, &kv.value).unwrap();
+                    seen.lock().unwrap().push((kv.key.clone(), a.epoch));
+                }
+            }
+        })
+    };
+
+    let mut controllers = vec![
+        start_controller("c1", &meta_url, logs.path()),
+        start_controller("c2", &meta_url, logs.path()),
+    ];
+    let b1 = register(&meta, &keys, "b1").await;
+    let b2 = register(&meta, &keys, "b2").await;
+    let b3 = register(&meta, &keys, "b3").await;
+
+    let (status, body) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{}/v1/topics", controllers[0].url),
+        Some(r#"{"name":"orders","partitions":12}"#),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let initial = balanced_over(&meta, &keys, &["b1", "b2", "b3"]).await;
+    assert!(initial.values().all(|a| a.epoch == 1));
+
+    // A broker dies (its lease runs out): its four partitions go to the other two.
+    drop(b3);
+    let after_death = balanced_over(&meta, &keys, &["b1", "b2"]).await;
+    let moved: Vec<u32> = initial
+        .iter()
+        .filter(|(_, a)| a.broker == "b3")
+        .map(|(p, _)| *p)
+        .collect();
+    for (p, a) in &after_death {
+        let expected = if moved.contains(p) { 2 } else { 1 };
+        assert_eq!(
+            a.epoch, expected,
+            "partition {p}: only moved partitions change epoch"
+        );
+    }
+
+    // A broker joins: it takes its share, four partitions, and nothing else moves.
+    let b4 = register(&meta, &keys, "b4").await;
+    let after_join = balanced_over(&meta, &keys, &["b1", "b2", "b4"]).await;
+    let moves = after_join
+        .iter()
+        .filter(|(p, a)| after_death[p].broker != a.broker)
+        .count();
+    assert_eq!(moves, 4, "a joining broker takes exactly its share");
+
+    // Kill -9 the active controller: the standby takes over within a few seconds.
+    let active = eventually("an active controller", Duration::from_secs(10), || {
+        leader(&http, &controllers[0])
+    })
+    .await;
+    let index = controllers.iter().position(|c| c.id == active).unwrap();
+    let mut dead = controllers.remove(index);
+    dead.process.kill();
+    let survivor = &controllers[0];
+    let took_over = Instant::now();
+    eventually(
+        "the standby to take over",
+        Duration::from_secs(10),
+        || async {
+            (leader(&http, survivor).await.as_deref() == Some(survivor.id.as_str())).then_some(())
+        },
+    )
+    .await;
+    eprintln!("standby took over in {:?}", took_over.elapsed());
+
+    // The new leader keeps the assignment consistent: b1 dies too.
+    drop(b1);
+    let after_failover = balanced_over(&meta, &keys, &["b2", "b4"]).await;
+
+    // A manual reassignment through the API is one metadata write with the next epoch.
+    let target = after_failover[&0].broker.clone();
+    let other = if target == "b2" { "b4" } else { "b2" };
+    let (status, body) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{}/v1/reassignments", survivor.url),
+        Some(&json!({"topic": "orders", "partition": 0, "broker": other}).to_string()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["moves"][0]["epoch"], after_failover[&0].epoch + 1);
+    assert_eq!(assignments(&meta, &keys).await[&0].broker, other);
+
+    // Epochs only ever increase, per partition, across everything above.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    recorder.abort();
+    let mut last: BTreeMap<String, u64> = BTreeMap::new();
+    for (key, epoch) in seen.lock().unwrap().iter() {
+        if let Some(previous) = last.insert(key.clone(), *epoch) {
+            assert!(
+                *epoch > previous,
+                "{key}: epoch went from {previous} to {epoch}"
+            );
+        }
+    }
+    assert!(last.len() == 12);
+    drop((b2, b4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_admin_requests_get_typed_errors_and_change_nothing() {
+    let etcd = EtcdServer::start().expect("real etcd must start");
+    let meta_url = etcd.endpoint().replace("http://", "etcd://");
+    let logs = tempfile::tempdir().unwrap();
+    let meta = strata_meta::open(&meta_url).await.unwrap();
+    let keys = Keyspace::new("test").unwrap();
+    let http = reqwest::Client::new();
+    let controller = start_controller("c1", &meta_url, logs.path());
+    let _b1 = register(&meta, &keys, "b1").await;
+    let (status, _) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{}/v1/topics", controller.url),
+        Some(r#"{"name":"orders","partitions":2}"#),
+    )
+    .await;
+    assert_eq!(status, 201);
+    balanced_over_two(&meta, &keys).await;
+    let (_, before) = meta.range(keys.root()).await.unwrap();
+
+    use reqwest::Method as M;
+    let cases: &[(M, &str, Option<&str>, u16, &str)] = &[
+        (M::GET, "/v1/topics/nope", None, 404, "UNKNOWN_TOPIC"),
+        (M::DELETE, "/v1/topics/nope", None, 404, "UNKNOWN_TOPIC"),
+        (
+            M::POST,
+            "/v1/topics",
+            Some(r#"{"name":"t","partitions":-3}"#),
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            M::POST,
+            "/v1/topics",
+            Some(r#"{"name":"t","partitions":0}"#),
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            M::POST,
+            "/v1/topics",
+            Some(r#"{"name":"bad/name","partitions":1}"#),
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            M::POST,
+            "/v1/topics",
+            Some(r#"{"name":"t","partitions":1,"colour":1}"#),
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            M::POST,
+            "/v1/topics",
+            Some(r#"{"name": "t", "partitions": "#),
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            M::POST,
+            "/v1/topics",
+            Some("not json at all"),
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            M::POST,
+            "/v1/topics",
+            Some(r#"{"name":"orders","partitions":3}"#),
+            409,
+            "TOPIC_EXISTS",
+        ),
+        (
+            M::POST,
+            "/v1/topics/orders/partitions",
+            Some(r#"{"partitions":1}"#),
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            M::POST,
+            "/v1/topics/nope/partitions",
+            Some(r#"{"partitions":5}"#),
+            404,
+            "UNKNOWN_TOPIC",
+        ),
+        (
+            M::GET,
+            "/v1/partitions?topic=nope",
+            None,
+            404,
+            "UNKNOWN_TOPIC",
+        ),
+        (
+            M::POST,
+            "/v1/reassignments",
+            Some(r#"{"topic":"orders","partition":0,"broker":"dead"}"#),
+            404,
+            "UNKNOWN_BROKER",
+        ),
+        (
+            M::POST,
+            "/v1/reassignments",
+            Some(r#"{"topic":"orders","partition":9,"broker":"b1"}"#),
+            404,
+            "UNKNOWN_PARTITION",
+        ),
+        (
+            M::POST,
+            "/v1/reassignments",
+            Some(r#"{"topic":"orders","partition":-1,"broker":"b1"}"#),
+            404,
+            "UNKNOWN_PARTITION",
+        ),
+        (
+            M::POST,
+            "/v1/reassignments",
+            Some(r#"{"topic":"nope","partition":0,"broker":"b1"}"#),
+            404,
+            "UNKNOWN_TOPIC",
+        ),
+        (
+            M::POST,
+            "/v1/reassignments",
+            Some(r#"{"rebalance":false}"#),
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            M::POST,
+            "/v1/reassignments",
+            Some(r#"{"move":"everything"}"#),
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            M::POST,
+            "/v1/brokers/ghost/drain",
+            None,
+            404,
+            "UNKNOWN_BROKER",
+        ),
+        (
+            M::POST,
+            "/v1/brokers/b1/drain",
+            None,
+            422,
+            "BROKER_UNAVAILABLE",
+        ),
+        (
+            M::DELETE,
+            "/v1/brokers/b1/drain",
+            None,
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (M::GET, "/v1/nothing-here", None, 404, "NOT_FOUND"),
+        (M::PUT, "/v1/topics", Some("{}"), 405, "METHOD_NOT_ALLOWED"),
+    ];
+    for (method, path, body, want_status, want_code) in cases {
+        let (status, answer) = call(
+            &http,
+            method.clone(),
+            format!("{}{path}", controller.url),
+            *body,
+        )
+        .await;
+        assert_eq!(status, *want_status, "{method} {path}: {answer}");
+        assert_eq!(
+            answer["error"]["code"], *want_code,
+            "{method} {path}: {answer}"
+        );
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(
+            message.len() > 10,
+            "{method} {path}: the message explains: {message}"
+        );
+    }
+    // Not one write reached etcd: its revision is where it was.
+    let (_, after) = meta.range(keys.root()).await.unwrap();
+    assert_eq!(before, after, "bad requests changed nothing in etcd");
+    // The server still serves.
+    let (status, _) = call(&http, M::GET, format!("{}/v1/topics", controller.url), None).await;
+    assert_eq!(status, 200);
+}
+
+async fn balanced_over_two(meta: &Arc<dyn MetaStore>, keys: &Keyspace) {
+    eventually(
+        "both partitions assigned",
+        Duration::from_secs(10),
+        || async { (assignments(meta, keys).await.len() == 2).then_some(()) },
+    )
+    .await;
+}
+
+/// Every route the OpenAPI document lists answers on the live server (with a domain answer,
+/// not "no such route" or "wrong method"), and the document lists every route there is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_document_matches_the_live_routes() {
+    let etcd = EtcdServer::start().expect("real etcd must start");
+    let meta_url = etcd.endpoint().replace("http://", "etcd://");
+    let logs = tempfile::tempdir().unwrap();
+    let controller = start_controller("c1", &meta_url, logs.path());
+    let http = reqwest::Client::new();
+    let (status, doc) = call(
+        &http,
+        reqwest::Method::GET,
+        format!("{}/openapi.json", controller.url),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.0.3");
+    let paths = doc["paths"].as_object().unwrap();
+    let mut operations = 0;
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            operations += 1;
+            let concrete = path
+                .replace("{topic}", "some-topic")
+                .replace("{broker}", "some-broker");
+            let body = op.get("requestBody").map(|_| "{}");
+            let method: reqwest::Method = method.to_uppercase().parse().unwrap();
+            let (status, answer) = call(
+                &http,
+                method.clone(),
+                format!("{}{concrete}", controller.url),
+                body,
+            )
+            .await;
+            let code = answer["error"]["code"].as_str().unwrap_or("");
+            assert!(
+                code != "NOT_FOUND" && code != "METHOD_NOT_ALLOWED" && status != 405,
+                "{method} {path} is documented but not served: {status} {answer}"
+            );
+            let documented: Vec<&String> = op["responses"].as_object().unwrap().keys().collect();
+            if (200..300).contains(&status) {
+                assert!(
+                    documented.contains(&&status.to_string()),
+                    "{method} {path}: {status} undocumented"
+                );
+            }
+        }
+    }
+    assert_eq!(operations, 15, "every route is documented");
+    // Methods a path does not document are refused as such.
+    for (path, item) in paths {
+        for method in ["get", "post", "delete", "put", "patch"] {
+            if item.get(method).is_none() {
+                let concrete = path.replace("{topic}", "x").replace("{broker}", "x");
+                let (status, _) = call(
+                    &http,
+                    method.to_uppercase().parse().unwrap(),
+                    format!("{}{concrete}", controller.url),
+                    None,
+                )
+                .await;
+                assert_eq!(
+                    status, 405,
+                    "{method} {path} is not documented, so it must not be served"
+                );
+            }
+        }
+    }
+}

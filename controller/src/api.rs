@@ -1,0 +1,312 @@
+//! The admin REST API (axum), on port 7080 by default.
+//!
+//! Every error is JSON, `{"error": {"code": "UNKNOWN_TOPIC", "message": "..."}}`, with the
+//! HTTP status of its [`ErrorCode`]; that includes malformed bodies, unknown routes and wrong
+//! methods. The OpenAPI document at `/openapi.json` is built from [`openapi::ROUTES`], the same
+//! table a test walks against the live router.
+
+pub mod openapi;
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, MatchedPath, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use strata_meta::{Election, MetaStore};
+use strata_proto::ErrorCode;
+
+use crate::admin::{Admin, NewTopic};
+use crate::error::ControllerError;
+use crate::metrics::{Metrics, RequestLabels};
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    pub admin: Admin,
+    pub meta: Arc<dyn MetaStore>,
+    pub metrics: Arc<Metrics>,
+    pub election: Election,
+}
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    code: ErrorCode,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ControllerError> for ApiError {
+    fn from(e: ControllerError) -> Self {
+        Self {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = json!({ "error": { "code": self.code.as_str(), "message": self.message } });
+        (status, Json(body)).into_response()
+    }
+}
+
+/// A JSON body whose rejections are API errors rather than axum's plain-text answers.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => {
+                let detail = match &rejection {
+                    JsonRejection::MissingJsonContentType(_) => {
+                        "send the body as JSON with `content-type: application/json`".to_owned()
+                    }
+                    other => format!(
+                        "{}; see /openapi.json for the expected shape",
+                        other.body_text()
+                    ),
+                };
+                Err(ApiError::new(
+                    ErrorCode::InvalidArgument,
+                    format!("malformed request body: {detail}"),
+                ))
+            }
+        }
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The router with every route of [`openapi::ROUTES`].
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi_json))
+        .route("/v1/controller", get(controller_leader))
+        .route("/v1/topics", get(list_topics).post(create_topic))
+        .route(
+            "/v1/topics/{topic}",
+            get(describe_topic).delete(delete_topic),
+        )
+        .route("/v1/topics/{topic}/partitions", post(add_partitions))
+        .route("/v1/partitions", get(list_partitions))
+        .route("/v1/brokers", get(list_brokers))
+        .route("/v1/brokers/{broker}/drain", post(drain).delete(undrain))
+        .route("/v1/reassignments", post(reassign))
+        .fallback(|| async {
+            ApiError::new(ErrorCode::NotFound, "no such route; see /openapi.json")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                "this route does not take that method; see /openapi.json",
+            )
+        })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .with_state(state)
+}
+
+async fn count_requests(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    state
+        .metrics
+        .admin_requests
+        .get_or_create(&RequestLabels {
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Ready when the metadata store answers.
+async fn readyz(State(state): State<ApiState>) -> ApiResult<Json<serde_json::Value>> {
+    let probe = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        state.meta.get(state.admin.keys().root()),
+    );
+    match probe.await {
+        Ok(Ok(_)) => Ok(Json(json!({ "status": "ready" }))),
+        Ok(Err(e)) => Err(ApiError::new(
+            ErrorCode::Unavailable,
+            format!("metadata store: {e}"),
+        )),
+        Err(_) => Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "metadata store did not answer within 2 s",
+        )),
+    }
+}
+
+async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+async fn openapi_json() -> Json<serde_json::Value> {
+    Json(openapi::document())
+}
+
+async fn controller_leader(State(state): State<ApiState>) -> ApiResult<Json<serde_json::Value>> {
+    let leader = state
+        .election
+        .leader()
+        .await
+        .map_err(ControllerError::from)?;
+    Ok(Json(json!({
+        "leader": leader.as_ref().map(|l| String::from_utf8_lossy(&l.value).into_owned()),
+        "term": leader.map(|l| l.revision),
+    })))
+}
+
+async fn list_topics(State(state): State<ApiState>) -> ApiResult<impl IntoResponse> {
+    Ok(Json(state.admin.list_topics().await?))
+}
+
+async fn create_topic(
+    State(state): State<ApiState>,
+    ApiJson(new): ApiJson<NewTopic>,
+) -> ApiResult<impl IntoResponse> {
+    Ok((
+        StatusCode::CREATED,
+        Json(state.admin.create_topic(new).await?),
+    ))
+}
+
+async fn describe_topic(
+    State(state): State<ApiState>,
+    Path(topic): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(state.admin.describe_topic(&topic).await?))
+}
+
+async fn delete_topic(
+    State(state): State<ApiState>,
+    Path(topic): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    state.admin.delete_topic(&topic).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddPartitions {
+    partitions: i64,
+}
+
+async fn add_partitions(
+    State(state): State<ApiState>,
+    Path(topic): Path<String>,
+    ApiJson(body): ApiJson<AddPartitions>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(
+        state.admin.add_partitions(&topic, body.partitions).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartitionFilter {
+    topic: Option<String>,
+}
+
+async fn list_partitions(
+    State(state): State<ApiState>,
+    Query(filter): Query<PartitionFilter>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(
+        state.admin.list_partitions(filter.topic.as_deref()).await?,
+    ))
+}
+
+async fn list_brokers(State(state): State<ApiState>) -> ApiResult<impl IntoResponse> {
+    Ok(Json(state.admin.list_brokers().await?))
+}
+
+async fn drain(
+    State(state): State<ApiState>,
+    Path(broker): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(json!({ "moves": state.admin.drain(&broker).await? })))
+}
+
+async fn undrain(
+    State(state): State<ApiState>,
+    Path(broker): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(
+        json!({ "moves": state.admin.undrain(&broker).await? }),
+    ))
+}
+
+/// Either one partition to one broker, or `{"rebalance": true}`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+enum Reassignment {
+    One {
+        topic: String,
+        partition: i64,
+        broker: String,
+    },
+    Rebalance {
+        rebalance: bool,
+    },
+}
+
+async fn reassign(
+    State(state): State<ApiState>,
+    ApiJson(body): ApiJson<Reassignment>,
+) -> ApiResult<impl IntoResponse> {
+    let moves = match body {
+        Reassignment::One {
+            topic,
+            partition,
+            broker,
+        } => vec![state.admin.reassign(&topic, partition, &broker).await?],
+        Reassignment::Rebalance { rebalance: true } => state.admin.rebalance().await?,
+        Reassignment::Rebalance { rebalance: false } => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidArgument,
+                "`rebalance` must be true when given",
+            ));
+        }
+    };
+    Ok(Json(json!({ "moves": moves })))
+}

@@ -1,0 +1,286 @@
+//! The OpenAPI 3.0 document of the admin API, built from one route table.
+
+use serde_json::{Value, json};
+
+/// One operation of the API.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// Schema name of the JSON body, if the operation takes one.
+    pub body: Option<&'static str>,
+    /// Status and schema name of the success answer (`None`: no body).
+    pub ok: (u16, Option<&'static str>),
+}
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    body: Option<&'static str>,
+    ok: (u16, Option<&'static str>),
+) -> Route {
+    Route {
+        method,
+        path,
+        summary,
+        body,
+        ok,
+    }
+}
+
+/// Every route the router serves.
+pub const ROUTES: &[Route] = &[
+    route(
+        "get",
+        "/healthz",
+        "Liveness: the process serves HTTP",
+        None,
+        (200, Some("Status")),
+    ),
+    route(
+        "get",
+        "/readyz",
+        "Readiness: the metadata store answers",
+        None,
+        (200, Some("Status")),
+    ),
+    route(
+        "get",
+        "/metrics",
+        "Prometheus metrics (text format)",
+        None,
+        (200, None),
+    ),
+    route("get", "/openapi.json", "This document", None, (200, None)),
+    route(
+        "get",
+        "/v1/controller",
+        "The active controller and its term",
+        None,
+        (200, Some("Leader")),
+    ),
+    route(
+        "get",
+        "/v1/topics",
+        "List topics",
+        None,
+        (200, Some("TopicList")),
+    ),
+    route(
+        "post",
+        "/v1/topics",
+        "Create a topic; its partitions are assigned before the answer",
+        Some("NewTopic"),
+        (201, Some("Topic")),
+    ),
+    route(
+        "get",
+        "/v1/topics/{topic}",
+        "Describe a topic and its partitions",
+        None,
+        (200, Some("TopicDescription")),
+    ),
+    route(
+        "delete",
+        "/v1/topics/{topic}",
+        "Delete a topic and its metadata",
+        None,
+        (204, None),
+    ),
+    route(
+        "post",
+        "/v1/topics/{topic}/partitions",
+        "Raise the partition count",
+        Some("AddPartitions"),
+        (200, Some("Topic")),
+    ),
+    route(
+        "get",
+        "/v1/partitions",
+        "Partitions with owner, epoch and high watermark (optional ?topic=)",
+        None,
+        (200, Some("PartitionList")),
+    ),
+    route(
+        "get",
+        "/v1/brokers",
+        "Registered brokers",
+        None,
+        (200, Some("BrokerList")),
+    ),
+    route(
+        "post",
+        "/v1/brokers/{broker}/drain",
+        "Drain a broker: move its partitions off and keep them off",
+        None,
+        (200, Some("Moves")),
+    ),
+    route(
+        "delete",
+        "/v1/brokers/{broker}/drain",
+        "Undrain a broker and give it its share back",
+        None,
+        (200, Some("Moves")),
+    ),
+    route(
+        "post",
+        "/v1/reassignments",
+        "Move one partition to a broker, or rebalance everything",
+        Some("Reassignment"),
+        (200, Some("Moves")),
+    ),
+];
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn operation(route: &Route) -> Value {
+    let mut op = json!({
+        "summary": route.summary,
+        "operationId": format!("{}{}", route.method, route.path.replace(['/', '{', '}', '.'], "_")),
+        "responses": {
+            "default": {
+                "description": "An error with a stable code",
+                "content": { "application/json": { "schema": schema_ref("Error") } }
+            }
+        }
+    });
+    let (status, schema) = route.ok;
+    let mut ok = json!({ "description": "Success" });
+    if let Some(name) = schema {
+        ok["content"] = json!({ "application/json": { "schema": schema_ref(name) } });
+    } else if route.path == "/metrics" {
+        ok["content"] = json!({ "text/plain": { "schema": { "type": "string" } } });
+    }
+    op["responses"][status.to_string()] = ok;
+    let mut parameters: Vec<Value> = route
+        .path
+        .split('/')
+        .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+        .collect();
+    if route.path == "/v1/partitions" {
+        parameters.push(json!({ "name": "topic", "in": "query", "required": false, "schema": { "type": "string" } }));
+    }
+    if !parameters.is_empty() {
+        op["parameters"] = Value::Array(parameters);
+    }
+    if let Some(body) = route.body {
+        op["requestBody"] = json!({
+            "required": true,
+            "content": { "application/json": { "schema": schema_ref(body) } }
+        });
+    }
+    op
+}
+
+fn schemas() -> Value {
+    let topic_fields = json!({
+        "name": { "type": "string" },
+        "id": { "type": "integer", "format": "int64" },
+        "partitions": { "type": "integer" },
+        "retention_ms": { "type": "integer", "format": "int64", "description": "-1 keeps data forever" },
+        "retention_bytes": { "type": "integer", "format": "int64", "description": "-1 for no limit" },
+        "segment_bytes": { "type": "integer", "format": "int64" },
+        "created_ms": { "type": "integer", "format": "int64" }
+    });
+    let partition = json!({
+        "type": "object",
+        "required": ["topic", "partition", "epoch", "high_watermark"],
+        "properties": {
+            "topic": { "type": "string" },
+            "partition": { "type": "integer" },
+            "broker": { "type": "string", "nullable": true },
+            "epoch": { "type": "integer", "format": "int64" },
+            "high_watermark": { "type": "integer", "format": "int64" }
+        }
+    });
+    json!({
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": { "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": { "type": "string", "enum": strata_proto::ErrorCode::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>() },
+                    "message": { "type": "string" }
+                }
+            } }
+        },
+        "Status": { "type": "object", "properties": { "status": { "type": "string" } } },
+        "Leader": { "type": "object", "properties": {
+            "leader": { "type": "string", "nullable": true },
+            "term": { "type": "integer", "format": "int64", "nullable": true }
+        } },
+        "NewTopic": {
+            "type": "object",
+            "required": ["name", "partitions"],
+            "additionalProperties": false,
+            "properties": {
+                "name": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,249}$" },
+                "partitions": { "type": "integer", "minimum": 1, "maximum": crate::admin::MAX_PARTITIONS },
+                "retention_ms": { "type": "integer", "format": "int64" },
+                "retention_bytes": { "type": "integer", "format": "int64" },
+                "segment_bytes": { "type": "integer", "format": "int64", "minimum": 1024 }
+            }
+        },
+        "Topic": { "type": "object", "properties": topic_fields.clone() },
+        "TopicList": { "type": "array", "items": schema_ref("Topic") },
+        "TopicDescription": {
+            "type": "object",
+            "properties": {
+                "partitions_detail": { "type": "array", "items": schema_ref("Partition") }
+            },
+            "allOf": [schema_ref("Topic")]
+        },
+        "AddPartitions": {
+            "type": "object", "required": ["partitions"], "additionalProperties": false,
+            "properties": { "partitions": { "type": "integer", "minimum": 1 } }
+        },
+        "Partition": partition,
+        "PartitionList": { "type": "array", "items": schema_ref("Partition") },
+        "Broker": { "type": "object", "properties": {
+            "id": { "type": "string" }, "addr": { "type": "string" },
+            "started_ms": { "type": "integer", "format": "int64" },
+            "draining": { "type": "boolean" }, "partitions": { "type": "integer" }
+        } },
+        "BrokerList": { "type": "array", "items": schema_ref("Broker") },
+        "Move": { "type": "object", "properties": {
+            "topic": { "type": "string" }, "partition": { "type": "integer" },
+            "from": { "type": "string", "nullable": true }, "to": { "type": "string" },
+            "epoch": { "type": "integer", "format": "int64" }
+        } },
+        "Moves": { "type": "object", "properties": { "moves": { "type": "array", "items": schema_ref("Move") } } },
+        "Reassignment": { "oneOf": [
+            { "type": "object", "required": ["topic", "partition", "broker"], "additionalProperties": false,
+              "properties": { "topic": { "type": "string" }, "partition": { "type": "integer" }, "broker": { "type": "string" } } },
+            { "type": "object", "required": ["rebalance"], "additionalProperties": false,
+              "properties": { "rebalance": { "type": "boolean", "enum": [true] } } }
+        ] }
+    })
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for route in ROUTES {
+        let entry = paths
+            .entry(route.path.to_owned())
+            .or_insert_with(|| json!({}));
+        entry[route.method] = operation(route);
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Strata admin API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Topics, partitions, brokers and reassignment of a Strata cluster."
+        },
+        "paths": paths,
+        "components": { "schemas": schemas() }
+    })
+}

@@ -1,0 +1,71 @@
+//! Prometheus metrics of the controller, rendered at `/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    pub status: u16,
+}
+
+/// Every metric the controller exports.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub is_leader: Gauge,
+    pub reconciles: Counter,
+    pub partition_moves: Counter,
+    pub live_brokers: Gauge,
+    pub partitions: Gauge,
+    pub homeless_partitions: Gauge,
+    pub admin_requests: Family<RequestLabels, Counter>,
+}
+
+impl Metrics {
+    /// Renders the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut registry = Registry::with_prefix("strata_controller");
+        registry.register(
+            "is_leader",
+            "1 while this controller is the active one",
+            self.is_leader.clone(),
+        );
+        registry.register(
+            "reconciles",
+            "Reconcile passes run as the active controller",
+            self.reconciles.clone(),
+        );
+        registry.register(
+            "partition_moves",
+            "Assignment changes written",
+            self.partition_moves.clone(),
+        );
+        registry.register(
+            "live_brokers",
+            "Registered brokers",
+            self.live_brokers.clone(),
+        );
+        registry.register(
+            "partitions",
+            "Partitions of all topics",
+            self.partitions.clone(),
+        );
+        registry.register(
+            "homeless_partitions",
+            "Partitions without a live owner",
+            self.homeless_partitions.clone(),
+        );
+        registry.register(
+            "admin_requests",
+            "Admin API requests by route and status",
+            self.admin_requests.clone(),
+        );
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

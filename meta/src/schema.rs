@@ -1,0 +1,258 @@
+//! The keyspace under `/strata/{cluster}/` and the JSON values kept there.
+//!
+//! Every component that reads or writes metadata goes through [`Keyspace`], so the layout in
+//! `docs/design.md` has exactly one implementation.
+
+use serde::{Deserialize, Serialize};
+
+/// Builds and parses the keys of one cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyspace {
+    root: String,
+}
+
+/// Why a name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {kind} name `{name}`: {reason}")]
+pub struct InvalidName {
+    pub kind: &'static str,
+    pub name: String,
+    pub reason: &'static str,
+}
+
+/// Names that become key segments: 1–249 characters of `[A-Za-z0-9._-]`, as Kafka allows for
+/// topics, and never `.` or `..`.
+pub fn validate_name(kind: &'static str, name: &str) -> Result<(), InvalidName> {
+    let fail = |reason| {
+        Err(InvalidName {
+            kind,
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.is_empty() || name.len() > 249 {
+        return fail("use 1 to 249 characters");
+    }
+    if name == "." || name == ".." {
+        return fail("`.` and `..` are reserved");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return fail("use only letters, digits, `.`, `_` and `-`");
+    }
+    Ok(())
+}
+
+impl Keyspace {
+    /// The keyspace of cluster `cluster`.
+    pub fn new(cluster: &str) -> Result<Self, InvalidName> {
+        validate_name("cluster", cluster)?;
+        Ok(Self {
+            root: format!("/strata/{cluster}"),
+        })
+    }
+
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// Prefix of broker registrations (`brokers/{id}` → [`BrokerInfo`], on the broker's lease).
+    pub fn brokers(&self) -> String {
+        format!("{}/brokers/", self.root)
+    }
+    pub fn broker(&self, id: &str) -> String {
+        format!("{}{id}", self.brokers())
+    }
+    pub fn broker_id_of<'k>(&self, key: &'k str) -> Option<&'k str> {
+        key.strip_prefix(self.root.as_str())?
+            .strip_prefix("/brokers/")
+    }
+
+    /// Prefix of the controller election.
+    pub fn controller(&self) -> String {
+        format!("{}/controller", self.root)
+    }
+
+    /// Prefix of drained brokers (`drain/{id}` → [`Drain`]); drained brokers get no partitions.
+    pub fn drains(&self) -> String {
+        format!("{}/drain/", self.root)
+    }
+    pub fn drain(&self, broker: &str) -> String {
+        format!("{}{broker}", self.drains())
+    }
+
+    /// Prefix of topic definitions (`topics/{topic}` → [`TopicConfig`]).
+    pub fn topics(&self) -> String {
+        format!("{}/topics/", self.root)
+    }
+    pub fn topic(&self, topic: &str) -> String {
+        format!("{}{topic}", self.topics())
+    }
+    pub fn topic_name_of<'k>(&self, key: &'k str) -> Option<&'k str> {
+        key.strip_prefix(self.root.as_str())?
+            .strip_prefix("/topics/")
+    }
+
+    /// Prefix of every assignment (`assign/{topic}/{p}` → [`Assignment`]).
+    pub fn assignments(&self) -> String {
+        format!("{}/assign/", self.root)
+    }
+    pub fn topic_assignments(&self, topic: &str) -> String {
+        format!("{}{topic}/", self.assignments())
+    }
+    pub fn assignment(&self, topic: &str, partition: u32) -> String {
+        format!("{}{partition}", self.topic_assignments(topic))
+    }
+    /// `(topic, partition)` of an assignment key.
+    pub fn partition_of(&self, key: &str) -> Option<(String, u32)> {
+        let rest = key
+            .strip_prefix(self.root.as_str())?
+            .strip_prefix("/assign/")?;
+        let (topic, partition) = rest.rsplit_once('/')?;
+        Some((topic.to_owned(), partition.parse().ok()?))
+    }
+
+    /// Prefix of a topic's log metadata (checkpoints and segment lists of all its partitions).
+    pub fn topic_log(&self, topic: &str) -> String {
+        format!("{}/log/{topic}/", self.root)
+    }
+    /// Prefix of one partition's log metadata.
+    pub fn log(&self, topic: &str, partition: u32) -> String {
+        format!("{}{partition}/", self.topic_log(topic))
+    }
+    /// The partition's checkpoint (`log/{topic}/{p}/commit` → [`Checkpoint`]).
+    pub fn commit(&self, topic: &str, partition: u32) -> String {
+        format!("{}commit", self.log(topic, partition))
+    }
+    /// Prefix of the partition's segment records.
+    pub fn segments(&self, topic: &str, partition: u32) -> String {
+        format!("{}seg/", self.log(topic, partition))
+    }
+    /// One segment record; zero-padded so keys sort by offset.
+    pub fn segment(&self, topic: &str, partition: u32, base_offset: i64) -> String {
+        format!("{}{base_offset:020}", self.segments(topic, partition))
+    }
+
+    /// Prefix of consumer group state.
+    pub fn groups(&self) -> String {
+        format!("{}/groups/", self.root)
+    }
+    pub fn group(&self, group: &str) -> String {
+        format!("{}{group}/", self.groups())
+    }
+}
+
+/// A live broker, registered under its lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerInfo {
+    pub id: String,
+    /// Address its gRPC service answers on, as clients and proxies should dial it.
+    pub addr: String,
+    pub started_ms: i64,
+}
+
+/// An operator's request that a broker hold no partitions (for a rolling restart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drain {
+    pub requested_ms: i64,
+}
+
+/// A topic and its settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicConfig {
+    /// Random id of this incarnation of the topic, so metadata of a deleted topic can never
+    /// be mistaken for a new topic of the same name.
+    pub id: u64,
+    pub partitions: u32,
+    /// Delete segments older than this; -1 keeps them forever.
+    pub retention_ms: i64,
+    /// Delete the oldest segments while a partition holds more than this; -1 for no limit.
+    pub retention_bytes: i64,
+    /// Compaction merges small flushed objects into segments of about this size.
+    pub segment_bytes: u64,
+    pub created_ms: i64,
+}
+
+/// Defaults of new topics, as in Kafka: keep a week, no size limit, 128 MiB segments.
+pub const DEFAULT_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+pub const DEFAULT_SEGMENT_BYTES: u64 = 128 << 20;
+
+/// Which broker owns a partition, and since which epoch. The controller bumps `epoch` on every
+/// change; a broker's commits compare it, so a former owner can never commit again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub broker: String,
+    pub epoch: u64,
+    pub topic_id: u64,
+}
+
+/// A partition's checkpoint: the last committed state of its log. Consumers see offsets below
+/// `next_offset` (the high watermark); `epoch` is the owner's assignment epoch at commit time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub epoch: u64,
+    pub next_offset: i64,
+    pub broker: String,
+    pub committed_ms: i64,
+}
+
+/// Encodes a value for storage.
+pub fn encode<T: Serialize>(value: &T) -> bytes::Bytes {
+    bytes::Bytes::from(serde_json::to_vec(value).expect("schema values always serialize"))
+}
+
+/// A stored value that does not parse as what its key promises.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("metadata value at {key} is not valid: {detail}; fix or delete the key")]
+pub struct BadValue {
+    pub key: String,
+    pub detail: String,
+}
+
+/// Decodes a stored value, naming the key when it does not parse.
+pub fn decode<T: for<'de> Deserialize<'de>>(key: &str, value: &[u8]) -> Result<T, BadValue> {
+    serde_json::from_slice(value).map_err(|e| BadValue {
+        key: key.to_owned(),
+        detail: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        let ks = Keyspace::new("prod").unwrap();
+        assert_eq!(ks.assignment("orders", 7), "/strata/prod/assign/orders/7");
+        assert_eq!(
+            ks.partition_of(&ks.assignment("a.b-c", 12)),
+            Some(("a.b-c".into(), 12))
+        );
+        assert_eq!(ks.broker_id_of(&ks.broker("b1")), Some("b1"));
+        assert_eq!(ks.topic_name_of(&ks.topic("t")), Some("t"));
+        assert_eq!(
+            ks.segment("t", 0, 42),
+            "/strata/prod/log/t/0/seg/00000000000000000042"
+        );
+        assert!(ks.commit("t", 1).starts_with(&ks.log("t", 1)));
+        // A topic's prefix never matches another topic that merely starts with its name.
+        assert!(
+            !ks.assignment("ab", 0)
+                .starts_with(&ks.topic_assignments("a"))
+        );
+    }
+
+    #[test]
+    fn names_are_checked() {
+        for good in ["t", "a.b_c-1", &"x".repeat(249)] {
+            assert!(validate_name("topic", good).is_ok(), "{good}");
+        }
+        for bad in ["", "a/b", "..", "sp ace", &"x".repeat(250), "ünï"] {
+            let err = validate_name("topic", bad).unwrap_err();
+            assert!(err.to_string().contains("invalid topic name"), "{err}");
+        }
+    }
+}

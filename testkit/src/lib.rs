@@ -1,0 +1,14 @@
+//! Test-only helpers that start the real components Strata's tests run against: an `etcd`
+//! server and an S3-protocol server (`s3s-fs`), each on loopback with a private data directory.
+//!
+//! Nothing here is a mock. When a binary is missing the helpers fail with a message that names
+//! the script installing it (`scripts/setup.sh`), because a skipped real component would let a
+//! broken feature pass.
+
+mod etcd;
+mod process;
+mod s3;
+
+pub use etcd::EtcdServer;
+pub use process::{ChildGuard, find_binary, free_port, wait_for_tcp};
+pub use s3::S3Server;
