@@ -1,1 +1,27 @@
-//! Not built yet: this crate is delivered by issue 4 (see `docs/design.md`).
+//! The broker's write path. A broker owns the partitions the controller assigns it and holds
+//! nothing that cannot be lost: every byte it accepts goes to the storage node pool, every
+//! commit to the metadata store.
+//!
+//! - [`Partition`]: the state machine `Start → Recover → Write → (Closing → Closed) | Fenced`,
+//!   dense offsets, a bounded buffer with back-pressure, idempotent-producer dedup.
+//! - [`Broker`]: the partitions of this broker and the flusher, which turns each partition's
+//!   buffer into one segment object per cycle and commits all of them together, each guarded
+//!   by its assignment, so a broker that lost a partition can never commit to it again.
+
+mod broker;
+mod error;
+mod flush;
+pub mod http;
+mod maintenance;
+pub mod metrics;
+mod node;
+pub mod partition;
+mod service;
+
+pub use broker::{Broker, BrokerConfig};
+pub use error::{BrokerError, Result};
+pub use flush::{FlushStats, PARTITIONS_PER_TXN};
+pub use maintenance::{MaintenanceConfig, MaintenanceStats};
+pub use node::NodeConfig;
+pub use partition::{Ack, Limits, Partition, PartitionState};
+pub use service::BrokerService;

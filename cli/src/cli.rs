@@ -26,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a controller: leader election, partition assignment and the admin REST API.
     Controller(ControllerArgs),
+    /// Run a broker: owns the partitions the controller assigns it and writes them to storage.
+    Broker(BrokerArgs),
 }
 
 /// Settings every server role shares.
@@ -56,4 +58,59 @@ pub struct ControllerArgs {
     /// Seconds a dead active controller keeps its leadership before a standby takes over.
     #[arg(long, env = "STRATA_ELECTION_TTL_SECS")]
     pub election_ttl_secs: Option<u64>,
+}
+
+/// Where segment objects go.
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    /// A storage node, `name=url` or a URL (file:///dir, s3://bucket?endpoint=..., memory://name).
+    /// Repeat for a pool of nodes.
+    #[arg(
+        long = "storage-node",
+        env = "STRATA_STORAGE_NODES",
+        value_delimiter = ','
+    )]
+    pub storage_nodes: Vec<String>,
+
+    /// Copies of every object, on distinct nodes.
+    #[arg(long, env = "STRATA_STORAGE_REPLICAS")]
+    pub storage_replicas: Option<usize>,
+
+    /// Do not fsync file:// writes. Acknowledged data can then be lost on power failure: for
+    /// benchmarks only.
+    #[arg(long, env = "STRATA_NO_FSYNC")]
+    pub no_fsync: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BrokerArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    #[command(flatten)]
+    pub storage: StorageArgs,
+
+    /// This broker's stable name (default: $HOSTNAME, else broker-{pid}).
+    #[arg(long, env = "STRATA_BROKER_ID")]
+    pub id: Option<String>,
+
+    /// Address the broker's gRPC service listens on.
+    #[arg(long, env = "STRATA_BROKER_ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Address of the broker's HTTP endpoint: /healthz, /readyz, /metrics.
+    #[arg(long, env = "STRATA_BROKER_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+
+    /// Address others dial to reach this broker (default: the listen address).
+    #[arg(long, env = "STRATA_BROKER_ADVERTISED_ADDR")]
+    pub advertised_addr: Option<String>,
+
+    /// Seconds without a lease renewal after which the broker counts as dead.
+    #[arg(long, env = "STRATA_LEASE_TTL_SECS")]
+    pub lease_ttl_secs: Option<u64>,
+
+    /// Milliseconds a flush waits for more data after the first buffered byte.
+    #[arg(long, env = "STRATA_LINGER_MS")]
+    pub linger_ms: Option<u64>,
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod broker;
 mod controller;
 
 use crate::cli::{Cli, Command};
@@ -9,7 +10,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let file = FileConfig::load(cli.config.as_deref())?;
     match cli.command {
         Command::Controller(args) => controller::run(args, file).await,
+        Command::Broker(args) => broker::run(args, file).await,
     }
+}
+
+/// Runs a server role's tasks until SIGTERM or Ctrl-C (or until one of them stops), then
+/// cancels them all and waits for each to finish its own graceful shutdown.
+pub async fn run_until_stopped(
+    mut tasks: tokio::task::JoinSet<anyhow::Result<()>>,
+    cancel: tokio_util::sync::CancellationToken,
+    role: &str,
+) -> anyhow::Result<()> {
+    tokio::select! {
+        () = shutdown_signal() => tracing::info!(role, "shutting down"),
+        Some(done) = tasks.join_next() => {
+            cancel.cancel();
+            done??;
+            anyhow::bail!("a {role} task stopped unexpectedly");
+        }
+    }
+    cancel.cancel();
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    Ok(())
 }
 
 /// Resolves when the process is asked to stop (SIGTERM or Ctrl-C).

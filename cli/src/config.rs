@@ -14,6 +14,31 @@ pub struct FileConfig {
     pub meta: MetaSection,
     #[serde(default)]
     pub controller: ControllerSection,
+    #[serde(default)]
+    pub broker: BrokerSection,
+    #[serde(default)]
+    pub storage: StorageSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerSection {
+    pub id: Option<String>,
+    pub listen: Option<std::net::SocketAddr>,
+    pub http_addr: Option<std::net::SocketAddr>,
+    pub advertised_addr: Option<String>,
+    pub lease_ttl_secs: Option<u64>,
+    pub linger_ms: Option<u64>,
+    pub max_batch_bytes: Option<usize>,
+    pub max_buffer_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    pub nodes: Option<Vec<String>>,
+    pub replicas: Option<usize>,
+    pub fsync: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -34,6 +59,28 @@ pub const DEFAULT_CLUSTER: &str = "default";
 pub const DEFAULT_META: &str = "etcd://127.0.0.1:2379";
 pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:7080";
 pub const DEFAULT_ELECTION_TTL_SECS: u64 = 5;
+pub const DEFAULT_BROKER_ADDR: &str = "127.0.0.1:7071";
+pub const DEFAULT_BROKER_HTTP_ADDR: &str = "127.0.0.1:7072";
+pub const DEFAULT_LEASE_TTL_SECS: u64 = 5;
+pub const DEFAULT_LINGER_MS: u64 = 5;
+pub const DEFAULT_REPLICAS: usize = 1;
+
+impl crate::cli::CommonArgs {
+    /// Cluster name and metadata store URL: flag or environment, else the file, else default.
+    pub fn resolve(&self, file: &FileConfig) -> (String, String) {
+        let cluster = self
+            .cluster
+            .clone()
+            .or_else(|| file.cluster.clone())
+            .unwrap_or_else(|| DEFAULT_CLUSTER.into());
+        let meta = self
+            .meta
+            .clone()
+            .or_else(|| file.meta.url.clone())
+            .unwrap_or_else(|| DEFAULT_META.into());
+        (cluster, meta)
+    }
+}
 
 impl FileConfig {
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {

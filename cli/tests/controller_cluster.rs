@@ -4,57 +4,19 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{Cluster, Proc, call, eventually};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use strata_meta::schema::{self, Assignment, BrokerInfo, Keyspace};
 use strata_meta::{LeaseKeeper, MetaStore, WatchEvent};
-use strata_testkit::{ChildGuard, EtcdServer, free_port, wait_for_tcp};
 
 const TTL: Duration = Duration::from_secs(2);
-
-struct ControllerProcess {
-    id: String,
-    url: String,
-    process: ChildGuard,
-}
-
-fn start_controller(id: &str, meta: &str, logs: &std::path::Path) -> ControllerProcess {
-    let port = free_port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
-    command
-        .args([
-            "controller",
-            "--cluster",
-            "test",
-            "--meta",
-            meta,
-            "--id",
-            id,
-        ])
-        .args([
-            "--admin-addr",
-            &format!("127.0.0.1:{port}"),
-            "--election-ttl-secs",
-            "2",
-        ])
-        .env("STRATA_LOG", "info");
-    let process = ChildGuard::spawn(id, command, logs.join(format!("{id}.log"))).unwrap();
-    wait_for_tcp(
-        format!("127.0.0.1:{port}").parse().unwrap(),
-        Duration::from_secs(20),
-    )
-    .unwrap_or_else(|e| panic!("{id} did not start: {e}\n{}", process.log_tail(30)));
-    ControllerProcess {
-        id: id.into(),
-        url: format!("http://127.0.0.1:{port}"),
-        process,
-    }
-}
 
 async fn register(meta: &Arc<dyn MetaStore>, keys: &Keyspace, id: &str) -> LeaseKeeper {
     let keeper = LeaseKeeper::start(meta.clone(), TTL).await.unwrap();
@@ -93,25 +55,6 @@ fn counts(map: &BTreeMap<u32, Assignment>) -> BTreeMap<String, usize> {
     counts
 }
 
-/// Polls `check` until it returns `Some` or `timeout` passes.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Waits until the 12 partitions are spread over exactly `brokers`, evenly.
 async fn balanced_over(
     meta: &Arc<dyn MetaStore>,
@@ -135,9 +78,9 @@ async fn balanced_over(
     .await
 }
 
-async fn leader(http: &reqwest::Client, controller: &ControllerProcess) -> Option<String> {
+async fn leader(http: &reqwest::Client, controller: &Proc) -> Option<String> {
     let body: Value = http
-        .get(format!("{}/v1/controller", controller.url))
+        .get(format!("{}/v1/controller", controller.url()))
         .send()
         .await
         .ok()?
@@ -147,34 +90,10 @@ async fn leader(http: &reqwest::Client, controller: &ControllerProcess) -> Optio
     body["leader"].as_str().map(str::to_owned)
 }
 
-async fn call(
-    http: &reqwest::Client,
-    method: reqwest::Method,
-    url: String,
-    body: Option<&str>,
-) -> (u16, Value) {
-    let mut request = http.request(method, url);
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/json")
-            .body(body.to_owned());
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controllers_keep_partitions_balanced_through_failures() {
-    let etcd = EtcdServer::start().expect("real etcd must start");
-    let meta_url = etcd.endpoint().replace("http://", "etcd://");
-    let logs = tempfile::tempdir().unwrap();
-    let meta = strata_meta::open(&meta_url).await.unwrap();
-    let keys = Keyspace::new("test").unwrap();
+    let cluster = Cluster::start("controllers").await;
+    let (meta, keys) = (cluster.meta.clone(), cluster.keys.clone());
     let http = reqwest::Client::new();
 
     // Record every assignment write for the epoch check at the end.
@@ -192,10 +111,7 @@ async fn controllers_keep_partitions_balanced_through_failures() {
         })
     };
 
-    let mut controllers = vec![
-        start_controller("c1", &meta_url, logs.path()),
-        start_controller("c2", &meta_url, logs.path()),
-    ];
+    let mut controllers = vec![cluster.controller("c1"), cluster.controller("c2")];
     let b1 = register(&meta, &keys, "b1").await;
     let b2 = register(&meta, &keys, "b2").await;
     let b3 = register(&meta, &keys, "b3").await;
@@ -203,7 +119,7 @@ async fn controllers_keep_partitions_balanced_through_failures() {
     let (status, body) = call(
         &http,
         reqwest::Method::POST,
-        format!("{}/v1/topics", controllers[0].url),
+        format!("{}/v1/topics", controllers[0].url()),
         Some(r#"{"name":"orders","partitions":12}"#),
     )
     .await;
@@ -266,7 +182,7 @@ async fn controllers_keep_partitions_balanced_through_failures() {
     let (status, body) = call(
         &http,
         reqwest::Method::POST,
-        format!("{}/v1/reassignments", survivor.url),
+        format!("{}/v1/reassignments", survivor.url()),
         Some(&json!({"topic": "orders", "partition": 0, "broker": other}).to_string()),
     )
     .await;
@@ -292,18 +208,15 @@ async fn controllers_keep_partitions_balanced_through_failures() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_admin_requests_get_typed_errors_and_change_nothing() {
-    let etcd = EtcdServer::start().expect("real etcd must start");
-    let meta_url = etcd.endpoint().replace("http://", "etcd://");
-    let logs = tempfile::tempdir().unwrap();
-    let meta = strata_meta::open(&meta_url).await.unwrap();
-    let keys = Keyspace::new("test").unwrap();
+    let cluster = Cluster::start("bad-admin").await;
+    let (meta, keys) = (cluster.meta.clone(), cluster.keys.clone());
     let http = reqwest::Client::new();
-    let controller = start_controller("c1", &meta_url, logs.path());
+    let controller = cluster.controller("c1");
     let _b1 = register(&meta, &keys, "b1").await;
     let (status, _) = call(
         &http,
         reqwest::Method::POST,
-        format!("{}/v1/topics", controller.url),
+        format!("{}/v1/topics", controller.url()),
         Some(r#"{"name":"orders","partitions":2}"#),
     )
     .await;
@@ -455,7 +368,7 @@ async fn bad_admin_requests_get_typed_errors_and_change_nothing() {
         let (status, answer) = call(
             &http,
             method.clone(),
-            format!("{}{path}", controller.url),
+            format!("{}{path}", controller.url()),
             *body,
         )
         .await;
@@ -474,7 +387,13 @@ async fn bad_admin_requests_get_typed_errors_and_change_nothing() {
     let (_, after) = meta.range(keys.root()).await.unwrap();
     assert_eq!(before, after, "bad requests changed nothing in etcd");
     // The server still serves.
-    let (status, _) = call(&http, M::GET, format!("{}/v1/topics", controller.url), None).await;
+    let (status, _) = call(
+        &http,
+        M::GET,
+        format!("{}/v1/topics", controller.url()),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
 }
 
@@ -491,15 +410,13 @@ async fn balanced_over_two(meta: &Arc<dyn MetaStore>, keys: &Keyspace) {
 /// not "no such route" or "wrong method"), and the document lists every route there is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_document_matches_the_live_routes() {
-    let etcd = EtcdServer::start().expect("real etcd must start");
-    let meta_url = etcd.endpoint().replace("http://", "etcd://");
-    let logs = tempfile::tempdir().unwrap();
-    let controller = start_controller("c1", &meta_url, logs.path());
+    let cluster = Cluster::start("openapi").await;
+    let controller = cluster.controller("c1");
     let http = reqwest::Client::new();
     let (status, doc) = call(
         &http,
         reqwest::Method::GET,
-        format!("{}/openapi.json", controller.url),
+        format!("{}/openapi.json", controller.url()),
         None,
     )
     .await;
@@ -518,7 +435,7 @@ async fn openapi_document_matches_the_live_routes() {
             let (status, answer) = call(
                 &http,
                 method.clone(),
-                format!("{}{concrete}", controller.url),
+                format!("{}{concrete}", controller.url()),
                 body,
             )
             .await;
@@ -545,7 +462,7 @@ async fn openapi_document_matches_the_live_routes() {
                 let (status, _) = call(
                     &http,
                     method.to_uppercase().parse().unwrap(),
-                    format!("{}{concrete}", controller.url),
+                    format!("{}{concrete}", controller.url()),
                     None,
                 )
                 .await;

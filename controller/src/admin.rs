@@ -55,6 +55,9 @@ pub struct PartitionView {
     pub epoch: u64,
     /// Offsets below this are committed and readable.
     pub high_watermark: i64,
+    /// The owner's state machine state (Start, Recover, Write, Closing, Closed, Fenced), as the
+    /// owner reports it; `unassigned` without an owner, `unknown` if the owner did not answer.
+    pub state: String,
 }
 
 /// A broker as the API shows it.
@@ -285,6 +288,7 @@ impl Admin {
         state: &ClusterState,
         topic: Option<&str>,
     ) -> Result<Vec<PartitionView>> {
+        let reported = crate::probe::partition_states(state).await;
         let mut views = Vec::new();
         for key in state
             .owners()
@@ -297,7 +301,18 @@ impl Admin {
                 None => 0,
             };
             let assignment = state.assignment(&key);
+            let machine = match assignment {
+                None => "unassigned".to_owned(),
+                Some(a) => match reported.get(&a.broker) {
+                    None => "unknown".to_owned(),
+                    Some(partitions) => partitions
+                        .get(&(key.topic.clone(), key.partition))
+                        .cloned()
+                        .unwrap_or_else(|| "Start".to_owned()),
+                },
+            };
             views.push(PartitionView {
+                state: machine,
                 broker: assignment.map(|a| a.broker.clone()),
                 epoch: assignment.map_or(0, |a| a.epoch),
                 topic: key.topic,

@@ -13,6 +13,7 @@ pub mod api;
 pub mod balance;
 mod error;
 pub mod metrics;
+mod probe;
 mod reconcile;
 pub mod state;
 

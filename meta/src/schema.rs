@@ -135,6 +135,15 @@ impl Keyspace {
         format!("{}{base_offset:020}", self.segments(topic, partition))
     }
 
+    /// Idempotent-producer state of a partition, committed with its log.
+    pub fn producers(&self, topic: &str, partition: u32) -> String {
+        format!("{}producers", self.log(topic, partition))
+    }
+    /// Prefix of a partition's garbage-collection records (objects to delete after a grace).
+    pub fn gc_records(&self, topic: &str, partition: u32) -> String {
+        format!("{}gc/", self.log(topic, partition))
+    }
+
     /// Prefix of consumer group state.
     pub fn groups(&self) -> String {
         format!("{}/groups/", self.root)

@@ -13,16 +13,7 @@ use crate::cli::ControllerArgs;
 use crate::config::{self, FileConfig};
 
 pub async fn run(args: ControllerArgs, file: FileConfig) -> anyhow::Result<()> {
-    let cluster = args
-        .common
-        .cluster
-        .or(file.cluster)
-        .unwrap_or_else(|| config::DEFAULT_CLUSTER.into());
-    let meta_url = args
-        .common
-        .meta
-        .or(file.meta.url)
-        .unwrap_or_else(|| config::DEFAULT_META.into());
+    let (cluster, meta_url) = args.common.resolve(&file);
     let admin_addr = match args.admin_addr.or(file.controller.admin_addr) {
         Some(addr) => addr,
         None => config::DEFAULT_ADMIN_ADDR.parse()?,
@@ -79,17 +70,5 @@ pub async fn run(args: ControllerArgs, file: FileConfig) -> anyhow::Result<()> {
             .context("controller failed")
     });
 
-    tokio::select! {
-        () = super::shutdown_signal() => tracing::info!("shutting down"),
-        Some(done) = tasks.join_next() => {
-            cancel.cancel();
-            done??;
-            anyhow::bail!("a controller task stopped unexpectedly");
-        }
-    }
-    cancel.cancel();
-    while let Some(done) = tasks.join_next().await {
-        done??;
-    }
-    Ok(())
+    super::run_until_stopped(tasks, cancel, "controller").await
 }

@@ -195,7 +195,8 @@ fn schemas() -> Value {
             "partition": { "type": "integer" },
             "broker": { "type": "string", "nullable": true },
             "epoch": { "type": "integer", "format": "int64" },
-            "high_watermark": { "type": "integer", "format": "int64" }
+            "high_watermark": { "type": "integer", "format": "int64" },
+            "state": { "type": "string", "description": "Start, Recover, Write, Closing, Closed, Fenced, unassigned or unknown" }
         }
     });
     json!({

@@ -1,0 +1,208 @@
+//! One flush cycle: every partition with buffered data becomes one segment object, all objects
+//! are written in parallel, and then committed together — one metadata transaction for up to
+//! [`PARTITIONS_PER_TXN`] partitions — each guarded by its assignment's mod revision.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use strata_log::{SegmentRecord, object_path};
+use strata_meta::schema::{self, Checkpoint};
+use strata_meta::{Compare, CompareOp, Txn, TxnOp};
+use strata_storage::SegmentBuilder;
+
+use crate::broker::Broker;
+use crate::error::{BrokerError, Result};
+use crate::partition::{FlushUnit, Partition, now_ms, producers_key};
+
+/// Partitions per commit transaction: three operations each stays under etcd's default limit
+/// of 128 operations per transaction.
+pub const PARTITIONS_PER_TXN: usize = 40;
+/// Segment objects written at once.
+const PARALLEL_PUTS: usize = 16;
+
+/// A unit on its way: written to storage once `record` is set, committed after that.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    pub partition: Arc<Partition>,
+    pub unit: FlushUnit,
+    pub record: Option<SegmentRecord>,
+}
+
+/// What one cycle did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlushStats {
+    pub partitions: usize,
+    pub bytes: u64,
+    pub puts: usize,
+    pub txns: usize,
+    pub fenced: usize,
+    /// Units kept for the next cycle (storage or metadata store unavailable).
+    pub retrying: usize,
+}
+
+impl Broker {
+    /// Runs one flush cycle over every partition with buffered data.
+    pub async fn flush_once(&self) -> FlushStats {
+        let _one_at_a_time = self.flush_lock.lock().await;
+        let mut work = std::mem::take(&mut *self.retry.lock().expect("retry mutex poisoned"));
+        for partition in self.partitions() {
+            if work.iter().any(|w| Arc::ptr_eq(&w.partition, &partition)) {
+                continue; // its earlier unit must commit first
+            }
+            if let Some(unit) = partition.take_unit() {
+                work.push(InFlight {
+                    partition,
+                    unit,
+                    record: None,
+                });
+            }
+        }
+        let mut stats = FlushStats {
+            partitions: work.len(),
+            ..FlushStats::default()
+        };
+        if work.is_empty() {
+            return stats;
+        }
+
+        let written: Vec<InFlight> = futures::stream::iter(work)
+            .map(|mut item| async {
+                if item.record.is_none() {
+                    match self.write_segment(&item).await {
+                        Ok(record) => item.record = Some(record),
+                        Err(e) => tracing::warn!(topic = %item.partition.topic, partition = item.partition.partition, error = %e, "segment write failed; will retry"),
+                    }
+                }
+                item
+            })
+            .buffer_unordered(PARALLEL_PUTS)
+            .collect()
+            .await;
+        let (ready, mut pending): (Vec<InFlight>, Vec<InFlight>) =
+            written.into_iter().partition(|w| w.record.is_some());
+        stats.puts = ready.iter().filter(|w| w.record.is_some()).count();
+        stats.bytes = ready
+            .iter()
+            .filter_map(|w| w.record.as_ref())
+            .map(|r| r.meta.size)
+            .sum();
+
+        let mut queue = ready;
+        while !queue.is_empty() {
+            let rest = queue.split_off(queue.len().min(PARTITIONS_PER_TXN));
+            let chunk = std::mem::replace(&mut queue, rest);
+            stats.txns += 1;
+            match self.commit(&chunk).await {
+                Ok(true) => chunk.iter().for_each(|w| w.partition.committed(&w.unit)),
+                Ok(false) => {
+                    // Someone's assignment moved: fence those, retry the others at once.
+                    for item in chunk {
+                        if self.still_assigned(&item.partition).await.unwrap_or(true) {
+                            queue.push(item);
+                        } else {
+                            item.partition
+                                .fence("commit refused: the assignment moved to a newer epoch");
+                            stats.fenced += 1;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "commit failed; will retry");
+                    pending.extend(chunk);
+                }
+            }
+        }
+        pending.retain(|w| w.partition.wants_retry());
+        stats.retrying = pending.len();
+        self.metrics.flushes.inc();
+        self.metrics.segment_puts.inc_by(stats.puts as u64);
+        self.metrics.segment_bytes.inc_by(stats.bytes);
+        self.metrics.commit_txns.inc_by(stats.txns as u64);
+        self.metrics.fenced_partitions.inc_by(stats.fenced as u64);
+        self.retry
+            .lock()
+            .expect("retry mutex poisoned")
+            .extend(pending);
+        stats
+    }
+
+    async fn write_segment(&self, item: &InFlight) -> Result<SegmentRecord> {
+        let p = &item.partition;
+        let mut builder = SegmentBuilder::default();
+        for batch in &item.unit.batches {
+            builder.append(batch)?;
+        }
+        let segment = builder.finish()?;
+        let path = object_path(
+            self.keys.root(),
+            &p.topic,
+            p.topic_id,
+            p.partition,
+            segment.meta.base_offset,
+            p.epoch,
+        );
+        let placement = self.pool.put(&path, segment.payload()).await?;
+        Ok(SegmentRecord {
+            path: path.to_string(),
+            placement,
+            meta: segment.meta,
+            epoch: p.epoch,
+            created_ms: now_ms(),
+        })
+    }
+
+    /// Commits a chunk in one transaction; `Ok(false)` when a guard failed.
+    async fn commit(&self, chunk: &[InFlight]) -> Result<bool> {
+        let mut txn = Txn::new();
+        for item in chunk {
+            let p = &item.partition;
+            let record = item
+                .record
+                .as_ref()
+                .expect("only written units are committed");
+            let checkpoint = Checkpoint {
+                epoch: p.epoch,
+                next_offset: item.unit.next_offset,
+                broker: self.id.clone(),
+                committed_ms: now_ms(),
+            };
+            txn = txn
+                .when([Compare::mod_revision(
+                    self.keys.assignment(&p.topic, p.partition),
+                    CompareOp::Equal,
+                    p.assignment_revision,
+                )])
+                .and_then([
+                    TxnOp::put(
+                        self.keys
+                            .segment(&p.topic, p.partition, record.meta.base_offset),
+                        schema::encode(record),
+                    ),
+                    TxnOp::put(
+                        self.keys.commit(&p.topic, p.partition),
+                        schema::encode(&checkpoint),
+                    ),
+                ]);
+            if let Some(producers) = &item.unit.producers {
+                txn = txn.and_then([TxnOp::put(
+                    producers_key(&self.keys, &p.topic, p.partition),
+                    schema::encode(producers),
+                )]);
+            }
+        }
+        Ok(self
+            .meta
+            .txn(txn)
+            .await
+            .map_err(BrokerError::from)?
+            .succeeded)
+    }
+
+    async fn still_assigned(&self, p: &Partition) -> Result<bool> {
+        let kv = self
+            .meta
+            .get(&self.keys.assignment(&p.topic, p.partition))
+            .await?;
+        Ok(kv.is_some_and(|kv| kv.mod_revision == p.assignment_revision))
+    }
+}

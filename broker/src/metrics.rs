@@ -1,0 +1,117 @@
+//! Prometheus metrics of the broker (`strata_broker_*`), served at `/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::broker::Broker;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    pub code: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: String,
+}
+
+/// Counters the write path updates.
+#[derive(Debug, Default)]
+pub struct BrokerMetrics {
+    pub produced_batches: Counter,
+    pub produced_bytes: Counter,
+    pub produce_errors: Family<CodeLabel, Counter>,
+    pub flushes: Counter,
+    pub segment_puts: Counter,
+    pub segment_bytes: Counter,
+    pub commit_txns: Counter,
+    pub fenced_partitions: Counter,
+    pub compactions: Counter,
+    pub expired_segments: Counter,
+    pub deleted_objects: Counter,
+}
+
+impl BrokerMetrics {
+    /// Renders counters plus gauges read from the broker now (partitions by state, buffer).
+    pub fn render(&self, broker: &Broker) -> String {
+        let partitions: Family<StateLabel, Gauge> = Family::default();
+        let buffered = Gauge::<i64>::default();
+        for p in broker.status() {
+            partitions
+                .get_or_create(&StateLabel {
+                    state: p.state().to_string(),
+                })
+                .inc();
+            buffered.inc_by(p.buffered_bytes() as i64);
+        }
+        let mut r = Registry::with_prefix("strata_broker");
+        r.register(
+            "partitions",
+            "Partitions served, by state machine state",
+            partitions,
+        );
+        r.register(
+            "buffered_bytes",
+            "Bytes accepted and not yet flushed",
+            buffered,
+        );
+        r.register(
+            "produced_batches",
+            "Record batches accepted",
+            self.produced_batches.clone(),
+        );
+        r.register(
+            "produced_bytes",
+            "Record batch bytes accepted",
+            self.produced_bytes.clone(),
+        );
+        r.register(
+            "produce_errors",
+            "Refused record batches by error code",
+            self.produce_errors.clone(),
+        );
+        r.register(
+            "flushes",
+            "Flush cycles that wrote at least one segment",
+            self.flushes.clone(),
+        );
+        r.register(
+            "segment_puts",
+            "Segment objects written (before replication)",
+            self.segment_puts.clone(),
+        );
+        r.register(
+            "segment_bytes",
+            "Bytes of segment objects written",
+            self.segment_bytes.clone(),
+        );
+        r.register(
+            "commit_txns",
+            "Commit transactions sent to the metadata store",
+            self.commit_txns.clone(),
+        );
+        r.register(
+            "fenced_partitions",
+            "Partitions fenced by a newer owner",
+            self.fenced_partitions.clone(),
+        );
+        r.register("compactions", "Segment merges", self.compactions.clone());
+        r.register(
+            "expired_segments",
+            "Segments deleted by retention",
+            self.expired_segments.clone(),
+        );
+        r.register(
+            "deleted_objects",
+            "Objects deleted by garbage collection",
+            self.deleted_objects.clone(),
+        );
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &r)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

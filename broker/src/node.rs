@@ -1,0 +1,197 @@
+//! The broker as a cluster member: it registers under a lease, follows the assignments that
+//! name it (opening partitions through Start → Recover → Write and releasing the ones that
+//! move away), and on shutdown flushes, commits and deregisters so its partitions move at once.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use strata_meta::schema::{self, Assignment, BrokerInfo};
+use strata_meta::{LeaseKeeper, MetaError, WatchEvent, WatchStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::Broker;
+use crate::error::{BrokerError, Result};
+use crate::partition::now_ms;
+
+/// Membership settings.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Address clients and proxies dial for this broker's gRPC service.
+    pub advertised_addr: String,
+    /// A broker that stops renewing its lease for this long is considered dead.
+    pub lease_ttl: Duration,
+    /// Upper bound on the flush at shutdown.
+    pub shutdown_timeout: Duration,
+    pub maintenance: crate::MaintenanceConfig,
+}
+
+enum Exit {
+    Cancelled,
+    LeaseLost,
+    WatchBroken(MetaError),
+}
+
+impl Broker {
+    /// Runs until `cancel`, then shuts down gracefully. Re-registers after losing its lease.
+    pub async fn run_member(
+        self: Arc<Self>,
+        config: NodeConfig,
+        cancel: CancellationToken,
+    ) -> Result<()> {
+        let flusher_cancel = cancel.child_token();
+        let flusher = tokio::spawn({
+            let (broker, token) = (self.clone(), flusher_cancel.clone());
+            async move { broker.run_flusher(token).await }
+        });
+        let maintenance = tokio::spawn({
+            let (broker, token, settings) =
+                (self.clone(), flusher_cancel.clone(), config.maintenance);
+            async move { broker.run_maintenance(settings, token).await }
+        });
+        let outcome = self.membership(&config, &cancel).await;
+        // Stop the background tasks first: shutdown flushes on its own, to the end.
+        flusher_cancel.cancel();
+        let _ = flusher.await;
+        let _ = maintenance.await;
+        outcome
+    }
+
+    async fn membership(&self, config: &NodeConfig, cancel: &CancellationToken) -> Result<()> {
+        loop {
+            let keeper = tokio::select! {
+                () = cancel.cancelled() => return Ok(()),
+                registered = self.register(config) => match registered {
+                    Ok(keeper) => keeper,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "broker registration failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                },
+            };
+            self.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+            loop {
+                match self.follow_assignments(&keeper, cancel).await {
+                    Ok(Exit::Cancelled) => {
+                        tracing::info!(broker = %self.id, "shutting down: flushing and committing partitions");
+                        self.shutdown(config.shutdown_timeout).await;
+                        if let Err(e) = keeper.shutdown().await {
+                            tracing::warn!(error = %e, "revoking the broker lease failed; it expires on its own");
+                        }
+                        return Ok(());
+                    }
+                    Ok(Exit::LeaseLost) => {
+                        self.ready.store(false, std::sync::atomic::Ordering::SeqCst);
+                        tracing::warn!(broker = %self.id, "broker lease lost: releasing every partition and registering again");
+                        for p in self.partitions() {
+                            self.release(&p.topic, p.partition);
+                        }
+                        break;
+                    }
+                    Ok(Exit::WatchBroken(e)) => {
+                        tracing::warn!(error = %e, "assignment watch broke; re-reading assignments");
+                    }
+                    Err(e @ BrokerError::MetaUnavailable(_)) => {
+                        tracing::warn!(error = %e, "metadata store unavailable; re-reading assignments");
+                    }
+                    Err(e) => return Err(e),
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
+    async fn register(&self, config: &NodeConfig) -> Result<LeaseKeeper> {
+        let keeper = LeaseKeeper::start(self.meta.clone(), config.lease_ttl).await?;
+        let info = BrokerInfo {
+            id: self.id.clone(),
+            addr: config.advertised_addr.clone(),
+            started_ms: now_ms(),
+        };
+        self.meta
+            .put(
+                &self.keys.broker(&self.id),
+                schema::encode(&info),
+                Some(keeper.lease_id()),
+            )
+            .await?;
+        tracing::info!(broker = %self.id, addr = %config.advertised_addr, "broker registered");
+        Ok(keeper)
+    }
+
+    /// Opens what is assigned here, releases what is not, then follows changes.
+    async fn follow_assignments(
+        &self,
+        keeper: &LeaseKeeper,
+        cancel: &CancellationToken,
+    ) -> Result<Exit> {
+        let prefix = self.keys.assignments();
+        let (kvs, revision) = self.meta.range(&prefix).await?;
+        let mut mine: HashMap<(String, u32), u64> = HashMap::new();
+        for kv in &kvs {
+            if let Some((topic, partition)) = self.keys.partition_of(&kv.key) {
+                let a: Assignment = schema::decode(&kv.key, &kv.value)?;
+                if a.broker == self.id {
+                    mine.insert((topic, partition), a.epoch);
+                }
+            }
+        }
+        let open: HashSet<(String, u32)> = self
+            .partitions()
+            .iter()
+            .map(|p| (p.topic.clone(), p.partition))
+            .collect();
+        for (topic, partition) in open.iter().filter(|k| !mine.contains_key(*k)) {
+            self.release(topic, *partition);
+        }
+        for (topic, partition) in mine.keys() {
+            self.open_logged(topic, *partition).await;
+        }
+        let mut watch: WatchStream = self.meta.watch_prefix(&prefix, Some(revision + 1)).await?;
+        loop {
+            let event = tokio::select! {
+                () = cancel.cancelled() => return Ok(Exit::Cancelled),
+                () = keeper.lost() => return Ok(Exit::LeaseLost),
+                event = watch.next() => event,
+            };
+            match event {
+                Some(Ok(WatchEvent::Put(kv))) => {
+                    let Some((topic, partition)) = self.keys.partition_of(&kv.key) else {
+                        continue;
+                    };
+                    let a: Assignment = schema::decode(&kv.key, &kv.value)?;
+                    if a.broker == self.id {
+                        self.open_logged(&topic, partition).await;
+                    } else if self.partition(&topic, partition).is_some() {
+                        tracing::info!(%topic, partition, to = %a.broker, epoch = a.epoch, "partition moved away");
+                        self.release(&topic, partition);
+                    }
+                }
+                Some(Ok(WatchEvent::Delete { key, .. })) => {
+                    if let Some((topic, partition)) = self.keys.partition_of(&key) {
+                        self.release(&topic, partition);
+                    }
+                }
+                Some(Err(e)) => return Ok(Exit::WatchBroken(e)),
+                None => {
+                    return Ok(Exit::WatchBroken(MetaError::Unavailable {
+                        message: "assignment watch ended".into(),
+                    }));
+                }
+            }
+        }
+    }
+
+    async fn open_logged(&self, topic: &str, partition: u32) {
+        match self.open_partition(topic, partition).await {
+            Ok(_) => {}
+            // The assignment moved on already; the next watch event says where.
+            Err(e @ (BrokerError::Fenced { .. } | BrokerError::NotLeader { .. })) => {
+                tracing::info!(%topic, partition, error = %e, "partition not opened");
+            }
+            Err(e) => tracing::warn!(%topic, partition, error = %e, "opening partition failed"),
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! One partition's state machine: `Start → Recover → Write → (Closing → Closed) | Fenced`.
+//!
+//! Recover reads the checkpoint and claims the partition with a checkpoint carrying the new
+//! epoch (nothing is copied). In Write, batches get dense offsets under one lock and wait in a
+//! bounded buffer for the flusher, which writes them as a segment object and commits them in a
+//! transaction guarded by the assignment. A commit refused because the assignment moved on
+//! fences the partition: its buffer is dropped and every waiting producer hears `NOT_LEADER`.
+
+mod producers;
+
+use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use strata_log::ProducerState;
+use strata_meta::schema::{self, Assignment, Checkpoint, Keyspace};
+use strata_meta::{Compare, CompareOp, MetaStore, Revision, Txn, TxnOp};
+use strata_storage::RecordBatch;
+use tokio::sync::{Notify, watch};
+
+use crate::error::{BrokerError, Result};
+
+/// Where a partition is in its life on this broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum PartitionState {
+    Start,
+    Recover,
+    Write,
+    Closing,
+    Closed,
+    Fenced,
+}
+
+impl fmt::Display for PartitionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// When a produce is acknowledged (Kafka's acks 0 / 1 / all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ack {
+    /// As soon as the batch is accepted; no offset guarantee survives any failure.
+    None,
+    /// Once the batch is in the broker's buffer: lost if the broker crashes before the flush.
+    Buffered,
+    /// Once the batch is in storage and committed in metadata.
+    #[default]
+    Durable,
+}
+
+/// Per-partition limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest accepted record batch (Kafka's `message.max.bytes`).
+    pub max_batch_bytes: usize,
+    /// Buffered bytes above which producers wait (back-pressure).
+    pub max_buffer_bytes: usize,
+    /// How long a producer waits for buffer space before hearing `THROTTLED`.
+    pub buffer_wait: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_batch_bytes: 1 << 20,
+            max_buffer_bytes: 32 << 20,
+            buffer_wait: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The committed position and state, broadcast to producers waiting for durable acks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub high_watermark: i64,
+    pub state: PartitionState,
+}
+
+/// A set of buffered batches taken by the flusher, with the producer state that matches them.
+#[derive(Debug)]
+pub(crate) struct FlushUnit {
+    pub batches: Vec<RecordBatch>,
+    pub next_offset: i64,
+    pub producers: Option<ProducerState>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: PartitionState,
+    /// Next offset to assign.
+    next_offset: i64,
+    buffer: Vec<RecordBatch>,
+    buffer_bytes: usize,
+    producers: ProducerState,
+    producers_dirty: bool,
+    /// A unit is with the flusher; the next one waits so commits stay in order.
+    in_flight: bool,
+}
+
+/// One partition owned by this broker at one epoch.
+#[derive(Debug)]
+pub struct Partition {
+    pub topic: String,
+    pub partition: u32,
+    pub topic_id: u64,
+    pub epoch: u64,
+    /// Mod revision of the assignment this broker claimed under; every commit compares it.
+    pub(crate) assignment_revision: Revision,
+    limits: Limits,
+    inner: Mutex<Inner>,
+    progress: watch::Sender<Progress>,
+    flush_wanted: std::sync::Arc<Notify>,
+}
+
+impl Partition {
+    /// Recover: load the checkpoint and producer state, then claim the partition by writing a
+    /// checkpoint with this broker's epoch, in a transaction that fails if the assignment moved
+    /// on or someone else committed meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn recover(
+        meta: &dyn MetaStore,
+        keys: &Keyspace,
+        broker_id: &str,
+        topic: &str,
+        partition: u32,
+        assignment: &Assignment,
+        assignment_revision: Revision,
+        limits: Limits,
+        flush_wanted: std::sync::Arc<Notify>,
+    ) -> Result<Self> {
+        let not_ours = |reason: &str| BrokerError::NotLeader {
+            topic: topic.into(),
+            partition,
+            reason: reason.into(),
+        };
+        if assignment.broker != broker_id {
+            return Err(not_ours("assigned to another broker"));
+        }
+        let commit_key = keys.commit(topic, partition);
+        let producers_key = producers_key(keys, topic, partition);
+        let commit = meta.get(&commit_key).await?;
+        let checkpoint = match &commit {
+            Some(kv) => Some(schema::decode::<Checkpoint>(&commit_key, &kv.value)?),
+            None => None,
+        };
+        let producers = match meta.get(&producers_key).await? {
+            Some(kv) => schema::decode::<ProducerState>(&producers_key, &kv.value)?,
+            None => ProducerState::default(),
+        };
+        let next_offset = checkpoint.as_ref().map_or(0, |c| c.next_offset);
+        if let Some(c) = &checkpoint
+            && c.epoch > assignment.epoch
+        {
+            return Err(BrokerError::Fenced {
+                topic: topic.into(),
+                partition,
+                epoch: assignment.epoch,
+            });
+        }
+        let claim = Checkpoint {
+            epoch: assignment.epoch,
+            next_offset,
+            broker: broker_id.into(),
+            committed_ms: now_ms(),
+        };
+        let commit_guard = match &commit {
+            Some(kv) => {
+                Compare::mod_revision(commit_key.clone(), CompareOp::Equal, kv.mod_revision)
+            }
+            None => Compare::absent(commit_key.clone()),
+        };
+        let txn = Txn::new()
+            .when([
+                Compare::mod_revision(
+                    keys.assignment(topic, partition),
+                    CompareOp::Equal,
+                    assignment_revision,
+                ),
+                commit_guard,
+            ])
+            .and_then([TxnOp::put(commit_key, schema::encode(&claim))]);
+        if !meta.txn(txn).await?.succeeded {
+            return Err(BrokerError::Fenced {
+                topic: topic.into(),
+                partition,
+                epoch: assignment.epoch,
+            });
+        }
+        tracing::info!(%topic, partition, epoch = assignment.epoch, next_offset, "partition recovered");
+        let (progress, _) = watch::channel(Progress {
+            high_watermark: next_offset,
+            state: PartitionState::Write,
+        });
+        Ok(Self {
+            topic: topic.into(),
+            partition,
+            topic_id: assignment.topic_id,
+            epoch: assignment.epoch,
+            assignment_revision,
+            limits,
+            inner: Mutex::new(Inner {
+                state: PartitionState::Write,
+                next_offset,
+                buffer: Vec::new(),
+                buffer_bytes: 0,
+                producers,
+                producers_dirty: false,
+                in_flight: false,
+            }),
+            progress,
+            flush_wanted,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("partition mutex poisoned")
+    }
+
+    pub fn state(&self) -> PartitionState {
+        self.lock().state
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.progress.borrow().high_watermark
+    }
+
+    /// Bytes waiting for the flusher.
+    pub fn buffered_bytes(&self) -> usize {
+        self.lock().buffer_bytes
+    }
+
+    fn refuse(&self, state: PartitionState) -> BrokerError {
+        match state {
+            PartitionState::Fenced => BrokerError::Fenced {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                epoch: self.epoch,
+            },
+            other => BrokerError::NotLeader {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                reason: format!("partition is {other}"),
+            },
+        }
+    }
+
+    /// Appends one validated batch and returns its base offset once `ack` is satisfied.
+    pub async fn append(&self, batch: RecordBatch, ack: Ack) -> Result<i64> {
+        let (base, end) = self.enqueue(batch).await?;
+        if ack == Ack::Durable {
+            self.wait_committed(end).await?;
+        }
+        Ok(base)
+    }
+
+    /// Waits until every offset below `end` is committed.
+    pub async fn wait_committed(&self, end: i64) -> Result<()> {
+        let mut progress = self.progress.subscribe();
+        let outcome = progress
+            .wait_for(|p| {
+                p.high_watermark >= end
+                    || !matches!(p.state, PartitionState::Write | PartitionState::Closing)
+            })
+            .await
+            .map(|p| *p);
+        match outcome {
+            Ok(p) if p.high_watermark >= end => Ok(()),
+            Ok(p) => Err(self.refuse(p.state)),
+            Err(_) => Err(BrokerError::ShuttingDown),
+        }
+    }
+
+    /// Buffers one validated batch with its offsets assigned; returns `(base, end)` offsets.
+    /// A retry of a batch already taken returns the original offsets instead.
+    pub async fn enqueue(&self, mut batch: RecordBatch) -> Result<(i64, i64)> {
+        if batch.len() > self.limits.max_batch_bytes {
+            return Err(BrokerError::BatchTooLarge {
+                size: batch.len(),
+                limit: self.limits.max_batch_bytes,
+            });
+        }
+        let mut progress = self.progress.subscribe();
+        let deadline = tokio::time::Instant::now() + self.limits.buffer_wait;
+        let (base, end) = loop {
+            {
+                let mut inner = self.lock();
+                if inner.state != PartitionState::Write {
+                    return Err(self.refuse(inner.state));
+                }
+                if let Some(original) = producers::check(&mut inner.producers, &batch)? {
+                    // A retry of a batch already taken: answer with its original offsets.
+                    let end = original + i64::from(batch.last_offset_delta()) + 1;
+                    break (original, end);
+                }
+                if inner.buffer_bytes == 0
+                    || inner.buffer_bytes + batch.len() <= self.limits.max_buffer_bytes
+                {
+                    let base = inner.next_offset;
+                    batch.set_base_offset(base);
+                    inner.next_offset = batch.next_offset();
+                    inner.buffer_bytes += batch.len();
+                    producers::record(&mut inner.producers, &batch);
+                    inner.producers_dirty |= batch.is_idempotent();
+                    let end = inner.next_offset;
+                    inner.buffer.push(batch);
+                    break (base, end);
+                }
+            }
+            // Buffer full: wait for a flush to make room (back-pressure), bounded.
+            self.flush_wanted.notify_one();
+            match tokio::time::timeout_at(deadline, progress.changed()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) => return Err(BrokerError::ShuttingDown),
+                Err(_) => {
+                    return Err(BrokerError::Throttled(format!(
+                        "{}/{}: write buffer full ({} bytes) for {:?}",
+                        self.topic,
+                        self.partition,
+                        self.limits.max_buffer_bytes,
+                        self.limits.buffer_wait
+                    )));
+                }
+            }
+        };
+        self.flush_wanted.notify_one();
+        Ok((base, end))
+    }
+
+    /// Takes everything buffered for one flush, unless a flush of this partition is running.
+    pub(crate) fn take_unit(&self) -> Option<FlushUnit> {
+        let mut inner = self.lock();
+        if inner.in_flight
+            || inner.buffer.is_empty()
+            || !matches!(inner.state, PartitionState::Write | PartitionState::Closing)
+        {
+            return None;
+        }
+        inner.in_flight = true;
+        inner.buffer_bytes = 0;
+        let producers = std::mem::take(&mut inner.producers_dirty).then(|| inner.producers.clone());
+        Some(FlushUnit {
+            batches: std::mem::take(&mut inner.buffer),
+            next_offset: inner.next_offset,
+            producers,
+        })
+    }
+
+    /// The flusher committed `unit`: its batches are readable and their producers acked.
+    pub(crate) fn committed(&self, unit: &FlushUnit) {
+        let state = {
+            let mut inner = self.lock();
+            inner.in_flight = false;
+            inner.state
+        };
+        self.progress.send_replace(Progress {
+            high_watermark: unit.next_offset,
+            state,
+        });
+    }
+
+    /// The unit could not be written; it stays with the flusher for a retry.
+    pub(crate) fn wants_retry(&self) -> bool {
+        matches!(
+            self.state(),
+            PartitionState::Write | PartitionState::Closing
+        )
+    }
+
+    /// The assignment moved on: drop everything buffered and fail every waiter.
+    pub(crate) fn fence(&self, reason: &str) {
+        self.finish(PartitionState::Fenced);
+        tracing::warn!(topic = %self.topic, partition = self.partition, epoch = self.epoch, %reason, "partition fenced");
+    }
+
+    /// Stop taking writes; what is buffered still gets flushed (shutdown).
+    pub fn begin_closing(&self) {
+        let mut inner = self.lock();
+        if inner.state == PartitionState::Write {
+            inner.state = PartitionState::Closing;
+        }
+        let hw = self.progress.borrow().high_watermark;
+        self.progress.send_replace(Progress {
+            high_watermark: hw,
+            state: inner.state,
+        });
+    }
+
+    /// True when nothing is buffered or being flushed.
+    pub fn is_drained(&self) -> bool {
+        let inner = self.lock();
+        inner.buffer.is_empty() && !inner.in_flight
+    }
+
+    /// Released: whatever is still buffered is dropped and its producers hear `NOT_LEADER`.
+    pub fn close(&self) {
+        self.finish(PartitionState::Closed);
+    }
+
+    fn finish(&self, state: PartitionState) {
+        let mut inner = self.lock();
+        if matches!(inner.state, PartitionState::Fenced | PartitionState::Closed) {
+            return;
+        }
+        inner.state = state;
+        inner.buffer.clear();
+        inner.buffer_bytes = 0;
+        let hw = self.progress.borrow().high_watermark;
+        self.progress.send_replace(Progress {
+            high_watermark: hw,
+            state,
+        });
+    }
+}
+
+pub(crate) fn producers_key(keys: &Keyspace, topic: &str, partition: u32) -> String {
+    keys.producers(topic, partition)
+}
+
+pub(crate) fn now_ms() -> i64 {
+    strata_storage::clock::unix_millis()
+}

@@ -1,0 +1,752 @@
+//! The broker's write path in process, against real metadata stores and storage backends.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use object_store::{ObjectStore, ObjectStoreExt};
+use strata_broker::{Ack, Broker, BrokerConfig, BrokerError, Limits, PartitionState};
+use strata_controller::Admin;
+use strata_controller::admin::NewTopic;
+use strata_log::LogReader;
+use strata_meta::schema::{self, BrokerInfo, Keyspace};
+use strata_meta::{EmbeddedOptions, EmbeddedStore, MetaStore};
+use strata_proto::ErrorCode;
+use strata_storage::clock::{SeededRandom, SystemClock};
+use strata_storage::fault::{Faults, FaultyStore};
+use strata_storage::pool::PoolConfig;
+use strata_storage::{BatchOptions, NodeId, NodePool, Record, decode_batch, encode_batch};
+use tokio_util::sync::CancellationToken;
+
+struct Env {
+    meta: Arc<dyn MetaStore>,
+    keys: Keyspace,
+    pool: Arc<NodePool>,
+    faults: Vec<Arc<Faults>>,
+    raw: Vec<Arc<dyn ObjectStore>>,
+    admin: Admin,
+    _dir: tempfile::TempDir,
+}
+
+async fn env(nodes: usize, replicas: usize) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let meta: Arc<dyn MetaStore> = Arc::new(
+        EmbeddedStore::open(dir.path().join("meta"), EmbeddedOptions::default())
+            .await
+            .unwrap(),
+    );
+    env_with(meta, dir, nodes, replicas)
+}
+
+fn env_with(
+    meta: Arc<dyn MetaStore>,
+    dir: tempfile::TempDir,
+    nodes: usize,
+    replicas: usize,
+) -> Env {
+    let keys = Keyspace::new("broker-test").unwrap();
+    let faults: Vec<Arc<Faults>> = (0..nodes).map(|_| Faults::new()).collect();
+    let raw: Vec<Arc<dyn ObjectStore>> = (0..nodes)
+        .map(|i| {
+            let url = format!("file://{}", dir.path().join(format!("node{i}")).display());
+            strata_storage::backend::open(&url, Default::default()).unwrap()
+        })
+        .collect();
+    let stores = (0..nodes)
+        .map(|i| {
+            let store: Arc<dyn ObjectStore> =
+                Arc::new(FaultyStore::new(raw[i].clone(), faults[i].clone()));
+            (NodeId(format!("n{i}")), store)
+        })
+        .collect();
+    let mut config = PoolConfig::new(Vec::new(), replicas);
+    config.request_timeout = Duration::from_secs(2);
+    let pool = Arc::new(
+        NodePool::from_stores(
+            stores,
+            &config,
+            Arc::new(SystemClock),
+            Arc::new(SeededRandom::new(9)),
+        )
+        .unwrap(),
+    );
+    let admin = Admin::new(meta.clone(), keys.clone());
+    Env {
+        meta,
+        keys,
+        pool,
+        faults,
+        raw,
+        admin,
+        _dir: dir,
+    }
+}
+
+impl Env {
+    async fn register(&self, id: &str) {
+        let info = BrokerInfo {
+            id: id.into(),
+            addr: format!("{id}:7071"),
+            started_ms: 0,
+        };
+        self.meta
+            .put(&self.keys.broker(id), schema::encode(&info), None)
+            .await
+            .unwrap();
+    }
+
+    fn broker(&self, id: &str, limits: Limits) -> Arc<Broker> {
+        let config = BrokerConfig {
+            limits,
+            ..BrokerConfig::new(id)
+        };
+        Broker::new(
+            config,
+            self.meta.clone(),
+            self.keys.clone(),
+            self.pool.clone(),
+        )
+    }
+
+    fn reader(&self) -> LogReader {
+        LogReader::new(self.meta.clone(), self.keys.clone(), self.pool.clone())
+    }
+
+    async fn topic(&self, name: &str, partitions: i64) {
+        self.admin
+            .create_topic(NewTopic {
+                name: name.into(),
+                partitions,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Every committed record value of a partition, checking offsets are dense from 0.
+    async fn read_all(&self, topic: &str, partition: u32) -> Vec<String> {
+        let reader = self.reader();
+        let hw = reader.high_watermark(topic, partition).await.unwrap();
+        let mut values = Vec::new();
+        let mut next = 0;
+        while next < hw {
+            let result = reader.read(topic, partition, next, 1 << 20).await.unwrap();
+            assert!(!result.batches.is_empty());
+            for batch in result.batches {
+                assert_eq!(
+                    batch.base_offset(),
+                    next,
+                    "dense offsets, no gaps or repeats"
+                );
+                for record in decode_batch(&batch).unwrap() {
+                    assert_eq!(record.offset, next);
+                    values.push(String::from_utf8(record.value.unwrap().to_vec()).unwrap());
+                    next += 1;
+                }
+            }
+        }
+        values
+    }
+}
+
+/// Moves a partition through the admin REST API, as an operator would.
+async fn rest_reassign(env: &Env, topic: &str, partition: u32, broker: &str) {
+    use tower::ServiceExt;
+    let state = strata_controller::api::ApiState {
+        admin: env.admin.clone(),
+        meta: env.meta.clone(),
+        metrics: Arc::default(),
+        election: strata_meta::Election::new(
+            env.meta.clone(),
+            &env.keys.controller(),
+            Duration::from_secs(2),
+        ),
+    };
+    let body = format!(r#"{{"topic":"{topic}","partition":{partition},"broker":"{broker}"}}"#);
+    let request = axum::http::Request::post("/v1/reassignments")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    let response = strata_controller::api::router(state)
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+fn batch(values: &[String], options: BatchOptions) -> Bytes {
+    let records: Vec<Record> = values
+        .iter()
+        .map(|v| Record {
+            timestamp: 1_700_000_000_000,
+            value: Some(Bytes::from(v.clone())),
+            ..Record::default()
+        })
+        .collect();
+    encode_batch(&records, &options).unwrap().to_bytes()
+}
+
+fn one(value: &str) -> Bytes {
+    batch(&[value.to_owned()], BatchOptions::default())
+}
+
+fn run_flusher(broker: &Arc<Broker>) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn({
+        let (broker, cancel) = (broker.clone(), cancel.clone());
+        async move { broker.run_flusher(cancel).await }
+    });
+    (cancel, task)
+}
+
+/// Durable produces from concurrent producers to several partitions read back exactly, in order.
+async fn produce_and_read_back(env: Env) {
+    env.register("b1").await;
+    env.topic("t", 3).await;
+    let broker = env.broker("b1", Limits::default());
+    for p in 0..3 {
+        let opened = broker.open_partition("t", p).await.unwrap();
+        assert_eq!(opened.state(), PartitionState::Write);
+    }
+    let (cancel, flusher) = run_flusher(&broker);
+    let mut producers = Vec::new();
+    for producer in 0..4 {
+        let broker = broker.clone();
+        producers.push(tokio::spawn(async move {
+            for i in 0..30 {
+                let p = (i % 3) as u32;
+                let values: Vec<String> =
+                    (0..5).map(|r| format!("p{producer}-b{i}-r{r}")).collect();
+                broker
+                    .produce(
+                        "t",
+                        p,
+                        batch(&values, BatchOptions::default()),
+                        Ack::Durable,
+                    )
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for p in producers {
+        p.await.unwrap();
+    }
+    cancel.cancel();
+    flusher.await.unwrap();
+    let mut total = 0;
+    for p in 0..3 {
+        let values = env.read_all("t", p).await;
+        // Per producer, its records keep their order within each partition.
+        for producer in 0..4 {
+            let mine: Vec<&String> = values
+                .iter()
+                .filter(|v| v.starts_with(&format!("p{producer}-")))
+                .collect();
+            let mut sorted = mine.clone();
+            sorted.sort_by_key(|v| {
+                let parts: Vec<u32> = v
+                    .split('-')
+                    .skip(1)
+                    .map(|s| s[1..].parse().unwrap())
+                    .collect();
+                (parts[0], parts[1])
+            });
+            assert_eq!(
+                mine, sorted,
+                "partition {p} keeps producer {producer}'s order"
+            );
+        }
+        total += values.len();
+    }
+    assert_eq!(total, 4 * 30 * 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_and_read_back_on_embedded_meta_and_file_storage() {
+    produce_and_read_back(env(3, 2).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_and_read_back_on_etcd() {
+    let etcd = strata_testkit::EtcdServer::start().expect("real etcd must start");
+    let meta = strata_meta::open(&etcd.endpoint().replace("http://", "etcd://"))
+        .await
+        .unwrap();
+    produce_and_read_back(env_with(meta, tempfile::tempdir().unwrap(), 3, 2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_and_read_back_on_s3() {
+    let s3 = strata_testkit::S3Server::start().expect("the S3-protocol test server must start");
+    let dir = tempfile::tempdir().unwrap();
+    let meta: Arc<dyn MetaStore> = Arc::new(
+        EmbeddedStore::open(dir.path().join("meta"), EmbeddedOptions::default())
+            .await
+            .unwrap(),
+    );
+    let mut e = env_with(meta, dir, 2, 1);
+    s3.create_bucket("strata-data").unwrap();
+    let store = strata_storage::backend::open(&s3.url("strata-data"), Default::default()).unwrap();
+    let config = PoolConfig::new(Vec::new(), 1);
+    e.pool = Arc::new(
+        NodePool::from_stores(
+            vec![(NodeId("s3".into()), store)],
+            &config,
+            Arc::new(SystemClock),
+            Arc::new(SeededRandom::new(1)),
+        )
+        .unwrap(),
+    );
+    produce_and_read_back(e).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_owner_recovers_without_copying_and_continues_the_offsets() {
+    let env = env(2, 1).await;
+    env.register("b1").await;
+    env.register("b2").await;
+    env.topic("t", 1).await;
+    let owner = env.admin.list_partitions(Some("t")).await.unwrap()[0]
+        .broker
+        .clone()
+        .unwrap();
+    let other = if owner == "b1" { "b2" } else { "b1" };
+    let first = env.broker(&owner, Limits::default());
+    first.open_partition("t", 0).await.unwrap();
+    let (cancel, flusher) = run_flusher(&first);
+    for i in 0..10 {
+        assert_eq!(
+            first
+                .produce("t", 0, one(&format!("a{i}")), Ack::Durable)
+                .await
+                .unwrap(),
+            i
+        );
+    }
+    // The owner dies without a word (no shutdown); the partition moves.
+    cancel.cancel();
+    flusher.await.unwrap();
+    drop(first);
+    let before: u64 = env.faults.iter().map(|f| f.counts().total()).sum();
+    rest_reassign(&env, "t", 0, other).await;
+    let second = env.broker(other, Limits::default());
+    let recovered = second.open_partition("t", 0).await.unwrap();
+    let after: u64 = env.faults.iter().map(|f| f.counts().total()).sum();
+    assert_eq!(
+        after, before,
+        "moving and recovering a partition reads and writes no object"
+    );
+    assert_eq!(recovered.high_watermark(), 10);
+    assert_eq!(recovered.epoch, 2);
+    let (cancel, flusher) = run_flusher(&second);
+    assert_eq!(
+        second
+            .produce("t", 0, one("b0"), Ack::Durable)
+            .await
+            .unwrap(),
+        10
+    );
+    cancel.cancel();
+    flusher.await.unwrap();
+    let values = env.read_all("t", 0).await;
+    assert_eq!(values.len(), 11);
+    assert_eq!(values[10], "b0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zombie_cannot_commit_after_the_partition_moved() {
+    let env = env(2, 1).await;
+    env.register("b1").await;
+    env.register("b2").await;
+    env.topic("t", 1).await;
+    let owner = env.admin.list_partitions(Some("t")).await.unwrap()[0]
+        .broker
+        .clone()
+        .unwrap();
+    let other = if owner == "b1" { "b2" } else { "b1" };
+    let zombie = env.broker(&owner, Limits::default());
+    zombie.open_partition("t", 0).await.unwrap();
+    zombie
+        .produce("t", 0, one("committed-before"), Ack::Buffered)
+        .await
+        .unwrap();
+    assert_eq!(zombie.flush_once().await.txns, 1);
+    // The zombie buffers more, with one producer waiting for a durable ack, then "pauses".
+    zombie
+        .produce("t", 0, one("zombie-buffered"), Ack::Buffered)
+        .await
+        .unwrap();
+    let waiting = tokio::spawn({
+        let zombie = zombie.clone();
+        async move {
+            zombie
+                .produce("t", 0, one("zombie-durable"), Ack::Durable)
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Meanwhile the partition moves and the new owner takes writes.
+    env.admin.reassign("t", 0, other).await.unwrap();
+    let fresh = env.broker(other, Limits::default());
+    fresh.open_partition("t", 0).await.unwrap();
+    fresh
+        .produce("t", 0, one("new-owner"), Ack::Buffered)
+        .await
+        .unwrap();
+    fresh.flush_once().await;
+    // The zombie wakes and flushes: its segment is written but the commit is refused.
+    let puts_before: u64 = env.faults.iter().map(|f| f.counts().puts).sum();
+    let stats = zombie.flush_once().await;
+    assert_eq!(stats.fenced, 1, "{stats:?}");
+    assert_eq!(
+        env.faults.iter().map(|f| f.counts().puts).sum::<u64>(),
+        puts_before + 1,
+        "its object is an orphan"
+    );
+    let err = waiting.await.unwrap().unwrap_err();
+    assert!(matches!(err, BrokerError::Fenced { .. }), "{err}");
+    assert_eq!(err.code(), ErrorCode::NotLeader);
+    assert_eq!(
+        zombie.partition("t", 0).unwrap().state(),
+        PartitionState::Fenced
+    );
+    assert!(matches!(
+        zombie.produce("t", 0, one("late"), Ack::Durable).await,
+        Err(BrokerError::Fenced { .. })
+    ));
+    // Nothing the zombie buffered is visible; the log is consistent.
+    assert_eq!(
+        env.read_all("t", 0).await,
+        vec!["committed-before", "new-owner"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_flushed_together_commit_in_one_transaction() {
+    let env = env(1, 1).await;
+    env.register("b1").await;
+    env.topic("t", 5).await;
+    let broker = env.broker("b1", Limits::default());
+    for p in 0..5 {
+        broker.open_partition("t", p).await.unwrap();
+        broker
+            .produce("t", p, one(&format!("v{p}")), Ack::Buffered)
+            .await
+            .unwrap();
+    }
+    let stats = broker.flush_once().await;
+    assert_eq!((stats.partitions, stats.puts, stats.txns), (5, 5, 1));
+    let mut revisions = std::collections::BTreeSet::new();
+    for p in 0..5 {
+        revisions.insert(
+            env.meta
+                .get(&env.keys.commit("t", p))
+                .await
+                .unwrap()
+                .unwrap()
+                .mod_revision,
+        );
+    }
+    assert_eq!(
+        revisions.len(),
+        1,
+        "all five checkpoints changed in the same revision"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_retries_land_once_even_across_a_move() {
+    let env = env(1, 1).await;
+    env.register("b1").await;
+    env.register("b2").await;
+    env.topic("t", 1).await;
+    let owner = env.admin.list_partitions(Some("t")).await.unwrap()[0]
+        .broker
+        .clone()
+        .unwrap();
+    let other = if owner == "b1" { "b2" } else { "b1" };
+    let idem = |seq: i32, epoch: i16| BatchOptions {
+        producer_id: 42,
+        producer_epoch: epoch,
+        base_sequence: seq,
+        ..Default::default()
+    };
+    let values = |tag: &str| vec![format!("{tag}-0"), format!("{tag}-1")];
+    let first = env.broker(&owner, Limits::default());
+    first.open_partition("t", 0).await.unwrap();
+    let (cancel, flusher) = run_flusher(&first);
+    assert_eq!(
+        first
+            .produce("t", 0, batch(&values("x"), idem(0, 0)), Ack::Durable)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        first
+            .produce("t", 0, batch(&values("y"), idem(2, 0)), Ack::Durable)
+            .await
+            .unwrap(),
+        2
+    );
+    // A retry after a timeout: same producer, epoch and sequences → the original offsets.
+    assert_eq!(
+        first
+            .produce("t", 0, batch(&values("y"), idem(2, 0)), Ack::Durable)
+            .await
+            .unwrap(),
+        2
+    );
+    let gap = first
+        .produce("t", 0, batch(&values("z"), idem(9, 0)), Ack::Durable)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            gap,
+            BrokerError::OutOfOrderSequence {
+                expected: 4,
+                got: 9,
+                ..
+            }
+        ),
+        "{gap}"
+    );
+    cancel.cancel();
+    flusher.await.unwrap();
+    // The partition moves; the retry reaches the new owner, which knows it from the commit.
+    env.admin.reassign("t", 0, other).await.unwrap();
+    let second = env.broker(other, Limits::default());
+    second.open_partition("t", 0).await.unwrap();
+    let (cancel, flusher) = run_flusher(&second);
+    assert_eq!(
+        second
+            .produce("t", 0, batch(&values("y"), idem(2, 0)), Ack::Durable)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        second
+            .produce("t", 0, batch(&values("z"), idem(4, 0)), Ack::Durable)
+            .await
+            .unwrap(),
+        4
+    );
+    // A newer session of the producer fences the old one.
+    assert_eq!(
+        second
+            .produce("t", 0, batch(&values("n"), idem(0, 1)), Ack::Durable)
+            .await
+            .unwrap(),
+        6
+    );
+    let old = second
+        .produce("t", 0, batch(&values("o"), idem(6, 0)), Ack::Durable)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            old,
+            BrokerError::ProducerFenced {
+                epoch: 0,
+                current: 1,
+                ..
+            }
+        ),
+        "{old}"
+    );
+    cancel.cancel();
+    flusher.await.unwrap();
+    assert_eq!(
+        env.read_all("t", 0).await,
+        vec!["x-0", "x-1", "y-0", "y-1", "z-0", "z-1", "n-0", "n-1"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_and_the_partition_keeps_serving() {
+    let env = env(1, 1).await;
+    env.register("b1").await;
+    env.topic("t", 1).await;
+    let limits = Limits {
+        max_batch_bytes: 2048,
+        ..Limits::default()
+    };
+    let broker = env.broker("b1", limits);
+    broker.open_partition("t", 0).await.unwrap();
+    let (cancel, flusher) = run_flusher(&broker);
+    let mut corrupt = one("hello").to_vec();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 1;
+    let cases: Vec<(&str, BrokerError)> = vec![
+        (
+            "flipped bit",
+            broker
+                .produce("t", 0, Bytes::from(corrupt), Ack::Durable)
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "garbage",
+            broker
+                .produce(
+                    "t",
+                    0,
+                    Bytes::from_static(b"not a record batch"),
+                    Ack::Durable,
+                )
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "oversize",
+            broker
+                .produce("t", 0, one(&"x".repeat(4096)), Ack::Durable)
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "unknown partition",
+            broker
+                .produce("t", 7, one("v"), Ack::Durable)
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "unknown topic",
+            broker
+                .produce("nope", 0, one("v"), Ack::Durable)
+                .await
+                .unwrap_err(),
+        ),
+    ];
+    let stale = broker
+        .produce_at_epoch("t", 0, vec![one("v")], Ack::Durable, Some(7))
+        .await
+        .pop()
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(
+            stale,
+            BrokerError::EpochMismatch {
+                requested: 7,
+                current: 1,
+                ..
+            }
+        ),
+        "{stale}"
+    );
+    let codes: Vec<ErrorCode> = cases
+        .iter()
+        .map(|(_, e)| e.code())
+        .chain([stale.code()])
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ErrorCode::CorruptMessage,
+            ErrorCode::CorruptMessage,
+            ErrorCode::MessageTooLarge,
+            ErrorCode::NotLeader,
+            ErrorCode::NotLeader,
+            ErrorCode::NotLeader
+        ],
+        "{cases:?}"
+    );
+    assert_eq!(
+        broker
+            .produce_at_epoch("t", 0, vec![one("right-epoch")], Ack::Buffered, Some(1))
+            .await
+            .pop()
+            .unwrap()
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        broker
+            .produce("t", 0, one("fine"), Ack::Durable)
+            .await
+            .unwrap(),
+        1
+    );
+    cancel.cancel();
+    flusher.await.unwrap();
+    assert_eq!(env.read_all("t", 0).await, vec!["right-epoch", "fine"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_node_failing_during_flushes_changes_nothing_for_producers() {
+    let env = env(4, 2).await;
+    env.register("b1").await;
+    env.topic("t", 2).await;
+    let broker = env.broker("b1", Limits::default());
+    for p in 0..2 {
+        broker.open_partition("t", p).await.unwrap();
+    }
+    let (cancel, flusher) = run_flusher(&broker);
+    env.faults[1].fail_writes_after(3);
+    for i in 0..60 {
+        broker
+            .produce("t", i % 2, one(&format!("v{i}")), Ack::Durable)
+            .await
+            .unwrap();
+    }
+    cancel.cancel();
+    flusher.await.unwrap();
+    // Every committed segment has its two copies, on nodes other than the dead one after it died.
+    let reader = env.reader();
+    for p in 0..2 {
+        for segment in reader.segments("t", p).await.unwrap() {
+            assert_eq!(segment.placement.nodes.len(), 2);
+            for node in &segment.placement.nodes {
+                let i: usize = node.0[1..].parse().unwrap();
+                let bytes = env.raw[i]
+                    .get(&segment.object_path())
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap();
+                assert_eq!(bytes.len() as u64, segment.meta.size, "copy on {node}");
+            }
+        }
+        assert_eq!(env.read_all("t", p).await.len(), 30);
+    }
+    assert!(
+        env.faults[1].counts().puts > 3,
+        "the failing node was tried and failed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_buffer_pushes_back_until_a_flush_makes_room() {
+    let env = env(1, 1).await;
+    env.register("b1").await;
+    env.topic("t", 1).await;
+    let limits = Limits {
+        max_buffer_bytes: 300,
+        buffer_wait: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let broker = env.broker("b1", limits);
+    broker.open_partition("t", 0).await.unwrap();
+    let big = || one(&"x".repeat(200));
+    broker.produce("t", 0, big(), Ack::Buffered).await.unwrap();
+    // No flusher runs: the second batch waits, then hears THROTTLED.
+    let err = broker
+        .produce("t", 0, big(), Ack::Buffered)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Throttled, "{err}");
+    // With the flusher running the same produce goes through.
+    let (cancel, flusher) = run_flusher(&broker);
+    broker.produce("t", 0, big(), Ack::Durable).await.unwrap();
+    cancel.cancel();
+    flusher.await.unwrap();
+    assert_eq!(env.read_all("t", 0).await.len(), 2);
+}

@@ -1,0 +1,14 @@
+//! Compiles the `.proto` files with protox (pure Rust), so building Strata's own protocol needs
+//! no system `protoc`.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protos = ["strata/v1/broker.proto"];
+    for proto in protos {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    let descriptors = protox::compile(protos, ["."])?;
+    tonic_prost_build::configure()
+        .bytes(".")
+        .compile_fds(descriptors)?;
+    Ok(())
+}
