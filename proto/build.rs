@@ -2,7 +2,7 @@
 //! no system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["strata/v1/broker.proto"];
+    let protos = ["strata/v1/broker.proto", "strata/v1/strata.proto"];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }

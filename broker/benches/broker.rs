@@ -327,24 +327,90 @@ struct Outcome {
     flush_ms_mean: f64,
     puts_per_flush: f64,
     retrying: u64,
-    /// Cores busy in user and system mode during the window (of the whole process).
-    cpu_user: f64,
-    cpu_sys: f64,
+    /// Cores busy during the window.
+    cpu: CpuUse,
     errors: u64,
     first_error: Option<String>,
     aborted: usize,
 }
 
-/// CPU seconds (user, system) used so far by every thread of this process, from
-/// `/proc/self/stat`; `None` where there is no such file.
-fn cpu_seconds() -> Option<(f64, f64)> {
-    // Linux reports these in USER_HZ ticks, which is 100 on every architecture it exports.
-    const TICKS_PER_S: f64 = 100.0;
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name (field 2) is in parentheses and may hold spaces; field 3 comes after it.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks = |field: usize| fields.get(field - 3)?.parse::<f64>().ok();
-    Some((ticks(14)? / TICKS_PER_S, ticks(15)? / TICKS_PER_S))
+/// CPU seconds used so far, from `/proc`.
+#[derive(Debug, Clone, Copy)]
+struct CpuSample {
+    at: Instant,
+    /// Every thread of this process, user and system mode.
+    own_user: f64,
+    own_sys: f64,
+    /// The whole machine, busy (not idle, not iowait) and stolen by the hypervisor.
+    machine_busy: f64,
+    steal: f64,
+}
+
+/// Cores busy on average between two samples.
+#[derive(Debug, Clone, Copy)]
+struct CpuUse {
+    user: f64,
+    sys: f64,
+    /// Busy outside this process: others' work on a shared machine.
+    others: f64,
+    steal: f64,
+}
+
+impl CpuUse {
+    const UNKNOWN: CpuUse = CpuUse {
+        user: f64::NAN,
+        sys: f64::NAN,
+        others: f64::NAN,
+        steal: f64::NAN,
+    };
+}
+
+impl CpuSample {
+    /// `None` where there is no Linux `/proc`.
+    fn now() -> Option<Self> {
+        // Linux reports both files in USER_HZ ticks, which is 100 on every architecture.
+        const TICKS_PER_S: f64 = 100.0;
+        let at = Instant::now();
+        let own = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // The command name (field 2) is in parentheses and may hold spaces; field 3 follows.
+        let own: Vec<&str> = own.rsplit_once(')')?.1.split_whitespace().collect();
+        let own_ticks = |field: usize| own.get(field - 3)?.parse::<f64>().ok();
+        let all = std::fs::read_to_string("/proc/stat").ok()?;
+        // "cpu user nice system idle iowait irq softirq steal ..."
+        let all: Vec<f64> = all
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .map(|v| v.parse().ok())
+            .collect::<Option<_>>()?;
+        let all_ticks = |i: usize| all.get(i).copied();
+        let busy = [0, 1, 2, 5, 6]
+            .into_iter()
+            .map(all_ticks)
+            .sum::<Option<f64>>()?;
+        Some(Self {
+            at,
+            own_user: own_ticks(14)? / TICKS_PER_S,
+            own_sys: own_ticks(15)? / TICKS_PER_S,
+            machine_busy: busy / TICKS_PER_S,
+            steal: all_ticks(7).unwrap_or(0.0) / TICKS_PER_S,
+        })
+    }
+
+    fn since(start: Option<Self>, end: Option<Self>) -> CpuUse {
+        let (Some(a), Some(b)) = (start, end) else {
+            return CpuUse::UNKNOWN;
+        };
+        let secs = (b.at - a.at).as_secs_f64();
+        let (user, sys) = (b.own_user - a.own_user, b.own_sys - a.own_sys);
+        CpuUse {
+            user: user / secs,
+            sys: sys / secs,
+            others: ((b.machine_busy - a.machine_busy) - user - sys).max(0.0) / secs,
+            steal: (b.steal - a.steal) / secs,
+        }
+    }
 }
 
 fn percentile_ms(sorted_ns: &[u64], q: f64) -> f64 {
@@ -468,16 +534,10 @@ async fn run_point(root: &Path, point: Point, batches: &[Bytes]) -> Result<Outco
         .collect();
 
     tokio::time::sleep_until(warm_end.into()).await;
-    let (before, cpu_before) = (counters.snapshot(), cpu_seconds());
+    let (before, cpu_before) = (counters.snapshot(), CpuSample::now());
     tokio::time::sleep_until(end.into()).await;
-    let (after, cpu_after) = (counters.snapshot(), cpu_seconds());
-    let (cpu_user, cpu_sys) = match (cpu_before, cpu_after) {
-        (Some((u0, s0)), Some((u1, s1))) => {
-            let secs = (after.at - before.at).as_secs_f64();
-            ((u1 - u0) / secs, (s1 - s0) / secs)
-        }
-        _ => (f64::NAN, f64::NAN),
-    };
+    let (after, cpu_after) = (counters.snapshot(), CpuSample::now());
+    let cpu = CpuSample::since(cpu_before, cpu_after);
 
     let drain_deadline = tokio::time::Instant::from_std(end + DRAIN_LIMIT);
     let mut latencies = Vec::new();
@@ -535,8 +595,7 @@ async fn run_point(root: &Path, point: Point, batches: &[Bytes]) -> Result<Outco
             (after.puts - before.puts) as f64 / cycles as f64
         },
         retrying: after.retrying - before.retrying,
-        cpu_user,
-        cpu_sys,
+        cpu,
         errors,
         first_error,
         aborted,
@@ -769,7 +828,7 @@ fn table(outcomes: &[Outcome], baseline: &Baseline) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<22} {:>5} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7} | {:>5} {:>8} {:>7} {:>8} {:>9} {:>9} {:>6}",
+        "{:<22} {:>5} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7} | {:>5} {:>8} {:>7} {:>8} {:>9} {:>9} {:>6} {:>6}",
         "point",
         "parts",
         "ack",
@@ -787,12 +846,13 @@ fn table(outcomes: &[Outcome], baseline: &Baseline) -> String {
         "flush ms",
         "flushMB/s",
         "cpu u+s",
+        "others",
         "errors",
     );
     for o in outcomes {
         let _ = writeln!(
             out,
-            "{:<22} {:>5} {:>8} {:>9.0} {:>8.1} {:>8} {:>8} {:>8} {:>7.1} {:>7.1} {:>7.3} | {:>5} {:>8.1} {:>7.1} {:>8} {:>9.1} {:>9} {:>6}",
+            "{:<22} {:>5} {:>8} {:>9.0} {:>8.1} {:>8} {:>8} {:>8} {:>7.1} {:>7.1} {:>7.3} | {:>5} {:>8.1} {:>7.1} {:>8} {:>9.1} {:>9} {:>6} {:>6}",
             o.point.name,
             o.point.partitions,
             ack_name(o.point.ack),
@@ -809,17 +869,32 @@ fn table(outcomes: &[Outcome], baseline: &Baseline) -> String {
             o.puts_per_flush,
             fmt_f(o.flush_ms_mean, 2),
             o.flushed_mb_per_s,
-            format!("{}+{}", fmt_f(o.cpu_user, 2), fmt_f(o.cpu_sys, 2)),
+            format!("{}+{}", fmt_f(o.cpu.user, 2), fmt_f(o.cpu.sys, 2)),
+            fmt_f(o.cpu.others, 2),
             o.errors,
         );
     }
     out
 }
 
-fn json(outcomes: &[Outcome], baseline: &Baseline, stages: &Stages, cores: usize) -> String {
+/// The machine as the run saw it: others' work on a shared machine skews every figure.
+#[derive(Debug, Clone, Copy)]
+struct Machine {
+    cores: usize,
+    /// From the first probe to the last baseline.
+    cpu: CpuUse,
+}
+
+fn json(outcomes: &[Outcome], baseline: &Baseline, stages: &Stages, machine: Machine) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{{");
-    let _ = writeln!(out, "  \"cores\": {cores},");
+    let _ = writeln!(
+        out,
+        "  \"machine\": {{\"cores\": {}, \"cpu_others_cores\": {}, \"cpu_steal_cores\": {}}},",
+        machine.cores,
+        json_num(machine.cpu.others),
+        json_num(machine.cpu.steal)
+    );
     let _ = writeln!(
         out,
         "  \"settings\": {{\"value_bytes\": {VALUE_BYTES}, \"records_per_batch\": {RECORDS_PER_BATCH}, \"warmup_s\": {}, \"measure_s\": {}, \"mb\": 1000000}},",
@@ -854,7 +929,7 @@ fn json(outcomes: &[Outcome], baseline: &Baseline, stages: &Stages, cores: usize
         let comma = if i + 1 < outcomes.len() { "," } else { "" };
         let _ = writeln!(
             out,
-            "    {{\"point\": {}, \"partitions\": {}, \"ack\": {}, \"in_flight\": {}, \"setup_s\": {}, \"acked_batches\": {}, \"msgs_per_s\": {}, \"mb_per_s\": {}, \"p50_ms\": {}, \"p99_ms\": {}, \"p999_ms\": {}, \"txns_per_s\": {}, \"puts_per_s\": {}, \"mb_per_s_over_fsync\": {}, \"flushes_per_s\": {}, \"puts_per_flush\": {}, \"flush_ms_mean\": {}, \"flushed_mb_per_s\": {}, \"retrying\": {}, \"cpu_user_cores\": {}, \"cpu_sys_cores\": {}, \"errors\": {}, \"first_error\": {}, \"aborted_producers\": {}}}{comma}",
+            "    {{\"point\": {}, \"partitions\": {}, \"ack\": {}, \"in_flight\": {}, \"setup_s\": {}, \"acked_batches\": {}, \"msgs_per_s\": {}, \"mb_per_s\": {}, \"p50_ms\": {}, \"p99_ms\": {}, \"p999_ms\": {}, \"txns_per_s\": {}, \"puts_per_s\": {}, \"mb_per_s_over_fsync\": {}, \"flushes_per_s\": {}, \"puts_per_flush\": {}, \"flush_ms_mean\": {}, \"flushed_mb_per_s\": {}, \"retrying\": {}, \"cpu_user_cores\": {}, \"cpu_sys_cores\": {}, \"cpu_others_cores\": {}, \"cpu_steal_cores\": {}, \"errors\": {}, \"first_error\": {}, \"aborted_producers\": {}}}{comma}",
             json_str(o.point.name),
             o.point.partitions,
             json_str(ack_name(o.point.ack)),
@@ -874,8 +949,10 @@ fn json(outcomes: &[Outcome], baseline: &Baseline, stages: &Stages, cores: usize
             json_num(o.flush_ms_mean),
             json_num(o.flushed_mb_per_s),
             o.retrying,
-            json_num(o.cpu_user),
-            json_num(o.cpu_sys),
+            json_num(o.cpu.user),
+            json_num(o.cpu.sys),
+            json_num(o.cpu.others),
+            json_num(o.cpu.steal),
             o.errors,
             o.first_error
                 .as_deref()
@@ -898,6 +975,7 @@ fn target_dir() -> PathBuf {
 
 async fn run() -> Result<(), BoxError> {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpu_start = CpuSample::now();
     let root = tempfile::Builder::new().prefix("strata-bench-").tempdir()?;
     eprintln!(
         "broker bench: {cores} cores, temp dir {}",
@@ -966,6 +1044,10 @@ async fn run() -> Result<(), BoxError> {
         after,
         small_fsync_ms,
     };
+    let machine = Machine {
+        cores,
+        cpu: CpuSample::since(cpu_start, CpuSample::now()),
+    };
     eprintln!(
         "fsync baseline after the points: {after:.1} MB/s; ratios use the mean, {:.1} MB/s",
         baseline.mb_s()
@@ -978,6 +1060,11 @@ async fn run() -> Result<(), BoxError> {
         MEASURE.as_secs_f64()
     );
     println!(
+        "{cores} cores; over the run, other processes kept {} cores busy and the hypervisor stole {}",
+        fmt_f(machine.cpu.others, 2),
+        fmt_f(machine.cpu.steal, 2)
+    );
+    println!(
         "fsync baseline {:.1} MB/s (16 x 4 MiB writes each followed by fdatasync, median of 5 after a warm-up round; mean of {before:.1} before and {after:.1} after the points); 4 KiB append + fdatasync {small_fsync_ms:.2} ms",
         baseline.mb_s()
     );
@@ -986,7 +1073,7 @@ async fn run() -> Result<(), BoxError> {
     print!("{}", table(&outcomes, &baseline));
 
     let path = target_dir().join("bench-broker.json");
-    std::fs::write(&path, json(&outcomes, &baseline, &stages, cores))?;
+    std::fs::write(&path, json(&outcomes, &baseline, &stages, machine))?;
     eprintln!(
         "wrote {}; removing {}",
         path.display(),

@@ -423,3 +423,68 @@ async fn objects_of_deleted_topics_are_swept() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_under_a_steady_producer_keeps_the_partition_bounded() {
+    let topic = NewTopic {
+        name: "s".into(),
+        partitions: 1,
+        retention_bytes: Some(16 * 1024),
+        segment_bytes: Some(4 * 1024),
+        ..Default::default()
+    };
+    let env = env(topic).await;
+    let cancel = CancellationToken::new();
+    let flusher = spawn({
+        let (b, c) = (env.broker.clone(), cancel.clone());
+        async move { b.run_flusher(c).await }
+    });
+    let maintenance = spawn({
+        let (b, c) = (env.broker.clone(), cancel.clone());
+        async move {
+            while !c.is_cancelled() {
+                b.maintain_once(Duration::from_millis(100), true).await;
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+        }
+    });
+    let (mut max_objects, mut max_keys) = (0, 0);
+    for i in 0..600 {
+        let now = strata_storage::clock::unix_millis();
+        env.broker
+            .produce("s", 0, message(i, now), Ack::Durable)
+            .await
+            .unwrap();
+        if i % 25 == 0 {
+            max_objects = max_objects.max(env.object_count().await);
+            max_keys = max_keys.max(env.key_count("s").await);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    cancel.cancel();
+    flusher.await.unwrap();
+    maintenance.await.unwrap();
+    let segments = env.reader().segments("s", 0).await.unwrap();
+    let kept: u64 = segments.iter().map(|s| s.meta.size).sum();
+    eprintln!(
+        "~78 KB produced; {kept} bytes kept in {} segments; peak {max_objects} objects, {max_keys} keys",
+        segments.len()
+    );
+    assert!(
+        kept <= 16 * 1024,
+        "retention holds the partition to 16 KiB: {kept}"
+    );
+    assert!(
+        max_objects < 60 && max_keys < 60,
+        "bounded while producing: {max_objects} objects, {max_keys} keys"
+    );
+    assert_eq!(env.object_count().await, segments.len());
+    // What is kept is the newest data, readable from the new log start to the end.
+    let result = env
+        .reader()
+        .read("s", 0, segments[0].meta.base_offset, 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(result.high_watermark, 600);
+    assert!(result.log_start > 0);
+}

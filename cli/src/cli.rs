@@ -28,6 +28,17 @@ pub enum Command {
     Controller(ControllerArgs),
     /// Run a broker: owns the partitions the controller assigns it and writes them to storage.
     Broker(BrokerArgs),
+    /// Run a proxy: the clients' front door; routes produces, serves reads from storage.
+    Proxy(ProxyArgs),
+    /// Run everything in one process on the default ports, with data under --data-dir.
+    Standalone(StandaloneArgs),
+    /// Create, list, describe or delete topics (through the admin API).
+    #[command(subcommand)]
+    Topic(TopicCommand),
+    /// Send one message per line of standard input to a topic.
+    Produce(ProduceArgs),
+    /// Print a topic's messages, one per line.
+    Consume(ConsumeArgs),
 }
 
 /// Settings every server role shares.
@@ -113,4 +124,123 @@ pub struct BrokerArgs {
     /// Milliseconds a flush waits for more data after the first buffered byte.
     #[arg(long, env = "STRATA_LINGER_MS")]
     pub linger_ms: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    #[command(flatten)]
+    pub storage: StorageArgs,
+
+    /// Address the proxy's gRPC service listens on.
+    #[arg(long, env = "STRATA_PROXY_ADDR")]
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct StandaloneArgs {
+    /// Where metadata and data live; kept across restarts.
+    #[arg(long, env = "STRATA_DATA_DIR", default_value = "strata-data")]
+    pub data_dir: PathBuf,
+
+    #[arg(long, env = "STRATA_PROXY_ADDR", default_value = "127.0.0.1:7070")]
+    pub proxy_addr: SocketAddr,
+
+    #[arg(long, env = "STRATA_ADMIN_ADDR", default_value = "127.0.0.1:7080")]
+    pub admin_addr: SocketAddr,
+
+    #[arg(long, env = "STRATA_BROKER_ADDR", default_value = "127.0.0.1:7071")]
+    pub broker_addr: SocketAddr,
+
+    #[arg(
+        long,
+        env = "STRATA_BROKER_HTTP_ADDR",
+        default_value = "127.0.0.1:7072"
+    )]
+    pub broker_http_addr: SocketAddr,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopicCommand {
+    /// Create a topic.
+    Create {
+        name: String,
+        #[arg(long, default_value_t = 1)]
+        partitions: i64,
+        /// Keep data this long (ms); -1 forever. Default: 7 days.
+        #[arg(long)]
+        retention_ms: Option<i64>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// List topics.
+    List {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Show a topic's partitions: owner, epoch, state, high watermark.
+    Describe {
+        name: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Delete a topic and its data.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Admin API address of any controller.
+    #[arg(long, env = "STRATA_ADMIN", default_value = "127.0.0.1:7080")]
+    pub admin: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    pub topic: String,
+
+    /// Proxy address.
+    #[arg(long, env = "STRATA_SERVER", default_value = "127.0.0.1:7070")]
+    pub server: String,
+
+    /// Split each line at the first occurrence of this string into key and value; messages
+    /// with the same key go to the same partition.
+    #[arg(long)]
+    pub key_separator: Option<String>,
+
+    /// When to count a message as sent: durable, buffered or none.
+    #[arg(long, default_value = "durable")]
+    pub acks: String,
+
+    /// Messages per record batch.
+    #[arg(long, default_value_t = 1000)]
+    pub batch_size: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    pub topic: String,
+
+    /// Proxy address.
+    #[arg(long, env = "STRATA_SERVER", default_value = "127.0.0.1:7070")]
+    pub server: String,
+
+    /// Start at the first stored message instead of the end.
+    #[arg(long)]
+    pub from_beginning: bool,
+
+    /// Stop after this many messages.
+    #[arg(long)]
+    pub max_messages: Option<u64>,
+
+    /// Stop when no message arrived for this long (ms). Without it, runs until the message
+    /// count is reached or Ctrl-C.
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
 }

@@ -1,7 +1,12 @@
 //! One module per subcommand.
 
 mod broker;
+mod consume;
 mod controller;
+mod produce;
+mod proxy;
+mod standalone;
+mod topic;
 
 use crate::cli::{Cli, Command};
 use crate::config::FileConfig;
@@ -11,6 +16,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Controller(args) => controller::run(args, file).await,
         Command::Broker(args) => broker::run(args, file).await,
+        Command::Proxy(args) => proxy::run(args, file).await,
+        Command::Standalone(args) => standalone::run(args, file).await,
+        Command::Topic(command) => topic::run(command).await,
+        Command::Produce(args) => produce::run(args).await,
+        Command::Consume(args) => consume::run(args).await,
     }
 }
 

@@ -18,6 +18,14 @@ pub struct FileConfig {
     pub broker: BrokerSection,
     #[serde(default)]
     pub storage: StorageSection,
+    #[serde(default)]
+    pub proxy: ProxySection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySection {
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -60,6 +68,7 @@ pub const DEFAULT_META: &str = "etcd://127.0.0.1:2379";
 pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:7080";
 pub const DEFAULT_ELECTION_TTL_SECS: u64 = 5;
 pub const DEFAULT_BROKER_ADDR: &str = "127.0.0.1:7071";
+pub const DEFAULT_PROXY_ADDR: &str = "127.0.0.1:7070";
 pub const DEFAULT_BROKER_HTTP_ADDR: &str = "127.0.0.1:7072";
 pub const DEFAULT_LEASE_TTL_SECS: u64 = 5;
 pub const DEFAULT_LINGER_MS: u64 = 5;

@@ -38,6 +38,44 @@ impl LogReader {
         })
     }
 
+    /// The first offset still stored (the high watermark when nothing is).
+    pub async fn log_start(&self, topic: &str, partition: u32) -> Result<i64, LogError> {
+        let (kvs, _) = self
+            .meta
+            .range(&self.keys.segments(topic, partition))
+            .await?;
+        match kvs.first() {
+            Some(kv) => Ok(schema::decode::<SegmentRecord>(&kv.key, &kv.value)?
+                .meta
+                .base_offset),
+            None => self.high_watermark(topic, partition).await,
+        }
+    }
+
+    /// The first committed offset whose record timestamp is at or after `timestamp`.
+    pub async fn offset_for_timestamp(
+        &self,
+        topic: &str,
+        partition: u32,
+        timestamp: i64,
+    ) -> Result<Option<i64>, LogError> {
+        let high_watermark = self.high_watermark(topic, partition).await?;
+        for segment in self.segments(topic, partition).await? {
+            if segment.meta.max_timestamp < timestamp || segment.meta.base_offset >= high_watermark
+            {
+                continue;
+            }
+            let object = self
+                .pool
+                .object(segment.placement.clone(), segment.object_path());
+            let reader = SegmentReader::open(object, &segment.meta).await?;
+            if let Some(offset) = reader.offset_for_timestamp(timestamp).await? {
+                return Ok((offset < high_watermark).then_some(offset));
+            }
+        }
+        Ok(None)
+    }
+
     /// Segment records of a partition in offset order.
     pub async fn segments(
         &self,

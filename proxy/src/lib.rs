@@ -1,1 +1,17 @@
-//! Not built yet: this crate is delivered by issue 5 (see `docs/design.md`).
+//! The proxy: the stateless front door clients talk to (gRPC `strata.v1.Strata`, port 7070).
+//!
+//! - Produces are routed to the owning broker from a routing table that follows the metadata
+//!   store by watch; a partition that moves (or whose broker restarts) is retried until a
+//!   deadline, so clients see latency, not errors.
+//! - Reads need no broker: committed data is in storage, so the proxy reads it itself, and a
+//!   fetch with nothing new waits for the partition's next commit (long poll).
+//!
+//! Any number of proxies can run behind one address: they share nothing but the metadata store.
+
+mod commits;
+mod routes;
+mod service;
+
+pub use commits::Commits;
+pub use routes::Routes;
+pub use service::ProxyService;

@@ -2,11 +2,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use std::net::SocketAddr;
 use strata_broker::{Broker, BrokerConfig, BrokerService, Limits, NodeConfig};
 use strata_meta::schema::Keyspace;
 use strata_storage::NodePool;
 use strata_storage::backend::BackendOptions;
 use strata_storage::pool::{NodeSpec, PoolConfig};
+
+use strata_meta::MetaStore;
+use tokio::task::JoinSet;
+use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{BrokerArgs, StorageArgs};
@@ -89,44 +94,75 @@ pub async fn run(args: BrokerArgs, file: FileConfig) -> anyhow::Result<()> {
     let meta = strata_meta::open(&meta_url)
         .await
         .with_context(|| format!("cannot open metadata store {meta_url}"))?;
-    let broker = Broker::new(
-        BrokerConfig {
-            id: id.clone(),
-            limits,
-            linger,
-            ..BrokerConfig::new(&id)
-        },
-        meta,
-        keys,
-        pool,
-    );
+    let settings = BrokerSettings {
+        id,
+        listen,
+        http_addr,
+        advertised_addr,
+        lease_ttl,
+        linger,
+        limits,
+    };
+    let cancel = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    spawn(&mut tasks, &cancel, meta, keys, pool, settings).await?;
+    super::run_until_stopped(tasks, cancel, "broker").await
+}
 
+/// Resolved settings of the broker role.
+#[derive(Debug, Clone)]
+pub struct BrokerSettings {
+    pub id: String,
+    pub listen: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub advertised_addr: String,
+    pub lease_ttl: Duration,
+    pub linger: Duration,
+    pub limits: Limits,
+}
+
+/// Starts a broker (gRPC service, HTTP endpoint, membership with flusher and maintenance) as
+/// tasks of `tasks`.
+pub async fn spawn(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    cancel: &CancellationToken,
+    meta: Arc<dyn MetaStore>,
+    keys: Keyspace,
+    pool: Arc<NodePool>,
+    s: BrokerSettings,
+) -> anyhow::Result<()> {
+    let config = BrokerConfig {
+        id: s.id.clone(),
+        limits: s.limits,
+        linger: s.linger,
+        ..BrokerConfig::new(&s.id)
+    };
+    let broker = Broker::new(config, meta, keys, pool);
+    let listen = s.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| {
             format!("cannot listen on {listen} for the broker service; pass --listen")
         })?;
-    tracing::info!(%listen, %advertised_addr, %id, %cluster, "broker starting");
-
-    let cancel = CancellationToken::new();
-    let mut tasks = tokio::task::JoinSet::new();
+    let http_addr = s.http_addr;
+    let http_listener = tokio::net::TcpListener::bind(http_addr)
+        .await
+        .with_context(|| {
+            format!("cannot listen on {http_addr} for the broker's HTTP endpoint; pass --http-addr")
+        })?;
+    tracing::info!(%listen, advertised_addr = %s.advertised_addr, id = %s.id, "broker starting");
     let grpc_cancel = cancel.clone();
     let service = BrokerService::new(broker.clone()).into_server();
     tasks.spawn(async move {
         tonic::transport::Server::builder()
             .add_service(service)
             .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                TcpListenerStream::new(listener),
                 grpc_cancel.cancelled_owned(),
             )
             .await
             .context("broker gRPC server failed")
     });
-    let http_listener = tokio::net::TcpListener::bind(http_addr)
-        .await
-        .with_context(|| {
-            format!("cannot listen on {http_addr} for the broker's HTTP endpoint; pass --http-addr")
-        })?;
     let http_cancel = cancel.clone();
     let http = strata_broker::http::router(broker.clone());
     tasks.spawn(async move {
@@ -137,8 +173,8 @@ pub async fn run(args: BrokerArgs, file: FileConfig) -> anyhow::Result<()> {
     });
     let member_cancel = cancel.clone();
     let node = NodeConfig {
-        advertised_addr,
-        lease_ttl,
+        advertised_addr: s.advertised_addr,
+        lease_ttl: s.lease_ttl,
         shutdown_timeout: Duration::from_secs(20),
         maintenance: strata_broker::MaintenanceConfig::default(),
     };
@@ -148,6 +184,5 @@ pub async fn run(args: BrokerArgs, file: FileConfig) -> anyhow::Result<()> {
             .await
             .context("broker failed")
     });
-
-    super::run_until_stopped(tasks, cancel, "broker").await
+    Ok(())
 }

@@ -5,8 +5,9 @@ use anyhow::Context;
 use strata_controller::api::{self, ApiState};
 use strata_controller::metrics::Metrics;
 use strata_controller::{Admin, Controller, ControllerConfig};
-use strata_meta::Election;
 use strata_meta::schema::Keyspace;
+use strata_meta::{Election, MetaStore};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::ControllerArgs;
@@ -34,6 +35,29 @@ pub async fn run(args: ControllerArgs, file: FileConfig) -> anyhow::Result<()> {
     let meta = strata_meta::open(&meta_url)
         .await
         .with_context(|| format!("cannot open metadata store {meta_url}"))?;
+    let cancel = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    spawn(
+        &mut tasks,
+        &cancel,
+        meta,
+        keys,
+        admin_addr,
+        controller_config,
+    )
+    .await?;
+    super::run_until_stopped(tasks, cancel, "controller").await
+}
+
+/// Starts the controller and its admin API as tasks of `tasks`.
+pub async fn spawn(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    cancel: &CancellationToken,
+    meta: Arc<dyn MetaStore>,
+    keys: Keyspace,
+    admin_addr: std::net::SocketAddr,
+    controller_config: ControllerConfig,
+) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let state = ApiState {
         admin: Admin::new(meta.clone(), keys.clone()),
@@ -50,14 +74,11 @@ pub async fn run(args: ControllerArgs, file: FileConfig) -> anyhow::Result<()> {
         .with_context(|| {
             format!("cannot listen on {admin_addr} for the admin API; pass --admin-addr")
         })?;
-    tracing::info!(%admin_addr, %cluster, id = %controller_config.id, "controller starting");
-
-    let cancel = CancellationToken::new();
-    let mut tasks = tokio::task::JoinSet::new();
+    tracing::info!(%admin_addr, cluster = %keys.root(), id = %controller_config.id, "controller starting");
     let http_cancel = cancel.clone();
     tasks.spawn(async move {
         axum::serve(listener, api::router(state))
-            .with_graceful_shutdown(async move { http_cancel.cancelled().await })
+            .with_graceful_shutdown(http_cancel.cancelled_owned())
             .await
             .context("admin API server failed")
     });
@@ -69,6 +90,5 @@ pub async fn run(args: ControllerArgs, file: FileConfig) -> anyhow::Result<()> {
             .await
             .context("controller failed")
     });
-
-    super::run_until_stopped(tasks, cancel, "controller").await
+    Ok(())
 }

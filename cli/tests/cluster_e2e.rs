@@ -1,0 +1,141 @@
+//! The user flow on a real cluster — etcd, 1 controller, 3 brokers, 2 proxies as processes —
+//! with a broker killed and restarted while producing: the producer and the consumer report
+//! zero errors and every line arrives once, in order per partition.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Cluster, eventually};
+
+const LINES: usize = 8_000;
+const BATCH: usize = 10;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_mid_produce_is_invisible_to_clients() {
+    let cluster = Cluster::start("e2e").await;
+    let controller = cluster.controller("c1");
+    let ports = [
+        strata_testkit::free_port(),
+        strata_testkit::free_port(),
+        strata_testkit::free_port(),
+    ];
+    let mut brokers: Vec<_> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| cluster.broker_on(&format!("b{}", i + 1), *port))
+        .collect();
+    let proxies = [cluster.proxy("p1"), cluster.proxy("p2")];
+    eventually("three brokers", Duration::from_secs(15), || async {
+        (cluster
+            .meta
+            .range(&cluster.keys.brokers())
+            .await
+            .ok()?
+            .0
+            .len()
+            == 3)
+            .then_some(())
+    })
+    .await;
+    let admin = controller.addr.clone();
+    let (ok, out, err) = cluster.run_cli(
+        &[
+            "topic",
+            "create",
+            "t",
+            "--partitions",
+            "4",
+            "--admin",
+            &admin,
+        ],
+        None,
+    );
+    assert!(ok, "{out}{err}");
+
+    // Produce through proxy 1 in the background: small batches make it last a few seconds.
+    let input: String = (1..=LINES).map(|n| format!("{n}\n")).collect();
+    let p1 = proxies[0].addr.clone();
+    let producer = {
+        let args = [
+            "produce",
+            "t",
+            "--server",
+            &p1,
+            "--batch-size",
+            &BATCH.to_string(),
+        ]
+        .map(String::from);
+        let binary = env!("CARGO_BIN_EXE_strata");
+        std::thread::spawn(move || {
+            let mut child = std::process::Command::new(binary)
+                .args(&args)
+                .stdin(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+            let output = child.wait_with_output().unwrap();
+            (
+                output.status.success(),
+                String::from_utf8(output.stderr).unwrap(),
+            )
+        })
+    };
+    // Mid-produce, b2 dies hard and comes back on the same address.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    brokers[1].process.kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    brokers[1] = cluster.broker_on("b2", ports[1]);
+    let (ok, err) = tokio::task::spawn_blocking(move || producer.join().unwrap())
+        .await
+        .unwrap();
+    assert!(ok, "the producer reports an error: {err}");
+    assert!(err.contains(&format!("sent {LINES} messages")), "{err}");
+    eprintln!("{}", err.trim());
+
+    // Consume through the other proxy.
+    let p2 = proxies[1].addr.clone();
+    let (ok, out, err) = cluster.run_cli(
+        &[
+            "consume",
+            "t",
+            "--server",
+            &p2,
+            "--from-beginning",
+            "--max-messages",
+            &LINES.to_string(),
+            "--timeout-ms",
+            "20000",
+        ],
+        None,
+    );
+    assert!(ok, "the consumer reports an error: {err}");
+    let values: Vec<usize> = out.lines().map(|l| l.parse().unwrap()).collect();
+    let mut sorted = values.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        (1..=LINES).collect::<Vec<_>>(),
+        "every line exactly once"
+    );
+    for p in 0..4 {
+        let mine: Vec<usize> = values
+            .iter()
+            .copied()
+            .filter(|n| (n - 1) / BATCH % 4 == p)
+            .collect();
+        assert!(
+            mine.windows(2).all(|w| w[0] < w[1]),
+            "partition {p} keeps its order"
+        );
+    }
+}

@@ -1,0 +1,363 @@
+//! The gRPC `strata.v1.Strata` service.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::future::join_all;
+use strata_log::{LogError, LogReader};
+use strata_proto::ErrorCode;
+use strata_proto::v1::{self, broker_client::BrokerClient, strata_server};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status};
+
+use crate::commits::Commits;
+use crate::routes::Routes;
+
+/// How long a produce keeps retrying a partition that has no reachable owner.
+const PRODUCE_DEADLINE: Duration = Duration::from_secs(30);
+/// Longest accepted long-poll wait.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+const DEFAULT_FETCH_BYTES: u64 = 1 << 20;
+
+/// Serves clients: produce routing, reads from storage, metadata.
+#[derive(Debug, Clone)]
+pub struct ProxyService {
+    routes: Arc<Routes>,
+    commits: Arc<Commits>,
+    reader: LogReader,
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+fn error(code: ErrorCode, message: impl Into<String>) -> v1::Error {
+    v1::Error::new(code, message)
+}
+
+fn retriable(e: &v1::Error) -> bool {
+    e.error_code().is_some_and(ErrorCode::is_retriable)
+}
+
+impl ProxyService {
+    pub fn new(routes: Arc<Routes>, commits: Arc<Commits>, reader: LogReader) -> Self {
+        Self {
+            routes,
+            commits,
+            reader,
+            channels: Arc::default(),
+        }
+    }
+
+    pub fn into_server(self) -> strata_server::StrataServer<Self> {
+        strata_server::StrataServer::new(self).max_decoding_message_size(64 << 20)
+    }
+
+    fn channel(&self, addr: &str) -> Result<Channel, v1::Error> {
+        let mut channels = self.channels.lock().expect("channel cache poisoned");
+        if let Some(c) = channels.get(addr) {
+            return Ok(c.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| {
+                error(
+                    ErrorCode::Internal,
+                    format!("bad broker address {addr}: {e}"),
+                )
+            })?
+            .connect_timeout(Duration::from_secs(2));
+        let channel = endpoint.connect_lazy();
+        channels.insert(addr.to_owned(), channel.clone());
+        Ok(channel)
+    }
+
+    fn forget(&self, addr: &str) {
+        self.channels
+            .lock()
+            .expect("channel cache poisoned")
+            .remove(addr);
+    }
+
+    /// Sends one partition's batches to its owner, retrying the retriable failures (in order)
+    /// until they succeed or the deadline passes.
+    async fn forward(&self, ack: i32, p: v1::PartitionBatches) -> v1::PartitionResult {
+        let mut results: Vec<Option<v1::BatchResult>> = vec![None; p.batches.len()];
+        let deadline = Instant::now() + PRODUCE_DEADLINE;
+        let mut last = error(ErrorCode::Unavailable, "no attempt made");
+        loop {
+            let pending: Vec<usize> = (0..results.len())
+                .filter(|i| results[*i].is_none())
+                .collect();
+            if pending.is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            let route = match self.routes.route(&p.topic, p.partition) {
+                Err((code, message)) => {
+                    last = error(code, message);
+                    break;
+                }
+                Ok(Some(route)) if route.addr.is_some() => route,
+                Ok(_) => {
+                    last = error(
+                        ErrorCode::Unavailable,
+                        format!("{}/{} has no live owner yet", p.topic, p.partition),
+                    );
+                    self.routes.changed(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            let addr = route.addr.clone().unwrap_or_default();
+            let channel = match self.channel(&addr) {
+                Ok(c) => c,
+                Err(e) => {
+                    last = e;
+                    break;
+                }
+            };
+            let request = v1::ProduceRequest {
+                ack,
+                partitions: vec![v1::PartitionBatches {
+                    topic: p.topic.clone(),
+                    partition: p.partition,
+                    batches: pending.iter().map(|i| p.batches[*i].clone()).collect(),
+                    leader_epoch: route.epoch,
+                }],
+            };
+            let answer = tokio::time::timeout(
+                Duration::from_secs(10),
+                BrokerClient::new(channel).produce(request),
+            )
+            .await;
+            match answer {
+                Ok(Ok(response)) => {
+                    let batches = response
+                        .into_inner()
+                        .partitions
+                        .into_iter()
+                        .next()
+                        .map(|r| r.batches)
+                        .unwrap_or_default();
+                    let mut retry = false;
+                    for (i, result) in pending.iter().zip(batches) {
+                        match &result.error {
+                            Some(e) if retriable(e) => {
+                                last = e.clone();
+                                retry = true;
+                            }
+                            _ => results[*i] = Some(result),
+                        }
+                    }
+                    if retry {
+                        self.routes.changed(Duration::from_millis(100)).await;
+                    }
+                }
+                Ok(Err(status)) => {
+                    last = error(
+                        ErrorCode::Unavailable,
+                        format!("broker {} at {addr}: {}", route.broker, status.message()),
+                    );
+                    self.forget(&addr);
+                    self.routes.changed(Duration::from_millis(200)).await;
+                }
+                Err(_) => {
+                    last = error(
+                        ErrorCode::Unavailable,
+                        format!("broker {} at {addr} did not answer in 10 s", route.broker),
+                    );
+                    self.forget(&addr);
+                }
+            }
+        }
+        let batches = results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| v1::BatchResult {
+                    base_offset: -1,
+                    error: Some(last.clone()),
+                })
+            })
+            .collect();
+        v1::PartitionResult {
+            topic: p.topic,
+            partition: p.partition,
+            batches,
+        }
+    }
+
+    async fn fetch_once(&self, r: &v1::FetchRequest) -> Result<v1::FetchResponse, v1::Error> {
+        let max_bytes = if r.max_bytes == 0 {
+            DEFAULT_FETCH_BYTES
+        } else {
+            u64::from(r.max_bytes)
+        };
+        match self
+            .reader
+            .read(&r.topic, r.partition, r.offset, max_bytes)
+            .await
+        {
+            Ok(result) => Ok(v1::FetchResponse {
+                batches: result
+                    .batches
+                    .iter()
+                    .map(|b| b.to_bytes())
+                    .collect::<Vec<Bytes>>(),
+                high_watermark: result.high_watermark,
+                log_start: result.log_start,
+                error: None,
+            }),
+            Err(e @ LogError::OffsetOutOfRange { .. }) => {
+                Err(error(ErrorCode::OffsetOutOfRange, e.to_string()))
+            }
+            Err(e) => Err(error(ErrorCode::Unavailable, e.to_string())),
+        }
+    }
+}
+
+fn failed_fetch(e: v1::Error) -> v1::FetchResponse {
+    v1::FetchResponse {
+        batches: Vec::new(),
+        high_watermark: -1,
+        log_start: -1,
+        error: Some(e),
+    }
+}
+
+#[tonic::async_trait]
+impl strata_server::Strata for ProxyService {
+    async fn produce(
+        &self,
+        request: Request<v1::ProduceRequest>,
+    ) -> Result<Response<v1::ProduceResponse>, Status> {
+        let request = request.into_inner();
+        if v1::Ack::try_from(request.ack).is_err() {
+            return Err(strata_proto::status(
+                ErrorCode::InvalidArgument,
+                format!("unknown ack mode {}", request.ack),
+            ));
+        }
+        let partitions = join_all(
+            request
+                .partitions
+                .into_iter()
+                .map(|p| self.forward(request.ack, p)),
+        )
+        .await;
+        Ok(Response::new(v1::ProduceResponse { partitions }))
+    }
+
+    async fn fetch(
+        &self,
+        request: Request<v1::FetchRequest>,
+    ) -> Result<Response<v1::FetchResponse>, Status> {
+        let r = request.into_inner();
+        self.routes.refresh_if_unknown(&r.topic).await;
+        if let Err((code, message)) = self.routes.route(&r.topic, r.partition) {
+            return Ok(Response::new(failed_fetch(error(code, message))));
+        }
+        let deadline =
+            Instant::now() + Duration::from_millis(u64::from(r.max_wait_ms)).min(MAX_WAIT);
+        let notifier = self.commits.notifier(&r.topic, r.partition);
+        loop {
+            let notified = notifier.notified();
+            let answer = match self.fetch_once(&r).await {
+                Ok(answer) => answer,
+                Err(e) => return Ok(Response::new(failed_fetch(e))),
+            };
+            let now = Instant::now();
+            if !answer.batches.is_empty() || now >= deadline {
+                return Ok(Response::new(answer));
+            }
+            // Woken by the partition's next commit; the bound guards against a missed wake-up.
+            let _ =
+                tokio::time::timeout((deadline - now).min(Duration::from_millis(500)), notified)
+                    .await;
+        }
+    }
+
+    async fn metadata(
+        &self,
+        request: Request<v1::MetadataRequest>,
+    ) -> Result<Response<v1::MetadataResponse>, Status> {
+        let wanted = request.into_inner().topics;
+        for topic in &wanted {
+            self.routes.refresh_if_unknown(topic).await;
+        }
+        let names: Vec<String> = if wanted.is_empty() {
+            self.routes.topics().into_iter().map(|(t, _)| t).collect()
+        } else {
+            wanted
+        };
+        let topics = names
+            .into_iter()
+            .map(|name| match self.routes.partitions(&name) {
+                Err((code, message)) => v1::TopicMetadata {
+                    name,
+                    partitions: Vec::new(),
+                    error: Some(error(code, message)),
+                },
+                Ok(count) => {
+                    let partitions = (0..count)
+                        .map(|p| {
+                            let route = self.routes.route(&name, p).ok().flatten();
+                            v1::PartitionMetadata {
+                                partition: p,
+                                broker: route
+                                    .as_ref()
+                                    .map(|r| r.broker.clone())
+                                    .unwrap_or_default(),
+                                epoch: route.map_or(0, |r| r.epoch),
+                            }
+                        })
+                        .collect();
+                    v1::TopicMetadata {
+                        name,
+                        partitions,
+                        error: None,
+                    }
+                }
+            })
+            .collect();
+        Ok(Response::new(v1::MetadataResponse { topics }))
+    }
+
+    async fn list_offsets(
+        &self,
+        request: Request<v1::ListOffsetsRequest>,
+    ) -> Result<Response<v1::ListOffsetsResponse>, Status> {
+        let r = request.into_inner();
+        let fail = |e: v1::Error| {
+            Ok(Response::new(v1::ListOffsetsResponse {
+                offset: -1,
+                error: Some(e),
+            }))
+        };
+        if let Err((code, message)) = self.routes.route(&r.topic, r.partition) {
+            return fail(error(code, message));
+        }
+        let offset = match r.timestamp {
+            -2 => self.reader.log_start(&r.topic, r.partition).await.map(Some),
+            -1 => self
+                .reader
+                .high_watermark(&r.topic, r.partition)
+                .await
+                .map(Some),
+            ts if ts >= 0 => {
+                self.reader
+                    .offset_for_timestamp(&r.topic, r.partition, ts)
+                    .await
+            }
+            other => {
+                return fail(error(
+                    ErrorCode::InvalidArgument,
+                    format!("timestamp {other}: use -2 (earliest), -1 (latest) or milliseconds"),
+                ));
+            }
+        };
+        match offset {
+            Ok(offset) => Ok(Response::new(v1::ListOffsetsResponse {
+                offset: offset.unwrap_or(-1),
+                error: None,
+            })),
+            Err(e) => fail(error(ErrorCode::Unavailable, e.to_string())),
+        }
+    }
+}
