@@ -105,6 +105,43 @@ fn spawn<F: Future<Output = ()> + Send + 'static>(f: F) -> tokio::task::JoinHand
     tokio::spawn(f)
 }
 
+/// The flusher plus a fast maintenance loop (every 30 ms, 100 ms grace), as a steady broker
+/// runs them, with short periods so a test sees many passes.
+struct Background {
+    cancel: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Background {
+    fn start(broker: &Arc<Broker>) -> Self {
+        let cancel = CancellationToken::new();
+        let flusher = spawn({
+            let (b, c) = (broker.clone(), cancel.clone());
+            async move { b.run_flusher(c).await }
+        });
+        let maintenance = spawn({
+            let (b, c) = (broker.clone(), cancel.clone());
+            async move {
+                while !c.is_cancelled() {
+                    b.maintain_once(Duration::from_millis(100), true).await;
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                }
+            }
+        });
+        Self {
+            cancel,
+            tasks: vec![flusher, maintenance],
+        }
+    }
+
+    async fn stop(self) {
+        self.cancel.cancel();
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_keeps_objects_and_keys_bounded_and_readers_see_no_gap() {
     let topic = NewTopic {
@@ -115,20 +152,7 @@ async fn compaction_keeps_objects_and_keys_bounded_and_readers_see_no_gap() {
         ..Default::default()
     };
     let env = env(topic).await;
-    let cancel = CancellationToken::new();
-    let flusher = spawn({
-        let (b, c) = (env.broker.clone(), cancel.clone());
-        async move { b.run_flusher(c).await }
-    });
-    let maintenance = spawn({
-        let (b, c) = (env.broker.clone(), cancel.clone());
-        async move {
-            while !c.is_cancelled() {
-                b.maintain_once(Duration::from_millis(100), true).await;
-                tokio::time::sleep(Duration::from_millis(30)).await;
-            }
-        }
-    });
+    let background = Background::start(&env.broker);
     const MESSAGES: usize = 600;
     let producing = Arc::new(AtomicBool::new(true));
     let consumer = spawn({
@@ -177,9 +201,7 @@ async fn compaction_keeps_objects_and_keys_bounded_and_readers_see_no_gap() {
     let flushes = env.reader().segments("c", 0).await.unwrap().len();
     // Let compaction and GC settle, then look at the end state.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    cancel.cancel();
-    flusher.await.unwrap();
-    maintenance.await.unwrap();
+    background.stop().await;
     let segments = env.reader().segments("c", 0).await.unwrap();
     let total: u64 = segments.iter().map(|s| s.meta.size).sum();
     eprintln!(
@@ -434,20 +456,7 @@ async fn retention_under_a_steady_producer_keeps_the_partition_bounded() {
         ..Default::default()
     };
     let env = env(topic).await;
-    let cancel = CancellationToken::new();
-    let flusher = spawn({
-        let (b, c) = (env.broker.clone(), cancel.clone());
-        async move { b.run_flusher(c).await }
-    });
-    let maintenance = spawn({
-        let (b, c) = (env.broker.clone(), cancel.clone());
-        async move {
-            while !c.is_cancelled() {
-                b.maintain_once(Duration::from_millis(100), true).await;
-                tokio::time::sleep(Duration::from_millis(30)).await;
-            }
-        }
-    });
+    let background = Background::start(&env.broker);
     let (mut max_objects, mut max_keys) = (0, 0);
     for i in 0..600 {
         let now = strata_storage::clock::unix_millis();
@@ -461,9 +470,7 @@ async fn retention_under_a_steady_producer_keeps_the_partition_bounded() {
         }
     }
     tokio::time::sleep(Duration::from_millis(600)).await;
-    cancel.cancel();
-    flusher.await.unwrap();
-    maintenance.await.unwrap();
+    background.stop().await;
     let segments = env.reader().segments("s", 0).await.unwrap();
     let kept: u64 = segments.iter().map(|s| s.meta.size).sum();
     eprintln!(

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Cluster, eventually};
+use common::{Cluster, eventually, run_cli};
 
 const LINES: usize = 8_000;
 const BATCH: usize = 10;
@@ -41,7 +41,7 @@ async fn a_broker_restart_mid_produce_is_invisible_to_clients() {
     })
     .await;
     let admin = controller.addr.clone();
-    let (ok, out, err) = cluster.run_cli(
+    let (ok, out, err) = run_cli(
         &[
             "topic",
             "create",
@@ -51,6 +51,7 @@ async fn a_broker_restart_mid_produce_is_invisible_to_clients() {
             "--admin",
             &admin,
         ],
+        &[],
         None,
     );
     assert!(ok, "{out}{err}");
@@ -104,7 +105,7 @@ async fn a_broker_restart_mid_produce_is_invisible_to_clients() {
 
     // Consume through the other proxy.
     let p2 = proxies[1].addr.clone();
-    let (ok, out, err) = cluster.run_cli(
+    let (ok, out, err) = run_cli(
         &[
             "consume",
             "t",
@@ -116,6 +117,7 @@ async fn a_broker_restart_mid_produce_is_invisible_to_clients() {
             "--timeout-ms",
             "20000",
         ],
+        &[],
         None,
     );
     assert!(ok, "the consumer reports an error: {err}");

@@ -3,8 +3,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::Duration;
 
 use strata_testkit::{ChildGuard, free_port, wait_for_tcp};
@@ -55,28 +56,13 @@ impl Standalone {
     }
 
     fn strata(&self, args: &[&str], stdin: Option<String>) -> (bool, String, String) {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
-        command
-            .args(args)
-            .env("STRATA_SERVER", &self.proxy)
-            .env("STRATA_ADMIN", &self.admin);
-        command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().unwrap();
-        let mut input = child.stdin.take().unwrap();
-        let writer = std::thread::spawn(move || {
-            if let Some(text) = stdin {
-                input.write_all(text.as_bytes()).unwrap();
-            }
-        });
-        let output = child.wait_with_output().unwrap();
-        writer.join().unwrap();
-        (
-            output.status.success(),
-            String::from_utf8(output.stdout).unwrap(),
-            String::from_utf8(output.stderr).unwrap(),
+        common::run_cli(
+            args,
+            &[
+                ("STRATA_SERVER", &self.proxy),
+                ("STRATA_ADMIN", &self.admin),
+            ],
+            stdin,
         )
     }
 

@@ -172,31 +172,6 @@ impl Cluster {
         self.spawn(id, &args, port)
     }
 
-    /// Runs a `strata` user command with `stdin`; returns success, stdout and stderr.
-    pub fn run_cli(&self, args: &[&str], stdin: Option<String>) -> (bool, String, String) {
-        use std::io::Write;
-        let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
-        command
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = command.spawn().unwrap();
-        let mut input = child.stdin.take().unwrap();
-        let writer = std::thread::spawn(move || {
-            if let Some(text) = stdin {
-                let _ = input.write_all(text.as_bytes());
-            }
-        });
-        let output = child.wait_with_output().unwrap();
-        writer.join().unwrap();
-        (
-            output.status.success(),
-            String::from_utf8(output.stdout).unwrap(),
-            String::from_utf8(output.stderr).unwrap(),
-        )
-    }
-
     /// A node pool over the brokers' storage, for reading the log from the test.
     pub fn pool(&self) -> Arc<strata_storage::NodePool> {
         let spec = format!("n1={}", self.storage_url()).parse().unwrap();
@@ -245,5 +220,36 @@ pub async fn call(
     (
         status,
         serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+/// Runs a `strata` user command with `envs` and `stdin`; returns success, stdout and stderr.
+pub fn run_cli(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    stdin: Option<String>,
+) -> (bool, String, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
+    command
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        if let Some(text) = stdin {
+            let _ = input.write_all(text.as_bytes());
+        }
+    });
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
     )
 }
