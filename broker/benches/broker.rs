@@ -46,7 +46,7 @@ const IN_FLIGHT: usize = 64;
 /// Long enough for the first write to every partition (which creates its object folder) to fall
 /// before the window at 1,000 partitions; a running broker has those folders already.
 const WARMUP: Duration = Duration::from_secs(1);
-/// Buffered acks flush in cycles of about a second; five of them make the rates less lumpy.
+/// Buffered acks flush in cycles of more than half a second; a 5 s window holds several.
 const MEASURE: Duration = Duration::from_secs(5);
 /// Producers still waiting this long after the window ends are aborted (a hung flusher must not
 /// hang the bench).

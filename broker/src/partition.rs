@@ -339,11 +339,16 @@ impl Partition {
         inner.in_flight = true;
         inner.buffer_bytes = 0;
         let producers = std::mem::take(&mut inner.producers_dirty).then(|| inner.producers.clone());
-        Some(FlushUnit {
+        let unit = FlushUnit {
             batches: std::mem::take(&mut inner.buffer),
             next_offset: inner.next_offset,
             producers,
-        })
+        };
+        drop(inner);
+        // The buffer has room again now, not only at the commit: wake producers waiting for
+        // space (waiters for a commit re-check and sleep on).
+        self.progress.send_modify(|_| {});
+        Some(unit)
     }
 
     /// The flusher committed `unit`: its batches are readable and their producers acked.
