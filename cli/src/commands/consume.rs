@@ -39,6 +39,7 @@ async fn follow(
     mut offset: i64,
     values: mpsc::Sender<Vec<u8>>,
 ) -> anyhow::Result<()> {
+    let mut failures = 0u32;
     loop {
         let request = v1::FetchRequest {
             topic: topic.clone(),
@@ -47,7 +48,23 @@ async fn follow(
             max_bytes: 1 << 20,
             max_wait_ms: 500,
         };
-        let answer = client.fetch(request).await?.into_inner();
+        // Fetches are idempotent: ride out a proxy restart or a dropped connection, briefly.
+        let answer = match client.fetch(request).await {
+            Ok(answer) => {
+                failures = 0;
+                answer.into_inner()
+            }
+            Err(status) if failures < 10 => {
+                failures += 1;
+                tracing::warn!(partition, %status, failures, "fetch failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(failures))).await;
+                continue;
+            }
+            Err(status) => bail!(
+                "partition {partition}: fetch failed 10 times in a row: {}",
+                status.message()
+            ),
+        };
         if let Some(e) = answer.error {
             if e.code == "OFFSET_OUT_OF_RANGE" {
                 // Retention removed our position: continue from the oldest data, as Kafka's
