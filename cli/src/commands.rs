@@ -46,6 +46,27 @@ pub async fn run_until_stopped(
     Ok(())
 }
 
+/// Serves a gRPC router on `listener` as a task of `tasks` until `cancel` fires.
+pub fn spawn_grpc(
+    tasks: &mut tokio::task::JoinSet<anyhow::Result<()>>,
+    cancel: &tokio_util::sync::CancellationToken,
+    listener: tokio::net::TcpListener,
+    router: tonic::transport::server::Router,
+    what: &'static str,
+) {
+    let shutdown = cancel.clone().cancelled_owned();
+    tasks.spawn(async move {
+        use anyhow::Context as _;
+        router
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                shutdown,
+            )
+            .await
+            .with_context(|| format!("{what} gRPC server failed"))
+    });
+}
+
 /// Resolves when the process is asked to stop (SIGTERM or Ctrl-C).
 pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

@@ -11,7 +11,6 @@ use strata_storage::pool::{NodeSpec, PoolConfig};
 
 use strata_meta::MetaStore;
 use tokio::task::JoinSet;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{BrokerArgs, StorageArgs};
@@ -151,18 +150,9 @@ pub async fn spawn(
             format!("cannot listen on {http_addr} for the broker's HTTP endpoint; pass --http-addr")
         })?;
     tracing::info!(%listen, advertised_addr = %s.advertised_addr, id = %s.id, "broker starting");
-    let grpc_cancel = cancel.clone();
     let service = BrokerService::new(broker.clone()).into_server();
-    tasks.spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(listener),
-                grpc_cancel.cancelled_owned(),
-            )
-            .await
-            .context("broker gRPC server failed")
-    });
+    let router = tonic::transport::Server::builder().add_service(service);
+    super::spawn_grpc(tasks, cancel, listener, router, "broker");
     let http_cancel = cancel.clone();
     let http = strata_broker::http::router(broker.clone());
     tasks.spawn(async move {

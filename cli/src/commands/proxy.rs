@@ -8,7 +8,6 @@ use strata_meta::schema::Keyspace;
 use strata_proxy::{Commits, ProxyService, Routes};
 use strata_storage::NodePool;
 use tokio::task::JoinSet;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::ProxyArgs;
@@ -51,28 +50,18 @@ pub async fn spawn(
         .await
         .with_context(|| format!("cannot listen on {listen} for the proxy; pass --listen"))?;
     tracing::info!(%listen, "proxy starting");
-    for (name, task) in [("routes", 0), ("commits", 1)] {
-        let (routes, commits, token) = (routes.clone(), commits.clone(), cancel.clone());
-        tasks.spawn(async move {
-            match task {
-                0 => routes.follow(token).await,
-                _ => commits.follow(token).await,
-            }
-            tracing::debug!(name, "proxy follower stopped");
-            Ok(())
-        });
-    }
-    let service = ProxyService::new(routes, commits, reader).into_server();
-    let grpc_cancel = cancel.clone();
+    let (follower, token) = (routes.clone(), cancel.clone());
     tasks.spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(listener),
-                grpc_cancel.cancelled_owned(),
-            )
-            .await
-            .context("proxy gRPC server failed")
+        follower.follow(token).await;
+        Ok(())
     });
+    let (follower, token) = (commits.clone(), cancel.clone());
+    tasks.spawn(async move {
+        follower.follow(token).await;
+        Ok(())
+    });
+    let service = ProxyService::new(routes, commits, reader).into_server();
+    let router = tonic::transport::Server::builder().add_service(service);
+    super::spawn_grpc(tasks, cancel, listener, router, "proxy");
     Ok(())
 }
