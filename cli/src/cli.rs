@@ -39,6 +39,11 @@ pub enum Command {
     Produce(ProduceArgs),
     /// Print a topic's messages, one per line.
     Consume(ConsumeArgs),
+    /// List or describe consumer groups.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Move a partition to another broker (no data is copied; takes about a second).
+    Reassign(ReassignArgs),
 }
 
 /// Settings every server role shares.
@@ -202,38 +207,75 @@ pub struct AdminArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Proxy address (any proxy of the cluster).
+    #[arg(long, env = "STRATA_SERVER", default_value = "127.0.0.1:7070")]
+    pub server: String,
+}
+
+#[derive(Debug, Args)]
 pub struct ProduceArgs {
     pub topic: String,
 
-    /// Proxy address.
-    #[arg(long, env = "STRATA_SERVER", default_value = "127.0.0.1:7070")]
-    pub server: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
 
     /// Split each line at the first occurrence of this string into key and value; messages
-    /// with the same key go to the same partition.
+    /// with the same key go to the same partition (Kafka's murmur2 partitioner).
     #[arg(long)]
     pub key_separator: Option<String>,
 
-    /// When to count a message as sent: durable, buffered or none.
+    /// Send every message to this partition.
+    #[arg(long)]
+    pub partition: Option<u32>,
+
+    /// Spread messages without a key over partitions: `round-robin` (one each, in turn) or
+    /// `sticky` (a batch to one partition, then the next).
+    #[arg(long, default_value = "round-robin")]
+    pub partitioner: String,
+
+    /// When a message counts as sent: durable (stored and committed), buffered (in the
+    /// broker's memory) or none.
     #[arg(long, default_value = "durable")]
     pub acks: String,
 
-    /// Messages per record batch.
-    #[arg(long, default_value_t = 1000)]
-    pub batch_size: usize,
+    /// Compression of record batches: none, gzip, snappy, lz4 or zstd.
+    #[arg(long, default_value = "none")]
+    pub compression: String,
+
+    /// Bytes per partition batch before it is sent without waiting for the linger.
+    #[arg(long, default_value_t = 256 * 1024)]
+    pub batch_bytes: usize,
+
+    /// Milliseconds a batch waits for more messages.
+    #[arg(long, default_value_t = 5)]
+    pub linger_ms: u64,
 }
 
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
     pub topic: String,
 
-    /// Proxy address.
-    #[arg(long, env = "STRATA_SERVER", default_value = "127.0.0.1:7070")]
-    pub server: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
 
-    /// Start at the first stored message instead of the end.
+    /// Read as a member of this consumer group: partitions are shared with the group's
+    /// other members and positions are committed.
+    #[arg(long)]
+    pub group: Option<String>,
+
+    /// Start at the oldest stored message instead of the end (with --group: only for
+    /// partitions the group never committed).
     #[arg(long)]
     pub from_beginning: bool,
+
+    /// Read only this partition (not with --group).
+    #[arg(long, conflicts_with = "group")]
+    pub partition: Option<u32>,
+
+    /// Start at this offset (needs --partition).
+    #[arg(long, requires = "partition")]
+    pub offset: Option<i64>,
 
     /// Stop after this many messages.
     #[arg(long)]
@@ -243,4 +285,47 @@ pub struct ConsumeArgs {
     /// count is reached or Ctrl-C.
     #[arg(long)]
     pub timeout_ms: Option<u64>,
+
+    /// Print `partition<TAB>offset<TAB>` before each message.
+    #[arg(long)]
+    pub print_offsets: bool,
+
+    /// Print `key<TAB>` before each message.
+    #[arg(long)]
+    pub print_key: bool,
+
+    /// With --group: the group drops this consumer after this long without a heartbeat.
+    #[arg(long, default_value_t = 10_000)]
+    pub session_timeout_ms: u64,
+
+    /// With --group: commit positions this often.
+    #[arg(long, default_value_t = 1_000)]
+    pub commit_interval_ms: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// List consumer groups with their state and member count.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show a group's members, their partitions, committed offsets and lag.
+    Describe {
+        group: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ReassignArgs {
+    /// The topic of the partition to move.
+    pub topic: String,
+    /// The partition to move.
+    pub partition: u32,
+    /// The broker that takes it over.
+    pub broker: String,
+    #[command(flatten)]
+    pub admin: AdminArgs,
 }

@@ -3,9 +3,11 @@
 mod broker;
 mod consume;
 mod controller;
+mod group;
 mod produce;
 mod proxy;
-mod standalone;
+mod reassign;
+pub mod standalone;
 mod topic;
 
 use crate::cli::{Cli, Command};
@@ -21,6 +23,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Topic(command) => topic::run(command).await,
         Command::Produce(args) => produce::run(args).await,
         Command::Consume(args) => consume::run(args).await,
+        Command::Group(command) => group::run(command).await,
+        Command::Reassign(args) => reassign::run(args).await,
     }
 }
 

@@ -1,12 +1,7 @@
 //! `strata`: one binary for every server role and the user commands.
 
-#![cfg_attr(test, allow(clippy::unwrap_used))]
-
-mod cli;
-mod commands;
-mod config;
-
 use clap::Parser;
+use strata::{cli, commands};
 
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();

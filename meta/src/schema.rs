@@ -5,6 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
+mod groups;
+
+pub use groups::{CommittedOffset, GroupMember, GroupPhase, GroupProtocol, GroupState};
+
 /// Builds and parses the keys of one cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keyspace {
@@ -148,8 +152,41 @@ impl Keyspace {
     pub fn groups(&self) -> String {
         format!("{}/groups/", self.root)
     }
+    /// Prefix of everything of one group.
     pub fn group(&self, group: &str) -> String {
         format!("{}{group}/", self.groups())
+    }
+    /// The group's membership and generation (`groups/{g}/state` → [`GroupState`]).
+    pub fn group_state(&self, group: &str) -> String {
+        format!("{}state", self.group(group))
+    }
+    /// The group name of a `groups/{g}/state` key.
+    pub fn group_of_state<'k>(&self, key: &'k str) -> Option<&'k str> {
+        key.strip_prefix(self.root.as_str())?
+            .strip_prefix("/groups/")?
+            .strip_suffix("/state")
+    }
+    /// Prefix of the group's liveness keys, one per member, each on the member's lease: a
+    /// member whose key is gone missed its session timeout.
+    pub fn group_live(&self, group: &str) -> String {
+        format!("{}live/", self.group(group))
+    }
+    pub fn group_member_live(&self, group: &str, member: &str) -> String {
+        format!("{}{member}", self.group_live(group))
+    }
+    /// Prefix of the group's committed offsets.
+    pub fn group_offsets(&self, group: &str) -> String {
+        format!("{}offsets/", self.group(group))
+    }
+    /// One committed offset (`groups/{g}/offsets/{topic}/{p}` → [`CommittedOffset`]).
+    pub fn group_offset(&self, group: &str, topic: &str, partition: u32) -> String {
+        format!("{}{topic}/{partition}", self.group_offsets(group))
+    }
+    /// `(topic, partition)` of a committed-offset key of `group`.
+    pub fn offset_partition_of(&self, group: &str, key: &str) -> Option<(String, u32)> {
+        let rest = key.strip_prefix(&self.group_offsets(group))?;
+        let (topic, partition) = rest.rsplit_once('/')?;
+        Some((topic.to_owned(), partition.parse().ok()?))
     }
 }
 

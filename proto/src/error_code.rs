@@ -42,10 +42,18 @@ pub enum ErrorCode {
     NotFound,
     /// The route exists but not with this method.
     MethodNotAllowed,
+    /// The group does not know this member (it left, or its session expired); join again.
+    UnknownMember,
+    /// The member's generation is not the group's; join again.
+    IllegalGeneration,
+    /// The group is rebalancing; join again to get the new assignment.
+    RebalanceInProgress,
+    /// The partition is not assigned to the member that tried to commit it.
+    PartitionNotAssigned,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 22] = [
         Self::InvalidArgument,
         Self::UnknownTopic,
         Self::UnknownPartition,
@@ -64,6 +72,10 @@ impl ErrorCode {
         Self::Internal,
         Self::NotFound,
         Self::MethodNotAllowed,
+        Self::UnknownMember,
+        Self::IllegalGeneration,
+        Self::RebalanceInProgress,
+        Self::PartitionNotAssigned,
     ];
 
     /// The stable wire name, e.g. `UNKNOWN_TOPIC`.
@@ -87,6 +99,10 @@ impl ErrorCode {
             Self::Internal => "INTERNAL",
             Self::NotFound => "NOT_FOUND",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::UnknownMember => "UNKNOWN_MEMBER",
+            Self::IllegalGeneration => "ILLEGAL_GENERATION",
+            Self::RebalanceInProgress => "REBALANCE_IN_PROGRESS",
+            Self::PartitionNotAssigned => "PARTITION_NOT_ASSIGNED",
         }
     }
 
@@ -99,7 +115,13 @@ impl ErrorCode {
             | Self::UnknownBroker
             | Self::UnknownGroup
             | Self::NotFound => 404,
-            Self::TopicExists | Self::Conflict | Self::Fenced => 409,
+            Self::TopicExists
+            | Self::Conflict
+            | Self::Fenced
+            | Self::UnknownMember
+            | Self::IllegalGeneration
+            | Self::RebalanceInProgress
+            | Self::PartitionNotAssigned => 409,
             Self::MethodNotAllowed => 405,
             Self::MessageTooLarge => 413,
             Self::OffsetOutOfRange | Self::BrokerUnavailable => 422,
@@ -123,7 +145,12 @@ impl ErrorCode {
             | Self::NotFound => 5,
             Self::TopicExists => 6,
             Self::MessageTooLarge | Self::Throttled => 8,
-            Self::BrokerUnavailable | Self::Fenced => 9,
+            Self::BrokerUnavailable
+            | Self::Fenced
+            | Self::UnknownMember
+            | Self::IllegalGeneration
+            | Self::RebalanceInProgress
+            | Self::PartitionNotAssigned => 9,
             Self::Conflict => 10,
             Self::OffsetOutOfRange => 11,
             Self::MethodNotAllowed => 12,

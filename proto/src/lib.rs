@@ -1,6 +1,7 @@
 //! Strata's wire contracts: the gRPC services (package `strata.v1`, compiled from the `.proto`
 //! files beside this crate) and the error codes every API speaks.
 
+pub mod consumer_protocol;
 mod error_code;
 
 pub use error_code::ErrorCode;

@@ -6,12 +6,19 @@
 //! - Reads need no broker: committed data is in storage, so the proxy reads it itself, and a
 //!   fetch with nothing new waits for the partition's next commit (long poll).
 //!
+//! - Consumer groups are coordinated here too, with all their state in the metadata store
+//!   ([`groups`]), so any proxy serves any group.
+//!
 //! Any number of proxies can run behind one address: they share nothing but the metadata store.
 
 mod commits;
+mod error;
+pub mod groups;
 mod routes;
 mod service;
 
 pub use commits::Commits;
+pub use error::{ProxyError, Result};
+pub use groups::GroupCoordinator;
 pub use routes::Routes;
 pub use service::ProxyService;

@@ -13,7 +13,10 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
 use crate::commits::Commits;
+use crate::groups::GroupCoordinator;
 use crate::routes::Routes;
+
+mod admin;
 
 /// How long a produce keeps retrying a partition that has no reachable owner.
 const PRODUCE_DEADLINE: Duration = Duration::from_secs(30);
@@ -27,6 +30,8 @@ pub struct ProxyService {
     routes: Arc<Routes>,
     commits: Arc<Commits>,
     reader: LogReader,
+    groups: GroupCoordinator,
+    admin: strata_controller::Admin,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
 }
 
@@ -39,11 +44,19 @@ fn retriable(e: &v1::Error) -> bool {
 }
 
 impl ProxyService {
-    pub fn new(routes: Arc<Routes>, commits: Arc<Commits>, reader: LogReader) -> Self {
+    pub fn new(
+        routes: Arc<Routes>,
+        commits: Arc<Commits>,
+        reader: LogReader,
+        groups: GroupCoordinator,
+        admin: strata_controller::Admin,
+    ) -> Self {
         Self {
             routes,
             commits,
             reader,
+            groups,
+            admin,
             channels: Arc::default(),
         }
     }
@@ -288,33 +301,7 @@ impl strata_server::Strata for ProxyService {
         };
         let topics = names
             .into_iter()
-            .map(|name| match self.routes.partitions(&name) {
-                Err((code, message)) => v1::TopicMetadata {
-                    name,
-                    partitions: Vec::new(),
-                    error: Some(error(code, message)),
-                },
-                Ok(count) => {
-                    let partitions = (0..count)
-                        .map(|p| {
-                            let route = self.routes.route(&name, p).ok().flatten();
-                            v1::PartitionMetadata {
-                                partition: p,
-                                broker: route
-                                    .as_ref()
-                                    .map(|r| r.broker.clone())
-                                    .unwrap_or_default(),
-                                epoch: route.map_or(0, |r| r.epoch),
-                            }
-                        })
-                        .collect();
-                    v1::TopicMetadata {
-                        name,
-                        partitions,
-                        error: None,
-                    }
-                }
-            })
+            .map(|name| self.topic_metadata(name))
             .collect();
         Ok(Response::new(v1::MetadataResponse { topics }))
     }
@@ -359,5 +346,154 @@ impl strata_server::Strata for ProxyService {
             })),
             Err(e) => fail(error(ErrorCode::Unavailable, e.to_string())),
         }
+    }
+    async fn create_topic(
+        &self,
+        request: Request<v1::CreateTopicRequest>,
+    ) -> Result<Response<v1::CreateTopicResponse>, Status> {
+        Ok(Response::new(self.create_topic_call(request.into_inner()).await))
+    }
+
+    async fn delete_topic(
+        &self,
+        request: Request<v1::DeleteTopicRequest>,
+    ) -> Result<Response<v1::DeleteTopicResponse>, Status> {
+        Ok(Response::new(self.delete_topic_call(request.into_inner()).await))
+    }
+
+    async fn create_partitions(
+        &self,
+        request: Request<v1::CreatePartitionsRequest>,
+    ) -> Result<Response<v1::CreatePartitionsResponse>, Status> {
+        Ok(Response::new(
+            self.create_partitions_call(request.into_inner()).await,
+        ))
+    }
+
+    async fn join_group(
+        &self,
+        request: Request<v1::JoinGroupRequest>,
+    ) -> Result<Response<v1::JoinGroupResponse>, Status> {
+        let host = request
+            .remote_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        let r = request.into_inner();
+        Ok(Response::new(match self.groups.join(&r, &host).await {
+            Ok(answer) => answer,
+            Err(e) => v1::JoinGroupResponse {
+                error: Some(e.to_wire()),
+                member_id: r.member_id,
+                ..Default::default()
+            },
+        }))
+    }
+
+    async fn sync_group(
+        &self,
+        request: Request<v1::SyncGroupRequest>,
+    ) -> Result<Response<v1::SyncGroupResponse>, Status> {
+        Ok(Response::new(
+            match self.groups.sync(&request.into_inner()).await {
+                Ok(answer) => answer,
+                Err(e) => v1::SyncGroupResponse {
+                    error: Some(e.to_wire()),
+                    ..Default::default()
+                },
+            },
+        ))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<v1::HeartbeatRequest>,
+    ) -> Result<Response<v1::HeartbeatResponse>, Status> {
+        let error = self
+            .groups
+            .heartbeat(&request.into_inner())
+            .await
+            .err()
+            .map(|e| e.to_wire());
+        Ok(Response::new(v1::HeartbeatResponse { error }))
+    }
+
+    async fn leave_group(
+        &self,
+        request: Request<v1::LeaveGroupRequest>,
+    ) -> Result<Response<v1::LeaveGroupResponse>, Status> {
+        let error = self
+            .groups
+            .leave(&request.into_inner())
+            .await
+            .err()
+            .map(|e| e.to_wire());
+        Ok(Response::new(v1::LeaveGroupResponse { error }))
+    }
+
+    async fn offset_commit(
+        &self,
+        request: Request<v1::OffsetCommitRequest>,
+    ) -> Result<Response<v1::OffsetCommitResponse>, Status> {
+        Ok(Response::new(
+            match self.groups.commit(&request.into_inner()).await {
+                Ok(partitions) => v1::OffsetCommitResponse {
+                    error: None,
+                    partitions,
+                },
+                Err(e) => v1::OffsetCommitResponse {
+                    error: Some(e.to_wire()),
+                    partitions: Vec::new(),
+                },
+            },
+        ))
+    }
+
+    async fn offset_fetch(
+        &self,
+        request: Request<v1::OffsetFetchRequest>,
+    ) -> Result<Response<v1::OffsetFetchResponse>, Status> {
+        Ok(Response::new(
+            match self.groups.fetch_offsets(&request.into_inner()).await {
+                Ok(offsets) => v1::OffsetFetchResponse {
+                    error: None,
+                    offsets,
+                },
+                Err(e) => v1::OffsetFetchResponse {
+                    error: Some(e.to_wire()),
+                    offsets: Vec::new(),
+                },
+            },
+        ))
+    }
+
+    async fn list_groups(
+        &self,
+        _request: Request<v1::ListGroupsRequest>,
+    ) -> Result<Response<v1::ListGroupsResponse>, Status> {
+        Ok(Response::new(match self.groups.list().await {
+            Ok(groups) => v1::ListGroupsResponse {
+                error: None,
+                groups,
+            },
+            Err(e) => v1::ListGroupsResponse {
+                error: Some(e.to_wire()),
+                groups: Vec::new(),
+            },
+        }))
+    }
+
+    async fn describe_group(
+        &self,
+        request: Request<v1::DescribeGroupRequest>,
+    ) -> Result<Response<v1::DescribeGroupResponse>, Status> {
+        let group = request.into_inner().group;
+        Ok(Response::new(match self.groups.describe(&group).await {
+            Ok(answer) => answer,
+            Err(e) => v1::DescribeGroupResponse {
+                error: Some(e.to_wire()),
+                group,
+                ..Default::default()
+            },
+        }))
     }
 }

@@ -5,7 +5,7 @@ use anyhow::Context;
 use strata_log::LogReader;
 use strata_meta::MetaStore;
 use strata_meta::schema::Keyspace;
-use strata_proxy::{Commits, ProxyService, Routes};
+use strata_proxy::{Commits, GroupCoordinator, ProxyService, Routes};
 use strata_storage::NodePool;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -45,7 +45,9 @@ pub async fn spawn(
         .await
         .context("cannot read the routing table from the metadata store")?;
     let commits = Commits::new(meta.clone(), keys.clone());
-    let reader = LogReader::new(meta, keys, pool);
+    let reader = LogReader::new(meta.clone(), keys.clone(), pool);
+    let groups = GroupCoordinator::new(meta.clone(), keys.clone(), routes.clone(), reader.clone());
+    let admin = strata_controller::Admin::new(meta, keys);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} for the proxy; pass --listen"))?;
@@ -60,7 +62,7 @@ pub async fn spawn(
         follower.follow(token).await;
         Ok(())
     });
-    let service = ProxyService::new(routes, commits, reader).into_server();
+    let service = ProxyService::new(routes, commits, reader, groups, admin).into_server();
     let router = tonic::transport::Server::builder().add_service(service);
     super::spawn_grpc(tasks, cancel, listener, router, "proxy");
     Ok(())

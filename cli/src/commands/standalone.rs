@@ -18,6 +18,28 @@ use crate::cli::StandaloneArgs;
 use crate::config::{self, FileConfig};
 
 pub async fn run(args: StandaloneArgs, file: FileConfig) -> anyhow::Result<()> {
+    let cancel = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    let dir = spawn(&mut tasks, &cancel, &args, &file).await?;
+    eprintln!(
+        "strata standalone: proxy {} · admin http://{} · data in {}\n  try: strata topic create t --partitions 4 && seq 1 1000 | strata produce t && strata consume t --from-beginning --max-messages 1000",
+        args.proxy_addr,
+        args.admin_addr,
+        dir.display()
+    );
+    super::run_until_stopped(tasks, cancel, "standalone").await
+}
+
+/// Starts every role as tasks of `tasks`, stopped by `cancel`; returns the data directory.
+///
+/// Tests use this to run a whole Strata in-process; cancel `cancel` and drain `tasks` to stop
+/// it gracefully.
+pub async fn spawn(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    cancel: &CancellationToken,
+    args: &StandaloneArgs,
+    file: &FileConfig,
+) -> anyhow::Result<std::path::PathBuf> {
     let dir = std::path::absolute(&args.data_dir).context("cannot resolve --data-dir")?;
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create data directory {}", dir.display()))?;
@@ -33,16 +55,14 @@ pub async fn run(args: StandaloneArgs, file: FileConfig) -> anyhow::Result<()> {
     let node: NodeSpec = format!("local=file://{}", dir.join("data").display()).parse()?;
     let pool = Arc::new(NodePool::open(&PoolConfig::new(vec![node], 1))?);
 
-    let cancel = CancellationToken::new();
-    let mut tasks = JoinSet::new();
     let controller = ControllerConfig {
         id: "standalone".into(),
         election_ttl: Duration::from_secs(2),
         ..Default::default()
     };
     super::controller::spawn(
-        &mut tasks,
-        &cancel,
+        tasks,
+        cancel,
         meta.clone(),
         keys.clone(),
         args.admin_addr,
@@ -58,21 +78,7 @@ pub async fn run(args: StandaloneArgs, file: FileConfig) -> anyhow::Result<()> {
         linger: Duration::from_millis(config::DEFAULT_LINGER_MS),
         limits: Limits::default(),
     };
-    super::broker::spawn(
-        &mut tasks,
-        &cancel,
-        meta.clone(),
-        keys.clone(),
-        pool.clone(),
-        broker,
-    )
-    .await?;
-    super::proxy::spawn(&mut tasks, &cancel, meta, keys, pool, args.proxy_addr).await?;
-    eprintln!(
-        "strata standalone: proxy {} · admin http://{} · data in {}\n  try: strata topic create t --partitions 4 && seq 1 1000 | strata produce t && strata consume t --from-beginning --max-messages 1000",
-        args.proxy_addr,
-        args.admin_addr,
-        dir.display()
-    );
-    super::run_until_stopped(tasks, cancel, "standalone").await
+    super::broker::spawn(tasks, cancel, meta.clone(), keys.clone(), pool.clone(), broker).await?;
+    super::proxy::spawn(tasks, cancel, meta, keys, pool, args.proxy_addr).await?;
+    Ok(dir)
 }

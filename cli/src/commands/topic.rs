@@ -3,7 +3,7 @@ use serde_json::{Value, json};
 
 use crate::cli::TopicCommand;
 
-async fn call(
+pub(super) async fn call(
     method: reqwest::Method,
     admin: &str,
     path: &str,

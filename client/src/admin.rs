@@ -1,0 +1,353 @@
+//! The admin client: topics, partitions, offsets and consumer groups.
+
+use strata_proto::v1;
+
+use crate::connection::Connection;
+use crate::error::{Error, Result, check};
+use crate::types::{Offset, TopicPartition};
+
+/// A topic and where its partitions are served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    pub name: String,
+    pub partitions: Vec<PartitionInfo>,
+}
+
+/// One partition's owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionInfo {
+    pub partition: u32,
+    /// The broker that writes it; `None` while it has no live owner.
+    pub broker: Option<String>,
+    /// Bumped on every move; a stale owner's writes are refused by it.
+    pub epoch: u64,
+}
+
+/// A consumer group in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    pub group: String,
+    /// Empty, PreparingRebalance, CompletingRebalance or Stable.
+    pub state: String,
+    pub protocol_type: String,
+    pub members: u32,
+}
+
+/// One member of a group and its partitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    pub member_id: String,
+    pub client_id: String,
+    pub client_host: String,
+    pub assignment: Vec<TopicPartition>,
+}
+
+/// A partition's committed offset and how far behind the log end it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub partition: TopicPartition,
+    /// -1 when nothing is committed.
+    pub committed: i64,
+    pub high_watermark: i64,
+    pub lag: i64,
+    /// The member it is assigned to, if any.
+    pub member_id: Option<String>,
+}
+
+/// A group's members, assignment and lag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    pub group: String,
+    pub state: String,
+    pub generation: i32,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub leader: String,
+    pub members: Vec<GroupMember>,
+    pub offsets: Vec<PartitionLag>,
+}
+
+/// Settings of a new topic; `None` keeps the server's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopicSettings {
+    /// Keep data this long (ms); -1 forever. Default 7 days.
+    pub retention_ms: Option<i64>,
+    /// Keep at most this many bytes per partition; -1 no limit (the default).
+    pub retention_bytes: Option<i64>,
+    /// Size compaction merges small objects into (default 128 MiB).
+    pub segment_bytes: Option<u64>,
+}
+
+/// Administers topics and inspects groups through any proxy.
+///
+/// ```no_run
+/// # async fn example() -> strata_client::Result<()> {
+/// let admin = strata_client::Admin::connect("127.0.0.1:7070").await?;
+/// admin.create_topic("orders", 12).await?;
+/// for topic in admin.list_topics().await? {
+///     println!("{}: {} partitions", topic.name, topic.partitions.len());
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Admin {
+    connection: Connection,
+}
+
+fn topic_info(t: v1::TopicMetadata) -> TopicInfo {
+    TopicInfo {
+        name: t.name,
+        partitions: t
+            .partitions
+            .into_iter()
+            .map(|p| PartitionInfo {
+                partition: p.partition,
+                broker: (!p.broker.is_empty()).then_some(p.broker),
+                epoch: p.epoch,
+            })
+            .collect(),
+    }
+}
+
+impl Admin {
+    /// Connects to a proxy.
+    pub async fn connect(server: &str) -> Result<Self> {
+        Ok(Self::new(Connection::connect(server).await?))
+    }
+
+    /// An admin client over an existing connection.
+    ///
+    /// ```no_run
+    /// # async fn example() -> strata_client::Result<()> {
+    /// let connection = strata_client::Connection::connect("127.0.0.1:7070").await?;
+    /// let admin = strata_client::Admin::new(connection);
+    /// # Ok(()) }
+    /// ```
+    pub fn new(connection: Connection) -> Self {
+        Self { connection }
+    }
+
+    /// Creates a topic with default settings; its partitions are assigned before this returns.
+    ///
+    /// ```no_run
+    /// # async fn example(admin: &strata_client::Admin) -> strata_client::Result<()> {
+    /// let topic = admin.create_topic("orders", 12).await?;
+    /// assert_eq!(topic.partitions.len(), 12);
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_topic(&self, name: &str, partitions: u32) -> Result<TopicInfo> {
+        self.create_topic_with(name, partitions, TopicSettings::default())
+            .await
+    }
+
+    /// Creates a topic with settings.
+    ///
+    /// ```no_run
+    /// # async fn example(admin: &strata_client::Admin) -> strata_client::Result<()> {
+    /// use strata_client::admin::TopicSettings;
+    /// let settings = TopicSettings { retention_ms: Some(3_600_000), ..Default::default() };
+    /// admin.create_topic_with("clicks", 4, settings).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_topic_with(
+        &self,
+        name: &str,
+        partitions: u32,
+        settings: TopicSettings,
+    ) -> Result<TopicInfo> {
+        let answer = self
+            .connection
+            .grpc()
+            .create_topic(v1::CreateTopicRequest {
+                name: name.to_owned(),
+                partitions,
+                retention_ms: settings.retention_ms,
+                retention_bytes: settings.retention_bytes,
+                segment_bytes: settings.segment_bytes,
+            })
+            .await
+            .map_err(|s| self.connection.call_error(s))?
+            .into_inner();
+        check(answer.error)?;
+        answer.topic.map(topic_info).ok_or(Error::Closed)
+    }
+
+    /// Deletes a topic and, in the background, its data.
+    ///
+    /// ```no_run
+    /// # async fn example(admin: &strata_client::Admin) -> strata_client::Result<()> {
+    /// admin.delete_topic("orders").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete_topic(&self, name: &str) -> Result<()> {
+        let answer = self
+            .connection
+            .grpc()
+            .delete_topic(v1::DeleteTopicRequest {
+                name: name.to_owned(),
+            })
+            .await
+            .map_err(|s| self.connection.call_error(s))?
+            .into_inner();
+        check(answer.error)
+    }
+
+    /// Grows a topic to `total` partitions (partitions never shrink).
+    ///
+    /// ```no_run
+    /// # async fn example(admin: &strata_client::Admin) -> strata_client::Result<()> {
+    /// admin.create_partitions("orders", 24).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_partitions(&self, topic: &str, total: u32) -> Result<TopicInfo> {
+        let answer = self
+            .connection
+            .grpc()
+            .create_partitions(v1::CreatePartitionsRequest {
+                topic: topic.to_owned(),
+                partitions: total,
+            })
+            .await
+            .map_err(|s| self.connection.call_error(s))?
+            .into_inner();
+        check(answer.error)?;
+        answer.topic.map(topic_info).ok_or(Error::Closed)
+    }
+
+    /// Every topic.
+    ///
+    /// ```no_run
+    /// # async fn example(admin: &strata_client::Admin) -> strata_client::Result<()> {
+    /// let names: Vec<String> = admin.list_topics().await?.into_iter().map(|t| t.name).collect();
+    /// # Ok(()) }
+    /// ```
+    pub async fn list_topics(&self) -> Result<Vec<TopicInfo>> {
+        let answer = self
+            .connection
+            .grpc()
+            .metadata(v1::MetadataRequest { topics: Vec::new() })
+            .await
+            .map_err(|s| self.connection.call_error(s))?
+            .into_inner();
+        Ok(answer.topics.into_iter().map(topic_info).collect())
+    }
+
+    /// One topic's partitions and owners; `UNKNOWN_TOPIC` if it does not exist.
+    ///
+    /// ```no_run
+    /// # async fn example(admin: &strata_client::Admin) -> strata_client::Result<()> {
+    /// let topic = admin.describe_topic("orders").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn describe_topic(&self, name: &str) -> Result<TopicInfo> {
+        let answer = self
+            .connection
+            .grpc()
+            .metadata(v1::MetadataRequest {
+                topics: vec![name.to_owned()],
+            })
+            .await
+            .map_err(|s| self.connection.call_error(s))?
+            .into_inner();
+        let topic = answer.topics.into_iter().next().ok_or(Error::Closed)?;
+        check(topic.error.clone())?;
+        Ok(topic_info(topic))
+    }
+
+    /// The offset `at` names in a partition: earliest, latest (the high watermark), or the
+    /// first at or after a timestamp.
+    ///
+    /// ```no_run
+    /// # async fn example(admin: &strata_client::Admin) -> strata_client::Result<()> {
+    /// use strata_client::{Offset, TopicPartition};
+    /// let end = admin.list_offset(&TopicPartition::new("orders", 0), Offset::Latest).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn list_offset(&self, tp: &TopicPartition, at: Offset) -> Result<i64> {
+        crate::consumer::resolve(&self.connection, tp, at).await
+    }
+
+    /// Every consumer group.
+    ///
+    /// ```no_run
+    /// # async fn example(admin: &strata_client::Admin) -> strata_client::Result<()> {
+    /// for g in admin.list_groups().await? {
+    ///     println!("{} {} ({} members)", g.group, g.state, g.members);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn list_groups(&self) -> Result<Vec<GroupListing>> {
+        let answer = self
+            .connection
+            .grpc()
+            .list_groups(v1::ListGroupsRequest {})
+            .await
+            .map_err(|s| self.connection.call_error(s))?
+            .into_inner();
+        check(answer.error)?;
+        Ok(answer
+            .groups
+            .into_iter()
+            .map(|g| GroupListing {
+                group: g.group,
+                state: g.state,
+                protocol_type: g.protocol_type,
+                members: g.members,
+            })
+            .collect())
+    }
+
+    /// A group's members, their partitions, and committed offsets with lag.
+    ///
+    /// ```no_run
+    /// # async fn example(admin: &strata_client::Admin) -> strata_client::Result<()> {
+    /// let g = admin.describe_group("billing").await?;
+    /// let total_lag: i64 = g.offsets.iter().map(|o| o.lag).sum();
+    /// # Ok(()) }
+    /// ```
+    pub async fn describe_group(&self, group: &str) -> Result<GroupDescription> {
+        let d = self
+            .connection
+            .grpc()
+            .describe_group(v1::DescribeGroupRequest {
+                group: group.to_owned(),
+            })
+            .await
+            .map_err(|s| self.connection.call_error(s))?
+            .into_inner();
+        check(d.error)?;
+        Ok(GroupDescription {
+            group: d.group,
+            state: d.state,
+            generation: d.generation,
+            protocol_type: d.protocol_type,
+            protocol: d.protocol,
+            leader: d.leader,
+            members: d
+                .members
+                .into_iter()
+                .map(|m| GroupMember {
+                    member_id: m.member_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    assignment: m
+                        .assignment
+                        .into_iter()
+                        .map(|tp| TopicPartition::new(tp.topic, tp.partition))
+                        .collect(),
+                })
+                .collect(),
+            offsets: d
+                .offsets
+                .into_iter()
+                .map(|o| PartitionLag {
+                    partition: TopicPartition::new(o.topic, o.partition),
+                    committed: o.committed,
+                    high_watermark: o.high_watermark,
+                    lag: o.lag,
+                    member_id: (!o.member_id.is_empty()).then_some(o.member_id),
+                })
+                .collect(),
+        })
+    }
+}

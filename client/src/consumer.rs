@@ -1,0 +1,674 @@
+//! The consumer: reads partitions it is assigned (by itself, or by its group), tracks its
+//! position in each, and commits positions to its group.
+
+mod assignor;
+mod fetcher;
+mod group;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use strata_proto::v1;
+use tokio::task::JoinSet;
+
+pub use assignor::Assignor;
+use fetcher::{FetchSettings, Fetched, Fetchers, resolve_offset};
+use group::Membership;
+
+use crate::connection::Connection;
+use crate::error::{Error, Result, check};
+use crate::types::{Offset, TopicPartition};
+
+/// A record as the consumer hands it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    pub topic: String,
+    pub partition: u32,
+    pub offset: i64,
+    /// Milliseconds since the Unix epoch, as the producer set it.
+    pub timestamp: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<(String, Option<Bytes>)>,
+}
+
+impl ConsumerRecord {
+    /// The partition the record came from.
+    ///
+    /// ```
+    /// # let record = strata_client::ConsumerRecord { topic: "t".into(), partition: 2, offset: 0,
+    /// #     timestamp: 0, key: None, value: None, headers: vec![] };
+    /// assert_eq!(record.topic_partition().to_string(), "t/2");
+    /// ```
+    pub fn topic_partition(&self) -> TopicPartition {
+        TopicPartition::new(self.topic.clone(), self.partition)
+    }
+}
+
+/// Consumer settings. `Default` gives Kafka's defaults where they apply.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// The consumer group; needed for `subscribe` and for committing.
+    pub group: Option<String>,
+    /// Names this client in group descriptions.
+    pub client_id: String,
+    /// Where to start a partition that has no committed offset, and where to go when the
+    /// position fell out of the log: `Earliest` or `Latest` (the default, as in Kafka).
+    pub auto_offset_reset: Offset,
+    /// Commit positions every `auto_commit_interval` from `poll`, before a rebalance and on
+    /// `close` (default on).
+    pub enable_auto_commit: bool,
+    pub auto_commit_interval: Duration,
+    /// The group removes this consumer when it sends no heartbeat for this long (10 s).
+    pub session_timeout: Duration,
+    /// Between heartbeats (3 s); keep it below a third of the session timeout.
+    pub heartbeat_interval: Duration,
+    /// How long a rebalance waits for members to rejoin (30 s).
+    pub rebalance_timeout: Duration,
+    /// Assignors offered to the group, preferred first (range, then roundrobin).
+    pub assignors: Vec<Assignor>,
+    /// Bytes per fetch of one partition (1 MiB).
+    pub fetch_max_bytes: u32,
+    /// How long a fetch waits for new data (500 ms).
+    pub fetch_max_wait: Duration,
+    /// Most records one `poll` returns (500).
+    pub max_poll_records: usize,
+    /// How often the group leader checks subscribed topics for new partitions (5 s).
+    pub metadata_max_age: Duration,
+    /// Pause before retrying a failed group call (100 ms).
+    pub retry_backoff: Duration,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        Self {
+            group: None,
+            client_id: "strata-consumer".into(),
+            auto_offset_reset: Offset::Latest,
+            enable_auto_commit: true,
+            auto_commit_interval: Duration::from_secs(5),
+            session_timeout: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_secs(3),
+            rebalance_timeout: Duration::from_secs(30),
+            assignors: vec![Assignor::Range, Assignor::RoundRobin],
+            fetch_max_bytes: 1 << 20,
+            fetch_max_wait: Duration::from_millis(500),
+            max_poll_records: 500,
+            metadata_max_age: Duration::from_secs(5),
+            retry_backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+impl ConsumerConfig {
+    fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::InvalidConfig(m.to_owned()));
+        if !matches!(self.auto_offset_reset, Offset::Earliest | Offset::Latest) {
+            return bad("auto_offset_reset must be Offset::Earliest or Offset::Latest");
+        }
+        if self.assignors.is_empty() {
+            return bad("assignors is empty; offer at least one (Assignor::Range)");
+        }
+        if self.heartbeat_interval >= self.session_timeout {
+            return bad("heartbeat_interval must be shorter than session_timeout (a third of it is usual)");
+        }
+        if self.max_poll_records == 0 {
+            return bad("max_poll_records must be at least 1");
+        }
+        if self.group.as_deref() == Some("") {
+            return bad("group is empty; use None for a consumer without a group");
+        }
+        Ok(())
+    }
+}
+
+/// Builds a [`Consumer`].
+///
+/// ```no_run
+/// # async fn example() -> strata_client::Result<()> {
+/// use strata_client::{Consumer, Offset};
+/// let consumer = Consumer::builder("127.0.0.1:7070")
+///     .group("audit")
+///     .auto_offset_reset(Offset::Earliest)
+///     .build()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct ConsumerBuilder {
+    server: String,
+    config: ConsumerConfig,
+}
+
+impl ConsumerBuilder {
+    /// Joins (or commits for) this group.
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.config.group = Some(group.into());
+        self
+    }
+    pub fn client_id(mut self, id: impl Into<String>) -> Self {
+        self.config.client_id = id.into();
+        self
+    }
+    pub fn auto_offset_reset(mut self, reset: Offset) -> Self {
+        self.config.auto_offset_reset = reset;
+        self
+    }
+    pub fn enable_auto_commit(mut self, on: bool) -> Self {
+        self.config.enable_auto_commit = on;
+        self
+    }
+    pub fn auto_commit_interval(mut self, every: Duration) -> Self {
+        self.config.auto_commit_interval = every;
+        self
+    }
+    pub fn session_timeout(mut self, timeout: Duration) -> Self {
+        self.config.session_timeout = timeout;
+        self
+    }
+    pub fn heartbeat_interval(mut self, every: Duration) -> Self {
+        self.config.heartbeat_interval = every;
+        self
+    }
+    pub fn rebalance_timeout(mut self, timeout: Duration) -> Self {
+        self.config.rebalance_timeout = timeout;
+        self
+    }
+    pub fn assignors(mut self, assignors: Vec<Assignor>) -> Self {
+        self.config.assignors = assignors;
+        self
+    }
+    pub fn max_poll_records(mut self, n: usize) -> Self {
+        self.config.max_poll_records = n;
+        self
+    }
+    pub fn fetch_max_wait(mut self, wait: Duration) -> Self {
+        self.config.fetch_max_wait = wait;
+        self
+    }
+    /// Replaces every setting.
+    pub fn config(mut self, config: ConsumerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Connects to the proxy.
+    pub async fn build(self) -> Result<Consumer> {
+        let connection = Connection::connect(&self.server).await?;
+        Consumer::new(connection, self.config)
+    }
+}
+
+/// What the consumer is reading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Mode {
+    Idle,
+    /// Partitions chosen with `assign`.
+    Assigned,
+    /// Topics subscribed through the group.
+    Subscribed(Vec<String>),
+}
+
+/// Reads records from Strata, Kafka-style: `assign` partitions or `subscribe` to topics with
+/// a group, then `poll`.
+///
+/// ```no_run
+/// # async fn example() -> strata_client::Result<()> {
+/// use std::time::Duration;
+/// use strata_client::{Consumer, Offset};
+/// let mut consumer = Consumer::builder("127.0.0.1:7070")
+///     .group("audit")
+///     .auto_offset_reset(Offset::Earliest)
+///     .build()
+///     .await?;
+/// consumer.subscribe(&["orders"]).await?;
+/// loop {
+///     for record in consumer.poll(Duration::from_millis(500)).await? {
+///         println!("{}/{}@{}", record.topic, record.partition, record.offset);
+///     }
+/// }
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Consumer {
+    connection: Connection,
+    config: ConsumerConfig,
+    mode: Mode,
+    /// Assigned partitions and the next offset to hand out (`None`: not resolved yet).
+    positions: BTreeMap<TopicPartition, Option<i64>>,
+    fetchers: Fetchers,
+    /// Fetched records not yet handed out.
+    pending: VecDeque<Fetched>,
+    membership: Option<Membership>,
+    last_commit: Instant,
+    async_commits: JoinSet<()>,
+}
+
+impl Consumer {
+    /// A builder connecting to `server` (`host:port`).
+    pub fn builder(server: &str) -> ConsumerBuilder {
+        ConsumerBuilder {
+            server: server.to_owned(),
+            config: ConsumerConfig::default(),
+        }
+    }
+
+    /// A consumer over an existing connection.
+    ///
+    /// ```no_run
+    /// # async fn example() -> strata_client::Result<()> {
+    /// use strata_client::{Connection, Consumer, ConsumerConfig};
+    /// let connection = Connection::connect("127.0.0.1:7070").await?;
+    /// let consumer = Consumer::new(connection, ConsumerConfig::default())?;
+    /// # Ok(()) }
+    /// ```
+    pub fn new(connection: Connection, config: ConsumerConfig) -> Result<Self> {
+        config.validate()?;
+        let fetchers = Fetchers::new(
+            connection.clone(),
+            FetchSettings {
+                max_bytes: config.fetch_max_bytes,
+                max_wait: config.fetch_max_wait,
+                reset: config.auto_offset_reset,
+            },
+        );
+        let membership = config.group.clone().map(Membership::new);
+        Ok(Self {
+            connection,
+            config,
+            mode: Mode::Idle,
+            positions: BTreeMap::new(),
+            fetchers,
+            pending: VecDeque::new(),
+            membership,
+            last_commit: Instant::now(),
+            async_commits: JoinSet::new(),
+        })
+    }
+
+    /// Reads exactly these partitions, outside group management (no rebalancing). Positions
+    /// start at the group's committed offsets when there is a group, else at
+    /// `auto_offset_reset`.
+    ///
+    /// ```no_run
+    /// # async fn example(consumer: &mut strata_client::Consumer) -> strata_client::Result<()> {
+    /// use strata_client::TopicPartition;
+    /// consumer.assign(vec![TopicPartition::new("orders", 0), TopicPartition::new("orders", 1)]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn assign(&mut self, partitions: Vec<TopicPartition>) -> Result<()> {
+        if let Mode::Subscribed(_) = self.mode {
+            self.unsubscribe().await?;
+        }
+        self.revoke_all();
+        self.mode = Mode::Assigned;
+        for tp in partitions {
+            self.positions.insert(tp, None);
+        }
+        Ok(())
+    }
+
+    /// Reads `topics` as a member of the consumer group: the group's leader splits their
+    /// partitions among the members, and reassigns them when members come and go.
+    ///
+    /// ```no_run
+    /// # async fn example(consumer: &mut strata_client::Consumer) -> strata_client::Result<()> {
+    /// consumer.subscribe(&["orders", "refunds"]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn subscribe(&mut self, topics: &[&str]) -> Result<()> {
+        if self.membership.is_none() {
+            return Err(Error::InvalidConfig(
+                "subscribe needs a consumer group; set one with .group(\"name\") or use assign".into(),
+            ));
+        }
+        if topics.is_empty() {
+            return Err(Error::InvalidConfig("subscribe needs at least one topic".into()));
+        }
+        let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
+        if self.mode != Mode::Subscribed(topics.clone()) {
+            self.revoke_all();
+            self.mode = Mode::Subscribed(topics);
+            if let Some(m) = &self.membership {
+                m.signals.rejoin.store(true, Ordering::SeqCst);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops reading and leaves the group.
+    pub async fn unsubscribe(&mut self) -> Result<()> {
+        self.commit_before_revoke().await;
+        self.revoke_all();
+        self.mode = Mode::Idle;
+        if let Some(m) = &mut self.membership {
+            m.leave(&self.connection).await?;
+        }
+        Ok(())
+    }
+
+    /// Changes how many records one `poll` returns at most (at least 1).
+    pub fn set_max_poll_records(&mut self, n: usize) {
+        self.config.max_poll_records = n.max(1);
+    }
+
+    /// The partitions currently assigned to this consumer.
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        self.positions.keys().cloned().collect()
+    }
+
+    /// The next offset `poll` will hand out for `tp`, once known.
+    pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
+        self.positions.get(tp).copied().flatten()
+    }
+
+    /// The member id the group gave this consumer (empty before joining).
+    pub fn member_id(&self) -> &str {
+        self.membership.as_ref().map_or("", |m| m.member_id.as_str())
+    }
+
+    /// The group generation this consumer belongs to (-1 before joining).
+    pub fn generation(&self) -> i32 {
+        self.membership.as_ref().map_or(-1, |m| m.generation)
+    }
+
+    /// Moves the position of an assigned partition: to an offset, the earliest or latest
+    /// record, or the first record at or after a timestamp.
+    ///
+    /// ```no_run
+    /// # async fn example(consumer: &mut strata_client::Consumer) -> strata_client::Result<()> {
+    /// use strata_client::{Offset, TopicPartition};
+    /// consumer.seek(&TopicPartition::new("orders", 0), Offset::Timestamp(1_700_000_000_000)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn seek(&mut self, tp: &TopicPartition, to: Offset) -> Result<()> {
+        if !self.positions.contains_key(tp) {
+            return Err(Error::InvalidConfig(format!(
+                "{tp} is not assigned to this consumer; assign or subscribe first"
+            )));
+        }
+        let offset = resolve_offset(&self.connection, tp, to).await?;
+        if offset < 0 {
+            return Err(Error::InvalidConfig(format!(
+                "cannot seek {tp} to offset {offset}: offsets are ≥ 0"
+            )));
+        }
+        self.pending.retain(|f| &f.tp != tp);
+        self.positions.insert(tp.clone(), Some(offset));
+        self.fetchers.start(tp.clone(), offset);
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for records and returns what arrived (at most
+    /// `max_poll_records`), in offset order within each partition. Group work — joining,
+    /// rebalancing, auto-commit — happens here too.
+    pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
+        let deadline = Instant::now() + timeout;
+        self.maybe_join().await?;
+        if self.config.enable_auto_commit
+            && self.last_commit.elapsed() >= self.config.auto_commit_interval
+        {
+            self.last_commit = Instant::now();
+            if let Err(e) = self.commit_sync().await {
+                tracing::warn!(error = %e, "auto-commit failed");
+            }
+        }
+        self.start_fetchers().await?;
+        let mut out = Vec::new();
+        loop {
+            self.drain_pending(&mut out)?;
+            if !out.is_empty() || self.rejoin_signalled() {
+                return Ok(out);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(out);
+            }
+            let wake = self.membership.as_ref().map(|m| m.signals.clone());
+            let next = match wake {
+                Some(signals) => tokio::select! {
+                    fetched = self.fetchers.recv(left) => fetched,
+                    () = signals.wake.notified() => None,
+                },
+                None => self.fetchers.recv(left).await,
+            };
+            if let Some(fetched) = next {
+                self.pending.push_back(fetched);
+            }
+        }
+    }
+
+    fn rejoin_signalled(&self) -> bool {
+        matches!(self.mode, Mode::Subscribed(_))
+            && self.membership.as_ref().is_some_and(Membership::needs_join)
+    }
+
+    /// Hands out pending records, up to `max_poll_records`, advancing positions.
+    fn drain_pending(&mut self, out: &mut Vec<ConsumerRecord>) -> Result<()> {
+        while out.len() < self.config.max_poll_records {
+            let Some(mut fetched) = self.pending.pop_front() else {
+                return Ok(());
+            };
+            if !self.fetchers.is_current(&fetched) {
+                continue;
+            }
+            let records = match &mut fetched.records {
+                Ok(records) => records,
+                Err(_) => {
+                    let tp = fetched.tp.clone();
+                    self.fetchers.stop(&tp);
+                    self.positions.insert(tp.clone(), None);
+                    return Err(fetched.records.err().unwrap_or(Error::Closed));
+                }
+            };
+            let Some(Some(position)) = self.positions.get(&fetched.tp).copied() else {
+                continue;
+            };
+            records.retain(|r| r.offset >= position);
+            let room = self.config.max_poll_records - out.len();
+            let rest = if records.len() > room {
+                records.split_off(room)
+            } else {
+                Vec::new()
+            };
+            if let Some(last) = records.last() {
+                self.positions
+                    .insert(fetched.tp.clone(), Some(last.offset + 1));
+            }
+            out.append(records);
+            if !rest.is_empty() {
+                fetched.records = Ok(rest);
+                self.pending.push_front(fetched);
+            }
+        }
+        Ok(())
+    }
+
+    /// Joins the group when subscribed and a (re)join is due.
+    async fn maybe_join(&mut self) -> Result<()> {
+        let Mode::Subscribed(topics) = self.mode.clone() else {
+            return Ok(());
+        };
+        if !self.rejoin_signalled() {
+            return Ok(());
+        }
+        // Eager rebalancing: commit what we consumed, give everything up, take the new share.
+        self.commit_before_revoke().await;
+        self.revoke_all();
+        let Some(membership) = &mut self.membership else {
+            return Ok(());
+        };
+        let assignment = membership
+            .join(&self.connection, &self.config, &topics)
+            .await?;
+        for tp in assignment {
+            self.positions.insert(tp, None);
+        }
+        Ok(())
+    }
+
+    /// Resolves unknown positions (committed offset, else the reset policy) and starts a
+    /// fetcher for every assigned partition without one.
+    async fn start_fetchers(&mut self) -> Result<()> {
+        let unknown: Vec<TopicPartition> = self
+            .positions
+            .iter()
+            .filter(|(_, p)| p.is_none())
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        if !unknown.is_empty() {
+            let committed = self.committed(&unknown).await?;
+            for tp in unknown {
+                let offset = match committed.get(&tp) {
+                    Some(&offset) if offset >= 0 => offset,
+                    _ => resolve_offset(&self.connection, &tp, self.config.auto_offset_reset).await?,
+                };
+                self.positions.insert(tp, Some(offset));
+            }
+        }
+        let idle: Vec<(TopicPartition, i64)> = self
+            .positions
+            .iter()
+            .filter(|(tp, _)| !self.fetchers.is_running(tp))
+            .filter_map(|(tp, p)| p.map(|p| (tp.clone(), p)))
+            .collect();
+        for (tp, offset) in idle {
+            self.fetchers.start(tp, offset);
+        }
+        Ok(())
+    }
+
+    /// The group's committed offsets of `partitions` (empty without a group).
+    ///
+    /// ```no_run
+    /// # async fn example(consumer: &strata_client::Consumer) -> strata_client::Result<()> {
+    /// use strata_client::TopicPartition;
+    /// let committed = consumer.committed(&[TopicPartition::new("orders", 0)]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn committed(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, i64>> {
+        let Some(group) = &self.config.group else {
+            return Ok(BTreeMap::new());
+        };
+        let answer = self
+            .connection
+            .grpc()
+            .offset_fetch(v1::OffsetFetchRequest {
+                group: group.clone(),
+                partitions: partitions.iter().cloned().map(Into::into).collect(),
+            })
+            .await
+            .map_err(|s| self.connection.call_error(s))?
+            .into_inner();
+        check(answer.error)?;
+        Ok(answer
+            .offsets
+            .into_iter()
+            .filter(|o| o.offset >= 0)
+            .map(|o| (TopicPartition::new(o.topic, o.partition), o.offset))
+            .collect())
+    }
+
+    /// The positions worth committing: every assigned partition with a known position.
+    fn consumed(&self) -> BTreeMap<TopicPartition, i64> {
+        self.positions
+            .iter()
+            .filter_map(|(tp, p)| p.map(|p| (tp.clone(), p)))
+            .collect()
+    }
+
+    /// Commits the current positions and waits for the answer.
+    pub async fn commit_sync(&mut self) -> Result<()> {
+        let offsets = self.consumed();
+        self.commit_offsets(&offsets).await
+    }
+
+    /// Commits the current positions in the background; failures are logged (and a stale
+    /// membership makes the next `poll` rejoin).
+    pub fn commit_async(&mut self) -> Result<()> {
+        let Some(membership) = &self.membership else {
+            return Err(no_group());
+        };
+        let offsets = self.consumed();
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let request = v1::OffsetCommitRequest {
+            group: membership.group.clone(),
+            generation: membership.generation,
+            member_id: membership.member_id.clone(),
+            offsets: offsets
+                .iter()
+                .map(|(tp, offset)| v1::PartitionOffset {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    offset: *offset,
+                    metadata: String::new(),
+                })
+                .collect(),
+        };
+        let (connection, signals) = (self.connection.clone(), membership.signals.clone());
+        while self.async_commits.try_join_next().is_some() {}
+        self.async_commits.spawn(async move {
+            if let Err(e) = group::commit_request(&connection, request, &signals).await {
+                tracing::warn!(error = %e, "asynchronous commit failed");
+            }
+        });
+        Ok(())
+    }
+
+    /// Commits these offsets (the next offset to read of each partition).
+    ///
+    /// ```no_run
+    /// # async fn example(consumer: &mut strata_client::Consumer) -> strata_client::Result<()> {
+    /// use std::collections::BTreeMap;
+    /// use strata_client::TopicPartition;
+    /// consumer.commit_offsets(&BTreeMap::from([(TopicPartition::new("orders", 0), 42)])).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn commit_offsets(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<()> {
+        let Some(membership) = &self.membership else {
+            return Err(no_group());
+        };
+        membership.commit(&self.connection, offsets).await
+    }
+
+    async fn commit_before_revoke(&mut self) {
+        if self.config.enable_auto_commit && self.membership.is_some() && !self.positions.is_empty() {
+            if let Err(e) = self.commit_sync().await {
+                tracing::warn!(error = %e, "commit before giving partitions up failed");
+            }
+        }
+    }
+
+    fn revoke_all(&mut self) {
+        self.fetchers.stop_all();
+        self.pending.clear();
+        self.positions.clear();
+    }
+
+    /// Commits (with auto-commit on), leaves the group and stops every background task.
+    pub async fn close(mut self) -> Result<()> {
+        self.commit_before_revoke().await;
+        while self.async_commits.join_next().await.is_some() {}
+        self.revoke_all();
+        if let Some(m) = &mut self.membership {
+            m.leave(&self.connection).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The offset `at` names in `tp` (shared with [`crate::Admin::list_offset`]).
+pub(crate) async fn resolve(connection: &Connection, tp: &TopicPartition, at: Offset) -> Result<i64> {
+    resolve_offset(connection, tp, at).await
+}
+
+fn no_group() -> Error {
+    Error::InvalidConfig("committing needs a consumer group; set one with .group(\"name\")".into())
+}

@@ -1,0 +1,1268 @@
+//! Per-partition batching, ordering and sequence numbers: the producer's logic without any I/O.
+//!
+//! The sender drives it with explicit times, so every rule here is tested without a server.
+//!
+//! Invariants:
+//! - A partition has at most one request in flight; batches wait in `sealed` in send order, and
+//!   a failed batch goes back to the front, so records of a partition are stored in the order
+//!   they were enqueued.
+//! - With idempotence, a batch gets its producer id, epoch and base sequence when it is first
+//!   sent and keeps them (and its exact bytes) across retries, so the broker recognises a retry.
+//! - A batch that fails for good after getting a sequence leaves a gap the broker would refuse
+//!   every later batch for; the partition then moves to a new epoch, which restarts sequences.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use strata_proto::ErrorCode;
+use strata_storage::{BatchOptions, Compression, Record, RecordBatch, decode_batch, encode_batch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, oneshot};
+use tokio::time::Instant;
+
+use super::{ProducerConfig, RecordMetadata};
+use crate::error::{Error, Result};
+use crate::partitioner::Partitioner;
+use crate::types::TopicPartition;
+
+/// Fixed part of an encoded v2 batch, before its records.
+pub(crate) const BATCH_OVERHEAD: usize = strata_storage::batch::HEADER_LEN;
+/// Batches of one partition in one request. The broker remembers a producer's last five
+/// batches per partition, so a resent request of at most five is always recognised as a retry.
+pub(crate) const MAX_BATCHES_PER_REQUEST: usize = 5;
+/// Bound on one partition's share of a request, well under the connection's message limit.
+pub(crate) const MAX_REQUEST_BYTES: usize = 16 << 20;
+
+/// Upper bound of a record's encoded size in a v2 batch: every varint at its widest (length 5,
+/// attributes 1, timestamp delta 10, offset delta 5, key and value lengths 5 each, header count
+/// 5, and 10 per header). Using a true bound keeps every batch under `max_request_size`.
+pub(crate) fn record_size(record: &Record) -> usize {
+    const FIXED: usize = 5 + 1 + 10 + 5 + 5 + 5 + 5;
+    let key = record.key.as_ref().map_or(0, Bytes::len);
+    let value = record.value.as_ref().map_or(0, Bytes::len);
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|(k, v)| 10 + k.len() + v.as_ref().map_or(0, Bytes::len))
+        .sum();
+    FIXED + key + value + headers
+}
+
+/// A fresh random producer id: positive, as the broker requires for idempotence.
+pub(crate) fn new_producer_id() -> i64 {
+    ((rand::random::<u64>() >> 2) as i64).max(1)
+}
+
+/// The delay before retry number `attempts` (1-based): doubling from `retry_backoff` up to
+/// `retry_backoff_max`, less up to 20 % jitter so producers that failed together spread out.
+pub(crate) fn backoff(config: &ProducerConfig, attempts: u32) -> Duration {
+    let exponent = attempts.saturating_sub(1).min(20);
+    let full = config
+        .retry_backoff
+        .saturating_mul(1 << exponent)
+        .min(config.retry_backoff_max);
+    full.mul_f64(1.0 - rand::random::<f64>() * 0.2)
+}
+
+/// A copy of an error for each of the records it fails (errors are not `Clone`).
+pub(crate) fn duplicate(e: &Error) -> Error {
+    match e {
+        Error::Server { code, message } => Error::Server {
+            code: *code,
+            message: message.clone(),
+        },
+        Error::Connect { server, message } => Error::Connect {
+            server: server.clone(),
+            message: message.clone(),
+        },
+        Error::Transport(status) => Error::Transport(status.clone()),
+        Error::InvalidConfig(m) => Error::InvalidConfig(m.clone()),
+        Error::Timeout(d, m) => Error::Timeout(*d, m.clone()),
+        Error::BufferFull(n) => Error::BufferFull(*n),
+        Error::Closed => Error::Closed,
+        Error::Codec(e) => Error::Codec(strata_storage::StorageError::Codec(e.to_string())),
+    }
+}
+
+/// Batches not finished yet, by id, so `flush` can wait for every batch created before it.
+#[derive(Debug, Default)]
+pub(crate) struct Tracker {
+    state: Mutex<TrackerState>,
+    /// Woken whenever a batch finishes.
+    pub(crate) finished: Notify,
+}
+
+#[derive(Debug, Default)]
+struct TrackerState {
+    next: u64,
+    open: BTreeSet<u64>,
+}
+
+impl Tracker {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TrackerState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn register(self: &Arc<Self>) -> Ticket {
+        let mut state = self.lock();
+        let id = state.next;
+        state.next += 1;
+        state.open.insert(id);
+        Ticket {
+            tracker: Arc::clone(self),
+            id,
+        }
+    }
+
+    /// The id the next batch will get: every batch created so far has a smaller one.
+    pub(crate) fn mark(&self) -> u64 {
+        self.lock().next
+    }
+
+    /// Whether every batch created before `mark` has finished.
+    pub(crate) fn finished_before(&self, mark: u64) -> bool {
+        self.lock().open.first().is_none_or(|first| *first >= mark)
+    }
+}
+
+/// A batch's place in the tracker, released however the batch ends (acknowledged, failed,
+/// or dropped with a cancelled task), so `flush` can never wait for a batch that is gone.
+#[derive(Debug)]
+struct Ticket {
+    tracker: Arc<Tracker>,
+    id: u64,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.tracker.lock().open.remove(&self.id);
+        self.tracker.finished.notify_waiters();
+    }
+}
+
+/// Who a record's outcome is reported to.
+#[derive(Debug)]
+pub(crate) struct Waiter {
+    pub(crate) tx: oneshot::Sender<Result<RecordMetadata>>,
+    pub(crate) timestamp: i64,
+}
+
+/// The producer session a batch's sequence numbers belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Session {
+    pub(crate) producer_id: i64,
+    pub(crate) epoch: i16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sequence {
+    pub(crate) session: Session,
+    pub(crate) base: i32,
+}
+
+#[derive(Debug)]
+enum Payload {
+    Records(Vec<Record>),
+    /// Kept after the first send so a retry resends exactly the same bytes.
+    Encoded {
+        bytes: Bytes,
+        options: BatchOptions,
+    },
+}
+
+/// Records of one partition that travel (and succeed or fail) together.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    payload: Payload,
+    waiters: Vec<Waiter>,
+    /// Sum of the records' `record_size`, an upper bound of the encoded size less the header.
+    size: usize,
+    created: Instant,
+    deadline: Instant,
+    memory: Option<OwnedSemaphorePermit>,
+    sequence: Option<Sequence>,
+    /// Requests this batch was part of that reached the server (or may have).
+    attempts: u32,
+    needs_resequence: bool,
+    resequenced: bool,
+    last_error: Option<Error>,
+    _ticket: Ticket,
+}
+
+impl Batch {
+    fn new(now: Instant, config: &ProducerConfig, ticket: Ticket) -> Self {
+        Self {
+            payload: Payload::Records(Vec::new()),
+            waiters: Vec::new(),
+            size: 0,
+            created: now,
+            deadline: now + config.delivery_timeout,
+            memory: None,
+            sequence: None,
+            attempts: 0,
+            needs_resequence: false,
+            resequenced: false,
+            last_error: None,
+            _ticket: ticket,
+        }
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.waiters.len()
+    }
+
+    fn push(&mut self, record: Record, waiter: Waiter, size: usize, memory: OwnedSemaphorePermit) {
+        if let Payload::Records(records) = &mut self.payload {
+            records.push(record);
+        }
+        self.waiters.push(waiter);
+        self.size += size;
+        match &mut self.memory {
+            Some(held) => held.merge(memory),
+            None => self.memory = Some(memory),
+        }
+    }
+
+    fn options(&self, compression: Compression) -> BatchOptions {
+        match self.sequence {
+            Some(s) => BatchOptions {
+                compression,
+                producer_id: s.session.producer_id,
+                producer_epoch: s.session.epoch,
+                base_sequence: s.base,
+            },
+            None => BatchOptions {
+                compression,
+                ..BatchOptions::default()
+            },
+        }
+    }
+
+    /// The batch's wire bytes for its current sequence: the bytes of the last attempt when the
+    /// sequence is unchanged (a retry), otherwise a fresh encoding.
+    pub(crate) fn encode(&mut self, compression: Compression) -> Result<Bytes> {
+        let options = self.options(compression);
+        if let Payload::Encoded { bytes, options: o } = &self.payload
+            && *o == options
+        {
+            return Ok(bytes.clone());
+        }
+        let records = match std::mem::replace(&mut self.payload, Payload::Records(Vec::new())) {
+            Payload::Records(records) => records,
+            // Re-sequenced after a failure: rare, so decoding beats keeping every record twice.
+            Payload::Encoded { bytes, options: o } => {
+                match RecordBatch::parse(bytes.clone()).and_then(|b| decode_batch(&b)) {
+                    Ok(records) => records,
+                    Err(e) => {
+                        self.payload = Payload::Encoded { bytes, options: o };
+                        return Err(e.into());
+                    }
+                }
+            }
+        };
+        match encode_batch(&records, &options) {
+            Ok(batch) => {
+                let bytes = batch.to_bytes();
+                self.payload = Payload::Encoded {
+                    bytes: bytes.clone(),
+                    options,
+                };
+                Ok(bytes)
+            }
+            Err(e) => {
+                self.payload = Payload::Records(records);
+                Err(e.into())
+            }
+        }
+    }
+
+    fn succeed(self, tp: &TopicPartition, base_offset: i64) {
+        for (i, waiter) in self.waiters.into_iter().enumerate() {
+            let offset = if base_offset >= 0 {
+                base_offset + i as i64
+            } else {
+                -1
+            };
+            // A dropped DeliveryFuture means nobody is waiting for this record.
+            let _ = waiter.tx.send(Ok(RecordMetadata {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                offset,
+                timestamp: waiter.timestamp,
+            }));
+        }
+    }
+
+    fn fail(self, error: &Error) {
+        for waiter in self.waiters {
+            let _ = waiter.tx.send(Err(duplicate(error)));
+        }
+    }
+}
+
+/// One partition's batches.
+#[derive(Debug)]
+struct Queue {
+    tp: TopicPartition,
+    open: Option<Batch>,
+    sealed: VecDeque<Batch>,
+    in_flight: bool,
+    retry_at: Option<Instant>,
+    /// `None` without idempotence.
+    session: Option<Session>,
+    next_sequence: i32,
+}
+
+impl Queue {
+    fn new(tp: TopicPartition, session: Option<Session>) -> Self {
+        Self {
+            tp,
+            open: None,
+            sealed: VecDeque::new(),
+            in_flight: false,
+            retry_at: None,
+            session,
+            next_sequence: 0,
+        }
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.open.is_none() && self.sealed.is_empty() && !self.in_flight
+    }
+
+    /// Moves to a new epoch: the broker accepts any first sequence from a newer epoch.
+    fn bump(&mut self) {
+        let Some(session) = &mut self.session else {
+            return;
+        };
+        if session.epoch == i16::MAX {
+            session.producer_id = new_producer_id();
+            session.epoch = 0;
+        } else {
+            session.epoch += 1;
+        }
+        self.next_sequence = 0;
+        tracing::info!(
+            topic = %self.tp.topic,
+            partition = self.tp.partition,
+            producer_id = session.producer_id,
+            epoch = session.epoch,
+            "producer epoch bumped to restart sequences after a failed batch"
+        );
+    }
+
+    /// Fails the batches that ran out of delivery time. A sent batch's outcome is unknown, and
+    /// the batches sent with it may have been stored after it; re-sequencing those could store
+    /// them twice, so they fail with it.
+    fn expire(&mut self, now: Instant, config: &ProducerConfig) {
+        let mut expired_sent = false;
+        let mut gap = false;
+        let mut expired = false;
+        while let Some(front) = self.sealed.front() {
+            let sent = front.attempts > 0;
+            if front.deadline > now && !(expired_sent && sent) {
+                break;
+            }
+            let Some(batch) = self.sealed.pop_front() else {
+                break;
+            };
+            expired_sent |= sent;
+            gap |= batch.sequence.is_some();
+            expired = true;
+            self.fail_expired(batch, config);
+        }
+        if self.sealed.is_empty()
+            && let Some(open) = self.open.take_if(|b| b.deadline <= now)
+        {
+            expired = true;
+            self.fail_expired(open, config);
+        }
+        if expired {
+            self.retry_at = None;
+        }
+        if gap {
+            self.bump();
+        }
+    }
+
+    fn fail_expired(&self, batch: Batch, config: &ProducerConfig) {
+        let last = batch
+            .last_error
+            .as_ref()
+            .map(|e| format!("; last error: {e}"))
+            .unwrap_or_default();
+        tracing::warn!(
+            topic = %self.tp.topic,
+            partition = self.tp.partition,
+            records = batch.count(),
+            attempts = batch.attempts,
+            "batch expired before it was acknowledged"
+        );
+        let error = Error::Timeout(
+            config.delivery_timeout,
+            format!(
+                "{}: records not acknowledged within delivery_timeout{last}",
+                self.tp
+            ),
+        );
+        batch.fail(&error);
+    }
+
+    /// The next request's batches: up to five, in order, with sequences assigned.
+    fn take(&mut self) -> Vec<Batch> {
+        let mut out: Vec<Batch> = Vec::new();
+        let mut bytes = 0;
+        while out.len() < MAX_BATCHES_PER_REQUEST
+            && let Some(front) = self.sealed.front()
+        {
+            if !out.is_empty() && (front.needs_resequence || bytes + front.size > MAX_REQUEST_BYTES)
+            {
+                break;
+            }
+            if front.needs_resequence {
+                self.bump();
+            }
+            let Some(mut batch) = self.sealed.pop_front() else {
+                break;
+            };
+            batch.needs_resequence = false;
+            if let Some(session) = self.session
+                && batch.sequence.map(|s| s.session) != Some(session)
+            {
+                let count = batch.count() as i32;
+                if self.next_sequence.checked_add(count).is_none() {
+                    // Sequences past i32::MAX would wrap negative, which the broker reads as
+                    // "not idempotent"; a new epoch starts again from 0.
+                    self.bump();
+                }
+                let session = self.session.unwrap_or(session);
+                batch.sequence = Some(Sequence {
+                    session,
+                    base: self.next_sequence,
+                });
+                self.next_sequence = self.next_sequence.saturating_add(count);
+            }
+            bytes += batch.size;
+            out.push(batch);
+        }
+        out
+    }
+
+    fn seal(&mut self) -> bool {
+        match self.open.take() {
+            Some(batch) => {
+                self.sealed.push_back(batch);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// What became of one batch of a request.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Stored at this base offset (-1 with `Ack::None`).
+    Stored(i64),
+    Failed(Error),
+    /// Never left the client (an earlier batch of the request could not be encoded).
+    NotSent,
+}
+
+/// One partition's batches to send in one request.
+#[derive(Debug)]
+pub(crate) struct Request {
+    pub(crate) tp: TopicPartition,
+    pub(crate) batches: Vec<Batch>,
+}
+
+/// What the sender should do after a request finished.
+#[derive(Debug, Default)]
+pub(crate) struct Completion {
+    /// The server said the partition does not exist: the cached partition count is stale.
+    pub(crate) unknown_partition: bool,
+}
+
+#[derive(Debug)]
+struct TopicState {
+    partitions: BTreeMap<u32, Queue>,
+    count: u32,
+    /// The partition records without a key go to until its batch is sealed.
+    sticky: Option<u32>,
+    round_robin: u32,
+}
+
+fn advance_sticky(sticky: &mut Option<u32>, sealed: u32, count: u32) {
+    if *sticky == Some(sealed) {
+        *sticky = Some((sealed + 1) % count.max(1));
+    }
+}
+
+/// A record accepted into a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Appended {
+    pub(crate) partition: u32,
+    /// The sender has new work (a batch to time or to send).
+    pub(crate) wake: bool,
+}
+
+/// Every partition's batches.
+#[derive(Debug)]
+pub(crate) struct Accumulator {
+    config: ProducerConfig,
+    topics: HashMap<String, TopicState>,
+    tracker: Arc<Tracker>,
+    producer_id: i64,
+}
+
+impl Accumulator {
+    pub(crate) fn new(config: ProducerConfig, tracker: Arc<Tracker>) -> Self {
+        Self {
+            config,
+            topics: HashMap::new(),
+            tracker,
+            producer_id: new_producer_id(),
+        }
+    }
+
+    /// Adds a record to its partition's open batch. `partition` is the explicit or keyed
+    /// choice; `None` lets the partitioner pick. The caller checked that the record fits in a
+    /// request and holds `memory` for it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn append(
+        &mut self,
+        topic: &str,
+        partitions: u32,
+        partition: Option<u32>,
+        record: Record,
+        waiter: Waiter,
+        size: usize,
+        memory: OwnedSemaphorePermit,
+        now: Instant,
+    ) -> Appended {
+        if !self.topics.contains_key(topic) {
+            self.topics.insert(
+                topic.to_owned(),
+                TopicState {
+                    partitions: BTreeMap::new(),
+                    count: partitions,
+                    sticky: None,
+                    // A random start spreads producers that start together.
+                    round_robin: rand::random::<u32>(),
+                },
+            );
+        }
+        let session = self.config.idempotence.then_some(Session {
+            producer_id: self.producer_id,
+            epoch: 0,
+        });
+        let t = self
+            .topics
+            .get_mut(topic)
+            .expect("the topic was inserted above");
+        let count = partitions.max(1);
+        t.count = count;
+        let partition = partition.unwrap_or_else(|| match self.config.partitioner {
+            Partitioner::Default => match t.sticky {
+                Some(p) if p < count => p,
+                _ => {
+                    let p = rand::random::<u32>() % count;
+                    t.sticky = Some(p);
+                    p
+                }
+            },
+            Partitioner::RoundRobin => {
+                let p = t.round_robin % count;
+                t.round_robin = t.round_robin.wrapping_add(1);
+                p
+            }
+        });
+        let q = t
+            .partitions
+            .entry(partition)
+            .or_insert_with(|| Queue::new(TopicPartition::new(topic, partition), session));
+        let mut work = false;
+        if q.open
+            .as_ref()
+            .is_some_and(|b| BATCH_OVERHEAD + b.size + size > self.config.max_request_size)
+        {
+            q.seal();
+            advance_sticky(&mut t.sticky, partition, count);
+            work = true;
+        }
+        let open = q.open.get_or_insert_with(|| {
+            work = true;
+            Batch::new(now, &self.config, self.tracker.register())
+        });
+        open.push(record, waiter, size, memory);
+        if open.size >= self.config.batch_size {
+            q.seal();
+            advance_sticky(&mut t.sticky, partition, count);
+            work = true;
+        }
+        Appended {
+            partition,
+            // In flight, the request's completion brings the sender back anyway.
+            wake: work && !q.in_flight,
+        }
+    }
+
+    /// Seals every open batch so it goes out without waiting for `linger` (for `flush`).
+    pub(crate) fn seal_all(&mut self) {
+        for t in self.topics.values_mut() {
+            for (p, q) in &mut t.partitions {
+                if q.seal() {
+                    advance_sticky(&mut t.sticky, *p, t.count);
+                }
+            }
+        }
+    }
+
+    /// Expires what ran out of time, seals batches whose linger passed, and takes a request
+    /// for each partition that can send. Also says when to look again.
+    pub(crate) fn ready(&mut self, now: Instant) -> (Vec<Request>, Option<Instant>) {
+        let mut requests = Vec::new();
+        let mut wake: Option<Instant> = None;
+        let mut soonest = |at: Instant| wake = Some(wake.map_or(at, |w| w.min(at)));
+        for t in self.topics.values_mut() {
+            let TopicState {
+                partitions,
+                sticky,
+                count,
+                ..
+            } = t;
+            for (p, q) in partitions.iter_mut() {
+                if q.in_flight {
+                    continue;
+                }
+                q.expire(now, &self.config);
+                if let Some(at) = q.retry_at.filter(|at| *at > now) {
+                    soonest(at);
+                    if let Some(open) = &q.open {
+                        soonest(open.deadline);
+                    }
+                    continue;
+                }
+                q.retry_at = None;
+                if let Some(open) = &q.open {
+                    let due = open.created + self.config.linger;
+                    if due <= now {
+                        q.seal();
+                        advance_sticky(sticky, *p, *count);
+                    } else {
+                        soonest(due);
+                    }
+                }
+                if !q.sealed.is_empty() {
+                    let batches = q.take();
+                    q.in_flight = true;
+                    requests.push(Request {
+                        tp: q.tp.clone(),
+                        batches,
+                    });
+                }
+            }
+        }
+        (requests, wake)
+    }
+
+    fn queue(&mut self, tp: &TopicPartition) -> Option<&mut Queue> {
+        self.topics
+            .get_mut(&tp.topic)
+            .and_then(|t| t.partitions.get_mut(&tp.partition))
+    }
+
+    /// Applies a request's outcomes (one per batch, in order).
+    pub(crate) fn complete(
+        &mut self,
+        request: Request,
+        outcomes: Vec<Outcome>,
+        now: Instant,
+    ) -> Completion {
+        let config = &self.config;
+        let mut completion = Completion::default();
+        let Request { tp, batches } = request;
+        let Some(q) = self
+            .topics
+            .get_mut(&tp.topic)
+            .and_then(|t| t.partitions.get_mut(&tp.partition))
+        else {
+            return completion; // queues are never removed; nothing to update
+        };
+        q.in_flight = false;
+        let mut requeue = Vec::new();
+        let mut retry = false;
+        let mut gap = false;
+        let mut outcomes = outcomes.into_iter();
+        for mut batch in batches {
+            let outcome = outcomes.next().unwrap_or(Outcome::NotSent);
+            match outcome {
+                Outcome::Stored(base) => batch.succeed(&tp, base),
+                Outcome::NotSent => requeue.push(batch),
+                Outcome::Failed(e) => {
+                    batch.attempts += 1;
+                    if e.is_retriable() {
+                        tracing::debug!(
+                            topic = %tp.topic,
+                            partition = tp.partition,
+                            attempts = batch.attempts,
+                            error = %e,
+                            "produce failed; will retry"
+                        );
+                        batch.last_error = Some(e);
+                        retry = true;
+                        requeue.push(batch);
+                    } else if e.code() == Some(ErrorCode::InvalidArgument)
+                        && q.session.is_some()
+                        && !batch.resequenced
+                    {
+                        // The broker refused the sequence: an earlier batch of this request
+                        // failed, or the broker lost this producer's state (a crash with
+                        // acks=buffered). The batch was not stored; a new epoch restarts the
+                        // sequence, once.
+                        tracing::warn!(
+                            topic = %tp.topic,
+                            partition = tp.partition,
+                            error = %e,
+                            "sequence refused; resending under a new producer epoch"
+                        );
+                        batch.needs_resequence = true;
+                        batch.resequenced = true;
+                        batch.last_error = Some(e);
+                        requeue.push(batch);
+                    } else {
+                        tracing::warn!(
+                            topic = %tp.topic,
+                            partition = tp.partition,
+                            records = batch.count(),
+                            error = %e,
+                            "produce failed for good"
+                        );
+                        completion.unknown_partition |=
+                            e.code() == Some(ErrorCode::UnknownPartition);
+                        gap |= batch.sequence.is_some();
+                        batch.fail(&e);
+                    }
+                }
+            }
+        }
+        for batch in requeue.into_iter().rev() {
+            q.sealed.push_front(batch);
+        }
+        if gap {
+            q.bump();
+        }
+        q.retry_at = None;
+        if retry && let Some(front) = q.sealed.front() {
+            let at = now + backoff(config, front.attempts.max(1));
+            q.retry_at = Some(at.min(front.deadline));
+        }
+        completion
+    }
+
+    /// A request task ended without an answer (it panicked): its batches are gone, and so is
+    /// the certainty about their sequences.
+    pub(crate) fn abandon(&mut self, tp: &TopicPartition) {
+        if let Some(q) = self.queue(tp) {
+            q.in_flight = false;
+            q.bump();
+        }
+    }
+
+    /// Drops every batch: their records' futures report `Error::Closed`.
+    pub(crate) fn clear(&mut self) {
+        self.topics.clear();
+    }
+
+    /// Whether nothing is buffered or in flight.
+    #[cfg(test)]
+    pub(crate) fn is_idle(&self) -> bool {
+        self.topics
+            .values()
+            .all(|t| t.partitions.values().all(Queue::is_empty))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::Semaphore;
+
+    fn config() -> ProducerConfig {
+        ProducerConfig {
+            linger: Duration::from_millis(5),
+            batch_size: 1000,
+            ..ProducerConfig::default()
+        }
+    }
+
+    struct Harness {
+        acc: Accumulator,
+        memory: Arc<Semaphore>,
+        tracker: Arc<Tracker>,
+        now: Instant,
+    }
+
+    type Delivery = oneshot::Receiver<Result<RecordMetadata>>;
+
+    impl Harness {
+        fn new(config: ProducerConfig) -> Self {
+            let tracker = Arc::new(Tracker::default());
+            Self {
+                acc: Accumulator::new(config, Arc::clone(&tracker)),
+                memory: Arc::new(Semaphore::new(1 << 30)),
+                tracker,
+                now: Instant::now(),
+            }
+        }
+
+        fn append_to(&mut self, partition: Option<u32>, value: &[u8]) -> (Appended, Delivery) {
+            let record = Record {
+                timestamp: 7,
+                value: Some(Bytes::copy_from_slice(value)),
+                ..Record::default()
+            };
+            let size = record_size(&record);
+            let memory = Arc::clone(&self.memory)
+                .try_acquire_many_owned(size as u32)
+                .expect("test semaphore has room");
+            let (tx, rx) = oneshot::channel();
+            let appended = self.acc.append(
+                "t",
+                4,
+                partition,
+                record,
+                Waiter { tx, timestamp: 7 },
+                size,
+                memory,
+                self.now,
+            );
+            (appended, rx)
+        }
+
+        fn ready(&mut self) -> (Vec<Request>, Option<Instant>) {
+            self.acc.ready(self.now)
+        }
+
+        fn advance(&mut self, by: Duration) {
+            self.now += by;
+        }
+    }
+
+    fn sequences(request: &Request) -> Vec<(i64, i16, i32, usize)> {
+        request
+            .batches
+            .iter()
+            .map(|b| {
+                let s = b.sequence.expect("idempotent batches have sequences");
+                (s.session.producer_id, s.session.epoch, s.base, b.count())
+            })
+            .collect()
+    }
+
+    fn stored(request: &Request, base: i64) -> Vec<Outcome> {
+        let mut next = base;
+        request
+            .batches
+            .iter()
+            .map(|b| {
+                let outcome = Outcome::Stored(next);
+                next += b.count() as i64;
+                outcome
+            })
+            .collect()
+    }
+
+    fn not_leader() -> Error {
+        Error::Server {
+            code: ErrorCode::NotLeader,
+            message: "moved".into(),
+        }
+    }
+
+    #[test]
+    fn record_size_bounds_the_encoded_record() {
+        let record = Record {
+            timestamp: i64::MAX / 2,
+            key: Some(Bytes::from_static(b"key")),
+            value: Some(Bytes::from(vec![7u8; 300])),
+            headers: vec![
+                ("h".into(), Some(Bytes::from_static(b"v"))),
+                ("n".into(), None),
+            ],
+            ..Record::default()
+        };
+        let records = vec![record.clone(); 10];
+        let encoded = encode_batch(&records, &BatchOptions::default()).expect("encodes");
+        assert!(encoded.len() <= BATCH_OVERHEAD + 10 * record_size(&record));
+        // Loose by design, but not wildly: well under a header's worth of bytes per record.
+        assert!(encoded.len() + 10 * 50 > BATCH_OVERHEAD + 10 * record_size(&record));
+    }
+
+    #[test]
+    fn a_batch_waits_for_linger_then_goes() {
+        let mut h = Harness::new(config());
+        let (appended, _rx) = h.append_to(Some(1), b"v");
+        assert!(appended.wake, "a new batch needs a linger timer");
+        let (requests, wake) = h.ready();
+        assert!(requests.is_empty());
+        assert_eq!(wake, Some(h.now + Duration::from_millis(5)));
+        h.advance(Duration::from_millis(4));
+        assert!(h.ready().0.is_empty());
+        let (appended, _rx2) = h.append_to(Some(1), b"w");
+        assert!(!appended.wake, "joining an open batch is no news");
+        h.advance(Duration::from_millis(1));
+        let (requests, _) = h.ready();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].tp, TopicPartition::new("t", 1));
+        assert_eq!(requests[0].batches.len(), 1);
+        assert_eq!(requests[0].batches[0].count(), 2);
+    }
+
+    #[test]
+    fn a_full_batch_goes_at_once_and_batches_never_exceed_the_request_size() {
+        let mut h = Harness::new(ProducerConfig {
+            batch_size: 1000,
+            max_request_size: 1500,
+            linger: Duration::from_secs(60),
+            ..config()
+        });
+        // record_size is 36 + 300 = 336: three make 1008 >= batch_size.
+        let mut receivers = Vec::new();
+        for _ in 0..2 {
+            receivers.push(h.append_to(Some(0), &[1; 300]).1);
+        }
+        assert!(h.ready().0.is_empty());
+        let (appended, rx) = h.append_to(Some(0), &[1; 300]);
+        receivers.push(rx);
+        assert!(appended.wake);
+        let (requests, _) = h.ready();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].batches[0].count(), 3);
+
+        // With a large batch_size the request size caps the batch.
+        let mut h = Harness::new(ProducerConfig {
+            batch_size: 1 << 20,
+            max_request_size: 1500,
+            linger: Duration::from_secs(60),
+            ..config()
+        });
+        let mut receivers = Vec::new();
+        for _ in 0..9 {
+            receivers.push(h.append_to(Some(0), &[1; 300]).1);
+        }
+        h.acc.seal_all();
+        let (mut requests, _) = h.ready();
+        let request = requests.pop().expect("one request");
+        let counts: Vec<usize> = request.batches.iter().map(Batch::count).collect();
+        assert_eq!(counts, vec![4, 4, 1]);
+        for mut batch in request.batches {
+            let bytes = batch.encode(Compression::None).expect("encodes");
+            assert!(bytes.len() <= 1500, "{} bytes", bytes.len());
+        }
+    }
+
+    #[test]
+    fn one_request_in_flight_per_partition_and_the_backlog_goes_together() {
+        let mut h = Harness::new(ProducerConfig {
+            batch_size: 0,
+            ..config()
+        });
+        let (_, rx0) = h.append_to(Some(2), b"a");
+        let (requests, _) = h.ready();
+        assert_eq!(requests.len(), 1);
+        let first = requests.into_iter().next().expect("one request");
+        let mut later = Vec::new();
+        for i in 0..7u8 {
+            later.push(h.append_to(Some(2), &[i]).1);
+        }
+        // Another partition is not held up.
+        let (_, rx_other) = h.append_to(Some(3), b"b");
+        let (requests, _) = h.ready();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].tp.partition, 3);
+        let outcomes = stored(&first, 0);
+        h.acc.complete(first, outcomes, h.now);
+        let (requests, _) = h.ready();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].batches.len(), MAX_BATCHES_PER_REQUEST);
+        let metadata = rx0.blocking_recv().expect("answered").expect("stored");
+        assert_eq!((metadata.partition, metadata.offset), (2, 0));
+        drop(rx_other);
+    }
+
+    #[test]
+    fn sequences_advance_by_record_count_and_retries_resend_the_same_bytes() {
+        let mut h = Harness::new(ProducerConfig {
+            batch_size: 0,
+            ..config()
+        });
+        let mut receivers = Vec::new();
+        for _ in 0..3 {
+            receivers.push(h.append_to(Some(0), b"x").1);
+        }
+        // batch_size 0 puts every record in its own batch.
+        let (mut requests, _) = h.ready();
+        let mut request = requests.pop().expect("a request");
+        let seqs = sequences(&request);
+        assert_eq!(
+            seqs.iter().map(|s| (s.1, s.2, s.3)).collect::<Vec<_>>(),
+            vec![(0, 0, 1), (0, 1, 1), (0, 2, 1)]
+        );
+        let first_bytes: Vec<Bytes> = request
+            .batches
+            .iter_mut()
+            .map(|b| b.encode(Compression::Lz4).expect("encodes"))
+            .collect();
+        let parsed = RecordBatch::parse(first_bytes[1].clone()).expect("valid");
+        assert_eq!(parsed.base_sequence(), 1);
+        assert_eq!(parsed.producer_id(), seqs[0].0);
+
+        let outcomes = (0..3).map(|_| Outcome::Failed(not_leader())).collect();
+        h.acc.complete(request, outcomes, h.now);
+        assert!(h.ready().0.is_empty(), "backing off");
+        h.advance(Duration::from_millis(100));
+        let (mut requests, _) = h.ready();
+        let mut request = requests.pop().expect("the retry");
+        assert_eq!(sequences(&request), seqs);
+        let retry_bytes: Vec<Bytes> = request
+            .batches
+            .iter_mut()
+            .map(|b| b.encode(Compression::Lz4).expect("encodes"))
+            .collect();
+        assert_eq!(retry_bytes, first_bytes);
+        let outcomes = stored(&request, 10);
+        h.acc.complete(request, outcomes, h.now);
+        let offsets: Vec<i64> = receivers
+            .into_iter()
+            .map(|rx| {
+                rx.blocking_recv()
+                    .expect("answered")
+                    .expect("stored")
+                    .offset
+            })
+            .collect();
+        assert_eq!(offsets, vec![10, 11, 12]);
+
+        let (_, _rx) = h.append_to(Some(0), b"y");
+        h.advance(Duration::from_millis(5));
+        let (requests, _) = h.ready();
+        assert_eq!(sequences(&requests[0])[0].2, 3, "sequences continue");
+    }
+
+    #[test]
+    fn a_batch_failed_for_good_moves_the_partition_to_a_new_epoch() {
+        let mut h = Harness::new(ProducerConfig {
+            batch_size: 0,
+            ..config()
+        });
+        let (_, rx_a) = h.append_to(Some(0), b"a");
+        let (_, rx_b) = h.append_to(Some(0), b"b");
+        let (mut requests, _) = h.ready();
+        let request = requests.pop().expect("a request");
+        let (pid, ..) = sequences(&request)[0];
+        let outcomes = vec![
+            Outcome::Failed(Error::Server {
+                code: ErrorCode::CorruptMessage,
+                message: "bad".into(),
+            }),
+            // The broker refuses the batch after the gap; it was not stored.
+            Outcome::Failed(Error::Server {
+                code: ErrorCode::InvalidArgument,
+                message: "sequence 1 where 0 was expected".into(),
+            }),
+        ];
+        h.acc.complete(request, outcomes, h.now);
+        let failed = rx_a.blocking_recv().expect("answered");
+        assert_eq!(
+            failed.expect_err("failed").code(),
+            Some(ErrorCode::CorruptMessage)
+        );
+        let (mut requests, _) = h.ready();
+        let request = requests.pop().expect("b is resent");
+        // b was re-sequenced in the new epoch (1) and then moved once more for its own refusal.
+        let seqs = sequences(&request);
+        assert_eq!(seqs.len(), 1);
+        assert_eq!(seqs[0].0, pid);
+        assert!(seqs[0].1 >= 1);
+        assert_eq!(seqs[0].2, 0);
+        let outcomes = stored(&request, 0);
+        h.acc.complete(request, outcomes, h.now);
+        assert_eq!(
+            rx_b.blocking_recv()
+                .expect("answered")
+                .expect("stored")
+                .offset,
+            0
+        );
+    }
+
+    #[test]
+    fn a_refused_sequence_is_resent_only_once() {
+        let mut h = Harness::new(config());
+        let (_, rx) = h.append_to(Some(0), b"a");
+        h.advance(Duration::from_millis(5));
+        let invalid = || {
+            Outcome::Failed(Error::Server {
+                code: ErrorCode::InvalidArgument,
+                message: "out of order".into(),
+            })
+        };
+        let (mut requests, _) = h.ready();
+        let request = requests.pop().expect("first");
+        assert_eq!(sequences(&request)[0].1, 0);
+        h.acc.complete(request, vec![invalid()], h.now);
+        let (mut requests, _) = h.ready();
+        let request = requests.pop().expect("resent at once");
+        assert_eq!(sequences(&request)[0].1, 1);
+        h.acc.complete(request, vec![invalid()], h.now);
+        let e = rx.blocking_recv().expect("answered").expect_err("failed");
+        assert_eq!(e.code(), Some(ErrorCode::InvalidArgument));
+        assert!(h.ready().0.is_empty());
+    }
+
+    #[test]
+    fn without_idempotence_batches_carry_no_sequence() {
+        let mut h = Harness::new(ProducerConfig {
+            idempotence: false,
+            ..config()
+        });
+        let (_, _rx) = h.append_to(Some(0), b"a");
+        h.advance(Duration::from_millis(5));
+        let (mut requests, _) = h.ready();
+        let mut request = requests.pop().expect("a request");
+        assert!(request.batches[0].sequence.is_none());
+        let bytes = request.batches[0]
+            .encode(Compression::None)
+            .expect("encodes");
+        let parsed = RecordBatch::parse(bytes).expect("valid");
+        assert!(!parsed.is_idempotent());
+    }
+
+    #[test]
+    fn expired_batches_fail_with_a_timeout_and_free_their_memory() {
+        let mut h = Harness::new(ProducerConfig {
+            delivery_timeout: Duration::from_secs(2),
+            ..config()
+        });
+        let before = h.memory.available_permits();
+        let (_, rx) = h.append_to(Some(0), b"a");
+        assert!(h.memory.available_permits() < before);
+        h.advance(Duration::from_millis(5));
+        let (mut requests, _) = h.ready();
+        let request = requests.pop().expect("sent");
+        let (_, rx_later) = h.append_to(Some(0), b"b");
+        h.acc
+            .complete(request, vec![Outcome::Failed(not_leader())], h.now);
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            assert!(rounds < 100, "never expired");
+            let (requests, wake) = h.ready();
+            if requests.is_empty() && wake.is_none() {
+                break;
+            }
+            for request in requests {
+                let outcomes = request
+                    .batches
+                    .iter()
+                    .map(|_| Outcome::Failed(not_leader()))
+                    .collect();
+                h.acc.complete(request, outcomes, h.now);
+            }
+            if let Some(at) = wake {
+                h.now = h.now.max(at);
+            }
+        }
+        for rx in [rx, rx_later] {
+            let e = rx.blocking_recv().expect("answered").expect_err("expired");
+            assert!(matches!(e, Error::Timeout(..)), "{e}");
+            assert!(e.to_string().contains("NOT_LEADER"), "{e}");
+        }
+        assert_eq!(h.memory.available_permits(), before);
+        assert!(h.acc.is_idle());
+        assert!(h.tracker.finished_before(h.tracker.mark()));
+    }
+
+    #[test]
+    fn sticky_partitioner_stays_until_the_batch_is_sealed() {
+        let mut h = Harness::new(ProducerConfig {
+            batch_size: 1000,
+            linger: Duration::from_secs(60),
+            ..config()
+        });
+        let mut receivers = Vec::new();
+        let mut chosen = Vec::new();
+        for _ in 0..9 {
+            let (appended, rx) = h.append_to(None, &[0; 300]);
+            chosen.push(appended.partition);
+            receivers.push(rx);
+        }
+        // Three records fill a batch (see record_size), then the next partition takes over.
+        let first = chosen[0];
+        assert_eq!(
+            chosen,
+            vec![
+                first,
+                first,
+                first,
+                (first + 1) % 4,
+                (first + 1) % 4,
+                (first + 1) % 4,
+                (first + 2) % 4,
+                (first + 2) % 4,
+                (first + 2) % 4,
+            ]
+        );
+        // A batch sealed by flush (or linger) also moves the sticky partition.
+        let (appended, _rx) = h.append_to(None, b"x");
+        assert_eq!(appended.partition, (first + 3) % 4);
+        h.acc.seal_all();
+        let (appended, _rx) = h.append_to(None, b"x");
+        assert_eq!(appended.partition, first);
+    }
+
+    #[test]
+    fn round_robin_partitioner_moves_on_every_record() {
+        let mut h = Harness::new(ProducerConfig {
+            partitioner: Partitioner::RoundRobin,
+            ..config()
+        });
+        let mut receivers = Vec::new();
+        let mut chosen = Vec::new();
+        for _ in 0..8 {
+            let (appended, rx) = h.append_to(None, b"v");
+            chosen.push(appended.partition);
+            receivers.push(rx);
+        }
+        for pair in chosen.windows(2) {
+            assert_eq!(pair[1], (pair[0] + 1) % 4);
+        }
+        // An explicit partition is not the partitioner's business.
+        let (appended, _rx) = h.append_to(Some(2), b"v");
+        assert_eq!(appended.partition, 2);
+    }
+
+    #[test]
+    fn the_tracker_sees_every_batch_finish() {
+        let mut h = Harness::new(config());
+        let (_, rx) = h.append_to(Some(0), b"a");
+        h.acc.seal_all();
+        let mark = h.tracker.mark();
+        assert!(!h.tracker.finished_before(mark));
+        let (_, _rx_after) = h.append_to(Some(1), b"b");
+        let (mut requests, _) = h.ready();
+        let request = requests.pop().expect("partition 0 goes");
+        assert_eq!(request.tp.partition, 0);
+        let outcomes = stored(&request, 0);
+        h.acc.complete(request, outcomes, h.now);
+        assert!(rx.blocking_recv().is_ok());
+        assert!(
+            h.tracker.finished_before(mark),
+            "the later batch does not count"
+        );
+        assert!(!h.tracker.finished_before(h.tracker.mark()));
+    }
+}

@@ -1,0 +1,104 @@
+//! Topic administration over gRPC, for SDK users: the same operations (and the same
+//! compare-and-swap safety) as the controller's admin REST API, which any controller serves
+//! without being the active one.
+
+use strata_controller::admin::NewTopic;
+use strata_proto::v1;
+
+use super::ProxyService;
+use crate::error::ProxyError;
+
+impl ProxyService {
+    /// A topic's partitions with their owners, as the routing table knows them.
+    pub(super) fn topic_metadata(&self, name: String) -> v1::TopicMetadata {
+        match self.routes.partitions(&name) {
+            Err((code, message)) => v1::TopicMetadata {
+                name,
+                partitions: Vec::new(),
+                error: Some(v1::Error::new(code, message)),
+            },
+            Ok(count) => {
+                let partitions = (0..count)
+                    .map(|p| {
+                        let route = self.routes.route(&name, p).ok().flatten();
+                        v1::PartitionMetadata {
+                            partition: p,
+                            broker: route.as_ref().map(|r| r.broker.clone()).unwrap_or_default(),
+                            epoch: route.map_or(0, |r| r.epoch),
+                        }
+                    })
+                    .collect();
+                v1::TopicMetadata {
+                    name,
+                    partitions,
+                    error: None,
+                }
+            }
+        }
+    }
+
+    /// The routing table after a change we just made, so the answer shows it.
+    async fn refreshed_metadata(&self, name: String) -> v1::TopicMetadata {
+        if let Err(e) = self.routes.reload().await {
+            tracing::warn!(error = %e, "reloading routes after an admin change failed");
+        }
+        self.topic_metadata(name)
+    }
+
+    pub(super) async fn create_topic_call(
+        &self,
+        r: v1::CreateTopicRequest,
+    ) -> v1::CreateTopicResponse {
+        let new = NewTopic {
+            name: r.name.clone(),
+            partitions: i64::from(r.partitions),
+            retention_ms: r.retention_ms,
+            retention_bytes: r.retention_bytes,
+            segment_bytes: r.segment_bytes,
+        };
+        match self.admin.create_topic(new).await {
+            Ok(_) => v1::CreateTopicResponse {
+                error: None,
+                topic: Some(self.refreshed_metadata(r.name).await),
+            },
+            Err(e) => v1::CreateTopicResponse {
+                error: Some(ProxyError::from(e).to_wire()),
+                topic: None,
+            },
+        }
+    }
+
+    pub(super) async fn delete_topic_call(
+        &self,
+        r: v1::DeleteTopicRequest,
+    ) -> v1::DeleteTopicResponse {
+        let error = match self.admin.delete_topic(&r.name).await {
+            Ok(()) => {
+                let _ = self.routes.reload().await;
+                None
+            }
+            Err(e) => Some(ProxyError::from(e).to_wire()),
+        };
+        v1::DeleteTopicResponse { error }
+    }
+
+    pub(super) async fn create_partitions_call(
+        &self,
+        r: v1::CreatePartitionsRequest,
+    ) -> v1::CreatePartitionsResponse {
+        match self
+            .admin
+            .add_partitions(&r.topic, i64::from(r.partitions))
+            .await
+        {
+            Ok(_) => v1::CreatePartitionsResponse {
+                error: None,
+                topic: Some(self.refreshed_metadata(r.topic).await),
+            },
+            Err(e) => v1::CreatePartitionsResponse {
+                error: Some(ProxyError::from(e).to_wire()),
+                topic: None,
+            },
+        }
+    }
+}
