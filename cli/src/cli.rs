@@ -142,6 +142,14 @@ pub struct ProxyArgs {
     /// Address the proxy's gRPC service listens on.
     #[arg(long, env = "STRATA_PROXY_ADDR")]
     pub listen: Option<SocketAddr>,
+
+    /// Address of the proxy's HTTP endpoint: /healthz, /readyz, /metrics.
+    #[arg(long, env = "STRATA_PROXY_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+
+    /// Bytes of recently read segments the proxy keeps in memory (0 turns the cache off).
+    #[arg(long, env = "STRATA_PROXY_CACHE_BYTES")]
+    pub cache_bytes: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -152,6 +160,9 @@ pub struct StandaloneArgs {
 
     #[arg(long, env = "STRATA_PROXY_ADDR", default_value = "127.0.0.1:7070")]
     pub proxy_addr: SocketAddr,
+
+    #[arg(long, env = "STRATA_PROXY_HTTP_ADDR", default_value = "127.0.0.1:7073")]
+    pub proxy_http_addr: SocketAddr,
 
     #[arg(long, env = "STRATA_ADMIN_ADDR", default_value = "127.0.0.1:7080")]
     pub admin_addr: SocketAddr,

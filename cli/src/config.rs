@@ -26,6 +26,8 @@ pub struct FileConfig {
 #[serde(deny_unknown_fields)]
 pub struct ProxySection {
     pub listen: Option<std::net::SocketAddr>,
+    pub http_addr: Option<std::net::SocketAddr>,
+    pub cache_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -69,6 +71,8 @@ pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:7080";
 pub const DEFAULT_ELECTION_TTL_SECS: u64 = 5;
 pub const DEFAULT_BROKER_ADDR: &str = "127.0.0.1:7071";
 pub const DEFAULT_PROXY_ADDR: &str = "127.0.0.1:7070";
+pub const DEFAULT_PROXY_HTTP_ADDR: &str = "127.0.0.1:7073";
+pub const DEFAULT_PROXY_CACHE_BYTES: u64 = 256 << 20;
 pub const DEFAULT_BROKER_HTTP_ADDR: &str = "127.0.0.1:7072";
 pub const DEFAULT_LEASE_TTL_SECS: u64 = 5;
 pub const DEFAULT_LINGER_MS: u64 = 5;
@@ -126,6 +130,15 @@ mod tests {
             config.controller.election_ttl_secs,
             Some(DEFAULT_ELECTION_TTL_SECS)
         );
+        assert_eq!(
+            config.proxy.listen,
+            Some(DEFAULT_PROXY_ADDR.parse().unwrap())
+        );
+        assert_eq!(
+            config.proxy.http_addr,
+            Some(DEFAULT_PROXY_HTTP_ADDR.parse().unwrap())
+        );
+        assert_eq!(config.proxy.cache_bytes, Some(DEFAULT_PROXY_CACHE_BYTES));
     }
 
     #[test]

@@ -11,7 +11,8 @@ use std::time::Duration;
 use common::{Cluster, eventually, run_cli};
 
 const LINES: usize = 8_000;
-const BATCH: usize = 10;
+/// Lines are fed to the producer in chunks, so producing spans the broker's restart.
+const CHUNK: usize = 100;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_mid_produce_is_invisible_to_clients() {
@@ -60,15 +61,7 @@ async fn a_broker_restart_mid_produce_is_invisible_to_clients() {
     let input: String = (1..=LINES).map(|n| format!("{n}\n")).collect();
     let p1 = proxies[0].addr.clone();
     let producer = {
-        let args = [
-            "produce",
-            "t",
-            "--server",
-            &p1,
-            "--batch-size",
-            &BATCH.to_string(),
-        ]
-        .map(String::from);
+        let args = ["produce", "t", "--server", &p1].map(String::from);
         let binary = env!("CARGO_BIN_EXE_strata");
         std::thread::spawn(move || {
             let mut child = std::process::Command::new(binary)
@@ -78,12 +71,15 @@ async fn a_broker_restart_mid_produce_is_invisible_to_clients() {
                 .spawn()
                 .unwrap();
             use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            for chunk in input.lines().collect::<Vec<_>>().chunks(CHUNK) {
+                stdin
+                    .write_all((chunk.join("\n") + "\n").as_bytes())
+                    .unwrap();
+                stdin.flush().unwrap();
+                std::thread::sleep(Duration::from_millis(40));
+            }
+            drop(stdin);
             let output = child.wait_with_output().unwrap();
             (
                 output.status.success(),
@@ -116,12 +112,20 @@ async fn a_broker_restart_mid_produce_is_invisible_to_clients() {
             &LINES.to_string(),
             "--timeout-ms",
             "20000",
+            "--print-offsets",
         ],
         &[],
         None,
     );
     assert!(ok, "the consumer reports an error: {err}");
-    let values: Vec<usize> = out.lines().map(|l| l.parse().unwrap()).collect();
+    let read: Vec<(usize, usize)> = out
+        .lines()
+        .map(|l| {
+            let fields: Vec<&str> = l.split('\t').collect();
+            (fields[0].parse().unwrap(), fields[2].parse().unwrap())
+        })
+        .collect();
+    let values: Vec<usize> = read.iter().map(|(_, v)| *v).collect();
     let mut sorted = values.clone();
     sorted.sort_unstable();
     assert_eq!(
@@ -130,10 +134,10 @@ async fn a_broker_restart_mid_produce_is_invisible_to_clients() {
         "every line exactly once"
     );
     for p in 0..4 {
-        let mine: Vec<usize> = values
+        let mine: Vec<usize> = read
             .iter()
-            .copied()
-            .filter(|n| (n - 1) / BATCH % 4 == p)
+            .filter(|(partition, _)| *partition == p)
+            .map(|(_, v)| *v)
             .collect();
         assert!(
             mine.windows(2).all(|w| w[0] < w[1]),

@@ -8,65 +8,17 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use strata_testkit::{ChildGuard, free_port, wait_for_tcp};
+use common::Standalone;
 
 const LINES: usize = 100_000;
 const PARTITIONS: usize = 4;
-/// `strata produce` sends runs of this many lines (its default batch) to one partition each,
-/// round robin, so line n lands on partition ((n - 1) / 1000) % 4.
-const RUN: usize = 1000;
 
-struct Standalone {
-    dir: std::path::PathBuf,
-    proxy: String,
-    admin: String,
-    ports: [u16; 4],
+trait ConsumeAll {
+    fn consume_all(&self) -> Vec<(usize, usize)>;
 }
 
-impl Standalone {
-    fn start(&self, log: &str) -> ChildGuard {
-        let [proxy, admin, broker, http] = self.ports;
-        let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
-        command
-            .arg("standalone")
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .args([
-                "--proxy-addr",
-                &format!("127.0.0.1:{proxy}"),
-                "--admin-addr",
-                &format!("127.0.0.1:{admin}"),
-            ])
-            .args([
-                "--broker-addr",
-                &format!("127.0.0.1:{broker}"),
-                "--broker-http-addr",
-                &format!("127.0.0.1:{http}"),
-            ]);
-        let process =
-            ChildGuard::spawn("standalone", command, self.dir.with_extension(log)).unwrap();
-        for port in self.ports {
-            wait_for_tcp(
-                format!("127.0.0.1:{port}").parse().unwrap(),
-                Duration::from_secs(30),
-            )
-            .unwrap_or_else(|e| panic!("standalone did not start: {e}\n{}", process.log_tail(30)));
-        }
-        process
-    }
-
-    fn strata(&self, args: &[&str], stdin: Option<String>) -> (bool, String, String) {
-        common::run_cli(
-            args,
-            &[
-                ("STRATA_SERVER", &self.proxy),
-                ("STRATA_ADMIN", &self.admin),
-            ],
-            stdin,
-        )
-    }
-
-    fn consume_all(&self) -> Vec<usize> {
+impl ConsumeAll for Standalone {
+    fn consume_all(&self) -> Vec<(usize, usize)> {
         let (ok, out, err) = self.strata(
             &[
                 "consume",
@@ -76,6 +28,7 @@ impl Standalone {
                 &LINES.to_string(),
                 "--timeout-ms",
                 "20000",
+                "--print-offsets",
             ],
             None,
         );
@@ -84,13 +37,21 @@ impl Standalone {
             err.contains(&format!("received {LINES} messages")),
             "summary: {err}"
         );
-        out.lines().map(|l| l.parse().unwrap()).collect()
+        out.lines()
+            .map(|l| {
+                let mut fields = l.split('\t');
+                let partition = fields.next().unwrap().parse().unwrap();
+                let _offset = fields.next().unwrap();
+                (partition, fields.next().unwrap().parse().unwrap())
+            })
+            .collect()
     }
 }
 
 /// Exactly the lines 1..=LINES, each partition's lines in the order they were sent.
-fn check(values: &[usize]) {
-    let mut sorted = values.to_vec();
+fn check(read: &[(usize, usize)]) {
+    let values: Vec<usize> = read.iter().map(|(_, v)| *v).collect();
+    let mut sorted = values.clone();
     sorted.sort_unstable();
     assert_eq!(
         sorted,
@@ -98,10 +59,10 @@ fn check(values: &[usize]) {
         "exactly the lines sent, each once"
     );
     for p in 0..PARTITIONS {
-        let mine: Vec<usize> = values
+        let mine: Vec<usize> = read
             .iter()
-            .copied()
-            .filter(|n| (n - 1) / RUN % PARTITIONS == p)
+            .filter(|(partition, _)| *partition == p)
+            .map(|(_, v)| *v)
             .collect();
         assert!(
             mine.windows(2).all(|w| w[0] < w[1]),
@@ -113,13 +74,7 @@ fn check(values: &[usize]) {
 #[test]
 fn a_new_user_produces_and_consumes_through_standalone_and_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let ports = [free_port(), free_port(), free_port(), free_port()];
-    let standalone = Standalone {
-        dir: dir.path().join("data"),
-        proxy: format!("127.0.0.1:{}", ports[0]),
-        admin: format!("127.0.0.1:{}", ports[1]),
-        ports,
-    };
+    let standalone = Standalone::new(dir.path().join("data"));
     let mut first = standalone.start("log1");
     let (ok, out, err) = standalone.strata(&["topic", "create", "t", "--partitions", "4"], None);
     assert!(

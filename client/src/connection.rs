@@ -66,7 +66,9 @@ impl Connection {
 
     /// Maps a failed call to an [`Error`], naming the server on transport failures.
     pub(crate) fn call_error(&self, status: tonic::Status) -> Error {
-        if status.code() == tonic::Code::Unavailable && status.metadata().get("strata-error-code").is_none() {
+        if status.code() == tonic::Code::Unavailable
+            && status.metadata().get("strata-error-code").is_none()
+        {
             Error::Connect {
                 server: self.server.clone(),
                 message: status.message().to_owned(),

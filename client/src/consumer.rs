@@ -112,7 +112,9 @@ impl ConsumerConfig {
             return bad("assignors is empty; offer at least one (Assignor::Range)");
         }
         if self.heartbeat_interval >= self.session_timeout {
-            return bad("heartbeat_interval must be shorter than session_timeout (a third of it is usual)");
+            return bad(
+                "heartbeat_interval must be shorter than session_timeout (a third of it is usual)",
+            );
         }
         if self.max_poll_records == 0 {
             return bad("max_poll_records must be at least 1");
@@ -321,11 +323,14 @@ impl Consumer {
     pub async fn subscribe(&mut self, topics: &[&str]) -> Result<()> {
         if self.membership.is_none() {
             return Err(Error::InvalidConfig(
-                "subscribe needs a consumer group; set one with .group(\"name\") or use assign".into(),
+                "subscribe needs a consumer group; set one with .group(\"name\") or use assign"
+                    .into(),
             ));
         }
         if topics.is_empty() {
-            return Err(Error::InvalidConfig("subscribe needs at least one topic".into()));
+            return Err(Error::InvalidConfig(
+                "subscribe needs at least one topic".into(),
+            ));
         }
         let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
         if self.mode != Mode::Subscribed(topics.clone()) {
@@ -366,7 +371,9 @@ impl Consumer {
 
     /// The member id the group gave this consumer (empty before joining).
     pub fn member_id(&self) -> &str {
-        self.membership.as_ref().map_or("", |m| m.member_id.as_str())
+        self.membership
+            .as_ref()
+            .map_or("", |m| m.member_id.as_str())
     }
 
     /// The group generation this consumer belongs to (-1 before joining).
@@ -523,7 +530,9 @@ impl Consumer {
             for tp in unknown {
                 let offset = match committed.get(&tp) {
                     Some(&offset) if offset >= 0 => offset,
-                    _ => resolve_offset(&self.connection, &tp, self.config.auto_offset_reset).await?,
+                    _ => {
+                        resolve_offset(&self.connection, &tp, self.config.auto_offset_reset).await?
+                    }
                 };
                 self.positions.insert(tp, Some(offset));
             }
@@ -639,10 +648,12 @@ impl Consumer {
     }
 
     async fn commit_before_revoke(&mut self) {
-        if self.config.enable_auto_commit && self.membership.is_some() && !self.positions.is_empty() {
-            if let Err(e) = self.commit_sync().await {
-                tracing::warn!(error = %e, "commit before giving partitions up failed");
-            }
+        if self.config.enable_auto_commit
+            && self.membership.is_some()
+            && !self.positions.is_empty()
+            && let Err(e) = self.commit_sync().await
+        {
+            tracing::warn!(error = %e, "commit before giving partitions up failed");
         }
     }
 
@@ -665,7 +676,11 @@ impl Consumer {
 }
 
 /// The offset `at` names in `tp` (shared with [`crate::Admin::list_offset`]).
-pub(crate) async fn resolve(connection: &Connection, tp: &TopicPartition, at: Offset) -> Result<i64> {
+pub(crate) async fn resolve(
+    connection: &Connection,
+    tp: &TopicPartition,
+    at: Offset,
+) -> Result<i64> {
     resolve_offset(connection, tp, at).await
 }
 

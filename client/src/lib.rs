@@ -48,7 +48,9 @@ pub use connection::Connection;
 pub use consumer::{Assignor, Consumer, ConsumerBuilder, ConsumerConfig, ConsumerRecord};
 pub use error::{Error, Result};
 pub use partitioner::{Partitioner, murmur2, partition_for_key};
-pub use producer::{DeliveryFuture, Producer, ProducerBuilder, ProducerConfig, ProducerRecord, RecordMetadata};
+pub use producer::{
+    DeliveryFuture, Producer, ProducerBuilder, ProducerConfig, ProducerRecord, RecordMetadata,
+};
 pub use strata_proto::ErrorCode;
 pub use strata_storage::Compression;
 pub use types::{Ack, Offset, TopicPartition};

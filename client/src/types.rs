@@ -71,7 +71,9 @@ impl std::str::FromStr for Ack {
             "durable" | "all" | "-1" => Ok(Self::Durable),
             "buffered" | "1" => Ok(Self::Buffered),
             "none" | "0" => Ok(Self::None),
-            other => Err(format!("unknown ack mode `{other}`; use durable, buffered or none")),
+            other => Err(format!(
+                "unknown ack mode `{other}`; use durable, buffered or none"
+            )),
         }
     }
 }

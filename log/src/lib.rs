@@ -5,9 +5,11 @@
 //! metadata store; the bytes are in the storage node pool. [`LogReader`] reads committed
 //! batches by offset; [`object_path`] names new objects so no two writes ever share a name.
 
+pub mod cache;
 mod reader;
 mod record;
 
+pub use cache::{CacheConfig, ReadCache};
 pub use reader::{LogReader, ReadResult};
 pub use record::{
     GcRecord, ProducerEntry, ProducerState, SegmentRecord, object_path, partition_prefix,

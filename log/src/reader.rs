@@ -2,8 +2,10 @@ use std::sync::Arc;
 
 use strata_meta::MetaStore;
 use strata_meta::schema::{self, Checkpoint, Keyspace};
+use strata_storage::segment::MemoryObject;
 use strata_storage::{NodePool, RecordBatch, SegmentReader};
 
+use crate::cache::{Cached, ReadCache};
 use crate::{LogError, SegmentRecord};
 
 /// Committed batches from a read, and where the log stands.
@@ -22,11 +24,78 @@ pub struct LogReader {
     meta: Arc<dyn MetaStore>,
     keys: Keyspace,
     pool: Arc<NodePool>,
+    cache: Option<Arc<ReadCache>>,
 }
 
 impl LogReader {
     pub fn new(meta: Arc<dyn MetaStore>, keys: Keyspace, pool: Arc<NodePool>) -> Self {
-        Self { meta, keys, pool }
+        Self {
+            meta,
+            keys,
+            pool,
+            cache: None,
+        }
+    }
+
+    /// Serves reads through `cache` (see [`ReadCache`]).
+    pub fn with_cache(mut self, cache: Arc<ReadCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Batches of one segment from `offset`, through the cache when there is one.
+    async fn read_segment(
+        &self,
+        segment: &SegmentRecord,
+        offset: i64,
+        max_bytes: u64,
+    ) -> Result<Vec<RecordBatch>, LogError> {
+        let object = self
+            .pool
+            .object(segment.placement.clone(), segment.object_path());
+        let Some(cache) = &self.cache else {
+            let reader = SegmentReader::open(object, &segment.meta).await?;
+            return Ok(reader.read_from(offset, max_bytes).await?);
+        };
+        match cache.get(&segment.path) {
+            Some(Cached {
+                footer,
+                data: Some(data),
+            }) => Ok(SegmentReader::with_footer(MemoryObject(data), footer)
+                .read_from(offset, max_bytes)
+                .await?),
+            Some(Cached { footer, data: None }) => Ok(SegmentReader::with_footer(object, footer)
+                .read_from(offset, max_bytes)
+                .await?),
+            None if segment.meta.size <= cache.config().max_object_bytes => {
+                // One GET for the whole object instead of footer + range, and the next
+                // reader of this hot segment needs none.
+                let data = self
+                    .pool
+                    .get(&segment.placement, &segment.object_path())
+                    .await?;
+                let reader = SegmentReader::open(MemoryObject(data.clone()), &segment.meta).await?;
+                cache.insert(
+                    &segment.path,
+                    Cached {
+                        footer: reader.footer().clone(),
+                        data: Some(data),
+                    },
+                );
+                Ok(reader.read_from(offset, max_bytes).await?)
+            }
+            None => {
+                let reader = SegmentReader::open(object, &segment.meta).await?;
+                cache.insert(
+                    &segment.path,
+                    Cached {
+                        footer: reader.footer().clone(),
+                        data: None,
+                    },
+                );
+                Ok(reader.read_from(offset, max_bytes).await?)
+            }
+        }
     }
 
     /// The high watermark (0 for a partition never written).
@@ -139,11 +208,7 @@ impl LogReader {
             if next >= high_watermark || (budget == 0 && !batches.is_empty()) {
                 break;
             }
-            let object = self
-                .pool
-                .object(segment.placement.clone(), segment.object_path());
-            let reader = SegmentReader::open(object, &segment.meta).await?;
-            for batch in reader.read_from(next, budget.max(1)).await? {
+            for batch in self.read_segment(segment, next, budget.max(1)).await? {
                 if batch.base_offset() >= high_watermark || (budget == 0 && !batches.is_empty()) {
                     break;
                 }

@@ -234,7 +234,9 @@ mod tests {
     #[test]
     fn reads_kafkas_version_0_subscription() {
         // Java's ConsumerProtocol v0 for topics ["a", "bc"], no user data.
-        let bytes = [0, 0, 0, 0, 0, 2, 0, 1, b'a', 0, 2, b'b', b'c', 0xff, 0xff, 0xff, 0xff];
+        let bytes = [
+            0, 0, 0, 0, 0, 2, 0, 1, b'a', 0, 2, b'b', b'c', 0xff, 0xff, 0xff, 0xff,
+        ];
         let s = Subscription::decode(&bytes).unwrap();
         assert_eq!(s.topics, vec!["a", "bc"]);
         assert_eq!(s.user_data, None);

@@ -94,7 +94,11 @@ impl GroupCoordinator {
     }
 
     /// Uses `clock` and `random` instead of the system's.
-    pub fn with_sources(mut self, clock: Arc<dyn WallClock>, random: Arc<dyn RandomSource>) -> Self {
+    pub fn with_sources(
+        mut self,
+        clock: Arc<dyn WallClock>,
+        random: Arc<dyn RandomSource>,
+    ) -> Self {
         self.clock = clock;
         self.random = random;
         self
@@ -219,7 +223,9 @@ fn rebalancing(group: &str) -> ProxyError {
 fn illegal_generation(group: &str, theirs: i32, ours: i32) -> ProxyError {
     ProxyError::refused(
         ErrorCode::IllegalGeneration,
-        format!("generation {theirs} is not group `{group}`'s current generation {ours}; join again"),
+        format!(
+            "generation {theirs} is not group `{group}`'s current generation {ours}; join again"
+        ),
     )
 }
 

@@ -14,11 +14,14 @@
 mod commits;
 mod error;
 pub mod groups;
+pub mod http;
+mod metrics;
 mod routes;
 mod service;
 
 pub use commits::Commits;
 pub use error::{ProxyError, Result};
 pub use groups::GroupCoordinator;
+pub use metrics::ProxyMetrics;
 pub use routes::Routes;
 pub use service::ProxyService;

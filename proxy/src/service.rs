@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status};
 
 use crate::commits::Commits;
 use crate::groups::GroupCoordinator;
+use crate::metrics::ProxyMetrics;
 use crate::routes::Routes;
 
 mod admin;
@@ -32,6 +33,7 @@ pub struct ProxyService {
     reader: LogReader,
     groups: GroupCoordinator,
     admin: strata_controller::Admin,
+    metrics: Arc<ProxyMetrics>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
 }
 
@@ -50,6 +52,7 @@ impl ProxyService {
         reader: LogReader,
         groups: GroupCoordinator,
         admin: strata_controller::Admin,
+        metrics: Arc<ProxyMetrics>,
     ) -> Self {
         Self {
             routes,
@@ -57,6 +60,7 @@ impl ProxyService {
             reader,
             groups,
             admin,
+            metrics,
             channels: Arc::default(),
         }
     }
@@ -160,6 +164,7 @@ impl ProxyService {
                         }
                     }
                     if retry {
+                        self.metrics.produce_retries.inc();
                         self.routes.changed(Duration::from_millis(100)).await;
                     }
                 }
@@ -223,6 +228,68 @@ impl ProxyService {
             Err(e) => Err(error(ErrorCode::Unavailable, e.to_string())),
         }
     }
+
+    /// A fetch that waits for the partition's next commit when nothing is there yet.
+    async fn long_poll(&self, r: v1::FetchRequest) -> v1::FetchResponse {
+        self.routes.refresh_if_unknown(&r.topic).await;
+        if let Err((code, message)) = self.routes.route(&r.topic, r.partition) {
+            return failed_fetch(error(code, message));
+        }
+        let deadline =
+            Instant::now() + Duration::from_millis(u64::from(r.max_wait_ms)).min(MAX_WAIT);
+        let notifier = self.commits.notifier(&r.topic, r.partition);
+        loop {
+            let notified = notifier.notified();
+            let answer = match self.fetch_once(&r).await {
+                Ok(answer) => answer,
+                Err(e) => return failed_fetch(e),
+            };
+            let now = Instant::now();
+            if !answer.batches.is_empty() || now >= deadline {
+                return answer;
+            }
+            // Woken by the partition's next commit; the bound guards against a missed wake-up.
+            let _ =
+                tokio::time::timeout((deadline - now).min(Duration::from_millis(500)), notified)
+                    .await;
+        }
+    }
+}
+
+/// Answers that carry a Strata error, so the metrics can count failures of every call alike.
+trait WithError {
+    fn error(&self) -> Option<&v1::Error>;
+}
+
+macro_rules! with_error {
+    ($($t:ty),*) => {$(impl WithError for $t {
+        fn error(&self) -> Option<&v1::Error> {
+            self.error.as_ref()
+        }
+    })*};
+}
+
+with_error!(
+    v1::ListOffsetsResponse,
+    v1::CreateTopicResponse,
+    v1::DeleteTopicResponse,
+    v1::CreatePartitionsResponse,
+    v1::JoinGroupResponse,
+    v1::SyncGroupResponse,
+    v1::HeartbeatResponse,
+    v1::LeaveGroupResponse,
+    v1::OffsetCommitResponse,
+    v1::OffsetFetchResponse,
+    v1::ListGroupsResponse,
+    v1::DescribeGroupResponse
+);
+
+impl ProxyService {
+    /// Counts the call and wraps the answer.
+    fn answer<T: WithError>(&self, rpc: &'static str, answer: T) -> Result<Response<T>, Status> {
+        self.metrics.record(rpc, answer.error());
+        Ok(Response::new(answer))
+    }
 }
 
 fn failed_fetch(e: v1::Error) -> v1::FetchResponse {
@@ -247,6 +314,14 @@ impl strata_server::Strata for ProxyService {
                 format!("unknown ack mode {}", request.ack),
             ));
         }
+        self.metrics.produced_bytes.inc_by(
+            request
+                .partitions
+                .iter()
+                .flat_map(|p| &p.batches)
+                .map(|b| b.len() as u64)
+                .sum(),
+        );
         let partitions = join_all(
             request
                 .partitions
@@ -254,6 +329,11 @@ impl strata_server::Strata for ProxyService {
                 .map(|p| self.forward(request.ack, p)),
         )
         .await;
+        let first_error = partitions
+            .iter()
+            .flat_map(|p| &p.batches)
+            .find_map(|b| b.error.as_ref());
+        self.metrics.record("Produce", first_error);
         Ok(Response::new(v1::ProduceResponse { partitions }))
     }
 
@@ -261,29 +341,12 @@ impl strata_server::Strata for ProxyService {
         &self,
         request: Request<v1::FetchRequest>,
     ) -> Result<Response<v1::FetchResponse>, Status> {
-        let r = request.into_inner();
-        self.routes.refresh_if_unknown(&r.topic).await;
-        if let Err((code, message)) = self.routes.route(&r.topic, r.partition) {
-            return Ok(Response::new(failed_fetch(error(code, message))));
-        }
-        let deadline =
-            Instant::now() + Duration::from_millis(u64::from(r.max_wait_ms)).min(MAX_WAIT);
-        let notifier = self.commits.notifier(&r.topic, r.partition);
-        loop {
-            let notified = notifier.notified();
-            let answer = match self.fetch_once(&r).await {
-                Ok(answer) => answer,
-                Err(e) => return Ok(Response::new(failed_fetch(e))),
-            };
-            let now = Instant::now();
-            if !answer.batches.is_empty() || now >= deadline {
-                return Ok(Response::new(answer));
-            }
-            // Woken by the partition's next commit; the bound guards against a missed wake-up.
-            let _ =
-                tokio::time::timeout((deadline - now).min(Duration::from_millis(500)), notified)
-                    .await;
-        }
+        let answer = self.long_poll(request.into_inner()).await;
+        self.metrics.record("Fetch", answer.error.as_ref());
+        self.metrics
+            .fetched_bytes
+            .inc_by(answer.batches.iter().map(|b| b.len() as u64).sum());
+        Ok(Response::new(answer))
     }
 
     async fn metadata(
@@ -312,10 +375,13 @@ impl strata_server::Strata for ProxyService {
     ) -> Result<Response<v1::ListOffsetsResponse>, Status> {
         let r = request.into_inner();
         let fail = |e: v1::Error| {
-            Ok(Response::new(v1::ListOffsetsResponse {
-                offset: -1,
-                error: Some(e),
-            }))
+            self.answer(
+                "ListOffsets",
+                v1::ListOffsetsResponse {
+                    offset: -1,
+                    error: Some(e),
+                },
+            )
         };
         if let Err((code, message)) = self.routes.route(&r.topic, r.partition) {
             return fail(error(code, message));
@@ -340,10 +406,13 @@ impl strata_server::Strata for ProxyService {
             }
         };
         match offset {
-            Ok(offset) => Ok(Response::new(v1::ListOffsetsResponse {
-                offset: offset.unwrap_or(-1),
-                error: None,
-            })),
+            Ok(offset) => self.answer(
+                "ListOffsets",
+                v1::ListOffsetsResponse {
+                    offset: offset.unwrap_or(-1),
+                    error: None,
+                },
+            ),
             Err(e) => fail(error(ErrorCode::Unavailable, e.to_string())),
         }
     }
@@ -351,23 +420,30 @@ impl strata_server::Strata for ProxyService {
         &self,
         request: Request<v1::CreateTopicRequest>,
     ) -> Result<Response<v1::CreateTopicResponse>, Status> {
-        Ok(Response::new(self.create_topic_call(request.into_inner()).await))
+        self.answer(
+            "CreateTopic",
+            self.create_topic_call(request.into_inner()).await,
+        )
     }
 
     async fn delete_topic(
         &self,
         request: Request<v1::DeleteTopicRequest>,
     ) -> Result<Response<v1::DeleteTopicResponse>, Status> {
-        Ok(Response::new(self.delete_topic_call(request.into_inner()).await))
+        self.answer(
+            "DeleteTopic",
+            self.delete_topic_call(request.into_inner()).await,
+        )
     }
 
     async fn create_partitions(
         &self,
         request: Request<v1::CreatePartitionsRequest>,
     ) -> Result<Response<v1::CreatePartitionsResponse>, Status> {
-        Ok(Response::new(
+        self.answer(
+            "CreatePartitions",
             self.create_partitions_call(request.into_inner()).await,
-        ))
+        )
     }
 
     async fn join_group(
@@ -379,21 +455,25 @@ impl strata_server::Strata for ProxyService {
             .map(|a| a.ip().to_string())
             .unwrap_or_default();
         let r = request.into_inner();
-        Ok(Response::new(match self.groups.join(&r, &host).await {
-            Ok(answer) => answer,
-            Err(e) => v1::JoinGroupResponse {
-                error: Some(e.to_wire()),
-                member_id: r.member_id,
-                ..Default::default()
+        self.answer(
+            "JoinGroup",
+            match self.groups.join(&r, &host).await {
+                Ok(answer) => answer,
+                Err(e) => v1::JoinGroupResponse {
+                    error: Some(e.to_wire()),
+                    member_id: r.member_id,
+                    ..Default::default()
+                },
             },
-        }))
+        )
     }
 
     async fn sync_group(
         &self,
         request: Request<v1::SyncGroupRequest>,
     ) -> Result<Response<v1::SyncGroupResponse>, Status> {
-        Ok(Response::new(
+        self.answer(
+            "SyncGroup",
             match self.groups.sync(&request.into_inner()).await {
                 Ok(answer) => answer,
                 Err(e) => v1::SyncGroupResponse {
@@ -401,7 +481,7 @@ impl strata_server::Strata for ProxyService {
                     ..Default::default()
                 },
             },
-        ))
+        )
     }
 
     async fn heartbeat(
@@ -414,7 +494,7 @@ impl strata_server::Strata for ProxyService {
             .await
             .err()
             .map(|e| e.to_wire());
-        Ok(Response::new(v1::HeartbeatResponse { error }))
+        self.answer("Heartbeat", v1::HeartbeatResponse { error })
     }
 
     async fn leave_group(
@@ -427,14 +507,15 @@ impl strata_server::Strata for ProxyService {
             .await
             .err()
             .map(|e| e.to_wire());
-        Ok(Response::new(v1::LeaveGroupResponse { error }))
+        self.answer("LeaveGroup", v1::LeaveGroupResponse { error })
     }
 
     async fn offset_commit(
         &self,
         request: Request<v1::OffsetCommitRequest>,
     ) -> Result<Response<v1::OffsetCommitResponse>, Status> {
-        Ok(Response::new(
+        self.answer(
+            "OffsetCommit",
             match self.groups.commit(&request.into_inner()).await {
                 Ok(partitions) => v1::OffsetCommitResponse {
                     error: None,
@@ -445,14 +526,15 @@ impl strata_server::Strata for ProxyService {
                     partitions: Vec::new(),
                 },
             },
-        ))
+        )
     }
 
     async fn offset_fetch(
         &self,
         request: Request<v1::OffsetFetchRequest>,
     ) -> Result<Response<v1::OffsetFetchResponse>, Status> {
-        Ok(Response::new(
+        self.answer(
+            "OffsetFetch",
             match self.groups.fetch_offsets(&request.into_inner()).await {
                 Ok(offsets) => v1::OffsetFetchResponse {
                     error: None,
@@ -463,23 +545,26 @@ impl strata_server::Strata for ProxyService {
                     offsets: Vec::new(),
                 },
             },
-        ))
+        )
     }
 
     async fn list_groups(
         &self,
         _request: Request<v1::ListGroupsRequest>,
     ) -> Result<Response<v1::ListGroupsResponse>, Status> {
-        Ok(Response::new(match self.groups.list().await {
-            Ok(groups) => v1::ListGroupsResponse {
-                error: None,
-                groups,
+        self.answer(
+            "ListGroups",
+            match self.groups.list().await {
+                Ok(groups) => v1::ListGroupsResponse {
+                    error: None,
+                    groups,
+                },
+                Err(e) => v1::ListGroupsResponse {
+                    error: Some(e.to_wire()),
+                    groups: Vec::new(),
+                },
             },
-            Err(e) => v1::ListGroupsResponse {
-                error: Some(e.to_wire()),
-                groups: Vec::new(),
-            },
-        }))
+        )
     }
 
     async fn describe_group(
@@ -487,13 +572,16 @@ impl strata_server::Strata for ProxyService {
         request: Request<v1::DescribeGroupRequest>,
     ) -> Result<Response<v1::DescribeGroupResponse>, Status> {
         let group = request.into_inner().group;
-        Ok(Response::new(match self.groups.describe(&group).await {
-            Ok(answer) => answer,
-            Err(e) => v1::DescribeGroupResponse {
-                error: Some(e.to_wire()),
-                group,
-                ..Default::default()
+        self.answer(
+            "DescribeGroup",
+            match self.groups.describe(&group).await {
+                Ok(answer) => answer,
+                Err(e) => v1::DescribeGroupResponse {
+                    error: Some(e.to_wire()),
+                    group,
+                    ..Default::default()
+                },
             },
-        }))
+        )
     }
 }

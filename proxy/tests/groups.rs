@@ -39,7 +39,11 @@ async fn coordinator(meta: Arc<dyn MetaStore>, name: &str) -> GroupCoordinator {
     GroupCoordinator::new(meta, keys, routes, reader)
 }
 
-async fn setup(meta: Arc<dyn MetaStore>, etcd: Option<strata_testkit::EtcdServer>, dir: tempfile::TempDir) -> Env {
+async fn setup(
+    meta: Arc<dyn MetaStore>,
+    etcd: Option<strata_testkit::EtcdServer>,
+    dir: tempfile::TempDir,
+) -> Env {
     let admin = Admin::new(meta.clone(), Keyspace::new("groups-test").unwrap());
     admin
         .create_topic(NewTopic {
@@ -163,7 +167,11 @@ fn code(e: &ProxyError) -> ErrorCode {
     e.code()
 }
 
-async fn join_and_sync(c: &GroupCoordinator, group: &str, m: &mut Member) -> Result<(), ProxyError> {
+async fn join_and_sync(
+    c: &GroupCoordinator,
+    group: &str,
+    m: &mut Member,
+) -> Result<(), ProxyError> {
     let joined = c
         .join(
             &v1::JoinGroupRequest {
@@ -222,7 +230,12 @@ async fn heartbeat(c: &GroupCoordinator, group: &str, m: &Member) -> Result<(), 
 
 /// Runs a member like a consumer's poll loop until `stop`: (re)join when told to, else
 /// heartbeat every 300 ms. Its latest view is kept in `view`.
-async fn run_member(c: GroupCoordinator, group: String, view: Arc<Mutex<Member>>, stop: Arc<AtomicBool>) {
+async fn run_member(
+    c: GroupCoordinator,
+    group: String,
+    view: Arc<Mutex<Member>>,
+    stop: Arc<AtomicBool>,
+) {
     let mut m = Member {
         generation: -1,
         ..Default::default()
@@ -241,7 +254,12 @@ async fn run_member(c: GroupCoordinator, group: String, view: Arc<Mutex<Member>>
 
 /// Waits until the group is stable with exactly `views` as members, all at one generation,
 /// and returns their views.
-async fn settled(env: &Env, group: &str, views: &[Arc<Mutex<Member>>], limit: Duration) -> Vec<Member> {
+async fn settled(
+    env: &Env,
+    group: &str,
+    views: &[Arc<Mutex<Member>>],
+    limit: Duration,
+) -> Vec<Member> {
     let start = Instant::now();
     loop {
         let mut seen = Vec::new();
@@ -252,22 +270,36 @@ async fn settled(env: &Env, group: &str, views: &[Arc<Mutex<Member>>], limit: Du
         if let Ok(d) = described
             && d.state == "Stable"
             && d.members.len() == views.len()
-            && seen.iter().all(|m| m.generation == d.generation && !m.id.is_empty())
+            && seen
+                .iter()
+                .all(|m| m.generation == d.generation && !m.id.is_empty())
         {
             return seen;
         }
-        assert!(start.elapsed() < limit, "group did not settle in {limit:?}: {seen:?}");
+        assert!(
+            start.elapsed() < limit,
+            "group did not settle in {limit:?}: {seen:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-fn spawn_members(env: &Env, group: &str, n: usize) -> (Vec<Arc<Mutex<Member>>>, Vec<Arc<AtomicBool>>) {
+fn spawn_members(
+    env: &Env,
+    group: &str,
+    n: usize,
+) -> (Vec<Arc<Mutex<Member>>>, Vec<Arc<AtomicBool>>) {
     let mut views = Vec::new();
     let mut stops = Vec::new();
     for _ in 0..n {
         let view = Arc::new(Mutex::new(Member::default()));
         let stop = Arc::new(AtomicBool::new(false));
-        tokio::spawn(run_member(env.coordinator.clone(), group.into(), view.clone(), stop.clone()));
+        tokio::spawn(run_member(
+            env.coordinator.clone(),
+            group.into(),
+            view.clone(),
+            stop.clone(),
+        ));
         views.push(view);
         stops.push(stop);
     }
@@ -277,7 +309,11 @@ fn spawn_members(env: &Env, group: &str, n: usize) -> (Vec<Arc<Mutex<Member>>>, 
 fn check_split(members: &[Member], each: usize) {
     let mut all: Vec<u32> = members.iter().flat_map(|m| m.partitions.clone()).collect();
     all.sort_unstable();
-    assert_eq!(all, (0..PARTITIONS).collect::<Vec<_>>(), "every partition exactly once: {members:?}");
+    assert_eq!(
+        all,
+        (0..PARTITIONS).collect::<Vec<_>>(),
+        "every partition exactly once: {members:?}"
+    );
     for m in members {
         assert_eq!(m.partitions.len(), each, "{members:?}");
     }
@@ -297,8 +333,13 @@ async fn members_share_partitions_and_a_dead_member_is_evicted(env: &Env) {
     let took = died.elapsed();
     check_split(&survivors, 6);
     assert!(survivors[0].generation > generation);
-    eprintln!("dead member's partitions reassigned {took:?} after it stopped (session {SESSION_MS} ms)");
-    assert!(took < Duration::from_millis(u64::from(SESSION_MS)) + Duration::from_secs(5), "{took:?}");
+    eprintln!(
+        "dead member's partitions reassigned {took:?} after it stopped (session {SESSION_MS} ms)"
+    );
+    assert!(
+        took < Duration::from_millis(u64::from(SESSION_MS)) + Duration::from_secs(5),
+        "{took:?}"
+    );
     for s in stops {
         s.store(true, Ordering::SeqCst);
     }
@@ -339,21 +380,43 @@ async fn commits_are_fenced_by_membership_generation_and_assignment(env: &Env) {
     let theirs = b.partitions[0];
 
     // Its own partition: committed. Another member's: refused for that partition only.
-    let results = c.commit(&commit(a, vec![offset(mine, 0), offset(theirs, 0)])).await.unwrap();
+    let results = c
+        .commit(&commit(a, vec![offset(mine, 0), offset(theirs, 0)]))
+        .await
+        .unwrap();
     assert_eq!(
         partition_codes(&results),
         vec![None, Some("PARTITION_NOT_ASSIGNED".into())]
     );
     // A stale generation, an unknown member: the whole request is refused.
-    let stale = Member { generation: a.generation - 1, ..a.clone() };
-    let e = c.commit(&commit(&stale, vec![offset(mine, 0)])).await.unwrap_err();
+    let stale = Member {
+        generation: a.generation - 1,
+        ..a.clone()
+    };
+    let e = c
+        .commit(&commit(&stale, vec![offset(mine, 0)]))
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), ErrorCode::IllegalGeneration, "{e}");
-    let ghost = Member { id: "ghost-1".into(), ..a.clone() };
-    let e = c.commit(&commit(&ghost, vec![offset(mine, 0)])).await.unwrap_err();
+    let ghost = Member {
+        id: "ghost-1".into(),
+        ..a.clone()
+    };
+    let e = c
+        .commit(&commit(&ghost, vec![offset(mine, 0)]))
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), ErrorCode::UnknownMember, "{e}");
     // A consumer outside the group cannot commit while the group has members.
-    let outsider = Member { id: String::new(), generation: -1, partitions: vec![] };
-    let e = c.commit(&commit(&outsider, vec![offset(mine, 0)])).await.unwrap_err();
+    let outsider = Member {
+        id: String::new(),
+        generation: -1,
+        partitions: vec![],
+    };
+    let e = c
+        .commit(&commit(&outsider, vec![offset(mine, 0)]))
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), ErrorCode::IllegalGeneration, "{e}");
     let e = heartbeat(c, "g2", &stale).await.unwrap_err();
     assert_eq!(code(&e), ErrorCode::IllegalGeneration, "{e}");
@@ -380,24 +443,46 @@ async fn offsets_survive_a_new_coordinator_and_show_lag(env: &Env) {
         .fetch_offsets(&v1::OffsetFetchRequest {
             group: "g3".into(),
             partitions: vec![
-                v1::TopicPartition { topic: TOPIC.into(), partition: 3 },
-                v1::TopicPartition { topic: TOPIC.into(), partition: 4 },
+                v1::TopicPartition {
+                    topic: TOPIC.into(),
+                    partition: 3,
+                },
+                v1::TopicPartition {
+                    topic: TOPIC.into(),
+                    partition: 4,
+                },
             ],
         })
         .await
         .unwrap();
-    assert_eq!(fetched.iter().map(|o| o.offset).collect::<Vec<_>>(), vec![0, -1]);
+    assert_eq!(
+        fetched.iter().map(|o| o.offset).collect::<Vec<_>>(),
+        vec![0, -1]
+    );
     let all = other
-        .fetch_offsets(&v1::OffsetFetchRequest { group: "g3".into(), partitions: vec![] })
+        .fetch_offsets(&v1::OffsetFetchRequest {
+            group: "g3".into(),
+            partitions: vec![],
+        })
         .await
         .unwrap();
-    assert_eq!(all.iter().map(|o| o.partition).collect::<Vec<_>>(), vec![3, 5]);
+    assert_eq!(
+        all.iter().map(|o| o.partition).collect::<Vec<_>>(),
+        vec![3, 5]
+    );
     let d = other.describe("g3").await.unwrap();
     assert_eq!(d.state, "Empty");
     assert_eq!(d.offsets.len(), 2);
-    assert!(d.offsets.iter().all(|o| o.committed == 0 && o.lag == 0 && o.high_watermark == 0));
+    assert!(
+        d.offsets
+            .iter()
+            .all(|o| o.committed == 0 && o.lag == 0 && o.high_watermark == 0)
+    );
     let listed = other.list().await.unwrap();
-    assert!(listed.iter().all(|g| g.group != "g3"), "a group that never had members has no state key");
+    assert!(
+        listed.iter().all(|g| g.group != "g3"),
+        "a group that never had members has no state key"
+    );
     let e = other.describe("never").await.unwrap_err();
     assert_eq!(code(&e), ErrorCode::UnknownGroup, "{e}");
 }
@@ -411,28 +496,41 @@ async fn leaving_rebalances_at_once(env: &Env) {
     tokio::time::sleep(Duration::from_millis(400)).await;
     let left = Instant::now();
     env.coordinator
-        .leave(&v1::LeaveGroupRequest { group: "g4".into(), member_id: members[1].id.clone() })
+        .leave(&v1::LeaveGroupRequest {
+            group: "g4".into(),
+            member_id: members[1].id.clone(),
+        })
         .await
         .unwrap();
     let alone = settled(env, "g4", &views[..1], Duration::from_secs(10)).await;
     check_split(&alone, 12);
-    assert!(left.elapsed() < Duration::from_millis(u64::from(SESSION_MS)), "{:?}", left.elapsed());
+    assert!(
+        left.elapsed() < Duration::from_millis(u64::from(SESSION_MS)),
+        "{:?}",
+        left.elapsed()
+    );
     let listed = env.coordinator.list().await.unwrap();
-    assert!(listed.iter().any(|g| g.group == "g4" && g.members == 1 && g.state == "Stable"), "{listed:?}");
+    assert!(
+        listed
+            .iter()
+            .any(|g| g.group == "g4" && g.members == 1 && g.state == "Stable"),
+        "{listed:?}"
+    );
     stops[0].store(true, Ordering::SeqCst);
 }
 
 async fn bad_requests_get_typed_errors(env: &Env) {
     let c = &env.coordinator;
-    let join = |group: &str, session: u32, protocols: Vec<v1::GroupProtocol>| v1::JoinGroupRequest {
-        group: group.into(),
-        member_id: String::new(),
-        client_id: "test".into(),
-        session_timeout_ms: session,
-        rebalance_timeout_ms: 0,
-        protocol_type: PROTOCOL_TYPE.into(),
-        protocols,
-    };
+    let join =
+        |group: &str, session: u32, protocols: Vec<v1::GroupProtocol>| v1::JoinGroupRequest {
+            group: group.into(),
+            member_id: String::new(),
+            client_id: "test".into(),
+            session_timeout_ms: session,
+            rebalance_timeout_ms: 0,
+            protocol_type: PROTOCOL_TYPE.into(),
+            protocols,
+        };
     for (request, why) in [
         (join("bad/name", SESSION_MS, subscription()), "group name"),
         (join("g5", 10, subscription()), "session_timeout_ms"),
@@ -440,7 +538,10 @@ async fn bad_requests_get_typed_errors(env: &Env) {
     ] {
         let e = c.join(&request, "h").await.unwrap_err();
         assert_eq!(code(&e), ErrorCode::InvalidArgument, "{why}: {e}");
-        assert!(e.to_string().contains(why.split(' ').next().unwrap()), "{why}: {e}");
+        assert!(
+            e.to_string().contains(why.split(' ').next().unwrap()),
+            "{why}: {e}"
+        );
     }
     let simple = |offsets| v1::OffsetCommitRequest {
         group: "g5".into(),
@@ -453,7 +554,10 @@ async fn bad_requests_get_typed_errors(env: &Env) {
             offset(0, -5),
             offset(1, 7),
             offset(PARTITIONS, 0),
-            v1::PartitionOffset { topic: "nope".into(), ..offset(0, 0) },
+            v1::PartitionOffset {
+                topic: "nope".into(),
+                ..offset(0, 0)
+            },
             offset(2, 0),
         ]))
         .await
@@ -469,12 +573,20 @@ async fn bad_requests_get_typed_errors(env: &Env) {
         ]
     );
     let e = c
-        .sync(&v1::SyncGroupRequest { group: "g5".into(), generation: 1, member_id: "x".into(), assignments: vec![] })
+        .sync(&v1::SyncGroupRequest {
+            group: "g5".into(),
+            generation: 1,
+            member_id: "x".into(),
+            assignments: vec![],
+        })
         .await
         .unwrap_err();
     assert_eq!(code(&e), ErrorCode::UnknownMember, "{e}");
     let e = c
-        .leave(&v1::LeaveGroupRequest { group: "g5".into(), member_id: "x".into() })
+        .leave(&v1::LeaveGroupRequest {
+            group: "g5".into(),
+            member_id: "x".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(code(&e), ErrorCode::UnknownMember, "{e}");

@@ -19,7 +19,7 @@ use object_store::PutPayload;
 use serde::{Deserialize, Serialize};
 
 pub use footer::{FORMAT_VERSION, Footer, IndexEntry, TRAILER_LEN};
-pub use reader::{RangeRead, SegmentReader, StoreObject};
+pub use reader::{MemoryObject, RangeRead, SegmentReader, StoreObject};
 
 use crate::batch::RecordBatch;
 use crate::error::{Result, StorageError};

@@ -82,6 +82,49 @@ impl ChildGuard {
         })
     }
 
+    /// Starts `command` with stdout written to `stdout` (for output the test reads) and stderr
+    /// appended to `log`.
+    pub fn spawn_with_stdout(
+        name: &str,
+        mut command: Command,
+        log: PathBuf,
+        stdout: &Path,
+    ) -> anyhow::Result<Self> {
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .with_context(|| format!("cannot open log file {}", log.display()))?;
+        let out = std::fs::File::create(stdout)
+            .with_context(|| format!("cannot create {}", stdout.display()))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .with_context(|| format!("cannot start {name} ({command:?})"))?;
+        Ok(Self {
+            child: Some(child),
+            log,
+            name: name.to_owned(),
+        })
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself; its status if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// Where the process writes its output.
     pub fn log_path(&self) -> &Path {
         &self.log

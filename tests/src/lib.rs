@@ -32,20 +32,30 @@ fn loopback() -> SocketAddr {
 impl InProcess {
     /// Starts Strata with its data in a new temporary directory.
     pub async fn start() -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new().prefix("strata-inproc-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("strata-inproc-")
+            .tempdir()?;
         let mut last = None;
         // A free port can be taken by someone else before we bind it; try a few times.
         for _ in 0..5 {
             let args = StandaloneArgs {
                 data_dir: dir.path().to_path_buf(),
                 proxy_addr: loopback(),
+                proxy_http_addr: loopback(),
                 admin_addr: loopback(),
                 broker_addr: loopback(),
                 broker_http_addr: loopback(),
             };
             let cancel = CancellationToken::new();
             let mut tasks = JoinSet::new();
-            match strata::commands::standalone::spawn(&mut tasks, &cancel, &args, &FileConfig::default()).await {
+            match strata::commands::standalone::spawn(
+                &mut tasks,
+                &cancel,
+                &args,
+                &FileConfig::default(),
+            )
+            .await
+            {
                 Ok(_) => {
                     let server = Self {
                         proxy: args.proxy_addr.to_string(),

@@ -91,7 +91,10 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     }
     out.flush()?;
     if args.group.is_some() {
-        consumer.commit_sync().await.context("final commit failed")?;
+        consumer
+            .commit_sync()
+            .await
+            .context("final commit failed")?;
     }
     consumer.close().await?;
     let secs = started.elapsed().as_secs_f64().max(1e-9);

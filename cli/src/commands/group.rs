@@ -21,12 +21,24 @@ pub async fn run(command: GroupCommand) -> anyhow::Result<()> {
                 g.group,
                 g.state,
                 g.generation,
-                if g.protocol.is_empty() { "-" } else { &g.protocol },
-                if g.protocol_type.is_empty() { "-" } else { &g.protocol_type },
+                if g.protocol.is_empty() {
+                    "-"
+                } else {
+                    &g.protocol
+                },
+                if g.protocol_type.is_empty() {
+                    "-"
+                } else {
+                    &g.protocol_type
+                },
                 g.members.len()
             );
             for m in &g.members {
-                let leader = if m.member_id == g.leader { " (leader)" } else { "" };
+                let leader = if m.member_id == g.leader {
+                    " (leader)"
+                } else {
+                    ""
+                };
                 let parts: Vec<String> = m.assignment.iter().map(ToString::to_string).collect();
                 println!(
                     "member {}{leader} client {} host {}: {} partitions [{}]",

@@ -13,7 +13,10 @@ use crate::cli::ProduceArgs;
 const MAX_PENDING: usize = 100_000;
 
 pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
-    let acks: Ack = args.acks.parse().map_err(|e: String| anyhow!("--acks: {e}"))?;
+    let acks: Ack = args
+        .acks
+        .parse()
+        .map_err(|e: String| anyhow!("--acks: {e}"))?;
     let compression: Compression = args
         .compression
         .parse()

@@ -2,10 +2,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use strata_log::LogReader;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use strata_log::{CacheConfig, LogReader, ReadCache};
 use strata_meta::MetaStore;
 use strata_meta::schema::Keyspace;
-use strata_proxy::{Commits, GroupCoordinator, ProxyService, Routes};
+use strata_proxy::{Commits, GroupCoordinator, ProxyMetrics, ProxyService, Routes};
 use strata_storage::NodePool;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -13,11 +15,32 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::ProxyArgs;
 use crate::config::{self, FileConfig};
 
+/// Resolved settings of the proxy role.
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    pub listen: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub cache: CacheConfig,
+}
+
 pub async fn run(args: ProxyArgs, file: FileConfig) -> anyhow::Result<()> {
     let (cluster, meta_url) = args.common.resolve(&file);
-    let listen = match args.listen.or(file.proxy.listen) {
-        Some(addr) => addr,
-        None => config::DEFAULT_PROXY_ADDR.parse()?,
+    let settings = ProxySettings {
+        listen: match args.listen.or(file.proxy.listen) {
+            Some(addr) => addr,
+            None => config::DEFAULT_PROXY_ADDR.parse()?,
+        },
+        http_addr: match args.http_addr.or(file.proxy.http_addr) {
+            Some(addr) => addr,
+            None => config::DEFAULT_PROXY_HTTP_ADDR.parse()?,
+        },
+        cache: CacheConfig {
+            capacity_bytes: args
+                .cache_bytes
+                .or(file.proxy.cache_bytes)
+                .unwrap_or(config::DEFAULT_PROXY_CACHE_BYTES),
+            ..CacheConfig::default()
+        },
     };
     let pool = Arc::new(super::broker::open_pool(&args.storage, &file.storage)?);
     let keys = Keyspace::new(&cluster)?;
@@ -26,18 +49,19 @@ pub async fn run(args: ProxyArgs, file: FileConfig) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open metadata store {meta_url}"))?;
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    spawn(&mut tasks, &cancel, meta, keys, pool, listen).await?;
+    spawn(&mut tasks, &cancel, meta, keys, pool, settings).await?;
     super::run_until_stopped(tasks, cancel, "proxy").await
 }
 
-/// Starts a proxy (routing table, commit notifications, gRPC service) as tasks of `tasks`.
+/// Starts a proxy (routing table, commit notifications, gRPC service, HTTP endpoint) as tasks
+/// of `tasks`.
 pub async fn spawn(
     tasks: &mut JoinSet<anyhow::Result<()>>,
     cancel: &CancellationToken,
     meta: Arc<dyn MetaStore>,
     keys: Keyspace,
     pool: Arc<NodePool>,
-    listen: SocketAddr,
+    settings: ProxySettings,
 ) -> anyhow::Result<()> {
     let routes = Routes::new(meta.clone(), keys.clone());
     routes
@@ -45,13 +69,25 @@ pub async fn spawn(
         .await
         .context("cannot read the routing table from the metadata store")?;
     let commits = Commits::new(meta.clone(), keys.clone());
-    let reader = LogReader::new(meta.clone(), keys.clone(), pool);
+    let cache =
+        (settings.cache.capacity_bytes > 0).then(|| Arc::new(ReadCache::new(settings.cache)));
+    let mut reader = LogReader::new(meta.clone(), keys.clone(), pool);
+    if let Some(cache) = &cache {
+        reader = reader.with_cache(cache.clone());
+    }
     let groups = GroupCoordinator::new(meta.clone(), keys.clone(), routes.clone(), reader.clone());
     let admin = strata_controller::Admin::new(meta, keys);
+    let listen = settings.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} for the proxy; pass --listen"))?;
-    tracing::info!(%listen, "proxy starting");
+    let http_addr = settings.http_addr;
+    let http_listener = tokio::net::TcpListener::bind(http_addr)
+        .await
+        .with_context(|| {
+            format!("cannot listen on {http_addr} for the proxy's HTTP endpoint; pass --http-addr")
+        })?;
+    tracing::info!(%listen, %http_addr, cache_bytes = settings.cache.capacity_bytes, "proxy starting");
     let (follower, token) = (routes.clone(), cancel.clone());
     tasks.spawn(async move {
         follower.follow(token).await;
@@ -62,7 +98,24 @@ pub async fn spawn(
         follower.follow(token).await;
         Ok(())
     });
-    let service = ProxyService::new(routes, commits, reader, groups, admin).into_server();
+    let metrics = Arc::new(ProxyMetrics::default());
+    let ready = Arc::new(AtomicBool::new(true));
+    let health = strata_proxy::http::Health {
+        ready: ready.clone(),
+        metrics: metrics.clone(),
+        cache,
+    };
+    let http_cancel = cancel.clone();
+    tasks.spawn(async move {
+        axum::serve(http_listener, strata_proxy::http::router(health))
+            .with_graceful_shutdown(async move {
+                http_cancel.cancelled().await;
+                ready.store(false, Ordering::SeqCst);
+            })
+            .await
+            .context("proxy HTTP endpoint failed")
+    });
+    let service = ProxyService::new(routes, commits, reader, groups, admin, metrics).into_server();
     let router = tonic::transport::Server::builder().add_service(service);
     super::spawn_grpc(tasks, cancel, listener, router, "proxy");
     Ok(())

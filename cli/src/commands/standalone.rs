@@ -78,7 +78,26 @@ pub async fn spawn(
         linger: Duration::from_millis(config::DEFAULT_LINGER_MS),
         limits: Limits::default(),
     };
-    super::broker::spawn(tasks, cancel, meta.clone(), keys.clone(), pool.clone(), broker).await?;
-    super::proxy::spawn(tasks, cancel, meta, keys, pool, args.proxy_addr).await?;
+    super::broker::spawn(
+        tasks,
+        cancel,
+        meta.clone(),
+        keys.clone(),
+        pool.clone(),
+        broker,
+    )
+    .await?;
+    let proxy = super::proxy::ProxySettings {
+        listen: args.proxy_addr,
+        http_addr: args.proxy_http_addr,
+        cache: strata_log::CacheConfig {
+            capacity_bytes: file
+                .proxy
+                .cache_bytes
+                .unwrap_or(config::DEFAULT_PROXY_CACHE_BYTES),
+            ..strata_log::CacheConfig::default()
+        },
+    };
+    super::proxy::spawn(tasks, cancel, meta, keys, pool, proxy).await?;
     Ok(dir)
 }

@@ -165,6 +165,8 @@ impl Cluster {
             .chain([
                 "--listen".into(),
                 format!("127.0.0.1:{port}"),
+                "--http-addr".into(),
+                format!("127.0.0.1:{}", free_port()),
                 "--storage-node".into(),
                 format!("n1={}", self.storage_url()),
             ])
@@ -178,6 +180,76 @@ impl Cluster {
         Arc::new(
             strata_storage::NodePool::open(&strata_storage::PoolConfig::new(vec![spec], 1))
                 .unwrap(),
+        )
+    }
+}
+
+/// `strata standalone` as a process on free ports.
+pub struct Standalone {
+    pub dir: std::path::PathBuf,
+    pub proxy: String,
+    pub admin: String,
+    pub ports: [u16; 5],
+}
+
+impl Standalone {
+    pub fn new(dir: std::path::PathBuf) -> Self {
+        let ports = [
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+        ];
+        Self {
+            dir,
+            proxy: format!("127.0.0.1:{}", ports[0]),
+            admin: format!("127.0.0.1:{}", ports[1]),
+            ports,
+        }
+    }
+
+    pub fn start(&self, log: &str) -> ChildGuard {
+        let [proxy, admin, broker, http, proxy_http] = self.ports;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
+        command
+            .arg("standalone")
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .args([
+                "--proxy-addr",
+                &format!("127.0.0.1:{proxy}"),
+                "--admin-addr",
+                &format!("127.0.0.1:{admin}"),
+            ])
+            .args([
+                "--broker-addr",
+                &format!("127.0.0.1:{broker}"),
+                "--broker-http-addr",
+                &format!("127.0.0.1:{http}"),
+                "--proxy-http-addr",
+                &format!("127.0.0.1:{proxy_http}"),
+            ]);
+        let process =
+            ChildGuard::spawn("standalone", command, self.dir.with_extension(log)).unwrap();
+        for port in self.ports {
+            wait_for_tcp(
+                format!("127.0.0.1:{port}").parse().unwrap(),
+                Duration::from_secs(30),
+            )
+            .unwrap_or_else(|e| panic!("standalone did not start: {e}\n{}", process.log_tail(30)));
+        }
+        process
+    }
+
+    pub fn strata(&self, args: &[&str], stdin: Option<String>) -> (bool, String, String) {
+        run_cli(
+            args,
+            &[
+                ("STRATA_SERVER", &self.proxy),
+                ("STRATA_ADMIN", &self.admin),
+            ],
+            stdin,
         )
     }
 }

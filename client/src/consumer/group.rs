@@ -329,13 +329,19 @@ async fn lead(
 ) -> Result<(Vec<v1::MemberAssignment>, BTreeMap<String, u32>)> {
     let assignor = Assignor::from_name(&joined.protocol).ok_or_else(|| Error::Server {
         code: ErrorCode::InvalidArgument,
-        message: format!("the group chose assignor `{}`, which this client does not know", joined.protocol),
+        message: format!(
+            "the group chose assignor `{}`, which this client does not know",
+            joined.protocol
+        ),
     })?;
     let mut members = BTreeMap::new();
     for m in &joined.members {
         let subscription = Subscription::decode(&m.metadata).map_err(|e| Error::Server {
             code: ErrorCode::InvalidArgument,
-            message: format!("member `{}` sent an unreadable subscription: {e}", m.member_id),
+            message: format!(
+                "member `{}` sent an unreadable subscription: {e}",
+                m.member_id
+            ),
         })?;
         members.insert(m.member_id.clone(), subscription.topics);
     }
@@ -415,7 +421,9 @@ impl Heartbeat {
                         self.signals.raise(false);
                         return;
                     }
-                    _ => tracing::warn!(group = %self.request.group, error = %e, "heartbeat failed"),
+                    _ => {
+                        tracing::warn!(group = %self.request.group, error = %e, "heartbeat failed")
+                    }
                 },
             }
             // The leader notices partitions added to a subscribed topic and rebalances.

@@ -7,9 +7,9 @@ use strata_meta::{MetaError, TxnOp};
 use strata_proto::{ErrorCode, v1};
 
 use super::{
-    GroupCoordinator, Loaded, MAX_REBALANCE_MS, MAX_SESSION_MS, MIN_SESSION_MS,
-    complete_rebalance, illegal_generation, rebalancing, remove_members, start_rebalance,
-    unknown_member, validate_group,
+    GroupCoordinator, Loaded, MAX_REBALANCE_MS, MAX_SESSION_MS, MIN_SESSION_MS, complete_rebalance,
+    illegal_generation, rebalancing, remove_members, start_rebalance, unknown_member,
+    validate_group,
 };
 use crate::error::{ProxyError, Result};
 
@@ -138,7 +138,10 @@ impl GroupCoordinator {
             + Duration::from_secs(5);
         let mut renewed = Instant::now();
         loop {
-            let Loaded { mut state, revision } = self.load(group).await?;
+            let Loaded {
+                mut state,
+                revision,
+            } = self.load(group).await?;
             let Some(me) = state.members.get(&j.member_id) else {
                 return Err(ProxyError::refused(
                     ErrorCode::UnknownMember,
@@ -225,7 +228,10 @@ impl GroupCoordinator {
     async fn register(&self, j: &Joining<'_>) -> Result<Registered> {
         let group = &j.request.group;
         loop {
-            let Loaded { mut state, revision } = self.load(group).await?;
+            let Loaded {
+                mut state,
+                revision,
+            } = self.load(group).await?;
             let now = self.clock.now_ms();
             let dead = self.dead_members(group, &state, Some(&j.member_id)).await?;
             let revoke = remove_members(&mut state, &dead);
@@ -250,7 +256,11 @@ impl GroupCoordinator {
                         ErrorCode::InvalidArgument,
                         format!(
                             "none of the assignors offered ({}) is supported by every member of group `{group}`",
-                            j.protocols.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+                            j.protocols
+                                .iter()
+                                .map(|p| p.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     ));
                 }
@@ -315,20 +325,27 @@ impl GroupCoordinator {
         validate_group(group)?;
         let mut give_up = None;
         loop {
-            let Loaded { mut state, revision } = self.load(group).await?;
+            let Loaded {
+                mut state,
+                revision,
+            } = self.load(group).await?;
             let Some(me) = state.members.get(&request.member_id) else {
                 return Err(unknown_member(group, &request.member_id));
             };
             if state.generation != request.generation {
-                return Err(illegal_generation(group, request.generation, state.generation));
+                return Err(illegal_generation(
+                    group,
+                    request.generation,
+                    state.generation,
+                ));
             }
             let give_up = match give_up {
                 Some(at) => at,
                 None => {
                     // A member blocked here sends no heartbeats; this call counts as one.
                     let _ = self.meta.keep_alive_once(me.lease).await;
-                    let at = Instant::now()
-                        + Duration::from_millis(u64::from(me.session_timeout_ms));
+                    let at =
+                        Instant::now() + Duration::from_millis(u64::from(me.session_timeout_ms));
                     give_up = Some(at);
                     at
                 }
@@ -347,7 +364,9 @@ impl GroupCoordinator {
                     for a in &request.assignments {
                         match state.members.get_mut(&a.member_id) {
                             Some(m) => m.assignment = a.assignment.to_vec(),
-                            None => tracing::warn!(group = %group, member = %a.member_id, "leader assigned to an unknown member; ignored"),
+                            None => {
+                                tracing::warn!(group = %group, member = %a.member_id, "leader assigned to an unknown member; ignored")
+                            }
                         }
                     }
                     state.phase = GroupPhase::Stable;
@@ -371,7 +390,10 @@ impl GroupCoordinator {
         let group = &request.group;
         validate_group(group)?;
         for _ in 0..5 {
-            let Loaded { mut state, revision } = self.load(group).await?;
+            let Loaded {
+                mut state,
+                revision,
+            } = self.load(group).await?;
             let Some(me) = state.members.get(&request.member_id) else {
                 return Err(unknown_member(group, &request.member_id));
             };
@@ -381,7 +403,10 @@ impl GroupCoordinator {
                 Err(e) => return Err(e.into()),
             };
             let me_expired = !gone.is_empty();
-            gone.extend(self.dead_members(group, &state, Some(&request.member_id)).await?);
+            gone.extend(
+                self.dead_members(group, &state, Some(&request.member_id))
+                    .await?,
+            );
             if !gone.is_empty() {
                 tracing::info!(group = %group, members = ?gone, "evicting members whose session ended");
                 let revoke = remove_members(&mut state, &gone);
@@ -395,7 +420,11 @@ impl GroupCoordinator {
                 }
             }
             if state.generation != request.generation {
-                return Err(illegal_generation(group, request.generation, state.generation));
+                return Err(illegal_generation(
+                    group,
+                    request.generation,
+                    state.generation,
+                ));
             }
             return match state.phase {
                 GroupPhase::PreparingRebalance => Err(rebalancing(group)),
@@ -414,7 +443,10 @@ impl GroupCoordinator {
         let group = &request.group;
         validate_group(group)?;
         loop {
-            let Loaded { mut state, revision } = self.load(group).await?;
+            let Loaded {
+                mut state,
+                revision,
+            } = self.load(group).await?;
             if !state.members.contains_key(&request.member_id) {
                 return Err(unknown_member(group, &request.member_id));
             }

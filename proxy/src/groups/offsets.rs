@@ -29,7 +29,10 @@ impl GroupCoordinator {
     /// or a group in the middle of assigning; single partitions fail for an unknown topic or
     /// partition, an offset outside the log, or (for consumer groups) a partition that is not
     /// assigned to the committing member. Returns one entry per requested partition.
-    pub async fn commit(&self, request: &v1::OffsetCommitRequest) -> Result<Vec<v1::PartitionError>> {
+    pub async fn commit(
+        &self,
+        request: &v1::OffsetCommitRequest,
+    ) -> Result<Vec<v1::PartitionError>> {
         let group = &request.group;
         validate_group(group)?;
         let checks = join_all(request.offsets.iter().map(|o| self.check_offset(o))).await;
@@ -52,7 +55,11 @@ impl GroupCoordinator {
                     return Err(unknown_member(group, &request.member_id));
                 };
                 if state.generation != request.generation {
-                    return Err(illegal_generation(group, request.generation, state.generation));
+                    return Err(illegal_generation(
+                        group,
+                        request.generation,
+                        state.generation,
+                    ));
                 }
                 // While preparing a rebalance the old assignment still holds, so members can
                 // commit what they consumed before giving partitions up (as in Kafka).
@@ -156,7 +163,10 @@ impl GroupCoordinator {
 
     /// Kafka's OffsetFetch: the committed offsets of `partitions` (-1 where none), or of every
     /// partition the group ever committed when `partitions` is empty.
-    pub async fn fetch_offsets(&self, request: &v1::OffsetFetchRequest) -> Result<Vec<v1::PartitionOffset>> {
+    pub async fn fetch_offsets(
+        &self,
+        request: &v1::OffsetFetchRequest,
+    ) -> Result<Vec<v1::PartitionOffset>> {
         validate_group(&request.group)?;
         let committed = self.committed(&request.group).await?;
         if request.partitions.is_empty() {
@@ -188,7 +198,10 @@ impl GroupCoordinator {
     }
 
     /// Every committed offset of a group.
-    pub(super) async fn committed(&self, group: &str) -> Result<HashMap<(String, u32), CommittedOffset>> {
+    pub(super) async fn committed(
+        &self,
+        group: &str,
+    ) -> Result<HashMap<(String, u32), CommittedOffset>> {
         let (kvs, _) = self.meta.range(&self.keys.group_offsets(group)).await?;
         let mut all = HashMap::with_capacity(kvs.len());
         for kv in kvs {
@@ -199,4 +212,3 @@ impl GroupCoordinator {
         Ok(all)
     }
 }
-

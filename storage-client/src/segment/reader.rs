@@ -48,6 +48,30 @@ impl RangeRead for StoreObject {
     }
 }
 
+/// A whole object already in memory (for instance from a cache).
+#[derive(Debug, Clone)]
+pub struct MemoryObject(pub Bytes);
+
+#[async_trait]
+impl RangeRead for MemoryObject {
+    async fn read_range(&self, range: Range<u64>) -> Result<Bytes> {
+        let len = self.0.len() as u64;
+        if range.start > range.end || range.end > len {
+            return Err(StorageError::corrupt(
+                Corrupted::SegmentData,
+                format!("range {range:?} is outside the {len}-byte object"),
+            ));
+        }
+        Ok(self.0.slice(range.start as usize..range.end as usize))
+    }
+
+    async fn read_tail(&self, len: u64) -> Result<(Bytes, u64)> {
+        let size = self.0.len() as u64;
+        let start = size.saturating_sub(len) as usize;
+        Ok((self.0.slice(start..), size))
+    }
+}
+
 /// Reads batches out of one segment object.
 ///
 /// Opening reads the footer (one GET, or none when a cached [`Footer`] is supplied); every

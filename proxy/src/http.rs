@@ -1,0 +1,51 @@
+//! The proxy's HTTP endpoint: liveness, readiness and metrics (default port 7073).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use strata_log::ReadCache;
+
+use crate::metrics::ProxyMetrics;
+
+/// What the endpoint reports on.
+#[derive(Debug, Clone)]
+pub struct Health {
+    /// Routing table loaded and not shutting down.
+    pub ready: Arc<AtomicBool>,
+    pub metrics: Arc<ProxyMetrics>,
+    pub cache: Option<Arc<ReadCache>>,
+}
+
+/// `/healthz` (the process serves), `/readyz` (can route), `/metrics`.
+pub fn router(health: Health) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(health)
+}
+
+async fn readyz(State(health): State<Health>) -> impl IntoResponse {
+    if health.ready.load(Ordering::SeqCst) {
+        (StatusCode::OK, Json(json!({ "status": "ready" })))
+    } else {
+        let body = json!({ "error": { "code": "UNAVAILABLE", "message": "proxy has no routing table yet, or is shutting down" } });
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body))
+    }
+}
+
+async fn metrics(State(health): State<Health>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        health.metrics.render(health.cache.as_ref()),
+    )
+}

@@ -1,0 +1,104 @@
+//! Prometheus metrics of the proxy (`strata_proxy_*`), served at `/metrics`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use strata_log::ReadCache;
+use strata_proto::v1;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabel {
+    pub rpc: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabel {
+    pub rpc: &'static str,
+    pub code: String,
+}
+
+/// Counters the service updates.
+#[derive(Debug, Default)]
+pub struct ProxyMetrics {
+    pub requests: Family<RpcLabel, Counter>,
+    pub errors: Family<ErrorLabel, Counter>,
+    pub produced_bytes: Counter,
+    /// Forwarding attempts that were retried (moved partition, restarting broker).
+    pub produce_retries: Counter,
+    pub fetched_bytes: Counter,
+}
+
+impl ProxyMetrics {
+    /// Counts one call of `rpc`, and its error if it failed.
+    pub fn record(&self, rpc: &'static str, error: Option<&v1::Error>) {
+        self.requests.get_or_create(&RpcLabel { rpc }).inc();
+        if let Some(e) = error {
+            self.errors
+                .get_or_create(&ErrorLabel {
+                    rpc,
+                    code: e.code.clone(),
+                })
+                .inc();
+        }
+    }
+
+    /// Renders every metric, with the cache's figures read now.
+    pub fn render(&self, cache: Option<&Arc<ReadCache>>) -> String {
+        let mut r = Registry::with_prefix("strata_proxy");
+        r.register("requests", "gRPC calls by method", self.requests.clone());
+        r.register(
+            "errors",
+            "Failed calls by method and error code",
+            self.errors.clone(),
+        );
+        r.register(
+            "produced_bytes",
+            "Record batch bytes forwarded to brokers",
+            self.produced_bytes.clone(),
+        );
+        r.register(
+            "produce_retries",
+            "Forwarding attempts retried after a retriable failure",
+            self.produce_retries.clone(),
+        );
+        r.register(
+            "fetched_bytes",
+            "Record batch bytes served to consumers",
+            self.fetched_bytes.clone(),
+        );
+        if let Some(cache) = cache {
+            let (hits, misses, evictions, bytes) = (
+                Counter::<u64>::default(),
+                Counter::<u64>::default(),
+                Counter::<u64>::default(),
+                Gauge::<i64>::default(),
+            );
+            hits.inc_by(cache.stats.hits.load(Ordering::Relaxed));
+            misses.inc_by(cache.stats.misses.load(Ordering::Relaxed));
+            evictions.inc_by(cache.stats.evictions.load(Ordering::Relaxed));
+            bytes.set(cache.bytes() as i64);
+            r.register(
+                "cache_hits",
+                "Segment reads served from the read cache",
+                hits,
+            );
+            r.register("cache_misses", "Segment reads that went to storage", misses);
+            r.register(
+                "cache_evictions",
+                "Objects dropped from the read cache",
+                evictions,
+            );
+            r.register("cache_bytes", "Bytes held by the read cache", bytes);
+        }
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &r).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
