@@ -7,7 +7,7 @@
 # There is one runtime definition (`runtime-base`); the two ways in only differ in where
 # /usr/local/bin/ comes from:
 #   runtime   (default, last stage)  COPY --from the `build` stage below
-#   prebuilt  (--target prebuilt)    COPY bin/ from the build context, which then has to be a
+#   prebuilt  (--target prebuilt)    bin/ of the build context, which then has to be a
 #                                    directory holding bin/strata (scripts/image.sh stages one)
 # `prebuilt` sits before `build` on purpose: the legacy builder (no BuildKit) runs every stage
 # up to the target, so stopping at `prebuilt` never touches the Rust image.
@@ -30,7 +30,9 @@ RUN set -eu; \
     mkdir -p /etc/strata; \
     chmod 0750 /var/lib/strata
 # Only `standalone` reads STRATA_DATA_DIR; the server roles keep no local data.
-ENV STRATA_DATA_DIR=/var/lib/strata/data
+# Container logs end up in files and log collectors, never a terminal: no colour codes.
+ENV STRATA_DATA_DIR=/var/lib/strata/data \
+    NO_COLOR=1
 WORKDIR /var/lib/strata
 USER 10001:10001
 # 7070 proxy gRPC, 7071 broker gRPC, 7072 broker HTTP, 7073 proxy HTTP, 7080 admin REST.
@@ -38,11 +40,18 @@ EXPOSE 7070 7071 7072 7073 7080
 ENTRYPOINT ["strata"]
 # Without arguments the image is a one-process Strata reachable from outside the container
 # (the binary's own defaults listen on 127.0.0.1 only).
-CMD ["standalone", "--proxy-addr", "0.0.0.0:7070", "--admin-addr", "0.0.0.0:7080", \
-     "--broker-addr", "0.0.0.0:7071", "--broker-http-addr", "0.0.0.0:7072"]
+CMD ["standalone", "--proxy-addr", "0.0.0.0:7070", "--proxy-http-addr", "0.0.0.0:7073", \
+     "--admin-addr", "0.0.0.0:7080", "--broker-addr", "0.0.0.0:7071", \
+     "--broker-http-addr", "0.0.0.0:7072"]
+
+# The detour through a context stage is for the legacy builder, which without --target builds
+# every stage: on the repository root (no bin/) a plain `COPY bin/` would fail the source build.
+FROM ${BASE_IMAGE} AS prebuilt-context
+COPY . /context/
+RUN mkdir -p /context/bin
 
 FROM runtime-base AS prebuilt
-COPY bin/ /usr/local/bin/
+COPY --from=prebuilt-context /context/bin/ /usr/local/bin/
 
 FROM ${RUST_IMAGE} AS build
 # etcd-client compiles etcd's .proto files with protoc at build time.

@@ -5,9 +5,13 @@
 # cargo-fuzz needs nightly compiler flags; RUSTC_BOOTSTRAP lets the one stable toolchain on
 # these machines accept them.
 set -euo pipefail
-cd "$(dirname "$0")/../storage-client"
+cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 export RUSTC_BOOTSTRAP=1
+# Every crate with a fuzz/ folder: storage-client (record batches, segments) and proto (the
+# consumer protocol bytes groups exchange).
+for crate in storage-client proto; do
+pushd "$crate" >/dev/null
 for target in $(cargo fuzz list); do
   echo "[fuzz] $target for ${seconds}s" >&2
   mkdir -p "fuzz/corpus/$target"
@@ -18,4 +22,6 @@ for target in $(cargo fuzz list); do
     echo "[fuzz] $target found a crash: $(ls fuzz/artifacts/$target/crash-* | head -1)" >&2
     exit 1
   fi
+done
+popd >/dev/null
 done

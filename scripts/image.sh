@@ -11,7 +11,8 @@
 #   strata-base:bookworm       Debian bookworm minbase + ca-certificates, also tagged
 #                              debian:bookworm-slim so the Dockerfile resolves offline
 #   strata-base-etcd:bookworm  the same + Debian's etcd-server (binary etcd)
-#   strata:dev                 the runtime image: Dockerfile target `prebuilt` on strata-base
+#   strata:dev                 the runtime image: Dockerfile target `prebuilt` on strata-base,
+#                              also tagged strata:{version} (the Helm chart's default tag)
 #   strata-test:dev            the same runtime definition on strata-base-etcd, with strata,
 #                              etcd and s3s-fs: the compose quickstart's etcd and S3, and the
 #                              container fault tests
@@ -82,7 +83,8 @@ import_rootfs() {
 }
 
 build_bases() {
-  if ! command -v debootstrap >/dev/null; then
+  # It lives in /usr/sbin, which a non-root PATH may lack.
+  if ! command -v debootstrap >/dev/null && [ ! -x /usr/sbin/debootstrap ]; then
     log "installing debootstrap from Debian"
     $sudo_cmd apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq debootstrap >/dev/null
@@ -157,6 +159,16 @@ ctx=$work/ctx-runtime
 rm -rf "$ctx" && mkdir -p "$ctx/bin"
 stage_bin "$bin" "$ctx/bin/strata"
 build_image "strata:$tag" "$base" "$ctx"
+# A binary linked against a newer glibc than bookworm's (a host other than bookworm) fails
+# here rather than in a cluster.
+docker run --rm "strata:$tag" --version >/dev/null 2>"$work/run.log" ||
+  { cat "$work/run.log" >&2; die "the binary does not run in $base (built on a host newer than Debian $suite?)"; }
+# The chart's default image tag is its appVersion, i.e. the binary's version.
+version=$("$bin" --version | awk '{print $2}')
+if [ -n "$version" ]; then
+  docker tag "strata:$tag" "strata:$version"
+  log "tagged strata:$version"
+fi
 
 if ! $runtime_only; then
   s3s=$(command -v s3s-fs || true)
@@ -176,5 +188,5 @@ rm -rf "$work"/ctx-*
 
 # docker trims leading blanks from --format output, so the indent is added afterwards.
 docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' |
-  grep -E '^(strata|strata-test|strata-base|strata-base-etcd|debian):' | sed 's/^/  /' >&2 || true
+  grep -E '^(strata|strata-test|strata-base|strata-base-etcd|debian):(dev|bookworm|bookworm-slim|[0-9.]+)' | sed 's/^/  /' >&2 || true
 log "done"

@@ -19,6 +19,10 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "tests"
 cargo test --workspace --no-fail-fast
 
+step "deployment: chart lint and render, images, compose"
+# The debug binary the tests just built is enough to check the images and the compose cluster.
+STRATA_BIN="${STRATA_BIN:-target/debug/strata}" scripts/test-deploy.sh
+
 if [ "${STRATA_SKIP_FUZZ:-0}" != 1 ]; then
   step "fuzz smoke run"
   scripts/fuzz.sh "${STRATA_FUZZ_SECONDS:-20}"

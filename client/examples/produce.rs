@@ -2,12 +2,13 @@
 //! them, then prints throughput and acknowledgement latency.
 //!
 //! ```text
-//! cargo run --release -p strata-client --example produce -- 127.0.0.1:7070 TOPIC COUNT [SIZE] [ACKS] [COMPRESSION]
+//! cargo run --release -p strata-client --example produce -- 127.0.0.1:7070 TOPIC COUNT [SIZE] [ACKS] [COMPRESSION] [RATE]
 //! ```
 //!
 //! ACKS is durable (default), buffered or none; COMPRESSION none (default), gzip, snappy, lz4
-//! or zstd. Latency is measured from `enqueue` to the acknowledgement, so it includes the
-//! time a record waits in the producer's buffer.
+//! or zstd; RATE caps records per second (0, the default: as fast as possible). Latency is
+//! measured from `enqueue` to the acknowledgement, so at full speed it is mostly the time a
+//! record waits in the producer's buffer; a RATE below the maximum shows the round trip.
 
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,7 @@ use futures::stream::FuturesUnordered;
 use strata_client::{Ack, Compression, DeliveryFuture, Producer, ProducerRecord};
 use tokio::sync::mpsc;
 
-const USAGE: &str = "usage: produce SERVER TOPIC COUNT [SIZE] [ACKS] [COMPRESSION]";
+const USAGE: &str = "usage: produce SERVER TOPIC COUNT [SIZE] [ACKS] [COMPRESSION] [RATE]";
 
 fn arg<T: std::str::FromStr>(args: &[String], i: usize, default: Option<T>) -> anyhow::Result<T>
 where
@@ -48,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
     let size: usize = arg(&args, 3, Some(1024))?;
     let acks: Ack = arg(&args, 4, Some(Ack::Durable))?;
     let compression: Compression = arg(&args, 5, Some(Compression::None))?;
+    let rate: u64 = arg(&args, 6, Some(0))?;
 
     let producer = Producer::builder(&server)
         .acks(acks)
@@ -88,7 +90,11 @@ async fn main() -> anyhow::Result<()> {
 
     let value = Bytes::from(vec![b'x'; size]);
     let started = Instant::now();
-    for _ in 0..count {
+    for i in 0..count {
+        if rate > 0 {
+            let due = started + Duration::from_secs_f64(i as f64 / rate as f64);
+            tokio::time::sleep_until(due.into()).await;
+        }
         let record = ProducerRecord::new(topic.clone(), value.clone());
         let enqueued = Instant::now();
         let ack = producer.enqueue(record).await?;

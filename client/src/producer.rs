@@ -166,7 +166,9 @@ pub struct ProducerConfig {
     /// How long a partition's first record waits for others to share its batch [5 ms].
     pub linger: Duration,
     /// Bytes per partition batch at which it is sent without waiting for `linger` [256 KiB].
-    /// 0 sends every record in a batch of its own.
+    /// While the partition's previous request is still in flight the batch keeps growing, up
+    /// to `max_request_size`, so a backlog leaves in few large batches. 0 sends every record
+    /// in a batch of its own when the partition is idle.
     pub batch_size: usize,
     /// Codec of every batch [none].
     pub compression: Compression,
@@ -833,7 +835,7 @@ impl Producer {
 }
 
 /// The acknowledgement of one record: resolves to where it was stored, or why it was not.
-/// Dropping it does not cancel the record.
+/// Dropping it does not cancel the record (fire and forget, then [`Producer::flush`], is fine).
 ///
 /// ```no_run
 /// # async fn example(producer: strata_client::Producer) -> strata_client::Result<()> {
@@ -844,7 +846,6 @@ impl Producer {
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
-#[must_use = "the record is sent either way; await the future to learn whether it was stored"]
 pub struct DeliveryFuture {
     rx: oneshot::Receiver<Result<RecordMetadata>>,
 }

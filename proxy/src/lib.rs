@@ -1,3 +1,5 @@
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 //! The proxy: the stateless front door clients talk to (gRPC `strata.v1.Strata`, port 7070).
 //!
 //! - Produces are routed to the owning broker from a routing table that follows the metadata

@@ -19,8 +19,10 @@ use crate::routes::Routes;
 
 mod admin;
 
-/// How long a produce keeps retrying a partition that has no reachable owner.
-const PRODUCE_DEADLINE: Duration = Duration::from_secs(30);
+/// How long a produce keeps retrying a partition that has no reachable owner. Below the SDK's
+/// default request timeout (30 s), so the client hears the outcome before it gives up and
+/// resends; a shorter deadline the client sets itself (`grpc-timeout`) wins.
+const PRODUCE_DEADLINE: Duration = Duration::from_secs(20);
 /// Longest accepted long-poll wait.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 const DEFAULT_FETCH_BYTES: u64 = 1 << 20;
@@ -96,9 +98,13 @@ impl ProxyService {
 
     /// Sends one partition's batches to its owner, retrying the retriable failures (in order)
     /// until they succeed or the deadline passes.
-    async fn forward(&self, ack: i32, p: v1::PartitionBatches) -> v1::PartitionResult {
+    async fn forward(
+        &self,
+        ack: i32,
+        p: v1::PartitionBatches,
+        deadline: Instant,
+    ) -> v1::PartitionResult {
         let mut results: Vec<Option<v1::BatchResult>> = vec![None; p.batches.len()];
-        let deadline = Instant::now() + PRODUCE_DEADLINE;
         let mut last = error(ErrorCode::Unavailable, "no attempt made");
         loop {
             let pending: Vec<usize> = (0..results.len())
@@ -292,6 +298,22 @@ impl ProxyService {
     }
 }
 
+/// The deadline a gRPC client sent (`grpc-timeout`: digits and a unit of H, M, S, m, u, n).
+fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let text = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
 fn failed_fetch(e: v1::Error) -> v1::FetchResponse {
     v1::FetchResponse {
         batches: Vec::new(),
@@ -307,6 +329,10 @@ impl strata_server::Strata for ProxyService {
         &self,
         request: Request<v1::ProduceRequest>,
     ) -> Result<Response<v1::ProduceResponse>, Status> {
+        // Answer a little before the client's own deadline, so it hears what happened.
+        let budget = grpc_timeout(request.metadata())
+            .map_or(PRODUCE_DEADLINE, |t| t.mul_f64(0.9).min(PRODUCE_DEADLINE));
+        let deadline = Instant::now() + budget;
         let request = request.into_inner();
         if v1::Ack::try_from(request.ack).is_err() {
             return Err(strata_proto::status(
@@ -326,7 +352,7 @@ impl strata_server::Strata for ProxyService {
             request
                 .partitions
                 .into_iter()
-                .map(|p| self.forward(request.ack, p)),
+                .map(|p| self.forward(request.ack, p, deadline)),
         )
         .await;
         let first_error = partitions
@@ -583,5 +609,27 @@ impl strata_server::Strata for ProxyService {
                 },
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_grpc_timeouts() {
+        let mut m = tonic::metadata::MetadataMap::new();
+        assert_eq!(grpc_timeout(&m), None);
+        for (text, expected) in [
+            ("30S", Duration::from_secs(30)),
+            ("250m", Duration::from_millis(250)),
+            ("2M", Duration::from_secs(120)),
+            ("7u", Duration::from_micros(7)),
+        ] {
+            m.insert("grpc-timeout", text.parse().unwrap());
+            assert_eq!(grpc_timeout(&m), Some(expected), "{text}");
+        }
+        m.insert("grpc-timeout", "12x".parse().unwrap());
+        assert_eq!(grpc_timeout(&m), None);
     }
 }

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -71,6 +71,8 @@ class FakeKube:
         self._store: dict[tuple[str, str, str, str, str], dict] = {}
         self._rv = 0
         self.requests: list[str] = []
+        # Bodies exactly as Helm sent them, before this server stamps uid and friends.
+        self.created: list[dict] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -80,7 +82,7 @@ class FakeKube:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def __enter__(self) -> "FakeKube":
+    def __enter__(self) -> FakeKube:
         self._thread.start()
         return self
 
@@ -138,8 +140,10 @@ class FakeKube:
             def _dispatch(self, method: str) -> None:
                 fake.requests.append(f"{method} {self.path}")
                 try:
-                    code, body = fake._route(method, self.path, self._body if method in ("POST", "PUT", "PATCH") else None)
-                except Exception as e:  # a fake must answer, never hang Helm
+                    code, body = fake._route(
+                        method, self.path, self._body if method in ("POST", "PUT", "PATCH") else None
+                    )
+                except Exception as e:  # noqa: BLE001 - a fake must answer, never hang Helm
                     code, body = 500, _status(500, "InternalError", f"fake API server: {e}")
                 self._send(code, body)
 
@@ -212,6 +216,7 @@ class FakeKube:
                     return 422, _status(422, "Invalid", "metadata.name is required")
                 if key in self._store:
                     return 409, _status(409, "AlreadyExists", f'{resource} "{name}" already exists')
+                self.created.append(json.loads(json.dumps(obj)))
                 self._store[key] = self._stamp(obj, namespace)
                 return 201, self._store[key]
             if method == "PUT":
@@ -237,7 +242,7 @@ class FakeKube:
         meta.setdefault(
             "creationTimestamp",
             (old or {}).get("metadata", {}).get("creationTimestamp")
-            or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
         meta["resourceVersion"] = self._next_rv()
         return obj

@@ -167,7 +167,7 @@ enum Payload {
     /// Kept after the first send so a retry resends exactly the same bytes.
     Encoded {
         bytes: Bytes,
-        options: BatchOptions,
+        sequence: Option<Sequence>,
     },
 }
 
@@ -240,33 +240,38 @@ impl Batch {
     }
 
     /// The batch's wire bytes for its current sequence: the bytes of the last attempt when the
-    /// sequence is unchanged (a retry), otherwise a fresh encoding.
-    pub(crate) fn encode(&mut self, compression: Compression) -> Result<Bytes> {
-        let options = self.options(compression);
-        if let Payload::Encoded { bytes, options: o } = &self.payload
-            && *o == options
+    /// sequence is unchanged (a retry), otherwise a fresh encoding of at most `max_bytes`.
+    pub(crate) fn encode(&mut self, compression: Compression, max_bytes: usize) -> Result<Bytes> {
+        if let Payload::Encoded { bytes, sequence } = &self.payload
+            && *sequence == self.sequence
         {
             return Ok(bytes.clone());
         }
         let records = match std::mem::replace(&mut self.payload, Payload::Records(Vec::new())) {
             Payload::Records(records) => records,
             // Re-sequenced after a failure: rare, so decoding beats keeping every record twice.
-            Payload::Encoded { bytes, options: o } => {
+            Payload::Encoded { bytes, sequence } => {
                 match RecordBatch::parse(bytes.clone()).and_then(|b| decode_batch(&b)) {
                     Ok(records) => records,
                     Err(e) => {
-                        self.payload = Payload::Encoded { bytes, options: o };
+                        self.payload = Payload::Encoded { bytes, sequence };
                         return Err(e.into());
                     }
                 }
             }
         };
-        match encode_batch(&records, &options) {
+        let mut encoded = encode_batch(&records, &self.options(compression));
+        if compression != Compression::None && encoded.as_ref().is_ok_and(|b| b.len() > max_bytes) {
+            // Incompressible data grows a little under compression; the plain encoding always
+            // fits, since batches are cut by an upper bound of the uncompressed size.
+            encoded = encode_batch(&records, &self.options(Compression::None));
+        }
+        match encoded {
             Ok(batch) => {
                 let bytes = batch.to_bytes();
                 self.payload = Payload::Encoded {
                     bytes: bytes.clone(),
-                    options,
+                    sequence: self.sequence,
                 };
                 Ok(bytes)
             }
@@ -417,11 +422,19 @@ impl Queue {
         while out.len() < MAX_BATCHES_PER_REQUEST
             && let Some(front) = self.sealed.front()
         {
-            if !out.is_empty() && (front.needs_resequence || bytes + front.size > MAX_REQUEST_BYTES)
-            {
+            let count = front.count() as i32;
+            let fresh = self
+                .session
+                .is_some_and(|s| front.sequence.map(|q| q.session) != Some(s));
+            // Sequences past i32::MAX would wrap negative, which the broker reads as "not
+            // idempotent"; a new epoch starts again from 0.
+            let exhausted = fresh && self.next_sequence.checked_add(count).is_none();
+            let new_epoch = front.needs_resequence || exhausted;
+            // One epoch per request: the broker fences an older epoch once it saw a newer one.
+            if !out.is_empty() && (new_epoch || bytes + front.size > MAX_REQUEST_BYTES) {
                 break;
             }
-            if front.needs_resequence {
+            if new_epoch {
                 self.bump();
             }
             let Some(mut batch) = self.sealed.pop_front() else {
@@ -431,13 +444,6 @@ impl Queue {
             if let Some(session) = self.session
                 && batch.sequence.map(|s| s.session) != Some(session)
             {
-                let count = batch.count() as i32;
-                if self.next_sequence.checked_add(count).is_none() {
-                    // Sequences past i32::MAX would wrap negative, which the broker reads as
-                    // "not idempotent"; a new epoch starts again from 0.
-                    self.bump();
-                }
-                let session = self.session.unwrap_or(session);
                 batch.sequence = Some(Sequence {
                     session,
                     base: self.next_sequence,
@@ -481,8 +487,8 @@ pub(crate) struct Request {
 /// What the sender should do after a request finished.
 #[derive(Debug, Default)]
 pub(crate) struct Completion {
-    /// The server said the partition does not exist: the cached partition count is stale.
-    pub(crate) unknown_partition: bool,
+    /// The server named the topic or partition unknown: the cached partition count is stale.
+    pub(crate) stale_metadata: bool,
 }
 
 #[derive(Debug)]
@@ -596,11 +602,18 @@ impl Accumulator {
             work = true;
             Batch::new(now, &self.config, self.tracker.register())
         });
+        let before = open.size;
         open.push(record, waiter, size, memory);
         if open.size >= self.config.batch_size {
-            q.seal();
-            advance_sticky(&mut t.sticky, partition, count);
-            work = true;
+            if before < self.config.batch_size || before == 0 {
+                advance_sticky(&mut t.sticky, partition, count);
+            }
+            // A busy partition cannot send this batch yet: let it grow (up to
+            // max_request_size) so a backlog leaves in few large batches, not many small ones.
+            if !q.in_flight && q.retry_at.is_none_or(|at| at <= now) {
+                q.seal();
+                work = true;
+            }
         }
         Appended {
             partition,
@@ -648,7 +661,7 @@ impl Accumulator {
                 q.retry_at = None;
                 if let Some(open) = &q.open {
                     let due = open.created + self.config.linger;
-                    if due <= now {
+                    if due <= now || open.size >= self.config.batch_size {
                         q.seal();
                         advance_sticky(sticky, *p, *count);
                     } else {
@@ -740,8 +753,10 @@ impl Accumulator {
                             error = %e,
                             "produce failed for good"
                         );
-                        completion.unknown_partition |=
-                            e.code() == Some(ErrorCode::UnknownPartition);
+                        completion.stale_metadata |= matches!(
+                            e.code(),
+                            Some(ErrorCode::UnknownPartition | ErrorCode::UnknownTopic)
+                        );
                         gap |= batch.sequence.is_some();
                         batch.fail(&e);
                     }
@@ -902,6 +917,46 @@ mod tests {
     }
 
     #[test]
+    fn an_incompressible_batch_at_the_limit_is_sent_uncompressed() {
+        let mut h = Harness::new(ProducerConfig {
+            max_request_size: 64 << 10,
+            linger: Duration::ZERO,
+            ..config()
+        });
+        let limit = (64 << 10) - BATCH_OVERHEAD - record_size(&Record::default());
+        let noise: Vec<u8> = (0..limit).map(|_| rand::random::<u8>()).collect();
+        let (_, _rx) = h.append_to(Some(0), &noise);
+        let (mut requests, _) = h.ready();
+        let mut request = requests.pop().expect("a request");
+        for codec in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            request.batches[0].payload = Payload::Records(vec![Record {
+                timestamp: 7,
+                value: Some(Bytes::from(noise.clone())),
+                ..Record::default()
+            }]);
+            let bytes = request.batches[0].encode(codec, 64 << 10).expect("encodes");
+            assert!(bytes.len() <= 64 << 10, "{codec}: {} bytes", bytes.len());
+        }
+        // Compressible data keeps its codec.
+        let mut h = Harness::new(config());
+        let (_, _rx) = h.append_to(Some(0), &[0; 5000]);
+        h.advance(Duration::from_millis(5));
+        let (mut requests, _) = h.ready();
+        let mut request = requests.pop().expect("a request");
+        let bytes = request.batches[0]
+            .encode(Compression::Zstd, 1 << 20)
+            .expect("encodes");
+        let batch = RecordBatch::parse(bytes).expect("valid");
+        assert_eq!(batch.compression(), Compression::Zstd);
+        assert!(batch.len() < 1000);
+    }
+
+    #[test]
     fn a_batch_waits_for_linger_then_goes() {
         let mut h = Harness::new(config());
         let (appended, _rx) = h.append_to(Some(1), b"v");
@@ -959,7 +1014,7 @@ mod tests {
         let counts: Vec<usize> = request.batches.iter().map(Batch::count).collect();
         assert_eq!(counts, vec![4, 4, 1]);
         for mut batch in request.batches {
-            let bytes = batch.encode(Compression::None).expect("encodes");
+            let bytes = batch.encode(Compression::None, 1500).expect("encodes");
             assert!(bytes.len() <= 1500, "{} bytes", bytes.len());
         }
     }
@@ -968,15 +1023,18 @@ mod tests {
     fn one_request_in_flight_per_partition_and_the_backlog_goes_together() {
         let mut h = Harness::new(ProducerConfig {
             batch_size: 0,
+            max_request_size: 1500,
             ..config()
         });
         let (_, rx0) = h.append_to(Some(2), b"a");
         let (requests, _) = h.ready();
         assert_eq!(requests.len(), 1);
         let first = requests.into_iter().next().expect("one request");
+        // While partition 2 is busy its open batch grows to max_request_size (4 records of
+        // 336 bytes) rather than being cut at batch_size.
         let mut later = Vec::new();
-        for i in 0..7u8 {
-            later.push(h.append_to(Some(2), &[i]).1);
+        for _ in 0..22 {
+            later.push(h.append_to(Some(2), &[7; 300]).1);
         }
         // Another partition is not held up.
         let (_, rx_other) = h.append_to(Some(3), b"b");
@@ -987,7 +1045,8 @@ mod tests {
         h.acc.complete(first, outcomes, h.now);
         let (requests, _) = h.ready();
         assert_eq!(requests.len(), 1);
-        assert_eq!(requests[0].batches.len(), MAX_BATCHES_PER_REQUEST);
+        let counts: Vec<usize> = requests[0].batches.iter().map(Batch::count).collect();
+        assert_eq!(counts, vec![4; MAX_BATCHES_PER_REQUEST]);
         let metadata = rx0.blocking_recv().expect("answered").expect("stored");
         assert_eq!((metadata.partition, metadata.offset), (2, 0));
         drop(rx_other);
@@ -1014,7 +1073,7 @@ mod tests {
         let first_bytes: Vec<Bytes> = request
             .batches
             .iter_mut()
-            .map(|b| b.encode(Compression::Lz4).expect("encodes"))
+            .map(|b| b.encode(Compression::Lz4, 1 << 20).expect("encodes"))
             .collect();
         let parsed = RecordBatch::parse(first_bytes[1].clone()).expect("valid");
         assert_eq!(parsed.base_sequence(), 1);
@@ -1030,7 +1089,7 @@ mod tests {
         let retry_bytes: Vec<Bytes> = request
             .batches
             .iter_mut()
-            .map(|b| b.encode(Compression::Lz4).expect("encodes"))
+            .map(|b| b.encode(Compression::Lz4, 1 << 20).expect("encodes"))
             .collect();
         assert_eq!(retry_bytes, first_bytes);
         let outcomes = stored(&request, 10);
@@ -1135,7 +1194,7 @@ mod tests {
         let mut request = requests.pop().expect("a request");
         assert!(request.batches[0].sequence.is_none());
         let bytes = request.batches[0]
-            .encode(Compression::None)
+            .encode(Compression::None, 1500)
             .expect("encodes");
         let parsed = RecordBatch::parse(bytes).expect("valid");
         assert!(!parsed.is_idempotent());

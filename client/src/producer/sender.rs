@@ -91,7 +91,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                         shared
                             .accumulator()
                             .complete(request, outcomes, Instant::now());
-                    if completion.unknown_partition {
+                    if completion.stale_metadata {
                         shared.metadata.invalidate(&topic);
                     }
                 }
@@ -116,7 +116,7 @@ async fn send(shared: Arc<Shared>, mut request: Request) -> (Request, Vec<Outcom
     let mut bytes = Vec::with_capacity(request.batches.len());
     let mut unencodable = None;
     for batch in &mut request.batches {
-        match batch.encode(config.compression) {
+        match batch.encode(config.compression, config.max_request_size) {
             Ok(b) => bytes.push(b),
             Err(e) => {
                 unencodable = Some(e);
