@@ -44,6 +44,8 @@ pub enum Command {
     Group(GroupCommand),
     /// Move a partition to another broker (no data is copied; takes about a second).
     Reassign(ReassignArgs),
+    /// Measure a running Strata: throughput, latency, scaling, failover; prints a table.
+    Bench(crate::commands::bench::BenchArgs),
 }
 
 /// Settings every server role shares.
@@ -158,18 +160,23 @@ pub struct StandaloneArgs {
     #[arg(long, env = "STRATA_DATA_DIR", default_value = "strata-data")]
     pub data_dir: PathBuf,
 
+    /// The proxy's gRPC address: where producers and consumers connect.
     #[arg(long, env = "STRATA_PROXY_ADDR", default_value = "127.0.0.1:7070")]
     pub proxy_addr: SocketAddr,
 
+    /// The proxy's HTTP endpoint: /healthz, /readyz, /metrics.
     #[arg(long, env = "STRATA_PROXY_HTTP_ADDR", default_value = "127.0.0.1:7073")]
     pub proxy_http_addr: SocketAddr,
 
+    /// The admin REST API (topics, partitions, brokers, reassignment).
     #[arg(long, env = "STRATA_ADMIN_ADDR", default_value = "127.0.0.1:7080")]
     pub admin_addr: SocketAddr,
 
+    /// The broker's gRPC address (the proxy forwards produces there).
     #[arg(long, env = "STRATA_BROKER_ADDR", default_value = "127.0.0.1:7071")]
     pub broker_addr: SocketAddr,
 
+    /// The broker's HTTP endpoint: /healthz, /readyz, /metrics.
     #[arg(
         long,
         env = "STRATA_BROKER_HTTP_ADDR",
@@ -182,7 +189,9 @@ pub struct StandaloneArgs {
 pub enum TopicCommand {
     /// Create a topic.
     Create {
+        /// The topic's name: letters, digits, `.`, `_` and `-`.
         name: String,
+        /// How many partitions (more can be added later, never fewer).
         #[arg(long, default_value_t = 1)]
         partitions: i64,
         /// Keep data this long (ms); -1 forever. Default: 7 days.
@@ -198,12 +207,14 @@ pub enum TopicCommand {
     },
     /// Show a topic's partitions: owner, epoch, state, high watermark.
     Describe {
+        /// The topic.
         name: String,
         #[command(flatten)]
         admin: AdminArgs,
     },
     /// Delete a topic and its data.
     Delete {
+        /// The topic.
         name: String,
         #[command(flatten)]
         admin: AdminArgs,
@@ -226,6 +237,7 @@ pub struct ServerArgs {
 
 #[derive(Debug, Args)]
 pub struct ProduceArgs {
+    /// The topic to write to.
     pub topic: String,
 
     #[command(flatten)]
@@ -265,6 +277,7 @@ pub struct ProduceArgs {
 
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
+    /// The topic to read.
     pub topic: String,
 
     #[command(flatten)]
@@ -323,6 +336,7 @@ pub enum GroupCommand {
     },
     /// Show a group's members, their partitions, committed offsets and lag.
     Describe {
+        /// The consumer group.
         group: String,
         #[command(flatten)]
         server: ServerArgs,

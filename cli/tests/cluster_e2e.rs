@@ -144,4 +144,30 @@ async fn a_broker_restart_mid_produce_is_invisible_to_clients() {
             "partition {p} keeps its order"
         );
     }
+
+    // A consumer group reads the same through the first proxy, and its commits are there for
+    // `group describe` through the second: group state lives in etcd, not in a proxy.
+    let (ok, out, err) = run_cli(
+        &[
+            "consume",
+            "t",
+            "--group",
+            "e2e",
+            "--from-beginning",
+            "--server",
+            &p1,
+            "--max-messages",
+            &LINES.to_string(),
+            "--timeout-ms",
+            "20000",
+        ],
+        &[],
+        None,
+    );
+    assert!(ok, "the group consumer reports an error: {err}");
+    let mut grouped: Vec<usize> = out.lines().map(|l| l.parse().unwrap()).collect();
+    grouped.sort_unstable();
+    assert_eq!(grouped, (1..=LINES).collect::<Vec<_>>());
+    let (ok, out, err) = run_cli(&["group", "describe", "e2e", "--server", &p2], &[], None);
+    assert!(ok && out.contains("total lag 0"), "{out}{err}");
 }

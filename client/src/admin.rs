@@ -9,13 +9,16 @@ use crate::types::{Offset, TopicPartition};
 /// A topic and where its partitions are served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicInfo {
+    /// The topic's name.
     pub name: String,
+    /// Every partition, in order.
     pub partitions: Vec<PartitionInfo>,
 }
 
 /// One partition's owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionInfo {
+    /// The partition number.
     pub partition: u32,
     /// The broker that writes it; `None` while it has no live owner.
     pub broker: Option<String>,
@@ -26,29 +29,39 @@ pub struct PartitionInfo {
 /// A consumer group in a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupListing {
+    /// The group's name.
     pub group: String,
     /// Empty, PreparingRebalance, CompletingRebalance or Stable.
     pub state: String,
+    /// `consumer` for Kafka-style consumer groups.
     pub protocol_type: String,
+    /// Members right now.
     pub members: u32,
 }
 
 /// One member of a group and its partitions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupMember {
+    /// The id the coordinator gave the member.
     pub member_id: String,
+    /// The id the client chose for itself.
     pub client_id: String,
+    /// The address its calls came from.
     pub client_host: String,
+    /// The partitions it reads in the current generation.
     pub assignment: Vec<TopicPartition>,
 }
 
 /// A partition's committed offset and how far behind the log end it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionLag {
+    /// The partition.
     pub partition: TopicPartition,
     /// -1 when nothing is committed.
     pub committed: i64,
+    /// The partition's end: the offset the next record gets.
     pub high_watermark: i64,
+    /// Records not yet committed by the group.
     pub lag: i64,
     /// The member it is assigned to, if any.
     pub member_id: Option<String>,
@@ -57,13 +70,21 @@ pub struct PartitionLag {
 /// A group's members, assignment and lag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupDescription {
+    /// The group's name.
     pub group: String,
+    /// Empty, PreparingRebalance, CompletingRebalance or Stable.
     pub state: String,
+    /// Bumped by every completed rebalance.
     pub generation: i32,
+    /// `consumer` for Kafka-style consumer groups.
     pub protocol_type: String,
+    /// The assignor chosen for this generation (`range`, `roundrobin`).
     pub protocol: String,
+    /// The member that computed the assignment.
     pub leader: String,
+    /// Every member with its partitions.
     pub members: Vec<GroupMember>,
+    /// Every assigned or committed partition with its lag.
     pub offsets: Vec<PartitionLag>,
 }
 

@@ -24,13 +24,19 @@ use crate::types::{Offset, TopicPartition};
 /// A record as the consumer hands it out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerRecord {
+    /// The topic it was read from.
     pub topic: String,
+    /// The partition it was read from.
     pub partition: u32,
+    /// Its position in the partition.
     pub offset: i64,
     /// Milliseconds since the Unix epoch, as the producer set it.
     pub timestamp: i64,
+    /// The key the producer set, if any.
     pub key: Option<Bytes>,
+    /// The payload (`None` for a null value).
     pub value: Option<Bytes>,
+    /// Headers in the order the producer wrote them.
     pub headers: Vec<(String, Option<Bytes>)>,
 }
 
@@ -60,6 +66,7 @@ pub struct ConsumerConfig {
     /// Commit positions every `auto_commit_interval` from `poll`, before a rebalance and on
     /// `close` (default on).
     pub enable_auto_commit: bool,
+    /// How often `poll` commits when auto-commit is on (5 s).
     pub auto_commit_interval: Duration,
     /// The group removes this consumer when it sends no heartbeat for this long (10 s).
     pub session_timeout: Duration,
@@ -150,42 +157,52 @@ impl ConsumerBuilder {
         self.config.group = Some(group.into());
         self
     }
+    /// Names this client in group descriptions.
     pub fn client_id(mut self, id: impl Into<String>) -> Self {
         self.config.client_id = id.into();
         self
     }
+    /// Where partitions without a committed offset start: `Earliest` or `Latest`.
     pub fn auto_offset_reset(mut self, reset: Offset) -> Self {
         self.config.auto_offset_reset = reset;
         self
     }
+    /// Commit positions from `poll`, before rebalances and on `close`.
     pub fn enable_auto_commit(mut self, on: bool) -> Self {
         self.config.enable_auto_commit = on;
         self
     }
+    /// How often auto-commit commits.
     pub fn auto_commit_interval(mut self, every: Duration) -> Self {
         self.config.auto_commit_interval = every;
         self
     }
+    /// How long the group waits for a heartbeat before removing this consumer.
     pub fn session_timeout(mut self, timeout: Duration) -> Self {
         self.config.session_timeout = timeout;
         self
     }
+    /// Time between heartbeats (below a third of the session timeout).
     pub fn heartbeat_interval(mut self, every: Duration) -> Self {
         self.config.heartbeat_interval = every;
         self
     }
+    /// How long a rebalance waits for members to rejoin.
     pub fn rebalance_timeout(mut self, timeout: Duration) -> Self {
         self.config.rebalance_timeout = timeout;
         self
     }
+    /// Assignors offered to the group, preferred first.
     pub fn assignors(mut self, assignors: Vec<Assignor>) -> Self {
         self.config.assignors = assignors;
         self
     }
+    /// Most records one `poll` returns.
     pub fn max_poll_records(mut self, n: usize) -> Self {
         self.config.max_poll_records = n;
         self
     }
+    /// How long a fetch waits on the server for new records.
     pub fn fetch_max_wait(mut self, wait: Duration) -> Self {
         self.config.fetch_max_wait = wait;
         self

@@ -7,10 +7,20 @@ use strata_proto::ErrorCode;
 pub enum Error {
     /// The server refused the request; `code` says why (see [`ErrorCode`]).
     #[error("{code}: {message}")]
-    Server { code: ErrorCode, message: String },
+    Server {
+        /// The stable wire code clients match on.
+        code: ErrorCode,
+        /// What went wrong and what to do, in words.
+        message: String,
+    },
     /// The server could not be reached or the call broke off.
     #[error("cannot reach {server}: {message}; is a proxy (or `strata standalone`) running there?")]
-    Connect { server: String, message: String },
+    Connect {
+        /// The address dialled.
+        server: String,
+        /// Why it failed.
+        message: String,
+    },
     /// A gRPC call failed below Strata's own error codes.
     #[error("gRPC call failed: {0}")]
     Transport(#[from] tonic::Status),

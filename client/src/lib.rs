@@ -1,3 +1,5 @@
+#![warn(missing_docs)]
+
 //! The Rust SDK of Strata: [`Producer`], [`Consumer`] and [`Admin`], talking gRPC to a proxy.
 //!
 //! Any proxy serves any request, so point clients at one address (a load balancer, a

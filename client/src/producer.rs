@@ -55,10 +55,13 @@ use crate::types::Ack;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerRecord {
+    /// The topic to write to.
     pub topic: String,
     /// `None`: by key if there is one, else the producer's [`Partitioner`].
     pub partition: Option<u32>,
+    /// Records with the same key go to the same partition (Kafka's murmur2).
     pub key: Option<Bytes>,
+    /// The payload; `None` is a null value (a tombstone, in Kafka's terms).
     pub value: Option<Bytes>,
     /// Header keys should be distinct: the batch codec keeps the last value of a repeated key.
     pub headers: Vec<(String, Option<Bytes>)>,
@@ -139,7 +142,9 @@ impl ProducerRecord {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMetadata {
+    /// The topic the record was written to.
     pub topic: String,
+    /// The partition it was written to.
     pub partition: u32,
     /// -1 with [`Ack::None`], which returns no offsets.
     pub offset: i64,

@@ -7,7 +7,9 @@ use strata_proto::v1;
 /// One partition of one topic.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicPartition {
+    /// The topic's name.
     pub topic: String,
+    /// The partition number.
     pub partition: u32,
 }
 
