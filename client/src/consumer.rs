@@ -624,20 +624,7 @@ impl Consumer {
         if offsets.is_empty() {
             return Ok(());
         }
-        let request = v1::OffsetCommitRequest {
-            group: membership.group.clone(),
-            generation: membership.generation,
-            member_id: membership.member_id.clone(),
-            offsets: offsets
-                .iter()
-                .map(|(tp, offset)| v1::PartitionOffset {
-                    topic: tp.topic.clone(),
-                    partition: tp.partition,
-                    offset: *offset,
-                    metadata: String::new(),
-                })
-                .collect(),
-        };
+        let request = membership.commit_request(&offsets);
         let (connection, signals) = (self.connection.clone(), membership.signals.clone());
         while self.async_commits.try_join_next().is_some() {}
         self.async_commits.spawn(async move {

@@ -229,6 +229,23 @@ fn illegal_generation(group: &str, theirs: i32, ours: i32) -> ProxyError {
     )
 }
 
+/// The member `member` of `state`, if it is at `generation`.
+fn member_at<'s>(
+    state: &'s GroupState,
+    group: &str,
+    member: &str,
+    generation: i32,
+) -> Result<&'s strata_meta::schema::GroupMember> {
+    let found = state
+        .members
+        .get(member)
+        .ok_or_else(|| unknown_member(group, member))?;
+    if state.generation != generation {
+        return Err(illegal_generation(group, generation, state.generation));
+    }
+    Ok(found)
+}
+
 /// Removes `members` from the state; returns the leases to revoke once the change is saved.
 fn remove_members(state: &mut GroupState, members: &[String]) -> Vec<i64> {
     members

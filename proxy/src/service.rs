@@ -263,14 +263,18 @@ impl ProxyService {
 }
 
 /// Answers that carry a Strata error, so the metrics can count failures of every call alike.
-trait WithError {
+trait WithError: Default {
     fn error(&self) -> Option<&v1::Error>;
+    fn set_error(&mut self, error: v1::Error);
 }
 
 macro_rules! with_error {
     ($($t:ty),*) => {$(impl WithError for $t {
         fn error(&self) -> Option<&v1::Error> {
             self.error.as_ref()
+        }
+        fn set_error(&mut self, error: v1::Error) {
+            self.error = Some(error);
         }
     })*};
 }
@@ -291,6 +295,20 @@ with_error!(
 );
 
 impl ProxyService {
+    /// Answers with `result`, or with an otherwise empty answer carrying its error.
+    fn answer_result<T: WithError>(
+        &self,
+        rpc: &'static str,
+        result: crate::error::Result<T>,
+    ) -> Result<Response<T>, Status> {
+        let answer = result.unwrap_or_else(|e| {
+            let mut failed = T::default();
+            failed.set_error(e.to_wire());
+            failed
+        });
+        self.answer(rpc, answer)
+    }
+
     /// Counts the call and wraps the answer.
     fn answer<T: WithError>(&self, rpc: &'static str, answer: T) -> Result<Response<T>, Status> {
         self.metrics.record(rpc, answer.error());
@@ -498,60 +516,37 @@ impl strata_server::Strata for ProxyService {
         &self,
         request: Request<v1::SyncGroupRequest>,
     ) -> Result<Response<v1::SyncGroupResponse>, Status> {
-        self.answer(
-            "SyncGroup",
-            match self.groups.sync(&request.into_inner()).await {
-                Ok(answer) => answer,
-                Err(e) => v1::SyncGroupResponse {
-                    error: Some(e.to_wire()),
-                    ..Default::default()
-                },
-            },
-        )
+        let result = self.groups.sync(&request.into_inner()).await;
+        self.answer_result("SyncGroup", result)
     }
 
     async fn heartbeat(
         &self,
         request: Request<v1::HeartbeatRequest>,
     ) -> Result<Response<v1::HeartbeatResponse>, Status> {
-        let error = self
-            .groups
-            .heartbeat(&request.into_inner())
-            .await
-            .err()
-            .map(|e| e.to_wire());
-        self.answer("Heartbeat", v1::HeartbeatResponse { error })
+        let result = self.groups.heartbeat(&request.into_inner()).await;
+        self.answer_result("Heartbeat", result.map(|()| Default::default()))
     }
 
     async fn leave_group(
         &self,
         request: Request<v1::LeaveGroupRequest>,
     ) -> Result<Response<v1::LeaveGroupResponse>, Status> {
-        let error = self
-            .groups
-            .leave(&request.into_inner())
-            .await
-            .err()
-            .map(|e| e.to_wire());
-        self.answer("LeaveGroup", v1::LeaveGroupResponse { error })
+        let result = self.groups.leave(&request.into_inner()).await;
+        self.answer_result("LeaveGroup", result.map(|()| Default::default()))
     }
 
     async fn offset_commit(
         &self,
         request: Request<v1::OffsetCommitRequest>,
     ) -> Result<Response<v1::OffsetCommitResponse>, Status> {
-        self.answer(
+        let result = self.groups.commit(&request.into_inner()).await;
+        self.answer_result(
             "OffsetCommit",
-            match self.groups.commit(&request.into_inner()).await {
-                Ok(partitions) => v1::OffsetCommitResponse {
-                    error: None,
-                    partitions,
-                },
-                Err(e) => v1::OffsetCommitResponse {
-                    error: Some(e.to_wire()),
-                    partitions: Vec::new(),
-                },
-            },
+            result.map(|partitions| v1::OffsetCommitResponse {
+                error: None,
+                partitions,
+            }),
         )
     }
 
@@ -559,18 +554,13 @@ impl strata_server::Strata for ProxyService {
         &self,
         request: Request<v1::OffsetFetchRequest>,
     ) -> Result<Response<v1::OffsetFetchResponse>, Status> {
-        self.answer(
+        let result = self.groups.fetch_offsets(&request.into_inner()).await;
+        self.answer_result(
             "OffsetFetch",
-            match self.groups.fetch_offsets(&request.into_inner()).await {
-                Ok(offsets) => v1::OffsetFetchResponse {
-                    error: None,
-                    offsets,
-                },
-                Err(e) => v1::OffsetFetchResponse {
-                    error: Some(e.to_wire()),
-                    offsets: Vec::new(),
-                },
-            },
+            result.map(|offsets| v1::OffsetFetchResponse {
+                error: None,
+                offsets,
+            }),
         )
     }
 
@@ -578,18 +568,13 @@ impl strata_server::Strata for ProxyService {
         &self,
         _request: Request<v1::ListGroupsRequest>,
     ) -> Result<Response<v1::ListGroupsResponse>, Status> {
-        self.answer(
+        let result = self.groups.list().await;
+        self.answer_result(
             "ListGroups",
-            match self.groups.list().await {
-                Ok(groups) => v1::ListGroupsResponse {
-                    error: None,
-                    groups,
-                },
-                Err(e) => v1::ListGroupsResponse {
-                    error: Some(e.to_wire()),
-                    groups: Vec::new(),
-                },
-            },
+            result.map(|groups| v1::ListGroupsResponse {
+                error: None,
+                groups,
+            }),
         )
     }
 
@@ -598,38 +583,7 @@ impl strata_server::Strata for ProxyService {
         request: Request<v1::DescribeGroupRequest>,
     ) -> Result<Response<v1::DescribeGroupResponse>, Status> {
         let group = request.into_inner().group;
-        self.answer(
-            "DescribeGroup",
-            match self.groups.describe(&group).await {
-                Ok(answer) => answer,
-                Err(e) => v1::DescribeGroupResponse {
-                    error: Some(e.to_wire()),
-                    group,
-                    ..Default::default()
-                },
-            },
-        )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_grpc_timeouts() {
-        let mut m = tonic::metadata::MetadataMap::new();
-        assert_eq!(grpc_timeout(&m), None);
-        for (text, expected) in [
-            ("30S", Duration::from_secs(30)),
-            ("250m", Duration::from_millis(250)),
-            ("2M", Duration::from_secs(120)),
-            ("7u", Duration::from_micros(7)),
-        ] {
-            m.insert("grpc-timeout", text.parse().unwrap());
-            assert_eq!(grpc_timeout(&m), Some(expected), "{text}");
-        }
-        m.insert("grpc-timeout", "12x".parse().unwrap());
-        assert_eq!(grpc_timeout(&m), None);
+        let result = self.groups.describe(&group).await;
+        self.answer_result("DescribeGroup", result)
     }
 }

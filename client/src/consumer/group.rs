@@ -238,7 +238,15 @@ impl Membership {
         if offsets.is_empty() {
             return Ok(());
         }
-        let request = v1::OffsetCommitRequest {
+        commit_request(connection, self.commit_request(offsets), &self.signals).await
+    }
+
+    /// An OffsetCommit of `offsets` as this member.
+    pub fn commit_request(
+        &self,
+        offsets: &BTreeMap<TopicPartition, i64>,
+    ) -> v1::OffsetCommitRequest {
+        v1::OffsetCommitRequest {
             group: self.group.clone(),
             generation: self.generation,
             member_id: self.member_id.clone(),
@@ -251,8 +259,7 @@ impl Membership {
                     metadata: String::new(),
                 })
                 .collect(),
-        };
-        commit_request(connection, request, &self.signals).await
+        }
     }
 
     /// Leaves the group so the others rebalance at once instead of after our session times out.

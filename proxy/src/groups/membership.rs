@@ -8,7 +8,7 @@ use strata_proto::{ErrorCode, v1};
 
 use super::{
     GroupCoordinator, Loaded, MAX_REBALANCE_MS, MAX_SESSION_MS, MIN_SESSION_MS, complete_rebalance,
-    illegal_generation, rebalancing, remove_members, start_rebalance, unknown_member,
+    illegal_generation, member_at, rebalancing, remove_members, start_rebalance, unknown_member,
     validate_group,
 };
 use crate::error::{ProxyError, Result};
@@ -329,16 +329,7 @@ impl GroupCoordinator {
                 mut state,
                 revision,
             } = self.load(group).await?;
-            let Some(me) = state.members.get(&request.member_id) else {
-                return Err(unknown_member(group, &request.member_id));
-            };
-            if state.generation != request.generation {
-                return Err(illegal_generation(
-                    group,
-                    request.generation,
-                    state.generation,
-                ));
-            }
+            let me = member_at(&state, group, &request.member_id, request.generation)?;
             let give_up = match give_up {
                 Some(at) => at,
                 None => {

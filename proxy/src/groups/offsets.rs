@@ -8,9 +8,7 @@ use strata_meta::{Compare, CompareOp, Txn, TxnOp};
 use strata_proto::consumer_protocol::{Assignment, PROTOCOL_TYPE};
 use strata_proto::{ErrorCode, v1};
 
-use super::{
-    GroupCoordinator, Loaded, illegal_generation, rebalancing, unknown_member, validate_group,
-};
+use super::{GroupCoordinator, Loaded, member_at, rebalancing, validate_group};
 use crate::error::{ProxyError, Result};
 
 /// Offsets written per transaction (the store allows 128 operations).
@@ -51,16 +49,7 @@ impl GroupCoordinator {
                 }
                 None
             } else {
-                let Some(me) = state.members.get(&request.member_id) else {
-                    return Err(unknown_member(group, &request.member_id));
-                };
-                if state.generation != request.generation {
-                    return Err(illegal_generation(
-                        group,
-                        request.generation,
-                        state.generation,
-                    ));
-                }
+                let me = member_at(&state, group, &request.member_id, request.generation)?;
                 // While preparing a rebalance the old assignment still holds, so members can
                 // commit what they consumed before giving partitions up (as in Kafka).
                 if state.phase == GroupPhase::CompletingRebalance {
