@@ -97,7 +97,7 @@ fn printed(path: &Path) -> Vec<(usize, i64, usize)> {
 fn three_consumers_split_a_topic_and_survive_one_killed() {
     let dir = tempfile::tempdir().unwrap();
     let standalone = Standalone::new(dir.path().join("data"));
-    let _server = standalone.start("server.log");
+    let mut server = standalone.start("server.log");
     let (ok, out, err) = standalone.strata(&["topic", "create", "t", "--partitions", "12"], None);
     assert!(ok, "{out}{err}");
 
@@ -209,5 +209,31 @@ fn three_consumers_split_a_topic_and_survive_one_killed() {
     assert!(missing.is_empty(), "lines nobody printed: {missing:?}…");
     eprintln!(
         "{LINES} lines printed, {duplicates} printed twice (read again after the kill, before the last commit)"
+    );
+
+    // Committed offsets survive a restart of the server: the group still has no lag.
+    let pid = server.pid().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        server.wait_exit(Duration::from_secs(30)).is_some(),
+        "standalone stops on SIGTERM"
+    );
+    let _restarted = standalone.start("server2.log");
+    let (ok, out, err) = standalone.strata(&["group", "describe", "g"], None);
+    assert!(ok && out.contains("total lag 0\n"), "{out}{err}");
+    let committed: i64 = out
+        .lines()
+        .filter(|l| l.starts_with("t "))
+        .map(|l| l.split_whitespace().nth(2).unwrap().parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(
+        committed, LINES as i64,
+        "every partition's commit survived: {out}"
     );
 }
