@@ -429,7 +429,8 @@ async fn openapi_document_matches_the_live_routes() {
             operations += 1;
             let concrete = path
                 .replace("{topic}", "some-topic")
-                .replace("{broker}", "some-broker");
+                .replace("{broker}", "some-broker")
+                .replace("{group}", "some-group");
             let body = op.get("requestBody").map(|_| "{}");
             let method: reqwest::Method = method.to_uppercase().parse().unwrap();
             let (status, answer) = call(
@@ -453,12 +454,15 @@ async fn openapi_document_matches_the_live_routes() {
             }
         }
     }
-    assert_eq!(operations, 15, "every route is documented");
+    assert_eq!(operations, 17, "every route is documented");
     // Methods a path does not document are refused as such.
     for (path, item) in paths {
         for method in ["get", "post", "delete", "put", "patch"] {
             if item.get(method).is_none() {
-                let concrete = path.replace("{topic}", "x").replace("{broker}", "x");
+                let concrete = path
+                    .replace("{topic}", "x")
+                    .replace("{broker}", "x")
+                    .replace("{group}", "x");
                 let (status, _) = call(
                     &http,
                     method.to_uppercase().parse().unwrap(),

@@ -236,4 +236,26 @@ fn three_consumers_split_a_topic_and_survive_one_killed() {
         committed, LINES as i64,
         "every partition's commit survived: {out}"
     );
+
+    // The admin REST API shows the same group.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let http = reqwest::Client::new();
+    let (status, group) = runtime.block_on(common::call(
+        &http,
+        reqwest::Method::GET,
+        format!("http://{}/v1/groups/g", standalone.admin),
+        None,
+    ));
+    assert_eq!(status, 200, "{group}");
+    let offsets = group["offsets"].as_array().unwrap();
+    assert_eq!(offsets.len(), PARTITIONS);
+    assert!(offsets.iter().all(|o| o["lag"] == 0), "{group}");
+    let (status, listed) = runtime.block_on(common::call(
+        &http,
+        reqwest::Method::GET,
+        format!("http://{}/v1/groups", standalone.admin),
+        None,
+    ));
+    assert_eq!(status, 200);
+    assert_eq!(listed[0]["group"], "g", "{listed}");
 }

@@ -90,6 +90,11 @@ impl Admin {
         Self { meta, keys }
     }
 
+    /// The metadata store this admin works on.
+    pub fn meta(&self) -> &Arc<dyn MetaStore> {
+        &self.meta
+    }
+
     pub fn keys(&self) -> &Keyspace {
         &self.keys
     }

@@ -117,6 +117,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/brokers", get(list_brokers))
         .route("/v1/brokers/{broker}/drain", post(drain).delete(undrain))
         .route("/v1/reassignments", post(reassign))
+        .route("/v1/groups", get(list_groups))
+        .route("/v1/groups/{group}", get(describe_group))
         .fallback(|| async {
             ApiError::new(ErrorCode::NotFound, "no such route; see /openapi.json")
         })
@@ -254,6 +256,17 @@ async fn list_partitions(
     Ok(Json(
         state.admin.list_partitions(filter.topic.as_deref()).await?,
     ))
+}
+
+async fn list_groups(State(state): State<ApiState>) -> ApiResult<impl IntoResponse> {
+    Ok(Json(state.admin.list_groups().await?))
+}
+
+async fn describe_group(
+    State(state): State<ApiState>,
+    Path(group): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(state.admin.describe_group(&group).await?))
 }
 
 async fn list_brokers(State(state): State<ApiState>) -> ApiResult<impl IntoResponse> {

@@ -29,6 +29,10 @@ pub enum ControllerError {
     BrokerDraining(String),
     #[error("no broker can take partitions: {0}")]
     NoBrokers(String),
+    #[error(
+        "consumer group `{0}` does not exist (no member ever joined it or committed); list groups with GET /v1/groups"
+    )]
+    UnknownGroup(String),
     #[error("a concurrent change won the race ({0}); read the current state and retry")]
     Conflict(String),
     #[error(transparent)]
@@ -46,6 +50,7 @@ impl ControllerError {
             Self::TopicExists(_) => ErrorCode::TopicExists,
             Self::UnknownPartition { .. } => ErrorCode::UnknownPartition,
             Self::UnknownBroker(_) => ErrorCode::UnknownBroker,
+            Self::UnknownGroup(_) => ErrorCode::UnknownGroup,
             Self::BrokerDraining(_) | Self::NoBrokers(_) => ErrorCode::BrokerUnavailable,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::BadValue(_) => ErrorCode::Internal,

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod api;
 pub mod balance;
 mod error;
+pub mod groups;
 pub mod metrics;
 mod probe;
 mod reconcile;

@@ -131,6 +131,20 @@ pub const ROUTES: &[Route] = &[
         Some("Reassignment"),
         (200, Some("Moves")),
     ),
+    route(
+        "get",
+        "/v1/groups",
+        "Consumer groups with their state and member count",
+        None,
+        (200, Some("GroupList")),
+    ),
+    route(
+        "get",
+        "/v1/groups/{group}",
+        "A consumer group's members, partitions, committed offsets and lag",
+        None,
+        (200, Some("Group")),
+    ),
 ];
 
 fn schema_ref(name: &str) -> Value {
@@ -199,7 +213,7 @@ fn schemas() -> Value {
             "state": { "type": "string", "description": "Start, Recover, Write, Closing, Closed, Fenced, unassigned or unknown" }
         }
     });
-    json!({
+    let mut all = json!({
         "Error": {
             "type": "object",
             "required": ["error"],
@@ -262,7 +276,38 @@ fn schemas() -> Value {
             { "type": "object", "required": ["rebalance"], "additionalProperties": false,
               "properties": { "rebalance": { "type": "boolean", "enum": [true] } } }
         ] }
-    })
+    });
+    // A second object: one json! this size exceeds the macro recursion limit.
+    let groups = json!({
+        "GroupSummary": { "type": "object", "properties": {
+            "group": { "type": "string" },
+            "state": { "type": "string", "enum": ["Empty", "PreparingRebalance", "CompletingRebalance", "Stable"] },
+            "protocol_type": { "type": "string" }, "members": { "type": "integer" }
+        } },
+        "GroupList": { "type": "array", "items": schema_ref("GroupSummary") },
+        "Group": { "type": "object", "properties": {
+            "group": { "type": "string" }, "state": { "type": "string" },
+            "generation": { "type": "integer" }, "protocol_type": { "type": "string" },
+            "protocol": { "type": "string" }, "leader": { "type": "string" },
+            "members": { "type": "array", "items": { "type": "object", "properties": {
+                "member_id": { "type": "string" }, "client_id": { "type": "string" },
+                "client_host": { "type": "string" },
+                "assignment": { "type": "array", "items": { "type": "object", "properties": {
+                    "topic": { "type": "string" }, "partition": { "type": "integer" } } } }
+            } } },
+            "offsets": { "type": "array", "items": { "type": "object", "properties": {
+                "topic": { "type": "string" }, "partition": { "type": "integer" },
+                "committed": { "type": "integer", "format": "int64", "description": "-1: nothing committed" },
+                "high_watermark": { "type": "integer", "format": "int64" },
+                "lag": { "type": "integer", "format": "int64" },
+                "member_id": { "type": "string", "nullable": true }
+            } } }
+        } }
+    });
+    if let (Some(all), Some(groups)) = (all.as_object_mut(), groups.as_object()) {
+        all.extend(groups.clone());
+    }
+    all
 }
 
 /// The whole document.
@@ -279,7 +324,7 @@ pub fn document() -> Value {
         "info": {
             "title": "Strata admin API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Topics, partitions, brokers and reassignment of a Strata cluster."
+            "description": "Topics, partitions, brokers, reassignment and consumer groups of a Strata cluster."
         },
         "paths": paths,
         "components": { "schemas": schemas() }

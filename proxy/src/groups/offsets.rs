@@ -1,7 +1,5 @@
 //! OffsetCommit and OffsetFetch.
 
-use std::collections::HashMap;
-
 use futures::future::join_all;
 use strata_meta::schema::{self, CommittedOffset, GroupPhase};
 use strata_meta::{Compare, CompareOp, Txn, TxnOp};
@@ -157,7 +155,9 @@ impl GroupCoordinator {
         request: &v1::OffsetFetchRequest,
     ) -> Result<Vec<v1::PartitionOffset>> {
         validate_group(&request.group)?;
-        let committed = self.committed(&request.group).await?;
+        let committed = strata_controller::Admin::new(self.meta.clone(), self.keys.clone())
+            .committed_offsets(&request.group)
+            .await?;
         if request.partitions.is_empty() {
             let mut all: Vec<v1::PartitionOffset> = committed
                 .into_iter()
@@ -184,20 +184,5 @@ impl GroupCoordinator {
                 }
             })
             .collect())
-    }
-
-    /// Every committed offset of a group.
-    pub(super) async fn committed(
-        &self,
-        group: &str,
-    ) -> Result<HashMap<(String, u32), CommittedOffset>> {
-        let (kvs, _) = self.meta.range(&self.keys.group_offsets(group)).await?;
-        let mut all = HashMap::with_capacity(kvs.len());
-        for kv in kvs {
-            if let Some(tp) = self.keys.offset_partition_of(group, &kv.key) {
-                all.insert(tp, schema::decode::<CommittedOffset>(&kv.key, &kv.value)?);
-            }
-        }
-        Ok(all)
     }
 }
