@@ -15,6 +15,9 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::ProxyArgs;
 use crate::config::{self, FileConfig};
 
+/// HTTP/2 streams one client connection may have open at once.
+const PROXY_MAX_STREAMS: u32 = 8192;
+
 /// Resolved settings of the proxy role.
 #[derive(Debug, Clone)]
 pub struct ProxySettings {
@@ -116,7 +119,11 @@ pub async fn spawn(
             .context("proxy HTTP endpoint failed")
     });
     let service = ProxyService::new(routes, commits, reader, groups, admin, metrics).into_server();
-    let router = tonic::transport::Server::builder().add_service(service);
+    // A consumer long-polls every partition it reads on one HTTP/2 connection; hyper's default
+    // of 200 streams would queue the rest of a 1,000-partition consumer behind the waits.
+    let router = tonic::transport::Server::builder()
+        .max_concurrent_streams(PROXY_MAX_STREAMS)
+        .add_service(service);
     super::spawn_grpc(tasks, cancel, listener, router, "proxy");
     Ok(())
 }
