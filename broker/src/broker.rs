@@ -20,7 +20,8 @@ use crate::partition::{Ack, Limits, Partition};
 pub struct BrokerConfig {
     pub id: String,
     pub limits: Limits,
-    /// A flush starts this long after the first buffered byte (unless `flush_bytes` is reached).
+    /// Least time between the starts of two flushes (unless `flush_bytes` are buffered); data
+    /// reaching an idle broker is flushed at once.
     pub linger: Duration,
     /// Buffered bytes (all partitions) that start a flush at once.
     pub flush_bytes: usize,
@@ -273,17 +274,24 @@ impl Broker {
         self.partitions().iter().map(|p| p.buffered_bytes()).sum()
     }
 
-    /// Flushes on demand (after `linger`, or at once past `flush_bytes`) until cancelled.
+    /// Flushes on demand until cancelled. `linger` is the least time between the starts of two
+    /// flushes (unless `flush_bytes` are waiting): data arriving at an idle broker is flushed
+    /// at once, so a lone durable produce waits one PUT and one commit rather than a fixed
+    /// linger on top, while a steady stream still gets at most one flush per linger.
     pub async fn run_flusher(&self, cancel: CancellationToken) {
+        let mut last_start: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return,
                 () = self.flush_wanted.notified() => {}
                 () = tokio::time::sleep(Duration::from_millis(200)) => {}
             }
-            if self.buffered_bytes() < self.config.flush_bytes {
-                tokio::time::sleep(self.config.linger).await;
+            if let Some(last) = last_start
+                && self.buffered_bytes() < self.config.flush_bytes
+            {
+                tokio::time::sleep_until(last + self.config.linger).await;
             }
+            last_start = Some(tokio::time::Instant::now());
             let stats: FlushStats = self.flush_once().await;
             if stats.retrying > 0 {
                 tokio::time::sleep(Duration::from_millis(100)).await;

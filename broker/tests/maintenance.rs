@@ -215,7 +215,7 @@ async fn compaction_keeps_objects_and_keys_bounded_and_readers_see_no_gap() {
         segments.len()
     );
     assert!(
-        max_objects < 80 && max_keys < 80,
+        max_objects < 200 && max_keys < 200,
         "bounded while producing: {max_objects} objects, {max_keys} keys"
     );
     assert_eq!(
@@ -481,8 +481,11 @@ async fn retention_under_a_steady_producer_keeps_the_partition_bounded() {
         kept <= 16 * 1024,
         "retention holds the partition to 16 KiB: {kept}"
     );
+    // Without maintenance every one of the 600 produces would leave an object and a key;
+    // a quiet machine peaks near 30. The bound leaves room for a starved CPU (maintenance
+    // then runs late) while still failing if retention stops keeping up.
     assert!(
-        max_objects < 60 && max_keys < 60,
+        max_objects < 150 && max_keys < 150,
         "bounded while producing: {max_objects} objects, {max_keys} keys"
     );
     assert_eq!(env.object_count().await, segments.len());

@@ -1,0 +1,162 @@
+//! The admin REST API calls the bench makes: topics, partition owners, brokers, moves.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone)]
+pub struct AdminApi {
+    base: String,
+    http: reqwest::Client,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PartitionInfo {
+    pub partition: u32,
+    pub broker: Option<String>,
+    pub epoch: u64,
+    pub state: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BrokerInfo {
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Move {
+    pub epoch: u64,
+}
+
+impl AdminApi {
+    pub fn new(addr: &str) -> Self {
+        let base = if addr.contains("://") {
+            addr.trim_end_matches('/').to_owned()
+        } else {
+            format!("http://{addr}")
+        };
+        Self {
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(60));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.with_context(|| {
+            format!(
+                "cannot reach the admin API at {}; is a controller (or `strata standalone`) running? pass --admin",
+                self.base
+            )
+        })?;
+        let status = response.status();
+        let text = response.text().await?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if !status.is_success() {
+            let code = value["error"]["code"].as_str().unwrap_or("ERROR");
+            let message = value["error"]["message"].as_str().unwrap_or(&text);
+            bail!("admin API {path}: {code}: {message}");
+        }
+        Ok(value)
+    }
+
+    pub async fn brokers(&self) -> anyhow::Result<Vec<BrokerInfo>> {
+        let v = self.call(reqwest::Method::GET, "/v1/brokers", None).await?;
+        serde_json::from_value(v).context("unexpected /v1/brokers answer")
+    }
+
+    /// Waits until at least `n` brokers are registered.
+    pub async fn wait_for_brokers(&self, n: usize, limit: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.brokers().await {
+                Ok(b) if b.len() >= n => return Ok(()),
+                Ok(b) if Instant::now() >= deadline => {
+                    bail!("{} brokers registered after {limit:?}; need {n}", b.len())
+                }
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    /// Creates a topic; returns its incarnation id (objects live under `{topic}-{id:016x}`).
+    pub async fn create_topic(&self, name: &str, partitions: u32) -> anyhow::Result<u64> {
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/topics",
+                Some(json!({ "name": name, "partitions": partitions })),
+            )
+            .await?;
+        v["id"]
+            .as_u64()
+            .with_context(|| format!("topic {name} created, but its answer has no id: {v}"))
+    }
+
+    pub async fn delete_topic(&self, name: &str) -> anyhow::Result<()> {
+        self.call(reqwest::Method::DELETE, &format!("/v1/topics/{name}"), None)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn partitions(&self, topic: &str) -> anyhow::Result<Vec<PartitionInfo>> {
+        let v = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/partitions?topic={topic}"),
+                None,
+            )
+            .await?;
+        serde_json::from_value(v).context("unexpected /v1/partitions answer")
+    }
+
+    /// Waits until every partition of `topic` is in state Write at its owner.
+    pub async fn wait_writable(&self, topic: &str, limit: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let parts = self.partitions(topic).await?;
+            let waiting = parts.iter().filter(|p| p.state != "Write").count();
+            if waiting == 0 && !parts.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!("{waiting} partitions of {topic} are still not writable after {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn reassign(
+        &self,
+        topic: &str,
+        partition: u32,
+        broker: &str,
+    ) -> anyhow::Result<Move> {
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/reassignments",
+                Some(json!({ "topic": topic, "partition": partition, "broker": broker })),
+            )
+            .await?;
+        let first = v["moves"]
+            .get(0)
+            .cloned()
+            .with_context(|| format!("the reassignment answer lists no move: {v}"))?;
+        serde_json::from_value(first).context("unexpected move in the reassignment answer")
+    }
+}

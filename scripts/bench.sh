@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# Benchmarks a real Strata: starts the servers on loopback, runs `strata bench` against them,
+# stops everything on exit. See docs/benchmarks.md for what each figure means.
+#
+#   scripts/bench.sh [--quick] [--out DIR] [MODE...] [-- extra strata bench flags]
+#
+# MODE (default: file s3):
+#   file        etcd, a controller, 3 brokers (--lease-ttl-secs 2) and a proxy on file:// storage:
+#               baselines, produce, consume, partition move, broker kill -9, rolling restart
+#   s3          the same cluster on a real S3-protocol server (s3s-fs) on loopback: baselines,
+#               produce, consume
+#   standalone  `strata standalone` (embedded metadata store, one process): baselines, produce,
+#               consume
+# Results: DIR/<mode>.json and DIR/<mode>.txt (the table), DIR/chart.svg of all modes run;
+# DIR defaults to target/bench. Server logs stay in the run folder when something fails.
+#
+# Environment: STRATA_BIN (default target/release/strata, built if missing), KEEP=1 keeps the
+# run folder (data, logs), BENCH_TMP (default /tmp) is where the run folder goes, FILE_WHAT and
+# S3_WHAT replace the --what list of those modes (e.g. FILE_WHAT=move,kill,rolling).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+QUICK=()
+OUT=target/bench
+MODES=()
+EXTRA=()
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --quick) QUICK=(--quick); shift ;;
+        --out) OUT=$2; shift 2 ;;
+        --) shift; EXTRA=("$@"); break ;;
+        file|s3|standalone) MODES+=("$1"); shift ;;
+        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+[[ ${#MODES[@]} -gt 0 ]] || MODES=(file s3)
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+
+BIN=${STRATA_BIN:-$ROOT/target/release/strata}
+if [[ -z ${STRATA_BIN:-} ]]; then
+    echo "building strata (release)…" >&2
+    cargo build --release --quiet -p strata
+fi
+S3S_FS=$(command -v s3s-fs || echo "$HOME/.cargo/bin/s3s-fs")
+ETCD=$(command -v etcd || true)
+
+RUN=$(mktemp -d "${BENCH_TMP:-/tmp}/strata-bench.XXXXXX")
+CLUSTER=bench
+FAILED=0
+
+# Every process this script starts writes its pid to $RUN/pids/<name>.pid; only those are
+# stopped, one by one.
+mkdir -p "$RUN/pids" "$RUN/logs"
+stop_pid_file() {
+    local f=$1 sig=${2:-TERM} pid
+    pid=$(cat "$f" 2>/dev/null) || return 0
+    if kill -0 "$pid" 2>/dev/null; then
+        kill "-$sig" "$pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$f"
+}
+stop_all() {
+    local f
+    for f in "$RUN"/pids/*.pid; do
+        [[ -e $f ]] || continue
+        stop_pid_file "$f" TERM
+    done
+}
+cleanup() {
+    stop_all
+    if [[ ${KEEP:-0} == 1 || $FAILED == 1 ]]; then
+        echo "run folder kept: $RUN" >&2
+        # Data can be many GB; logs are what a failure needs.
+        [[ ${KEEP:-0} == 1 ]] || rm -rf "$RUN/data" "$RUN/s3" "$RUN/etcd" "$RUN/standalone"
+    else
+        rm -rf "$RUN"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+wait_tcp() {
+    local port=$1 what=$2
+    for _ in $(seq 1 150); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "$what did not listen on $port; log:" >&2
+    tail -20 "$RUN/logs/$what.log" >&2 || true
+    FAILED=1
+    exit 1
+}
+# start NAME COMMAND...: runs in the background with its log and pid file.
+start() {
+    local name=$1; shift
+    "$@" >>"$RUN/logs/$name.log" 2>&1 &
+    echo $! >"$RUN/pids/$name.pid"
+}
+
+machine_note() {
+    echo "uptime: $(uptime)"
+    echo "free disk in $RUN: $(df -h --output=avail "$RUN" | tail -1 | tr -d ' ')"
+}
+
+start_etcd() {
+    ETCD_PORT=$(free_port); local peer; peer=$(free_port)
+    [[ -n $ETCD ]] || { echo "etcd not found; install Debian's etcd-server" >&2; exit 1; }
+    start etcd "$ETCD" --name bench --data-dir "$RUN/etcd" \
+        --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+        --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+        --initial-cluster "bench=http://127.0.0.1:$peer" --log-level warn
+    wait_tcp "$ETCD_PORT" etcd
+    META="etcd://127.0.0.1:$ETCD_PORT"
+}
+
+start_s3() {
+    S3_PORT=$(free_port)
+    mkdir -p "$RUN/s3/strata"
+    RUST_LOG=warn start s3 "$S3S_FS" --host 127.0.0.1 --port "$S3_PORT" \
+        --access-key bench --secret-key bench-secret "$RUN/s3"
+    wait_tcp "$S3_PORT" s3
+    STORAGE="s3://strata?endpoint=http://127.0.0.1:$S3_PORT&region=us-east-1&access_key_id=bench&secret_access_key=bench-secret"
+    STORAGE_DIR=$RUN/s3
+}
+
+# Writes $RUN/start-broker.sh, which (re)starts broker ID on its ports: the bench calls it
+# through --start-command after a kill or a stop.
+write_broker_scripts() {
+    cat >"$RUN/start-broker.sh" <<EOF
+#!/usr/bin/env bash
+set -euo pipefail
+id=\$1
+source "$RUN/\$id.env"
+"$BIN" broker --meta "$META" --cluster "$CLUSTER" --id "\$id" --listen "127.0.0.1:\$PORT" \\
+    --http-addr "127.0.0.1:\$HTTP_PORT" --storage-node "\$STORAGE" --lease-ttl-secs 2 \\
+    >>"$RUN/logs/\$id.log" 2>&1 &
+echo \$! >"$RUN/pids/\$id.pid"
+for _ in \$(seq 1 150); do
+    (exec 3<>"/dev/tcp/127.0.0.1/\$PORT") 2>/dev/null && exit 0
+    sleep 0.1
+done
+echo "broker \$id did not start" >&2
+exit 1
+EOF
+    cat >"$RUN/stop-broker.sh" <<EOF
+#!/usr/bin/env bash
+# Graceful stop (flush, commit, leave), waiting until the process is gone.
+pid=\$(cat "$RUN/pids/\$1.pid")
+kill -TERM "\$pid"
+while kill -0 "\$pid" 2>/dev/null; do sleep 0.05; done
+rm -f "$RUN/pids/\$1.pid"
+EOF
+    cat >"$RUN/kill-broker.sh" <<EOF
+#!/usr/bin/env bash
+pid=\$(cat "$RUN/pids/\$1.pid")
+kill -KILL "\$pid"
+while kill -0 "\$pid" 2>/dev/null; do sleep 0.01; done
+rm -f "$RUN/pids/\$1.pid"
+EOF
+    chmod +x "$RUN"/*.sh
+}
+
+start_cluster() {
+    local storage=$1
+    ADMIN_PORT=$(free_port)
+    start controller "$BIN" controller --meta "$META" --cluster "$CLUSTER" \
+        --admin-addr "127.0.0.1:$ADMIN_PORT" --election-ttl-secs 2
+    wait_tcp "$ADMIN_PORT" controller
+    write_broker_scripts
+    BROKER_HTTP=()
+    for id in b1 b2 b3; do
+        local port http
+        port=$(free_port); http=$(free_port)
+        printf 'PORT=%s\nHTTP_PORT=%s\nSTORAGE=%q\n' "$port" "$http" "$storage" >"$RUN/$id.env"
+        "$RUN/start-broker.sh" "$id" || { FAILED=1; exit 1; }
+        BROKER_HTTP+=("127.0.0.1:$http")
+    done
+    PROXY_PORT=$(free_port); local proxy_http; proxy_http=$(free_port)
+    start proxy "$BIN" proxy --meta "$META" --cluster "$CLUSTER" --listen "127.0.0.1:$PROXY_PORT" \
+        --http-addr "127.0.0.1:$proxy_http" --storage-node "$storage"
+    wait_tcp "$PROXY_PORT" proxy
+    # Topics created before every broker registered would all land on the first one.
+    for _ in $(seq 1 100); do
+        [[ $(curl -s "http://127.0.0.1:$ADMIN_PORT/v1/brokers" | grep -o '"id"' | wc -l) -ge 3 ]] && return 0
+        sleep 0.2
+    done
+    echo "brokers did not register; see $RUN/logs" >&2
+    FAILED=1
+    exit 1
+}
+
+run_bench() {
+    local mode=$1; shift
+    echo "== $mode ==" >&2
+    machine_note | tee "$OUT/$mode.txt" >&2
+    if ! "$BIN" bench "${QUICK[@]}" --label "$mode" --json "$OUT/$mode.json" "$@" "${EXTRA[@]}" \
+        | tee -a "$OUT/$mode.txt"; then
+        FAILED=1
+        echo "strata bench ($mode) failed; logs in $RUN/logs" >&2
+    fi
+    machine_note | tee -a "$OUT/$mode.txt" >&2
+}
+
+for mode in "${MODES[@]}"; do
+    case "$mode" in
+        file)
+            start_etcd
+            mkdir -p "$RUN/data"
+            STORAGE="file://$RUN/data"
+            start_cluster "$STORAGE"
+            run_bench file --what "${FILE_WHAT:-baselines,produce,consume,move,kill,rolling}" \
+                --server "127.0.0.1:$PROXY_PORT" --admin "127.0.0.1:$ADMIN_PORT" \
+                --meta "$META" --cluster "$CLUSTER" \
+                --storage-dir "$RUN/data" --storage-node "$STORAGE" \
+                --broker-http "$(IFS=,; echo "${BROKER_HTTP[*]}")" \
+                --kill-command "$RUN/kill-broker.sh {broker}" \
+                --start-command "$RUN/start-broker.sh {broker}" \
+                --stop-command "$RUN/stop-broker.sh {broker}"
+            stop_all
+            rm -rf "$RUN/data" "$RUN/etcd"
+            ;;
+        s3)
+            start_etcd
+            start_s3
+            start_cluster "$STORAGE"
+            run_bench s3 --what "${S3_WHAT:-baselines,produce,consume}" \
+                --server "127.0.0.1:$PROXY_PORT" --admin "127.0.0.1:$ADMIN_PORT" \
+                --meta "$META" --cluster "$CLUSTER" \
+                --storage-dir "$STORAGE_DIR" --storage-node "$STORAGE" \
+                --broker-http "$(IFS=,; echo "${BROKER_HTTP[*]}")"
+            stop_all
+            rm -rf "$RUN/s3" "$RUN/etcd"
+            ;;
+        standalone)
+            P=$(free_port); PH=$(free_port); A=$(free_port); B=$(free_port); BH=$(free_port)
+            start standalone "$BIN" standalone --data-dir "$RUN/standalone" --proxy-addr "127.0.0.1:$P" \
+                --proxy-http-addr "127.0.0.1:$PH" --admin-addr "127.0.0.1:$A" \
+                --broker-addr "127.0.0.1:$B" --broker-http-addr "127.0.0.1:$BH"
+            wait_tcp "$P" standalone
+            run_bench standalone --what baselines,produce,consume \
+                --server "127.0.0.1:$P" --admin "127.0.0.1:$A" \
+                --storage-dir "$RUN/standalone/data" --storage-node "file://$RUN/standalone/data" \
+                --broker-http "127.0.0.1:$BH"
+            stop_all
+            rm -rf "$RUN/standalone"
+            ;;
+    esac
+done
+
+JSONS=()
+for mode in "${MODES[@]}"; do [[ -s $OUT/$mode.json ]] && JSONS+=("$OUT/$mode.json"); done
+if [[ ${#JSONS[@]} -gt 0 ]]; then
+    "$BIN" bench --chart "$OUT/chart.svg" --chart-from "$(IFS=,; echo "${JSONS[*]}")"
+fi
+echo "results in $OUT" >&2
+[[ $FAILED == 0 ]]
