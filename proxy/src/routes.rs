@@ -26,11 +26,9 @@ pub struct Routes {
     keys: Keyspace,
     table: RwLock<Table>,
     version: watch::Sender<u64>,
-    /// Last reload caused by a lookup miss; misses reload at most every MISS_RELOAD_INTERVAL.
-    last_miss_reload: tokio::sync::Mutex<Option<std::time::Instant>>,
+    /// Held while a lookup miss reloads the table, so concurrent misses share one reload.
+    miss_reload: tokio::sync::Mutex<()>,
 }
-
-const MISS_RELOAD_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The owner of a partition as the table knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +45,7 @@ impl Routes {
             keys,
             table: RwLock::default(),
             version: watch::channel(0).0,
-            last_miss_reload: tokio::sync::Mutex::default(),
+            miss_reload: tokio::sync::Mutex::default(),
         })
     }
 
@@ -119,26 +117,36 @@ impl Routes {
     }
 
     /// Makes sure a topic the table does not know really is unknown: a topic created a moment
-    /// ago may not have reached the table through the watch yet. Reloads at most every 100 ms,
-    /// so requests for truly unknown topics cannot flood the metadata store.
+    /// ago may not have reached the table through the watch yet. One point read of the topic's
+    /// key tells; only when it exists is the table reloaded (once for concurrent misses), so
+    /// requests for a truly unknown topic cost one read each, never a reload.
     pub async fn refresh_if_unknown(&self, topic: &str) {
-        if self
-            .table
-            .read()
-            .expect("routes poisoned")
-            .topics
-            .contains_key(topic)
-        {
+        if self.knows(topic) {
             return;
         }
-        let mut last = self.last_miss_reload.lock().await;
-        if last.is_some_and(|t| t.elapsed() < MISS_RELOAD_INTERVAL) {
+        match self.meta.get(&self.keys.topic(topic)).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, topic, "checking an unknown topic failed");
+                return;
+            }
+        }
+        let _one_reload = self.miss_reload.lock().await;
+        if self.knows(topic) {
             return;
         }
         if let Err(e) = self.reload().await {
             tracing::warn!(error = %e, "reloading routes after a miss failed");
         }
-        *last = Some(std::time::Instant::now());
+    }
+
+    fn knows(&self, topic: &str) -> bool {
+        self.table
+            .read()
+            .expect("routes poisoned")
+            .topics
+            .contains_key(topic)
     }
 
     /// The partition count of a topic, or why there is none.
