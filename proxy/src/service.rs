@@ -5,11 +5,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::future::join_all;
 use strata_log::{LogError, LogReader};
 use strata_proto::ErrorCode;
-use strata_proto::v1::{self, broker_client::BrokerClient, strata_server};
-use tonic::transport::{Channel, Endpoint};
+use strata_proto::v1::{self, strata_server};
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::commits::Commits;
@@ -18,6 +17,7 @@ use crate::metrics::ProxyMetrics;
 use crate::routes::Routes;
 
 mod admin;
+mod produce;
 
 /// How long a produce keeps retrying a partition that has no reachable owner. Below the SDK's
 /// default request timeout (30 s), so the client hears the outcome before it gives up and
@@ -69,142 +69,6 @@ impl ProxyService {
 
     pub fn into_server(self) -> strata_server::StrataServer<Self> {
         strata_server::StrataServer::new(self).max_decoding_message_size(64 << 20)
-    }
-
-    fn channel(&self, addr: &str) -> Result<Channel, v1::Error> {
-        let mut channels = self.channels.lock().expect("channel cache poisoned");
-        if let Some(c) = channels.get(addr) {
-            return Ok(c.clone());
-        }
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| {
-                error(
-                    ErrorCode::Internal,
-                    format!("bad broker address {addr}: {e}"),
-                )
-            })?
-            .connect_timeout(Duration::from_secs(2));
-        let channel = endpoint.connect_lazy();
-        channels.insert(addr.to_owned(), channel.clone());
-        Ok(channel)
-    }
-
-    fn forget(&self, addr: &str) {
-        self.channels
-            .lock()
-            .expect("channel cache poisoned")
-            .remove(addr);
-    }
-
-    /// Sends one partition's batches to its owner, retrying the retriable failures (in order)
-    /// until they succeed or the deadline passes.
-    async fn forward(
-        &self,
-        ack: i32,
-        p: v1::PartitionBatches,
-        deadline: Instant,
-    ) -> v1::PartitionResult {
-        let mut results: Vec<Option<v1::BatchResult>> = vec![None; p.batches.len()];
-        let mut last = error(ErrorCode::Unavailable, "no attempt made");
-        loop {
-            let pending: Vec<usize> = (0..results.len())
-                .filter(|i| results[*i].is_none())
-                .collect();
-            if pending.is_empty() || Instant::now() >= deadline {
-                break;
-            }
-            let route = match self.routes.route(&p.topic, p.partition) {
-                Err((code, message)) => {
-                    last = error(code, message);
-                    break;
-                }
-                Ok(Some(route)) if route.addr.is_some() => route,
-                Ok(_) => {
-                    last = error(
-                        ErrorCode::Unavailable,
-                        format!("{}/{} has no live owner yet", p.topic, p.partition),
-                    );
-                    self.routes.changed(Duration::from_millis(200)).await;
-                    continue;
-                }
-            };
-            let addr = route.addr.clone().unwrap_or_default();
-            let channel = match self.channel(&addr) {
-                Ok(c) => c,
-                Err(e) => {
-                    last = e;
-                    break;
-                }
-            };
-            let request = v1::ProduceRequest {
-                ack,
-                partitions: vec![v1::PartitionBatches {
-                    topic: p.topic.clone(),
-                    partition: p.partition,
-                    batches: pending.iter().map(|i| p.batches[*i].clone()).collect(),
-                    leader_epoch: route.epoch,
-                }],
-            };
-            let answer = tokio::time::timeout(
-                Duration::from_secs(10),
-                BrokerClient::new(channel).produce(request),
-            )
-            .await;
-            match answer {
-                Ok(Ok(response)) => {
-                    let batches = response
-                        .into_inner()
-                        .partitions
-                        .into_iter()
-                        .next()
-                        .map(|r| r.batches)
-                        .unwrap_or_default();
-                    let mut retry = false;
-                    for (i, result) in pending.iter().zip(batches) {
-                        match &result.error {
-                            Some(e) if retriable(e) => {
-                                last = e.clone();
-                                retry = true;
-                            }
-                            _ => results[*i] = Some(result),
-                        }
-                    }
-                    if retry {
-                        self.metrics.produce_retries.inc();
-                        self.routes.changed(Duration::from_millis(100)).await;
-                    }
-                }
-                Ok(Err(status)) => {
-                    last = error(
-                        ErrorCode::Unavailable,
-                        format!("broker {} at {addr}: {}", route.broker, status.message()),
-                    );
-                    self.forget(&addr);
-                    self.routes.changed(Duration::from_millis(200)).await;
-                }
-                Err(_) => {
-                    last = error(
-                        ErrorCode::Unavailable,
-                        format!("broker {} at {addr} did not answer in 10 s", route.broker),
-                    );
-                    self.forget(&addr);
-                }
-            }
-        }
-        let batches = results
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| v1::BatchResult {
-                    base_offset: -1,
-                    error: Some(last.clone()),
-                })
-            })
-            .collect();
-        v1::PartitionResult {
-            topic: p.topic,
-            partition: p.partition,
-            batches,
-        }
     }
 
     async fn fetch_once(&self, r: &v1::FetchRequest) -> Result<v1::FetchResponse, v1::Error> {
@@ -366,13 +230,9 @@ impl strata_server::Strata for ProxyService {
                 .map(|b| b.len() as u64)
                 .sum(),
         );
-        let partitions = join_all(
-            request
-                .partitions
-                .into_iter()
-                .map(|p| self.forward(request.ack, p, deadline)),
-        )
-        .await;
+        let partitions = self
+            .forward_all(request.ack, request.partitions, deadline)
+            .await;
         let first_error = partitions
             .iter()
             .flat_map(|p| &p.batches)

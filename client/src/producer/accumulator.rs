@@ -484,6 +484,13 @@ pub(crate) struct Request {
     pub(crate) batches: Vec<Batch>,
 }
 
+impl Request {
+    /// An upper bound of the bytes it puts on the wire.
+    pub(crate) fn size(&self) -> usize {
+        self.batches.iter().map(|b| b.size + BATCH_OVERHEAD).sum()
+    }
+}
+
 /// What the sender should do after a request finished.
 #[derive(Debug, Default)]
 pub(crate) struct Completion {

@@ -1,5 +1,6 @@
-//! The producer's background task: sends what the accumulator has ready, one request per
-//! partition at a time, and feeds the answers back.
+//! The producer's background task: sends what the accumulator has ready — one request in
+//! flight per partition, the ready partitions of one broker sharing a call — and feeds the
+//! answers back.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -62,17 +63,22 @@ impl Shared {
     }
 }
 
+/// Largest request the sender builds from several partitions (the proxy accepts 64 MiB).
+const MAX_GROUP_BYTES: usize = 8 << 20;
+/// Most partitions in one request.
+const MAX_GROUP_PARTITIONS: usize = 256;
+
 /// Runs until the producer is closed or dropped. Request tasks live in a `JoinSet` owned
 /// here, so cancelling (or aborting) this task ends them too.
 pub(crate) async fn run(shared: Arc<Shared>) {
-    let mut requests: JoinSet<(Request, Vec<Outcome>)> = JoinSet::new();
-    let mut running: HashMap<Id, TopicPartition> = HashMap::new();
+    let mut requests: JoinSet<Vec<(Request, Vec<Outcome>)>> = JoinSet::new();
+    let mut running: HashMap<Id, Vec<TopicPartition>> = HashMap::new();
     loop {
         let (ready, wake_at) = shared.accumulator().ready(Instant::now());
-        for request in ready {
-            let tp = request.tp.clone();
-            let handle = requests.spawn(send(Arc::clone(&shared), request));
-            running.insert(handle.id(), tp);
+        for group in group_by_owner(&shared, ready) {
+            let tps = group.iter().map(|r| r.tp.clone()).collect();
+            let handle = requests.spawn(send(Arc::clone(&shared), group));
+            running.insert(handle.id(), tps);
         }
         let sleep = async {
             match wake_at {
@@ -84,19 +90,21 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             biased;
             () = shared.cancel.cancelled() => break,
             Some(joined) = requests.join_next_with_id() => match joined {
-                Ok((id, (request, outcomes))) => {
+                Ok((id, answered)) => {
                     running.remove(&id);
-                    let topic = request.tp.topic.clone();
-                    let completion =
-                        shared
-                            .accumulator()
-                            .complete(request, outcomes, Instant::now());
-                    if completion.stale_metadata {
-                        shared.metadata.invalidate(&topic);
+                    for (request, outcomes) in answered {
+                        let topic = request.tp.topic.clone();
+                        let completion =
+                            shared
+                                .accumulator()
+                                .complete(request, outcomes, Instant::now());
+                        if completion.stale_metadata {
+                            shared.metadata.invalidate(&topic);
+                        }
                     }
                 }
                 Err(e) => {
-                    if let Some(tp) = running.remove(&e.id()) {
+                    for tp in running.remove(&e.id()).unwrap_or_default() {
                         tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "produce task ended without an answer");
                         shared.accumulator().abandon(&tp);
                     }
@@ -110,48 +118,103 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     tracing::debug!("producer sender stopped");
 }
 
-/// Encodes and sends one partition's batches; one outcome per batch.
-async fn send(shared: Arc<Shared>, mut request: Request) -> (Request, Vec<Outcome>) {
-    let config = &shared.config;
-    let mut bytes = Vec::with_capacity(request.batches.len());
-    let mut unencodable = None;
-    for batch in &mut request.batches {
-        match batch.encode(config.compression, config.max_request_size) {
-            Ok(b) => bytes.push(b),
-            Err(e) => {
-                unencodable = Some(e);
-                break;
-            }
+/// Puts the partitions of one broker (as the last metadata lookup saw them) into shared
+/// requests, bounded in bytes and partitions: a client writing many partitions makes a few
+/// calls instead of one per partition, and a broker that stalls holds up only its own.
+fn group_by_owner(shared: &Shared, ready: Vec<Request>) -> Vec<Vec<Request>> {
+    let mut by_owner: HashMap<String, Vec<Vec<Request>>> = HashMap::new();
+    for request in ready {
+        let groups = by_owner
+            .entry(shared.metadata.owner(&request.tp))
+            .or_default();
+        let size = request.size();
+        let fits = groups.last().is_some_and(|g| {
+            g.len() < MAX_GROUP_PARTITIONS
+                && g.iter().map(Request::size).sum::<usize>() + size <= MAX_GROUP_BYTES
+        });
+        match groups.last_mut() {
+            Some(group) if fits => group.push(request),
+            _ => groups.push(vec![request]),
         }
     }
-    let sent = bytes.len();
-    let mut outcomes = if sent == 0 {
-        Vec::new()
-    } else {
-        call(&shared, &request.tp, bytes).await
-    };
-    if let Some(e) = unencodable {
-        outcomes.push(Outcome::Failed(e));
-    }
-    outcomes.resize_with(request.batches.len(), || Outcome::NotSent);
-    (request, outcomes)
+    by_owner.into_values().flatten().collect()
 }
 
-async fn call(shared: &Shared, tp: &TopicPartition, batches: Vec<bytes::Bytes>) -> Vec<Outcome> {
-    let count = batches.len();
+/// Encodes and sends the batches of several partitions in one call; one outcome per batch.
+async fn send(shared: Arc<Shared>, mut group: Vec<Request>) -> Vec<(Request, Vec<Outcome>)> {
+    let config = &shared.config;
+    let mut encoded = Vec::with_capacity(group.len());
+    let mut unencodable = Vec::with_capacity(group.len());
+    for request in &mut group {
+        let mut bytes = Vec::with_capacity(request.batches.len());
+        let mut failed = None;
+        for batch in &mut request.batches {
+            match batch.encode(config.compression, config.max_request_size) {
+                Ok(b) => bytes.push(b),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        encoded.push(bytes);
+        unencodable.push(failed);
+    }
+    let sending: Vec<(&TopicPartition, Vec<bytes::Bytes>)> = group
+        .iter()
+        .zip(encoded)
+        .filter(|(_, bytes)| !bytes.is_empty())
+        .map(|(r, bytes)| (&r.tp, bytes))
+        .collect();
+    let mut answers = if sending.is_empty() {
+        HashMap::new()
+    } else {
+        call(&shared, sending).await
+    };
+    group
+        .into_iter()
+        .zip(unencodable)
+        .map(|(request, failed)| {
+            let mut outcomes = answers.remove(&request.tp).unwrap_or_default();
+            if let Some(e) = failed {
+                outcomes.push(Outcome::Failed(e));
+            }
+            outcomes.resize_with(request.batches.len(), || Outcome::NotSent);
+            (request, outcomes)
+        })
+        .collect()
+}
+
+async fn call(
+    shared: &Shared,
+    partitions: Vec<(&TopicPartition, Vec<bytes::Bytes>)>,
+) -> HashMap<TopicPartition, Vec<Outcome>> {
+    let counts: Vec<(TopicPartition, usize)> = partitions
+        .iter()
+        .map(|(tp, batches)| ((*tp).clone(), batches.len()))
+        .collect();
     let produce = v1::ProduceRequest {
         ack: shared.config.acks.to_wire() as i32,
-        partitions: vec![v1::PartitionBatches {
-            topic: tp.topic.clone(),
-            partition: tp.partition,
-            batches,
-            leader_epoch: 0,
-        }],
+        partitions: partitions
+            .into_iter()
+            .map(|(tp, batches)| v1::PartitionBatches {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                batches,
+                leader_epoch: 0,
+            })
+            .collect(),
     };
     let timeout = shared.config.request_timeout;
     let all_failed = |e: Error| {
-        (0..count)
-            .map(|_| Outcome::Failed(super::accumulator::duplicate(&e)))
+        counts
+            .iter()
+            .map(|(tp, count)| {
+                let failed = (0..*count)
+                    .map(|_| Outcome::Failed(super::accumulator::duplicate(&e)))
+                    .collect();
+                (tp.clone(), failed)
+            })
             .collect()
     };
     let response =
@@ -159,30 +222,45 @@ async fn call(shared: &Shared, tp: &TopicPartition, batches: Vec<bytes::Bytes>) 
             Err(_) => {
                 return all_failed(Error::Timeout(
                     timeout,
-                    format!("produce to {tp} via {}", shared.connection.server()),
+                    format!(
+                        "produce to {} partitions via {}",
+                        counts.len(),
+                        shared.connection.server()
+                    ),
                 ));
             }
             Ok(Err(status)) => return all_failed(shared.connection.call_error(status)),
             Ok(Ok(response)) => response.into_inner(),
         };
-    let results = response
+    let mut answered: HashMap<TopicPartition, Vec<v1::BatchResult>> = response
         .partitions
         .into_iter()
-        .find(|p| p.topic == tp.topic && p.partition == tp.partition)
-        .map(|p| p.batches)
-        .unwrap_or_default();
-    if results.len() != count {
-        // Retriable: the idempotent resend gets the original offsets of what was stored.
-        return all_failed(Error::Transport(tonic::Status::unknown(format!(
-            "the proxy answered {} results for {count} batches of {tp}",
-            results.len()
-        ))));
-    }
-    results
+        .map(|p| (TopicPartition::new(p.topic, p.partition), p.batches))
+        .collect();
+    counts
         .into_iter()
-        .map(|r| match &r.error {
-            Some(e) => Outcome::Failed(Error::from_wire(e)),
-            None => Outcome::Stored(r.base_offset),
+        .map(|(tp, count)| {
+            let results = answered.remove(&tp).unwrap_or_default();
+            let outcomes = if results.len() == count {
+                results
+                    .into_iter()
+                    .map(|r| match &r.error {
+                        Some(e) => Outcome::Failed(Error::from_wire(e)),
+                        None => Outcome::Stored(r.base_offset),
+                    })
+                    .collect()
+            } else {
+                // Retriable: the idempotent resend gets the original offsets of what was
+                // stored.
+                let e = Error::Transport(tonic::Status::unknown(format!(
+                    "the proxy answered {} results for {count} batches of {tp}",
+                    results.len()
+                )));
+                (0..count)
+                    .map(|_| Outcome::Failed(super::accumulator::duplicate(&e)))
+                    .collect()
+            };
+            (tp, outcomes)
         })
         .collect()
 }

@@ -1,0 +1,268 @@
+//! Forwarding produces to the brokers that own the partitions.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use strata_proto::ErrorCode;
+use strata_proto::v1::{self, broker_client::BrokerClient};
+use tonic::transport::{Channel, Endpoint};
+
+use super::{ProxyService, error, retriable};
+
+/// How long one broker call may take before the proxy counts the broker as unreachable.
+const BROKER_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl ProxyService {
+    /// Forwards a produce: first one request per owning broker carrying all of its
+    /// partitions (fewer calls when a client writes many partitions at once), then, for the
+    /// batches that got a retriable answer or none, the per-partition retry loop of
+    /// [`Self::forward`].
+    pub(super) async fn forward_all(
+        &self,
+        ack: i32,
+        partitions: Vec<v1::PartitionBatches>,
+        deadline: Instant,
+    ) -> Vec<v1::PartitionResult> {
+        if partitions.len() == 1 {
+            let p = partitions.into_iter().next().expect("one partition");
+            return vec![self.forward(ack, p, deadline).await];
+        }
+        let mut by_owner: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut epochs = vec![0; partitions.len()];
+        for (i, p) in partitions.iter().enumerate() {
+            if let Ok(Some(route)) = self.routes.route(&p.topic, p.partition)
+                && let Some(addr) = route.addr
+            {
+                epochs[i] = route.epoch;
+                by_owner.entry(addr).or_default().push(i);
+            }
+        }
+        let mut results: Vec<Vec<Option<v1::BatchResult>>> = partitions
+            .iter()
+            .map(|p| vec![None; p.batches.len()])
+            .collect();
+        let first_tries = join_all(by_owner.into_iter().map(|(addr, members)| {
+            let request = v1::ProduceRequest {
+                ack,
+                partitions: members
+                    .iter()
+                    .map(|&i| v1::PartitionBatches {
+                        leader_epoch: epochs[i],
+                        ..partitions[i].clone()
+                    })
+                    .collect(),
+            };
+            async move { (members, self.call_broker(&addr, request).await) }
+        }))
+        .await;
+        for (members, answer) in first_tries {
+            let Some(answer) = answer else { continue };
+            let mut answered: HashMap<(String, u32), Vec<v1::BatchResult>> = answer
+                .partitions
+                .into_iter()
+                .map(|r| ((r.topic, r.partition), r.batches))
+                .collect();
+            for i in members {
+                let key = (partitions[i].topic.clone(), partitions[i].partition);
+                let Some(batches) = answered.remove(&key) else {
+                    continue;
+                };
+                for (slot, batch) in results[i].iter_mut().zip(batches) {
+                    if !batch.error.as_ref().is_some_and(retriable) {
+                        *slot = Some(batch);
+                    }
+                }
+            }
+        }
+        join_all(partitions.into_iter().enumerate().map(|(i, p)| {
+            let done = std::mem::take(&mut results[i]);
+            async move {
+                if done.iter().all(Option::is_some) {
+                    return v1::PartitionResult {
+                        topic: p.topic,
+                        partition: p.partition,
+                        batches: done.into_iter().flatten().collect(),
+                    };
+                }
+                self.metrics.produce_retries.inc();
+                let pending: Vec<usize> = (0..done.len()).filter(|b| done[*b].is_none()).collect();
+                let retry = v1::PartitionBatches {
+                    batches: pending.iter().map(|b| p.batches[*b].clone()).collect(),
+                    ..p.clone()
+                };
+                let mut retried = self.forward(ack, retry, deadline).await.batches.into_iter();
+                let batches = done
+                    .into_iter()
+                    .map(|d| d.or_else(|| retried.next()).unwrap_or_default())
+                    .collect();
+                v1::PartitionResult {
+                    topic: p.topic,
+                    partition: p.partition,
+                    batches,
+                }
+            }
+        }))
+        .await
+    }
+
+    /// One call to a broker; `None` when it failed or did not answer in time.
+    async fn call_broker(
+        &self,
+        addr: &str,
+        request: v1::ProduceRequest,
+    ) -> Option<v1::ProduceResponse> {
+        let channel = self.channel(addr).ok()?;
+        match tokio::time::timeout(
+            BROKER_CALL_TIMEOUT,
+            BrokerClient::new(channel).produce(request),
+        )
+        .await
+        {
+            Ok(Ok(response)) => Some(response.into_inner()),
+            Ok(Err(_)) | Err(_) => {
+                self.forget(addr);
+                None
+            }
+        }
+    }
+
+    fn channel(&self, addr: &str) -> Result<Channel, v1::Error> {
+        let mut channels = self.channels.lock().expect("channel cache poisoned");
+        if let Some(c) = channels.get(addr) {
+            return Ok(c.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| {
+                error(
+                    ErrorCode::Internal,
+                    format!("bad broker address {addr}: {e}"),
+                )
+            })?
+            .connect_timeout(Duration::from_secs(2));
+        let channel = endpoint.connect_lazy();
+        channels.insert(addr.to_owned(), channel.clone());
+        Ok(channel)
+    }
+
+    fn forget(&self, addr: &str) {
+        self.channels
+            .lock()
+            .expect("channel cache poisoned")
+            .remove(addr);
+    }
+
+    /// Sends one partition's batches to its owner, retrying the retriable failures (in order)
+    /// until they succeed or the deadline passes.
+    pub(super) async fn forward(
+        &self,
+        ack: i32,
+        p: v1::PartitionBatches,
+        deadline: Instant,
+    ) -> v1::PartitionResult {
+        let mut results: Vec<Option<v1::BatchResult>> = vec![None; p.batches.len()];
+        let mut last = error(ErrorCode::Unavailable, "no attempt made");
+        loop {
+            let pending: Vec<usize> = (0..results.len())
+                .filter(|i| results[*i].is_none())
+                .collect();
+            if pending.is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            let route = match self.routes.route(&p.topic, p.partition) {
+                Err((code, message)) => {
+                    last = error(code, message);
+                    break;
+                }
+                Ok(Some(route)) if route.addr.is_some() => route,
+                Ok(_) => {
+                    last = error(
+                        ErrorCode::Unavailable,
+                        format!("{}/{} has no live owner yet", p.topic, p.partition),
+                    );
+                    self.routes.changed(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            let addr = route.addr.clone().unwrap_or_default();
+            let channel = match self.channel(&addr) {
+                Ok(c) => c,
+                Err(e) => {
+                    last = e;
+                    break;
+                }
+            };
+            let request = v1::ProduceRequest {
+                ack,
+                partitions: vec![v1::PartitionBatches {
+                    topic: p.topic.clone(),
+                    partition: p.partition,
+                    batches: pending.iter().map(|i| p.batches[*i].clone()).collect(),
+                    leader_epoch: route.epoch,
+                }],
+            };
+            let answer = tokio::time::timeout(
+                BROKER_CALL_TIMEOUT,
+                BrokerClient::new(channel).produce(request),
+            )
+            .await;
+            match answer {
+                Ok(Ok(response)) => {
+                    let batches = response
+                        .into_inner()
+                        .partitions
+                        .into_iter()
+                        .next()
+                        .map(|r| r.batches)
+                        .unwrap_or_default();
+                    let mut retry = false;
+                    for (i, result) in pending.iter().zip(batches) {
+                        match &result.error {
+                            Some(e) if retriable(e) => {
+                                last = e.clone();
+                                retry = true;
+                            }
+                            _ => results[*i] = Some(result),
+                        }
+                    }
+                    if retry {
+                        self.metrics.produce_retries.inc();
+                        self.routes.changed(Duration::from_millis(100)).await;
+                    }
+                }
+                Ok(Err(status)) => {
+                    last = error(
+                        ErrorCode::Unavailable,
+                        format!("broker {} at {addr}: {}", route.broker, status.message()),
+                    );
+                    self.forget(&addr);
+                    self.routes.changed(Duration::from_millis(200)).await;
+                }
+                Err(_) => {
+                    last = error(
+                        ErrorCode::Unavailable,
+                        format!(
+                            "broker {} at {addr} did not answer in {BROKER_CALL_TIMEOUT:?}",
+                            route.broker
+                        ),
+                    );
+                    self.forget(&addr);
+                }
+            }
+        }
+        let batches = results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| v1::BatchResult {
+                    base_offset: -1,
+                    error: Some(last.clone()),
+                })
+            })
+            .collect();
+        v1::PartitionResult {
+            topic: p.topic,
+            partition: p.partition,
+            batches,
+        }
+    }
+}
