@@ -76,6 +76,11 @@ pub struct ControllerArgs {
     /// Seconds a dead active controller keeps its leadership before a standby takes over.
     #[arg(long, env = "STRATA_ELECTION_TTL_SECS")]
     pub election_ttl_secs: Option<u64>,
+
+    /// Milliseconds between connection probes of every broker: one that refuses connections
+    /// twice in a row is treated as crashed at once (0 turns probing off).
+    #[arg(long, env = "STRATA_BROKER_PROBE_MS")]
+    pub broker_probe_ms: Option<u64>,
 }
 
 /// Where segment objects go.

@@ -63,12 +63,14 @@ pub struct ControllerSection {
     pub admin_addr: Option<std::net::SocketAddr>,
     pub id: Option<String>,
     pub election_ttl_secs: Option<u64>,
+    pub broker_probe_ms: Option<u64>,
 }
 
 pub const DEFAULT_CLUSTER: &str = "default";
 pub const DEFAULT_META: &str = "etcd://127.0.0.1:2379";
 pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:7080";
 pub const DEFAULT_ELECTION_TTL_SECS: u64 = 5;
+pub const DEFAULT_BROKER_PROBE_MS: u64 = 250;
 pub const DEFAULT_BROKER_ADDR: &str = "127.0.0.1:7071";
 pub const DEFAULT_PROXY_ADDR: &str = "127.0.0.1:7070";
 pub const DEFAULT_PROXY_HTTP_ADDR: &str = "127.0.0.1:7073";
@@ -129,6 +131,10 @@ mod tests {
         assert_eq!(
             config.controller.election_ttl_secs,
             Some(DEFAULT_ELECTION_TTL_SECS)
+        );
+        assert_eq!(
+            config.controller.broker_probe_ms,
+            Some(DEFAULT_BROKER_PROBE_MS)
         );
         assert_eq!(
             config.proxy.listen,

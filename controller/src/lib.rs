@@ -13,6 +13,7 @@ pub mod api;
 pub mod balance;
 mod error;
 pub mod groups;
+mod liveness;
 pub mod metrics;
 mod probe;
 mod reconcile;
@@ -20,4 +21,4 @@ pub mod state;
 
 pub use admin::Admin;
 pub use error::{ControllerError, Result};
-pub use reconcile::{Controller, ControllerConfig};
+pub use reconcile::{Controller, ControllerConfig, ProbeConfig};

@@ -11,6 +11,7 @@ use strata_meta::{Election, Leadership, MetaError, MetaStore, WatchStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{ControllerError, Result};
+pub use crate::liveness::ProbeConfig;
 use crate::metrics::Metrics;
 use crate::state::{ClusterState, PlanMode};
 
@@ -23,6 +24,8 @@ pub struct ControllerConfig {
     pub election_ttl: Duration,
     /// Full re-read of the state even without watch events, as a safety net.
     pub resync_interval: Duration,
+    /// Probing brokers for a crash (refused connections) before their leases run out.
+    pub probe: ProbeConfig,
 }
 
 impl Default for ControllerConfig {
@@ -31,6 +34,7 @@ impl Default for ControllerConfig {
             id: format!("controller-{}", std::process::id()),
             election_ttl: Duration::from_secs(5),
             resync_interval: Duration::from_secs(5),
+            probe: ProbeConfig::default(),
         }
     }
 }
@@ -118,6 +122,9 @@ impl Controller {
 
     /// Leads until leadership is lost (Ok) or cancelled.
     async fn lead(&self, leadership: &Leadership, cancel: &CancellationToken) -> Result<()> {
+        // Runs while this controller leads: the future is dropped with this call.
+        let probing = crate::liveness::run(self.meta.clone(), self.keys.clone(), self.config.probe);
+        tokio::pin!(probing);
         let fence = leadership.fence();
         let mut watches = self.watches().await?;
         let mut settled: Option<BTreeSet<String>> = None;
@@ -135,6 +142,7 @@ impl Controller {
                 Err(e) => return Err(e),
             }
             let wake = tokio::select! {
+                () = &mut probing => Wake::Changed,
                 () = cancel.cancelled() => Wake::Cancelled,
                 () = leadership.lost() => Wake::Lost,
                 event = watches.next() => match event {

@@ -152,12 +152,17 @@ pub async fn spawn(
     tracing::info!(%listen, advertised_addr = %s.advertised_addr, id = %s.id, "broker starting");
     let service = BrokerService::new(broker.clone()).into_server();
     let router = tonic::transport::Server::builder().add_service(service);
-    super::spawn_grpc(tasks, cancel, listener, router, "broker");
-    let http_cancel = cancel.clone();
+    // The servers outlive the member task: during a graceful stop the broker keeps accepting
+    // connections (refusing writes as not ready) until it has flushed, committed and left,
+    // so the controller never mistakes a draining broker for a dead one (a refused
+    // connection is how it spots a crashed broker before its lease runs out).
+    let servers = CancellationToken::new();
+    super::spawn_grpc(tasks, &servers, listener, router, "broker");
+    let http_stop = servers.clone();
     let http = strata_broker::http::router(broker.clone());
     tasks.spawn(async move {
         axum::serve(http_listener, http)
-            .with_graceful_shutdown(http_cancel.cancelled_owned())
+            .with_graceful_shutdown(http_stop.cancelled_owned())
             .await
             .context("broker HTTP endpoint failed")
     });
@@ -169,10 +174,12 @@ pub async fn spawn(
         maintenance: strata_broker::MaintenanceConfig::default(),
     };
     tasks.spawn(async move {
-        broker
+        let result = broker
             .run_member(node, member_cancel)
             .await
-            .context("broker failed")
+            .context("broker failed");
+        servers.cancel();
+        result
     });
     Ok(())
 }

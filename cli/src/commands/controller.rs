@@ -23,8 +23,16 @@ pub async fn run(args: ControllerArgs, file: FileConfig) -> anyhow::Result<()> {
         .election_ttl_secs
         .or(file.controller.election_ttl_secs)
         .unwrap_or(config::DEFAULT_ELECTION_TTL_SECS);
+    let probe_ms = args
+        .broker_probe_ms
+        .or(file.controller.broker_probe_ms)
+        .unwrap_or(config::DEFAULT_BROKER_PROBE_MS);
     let mut controller_config = ControllerConfig {
         election_ttl: Duration::from_secs(ttl.max(1)),
+        probe: strata_controller::ProbeConfig {
+            interval: Duration::from_millis(probe_ms),
+            ..Default::default()
+        },
         ..Default::default()
     };
     if let Some(id) = args.id.or(file.controller.id) {
