@@ -55,6 +55,11 @@ async fn scenario(meta: Arc<dyn MetaStore>) {
         id: "c".into(),
         election_ttl: Duration::from_secs(2),
         resync_interval: Duration::from_secs(1),
+        // The brokers here are registrations without processes: nothing to probe.
+        probe: strata_controller::ProbeConfig {
+            interval: Duration::ZERO,
+            ..Default::default()
+        },
     };
     let controller = Controller::new(meta.clone(), keys.clone(), config, metrics.clone());
     let cancel = CancellationToken::new();
