@@ -65,6 +65,7 @@ impl Broker {
             return stats;
         }
 
+        let started = std::time::Instant::now();
         let written: Vec<InFlight> = futures::stream::iter(work)
             .map(|mut item| async {
                 if item.record.is_none() {
@@ -87,6 +88,11 @@ impl Broker {
             .map(|r| r.meta.size)
             .sum();
 
+        let put_done = std::time::Instant::now();
+        self.metrics
+            .flush_timings
+            .put
+            .observe((put_done - started).as_secs_f64());
         let mut queue = ready;
         while !queue.is_empty() {
             let rest = queue.split_off(queue.len().min(PARTITIONS_PER_TXN));
@@ -112,6 +118,19 @@ impl Broker {
                 }
             }
         }
+        let commit_time = put_done.elapsed();
+        self.metrics
+            .flush_timings
+            .commit
+            .observe(commit_time.as_secs_f64());
+        tracing::debug!(
+            partitions = stats.partitions,
+            bytes = stats.bytes,
+            put_ms = (put_done - started).as_secs_f64() * 1e3,
+            commit_ms = commit_time.as_secs_f64() * 1e3,
+            txns = stats.txns,
+            "flushed"
+        );
         pending.retain(|w| w.partition.wants_retry());
         stats.retrying = pending.len();
         self.metrics.flushes.inc();

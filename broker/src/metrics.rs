@@ -4,6 +4,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::broker::Broker;
@@ -18,9 +19,35 @@ pub struct StateLabel {
     pub state: String,
 }
 
+/// Seconds, from 0.5 ms to about 8 s: the range of one flush stage.
+fn stage_histogram() -> Histogram {
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.0005, 2.0, 15,
+    ))
+}
+
+/// Time spent in each stage of flush cycles, so a slow ack can be traced to its stage.
+#[derive(Debug)]
+pub struct FlushTimings {
+    /// Building and writing the cycle's segment objects (all partitions, in parallel).
+    pub put: Histogram,
+    /// The commit transactions of the cycle.
+    pub commit: Histogram,
+}
+
+impl Default for FlushTimings {
+    fn default() -> Self {
+        Self {
+            put: stage_histogram(),
+            commit: stage_histogram(),
+        }
+    }
+}
+
 /// Counters the write path updates.
 #[derive(Debug, Default)]
 pub struct BrokerMetrics {
+    pub flush_timings: FlushTimings,
     pub produced_batches: Counter,
     pub produced_bytes: Counter,
     pub produce_errors: Family<CodeLabel, Counter>,
@@ -97,6 +124,16 @@ impl BrokerMetrics {
             "fenced_partitions",
             "Partitions fenced by a newer owner",
             self.fenced_partitions.clone(),
+        );
+        r.register(
+            "flush_put_seconds",
+            "Time a flush cycle spends writing its segment objects",
+            self.flush_timings.put.clone(),
+        );
+        r.register(
+            "flush_commit_seconds",
+            "Time a flush cycle spends committing to the metadata store",
+            self.flush_timings.commit.clone(),
         );
         r.register("compactions", "Segment merges", self.compactions.clone());
         r.register(

@@ -63,11 +63,19 @@ pub fn spawn_grpc(
     let shutdown = cancel.clone().cancelled_owned();
     tasks.spawn(async move {
         use anyhow::Context as _;
+        use futures::StreamExt as _;
+        // Small answers (acks) must leave at once: with Nagle's algorithm on, an ack waits
+        // for the client's delayed ACK, about 40 ms. tonic sets TCP_NODELAY only on
+        // listeners it binds itself, not on an incoming stream like this one.
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {
+            stream.inspect(|s| {
+                if let Err(e) = s.set_nodelay(true) {
+                    tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+                }
+            })
+        });
         router
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                shutdown,
-            )
+            .serve_with_incoming_shutdown(incoming, shutdown)
             .await
             .with_context(|| format!("{what} gRPC server failed"))
     });
