@@ -216,6 +216,12 @@ impl LogReader {
                 budget = budget.saturating_sub(batch.len() as u64);
                 batches.push(batch);
             }
+            // The segment reader stops at an index block boundary, which can come before the
+            // budget is spent; the next segment does not hold `next` then, so the read ends
+            // here and the next fetch continues in this segment.
+            if next < segment.meta.next_offset {
+                break;
+            }
         }
         Ok(ReadResult {
             batches,
