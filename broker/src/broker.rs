@@ -52,6 +52,7 @@ pub struct Broker {
     pub(crate) flush_wanted: Arc<Notify>,
     pub(crate) flush_lock: tokio::sync::Mutex<()>,
     pub(crate) retry: Mutex<Vec<InFlight>>,
+    pub(crate) storage_stall: crate::stall::StorageStall,
     pub metrics: crate::metrics::BrokerMetrics,
     /// Registered and serving; false before registration and from the start of shutdown.
     pub ready: std::sync::atomic::AtomicBool,
@@ -74,6 +75,7 @@ impl Broker {
             flush_wanted: Arc::new(Notify::new()),
             flush_lock: tokio::sync::Mutex::new(()),
             retry: Mutex::default(),
+            storage_stall: crate::stall::StorageStall::default(),
             metrics: crate::metrics::BrokerMetrics::default(),
             ready: std::sync::atomic::AtomicBool::new(false),
         })

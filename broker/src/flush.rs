@@ -1,6 +1,7 @@
 //! One flush cycle: every partition with buffered data becomes one segment object, all objects
 //! are written in parallel, and then committed together — one metadata transaction for up to
-//! [`PARTITIONS_PER_TXN`] partitions — each guarded by its assignment's mod revision.
+//! [`PARTITIONS_PER_TXN`] partitions — each guarded by its assignment's mod revision and by
+//! the checkpoint revision its own incarnation last wrote.
 
 use std::sync::Arc;
 
@@ -14,8 +15,8 @@ use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
 use crate::partition::{FlushUnit, Partition, now_ms, producers_key};
 
-/// Partitions per commit transaction: three operations each stays under etcd's default limit
-/// of 128 operations per transaction.
+/// Partitions per commit transaction: two compares and up to three operations each stay under
+/// etcd's default limit of 128 of each per transaction.
 pub const PARTITIONS_PER_TXN: usize = 40;
 /// Segment objects written at once.
 const PARALLEL_PUTS: usize = 16;
@@ -45,6 +46,10 @@ impl Broker {
     pub async fn flush_once(&self) -> FlushStats {
         let _one_at_a_time = self.flush_lock.lock().await;
         let mut work = std::mem::take(&mut *self.retry.lock().expect("retry mutex poisoned"));
+        // Units of partitions released since (moved away, or the broker lost its lease) go:
+        // their producers were told to retry elsewhere, and a reopened partition is a new
+        // incarnation with units of its own.
+        work.retain(|w| w.partition.wants_retry());
         for partition in self.partitions() {
             if work.iter().any(|w| Arc::ptr_eq(&w.partition, &partition)) {
                 continue; // its earlier unit must commit first
@@ -65,7 +70,11 @@ impl Broker {
             return stats;
         }
 
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
+        let needs_put = work.iter().any(|w| w.record.is_none());
+        if needs_put {
+            self.storage_stall.writing(started);
+        }
         let written: Vec<InFlight> = futures::stream::iter(work)
             .map(|mut item| async {
                 if item.record.is_none() {
@@ -81,6 +90,9 @@ impl Broker {
             .await;
         let (ready, mut pending): (Vec<InFlight>, Vec<InFlight>) =
             written.into_iter().partition(|w| w.record.is_some());
+        if needs_put && pending.is_empty() {
+            self.storage_stall.written();
+        }
         stats.puts = ready.iter().filter(|w| w.record.is_some()).count();
         stats.bytes = ready
             .iter()
@@ -88,7 +100,7 @@ impl Broker {
             .map(|r| r.meta.size)
             .sum();
 
-        let put_done = std::time::Instant::now();
+        let put_done = tokio::time::Instant::now();
         self.metrics
             .flush_timings
             .put
@@ -99,15 +111,19 @@ impl Broker {
             let chunk = std::mem::replace(&mut queue, rest);
             stats.txns += 1;
             match self.commit(&chunk).await {
-                Ok(true) => chunk.iter().for_each(|w| w.partition.committed(&w.unit)),
-                Ok(false) => {
-                    // Someone's assignment moved: fence those, retry the others at once.
+                Ok(Some(revision)) => chunk
+                    .iter()
+                    .for_each(|w| w.partition.committed(&w.unit, revision)),
+                Ok(None) => {
+                    // Someone's guard failed: fence those, retry the others at once.
                     for item in chunk {
-                        if self.still_assigned(&item.partition).await.unwrap_or(true) {
+                        if self.still_owned(&item.partition).await.unwrap_or(true) {
                             queue.push(item);
                         } else {
-                            item.partition
-                                .fence("commit refused: the assignment moved to a newer epoch");
+                            item.partition.fence(
+                                "commit refused: the assignment moved to a newer epoch or a \
+                                 newer incarnation claimed the partition",
+                            );
                             stats.fenced += 1;
                         }
                     }
@@ -170,8 +186,9 @@ impl Broker {
         })
     }
 
-    /// Commits a chunk in one transaction; `Ok(false)` when a guard failed.
-    async fn commit(&self, chunk: &[InFlight]) -> Result<bool> {
+    /// Commits a chunk in one transaction: the revision it committed at, or `None` when a
+    /// guard failed.
+    async fn commit(&self, chunk: &[InFlight]) -> Result<Option<strata_meta::Revision>> {
         let mut txn = Txn::new();
         for item in chunk {
             let p = &item.partition;
@@ -186,11 +203,18 @@ impl Broker {
                 committed_ms: now_ms(),
             };
             txn = txn
-                .when([Compare::mod_revision(
-                    self.keys.assignment(&p.topic, p.partition),
-                    CompareOp::Equal,
-                    p.assignment_revision,
-                )])
+                .when([
+                    Compare::mod_revision(
+                        self.keys.assignment(&p.topic, p.partition),
+                        CompareOp::Equal,
+                        p.assignment_revision,
+                    ),
+                    Compare::mod_revision(
+                        self.keys.commit(&p.topic, p.partition),
+                        CompareOp::Equal,
+                        p.commit_revision(),
+                    ),
+                ])
                 .and_then([
                     TxnOp::put(
                         self.keys
@@ -209,19 +233,24 @@ impl Broker {
                 )]);
             }
         }
-        Ok(self
-            .meta
-            .txn(txn)
-            .await
-            .map_err(BrokerError::from)?
-            .succeeded)
+        let result = self.meta.txn(txn).await.map_err(BrokerError::from)?;
+        Ok(result.succeeded.then_some(result.revision))
     }
 
-    async fn still_assigned(&self, p: &Partition) -> Result<bool> {
-        let kv = self
+    /// Whether this incarnation still owns the partition: the assignment is the one it
+    /// claimed and the checkpoint is the one it last wrote.
+    async fn still_owned(&self, p: &Partition) -> Result<bool> {
+        let assignment = self
             .meta
             .get(&self.keys.assignment(&p.topic, p.partition))
             .await?;
-        Ok(kv.is_some_and(|kv| kv.mod_revision == p.assignment_revision))
+        let checkpoint = self
+            .meta
+            .get(&self.keys.commit(&p.topic, p.partition))
+            .await?;
+        Ok(
+            assignment.is_some_and(|kv| kv.mod_revision == p.assignment_revision)
+                && checkpoint.is_some_and(|kv| kv.mod_revision == p.commit_revision()),
+        )
     }
 }

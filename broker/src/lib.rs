@@ -17,6 +17,7 @@ pub mod metrics;
 mod node;
 pub mod partition;
 mod service;
+mod stall;
 
 pub use broker::{Broker, BrokerConfig};
 pub use error::{BrokerError, Result};

@@ -31,6 +31,11 @@ use crate::partition::{Partition, PartitionState, now_ms};
 
 /// Segments merged at most in one compaction (bounds one transaction and one cycle's work).
 const MAX_MERGE: usize = 32;
+/// Compactions of one partition in one pass. A partition that hit it has a backlog, and the
+/// next pass comes after [`BACKLOG_INTERVAL`] instead of the configured interval: a partition
+/// flushing many times a second makes segments faster than one merge per pass removes them.
+const MAX_COMPACTIONS_PER_PASS: usize = 8;
+const BACKLOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Settings of the maintenance loop.
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +65,8 @@ pub struct MaintenanceStats {
     pub segments_expired: usize,
     pub objects_deleted: usize,
     pub orphans_deleted: usize,
+    /// Some partition had more to compact than one pass does.
+    pub backlog: bool,
 }
 
 impl std::ops::AddAssign for MaintenanceStats {
@@ -69,6 +76,7 @@ impl std::ops::AddAssign for MaintenanceStats {
         self.segments_expired += o.segments_expired;
         self.objects_deleted += o.objects_deleted;
         self.orphans_deleted += o.orphans_deleted;
+        self.backlog |= o.backlog;
     }
 }
 
@@ -86,15 +94,22 @@ impl Broker {
         cancel: tokio_util::sync::CancellationToken,
     ) {
         let mut cycle = 0u32;
+        let mut backlog = false;
         loop {
+            let wait = if backlog {
+                BACKLOG_INTERVAL.min(config.interval)
+            } else {
+                config.interval
+            };
             tokio::select! {
                 () = cancel.cancelled() => return,
-                () = tokio::time::sleep(config.interval) => {}
+                () = tokio::time::sleep(wait) => {}
             }
             cycle = cycle.wrapping_add(1);
             let sweep =
                 config.orphan_sweep_every > 0 && cycle.is_multiple_of(config.orphan_sweep_every);
             let mut stats = self.maintain_once(config.gc_grace, sweep).await;
+            backlog = stats.backlog;
             if sweep {
                 match self.sweep_deleted_topics(config.gc_grace).await {
                     Ok(deleted) => stats.orphans_deleted += deleted,
@@ -152,10 +167,21 @@ impl Broker {
         stats.segments_expired = self
             .apply_retention(p, &config, &segments, grace_ms)
             .await?;
-        let segments = self.load_segments(p).await?;
-        if let Some(run) = compaction_run(&segments, config.segment_bytes) {
-            stats.segments_merged = self.compact(p, &segments[run], grace_ms).await?;
-            stats.compactions = usize::from(stats.segments_merged > 0);
+        loop {
+            let segments = self.load_segments(p).await?;
+            let Some(run) = compaction_run(&segments, config.segment_bytes) else {
+                break;
+            };
+            if stats.compactions == MAX_COMPACTIONS_PER_PASS {
+                stats.backlog = true;
+                break;
+            }
+            let merged = self.compact(p, &segments[run], grace_ms).await?;
+            if merged == 0 {
+                break; // lost a race; the next pass looks again
+            }
+            stats.segments_merged += merged;
+            stats.compactions += 1;
         }
         stats.objects_deleted = self.collect_garbage(p).await?;
         if sweep_orphans {
@@ -447,10 +473,12 @@ fn rand_nonce() -> u32 {
     ThreadRandom.next_u64() as u32
 }
 
-/// The first run of at least two adjacent segments whose total size fits in `segment_bytes`.
+/// The first run of at least two adjacent segments whose total size fits in `segment_bytes`
+/// and in which no segment outweighs twice all the others together. The second rule bounds
+/// the rewriting: a byte is copied again only when its segment grows by half at least, so a
+/// growing segment is not rewritten whole for every few small ones appended to it.
 fn compaction_run(segments: &[Segment], segment_bytes: u64) -> Option<std::ops::Range<usize>> {
-    let mut start = 0;
-    while start < segments.len() {
+    for start in 0..segments.len() {
         let mut end = start;
         let mut size = 0u64;
         while end < segments.len()
@@ -460,10 +488,14 @@ fn compaction_run(segments: &[Segment], segment_bytes: u64) -> Option<std::ops::
             size += segments[end].record.meta.size;
             end += 1;
         }
-        if end - start >= 2 {
+        let largest = segments[start..end]
+            .iter()
+            .map(|s| s.record.meta.size)
+            .max()
+            .unwrap_or(0);
+        if end - start >= 2 && largest <= 2 * (size - largest) {
             return Some(start..end);
         }
-        start = end.max(start + 1);
     }
     None
 }

@@ -56,6 +56,7 @@ pub struct BrokerMetrics {
     pub segment_bytes: Counter,
     pub commit_txns: Counter,
     pub fenced_partitions: Counter,
+    pub storage_give_ups: Counter,
     pub compactions: Counter,
     pub expired_segments: Counter,
     pub deleted_objects: Counter,
@@ -124,6 +125,11 @@ impl BrokerMetrics {
             "fenced_partitions",
             "Partitions fenced by a newer owner",
             self.fenced_partitions.clone(),
+        );
+        r.register(
+            "storage_give_ups",
+            "Times the broker gave its lease up because segment writes were stuck",
+            self.storage_give_ups.clone(),
         );
         r.register(
             "flush_put_seconds",

@@ -24,12 +24,17 @@ pub struct NodeConfig {
     pub lease_ttl: Duration,
     /// Upper bound on the flush at shutdown.
     pub shutdown_timeout: Duration,
+    /// Segment writes failing or hanging for this long make the broker give its lease up, so
+    /// its partitions move to brokers that can write; it registers again once a probe write
+    /// succeeds. Longer than a storage request's timeout, so one slow node is not enough.
+    pub storage_stall_limit: Duration,
     pub maintenance: crate::MaintenanceConfig,
 }
 
 enum Exit {
     Cancelled,
     LeaseLost,
+    StorageStalled,
     WatchBroken(MetaError),
 }
 
@@ -73,7 +78,10 @@ impl Broker {
             };
             self.ready.store(true, std::sync::atomic::Ordering::SeqCst);
             loop {
-                match self.follow_assignments(&keeper, cancel).await {
+                match self
+                    .follow_assignments(&keeper, config.storage_stall_limit, cancel)
+                    .await
+                {
                     Ok(Exit::Cancelled) => {
                         tracing::info!(broker = %self.id, "shutting down: flushing and committing partitions");
                         self.shutdown(config.shutdown_timeout).await;
@@ -90,6 +98,10 @@ impl Broker {
                         }
                         break;
                     }
+                    Ok(Exit::StorageStalled) => {
+                        self.give_up_for_storage(keeper, cancel).await;
+                        break;
+                    }
                     Ok(Exit::WatchBroken(e)) => {
                         tracing::warn!(error = %e, "assignment watch broke; re-reading assignments");
                     }
@@ -101,6 +113,44 @@ impl Broker {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
+    }
+
+    /// Storage has been unwritable from here past the limit while etcd still answers: without
+    /// this the broker would keep its lease, and its partitions stay unwritable for as long as
+    /// the outage lasts. Leaving moves them to brokers that can write; nothing acknowledged
+    /// is lost, since only committed data was ever acknowledged durably.
+    async fn give_up_for_storage(&self, keeper: LeaseKeeper, cancel: &CancellationToken) {
+        self.ready.store(false, std::sync::atomic::Ordering::SeqCst);
+        let stalled = self.storage_stall.stalled_for().unwrap_or_default();
+        tracing::warn!(broker = %self.id, stalled_s = stalled.as_secs_f64(), "segment writes are stuck: giving the lease up so the partitions move, and registering again once storage takes a write");
+        self.metrics.storage_give_ups.inc();
+        for p in self.partitions() {
+            self.release(&p.topic, p.partition);
+        }
+        if let Err(e) = keeper.shutdown().await {
+            tracing::warn!(error = %e, "revoking the broker lease failed; it expires on its own");
+        }
+        let probe = object_store::path::Path::from(format!(
+            "{}/_probe/{}",
+            self.keys.root().trim_start_matches('/'),
+            self.id
+        ));
+        loop {
+            match self
+                .pool
+                .put(&probe, bytes::Bytes::from_static(b"probe").into())
+                .await
+            {
+                Ok(_) => break,
+                Err(e) => tracing::info!(error = %e, "storage still unwritable from here"),
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+        self.storage_stall.written();
+        tracing::info!(broker = %self.id, "storage writable again");
     }
 
     async fn register(&self, config: &NodeConfig) -> Result<LeaseKeeper> {
@@ -125,6 +175,7 @@ impl Broker {
     async fn follow_assignments(
         &self,
         keeper: &LeaseKeeper,
+        storage_stall_limit: Duration,
         cancel: &CancellationToken,
     ) -> Result<Exit> {
         let prefix = self.keys.assignments();
@@ -154,6 +205,7 @@ impl Broker {
             let event = tokio::select! {
                 () = cancel.cancelled() => return Ok(Exit::Cancelled),
                 () = keeper.lost() => return Ok(Exit::LeaseLost),
+                () = self.storage_stall.exceeds(storage_stall_limit) => return Ok(Exit::StorageStalled),
                 event = watch.next() => event,
             };
             match event {

@@ -107,6 +107,12 @@ pub struct Partition {
     pub epoch: u64,
     /// Mod revision of the assignment this broker claimed under; every commit compares it.
     pub(crate) assignment_revision: Revision,
+    /// Mod revision of the partition's checkpoint as this incarnation last wrote it (its claim,
+    /// then each commit); every commit compares it too. The assignment alone cannot tell two
+    /// incarnations of the same broker at the same epoch apart — a broker that lost its lease
+    /// and reopened the partition — and a commit still pending from the first must not land
+    /// after the second has read the checkpoint and handed out the same offsets again.
+    commit_revision: std::sync::atomic::AtomicI64,
     limits: Limits,
     inner: Mutex<Inner>,
     progress: watch::Sender<Progress>,
@@ -139,54 +145,68 @@ impl Partition {
         }
         let commit_key = keys.commit(topic, partition);
         let producers_key = producers_key(keys, topic, partition);
-        let commit = meta.get(&commit_key).await?;
-        let checkpoint = match &commit {
-            Some(kv) => Some(schema::decode::<Checkpoint>(&commit_key, &kv.value)?),
-            None => None,
-        };
-        let producers = match meta.get(&producers_key).await? {
-            Some(kv) => schema::decode::<ProducerState>(&producers_key, &kv.value)?,
-            None => ProducerState::default(),
-        };
-        let next_offset = checkpoint.as_ref().map_or(0, |c| c.next_offset);
-        if let Some(c) = &checkpoint
-            && c.epoch > assignment.epoch
-        {
-            return Err(BrokerError::Fenced {
-                topic: topic.into(),
-                partition,
-                epoch: assignment.epoch,
-            });
-        }
-        let claim = Checkpoint {
+        let fenced = || BrokerError::Fenced {
+            topic: topic.into(),
+            partition,
             epoch: assignment.epoch,
-            next_offset,
-            broker: broker_id.into(),
-            committed_ms: now_ms(),
         };
-        let commit_guard = match &commit {
-            Some(kv) => {
-                Compare::mod_revision(commit_key.clone(), CompareOp::Equal, kv.mod_revision)
+        // The claim can lose a race without the partition having moved: a commit of an
+        // earlier incarnation of this same broker (one that lost its lease and is reopening)
+        // may land between the read and the claim. That commit is fenced from then on, so a
+        // fresh read wins; only a changed assignment is a real fence.
+        let mut attempts = 0;
+        let (next_offset, producers, claimed) = loop {
+            attempts += 1;
+            let commit = meta.get(&commit_key).await?;
+            let checkpoint = match &commit {
+                Some(kv) => Some(schema::decode::<Checkpoint>(&commit_key, &kv.value)?),
+                None => None,
+            };
+            let producers = match meta.get(&producers_key).await? {
+                Some(kv) => schema::decode::<ProducerState>(&producers_key, &kv.value)?,
+                None => ProducerState::default(),
+            };
+            let next_offset = checkpoint.as_ref().map_or(0, |c| c.next_offset);
+            if checkpoint
+                .as_ref()
+                .is_some_and(|c| c.epoch > assignment.epoch)
+            {
+                return Err(fenced());
             }
-            None => Compare::absent(commit_key.clone()),
-        };
-        let txn = Txn::new()
-            .when([
-                Compare::mod_revision(
-                    keys.assignment(topic, partition),
-                    CompareOp::Equal,
-                    assignment_revision,
-                ),
-                commit_guard,
-            ])
-            .and_then([TxnOp::put(commit_key, schema::encode(&claim))]);
-        if !meta.txn(txn).await?.succeeded {
-            return Err(BrokerError::Fenced {
-                topic: topic.into(),
-                partition,
+            let claim = Checkpoint {
                 epoch: assignment.epoch,
-            });
-        }
+                next_offset,
+                broker: broker_id.into(),
+                committed_ms: now_ms(),
+            };
+            let commit_guard = match &commit {
+                Some(kv) => {
+                    Compare::mod_revision(commit_key.clone(), CompareOp::Equal, kv.mod_revision)
+                }
+                None => Compare::absent(commit_key.clone()),
+            };
+            let txn = Txn::new()
+                .when([
+                    Compare::mod_revision(
+                        keys.assignment(topic, partition),
+                        CompareOp::Equal,
+                        assignment_revision,
+                    ),
+                    commit_guard,
+                ])
+                .and_then([TxnOp::put(commit_key.clone(), schema::encode(&claim))]);
+            let claimed = meta.txn(txn).await?;
+            if claimed.succeeded {
+                break (next_offset, producers, claimed.revision);
+            }
+            let assignment_now = meta.get(&keys.assignment(topic, partition)).await?;
+            if attempts >= 5
+                || assignment_now.is_none_or(|kv| kv.mod_revision != assignment_revision)
+            {
+                return Err(fenced());
+            }
+            tracing::info!(%topic, partition, epoch = assignment.epoch, "claim raced a late commit of an earlier incarnation; reading the checkpoint again");
+        };
         tracing::info!(%topic, partition, epoch = assignment.epoch, next_offset, "partition recovered");
         let (progress, _) = watch::channel(Progress {
             high_watermark: next_offset,
@@ -198,6 +218,7 @@ impl Partition {
             topic_id: assignment.topic_id,
             epoch: assignment.epoch,
             assignment_revision,
+            commit_revision: claimed.into(),
             limits,
             inner: Mutex::new(Inner {
                 state: PartitionState::Write,
@@ -351,8 +372,17 @@ impl Partition {
         Some(unit)
     }
 
-    /// The flusher committed `unit`: its batches are readable and their producers acked.
-    pub(crate) fn committed(&self, unit: &FlushUnit) {
+    /// The checkpoint revision the next commit must find.
+    pub(crate) fn commit_revision(&self) -> Revision {
+        self.commit_revision
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The flusher committed `unit` at `revision`: its batches are readable and their
+    /// producers acked.
+    pub(crate) fn committed(&self, unit: &FlushUnit, revision: Revision) {
+        self.commit_revision
+            .store(revision, std::sync::atomic::Ordering::SeqCst);
         let state = {
             let mut inner = self.lock();
             inner.in_flight = false;

@@ -208,9 +208,12 @@ async fn compaction_keeps_objects_and_keys_bounded_and_readers_see_no_gap() {
         "{MESSAGES} durable produces → {} segments ({total} bytes); peak {max_objects} objects, {max_keys} keys; {flushes} segments just after producing",
         segments.len()
     );
-    // ~80 KB of data in 8 KiB segments: about ten, however many flushes made them.
+    // ~100 KB of data in 8 KiB segments, however many flushes made them: merges never
+    // rewrite a segment for less than half its size in new data, so some segments stay
+    // between half and full, and a short run of shrinking ones can be left where producing
+    // stopped — at most twice the minimum, plus a few.
     assert!(
-        segments.len() <= (total / (8 * 1024)) as usize + 3,
+        segments.len() <= 2 * (total / (8 * 1024)) as usize + 6,
         "{} segments",
         segments.len()
     );

@@ -750,3 +750,86 @@ async fn a_full_buffer_pushes_back_until_a_flush_makes_room() {
     flusher.await.unwrap();
     assert_eq!(env.read_all("t", 0).await.len(), 2);
 }
+
+/// A broker that lost its lease (an etcd restart) reopens its partitions at the same epoch,
+/// under the same assignment. A flush its first incarnation still had pending must not commit
+/// after the reopen read the checkpoint: both would hand out the same offsets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopened_partition_fences_the_late_commits_of_its_earlier_incarnation() {
+    let env = env(1, 1).await;
+    env.register("b1").await;
+    env.topic("t", 1).await;
+    let first = env.broker("b1", Limits::default());
+    first.open_partition("t", 0).await.unwrap();
+    first
+        .produce("t", 0, one("first-incarnation"), Ack::Buffered)
+        .await
+        .unwrap();
+    env.faults[0].fail_writes(true);
+    assert_eq!(
+        first.flush_once().await.retrying,
+        1,
+        "the unit waits for a retry"
+    );
+    env.faults[0].fail_writes(false);
+
+    // The same broker, registered again, opens the partition anew (same id, same epoch).
+    let second = env.broker("b1", Limits::default());
+    second.open_partition("t", 0).await.unwrap();
+    let offset = second
+        .produce("t", 0, one("second-incarnation"), Ack::Buffered)
+        .await
+        .unwrap();
+    assert_eq!(offset, 0, "the first incarnation committed nothing");
+    assert_eq!(second.flush_once().await.txns, 1);
+
+    // The first incarnation's retry now finds storage writable again: its commit is refused.
+    let stats = first.flush_once().await;
+    assert_eq!(stats.fenced, 1, "{stats:?}");
+    assert_eq!(
+        first.partition("t", 0).unwrap().state(),
+        PartitionState::Fenced
+    );
+    second
+        .produce("t", 0, one("after"), Ack::Buffered)
+        .await
+        .unwrap();
+    assert_eq!(
+        second.flush_once().await.txns,
+        1,
+        "the second keeps committing"
+    );
+    assert_eq!(
+        env.read_all("t", 0).await,
+        ["second-incarnation", "after"],
+        "offset 0 was committed once"
+    );
+}
+
+/// A partition released while its unit waits for a retry (the broker lost its lease) drops
+/// the unit: nothing it held is committed later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_partition_drops_the_unit_waiting_for_a_retry() {
+    let env = env(1, 1).await;
+    env.register("b1").await;
+    env.topic("t", 1).await;
+    let broker = env.broker("b1", Limits::default());
+    broker.open_partition("t", 0).await.unwrap();
+    broker
+        .produce("t", 0, one("dropped"), Ack::Buffered)
+        .await
+        .unwrap();
+    env.faults[0].fail_writes(true);
+    assert_eq!(broker.flush_once().await.retrying, 1);
+    env.faults[0].fail_writes(false);
+    broker.release("t", 0);
+    let stats = broker.flush_once().await;
+    assert_eq!((stats.puts, stats.txns), (0, 0), "{stats:?}");
+    broker.open_partition("t", 0).await.unwrap();
+    broker
+        .produce("t", 0, one("kept"), Ack::Buffered)
+        .await
+        .unwrap();
+    broker.flush_once().await;
+    assert_eq!(env.read_all("t", 0).await, ["kept"]);
+}

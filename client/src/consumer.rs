@@ -431,7 +431,10 @@ impl Consumer {
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
         let deadline = Instant::now() + timeout;
         self.maybe_join().await?;
+        // Without a group there is nowhere to commit to; `assign` alone tracks positions
+        // in memory only.
         if self.config.enable_auto_commit
+            && self.config.group.is_some()
             && self.last_commit.elapsed() >= self.config.auto_commit_interval
         {
             self.last_commit = Instant::now();

@@ -191,6 +191,30 @@ impl Routes {
         all
     }
 
+    /// Returns once any of `partitions` (topic, partition, epoch the caller routed by) has an
+    /// assignment at another epoch, or none. A call racing this to the old owner can be
+    /// abandoned: the old owner's commits are fenced by the new assignment.
+    pub async fn moved(&self, partitions: &[(String, u32, u64)]) {
+        let mut rx = self.version.subscribe();
+        loop {
+            {
+                let table = self.table.read().expect("routes poisoned");
+                let moved = partitions.iter().any(|(topic, partition, epoch)| {
+                    table
+                        .assignments
+                        .get(&(topic.clone(), *partition))
+                        .is_none_or(|(_, now)| now != epoch)
+                });
+                if moved {
+                    return;
+                }
+            }
+            if rx.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
     /// Waits until the table changes or `timeout` passes.
     pub async fn changed(&self, timeout: Duration) {
         let mut rx = self.version.subscribe();

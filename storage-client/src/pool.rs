@@ -191,6 +191,11 @@ impl NodePool {
         })
     }
 
+    /// How long one request to a node may take before the node counts as failed.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
     pub fn replicas(&self) -> usize {
         self.replicas
     }

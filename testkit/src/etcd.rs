@@ -1,27 +1,60 @@
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::Context;
+use crate::process::{ChildGuard, find_binary, free_port, reserved_port};
 
-use crate::process::{ChildGuard, find_binary, free_port, wait_for_tcp};
+/// Where and how to run an [`EtcdServer`]; the default is what [`EtcdServer::start`] does.
+#[derive(Debug, Clone)]
+pub struct EtcdOptions {
+    /// Address to listen on for clients and peers [127.0.0.1].
+    pub host: IpAddr,
+    /// Log file [etcd.log in the server's temporary directory].
+    pub log: Option<PathBuf>,
+    /// Take ports outside the ephemeral range, so the server can be restarted on them after a
+    /// kill (see [`crate::reserved_port`]) [false].
+    pub restartable: bool,
+    /// Extra environment of the process (e.g. a marker naming the test that owns it).
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for EtcdOptions {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            log: None,
+            restartable: false,
+            env: Vec::new(),
+        }
+    }
+}
 
 /// A real single-member `etcd` server on loopback with its own temporary data directory.
 #[derive(Debug)]
 pub struct EtcdServer {
     process: ChildGuard,
     client_addr: SocketAddr,
-    _dir: tempfile::TempDir,
+    peer_addr: SocketAddr,
+    binary: PathBuf,
+    log: PathBuf,
+    env: Vec<(String, String)>,
+    dir: tempfile::TempDir,
 }
 
 impl EtcdServer {
     /// Starts etcd and waits until it accepts client connections.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(EtcdOptions::default())
+    }
+
+    /// Starts etcd as `options` say and waits until it accepts client connections.
+    pub fn start_with(options: EtcdOptions) -> anyhow::Result<Self> {
         let binary = find_binary("etcd")?;
         let mut last_error = None;
         // A reserved port can be taken by someone else before etcd binds it; try a few.
         for _ in 0..5 {
-            match Self::try_start(&binary) {
+            match Self::try_start(&binary, &options) {
                 Ok(server) => return Ok(server),
                 Err(e) => last_error = Some(e),
             }
@@ -29,33 +62,64 @@ impl EtcdServer {
         Err(last_error.expect("at least one attempt ran"))
     }
 
-    fn try_start(binary: &std::path::Path) -> anyhow::Result<Self> {
+    fn try_start(binary: &Path, options: &EtcdOptions) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("strata-etcd-").tempdir()?;
-        let client_port = free_port();
-        let peer_port = free_port();
-        let client_url = format!("http://127.0.0.1:{client_port}");
-        let peer_url = format!("http://127.0.0.1:{peer_port}");
+        let port = || {
+            if options.restartable {
+                reserved_port()
+            } else {
+                free_port()
+            }
+        };
+        let client_addr = SocketAddr::new(options.host, port());
+        let peer_addr = SocketAddr::new(options.host, port());
+        let log = options
+            .log
+            .clone()
+            .unwrap_or_else(|| dir.path().join("etcd.log"));
+        let process = Self::spawn(
+            binary,
+            dir.path(),
+            client_addr,
+            peer_addr,
+            &log,
+            &options.env,
+        )?;
+        Ok(Self {
+            process,
+            client_addr,
+            peer_addr,
+            binary: binary.to_owned(),
+            log,
+            env: options.env.clone(),
+            dir,
+        })
+    }
+
+    fn spawn(
+        binary: &Path,
+        dir: &Path,
+        client_addr: SocketAddr,
+        peer_addr: SocketAddr,
+        log: &Path,
+        env: &[(String, String)],
+    ) -> anyhow::Result<ChildGuard> {
+        let client_url = format!("http://{client_addr}");
+        let peer_url = format!("http://{peer_addr}");
         let mut command = Command::new(binary);
         command
             .arg("--name=strata-test")
-            .arg(format!("--data-dir={}", dir.path().join("data").display()))
+            .arg(format!("--data-dir={}", dir.join("data").display()))
             .arg(format!("--listen-client-urls={client_url}"))
             .arg(format!("--advertise-client-urls={client_url}"))
             .arg(format!("--listen-peer-urls={peer_url}"))
             .arg(format!("--initial-advertise-peer-urls={peer_url}"))
             .arg(format!("--initial-cluster=strata-test={peer_url}"))
-            .arg("--log-level=warn");
-        let log = dir.path().join("etcd.log");
-        let mut process = ChildGuard::spawn("etcd", command, log)?;
-        let client_addr: SocketAddr = format!("127.0.0.1:{client_port}").parse()?;
-        wait_for_tcp(client_addr, Duration::from_secs(15))
-            .and_then(|()| process.ensure_running())
-            .with_context(|| format!("etcd did not start; log:\n{}", process.log_tail(20)))?;
-        Ok(Self {
-            process,
-            client_addr,
-            _dir: dir,
-        })
+            .arg("--log-level=warn")
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        let mut process = ChildGuard::spawn("etcd", command, log.to_owned())?;
+        process.wait_for_tcp(client_addr, Duration::from_secs(15))?;
+        Ok(process)
     }
 
     /// The client endpoint, e.g. `http://127.0.0.1:23790`.
@@ -63,8 +127,51 @@ impl EtcdServer {
         format!("http://{}", self.client_addr)
     }
 
+    /// The client address.
+    pub fn client_addr(&self) -> SocketAddr {
+        self.client_addr
+    }
+
+    /// The log file.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
     /// The etcd process, to kill or pause it in fault tests.
     pub fn process(&mut self) -> &mut ChildGuard {
         &mut self.process
+    }
+
+    /// Kills etcd (SIGKILL); its data directory stays for [`EtcdServer::restart`].
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts etcd again on the same addresses and data directory (killing it first if it is
+    /// still running), and waits until it accepts client connections. Binding the old ports
+    /// can fail for a moment after a kill, so this retries for a few seconds.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.process.kill();
+        let mut last = None;
+        for _ in 0..10 {
+            match Self::spawn(
+                &self.binary,
+                self.dir.path(),
+                self.client_addr,
+                self.peer_addr,
+                &self.log,
+                &self.env,
+            ) {
+                Ok(process) => {
+                    self.process = process;
+                    return Ok(());
+                }
+                Err(e) => {
+                    last = Some(e);
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+            }
+        }
+        Err(last.expect("at least one attempt ran"))
     }
 }

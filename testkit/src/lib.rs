@@ -9,6 +9,6 @@ mod etcd;
 mod process;
 mod s3;
 
-pub use etcd::EtcdServer;
-pub use process::{ChildGuard, find_binary, free_port, wait_for_tcp};
-pub use s3::S3Server;
+pub use etcd::{EtcdOptions, EtcdServer};
+pub use process::{ChildGuard, find_binary, free_port, reserved_port, wait_for_tcp};
+pub use s3::{S3Options, S3Server};

@@ -16,6 +16,44 @@ pub fn free_port() -> u16 {
         .expect("the loopback interface must allow binding an ephemeral port")
 }
 
+/// Picks a loopback port below the kernel's ephemeral range (which starts at 32768 on Linux),
+/// free right now and not handed out before by this process.
+///
+/// [`free_port`] returns an ephemeral port, which an outgoing connection may be using as its
+/// local port by the time a server is *restarted* on it; a port outside that range can be
+/// bound again after a kill. Servers that restart on their old address (etcd, storage nodes,
+/// brokers) take their port from here.
+pub fn reserved_port() -> u16 {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static TAKEN: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
+    const LOW: u32 = 20_000;
+    const HIGH: u32 = 32_000;
+    let taken = TAKEN.get_or_init(Mutex::default);
+    // Concurrent test processes start at different places, so they rarely probe the same port.
+    let mut candidate = LOW + (std::process::id().wrapping_mul(7919) % (HIGH - LOW));
+    for _ in 0..(HIGH - LOW) {
+        candidate = if candidate + 1 >= HIGH {
+            LOW
+        } else {
+            candidate + 1
+        };
+        let port = u16::try_from(candidate).expect("the range fits in u16");
+        let mut set = taken
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if set.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            set.insert(port);
+            return port;
+        }
+    }
+    // Every port of the range is in use: an ephemeral one is better than none.
+    free_port()
+}
+
 /// Finds an executable on `PATH` or in `~/.cargo/bin`.
 pub fn find_binary(name: &str) -> anyhow::Result<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
@@ -155,6 +193,71 @@ impl ChildGuard {
             );
         }
         Ok(())
+    }
+
+    /// Polls until a TCP connection to `addr` succeeds, failing early (quoting the log) if the
+    /// process exits meanwhile.
+    pub fn wait_for_tcp(&mut self, addr: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            self.ensure_running()?;
+            if Instant::now() >= deadline {
+                bail!(
+                    "{} did not accept connections on {addr} within {timeout:?}; log {}:\n{}",
+                    self.name,
+                    self.log.display(),
+                    self.log_tail(20)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether the process is still running (a stopped, i.e. SIGSTOPped, process is running).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`, `TERM`, ...) with `kill(1)`.
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid = self
+            .pid()
+            .with_context(|| format!("{} is not running", self.name))?;
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .status()
+            .context("cannot run kill(1)")?;
+        if !status.success() {
+            bail!("kill -{signal} {pid} ({}) failed: {status}", self.name);
+        }
+        Ok(())
+    }
+
+    /// Asks the process to stop (SIGTERM, after SIGCONT in case it is paused) and waits up to
+    /// `grace`; kills it if it is still running then. The exit status, if it exited by itself.
+    pub fn terminate(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        if !self.is_running() {
+            return self.child.take().and_then(|mut c| c.wait().ok());
+        }
+        let _ = self.signal("CONT");
+        let _ = self.signal("TERM");
+        let status = self.wait_exit(grace);
+        if status.is_none() {
+            tracing::warn!(process = %self.name, ?grace, "did not stop after SIGTERM; killing it");
+            self.kill();
+        }
+        status
+    }
+
+    /// The process's name as given to [`ChildGuard::spawn`].
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Kills the process (SIGKILL) and waits for it.

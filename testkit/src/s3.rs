@@ -1,14 +1,39 @@
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::process::{ChildGuard, find_binary, free_port, wait_for_tcp};
+use crate::process::{ChildGuard, find_binary, free_port, reserved_port};
 
 const ACCESS_KEY: &str = "strata-test";
 const SECRET_KEY: &str = "strata-test-secret";
+
+/// Where and how to run an [`S3Server`]; the default is what [`S3Server::start`] does.
+#[derive(Debug, Clone)]
+pub struct S3Options {
+    /// Address to listen on [127.0.0.1].
+    pub host: IpAddr,
+    /// Log file [s3s-fs.log in the server's temporary directory].
+    pub log: Option<PathBuf>,
+    /// Take a port outside the ephemeral range, so the server can be restarted on it after a
+    /// kill (see [`crate::reserved_port`]) [false].
+    pub restartable: bool,
+    /// Extra environment of the process (e.g. a marker naming the test that owns it).
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for S3Options {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            log: None,
+            restartable: false,
+            env: Vec::new(),
+        }
+    }
+}
 
 /// A real S3-protocol server (`s3s-fs`) on loopback, storing objects under a temporary root.
 #[derive(Debug)]
@@ -16,16 +41,24 @@ pub struct S3Server {
     process: ChildGuard,
     addr: SocketAddr,
     root: PathBuf,
+    binary: PathBuf,
+    log: PathBuf,
+    env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
 impl S3Server {
     /// Starts `s3s-fs` with access-key authentication and waits until it accepts connections.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(S3Options::default())
+    }
+
+    /// Starts `s3s-fs` as `options` say and waits until it accepts connections.
+    pub fn start_with(options: S3Options) -> anyhow::Result<Self> {
         let binary = find_binary("s3s-fs")?;
         let mut last_error = None;
         for _ in 0..5 {
-            match Self::try_start(&binary) {
+            match Self::try_start(&binary, &options) {
                 Ok(server) => return Ok(server),
                 Err(e) => last_error = Some(e),
             }
@@ -33,28 +66,50 @@ impl S3Server {
         Err(last_error.expect("at least one attempt ran"))
     }
 
-    fn try_start(binary: &Path) -> anyhow::Result<Self> {
+    fn try_start(binary: &Path, options: &S3Options) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("strata-s3-").tempdir()?;
         let root = dir.path().join("root");
         std::fs::create_dir_all(&root)?;
-        let port = free_port();
-        let mut command = Command::new(binary);
-        command
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-            .arg(&root)
-            .env("RUST_LOG", "warn");
-        let mut process = ChildGuard::spawn("s3s-fs", command, dir.path().join("s3s-fs.log"))?;
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-        wait_for_tcp(addr, Duration::from_secs(15))
-            .and_then(|()| process.ensure_running())
-            .with_context(|| format!("s3s-fs did not start; log:\n{}", process.log_tail(20)))?;
+        let port = if options.restartable {
+            reserved_port()
+        } else {
+            free_port()
+        };
+        let addr = SocketAddr::new(options.host, port);
+        let log = options
+            .log
+            .clone()
+            .unwrap_or_else(|| dir.path().join("s3s-fs.log"));
+        let process = Self::spawn(binary, addr, &root, &log, &options.env)?;
         Ok(Self {
             process,
             addr,
             root,
+            binary: binary.to_owned(),
+            log,
+            env: options.env.clone(),
             _dir: dir,
         })
+    }
+
+    fn spawn(
+        binary: &Path,
+        addr: SocketAddr,
+        root: &Path,
+        log: &Path,
+        env: &[(String, String)],
+    ) -> anyhow::Result<ChildGuard> {
+        let mut command = Command::new(binary);
+        command
+            .args(["--host", &addr.ip().to_string()])
+            .args(["--port", &addr.port().to_string()])
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .arg(root)
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        let mut process = ChildGuard::spawn("s3s-fs", command, log.to_owned())?;
+        process.wait_for_tcp(addr, Duration::from_secs(15))?;
+        Ok(process)
     }
 
     /// Creates a bucket (s3s-fs keeps each bucket as a directory under its root).
@@ -66,6 +121,21 @@ impl S3Server {
     /// The server's HTTP endpoint.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The directory holding the buckets.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The log file.
+    pub fn log_path(&self) -> &Path {
+        &self.log
     }
 
     /// A Strata storage URL for `bucket` on this server, credentials included.
@@ -80,5 +150,30 @@ impl S3Server {
     /// The server process, to kill or pause it in fault tests.
     pub fn process(&mut self) -> &mut ChildGuard {
         &mut self.process
+    }
+
+    /// Kills the server (SIGKILL); its objects stay for [`S3Server::restart`].
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts the server again on the same address and root (killing it first if it is still
+    /// running). Binding the old port can fail for a moment after a kill, so this retries.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.process.kill();
+        let mut last = None;
+        for _ in 0..10 {
+            match Self::spawn(&self.binary, self.addr, &self.root, &self.log, &self.env) {
+                Ok(process) => {
+                    self.process = process;
+                    return Ok(());
+                }
+                Err(e) => {
+                    last = Some(e);
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+            }
+        }
+        Err(last.expect("at least one attempt ran"))
     }
 }

@@ -2,7 +2,10 @@
 //!
 //! - [`InProcess`] runs a whole Strata (`strata standalone`) inside the test process, for SDK
 //!   tests that need a real server but no process control.
+//! - [`harness`] runs Strata clusters as processes or containers and breaks them on purpose:
+//!   the fault tests (`tests/faults.rs`, `tests/containers.rs`, `scripts/faults.sh`).
 
+pub mod harness;
 mod inprocess;
 
 pub use inprocess::InProcess;

@@ -136,6 +136,7 @@ pub async fn spawn(
         linger: s.linger,
         ..BrokerConfig::new(&s.id)
     };
+    let storage_stall_limit = pool.request_timeout() + 2 * s.lease_ttl;
     let broker = Broker::new(config, meta, keys, pool);
     let listen = s.listen;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -171,6 +172,7 @@ pub async fn spawn(
         advertised_addr: s.advertised_addr,
         lease_ttl: s.lease_ttl,
         shutdown_timeout: Duration::from_secs(20),
+        storage_stall_limit,
         maintenance: strata_broker::MaintenanceConfig::default(),
     };
     tasks.spawn(async move {

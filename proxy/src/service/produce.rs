@@ -106,24 +106,30 @@ impl ProxyService {
         .await
     }
 
-    /// One call to a broker; `None` when it failed or did not answer in time.
+    /// One call to a broker; `None` when it failed, did not answer in time, or one of the
+    /// partitions moved while it waited (the batches are retried at the new owner).
     async fn call_broker(
         &self,
         addr: &str,
         request: v1::ProduceRequest,
     ) -> Option<v1::ProduceResponse> {
         let channel = self.channel(addr).ok()?;
-        match tokio::time::timeout(
-            BROKER_CALL_TIMEOUT,
-            BrokerClient::new(channel).produce(request),
-        )
-        .await
-        {
-            Ok(Ok(response)) => Some(response.into_inner()),
-            Ok(Err(_)) | Err(_) => {
-                self.forget(addr);
-                None
-            }
+        let routed: Vec<(String, u32, u64)> = request
+            .partitions
+            .iter()
+            .map(|p| (p.topic.clone(), p.partition, p.leader_epoch))
+            .collect();
+        let mut client = BrokerClient::new(channel);
+        let call = tokio::time::timeout(BROKER_CALL_TIMEOUT, client.produce(request));
+        tokio::select! {
+            answer = call => match answer {
+                Ok(Ok(response)) => Some(response.into_inner()),
+                Ok(Err(_)) | Err(_) => {
+                    self.forget(addr);
+                    None
+                }
+            },
+            () = self.routes.moved(&routed) => None,
         }
     }
 
@@ -201,11 +207,22 @@ impl ProxyService {
                     leader_epoch: route.epoch,
                 }],
             };
-            let answer = tokio::time::timeout(
-                BROKER_CALL_TIMEOUT,
-                BrokerClient::new(channel).produce(request),
-            )
-            .await;
+            let routed = [(p.topic.clone(), p.partition, route.epoch)];
+            let mut client = BrokerClient::new(channel);
+            let call = tokio::time::timeout(BROKER_CALL_TIMEOUT, client.produce(request));
+            let answer = tokio::select! {
+                answer = call => answer,
+                () = self.routes.moved(&routed) => {
+                    // The owner changed while the call waited (a paused or partitioned old
+                    // owner may never answer): retry at the new one now.
+                    last = error(
+                        ErrorCode::NotLeader,
+                        format!("{}/{} moved while broker {} held the request", p.topic, p.partition, route.broker),
+                    );
+                    self.metrics.produce_retries.inc();
+                    continue;
+                }
+            };
             match answer {
                 Ok(Ok(response)) => {
                     let batches = response

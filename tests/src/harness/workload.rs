@@ -1,0 +1,647 @@
+//! The load a fault scenario runs under, and the ledger the checker judges it by.
+//!
+//! Producers (the SDK's `Producer`, idempotent, durable acks) send numbered messages, each
+//! to an explicit partition, at a steady rate; every outcome — the acknowledged partition and
+//! offset, or the error — goes into the [`Ledger`]. Consumers (the SDK's `Consumer`, all in
+//! one group, each in its own task as a member must be) read the topic and commit as they go;
+//! every delivery is recorded too.
+//!
+//! A message's value is `{run}:{producer}:{seq}:` padded with a filler derived from `seq` to
+//! a fixed size, so the checker can tell whose it is, whether it is intact, and in which order
+//! its producer sent it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use strata_client::{Ack, Consumer, Offset, Producer, ProducerRecord};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// What the load looks like.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    pub topic: String,
+    pub partitions: u32,
+    /// At least two: the checker also tells producers apart.
+    pub producers: usize,
+    /// Members of one consumer group, at least two.
+    pub consumers: usize,
+    /// Messages per second per producer.
+    pub rate: u32,
+    /// Bytes per message value.
+    pub value_bytes: usize,
+    pub group: String,
+    /// What the producers wait for [`Ack::Durable`].
+    pub acks: Ack,
+    /// The producers' linger.
+    pub linger: Duration,
+}
+
+impl LoadConfig {
+    /// Two producers at 150 messages/s each and two consumers on 6 partitions (two per
+    /// broker of three), 256-byte values, durable acks.
+    pub fn standard(topic: &str) -> Self {
+        Self {
+            topic: topic.to_owned(),
+            partitions: 6,
+            producers: 2,
+            consumers: 2,
+            rate: 150,
+            value_bytes: 256,
+            group: format!("{topic}-readers"),
+            acks: Ack::Durable,
+            linger: Duration::from_millis(5),
+        }
+    }
+}
+
+/// Which message: producer index and sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId {
+    pub producer: u32,
+    pub seq: u64,
+}
+
+/// Builds the value of a message.
+pub fn encode_value(run: &str, id: MessageId, size: usize) -> Bytes {
+    let mut value = format!("{run}:{}:{}:", id.producer, id.seq).into_bytes();
+    let filler = b'a' + (id.seq % 26) as u8;
+    if value.len() < size {
+        value.resize(size, filler);
+    }
+    Bytes::from(value)
+}
+
+/// Parses a value; `None` when it is not one of this run's messages or is damaged.
+pub fn decode_value(run: &str, value: &[u8], size: usize) -> Option<MessageId> {
+    let text = std::str::from_utf8(value).ok()?;
+    let mut fields = text.splitn(4, ':');
+    if fields.next()? != run {
+        return None;
+    }
+    let producer: u32 = fields.next()?.parse().ok()?;
+    let seq: u64 = fields.next()?.parse().ok()?;
+    let id = MessageId { producer, seq };
+    (encode_value(run, id, size).as_ref() == value).then_some(id)
+}
+
+/// The outcome of one sent message.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Pending,
+    Acked { offset: i64, at: Instant },
+    Failed { error: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub partition: u32,
+    /// When it was handed to the producer.
+    pub sent: Instant,
+    pub outcome: Outcome,
+}
+
+/// One record as a consumer got it.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery {
+    pub partition: u32,
+    pub offset: i64,
+    /// `None`: the value was not a message of this run.
+    pub id: Option<MessageId>,
+}
+
+/// Everything sent and received.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// `[producer][seq]`.
+    pub sent: Vec<Vec<Sent>>,
+    /// First delivery of each `(partition, offset)` to any group member.
+    pub delivered: HashMap<(u32, i64), Option<MessageId>>,
+    /// Deliveries beyond the first of the same offset (at-least-once redelivery after a
+    /// rebalance), and those whose value differed from the first delivery's.
+    pub redelivered: u64,
+    pub delivery_mismatches: u64,
+    /// Consumer poll errors by message.
+    pub consumer_errors: HashMap<String, u64>,
+    /// Pauses of the producers, excluded from gap measurements.
+    pub pauses: Vec<(Instant, Instant)>,
+}
+
+impl Ledger {
+    /// Acknowledged, failed and pending counts.
+    pub fn counts(&self) -> (u64, u64, u64) {
+        let (mut acked, mut failed, mut pending) = (0, 0, 0);
+        for sent in self.sent.iter().flatten() {
+            match sent.outcome {
+                Outcome::Acked { .. } => acked += 1,
+                Outcome::Failed { .. } => failed += 1,
+                Outcome::Pending => pending += 1,
+            }
+        }
+        (acked, failed, pending)
+    }
+
+    /// Partitions that acknowledged a message sent after `since`: writable since then. (A
+    /// message sent before a fault can still be acknowledged after it; that proves nothing.)
+    pub fn writable_since(&self, since: Instant) -> std::collections::HashSet<u32> {
+        self.sent
+            .iter()
+            .flatten()
+            .filter(|s| s.sent > since && matches!(s.outcome, Outcome::Acked { .. }))
+            .map(|s| s.partition)
+            .collect()
+    }
+
+    /// The longest time a partition went without an acknowledgement, among the gaps that
+    /// overlap `from..to`, pauses of the producers not counted: `(gap, partition, when the
+    /// gap ended)`. A partition still without an acknowledgement at `to` counts up to `to`.
+    pub fn longest_gap(&self, from: Instant, to: Instant) -> (Duration, u32, Instant) {
+        let mut by_partition: HashMap<u32, Vec<Instant>> = HashMap::new();
+        for sent in self.sent.iter().flatten() {
+            if let Outcome::Acked { at, .. } = sent.outcome {
+                by_partition.entry(sent.partition).or_default().push(at);
+            }
+        }
+        let mut worst = (Duration::ZERO, 0, from);
+        for (partition, mut times) in by_partition {
+            times.sort_unstable();
+            let after_last = times.last().map_or(to, |last| (*last).max(to));
+            let ends = times
+                .iter()
+                .skip(1)
+                .copied()
+                .chain(std::iter::once(after_last));
+            for (a, b) in times.iter().copied().zip(ends) {
+                if b < from || a > to || b <= a {
+                    continue;
+                }
+                let paused: Duration = self
+                    .pauses
+                    .iter()
+                    .map(|&(s, e)| e.min(b).saturating_duration_since(s.max(a)))
+                    .sum();
+                let gap = (b - a).saturating_sub(paused);
+                if gap > worst.0 {
+                    worst = (gap, partition, b);
+                }
+            }
+        }
+        worst
+    }
+}
+
+type Shared = Arc<Mutex<Ledger>>;
+
+fn lock(ledger: &Shared) -> std::sync::MutexGuard<'_, Ledger> {
+    ledger.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Run,
+    Pause,
+    Stop,
+}
+
+/// Running producers and consumers.
+#[derive(Debug)]
+pub struct Load {
+    pub config: LoadConfig,
+    /// Tags this run's values.
+    pub run: String,
+    pub ledger: Shared,
+    pub started: Instant,
+    /// When the producers were told to stop.
+    pub stopped_at: Option<Instant>,
+    phase: watch::Sender<Phase>,
+    idle: Arc<AtomicUsize>,
+    producers: Vec<JoinHandle<()>>,
+    consumers: Vec<JoinHandle<()>>,
+    stop_consumers: CancellationToken,
+    paused_at: Option<Instant>,
+}
+
+impl Load {
+    /// Starts producers and consumers against `proxies` (spread over them); the topic must
+    /// exist.
+    pub async fn start(config: LoadConfig, proxies: &[String]) -> anyhow::Result<Self> {
+        if proxies.is_empty() {
+            bail!("no proxy to send to");
+        }
+        let run = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
+        let ledger: Shared = Arc::new(Mutex::new(Ledger {
+            sent: vec![Vec::new(); config.producers],
+            ..Ledger::default()
+        }));
+        let (phase, _) = watch::channel(Phase::Run);
+        let idle = Arc::new(AtomicUsize::new(0));
+        let mut producers = Vec::new();
+        for index in 0..config.producers {
+            let server = &proxies[index % proxies.len()];
+            let producer = Producer::builder(server)
+                .linger(config.linger)
+                .acks(config.acks)
+                .request_timeout(Duration::from_secs(30))
+                .delivery_timeout(Duration::from_secs(120))
+                .build()
+                .await
+                .with_context(|| format!("producer {index} cannot connect to {server}"))?;
+            producers.push(tokio::spawn(produce(
+                index as u32,
+                producer,
+                config.clone(),
+                run.clone(),
+                ledger.clone(),
+                phase.subscribe(),
+                idle.clone(),
+            )));
+        }
+        let stop_consumers = CancellationToken::new();
+        let mut consumers = Vec::new();
+        for index in 0..config.consumers {
+            // Consumers use the proxies in the other order, so each proxy serves both roles.
+            let server =
+                proxies[(proxies.len() - 1 - index % proxies.len()) % proxies.len()].clone();
+            consumers.push(tokio::spawn(consume(
+                index,
+                server,
+                config.clone(),
+                run.clone(),
+                ledger.clone(),
+                stop_consumers.clone(),
+            )));
+        }
+        Ok(Self {
+            config,
+            run,
+            ledger,
+            started: Instant::now(),
+            stopped_at: None,
+            phase,
+            idle,
+            producers,
+            consumers,
+            stop_consumers,
+            paused_at: None,
+        })
+    }
+
+    /// Waits until every partition has been acknowledged at least `acks` times since `since`.
+    pub async fn wait_acks(
+        &self,
+        since: Instant,
+        acks: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let behind: Vec<u32> = {
+                let ledger = lock(&self.ledger);
+                let mut counts: HashMap<u32, usize> = HashMap::new();
+                for sent in ledger.sent.iter().flatten() {
+                    if let Outcome::Acked { at, .. } = sent.outcome
+                        && at >= since
+                    {
+                        *counts.entry(sent.partition).or_default() += 1;
+                    }
+                }
+                (0..self.config.partitions)
+                    .filter(|p| counts.get(p).copied().unwrap_or(0) < acks)
+                    .collect()
+            };
+            if behind.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "partitions {behind:?} got fewer than {acks} acknowledgements within {timeout:?}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops sending and waits until every message sent has its outcome.
+    pub async fn pause(&mut self) -> anyhow::Result<()> {
+        self.phase.send_replace(Phase::Pause);
+        self.paused_at = Some(Instant::now());
+        self.settle(self.config.producers).await
+    }
+
+    /// Sends again after [`Load::pause`].
+    pub fn resume(&mut self) {
+        if let Some(at) = self.paused_at.take() {
+            lock(&self.ledger).pauses.push((at, Instant::now()));
+        }
+        self.phase.send_replace(Phase::Run);
+    }
+
+    async fn settle(&self, idle_producers: usize) -> anyhow::Result<()> {
+        // The SDK gives up on a message after its delivery timeout (120 s).
+        let deadline = Instant::now() + Duration::from_secs(150);
+        loop {
+            let (_, _, pending) = lock(&self.ledger).counts();
+            if pending == 0 && self.idle.load(Ordering::SeqCst) >= idle_producers {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!("{pending} messages still had no outcome after 150 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the producers (every message gets its outcome), then waits until the consumers
+    /// have been handed every acknowledged message (or `catch_up` passes), then stops them.
+    /// Returns how long the consumers took to catch up, `None` if they did not.
+    pub async fn stop(&mut self, catch_up: Duration) -> anyhow::Result<Option<Duration>> {
+        self.resume();
+        self.stopped_at = Some(Instant::now());
+        self.phase.send_replace(Phase::Stop);
+        for task in self.producers.drain(..) {
+            task.await.context("a producer task panicked")?;
+        }
+        self.settle(0).await?;
+        let started = Instant::now();
+        let deadline = started + catch_up;
+        // Acknowledged messages that are not in the log (lost: the checker counts them) are
+        // never handed out; stop waiting once nothing new arrived for 10 s.
+        let mut last = (u64::MAX, Instant::now());
+        let caught_up = loop {
+            let undelivered = self.undelivered();
+            if undelivered == 0 {
+                break Some(started.elapsed());
+            }
+            if undelivered != last.0 {
+                last = (undelivered, Instant::now());
+            }
+            if Instant::now() >= deadline || last.1.elapsed() > Duration::from_secs(10) {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        self.stop_consumers.cancel();
+        for task in self.consumers.drain(..) {
+            task.await.context("a consumer task panicked")?;
+        }
+        Ok(caught_up)
+    }
+
+    /// Acknowledged messages no consumer of the group has been handed yet.
+    pub fn undelivered(&self) -> u64 {
+        let ledger = lock(&self.ledger);
+        let mut delivered: std::collections::HashSet<MessageId> =
+            std::collections::HashSet::with_capacity(ledger.delivered.len());
+        delivered.extend(ledger.delivered.values().flatten().copied());
+        let mut missing = 0;
+        for (producer, sent) in ledger.sent.iter().enumerate() {
+            for (seq, s) in sent.iter().enumerate() {
+                if matches!(s.outcome, Outcome::Acked { .. })
+                    && !delivered.contains(&MessageId {
+                        producer: producer as u32,
+                        seq: seq as u64,
+                    })
+                {
+                    missing += 1;
+                }
+            }
+        }
+        missing
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.phase.send_replace(Phase::Stop);
+        self.stop_consumers.cancel();
+        for task in self.producers.iter().chain(&self.consumers) {
+            task.abort();
+        }
+    }
+}
+
+async fn produce(
+    index: u32,
+    producer: Producer,
+    config: LoadConfig,
+    run: String,
+    ledger: Shared,
+    mut phase: watch::Receiver<Phase>,
+    idle: Arc<AtomicUsize>,
+) {
+    const TICK: Duration = Duration::from_millis(20);
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seq: u64 = 0;
+    let mut due = 0.0_f64;
+    let mut last = Instant::now();
+    loop {
+        let now_phase = *phase.borrow_and_update();
+        match now_phase {
+            Phase::Run => {}
+            Phase::Pause | Phase::Stop => {
+                if let Err(e) = producer.flush().await {
+                    tracing::warn!(producer = index, error = %e, "flush failed");
+                }
+                if now_phase == Phase::Stop {
+                    break;
+                }
+                idle.fetch_add(1, Ordering::SeqCst);
+                let _ = phase.wait_for(|p| *p != Phase::Pause).await;
+                idle.fetch_sub(1, Ordering::SeqCst);
+                last = Instant::now();
+                continue;
+            }
+        }
+        ticker.tick().await;
+        let now = Instant::now();
+        // A stall (a blocked enqueue) is not made up for with a burst afterwards.
+        let elapsed = (now - last).min(TICK * 5);
+        last = now;
+        due += elapsed.as_secs_f64() * f64::from(config.rate);
+        while due >= 1.0 {
+            due -= 1.0;
+            let id = MessageId {
+                producer: index,
+                seq,
+            };
+            let partition = (seq % u64::from(config.partitions)) as u32;
+            seq += 1;
+            lock(&ledger).sent[index as usize].push(Sent {
+                partition,
+                sent: Instant::now(),
+                outcome: Outcome::Pending,
+            });
+            let record = ProducerRecord::new(
+                config.topic.clone(),
+                encode_value(&run, id, config.value_bytes),
+            )
+            .with_partition(partition);
+            match producer.enqueue(record).await {
+                Ok(ack) => {
+                    let ledger = ledger.clone();
+                    tokio::spawn(async move {
+                        let outcome = match ack.await {
+                            Ok(meta) => {
+                                if meta.partition != partition {
+                                    tracing::error!(
+                                        ?id,
+                                        partition,
+                                        acked = meta.partition,
+                                        "acknowledged on another partition"
+                                    );
+                                }
+                                Outcome::Acked {
+                                    offset: meta.offset,
+                                    at: Instant::now(),
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(?id, error = %e, "message not delivered");
+                                Outcome::Failed {
+                                    error: e.to_string(),
+                                }
+                            }
+                        };
+                        lock(&ledger).sent[id.producer as usize][id.seq as usize].outcome = outcome;
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(?id, error = %e, "enqueue refused");
+                    lock(&ledger).sent[index as usize][id.seq as usize].outcome = Outcome::Failed {
+                        error: e.to_string(),
+                    };
+                }
+            }
+        }
+    }
+    if let Err(e) = producer.close().await {
+        tracing::warn!(producer = index, error = %e, "close failed");
+    }
+}
+
+async fn build_consumer(
+    server: &str,
+    config: &LoadConfig,
+    index: usize,
+) -> anyhow::Result<Consumer> {
+    let mut consumer = Consumer::builder(server)
+        .group(config.group.clone())
+        .client_id(format!("checker-{index}"))
+        .auto_offset_reset(Offset::Earliest)
+        .enable_auto_commit(false)
+        .session_timeout(Duration::from_secs(6))
+        .heartbeat_interval(Duration::from_secs(1))
+        .rebalance_timeout(Duration::from_secs(20))
+        .fetch_max_wait(Duration::from_millis(300))
+        .build()
+        .await?;
+    consumer.subscribe(&[config.topic.as_str()]).await?;
+    Ok(consumer)
+}
+
+async fn consume(
+    index: usize,
+    server: String,
+    config: LoadConfig,
+    run: String,
+    ledger: Shared,
+    stop: CancellationToken,
+) {
+    let mut consumer: Option<Consumer> = None;
+    let mut failures = 0u32;
+    let mut last_commit = Instant::now();
+    while !stop.is_cancelled() {
+        let Some(c) = consumer.as_mut() else {
+            match build_consumer(&server, &config, index).await {
+                Ok(c) => consumer = Some(c),
+                Err(e) => {
+                    tracing::warn!(consumer = index, error = %e, "cannot start the consumer; retrying");
+                    *lock(&ledger)
+                        .consumer_errors
+                        .entry(format!("start: {e}"))
+                        .or_default() += 1;
+                    tokio::select! {
+                        () = stop.cancelled() => {}
+                        () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                }
+            }
+            continue;
+        };
+        let polled = tokio::select! {
+            () = stop.cancelled() => break,
+            polled = c.poll(Duration::from_millis(500)) => polled,
+        };
+        match polled {
+            Ok(records) => {
+                failures = 0;
+                if records.is_empty() {
+                    continue;
+                }
+                {
+                    let mut ledger = lock(&ledger);
+                    for r in &records {
+                        let id = r
+                            .value
+                            .as_deref()
+                            .and_then(|v| decode_value(&run, v, config.value_bytes));
+                        match ledger.delivered.get(&(r.partition, r.offset)) {
+                            None => {
+                                ledger.delivered.insert((r.partition, r.offset), id);
+                            }
+                            Some(first) => {
+                                let same = *first == id;
+                                ledger.redelivered += 1;
+                                if !same {
+                                    ledger.delivery_mismatches += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+                if last_commit.elapsed() >= Duration::from_millis(500) {
+                    last_commit = Instant::now();
+                    if let Err(e) = c.commit_sync().await {
+                        tracing::info!(consumer = index, error = %e, "commit failed (a rebalance or a fault); continuing");
+                    }
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                *lock(&ledger)
+                    .consumer_errors
+                    .entry(short_error(&e.to_string()))
+                    .or_default() += 1;
+                tracing::info!(consumer = index, error = %e, "poll failed; continuing");
+                if failures >= 20 {
+                    tracing::warn!(
+                        consumer = index,
+                        "20 polls in a row failed; starting the consumer again"
+                    );
+                    consumer = None;
+                    failures = 0;
+                }
+                tokio::select! {
+                    () = stop.cancelled() => {}
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+        }
+    }
+    if let Some(mut c) = consumer {
+        let _ = tokio::time::timeout(Duration::from_secs(10), c.commit_sync()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), c.close()).await;
+    }
+}
+
+/// The first words of an error, so counts group by kind rather than by detail.
+fn short_error(e: &str) -> String {
+    e.chars().take(60).collect()
+}
