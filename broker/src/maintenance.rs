@@ -17,7 +17,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use futures::TryStreamExt;
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use strata_log::{GcRecord, SegmentRecord, object_path, partition_prefix};
@@ -29,8 +29,11 @@ use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
 use crate::partition::{Partition, PartitionState, now_ms};
 
-/// Segments merged at most in one compaction (bounds one transaction and one cycle's work).
-const MAX_MERGE: usize = 32;
+/// Segments merged at most in one compaction: one compare and one delete each, under etcd's
+/// 128 operations per transaction.
+const MAX_MERGE: usize = 100;
+/// Segment reads of one compaction in flight at once.
+const PARALLEL_READS: usize = 16;
 /// Compactions of one partition in one pass. A partition that hit it has a backlog, and the
 /// next pass comes after [`BACKLOG_INTERVAL`] instead of the configured interval: a partition
 /// flushing many times a second makes segments faster than one merge per pass removes them.
@@ -108,7 +111,12 @@ impl Broker {
             cycle = cycle.wrapping_add(1);
             let sweep =
                 config.orphan_sweep_every > 0 && cycle.is_multiple_of(config.orphan_sweep_every);
-            let mut stats = self.maintain_once(config.gc_grace, sweep).await;
+            // A stop does not wait for a pass: one cut short leaves at most an orphan object,
+            // which a later sweep deletes.
+            let mut stats = tokio::select! {
+                () = cancel.cancelled() => return,
+                stats = self.maintain_once(config.gc_grace, sweep) => stats,
+            };
             backlog = stats.backlog;
             if sweep {
                 match self.sweep_deleted_topics(config.gc_grace).await {
@@ -279,16 +287,23 @@ impl Broker {
 
     async fn compact(&self, p: &Partition, run: &[Segment], grace_ms: i64) -> Result<usize> {
         let mut builder = SegmentBuilder::default();
-        for s in run {
-            let data = self
-                .pool
-                .get_range(
-                    &s.record.placement,
-                    &s.record.object_path(),
-                    0..s.record.meta.data_len(),
-                )
-                .await?;
-            for batch in BatchIter::new(data) {
+        // Boxed before they enter the stream: a closure returning the future directly makes
+        // the spawned maintenance task fail the `Send` check (a higher-ranked lifetime).
+        let reads: Vec<futures::future::BoxFuture<'_, _>> = run
+            .iter()
+            .map(|s| {
+                let path = s.record.object_path();
+                async move {
+                    self.pool
+                        .get_range(&s.record.placement, &path, 0..s.record.meta.data_len())
+                        .await
+                }
+                .boxed()
+            })
+            .collect();
+        let mut reads = futures::stream::iter(reads).buffered(PARALLEL_READS);
+        while let Some(data) = reads.next().await {
+            for batch in BatchIter::new(data?) {
                 builder.append(&batch?)?;
             }
         }

@@ -39,11 +39,12 @@ fn settings() -> (LongConfig, LoadConfig) {
     (long, load)
 }
 
-/// Brokers flush at most twice a second: compaction (one merge of ≤ 32 segments per
-/// partition every 30 s) then keeps the segment lists every read ranges over from growing
-/// without bound over a long run (see docs/reliability.md, known limits).
+/// Extra broker flags for the long run (`STRATA_FAULT_BROKER_ARGS`, split on spaces); by
+/// default none: the brokers run on their defaults, as in production.
 fn broker_args() -> Vec<String> {
-    vec!["--linger-ms".into(), "500".into()]
+    std::env::var("STRATA_FAULT_BROKER_ARGS")
+        .map(|a| a.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
 }
 
 fn finish(report: &LongReport) {
