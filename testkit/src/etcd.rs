@@ -1,34 +1,13 @@
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::process::{ChildGuard, find_binary, free_port, reserved_port};
+use crate::process::{ChildGuard, ServerOptions, find_binary, free_port, reserved_port};
 
-/// Where and how to run an [`EtcdServer`]; the default is what [`EtcdServer::start`] does.
-#[derive(Debug, Clone)]
-pub struct EtcdOptions {
-    /// Address to listen on for clients and peers [127.0.0.1].
-    pub host: IpAddr,
-    /// Log file [etcd.log in the server's temporary directory].
-    pub log: Option<PathBuf>,
-    /// Take ports outside the ephemeral range, so the server can be restarted on them after a
-    /// kill (see [`crate::reserved_port`]) [false].
-    pub restartable: bool,
-    /// Extra environment of the process (e.g. a marker naming the test that owns it).
-    pub env: Vec<(String, String)>,
-}
-
-impl Default for EtcdOptions {
-    fn default() -> Self {
-        Self {
-            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            log: None,
-            restartable: false,
-            env: Vec::new(),
-        }
-    }
-}
+/// Where and how to run an [`EtcdServer`]; the default is what [`EtcdServer::start`] does
+/// (its log is `etcd.log` in the server's temporary directory).
+pub type EtcdOptions = ServerOptions;
 
 /// A real single-member `etcd` server on loopback with its own temporary data directory.
 #[derive(Debug)]

@@ -10,5 +10,5 @@ mod process;
 mod s3;
 
 pub use etcd::{EtcdOptions, EtcdServer};
-pub use process::{ChildGuard, find_binary, free_port, reserved_port, wait_for_tcp};
+pub use process::{ChildGuard, ServerOptions, find_binary, free_port, reserved_port, wait_for_tcp};
 pub use s3::{S3Options, S3Server};

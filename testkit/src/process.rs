@@ -274,3 +274,28 @@ impl Drop for ChildGuard {
         self.kill();
     }
 }
+
+/// Where and how to run a test server ([`crate::EtcdServer`], [`crate::S3Server`]).
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Address to listen on [127.0.0.1].
+    pub host: std::net::IpAddr,
+    /// Log file [named after the server, in its temporary directory].
+    pub log: Option<std::path::PathBuf>,
+    /// Take ports outside the ephemeral range, so the server can be restarted on them after a
+    /// kill (see [`crate::reserved_port`]) [false].
+    pub restartable: bool,
+    /// Extra environment of the process (e.g. a marker naming the test that owns it).
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            host: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            log: None,
+            restartable: false,
+            env: Vec::new(),
+        }
+    }
+}

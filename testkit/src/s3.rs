@@ -1,39 +1,18 @@
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::process::{ChildGuard, find_binary, free_port, reserved_port};
+use crate::process::{ChildGuard, ServerOptions, find_binary, free_port, reserved_port};
 
 const ACCESS_KEY: &str = "strata-test";
 const SECRET_KEY: &str = "strata-test-secret";
 
-/// Where and how to run an [`S3Server`]; the default is what [`S3Server::start`] does.
-#[derive(Debug, Clone)]
-pub struct S3Options {
-    /// Address to listen on [127.0.0.1].
-    pub host: IpAddr,
-    /// Log file [s3s-fs.log in the server's temporary directory].
-    pub log: Option<PathBuf>,
-    /// Take a port outside the ephemeral range, so the server can be restarted on it after a
-    /// kill (see [`crate::reserved_port`]) [false].
-    pub restartable: bool,
-    /// Extra environment of the process (e.g. a marker naming the test that owns it).
-    pub env: Vec<(String, String)>,
-}
-
-impl Default for S3Options {
-    fn default() -> Self {
-        Self {
-            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            log: None,
-            restartable: false,
-            env: Vec::new(),
-        }
-    }
-}
+/// Where and how to run an [`S3Server`]; the default is what [`S3Server::start`] does (its
+/// log is `s3s-fs.log` in the server's temporary directory).
+pub type S3Options = ServerOptions;
 
 /// A real S3-protocol server (`s3s-fs`) on loopback, storing objects under a temporary root.
 #[derive(Debug)]

@@ -50,6 +50,8 @@ pub struct LongReport {
     pub known_issues: Vec<String>,
     pub errors: Vec<String>,
     pub quiet_new_bytes: u64,
+    pub quiet_measured: usize,
+    pub quiet_skipped: u32,
     pub catch_up: Option<Duration>,
     pub segments: usize,
     pub holes: Vec<String>,
@@ -68,15 +70,12 @@ impl LongReport {
 
     /// Everything that is wrong; empty when the run is good.
     pub fn problems(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .verdict
-            .violations()
-            .into_iter()
-            .map(|(what, n)| format!("{what} = {n}"))
-            .collect();
-        out.extend(self.liveness_failures.iter().cloned());
+        let mut out = super::scenarios::safety_and_liveness(
+            &self.verdict,
+            &self.liveness_failures,
+            &self.holes,
+        );
         out.extend(self.errors.iter().cloned());
-        out.extend(self.holes.iter().map(|h| format!("segment list hole: {h}")));
         let rewritten: u64 = self
             .kinds
             .values()
@@ -141,9 +140,12 @@ impl LongReport {
         );
         let _ = writeln!(
             t,
-            "| **bytes copied by moves** | **{}** (quiet moves: {}) |",
+            "| **bytes copied by moves** | **{}** (quiet moves: {} bytes in {} measured, {} not \
+             measured: a node could not be listed) |",
             self.copied_bytes(),
-            self.quiet_new_bytes
+            self.quiet_new_bytes,
+            self.quiet_measured,
+            self.quiet_skipped
         );
         let _ = writeln!(
             t,
@@ -287,6 +289,8 @@ pub async fn long_run<C: Cluster>(
         known_issues: run.known_issues.clone(),
         errors,
         quiet_new_bytes: run.quiet.iter().map(|q| q.new_bytes).sum(),
+        quiet_measured: run.quiet.len(),
+        quiet_skipped: run.quiet_skipped,
         catch_up,
         segments: final_snapshot.segments.len(),
         holes: final_snapshot.holes(),

@@ -110,6 +110,15 @@ struct Role {
     process: Option<ChildGuard>,
 }
 
+impl Role {
+    /// The running process, taken out to be killed or stopped.
+    fn take_process(&mut self, kind: &str) -> anyhow::Result<ChildGuard> {
+        self.process
+            .take()
+            .with_context(|| format!("{kind} {} is not running", self.id))
+    }
+}
+
 /// A cluster of processes; everything is killed and cleaned up when it drops.
 #[derive(Debug)]
 pub struct ProcessCluster {
@@ -467,11 +476,7 @@ impl Cluster for ProcessCluster {
     }
 
     async fn kill_broker(&mut self, id: &str) -> anyhow::Result<()> {
-        let role = self.broker(id)?;
-        let mut process = role
-            .process
-            .take()
-            .with_context(|| format!("broker {id} is not running"))?;
+        let mut process = self.broker(id)?.take_process("broker")?;
         blocking(|| process.kill());
         Ok(())
     }
@@ -485,11 +490,7 @@ impl Cluster for ProcessCluster {
     }
 
     async fn stop_broker(&mut self, id: &str) -> anyhow::Result<()> {
-        let role = self.broker(id)?;
-        let mut process = role
-            .process
-            .take()
-            .with_context(|| format!("broker {id} is not running"))?;
+        let mut process = self.broker(id)?.take_process("broker")?;
         // The broker's own bound on a graceful stop is 20 s.
         let status = blocking(|| process.terminate(Duration::from_secs(30)));
         match status {
@@ -530,14 +531,11 @@ impl Cluster for ProcessCluster {
     }
 
     async fn kill_controller(&mut self, id: &str) -> anyhow::Result<()> {
-        let role = self
+        let mut process = self
             .controllers
             .get_mut(id)
-            .with_context(|| format!("no controller {id}"))?;
-        let mut process = role
-            .process
-            .take()
-            .with_context(|| format!("controller {id} is not running"))?;
+            .with_context(|| format!("no controller {id}"))?
+            .take_process("controller")?;
         blocking(|| process.kill());
         Ok(())
     }

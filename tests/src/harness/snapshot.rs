@@ -109,23 +109,31 @@ impl Snapshot {
                 .store(&node)
                 .with_context(|| format!("no store for node {node}"))?;
             // A node that is down (a fault) cannot be listed; the record measure needs no
-            // listing, and the quiet measure is only taken with every node up.
-            let objects: Vec<_> = match tokio::time::timeout(
-                std::time::Duration::from_secs(20),
-                store.list(None).try_collect(),
-            )
-            .await
-            {
-                Ok(Ok(objects)) => objects,
-                Ok(Err(e)) => {
-                    tracing::info!(node = %node, error = %e, "cannot list a storage node");
-                    snapshot.unreachable_nodes.push(node.to_string());
-                    continue;
+            // listing, and the quiet measure is only taken with every node up. A listing can
+            // also fail while objects are deleted under it (s3s-fs walks its folders), so a
+            // failed one is tried again a few times.
+            let mut listed = None;
+            for attempt in 0..5 {
+                match tokio::time::timeout(
+                    std::time::Duration::from_secs(20),
+                    store.list(None).try_collect::<Vec<_>>(),
+                )
+                .await
+                {
+                    Ok(Ok(objects)) => {
+                        listed = Some(objects);
+                        break;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::info!(node = %node, attempt, error = %e, "cannot list a storage node");
+                        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => {
-                    snapshot.unreachable_nodes.push(node.to_string());
-                    continue;
-                }
+            }
+            let Some(objects) = listed else {
+                snapshot.unreachable_nodes.push(node.to_string());
+                continue;
             };
             for object in objects {
                 snapshot
