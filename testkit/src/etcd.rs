@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::process::{ChildGuard, ServerOptions, find_binary, free_port, reserved_port};
+use crate::process::{ChildGuard, ServerOptions, find_binary, free_port, reserved_port, respawn};
 
 /// Where and how to run an [`EtcdServer`]; the default is what [`EtcdServer::start`] does
 /// (its log is `etcd.log` in the server's temporary directory).
@@ -131,26 +131,16 @@ impl EtcdServer {
     /// can fail for a moment after a kill, so this retries for a few seconds.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.process.kill();
-        let mut last = None;
-        for _ in 0..10 {
-            match Self::spawn(
+        self.process = respawn(|| {
+            Self::spawn(
                 &self.binary,
                 self.dir.path(),
                 self.client_addr,
                 self.peer_addr,
                 &self.log,
                 &self.env,
-            ) {
-                Ok(process) => {
-                    self.process = process;
-                    return Ok(());
-                }
-                Err(e) => {
-                    last = Some(e);
-                    std::thread::sleep(Duration::from_millis(300));
-                }
-            }
-        }
-        Err(last.expect("at least one attempt ran"))
+            )
+        })?;
+        Ok(())
     }
 }

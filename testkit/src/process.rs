@@ -299,3 +299,21 @@ impl Default for ServerOptions {
         }
     }
 }
+
+/// Starts a killed server again: binding its old ports can fail for a moment after a kill, so
+/// `spawn` is tried up to ten times, 300 ms apart.
+pub(crate) fn respawn(
+    mut spawn: impl FnMut() -> anyhow::Result<ChildGuard>,
+) -> anyhow::Result<ChildGuard> {
+    let mut last = None;
+    for _ in 0..10 {
+        match spawn() {
+            Ok(process) => return Ok(process),
+            Err(e) => {
+                last = Some(e);
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+        }
+    }
+    Err(last.expect("at least one attempt ran"))
+}

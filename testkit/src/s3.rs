@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::process::{ChildGuard, ServerOptions, find_binary, free_port, reserved_port};
+use crate::process::{ChildGuard, ServerOptions, find_binary, free_port, reserved_port, respawn};
 
 const ACCESS_KEY: &str = "strata-test";
 const SECRET_KEY: &str = "strata-test-secret";
@@ -140,19 +140,8 @@ impl S3Server {
     /// running). Binding the old port can fail for a moment after a kill, so this retries.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.process.kill();
-        let mut last = None;
-        for _ in 0..10 {
-            match Self::spawn(&self.binary, self.addr, &self.root, &self.log, &self.env) {
-                Ok(process) => {
-                    self.process = process;
-                    return Ok(());
-                }
-                Err(e) => {
-                    last = Some(e);
-                    std::thread::sleep(Duration::from_millis(300));
-                }
-            }
-        }
-        Err(last.expect("at least one attempt ran"))
+        self.process =
+            respawn(|| Self::spawn(&self.binary, self.addr, &self.root, &self.log, &self.env))?;
+        Ok(())
     }
 }

@@ -5,16 +5,15 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use anyhow::Context;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
 use super::checker::Verdict;
-use super::ops::{AdminApi, Cluster};
-use super::scenarios::{Run, Scenario, check_cluster, create_topic};
+use super::ops::Cluster;
+use super::scenarios::{Run, Scenario, check_cluster};
 use super::snapshot::{Copied, Snapshot, copied};
-use super::workload::{Load, LoadConfig};
+use super::workload::LoadConfig;
 
 /// Settings of a long run.
 #[derive(Debug, Clone)]
@@ -211,18 +210,7 @@ pub async fn long_run<C: Cluster>(
         skipped.push(format!("partition scenarios: {why}"));
         scenarios.retain(|s| !s.needs_cut());
     }
-    let proxies = cluster.proxies();
-    let admin = AdminApi::new(cluster.admin_urls());
-    create_topic(&proxies[0], &config).await?;
-    admin
-        .wait_owned(&config.topic, Duration::from_secs(30), |_| true)
-        .await?;
-    let load = Load::start(config, &proxies).await?;
-    let mut run = Run::new(load, admin, format!("long:{}", cluster.mode()));
-    run.load
-        .wait_acks(run.t0, 20, Duration::from_secs(60))
-        .await
-        .context("the load did not get going")?;
+    let mut run = Run::start(cluster, config, format!("long:{}", cluster.mode())).await?;
     let mut kinds: BTreeMap<&'static str, KindFigures> = BTreeMap::new();
     let mut errors = Vec::new();
     let deadline = started + long.duration;

@@ -147,6 +147,28 @@ pub struct Run {
 }
 
 impl Run {
+    /// Creates the load's topic, waits until every partition has an owner, starts the load
+    /// and waits until it is acknowledged.
+    pub async fn start<C: Cluster>(
+        cluster: &C,
+        config: LoadConfig,
+        tag: String,
+    ) -> anyhow::Result<Self> {
+        let proxies = cluster.proxies();
+        let admin = AdminApi::new(cluster.admin_urls());
+        create_topic(&proxies[0], &config).await?;
+        admin
+            .wait_owned(&config.topic, Duration::from_secs(30), |_| true)
+            .await?;
+        let load = Load::start(config, &proxies).await?;
+        let run = Self::new(load, admin, tag);
+        run.load
+            .wait_acks(run.t0, 20, Duration::from_secs(60))
+            .await
+            .with_context(|| format!("the load did not get going; logs in {}", cluster.logs()))?;
+        Ok(run)
+    }
+
     pub fn new(load: Load, admin: AdminApi, tag: String) -> Self {
         Self {
             load,
@@ -691,7 +713,7 @@ pub async fn check_cluster<C: Cluster>(cluster: &C, load: &Load) -> anyhow::Resu
 }
 
 /// Creates the topic through a proxy (partitions are assigned before it answers).
-pub async fn create_topic(proxy: &str, config: &LoadConfig) -> anyhow::Result<()> {
+async fn create_topic(proxy: &str, config: &LoadConfig) -> anyhow::Result<()> {
     let admin = Admin::connect(proxy).await?;
     admin
         .create_topic(&config.topic, config.partitions)
@@ -708,19 +730,8 @@ pub async fn run_scenario<C: Cluster>(
 ) -> anyhow::Result<Report> {
     let started = Instant::now();
     let tag = format!("{}:{}", cluster.mode(), scenario.name());
-    let proxies = cluster.proxies();
-    let admin = AdminApi::new(cluster.admin_urls());
-    create_topic(&proxies[0], &config).await?;
-    admin
-        .wait_owned(&config.topic, Duration::from_secs(30), |_| true)
-        .await?;
-    let load = Load::start(config, &proxies).await?;
-    let mut run = Run::new(load, admin, tag);
+    let mut run = Run::start(cluster, config, tag).await?;
     run.keep_storage_dead = true;
-    run.load
-        .wait_acks(run.t0, 20, Duration::from_secs(60))
-        .await
-        .with_context(|| format!("the load did not get going; logs in {}", cluster.logs()))?;
     // Enough history before the fault that moves have data to (not) copy.
     tokio::time::sleep(WARM_UP.saturating_sub(run.t0.elapsed())).await;
     run.event("load running on every partition");
