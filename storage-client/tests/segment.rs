@@ -186,6 +186,15 @@ async fn corrupt_segments_give_typed_errors() {
     let mut bad_footer_crc = good.to_vec();
     bad_footer_crc[trailer + 4] ^= 0x01;
     cases.push(("bad footer crc", bad_footer_crc));
+    // A footer whose CRC is right but whose data length is absurd: the size check must not
+    // overflow (found by the segment_decode fuzz target).
+    let mut huge_data_len = good.to_vec();
+    let footer_len = u32::from_be_bytes(good[trailer..trailer + 4].try_into().unwrap()) as usize;
+    let footer_start = trailer - footer_len;
+    huge_data_len[footer_start + 32..footer_start + 40].copy_from_slice(&u64::MAX.to_be_bytes());
+    let crc = crc32c::crc32c(&huge_data_len[footer_start..trailer]);
+    huge_data_len[trailer + 4..trailer + 8].copy_from_slice(&crc.to_be_bytes());
+    cases.push(("data length overflowing the object size", huge_data_len));
 
     for (name, bytes) in cases {
         let size = bytes.len() as u64;

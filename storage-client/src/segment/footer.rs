@@ -167,7 +167,8 @@ impl Footer {
 
     fn validate(&self, object_size: u64, tail_len: u64) -> Result<()> {
         let fail = |detail: String| Err(corrupt(Corrupted::SegmentFooter, detail));
-        if self.data_len + tail_len != object_size {
+        // A CRC-valid footer can still carry any data length; a sum that overflows is a lie too.
+        if self.data_len.checked_add(tail_len) != Some(object_size) {
             return fail(format!(
                 "data length {} plus footer {tail_len} does not equal object size {object_size}",
                 self.data_len
