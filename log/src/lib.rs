@@ -6,6 +6,7 @@
 //! batches by offset; [`object_path`] names new objects so no two writes ever share a name.
 
 pub mod cache;
+mod index;
 mod reader;
 mod record;
 

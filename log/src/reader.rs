@@ -6,6 +6,7 @@ use strata_storage::segment::MemoryObject;
 use strata_storage::{NodePool, RecordBatch, SegmentReader};
 
 use crate::cache::{Cached, ReadCache};
+use crate::index::{Lookup, ReadAt, SegmentIndex, View};
 use crate::{LogError, SegmentRecord};
 
 /// Committed batches from a read, and where the log stands.
@@ -25,6 +26,7 @@ pub struct LogReader {
     keys: Keyspace,
     pool: Arc<NodePool>,
     cache: Option<Arc<ReadCache>>,
+    index: Arc<SegmentIndex>,
 }
 
 impl LogReader {
@@ -34,6 +36,7 @@ impl LogReader {
             keys,
             pool,
             cache: None,
+            index: Arc::default(),
         }
     }
 
@@ -155,9 +158,7 @@ impl LogReader {
             .meta
             .range(&self.keys.segments(topic, partition))
             .await?;
-        kvs.iter()
-            .map(|kv| Ok(schema::decode(&kv.key, &kv.value)?))
-            .collect()
+        decode_records(&kvs)
     }
 
     /// Committed batches starting with the one holding `offset`, up to about `max_bytes`
@@ -169,14 +170,53 @@ impl LogReader {
         offset: i64,
         max_bytes: u64,
     ) -> Result<ReadResult, LogError> {
-        match self.read_once(topic, partition, offset, max_bytes).await {
-            // Compaction replaced a segment between our listing and our read, and its old
-            // object is gone: the new listing has the replacement.
+        match self
+            .read_once(topic, partition, offset, max_bytes, false)
+            .await
+        {
+            // Compaction or retention replaced a segment since the records we hold were
+            // listed, and its old object is gone: a new listing has the replacement.
             Err(LogError::Storage(strata_storage::StorageError::NotFound(_))) => {
-                self.read_once(topic, partition, offset, max_bytes).await
+                self.read_once(topic, partition, offset, max_bytes, true)
+                    .await
             }
             other => other,
         }
+    }
+
+    /// The records a read at `offset` needs, from the index when it is current (`fresh`
+    /// forces a new listing).
+    async fn view(
+        &self,
+        topic: &str,
+        partition: u32,
+        at: ReadAt,
+        fresh: bool,
+    ) -> Result<View, LogError> {
+        let lookup = if fresh {
+            Lookup::Miss
+        } else {
+            self.index.lookup(topic, partition, at)
+        };
+        match lookup {
+            Lookup::Hit(view) => return Ok(view),
+            Lookup::Tail(end) => {
+                let (kvs, _) = self
+                    .meta
+                    .range_from(
+                        &self.keys.segments(topic, partition),
+                        &self.keys.segment(topic, partition, end),
+                    )
+                    .await?;
+                let tail = decode_records(&kvs)?;
+                if let Some(view) = self.index.extend(topic, partition, at, end, tail) {
+                    return Ok(view);
+                }
+            }
+            Lookup::Miss => {}
+        }
+        let all = self.segments(topic, partition).await?;
+        Ok(self.index.replace(topic, partition, at, all))
     }
 
     async fn read_once(
@@ -185,12 +225,25 @@ impl LogReader {
         partition: u32,
         offset: i64,
         max_bytes: u64,
+        fresh: bool,
     ) -> Result<ReadResult, LogError> {
-        let high_watermark = self.high_watermark(topic, partition).await?;
-        let segments = self.segments(topic, partition).await?;
-        let log_start = segments
-            .first()
-            .map_or(high_watermark, |s| s.meta.base_offset);
+        let key = self.keys.commit(topic, partition);
+        let (high_watermark, incarnation) = match self.meta.get(&key).await? {
+            Some(kv) => (
+                schema::decode::<Checkpoint>(&key, &kv.value)?.next_offset,
+                kv.create_revision,
+            ),
+            None => (0, 0),
+        };
+        let at = ReadAt {
+            incarnation,
+            high_watermark,
+            offset,
+        };
+        let View {
+            log_start,
+            segments,
+        } = self.view(topic, partition, at, fresh).await?;
         if offset < log_start || offset > high_watermark {
             return Err(LogError::OffsetOutOfRange {
                 offset,
@@ -201,10 +254,9 @@ impl LogReader {
         let mut batches = Vec::new();
         let mut next = offset;
         let mut budget = max_bytes;
-        // Only segments below the high watermark are committed; a record past it is an orphan
-        // of a failed commit and is never read.
-        let start = segments.partition_point(|s| s.meta.next_offset <= offset);
-        for segment in &segments[start..] {
+        // The view holds committed segments only (below the high watermark), starting with
+        // the one holding `offset`; a record past it is an orphan of a failed commit.
+        for segment in &segments {
             if next >= high_watermark || (budget == 0 && !batches.is_empty()) {
                 break;
             }
@@ -229,4 +281,10 @@ impl LogReader {
             log_start,
         })
     }
+}
+
+fn decode_records(kvs: &[strata_meta::KeyValue]) -> Result<Vec<SegmentRecord>, LogError> {
+    kvs.iter()
+        .map(|kv| Ok(schema::decode(&kv.key, &kv.value)?))
+        .collect()
 }

@@ -323,6 +323,15 @@ impl MetaStore for EmbeddedStore {
         Ok((state.range(prefix), state.revision()))
     }
 
+    async fn range_from(
+        &self,
+        prefix: &str,
+        from: &str,
+    ) -> Result<(Vec<KeyValue>, Revision), MetaError> {
+        let state = self.inner.state()?;
+        Ok((state.range_from(prefix, from), state.revision()))
+    }
+
     async fn put(
         &self,
         key: &str,

@@ -148,6 +148,30 @@ impl MetaStore for EtcdStore {
         Ok((kvs, revision))
     }
 
+    async fn range_from(
+        &self,
+        prefix: &str,
+        from: &str,
+    ) -> Result<(Vec<KeyValue>, Revision), MetaError> {
+        let mut kv = self.kv.clone();
+        let start = if from.as_bytes() < prefix.as_bytes() {
+            prefix
+        } else {
+            from
+        };
+        let options = ec::GetOptions::new().with_range(prefix_end(prefix));
+        let mut resp = self
+            .call("range", None, kv.get(start, Some(options)))
+            .await?;
+        let revision = header_revision(resp.header())?;
+        let kvs = resp
+            .take_kvs()
+            .into_iter()
+            .map(convert_kv)
+            .collect::<Result<_, _>>()?;
+        Ok((kvs, revision))
+    }
+
     async fn put(
         &self,
         key: &str,
@@ -399,6 +423,19 @@ fn watch_stream(
         }
     });
     WatchStream::new(events.boxed())
+}
+
+/// The first key after every key starting with `prefix` (etcd's `range_end` for a prefix;
+/// `\0` means "no end" when the prefix is empty).
+fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
 }
 
 fn header_revision(header: Option<&ec::ResponseHeader>) -> Result<Revision, MetaError> {

@@ -76,6 +76,14 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
     /// only the children of `a/1`.
     async fn range(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), MetaError>;
 
+    /// Like [`range`](Self::range), but only the keys that sort at or after `from`: the tail
+    /// of a long, ordered list (segment records by offset) without reading its head.
+    async fn range_from(
+        &self,
+        prefix: &str,
+        from: &str,
+    ) -> Result<(Vec<KeyValue>, Revision), MetaError>;
+
     /// Writes a key, attached to `lease` or to none; returns the new store revision.
     /// [`MetaError::LeaseNotFound`] if the lease has ended.
     async fn put(

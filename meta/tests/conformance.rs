@@ -145,6 +145,7 @@ macro_rules! conformance {
 conformance!(
     put_get_delete_track_revisions_and_versions,
     range_is_sorted_and_respects_prefix_boundaries,
+    range_from_reads_the_tail_of_a_prefix,
     txn_compares_choose_the_branch,
     txn_is_atomic_and_validated,
     lease_keeps_keys_while_renewed_and_expires_after_ttl,
@@ -296,6 +297,51 @@ async fn range_is_sorted_and_respects_prefix_boundaries(h: &Harness) {
         s.delete_prefix("").await,
         Err(MetaError::InvalidArgument(_))
     ));
+}
+
+async fn range_from_reads_the_tail_of_a_prefix(h: &Harness) {
+    let s = h.store.as_ref();
+    // Zero-padded numbers sort like segment keys; `/t/f/seg0` and `/t/f/sef` sit just
+    // outside the prefix on either side.
+    for key in [
+        "/t/f/sef",
+        "/t/f/seg/003",
+        "/t/f/seg/001",
+        "/t/f/seg/010",
+        "/t/f/seg0",
+    ] {
+        s.put(key, b(key), None).await.unwrap();
+    }
+    let last = s.put("/t/f/seg/007", b("7"), None).await.unwrap();
+    async fn tail(s: &dyn MetaStore, prefix: &str, from: &str, revision: Revision) -> Vec<String> {
+        let (kvs, read_at) = s.range_from(prefix, from).await.unwrap();
+        assert_eq!(read_at, revision);
+        kvs.into_iter().map(|kv| kv.key).collect()
+    }
+    let keys = |prefix: &'static str, from: &'static str| tail(s, prefix, from, last);
+    assert_eq!(
+        keys("/t/f/seg/", "/t/f/seg/003").await,
+        ["/t/f/seg/003", "/t/f/seg/007", "/t/f/seg/010"]
+    );
+    // A start between keys begins at the next one; one past the last finds nothing.
+    assert_eq!(
+        keys("/t/f/seg/", "/t/f/seg/004").await,
+        ["/t/f/seg/007", "/t/f/seg/010"]
+    );
+    assert!(keys("/t/f/seg/", "/t/f/seg/011").await.is_empty());
+    // A start before the prefix reads the whole prefix, never the keys before it.
+    assert_eq!(keys("/t/f/seg/", "/t/a").await.len(), 4);
+    assert_eq!(
+        keys("/t/f/seg/", "").await,
+        keys("/t/f/seg/", "/t/f/seg/").await
+    );
+    // A start past the prefix's end finds nothing, not the keys after the prefix.
+    assert!(keys("/t/f/seg/", "/t/f/seh").await.is_empty());
+    // An empty prefix is every key from `from` on.
+    assert_eq!(
+        keys("", "/t/f/seg/010").await,
+        ["/t/f/seg/010", "/t/f/seg0"]
+    );
 }
 
 async fn txn_compares_choose_the_branch(h: &Harness) {

@@ -72,12 +72,24 @@ impl State {
         self.with_prefix(prefix).cloned().collect()
     }
 
+    pub fn range_from(&self, prefix: &str, from: &str) -> Vec<KeyValue> {
+        self.with_prefix_from(prefix, from.max(prefix))
+            .cloned()
+            .collect()
+    }
+
     fn with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a KeyValue> + 'a {
+        self.with_prefix_from(prefix, prefix)
+    }
+
+    /// Keys starting with `prefix`, from `start` (which must not sort before `prefix`) on.
+    fn with_prefix_from<'a>(
+        &'a self,
+        prefix: &'a str,
+        start: &'a str,
+    ) -> impl Iterator<Item = &'a KeyValue> + 'a {
         self.kvs
-            .range::<str, _>((
-                std::ops::Bound::Included(prefix),
-                std::ops::Bound::Unbounded,
-            ))
+            .range::<str, _>((std::ops::Bound::Included(start), std::ops::Bound::Unbounded))
             .take_while(move |(k, _)| k.starts_with(prefix))
             .map(|(_, kv)| kv)
     }
