@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{BrokerError, Result};
 use crate::flush::{FlushStats, InFlight};
-use crate::partition::{Ack, Limits, Partition};
+use crate::partition::{Ack, Limits, Partition, PartitionState};
 
 /// Settings of the broker role.
 #[derive(Debug, Clone)]
@@ -50,6 +50,10 @@ pub struct Broker {
     config: BrokerConfig,
     partitions: RwLock<HashMap<Key, Arc<Partition>>>,
     pub(crate) flush_wanted: Arc<Notify>,
+    /// Asks the membership loop to read the assignments again: a partition still assigned
+    /// here may have been fenced, or failed to open, and would otherwise wait for the next
+    /// assignment change.
+    pub(crate) reconcile_wanted: Notify,
     pub(crate) flush_lock: tokio::sync::Mutex<()>,
     pub(crate) retry: Mutex<Vec<InFlight>>,
     pub(crate) storage_stall: crate::stall::StorageStall,
@@ -73,6 +77,7 @@ impl Broker {
             config,
             partitions: RwLock::default(),
             flush_wanted: Arc::new(Notify::new()),
+            reconcile_wanted: Notify::new(),
             flush_lock: tokio::sync::Mutex::new(()),
             retry: Mutex::default(),
             storage_stall: crate::stall::StorageStall::default(),
@@ -116,8 +121,14 @@ impl Broker {
                 reason: "the partition has no assignment".into(),
             })?;
         let assignment: Assignment = schema::decode(&key, &kv.value)?;
+        // A fenced or closed incarnation at the same epoch is opened anew: the claim below
+        // decides whether this broker may still write it.
         if let Some(existing) = self.partition(topic, partition)
             && existing.epoch == assignment.epoch
+            && !matches!(
+                existing.state(),
+                PartitionState::Fenced | PartitionState::Closed
+            )
         {
             return Ok(existing);
         }

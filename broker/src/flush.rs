@@ -27,6 +27,9 @@ pub(crate) struct InFlight {
     pub partition: Arc<Partition>,
     pub unit: FlushUnit,
     pub record: Option<SegmentRecord>,
+    /// A commit of this unit failed without an answer (the metadata store went away
+    /// mid-call): it may have landed.
+    pub maybe_committed: bool,
 }
 
 /// What one cycle did.
@@ -59,6 +62,7 @@ impl Broker {
                     partition,
                     unit,
                     record: None,
+                    maybe_committed: false,
                 });
             }
         }
@@ -117,7 +121,12 @@ impl Broker {
                 Ok(None) => {
                     // Someone's guard failed: fence those, retry the others at once.
                     for item in chunk {
-                        if self.still_owned(&item.partition).await.unwrap_or(true) {
+                        if item.maybe_committed
+                            && let Ok(Some(revision)) = self.landed_earlier(&item).await
+                        {
+                            tracing::info!(topic = %item.partition.topic, partition = item.partition.partition, next_offset = item.unit.next_offset, "a commit whose answer was lost had landed");
+                            item.partition.committed(&item.unit, revision);
+                        } else if self.still_owned(&item.partition).await.unwrap_or(true) {
                             queue.push(item);
                         } else {
                             item.partition.fence(
@@ -125,12 +134,16 @@ impl Broker {
                                  newer incarnation claimed the partition",
                             );
                             stats.fenced += 1;
+                            self.reconcile_wanted.notify_one();
                         }
                     }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "commit failed; will retry");
-                    pending.extend(chunk);
+                    pending.extend(chunk.into_iter().map(|item| InFlight {
+                        maybe_committed: true,
+                        ..item
+                    }));
                 }
             }
         }
@@ -235,6 +248,41 @@ impl Broker {
         }
         let result = self.meta.txn(txn).await.map_err(BrokerError::from)?;
         Ok(result.succeeded.then_some(result.revision))
+    }
+
+    /// Whether an earlier attempt to commit `item` landed although its answer was lost: then
+    /// the retry's guard fails against the checkpoint that very attempt wrote, and fencing
+    /// would strand a partition nobody else owns (the long fault run found this after an etcd
+    /// restart). It landed exactly when the segment key holds this unit's record (object
+    /// paths are never reused), the checkpoint was last written by the same transaction (so
+    /// no claim came after it) and the assignment is still the one this incarnation claimed.
+    /// Returns the revision it committed at.
+    async fn landed_earlier(&self, item: &InFlight) -> Result<Option<strata_meta::Revision>> {
+        let p = &item.partition;
+        let record = item
+            .record
+            .as_ref()
+            .expect("only written units are committed");
+        let key = self
+            .keys
+            .segment(&p.topic, p.partition, record.meta.base_offset);
+        let Some(stored) = self.meta.get(&key).await? else {
+            return Ok(None);
+        };
+        if schema::decode::<SegmentRecord>(&key, &stored.value)?.path != record.path {
+            return Ok(None);
+        }
+        let checkpoint = self
+            .meta
+            .get(&self.keys.commit(&p.topic, p.partition))
+            .await?;
+        let assignment = self
+            .meta
+            .get(&self.keys.assignment(&p.topic, p.partition))
+            .await?;
+        let landed = checkpoint.is_some_and(|kv| kv.mod_revision == stored.mod_revision)
+            && assignment.is_some_and(|kv| kv.mod_revision == p.assignment_revision);
+        Ok(landed.then_some(stored.mod_revision))
     }
 
     /// Whether this incarnation still owns the partition: the assignment is the one it

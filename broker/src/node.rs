@@ -36,6 +36,8 @@ enum Exit {
     LeaseLost,
     StorageStalled,
     WatchBroken(MetaError),
+    /// A partition was fenced or failed to open: read the assignments again.
+    Reconcile,
 }
 
 impl Broker {
@@ -104,6 +106,11 @@ impl Broker {
                     }
                     Ok(Exit::WatchBroken(e)) => {
                         tracing::warn!(error = %e, "assignment watch broke; re-reading assignments");
+                    }
+                    Ok(Exit::Reconcile) => {
+                        tracing::info!(
+                            "a partition was fenced or failed to open; re-reading assignments"
+                        );
                     }
                     Err(e @ BrokerError::MetaUnavailable(_)) => {
                         tracing::warn!(error = %e, "metadata store unavailable; re-reading assignments");
@@ -206,6 +213,7 @@ impl Broker {
                 () = cancel.cancelled() => return Ok(Exit::Cancelled),
                 () = keeper.lost() => return Ok(Exit::LeaseLost),
                 () = self.storage_stall.exceeds(storage_stall_limit) => return Ok(Exit::StorageStalled),
+                () = self.reconcile_wanted.notified() => return Ok(Exit::Reconcile),
                 event = watch.next() => event,
             };
             match event {
@@ -243,7 +251,10 @@ impl Broker {
             Err(e @ (BrokerError::Fenced { .. } | BrokerError::NotLeader { .. })) => {
                 tracing::info!(%topic, partition, error = %e, "partition not opened");
             }
-            Err(e) => tracing::warn!(%topic, partition, error = %e, "opening partition failed"),
+            Err(e) => {
+                tracing::warn!(%topic, partition, error = %e, "opening partition failed; will try again");
+                self.reconcile_wanted.notify_one();
+            }
         }
     }
 }

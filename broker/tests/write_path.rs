@@ -12,7 +12,7 @@ use strata_controller::Admin;
 use strata_controller::admin::NewTopic;
 use strata_log::LogReader;
 use strata_meta::schema::{self, BrokerInfo, Keyspace};
-use strata_meta::{EmbeddedOptions, EmbeddedStore, MetaStore};
+use strata_meta::{EmbeddedOptions, EmbeddedStore, MetaError, MetaStore, Revision};
 use strata_proto::ErrorCode;
 use strata_storage::clock::{SeededRandom, SystemClock};
 use strata_storage::fault::{Faults, FaultyStore};
@@ -832,4 +832,170 @@ async fn a_released_partition_drops_the_unit_waiting_for_a_retry() {
         .unwrap();
     broker.flush_once().await;
     assert_eq!(env.read_all("t", 0).await, ["kept"]);
+}
+
+/// A metadata store that applies a transaction and then loses its answer, once, as when etcd
+/// goes away between committing and replying.
+#[derive(Debug)]
+struct LosesOneAnswer {
+    inner: Arc<dyn MetaStore>,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl MetaStore for LosesOneAnswer {
+    async fn get(&self, key: &str) -> Result<Option<strata_meta::KeyValue>, MetaError> {
+        self.inner.get(key).await
+    }
+    async fn range(
+        &self,
+        prefix: &str,
+    ) -> Result<(Vec<strata_meta::KeyValue>, Revision), MetaError> {
+        self.inner.range(prefix).await
+    }
+    async fn range_from(
+        &self,
+        prefix: &str,
+        from: &str,
+    ) -> Result<(Vec<strata_meta::KeyValue>, Revision), MetaError> {
+        self.inner.range_from(prefix, from).await
+    }
+    async fn put(
+        &self,
+        key: &str,
+        value: Bytes,
+        lease: Option<strata_meta::LeaseId>,
+    ) -> Result<Revision, MetaError> {
+        self.inner.put(key, value, lease).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool, MetaError> {
+        self.inner.delete(key).await
+    }
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, MetaError> {
+        self.inner.delete_prefix(prefix).await
+    }
+    async fn txn(&self, txn: strata_meta::Txn) -> Result<strata_meta::TxnResult, MetaError> {
+        let result = self.inner.txn(txn).await?;
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(MetaError::Unavailable {
+                message: format!(
+                    "connection reset after the transaction (it committed at {})",
+                    result.revision
+                ),
+            });
+        }
+        Ok(result)
+    }
+    async fn grant_lease(&self, ttl: Duration) -> Result<strata_meta::LeaseId, MetaError> {
+        self.inner.grant_lease(ttl).await
+    }
+    async fn keep_alive_once(&self, lease: strata_meta::LeaseId) -> Result<(), MetaError> {
+        self.inner.keep_alive_once(lease).await
+    }
+    async fn revoke_lease(&self, lease: strata_meta::LeaseId) -> Result<(), MetaError> {
+        self.inner.revoke_lease(lease).await
+    }
+    async fn watch_prefix(
+        &self,
+        prefix: &str,
+        start_revision: Option<Revision>,
+    ) -> Result<strata_meta::WatchStream, MetaError> {
+        self.inner.watch_prefix(prefix, start_revision).await
+    }
+}
+
+/// Found by the long fault run: etcd restarted while a commit was in flight; the transaction
+/// had landed but its answer was lost, so the flusher retried it, the retry's guard failed
+/// against the checkpoint that very commit had written, and the partition was fenced
+/// although nobody else owned it — unwritable for good (the proxy kept routing to it). The
+/// retry must recognise its own commit, acknowledge it once and keep the partition writing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_answer_was_lost_is_recognised_by_its_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner: Arc<dyn MetaStore> = Arc::new(
+        EmbeddedStore::open(dir.path().join("meta"), EmbeddedOptions::default())
+            .await
+            .unwrap(),
+    );
+    let lossy = Arc::new(LosesOneAnswer {
+        inner,
+        armed: false.into(),
+    });
+    let env = env_with(lossy.clone(), dir, 1, 1);
+    env.register("b1").await;
+    env.topic("t", 1).await;
+    let broker = env.broker("b1", Limits::default());
+    broker.open_partition("t", 0).await.unwrap();
+    let waiter = tokio::spawn({
+        let broker = broker.clone();
+        async move { broker.produce("t", 0, one("landed"), Ack::Durable).await }
+    });
+    while broker.partition("t", 0).unwrap().buffered_bytes() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    lossy.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let stats = broker.flush_once().await;
+    assert_eq!((stats.txns, stats.retrying), (1, 1), "{stats:?}");
+    assert_eq!(
+        env.reader().high_watermark("t", 0).await.unwrap(),
+        1,
+        "it landed"
+    );
+
+    let stats = broker.flush_once().await;
+    assert_eq!((stats.fenced, stats.retrying), (0, 0), "{stats:?}");
+    assert_eq!(
+        waiter.await.unwrap().unwrap(),
+        0,
+        "acknowledged once, at offset 0"
+    );
+    assert_eq!(
+        broker.partition("t", 0).unwrap().state(),
+        PartitionState::Write
+    );
+    broker
+        .produce("t", 0, one("after"), Ack::Buffered)
+        .await
+        .unwrap();
+    assert_eq!(broker.flush_once().await.txns, 1);
+    assert_eq!(env.read_all("t", 0).await, ["landed", "after"]);
+}
+
+/// A partition fenced while its assignment still names this broker is opened anew by the next
+/// `open_partition` (the membership loop calls it after any fence): the claim decides, and
+/// the latest claim wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_partition_still_assigned_here_is_opened_anew() {
+    let env = env(1, 1).await;
+    env.register("b1").await;
+    env.topic("t", 1).await;
+    let first = env.broker("b1", Limits::default());
+    first.open_partition("t", 0).await.unwrap();
+    // Another incarnation under the same id claims the partition; the first one's next
+    // commit is refused.
+    let second = env.broker("b1", Limits::default());
+    second.open_partition("t", 0).await.unwrap();
+    first
+        .produce("t", 0, one("refused"), Ack::Buffered)
+        .await
+        .unwrap();
+    assert_eq!(first.flush_once().await.fenced, 1);
+    let fenced = first.partition("t", 0).unwrap();
+    assert_eq!(fenced.state(), PartitionState::Fenced);
+
+    let reopened = first.open_partition("t", 0).await.unwrap();
+    assert!(!Arc::ptr_eq(&fenced, &reopened), "a new incarnation");
+    assert_eq!(reopened.state(), PartitionState::Write);
+    let offset = first
+        .produce("t", 0, one("written"), Ack::Buffered)
+        .await
+        .unwrap();
+    assert_eq!(offset, 0, "nothing of the fenced incarnation was committed");
+    assert_eq!(first.flush_once().await.txns, 1);
+    second
+        .produce("t", 0, one("stale"), Ack::Buffered)
+        .await
+        .unwrap();
+    assert_eq!(second.flush_once().await.fenced, 1, "the latest claim won");
+    assert_eq!(env.read_all("t", 0).await, ["written"]);
 }

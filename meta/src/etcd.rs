@@ -134,18 +134,7 @@ impl MetaStore for EtcdStore {
     }
 
     async fn range(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), MetaError> {
-        let mut kv = self.kv.clone();
-        let options = ec::GetOptions::new().with_prefix();
-        let mut resp = self
-            .call("range", None, kv.get(prefix, Some(options)))
-            .await?;
-        let revision = header_revision(resp.header())?;
-        let kvs = resp
-            .take_kvs()
-            .into_iter()
-            .map(convert_kv)
-            .collect::<Result<_, _>>()?;
-        Ok((kvs, revision))
+        self.range_from(prefix, prefix).await
     }
 
     async fn range_from(
@@ -154,10 +143,10 @@ impl MetaStore for EtcdStore {
         from: &str,
     ) -> Result<(Vec<KeyValue>, Revision), MetaError> {
         let mut kv = self.kv.clone();
-        let start = if from.as_bytes() < prefix.as_bytes() {
-            prefix
-        } else {
-            from
+        // etcd refuses an empty key; "\0" is the smallest one.
+        let start = match from.max(prefix) {
+            "" => "\0",
+            start => start,
         };
         let options = ec::GetOptions::new().with_range(prefix_end(prefix));
         let mut resp = self
