@@ -272,22 +272,25 @@ impl Broker {
         if schema::decode::<SegmentRecord>(&key, &stored.value)?.path != record.path {
             return Ok(None);
         }
-        let checkpoint = self
-            .meta
-            .get(&self.keys.commit(&p.topic, p.partition))
-            .await?;
-        let assignment = self
-            .meta
-            .get(&self.keys.assignment(&p.topic, p.partition))
-            .await?;
-        let landed = checkpoint.is_some_and(|kv| kv.mod_revision == stored.mod_revision)
-            && assignment.is_some_and(|kv| kv.mod_revision == p.assignment_revision);
+        let (assignment, checkpoint) = self.guard_revisions(p).await?;
+        let landed =
+            checkpoint == Some(stored.mod_revision) && assignment == Some(p.assignment_revision);
         Ok(landed.then_some(stored.mod_revision))
     }
 
     /// Whether this incarnation still owns the partition: the assignment is the one it
     /// claimed and the checkpoint is the one it last wrote.
     async fn still_owned(&self, p: &Partition) -> Result<bool> {
+        let (assignment, checkpoint) = self.guard_revisions(p).await?;
+        Ok(assignment == Some(p.assignment_revision) && checkpoint == Some(p.commit_revision()))
+    }
+
+    /// The mod revisions a commit's guard compares, as the store holds them now: the
+    /// partition's assignment and its checkpoint.
+    async fn guard_revisions(
+        &self,
+        p: &Partition,
+    ) -> Result<(Option<strata_meta::Revision>, Option<strata_meta::Revision>)> {
         let assignment = self
             .meta
             .get(&self.keys.assignment(&p.topic, p.partition))
@@ -296,9 +299,9 @@ impl Broker {
             .meta
             .get(&self.keys.commit(&p.topic, p.partition))
             .await?;
-        Ok(
-            assignment.is_some_and(|kv| kv.mod_revision == p.assignment_revision)
-                && checkpoint.is_some_and(|kv| kv.mod_revision == p.commit_revision()),
-        )
+        Ok((
+            assignment.map(|kv| kv.mod_revision),
+            checkpoint.map(|kv| kv.mod_revision),
+        ))
     }
 }
