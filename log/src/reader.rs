@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
-use strata_meta::MetaStore;
 use strata_meta::schema::{self, Checkpoint, Keyspace};
+use strata_meta::{MetaStore, Revision};
 use strata_storage::segment::MemoryObject;
 use strata_storage::{NodePool, RecordBatch, SegmentReader};
 
@@ -103,10 +103,19 @@ impl LogReader {
 
     /// The high watermark (0 for a partition never written).
     pub async fn high_watermark(&self, topic: &str, partition: u32) -> Result<i64, LogError> {
+        Ok(self.checkpoint(topic, partition).await?.0)
+    }
+
+    /// The high watermark and the checkpoint key's create revision, which names the topic's
+    /// incarnation; `(0, 0)` for a partition never written.
+    async fn checkpoint(&self, topic: &str, partition: u32) -> Result<(i64, Revision), LogError> {
         let key = self.keys.commit(topic, partition);
         Ok(match self.meta.get(&key).await? {
-            Some(kv) => schema::decode::<Checkpoint>(&key, &kv.value)?.next_offset,
-            None => 0,
+            Some(kv) => (
+                schema::decode::<Checkpoint>(&key, &kv.value)?.next_offset,
+                kv.create_revision,
+            ),
+            None => (0, 0),
         })
     }
 
@@ -227,14 +236,7 @@ impl LogReader {
         max_bytes: u64,
         fresh: bool,
     ) -> Result<ReadResult, LogError> {
-        let key = self.keys.commit(topic, partition);
-        let (high_watermark, incarnation) = match self.meta.get(&key).await? {
-            Some(kv) => (
-                schema::decode::<Checkpoint>(&key, &kv.value)?.next_offset,
-                kv.create_revision,
-            ),
-            None => (0, 0),
-        };
+        let (high_watermark, incarnation) = self.checkpoint(topic, partition).await?;
         let at = ReadAt {
             incarnation,
             high_watermark,
