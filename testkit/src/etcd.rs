@@ -1,7 +1,8 @@
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::process::{ChildGuard, ServerOptions, find_binary, free_port, reserved_port, respawn};
 
@@ -98,6 +99,7 @@ impl EtcdServer {
             .envs(env.iter().map(|(k, v)| (k, v)));
         let mut process = ChildGuard::spawn("etcd", command, log.to_owned())?;
         process.wait_for_tcp(client_addr, Duration::from_secs(15))?;
+        wait_healthy(&mut process, client_addr, Duration::from_secs(15))?;
         Ok(process)
     }
 
@@ -143,4 +145,40 @@ impl EtcdServer {
         })?;
         Ok(())
     }
+}
+
+/// etcd accepts connections on its client port before it serves requests; a test that
+/// connected then could fail with "connection refused" a moment later if the process died
+/// starting up (a port taken after all). Waits until `/health` answers healthy and the
+/// process still runs.
+fn wait_healthy(
+    process: &mut ChildGuard,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let healthy = health(addr).is_ok_and(|body| body.contains("\"health\":\"true\""));
+        process.ensure_running()?;
+        if healthy {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!(
+                "etcd on {addr} did not report healthy within {timeout:?}; log {}:\n{}",
+                process.log_path().display(),
+                process.log_tail(20)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn health(addr: SocketAddr) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+    stream.set_read_timeout(Some(Duration::from_secs(1)))?;
+    stream.write_all(b"GET /health HTTP/1.0\r\n\r\n")?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer)
 }

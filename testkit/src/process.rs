@@ -5,15 +5,39 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-/// Asks the kernel for a loopback port that is free right now.
+/// Ports this process has handed out, so two servers of one test binary (tests run
+/// concurrently) never get the same one: the kernel can return a port it just gave out again
+/// once the probe socket is closed.
+fn handed_out() -> std::sync::MutexGuard<'static, std::collections::HashSet<u16>> {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static TAKEN: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
+    TAKEN
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Asks the kernel for a loopback port that is free right now and that this process has not
+/// handed out before.
 ///
 /// The port is released before the caller binds it, so another process could take it in
 /// between; callers that start servers retry on a bind failure.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("the loopback interface must allow binding an ephemeral port")
+    let ephemeral = || {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("the loopback interface must allow binding an ephemeral port")
+    };
+    let mut port = ephemeral();
+    for _ in 0..64 {
+        if handed_out().insert(port) {
+            break;
+        }
+        port = ephemeral();
+    }
+    port
 }
 
 /// Picks a loopback port below the kernel's ephemeral range (which starts at 32768 on Linux),
@@ -24,12 +48,8 @@ pub fn free_port() -> u16 {
 /// bound again after a kill. Servers that restart on their old address (etcd, storage nodes,
 /// brokers) take their port from here.
 pub fn reserved_port() -> u16 {
-    use std::collections::HashSet;
-    use std::sync::{Mutex, OnceLock};
-    static TAKEN: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
     const LOW: u32 = 20_000;
     const HIGH: u32 = 32_000;
-    let taken = TAKEN.get_or_init(Mutex::default);
     // Concurrent test processes start at different places, so they rarely probe the same port.
     let mut candidate = LOW + (std::process::id().wrapping_mul(7919) % (HIGH - LOW));
     for _ in 0..(HIGH - LOW) {
@@ -39,14 +59,12 @@ pub fn reserved_port() -> u16 {
             candidate + 1
         };
         let port = u16::try_from(candidate).expect("the range fits in u16");
-        let mut set = taken
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if set.contains(&port) {
+        let mut taken = handed_out();
+        if taken.contains(&port) {
             continue;
         }
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            set.insert(port);
+            taken.insert(port);
             return port;
         }
     }
