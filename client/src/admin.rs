@@ -7,6 +7,13 @@ use crate::error::{Error, Result, check};
 use crate::types::{Offset, TopicPartition};
 
 /// A topic and where its partitions are served.
+///
+/// ```no_run
+/// # async fn example(admin: &strata_client::Admin) -> strata_client::Result<()> {
+/// let topic = admin.describe_topic("orders").await?;
+/// println!("{} has {} partitions", topic.name, topic.partitions.len());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicInfo {
     /// The topic's name.
@@ -16,6 +23,15 @@ pub struct TopicInfo {
 }
 
 /// One partition's owner.
+///
+/// ```no_run
+/// # async fn example(admin: &strata_client::Admin) -> strata_client::Result<()> {
+/// for p in admin.describe_topic("orders").await?.partitions {
+///     let owner = p.broker.as_deref().unwrap_or("(no live owner)");
+///     println!("partition {} on {owner}, epoch {}", p.partition, p.epoch);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionInfo {
     /// The partition number.
@@ -27,6 +43,14 @@ pub struct PartitionInfo {
 }
 
 /// A consumer group in a listing.
+///
+/// ```no_run
+/// # async fn example(admin: &strata_client::Admin) -> strata_client::Result<()> {
+/// for g in admin.list_groups().await? {
+///     println!("{} {} ({} members)", g.group, g.state, g.members);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupListing {
     /// The group's name.
@@ -40,6 +64,15 @@ pub struct GroupListing {
 }
 
 /// One member of a group and its partitions.
+///
+/// ```no_run
+/// # async fn example(admin: &strata_client::Admin) -> strata_client::Result<()> {
+/// for m in admin.describe_group("billing").await?.members {
+///     println!("{} ({} at {}): {} partitions", m.member_id, m.client_id, m.client_host,
+///         m.assignment.len());
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupMember {
     /// The id the coordinator gave the member.
@@ -53,6 +86,13 @@ pub struct GroupMember {
 }
 
 /// A partition's committed offset and how far behind the log end it is.
+///
+/// ```no_run
+/// # async fn example(admin: &strata_client::Admin) -> strata_client::Result<()> {
+/// let total: i64 = admin.describe_group("billing").await?.offsets.iter().map(|o| o.lag).sum();
+/// println!("billing is {total} records behind");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionLag {
     /// The partition.
@@ -68,6 +108,14 @@ pub struct PartitionLag {
 }
 
 /// A group's members, assignment and lag.
+///
+/// ```no_run
+/// # async fn example(admin: &strata_client::Admin) -> strata_client::Result<()> {
+/// let g = admin.describe_group("billing").await?;
+/// println!("{} is {} in generation {} ({}), led by {}", g.group, g.state, g.generation,
+///     g.protocol, g.leader);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupDescription {
     /// The group's name.
@@ -89,6 +137,16 @@ pub struct GroupDescription {
 }
 
 /// Settings of a new topic; `None` keeps the server's default.
+///
+/// ```
+/// use strata_client::admin::TopicSettings;
+/// let settings = TopicSettings {
+///     retention_bytes: Some(10 << 30),
+///     segment_bytes: Some(64 << 20),
+///     ..TopicSettings::default()
+/// };
+/// assert_eq!(settings.retention_ms, None);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TopicSettings {
     /// Keep data this long (ms); -1 forever. Default 7 days.
@@ -132,6 +190,12 @@ fn topic_info(t: v1::TopicMetadata) -> TopicInfo {
 
 impl Admin {
     /// Connects to a proxy.
+    ///
+    /// ```no_run
+    /// # async fn example() -> strata_client::Result<()> {
+    /// let admin = strata_client::Admin::connect("127.0.0.1:7070").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn connect(server: &str) -> Result<Self> {
         Ok(Self::new(Connection::connect(server).await?))
     }

@@ -14,6 +14,15 @@ const MAX_MESSAGE_BYTES: usize = 64 << 20;
 ///
 /// Cheap to clone: clones share one HTTP/2 channel, which reconnects by itself after a proxy
 /// restart.
+///
+/// ```no_run
+/// # async fn example() -> strata_client::Result<()> {
+/// use strata_client::{Admin, Connection, Consumer, ConsumerConfig};
+/// let connection = Connection::connect("127.0.0.1:7070").await?;
+/// let admin = Admin::new(connection.clone());
+/// let consumer = Consumer::new(connection, ConsumerConfig::default())?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Connection {
     server: String,
@@ -40,6 +49,12 @@ impl Connection {
 
     /// A connection that dials on first use, so building a client never fails on a proxy that
     /// is still starting.
+    ///
+    /// ```no_run
+    /// # async fn example() -> strata_client::Result<()> {
+    /// let connection = strata_client::Connection::lazy("proxy.strata.svc:7070")?;
+    /// # Ok(()) }
+    /// ```
     pub fn lazy(server: &str) -> Result<Self> {
         Ok(Self::from_channel(server, endpoint(server)?.connect_lazy()))
     }
@@ -55,11 +70,27 @@ impl Connection {
     }
 
     /// The address this connection dials.
+    ///
+    /// ```no_run
+    /// # async fn example() -> strata_client::Result<()> {
+    /// let connection = strata_client::Connection::connect("127.0.0.1:7070").await?;
+    /// assert_eq!(connection.server(), "127.0.0.1:7070");
+    /// # Ok(()) }
+    /// ```
     pub fn server(&self) -> &str {
         &self.server
     }
 
     /// The generated gRPC client, for calls the SDK does not wrap.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// let connection = strata_client::Connection::connect("127.0.0.1:7070").await?;
+    /// let request = strata_proto::v1::MetadataRequest::default();
+    /// let answer = connection.grpc().metadata(request).await?.into_inner();
+    /// println!("{} topics", answer.topics.len());
+    /// # Ok(()) }
+    /// ```
     pub fn grpc(&self) -> StrataClient<Channel> {
         self.client.clone()
     }

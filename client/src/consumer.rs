@@ -22,6 +22,16 @@ use crate::error::{Error, Result, check};
 use crate::types::{Offset, TopicPartition};
 
 /// A record as the consumer hands it out.
+///
+/// ```no_run
+/// # async fn example(consumer: &mut strata_client::Consumer) -> strata_client::Result<()> {
+/// for record in consumer.poll(std::time::Duration::from_secs(1)).await? {
+///     let text = record.value.as_deref().map(String::from_utf8_lossy);
+///     println!("{}/{}@{} key={:?} value={text:?}", record.topic, record.partition,
+///         record.offset, record.key);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerRecord {
     /// The topic it was read from.
@@ -54,6 +64,19 @@ impl ConsumerRecord {
 }
 
 /// Consumer settings. `Default` gives Kafka's defaults where they apply.
+///
+/// ```
+/// use std::time::Duration;
+/// use strata_client::{ConsumerConfig, Offset};
+/// let config = ConsumerConfig {
+///     group: Some("billing".into()),
+///     auto_offset_reset: Offset::Earliest,
+///     session_timeout: Duration::from_secs(30),
+///     heartbeat_interval: Duration::from_secs(5),
+///     ..ConsumerConfig::default()
+/// };
+/// let builder = strata_client::Consumer::builder("127.0.0.1:7070").config(config);
+/// ```
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
     /// The consumer group; needed for `subscribe` and for committing.
@@ -153,67 +176,137 @@ pub struct ConsumerBuilder {
 
 impl ConsumerBuilder {
     /// Joins (or commits for) this group.
+    ///
+    /// ```
+    /// let builder = strata_client::Consumer::builder("127.0.0.1:7070")
+    ///     .group("billing");
+    /// ```
     pub fn group(mut self, group: impl Into<String>) -> Self {
         self.config.group = Some(group.into());
         self
     }
     /// Names this client in group descriptions.
+    ///
+    /// ```
+    /// let builder = strata_client::Consumer::builder("127.0.0.1:7070")
+    ///     .client_id("billing-7");
+    /// ```
     pub fn client_id(mut self, id: impl Into<String>) -> Self {
         self.config.client_id = id.into();
         self
     }
     /// Where partitions without a committed offset start: `Earliest` or `Latest`.
+    ///
+    /// ```
+    /// let builder = strata_client::Consumer::builder("127.0.0.1:7070")
+    ///     .auto_offset_reset(strata_client::Offset::Earliest);
+    /// ```
     pub fn auto_offset_reset(mut self, reset: Offset) -> Self {
         self.config.auto_offset_reset = reset;
         self
     }
     /// Commit positions from `poll`, before rebalances and on `close`.
+    ///
+    /// ```
+    /// let builder = strata_client::Consumer::builder("127.0.0.1:7070")
+    ///     .enable_auto_commit(false);
+    /// ```
     pub fn enable_auto_commit(mut self, on: bool) -> Self {
         self.config.enable_auto_commit = on;
         self
     }
     /// How often auto-commit commits.
+    ///
+    /// ```
+    /// let builder = strata_client::Consumer::builder("127.0.0.1:7070")
+    ///     .auto_commit_interval(std::time::Duration::from_secs(1));
+    /// ```
     pub fn auto_commit_interval(mut self, every: Duration) -> Self {
         self.config.auto_commit_interval = every;
         self
     }
     /// How long the group waits for a heartbeat before removing this consumer.
+    ///
+    /// ```
+    /// let builder = strata_client::Consumer::builder("127.0.0.1:7070")
+    ///     .session_timeout(std::time::Duration::from_secs(30));
+    /// ```
     pub fn session_timeout(mut self, timeout: Duration) -> Self {
         self.config.session_timeout = timeout;
         self
     }
     /// Time between heartbeats (below a third of the session timeout).
+    ///
+    /// ```
+    /// let builder = strata_client::Consumer::builder("127.0.0.1:7070")
+    ///     .heartbeat_interval(std::time::Duration::from_secs(5));
+    /// ```
     pub fn heartbeat_interval(mut self, every: Duration) -> Self {
         self.config.heartbeat_interval = every;
         self
     }
     /// How long a rebalance waits for members to rejoin.
+    ///
+    /// ```
+    /// let builder = strata_client::Consumer::builder("127.0.0.1:7070")
+    ///     .rebalance_timeout(std::time::Duration::from_secs(60));
+    /// ```
     pub fn rebalance_timeout(mut self, timeout: Duration) -> Self {
         self.config.rebalance_timeout = timeout;
         self
     }
     /// Assignors offered to the group, preferred first.
+    ///
+    /// ```
+    /// let builder = strata_client::Consumer::builder("127.0.0.1:7070")
+    ///     .assignors(vec![strata_client::Assignor::RoundRobin]);
+    /// ```
     pub fn assignors(mut self, assignors: Vec<Assignor>) -> Self {
         self.config.assignors = assignors;
         self
     }
     /// Most records one `poll` returns.
+    ///
+    /// ```
+    /// let builder = strata_client::Consumer::builder("127.0.0.1:7070")
+    ///     .max_poll_records(100);
+    /// ```
     pub fn max_poll_records(mut self, n: usize) -> Self {
         self.config.max_poll_records = n;
         self
     }
     /// How long a fetch waits on the server for new records.
+    ///
+    /// ```
+    /// let builder = strata_client::Consumer::builder("127.0.0.1:7070")
+    ///     .fetch_max_wait(std::time::Duration::from_millis(100));
+    /// ```
     pub fn fetch_max_wait(mut self, wait: Duration) -> Self {
         self.config.fetch_max_wait = wait;
         self
     }
     /// Replaces every setting.
+    ///
+    /// ```
+    /// let config = strata_client::ConsumerConfig {
+    ///     max_poll_records: 50,
+    ///     ..Default::default()
+    /// };
+    /// let builder = strata_client::Consumer::builder("127.0.0.1:7070").config(config);
+    /// ```
     pub fn config(mut self, config: ConsumerConfig) -> Self {
         self.config = config;
         self
     }
 
-    /// Connects to the proxy.
+    /// Connects to the proxy; fails with [`Error::Connect`] when none answers, or with
+    /// [`Error::InvalidConfig`] naming a setting that cannot work.
+    ///
+    /// ```no_run
+    /// # async fn example() -> strata_client::Result<()> {
+    /// let consumer = strata_client::Consumer::builder("127.0.0.1:7070").build().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn build(self) -> Result<Consumer> {
         let connection = Connection::connect(&self.server).await?;
         Consumer::new(connection, self.config)
@@ -267,6 +360,10 @@ pub struct Consumer {
 
 impl Consumer {
     /// A builder connecting to `server` (`host:port`).
+    ///
+    /// ```
+    /// let builder = strata_client::Consumer::builder("127.0.0.1:7070").group("audit");
+    /// ```
     pub fn builder(server: &str) -> ConsumerBuilder {
         ConsumerBuilder {
             server: server.to_owned(),
@@ -361,6 +458,12 @@ impl Consumer {
     }
 
     /// Stops reading and leaves the group.
+    ///
+    /// ```no_run
+    /// # async fn example(consumer: &mut strata_client::Consumer) -> strata_client::Result<()> {
+    /// consumer.unsubscribe().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn unsubscribe(&mut self) -> Result<()> {
         self.commit_before_revoke().await;
         self.revoke_all();
@@ -372,21 +475,50 @@ impl Consumer {
     }
 
     /// Changes how many records one `poll` returns at most (at least 1).
+    ///
+    /// ```no_run
+    /// # async fn example(consumer: &mut strata_client::Consumer) -> strata_client::Result<()> {
+    /// consumer.set_max_poll_records(10);
+    /// # Ok(()) }
+    /// ```
     pub fn set_max_poll_records(&mut self, n: usize) {
         self.config.max_poll_records = n.max(1);
     }
 
     /// The partitions currently assigned to this consumer.
+    ///
+    /// ```no_run
+    /// # async fn example(consumer: &mut strata_client::Consumer) -> strata_client::Result<()> {
+    /// for tp in consumer.assignment() {
+    ///     println!("reading {tp}");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn assignment(&self) -> Vec<TopicPartition> {
         self.positions.keys().cloned().collect()
     }
 
     /// The next offset `poll` will hand out for `tp`, once known.
+    ///
+    /// ```no_run
+    /// # async fn example(consumer: &mut strata_client::Consumer) -> strata_client::Result<()> {
+    /// let tp = strata_client::TopicPartition::new("orders", 0);
+    /// if let Some(next) = consumer.position(&tp) {
+    ///     println!("{tp} continues at {next}");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
         self.positions.get(tp).copied().flatten()
     }
 
     /// The member id the group gave this consumer (empty before joining).
+    ///
+    /// ```no_run
+    /// # async fn example(consumer: &mut strata_client::Consumer) -> strata_client::Result<()> {
+    /// println!("member {} of generation {}", consumer.member_id(), consumer.generation());
+    /// # Ok(()) }
+    /// ```
     pub fn member_id(&self) -> &str {
         self.membership
             .as_ref()
@@ -394,6 +526,14 @@ impl Consumer {
     }
 
     /// The group generation this consumer belongs to (-1 before joining).
+    ///
+    /// ```no_run
+    /// # async fn example(consumer: &mut strata_client::Consumer) -> strata_client::Result<()> {
+    /// if consumer.generation() < 0 {
+    ///     println!("not joined yet; poll joins");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn generation(&self) -> i32 {
         self.membership.as_ref().map_or(-1, |m| m.generation)
     }
@@ -428,6 +568,13 @@ impl Consumer {
     /// Waits up to `timeout` for records and returns what arrived (at most
     /// `max_poll_records`), in offset order within each partition. Group work — joining,
     /// rebalancing, auto-commit — happens here too.
+    ///
+    /// ```no_run
+    /// # async fn example(consumer: &mut strata_client::Consumer) -> strata_client::Result<()> {
+    /// let records = consumer.poll(std::time::Duration::from_millis(500)).await?;
+    /// println!("{} records", records.len());
+    /// # Ok(()) }
+    /// ```
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
         let deadline = Instant::now() + timeout;
         self.maybe_join().await?;
@@ -612,6 +759,14 @@ impl Consumer {
     }
 
     /// Commits the current positions and waits for the answer.
+    ///
+    /// ```no_run
+    /// # async fn example(consumer: &mut strata_client::Consumer) -> strata_client::Result<()> {
+    /// let records = consumer.poll(std::time::Duration::from_secs(1)).await?;
+    /// // ... process the records, then:
+    /// consumer.commit_sync().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn commit_sync(&mut self) -> Result<()> {
         let offsets = self.consumed();
         self.commit_offsets(&offsets).await
@@ -619,6 +774,13 @@ impl Consumer {
 
     /// Commits the current positions in the background; failures are logged (and a stale
     /// membership makes the next `poll` rejoin).
+    ///
+    /// ```no_run
+    /// # async fn example(consumer: &mut strata_client::Consumer) -> strata_client::Result<()> {
+    /// consumer.poll(std::time::Duration::from_secs(1)).await?;
+    /// consumer.commit_async()?;
+    /// # Ok(()) }
+    /// ```
     pub fn commit_async(&mut self) -> Result<()> {
         let Some(membership) = &self.membership else {
             return Err(no_group());
@@ -671,6 +833,12 @@ impl Consumer {
     }
 
     /// Commits (with auto-commit on), leaves the group and stops every background task.
+    ///
+    /// ```no_run
+    /// # async fn example(consumer: strata_client::Consumer) -> strata_client::Result<()> {
+    /// consumer.close().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn close(mut self) -> Result<()> {
         self.commit_before_revoke().await;
         while self.async_commits.join_next().await.is_some() {}

@@ -3,6 +3,18 @@
 use strata_proto::ErrorCode;
 
 /// Everything a Strata client call can fail with.
+///
+/// ```no_run
+/// # async fn example(admin: &strata_client::Admin) {
+/// use strata_client::{Error, ErrorCode};
+/// match admin.describe_topic("missing").await {
+///     Err(Error::Server { code: ErrorCode::UnknownTopic, .. }) => println!("create it first"),
+///     Err(e) if e.is_retriable() => println!("try again: {e}"),
+///     Err(e) => println!("failed: {e}"),
+///     Ok(topic) => println!("{} partitions", topic.partitions.len()),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The server refused the request; `code` says why (see [`ErrorCode`]).
@@ -43,6 +55,15 @@ pub enum Error {
 
 impl Error {
     /// Builds a server error from its wire form.
+    ///
+    /// ```
+    /// use strata_client::{Error, ErrorCode};
+    /// let wire = strata_proto::v1::Error {
+    ///     code: "UNKNOWN_TOPIC".into(),
+    ///     message: "topic `t` does not exist".into(),
+    /// };
+    /// assert_eq!(Error::from_wire(&wire).code(), Some(ErrorCode::UnknownTopic));
+    /// ```
     pub fn from_wire(e: &strata_proto::v1::Error) -> Self {
         Self::Server {
             code: e.error_code().unwrap_or(ErrorCode::Internal),
@@ -51,6 +72,11 @@ impl Error {
     }
 
     /// The server's error code, if the server answered with one.
+    ///
+    /// ```
+    /// let e = strata_client::Error::InvalidConfig("linger".into());
+    /// assert_eq!(e.code(), None);
+    /// ```
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             Self::Server { code, .. } => Some(*code),
@@ -59,6 +85,12 @@ impl Error {
     }
 
     /// Whether trying again (after a pause) can succeed.
+    ///
+    /// ```
+    /// use strata_client::Error;
+    /// assert!(Error::Timeout(std::time::Duration::from_secs(1), "fetch".into()).is_retriable());
+    /// assert!(!Error::InvalidConfig("max_poll_records must be at least 1".into()).is_retriable());
+    /// ```
     pub fn is_retriable(&self) -> bool {
         match self {
             Self::Server { code, .. } => code.is_retriable(),

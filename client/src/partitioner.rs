@@ -1,6 +1,13 @@
 //! Choosing a partition for a record.
 
 /// How the producer picks a partition for a record that names none.
+///
+/// ```
+/// use strata_client::Partitioner;
+/// assert_eq!(Partitioner::default(), Partitioner::Default);
+/// let builder = strata_client::Producer::builder("127.0.0.1:7070")
+///     .partitioner(Partitioner::RoundRobin);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Partitioner {
     /// Kafka's default: records with a key go to `murmur2(key) % partitions`, so they land

@@ -5,6 +5,13 @@ use std::fmt;
 use strata_proto::v1;
 
 /// One partition of one topic.
+///
+/// ```
+/// use strata_client::TopicPartition;
+/// let mut tps = vec![TopicPartition::new("b", 0), TopicPartition::new("a", 1)];
+/// tps.sort();
+/// assert_eq!(tps[0].topic, "a");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicPartition {
     /// The topic's name.
@@ -42,6 +49,14 @@ impl From<TopicPartition> for v1::TopicPartition {
 }
 
 /// When the server acknowledges a produce (Kafka's `acks`).
+///
+/// ```
+/// use strata_client::Ack;
+/// assert_eq!("all".parse::<Ack>(), Ok(Ack::Durable));
+/// assert_eq!("1".parse::<Ack>(), Ok(Ack::Buffered));
+/// assert!("sometimes".parse::<Ack>().is_err());
+/// let builder = strata_client::Producer::builder("127.0.0.1:7070").acks(Ack::Buffered);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Ack {
     /// After the data is in storage and committed (Kafka's `acks=all`). The default.
@@ -81,6 +96,15 @@ impl std::str::FromStr for Ack {
 }
 
 /// Where a consumer starts reading a partition.
+///
+/// ```no_run
+/// # async fn example(consumer: &mut strata_client::Consumer) -> strata_client::Result<()> {
+/// use strata_client::{Offset, TopicPartition};
+/// let tp = TopicPartition::new("orders", 0);
+/// consumer.seek(&tp, Offset::Earliest).await?;
+/// consumer.seek(&tp, Offset::At(1_000)).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offset {
     /// The oldest record still stored.

@@ -3,6 +3,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 /// How the group leader splits partitions among members.
+///
+/// ```
+/// use strata_client::{Assignor, Consumer};
+/// let builder = Consumer::builder("127.0.0.1:7070")
+///     .group("billing")
+///     .assignors(vec![Assignor::RoundRobin, Assignor::Range]);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Assignor {
     /// Per topic, each member gets a contiguous range of partitions; the first members get
@@ -15,6 +22,10 @@ pub enum Assignor {
 
 impl Assignor {
     /// The protocol name members announce, as Kafka names it.
+    ///
+    /// ```
+    /// assert_eq!(strata_client::Assignor::RoundRobin.name(), "roundrobin");
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Self::Range => "range",
@@ -23,6 +34,12 @@ impl Assignor {
     }
 
     /// The assignor with protocol name `name`.
+    ///
+    /// ```
+    /// use strata_client::Assignor;
+    /// assert_eq!(Assignor::from_name("range"), Some(Assignor::Range));
+    /// assert_eq!(Assignor::from_name("sticky"), None);
+    /// ```
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "range" => Some(Self::Range),
