@@ -16,6 +16,8 @@ pub struct InProcess {
     pub proxy: String,
     /// The admin REST API's address.
     pub admin: String,
+    /// The proxy's HTTP address: `/metrics`, `/healthz`, `/readyz`.
+    pub proxy_http: String,
     cancel: CancellationToken,
     tasks: JoinSet<anyhow::Result<()>>,
     dir: tempfile::TempDir,
@@ -56,6 +58,7 @@ impl InProcess {
                     let server = Self {
                         proxy: args.proxy_addr.to_string(),
                         admin: args.admin_addr.to_string(),
+                        proxy_http: args.proxy_http_addr.to_string(),
                         cancel,
                         tasks,
                         dir,

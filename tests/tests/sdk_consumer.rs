@@ -435,3 +435,106 @@ async fn bad_input_gets_typed_errors_and_the_proxy_keeps_serving() {
     producer.close().await.unwrap();
     server.stop().await.unwrap();
 }
+
+/// What a member's poll loop last saw: its partitions, and how many records it read.
+type MemberView = (Vec<u32>, usize);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_groups_commit_automatically_and_asynchronously() {
+    let server = InProcess::start().await.unwrap();
+    let admin = Admin::connect(&server.proxy).await.unwrap();
+    admin.create_topic("rr", 4).await.unwrap();
+    for p in 0..4 {
+        produce(&server, "rr", p, 0..10, None).await;
+    }
+
+    // Two members offering round-robin only, committing by themselves every 100 ms.
+    let stop = Arc::new(AtomicBool::new(false));
+    let views: Vec<Arc<Mutex<MemberView>>> = (0..2).map(|_| Arc::default()).collect();
+    let mut tasks = Vec::new();
+    for view in &views {
+        let mut consumer = Consumer::builder(&server.proxy)
+            .group("rr-auto")
+            .assignors(vec![strata_client::Assignor::RoundRobin])
+            .auto_offset_reset(Offset::Earliest)
+            .auto_commit_interval(Duration::from_millis(100))
+            .session_timeout(Duration::from_secs(3))
+            .heartbeat_interval(Duration::from_millis(500))
+            .build()
+            .await
+            .unwrap();
+        let (stop, view) = (stop.clone(), view.clone());
+        tasks.push(tokio::spawn(async move {
+            consumer.subscribe(&["rr"]).await.unwrap();
+            while !stop.load(Ordering::SeqCst) {
+                let records = consumer.poll(Duration::from_millis(100)).await.unwrap();
+                let mut view = view.lock().unwrap();
+                view.0 = consumer
+                    .assignment()
+                    .iter()
+                    .map(|tp| tp.partition)
+                    .collect();
+                view.1 += records.len();
+            }
+            consumer.close().await.unwrap();
+        }));
+    }
+    // Settled when both hold two partitions and the group's lag is 0 with no explicit commit.
+    let mut group = None;
+    for _ in 0..300 {
+        let held: Vec<Vec<u32>> = views.iter().map(|v| v.lock().unwrap().0.clone()).collect();
+        if held.iter().all(|h| h.len() == 2) {
+            let g = admin.describe_group("rr-auto").await.unwrap();
+            if g.offsets.len() == 4 && g.offsets.iter().all(|o| o.lag == 0) {
+                group = Some((g, held));
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let (group, mut held) =
+        group.expect("the two members split the topic and auto-committed everything within 30 s");
+    assert_eq!(group.protocol, "roundrobin");
+    held.sort();
+    // Round-robin deals partitions in turn (range would give 0,1 and 2,3).
+    assert_eq!(held, vec![vec![0, 2], vec![1, 3]]);
+    let records: usize = views.iter().map(|v| v.lock().unwrap().1).sum();
+    assert!(records >= 40, "every record was read ({records})");
+
+    // commit_async: the commit lands in the background, without auto-commit.
+    let mut consumer = Consumer::builder(&server.proxy)
+        .group("rr-async")
+        .enable_auto_commit(false)
+        .auto_offset_reset(Offset::Earliest)
+        .build()
+        .await
+        .unwrap();
+    consumer.subscribe(&["rr"]).await.unwrap();
+    assert_eq!(poll_until(&mut consumer, 40).await.len(), 40);
+    let all: Vec<TopicPartition> = (0..4).map(|p| TopicPartition::new("rr", p)).collect();
+    assert!(
+        consumer.committed(&all).await.unwrap().is_empty(),
+        "nothing committed yet"
+    );
+    consumer.commit_async().unwrap();
+    let mut committed = BTreeMap::new();
+    for _ in 0..100 {
+        committed = consumer.committed(&all).await.unwrap();
+        if committed.len() == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        committed,
+        all.iter()
+            .map(|tp| (tp.clone(), 10))
+            .collect::<BTreeMap<_, _>>()
+    );
+    consumer.close().await.unwrap();
+    server.stop().await.unwrap();
+}
