@@ -27,7 +27,9 @@ if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
   step "images for the container tests"
   STRATA_BIN="${STRATA_BIN:-target/debug/strata}" scripts/image.sh
 else
-  echo "no Docker engine reachable: the container fault tests will say so and be skipped" >&2
+  echo "no Docker engine reachable: the container fault tests will say so and be skipped," >&2
+  echo "and the deployment checks cover the chart only (no images, container or compose)" >&2
+  export STRATA_DEPLOY_SKIP_DOCKER=1
 fi
 
 step "tests"

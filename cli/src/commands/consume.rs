@@ -52,6 +52,7 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let (mut messages, mut bytes) = (0u64, 0u64);
     let started = Instant::now();
     let mut last_message = Instant::now();
+    let mut last_progress = Instant::now();
     let idle = args.timeout_ms.map(Duration::from_millis);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -88,6 +89,11 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
             bytes += value.len() as u64;
         }
         out.flush()?;
+        // Progress goes to stderr, so piping stdout gets the messages alone.
+        if last_progress.elapsed() >= Duration::from_secs(2) {
+            eprintln!("… {messages} messages received");
+            last_progress = Instant::now();
+        }
     }
     out.flush()?;
     if args.group.is_some() {
