@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use strata::cli::StandaloneArgs;
 use strata::config::FileConfig;
+use strata_client::{Producer, ProducerRecord};
 use strata_testkit::free_port;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -90,6 +91,29 @@ impl InProcess {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         anyhow::bail!("the in-process broker did not register within 10 s")
+    }
+
+    /// Sends `values`, each as its decimal string, to one partition through the SDK (durable
+    /// acks) and waits for every acknowledgement. With `timestamp`, a record's timestamp is
+    /// `timestamp + value`.
+    pub async fn produce(
+        &self,
+        topic: &str,
+        partition: u32,
+        values: std::ops::Range<u32>,
+        timestamp: Option<i64>,
+    ) -> anyhow::Result<()> {
+        let producer = Producer::builder(&self.proxy).build().await?;
+        for v in values {
+            let mut record = ProducerRecord::new(topic, v.to_string()).with_partition(partition);
+            if let Some(ts) = timestamp {
+                record = record.with_timestamp(ts + i64::from(v));
+            }
+            producer.enqueue(record).await?;
+        }
+        producer.flush().await?;
+        producer.close().await?;
+        Ok(())
     }
 
     /// Where data and metadata live.

@@ -6,15 +6,24 @@
 
 use std::time::{Duration, Instant};
 
-use strata_client::{Admin, Producer, ProducerRecord};
+use strata_client::Admin;
 use strata_integration_tests::InProcess;
 use strata_proto::v1;
 use strata_proto::v1::strata_client::StrataClient;
 
-async fn grpc(server: &InProcess) -> StrataClient<tonic::transport::Channel> {
-    StrataClient::connect(format!("http://{}", server.proxy))
+/// A whole Strata in-process with a one-partition topic, and a raw gRPC client of its proxy.
+async fn serve(topic: &str) -> (InProcess, StrataClient<tonic::transport::Channel>) {
+    let server = InProcess::start().await.unwrap();
+    Admin::connect(&server.proxy)
         .await
         .unwrap()
+        .create_topic(topic, 1)
+        .await
+        .unwrap();
+    let client = StrataClient::connect(format!("http://{}", server.proxy))
+        .await
+        .unwrap();
+    (server, client)
 }
 
 fn fetch(topic: &str, offset: i64, max_wait_ms: u32) -> v1::FetchRequest {
@@ -27,28 +36,9 @@ fn fetch(topic: &str, offset: i64, max_wait_ms: u32) -> v1::FetchRequest {
     }
 }
 
-async fn produce(server: &InProcess, topic: &str, count: u32) {
-    let producer = Producer::builder(&server.proxy).build().await.unwrap();
-    for v in 0..count {
-        producer
-            .enqueue(ProducerRecord::new(topic, format!("value-{v}")).with_partition(0))
-            .await
-            .unwrap();
-    }
-    producer.flush().await.unwrap();
-    producer.close().await.unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_fetch_is_woken_by_the_commit() {
-    let server = InProcess::start().await.unwrap();
-    Admin::connect(&server.proxy)
-        .await
-        .unwrap()
-        .create_topic("poll", 1)
-        .await
-        .unwrap();
-    let mut client = grpc(&server).await;
+    let (server, mut client) = serve("poll").await;
 
     // Nothing to read: the fetch waits its whole max_wait and answers empty.
     let started = Instant::now();
@@ -79,7 +69,7 @@ async fn a_waiting_fetch_is_woken_by_the_commit() {
         })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
-    produce(&server, "poll", 1).await;
+    server.produce("poll", 0, 0..1, None).await.unwrap();
     let (answer, waited) = waiting.await.unwrap();
     assert!(answer.error.is_none(), "{:?}", answer.error);
     assert_eq!(answer.high_watermark, 1);
@@ -123,15 +113,8 @@ fn counter(page: &str, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_segments_are_served_from_the_proxy_cache() {
-    let server = InProcess::start().await.unwrap();
-    Admin::connect(&server.proxy)
-        .await
-        .unwrap()
-        .create_topic("hot", 1)
-        .await
-        .unwrap();
-    produce(&server, "hot", 50).await;
-    let mut client = grpc(&server).await;
+    let (server, mut client) = serve("hot").await;
+    server.produce("hot", 0, 0..50, None).await.unwrap();
     let first = client.fetch(fetch("hot", 0, 0)).await.unwrap().into_inner();
     assert!(first.error.is_none(), "{:?}", first.error);
     assert!(!first.batches.is_empty());

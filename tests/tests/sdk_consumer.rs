@@ -17,25 +17,6 @@ use strata_client::{
 use strata_integration_tests::InProcess;
 use strata_proto::v1;
 
-async fn produce(
-    server: &InProcess,
-    topic: &str,
-    partition: u32,
-    values: std::ops::Range<u32>,
-    timestamp: Option<i64>,
-) {
-    let producer = Producer::builder(&server.proxy).build().await.unwrap();
-    for v in values {
-        let mut record = ProducerRecord::new(topic, v.to_string()).with_partition(partition);
-        if let Some(ts) = timestamp {
-            record = record.with_timestamp(ts + i64::from(v));
-        }
-        producer.enqueue(record).await.unwrap();
-    }
-    producer.flush().await.unwrap();
-    producer.close().await.unwrap();
-}
-
 async fn poll_until(consumer: &mut Consumer, n: usize) -> Vec<ConsumerRecord> {
     let mut all = Vec::new();
     for _ in 0..100 {
@@ -71,7 +52,10 @@ async fn assign_seek_and_list_offsets() {
             .iter()
             .all(|p| p.broker.is_some() && p.epoch >= 1)
     );
-    produce(&server, "seek", 1, 0..100, Some(1_000_000)).await;
+    server
+        .produce("seek", 1, 0..100, Some(1_000_000))
+        .await
+        .unwrap();
 
     let tp = TopicPartition::new("seek", 1);
     assert_eq!(admin.list_offset(&tp, Offset::Earliest).await.unwrap(), 0);
@@ -141,7 +125,10 @@ async fn a_group_resumes_from_its_commits_and_fences_foreign_commits() {
     let admin = Admin::connect(&server.proxy).await.unwrap();
     admin.create_topic("orders", 4).await.unwrap();
     for p in 0..4 {
-        produce(&server, "orders", p, p * 100..p * 100 + 50, None).await;
+        server
+            .produce("orders", p, p * 100..p * 100 + 50, None)
+            .await
+            .unwrap();
     }
     let builder = || {
         Consumer::builder(&server.proxy)
@@ -445,7 +432,7 @@ async fn round_robin_groups_commit_automatically_and_asynchronously() {
     let admin = Admin::connect(&server.proxy).await.unwrap();
     admin.create_topic("rr", 4).await.unwrap();
     for p in 0..4 {
-        produce(&server, "rr", p, 0..10, None).await;
+        server.produce("rr", p, 0..10, None).await.unwrap();
     }
 
     // Two members offering round-robin only, committing by themselves every 100 ms.
