@@ -8,8 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use object_store::{ObjectStore, ObjectStoreExt};
 use strata_broker::{Ack, Broker, BrokerConfig, BrokerError, Limits, PartitionState};
-use strata_controller::Admin;
-use strata_controller::admin::NewTopic;
+use strata_catalog::admin::NewTopic;
+use strata_catalog::{Admin, Unreported};
 use strata_log::LogReader;
 use strata_meta::schema::{self, BrokerInfo, Keyspace};
 use strata_meta::{EmbeddedOptions, EmbeddedStore, MetaError, MetaStore, Revision};
@@ -309,7 +309,11 @@ async fn a_new_owner_recovers_without_copying_and_continues_the_offsets() {
     env.register("b1").await;
     env.register("b2").await;
     env.topic("t", 1).await;
-    let owner = env.admin.list_partitions(Some("t")).await.unwrap()[0]
+    let owner = env
+        .admin
+        .list_partitions(Some("t"), &Unreported)
+        .await
+        .unwrap()[0]
         .broker
         .clone()
         .unwrap();
@@ -362,7 +366,11 @@ async fn a_zombie_cannot_commit_after_the_partition_moved() {
     env.register("b1").await;
     env.register("b2").await;
     env.topic("t", 1).await;
-    let owner = env.admin.list_partitions(Some("t")).await.unwrap()[0]
+    let owner = env
+        .admin
+        .list_partitions(Some("t"), &Unreported)
+        .await
+        .unwrap()[0]
         .broker
         .clone()
         .unwrap();
@@ -463,7 +471,11 @@ async fn idempotent_retries_land_once_even_across_a_move() {
     env.register("b1").await;
     env.register("b2").await;
     env.topic("t", 1).await;
-    let owner = env.admin.list_partitions(Some("t")).await.unwrap()[0]
+    let owner = env
+        .admin
+        .list_partitions(Some("t"), &Unreported)
+        .await
+        .unwrap()[0]
         .broker
         .clone()
         .unwrap();

@@ -18,12 +18,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use strata_catalog::admin::NewTopic;
+use strata_catalog::{Admin, CatalogError};
 use strata_meta::{Election, MetaStore};
 use strata_proto::ErrorCode;
 
-use crate::admin::{Admin, NewTopic};
 use crate::error::ControllerError;
 use crate::metrics::{Metrics, RequestLabels};
+use crate::probe::BrokerStatus;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -56,6 +58,12 @@ impl From<ControllerError> for ApiError {
             code: e.code(),
             message: e.to_string(),
         }
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        ControllerError::from(e).into()
     }
 }
 
@@ -216,7 +224,9 @@ async fn describe_topic(
     State(state): State<ApiState>,
     Path(topic): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(state.admin.describe_topic(&topic).await?))
+    Ok(Json(
+        state.admin.describe_topic(&topic, &BrokerStatus).await?,
+    ))
 }
 
 async fn delete_topic(
@@ -254,7 +264,10 @@ async fn list_partitions(
     Query(filter): Query<PartitionFilter>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(
-        state.admin.list_partitions(filter.topic.as_deref()).await?,
+        state
+            .admin
+            .list_partitions(filter.topic.as_deref(), &BrokerStatus)
+            .await?,
     ))
 }
 

@@ -1,42 +1,14 @@
+use strata_catalog::CatalogError;
 use strata_meta::MetaError;
-use strata_meta::schema::{BadValue, InvalidName};
 use strata_proto::ErrorCode;
 
 /// Everything the controller and its admin API can refuse or fail at.
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
-    #[error("{0}")]
-    InvalidArgument(String),
+    /// An admin operation or an assignment change refused or failed.
     #[error(transparent)]
-    InvalidName(#[from] InvalidName),
-    #[error("topic `{0}` does not exist; list topics with GET /v1/topics")]
-    UnknownTopic(String),
-    #[error("topic `{0}` already exists")]
-    TopicExists(String),
-    #[error("topic `{topic}` has {count} partitions; partition {partition} does not exist")]
-    UnknownPartition {
-        topic: String,
-        partition: u32,
-        count: u32,
-    },
-    #[error(
-        "broker `{0}` is not registered (never started, or its lease expired); list brokers with GET /v1/brokers"
-    )]
-    UnknownBroker(String),
-    #[error(
-        "broker `{0}` is draining and takes no partitions; undrain it first (DELETE /v1/brokers/{0}/drain)"
-    )]
-    BrokerDraining(String),
-    #[error("no broker can take partitions: {0}")]
-    NoBrokers(String),
-    #[error(
-        "consumer group `{0}` does not exist (no member ever joined it or committed); list groups with GET /v1/groups"
-    )]
-    UnknownGroup(String),
-    #[error("a concurrent change won the race ({0}); read the current state and retry")]
-    Conflict(String),
-    #[error(transparent)]
-    BadValue(#[from] BadValue),
+    Catalog(#[from] CatalogError),
+    /// The election or the watches failed.
     #[error("metadata store: {0}")]
     Meta(#[from] MetaError),
 }
@@ -45,15 +17,7 @@ impl ControllerError {
     /// The wire code for this error.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::InvalidArgument(_) | Self::InvalidName(_) => ErrorCode::InvalidArgument,
-            Self::UnknownTopic(_) => ErrorCode::UnknownTopic,
-            Self::TopicExists(_) => ErrorCode::TopicExists,
-            Self::UnknownPartition { .. } => ErrorCode::UnknownPartition,
-            Self::UnknownBroker(_) => ErrorCode::UnknownBroker,
-            Self::UnknownGroup(_) => ErrorCode::UnknownGroup,
-            Self::BrokerDraining(_) | Self::NoBrokers(_) => ErrorCode::BrokerUnavailable,
-            Self::Conflict(_) => ErrorCode::Conflict,
-            Self::BadValue(_) => ErrorCode::Internal,
+            Self::Catalog(e) => e.code(),
             Self::Meta(e) if e.is_retriable() => ErrorCode::Unavailable,
             Self::Meta(_) => ErrorCode::Internal,
         }

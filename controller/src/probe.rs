@@ -1,37 +1,41 @@
-//! Asks brokers what state their partitions are in, for the admin API.
+//! Asks brokers what state their partitions are in, for the admin API's partition listings.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use futures::future::join_all;
+use strata_catalog::{OwnerStates, ReportedStates};
+use strata_meta::schema::BrokerInfo;
 use strata_proto::v1::{StatusRequest, broker_client::BrokerClient};
 
-use crate::state::ClusterState;
+/// How long a listing waits for each broker; a slow broker must not stall the admin API.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Per broker id, the state of each partition it serves. Brokers that do not answer within a
-/// second are absent.
-pub async fn partition_states(
-    state: &ClusterState,
-) -> HashMap<String, HashMap<(String, u32), String>> {
-    let probes = state.brokers.values().map(|b| async move {
-        let ask = async {
-            let mut client = BrokerClient::connect(format!("http://{}", b.addr))
+/// Asks every registered broker's gRPC `Status`, all at once.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct BrokerStatus;
+
+impl OwnerStates for BrokerStatus {
+    async fn report(&self, brokers: &BTreeMap<String, BrokerInfo>) -> ReportedStates {
+        let probes = brokers.values().map(|b| async move {
+            let answer = tokio::time::timeout(STATUS_TIMEOUT, partition_states(&b.addr))
                 .await
-                .ok()?;
-            let status = client.status(StatusRequest {}).await.ok()?.into_inner();
-            Some(
-                status
-                    .partitions
-                    .into_iter()
-                    .map(|p| ((p.topic, p.partition), p.state))
-                    .collect(),
-            )
-        };
-        let answer = tokio::time::timeout(Duration::from_secs(1), ask)
-            .await
-            .ok()
-            .flatten();
-        answer.map(|partitions| (b.id.clone(), partitions))
-    });
-    join_all(probes).await.into_iter().flatten().collect()
+                .ok()
+                .flatten();
+            answer.map(|partitions| (b.id.clone(), partitions))
+        });
+        join_all(probes).await.into_iter().flatten().collect()
+    }
+}
+
+async fn partition_states(addr: &str) -> Option<HashMap<(String, u32), String>> {
+    let mut client = BrokerClient::connect(format!("http://{addr}")).await.ok()?;
+    let status = client.status(StatusRequest {}).await.ok()?.into_inner();
+    Some(
+        status
+            .partitions
+            .into_iter()
+            .map(|p| ((p.topic, p.partition), p.state))
+            .collect(),
+    )
 }

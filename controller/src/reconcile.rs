@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use futures::stream::SelectAll;
 use futures::{FutureExt as _, StreamExt};
+use strata_catalog::CatalogError;
+use strata_catalog::state::{ClusterState, PlanMode};
 use strata_meta::schema::Keyspace;
 use strata_meta::{Election, Leadership, MetaError, MetaStore, WatchStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{ControllerError, Result};
+use crate::error::Result;
 pub use crate::liveness::ProbeConfig;
 use crate::metrics::Metrics;
-use crate::state::{ClusterState, PlanMode};
 
 /// Settings of the controller role.
 #[derive(Debug, Clone)]
@@ -134,12 +135,12 @@ impl Controller {
             }
             match self.reconcile(&mut settled, &fence).await {
                 Ok(()) => {}
-                Err(ControllerError::Conflict(_)) => continue, // re-read and try again
-                Err(ControllerError::Meta(e)) if e.is_retriable() => {
+                Err(CatalogError::Conflict(_)) => continue, // re-read and try again
+                Err(CatalogError::Meta(e)) if e.is_retriable() => {
                     tracing::warn!(error = %e, "metadata store unavailable during reconcile");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
             let wake = tokio::select! {
                 () = &mut probing => Wake::Changed,
@@ -174,7 +175,7 @@ impl Controller {
         &self,
         settled: &mut Option<BTreeSet<String>>,
         fence: &strata_meta::Compare,
-    ) -> Result<()> {
+    ) -> strata_catalog::Result<()> {
         self.metrics.reconciles.inc();
         let state = ClusterState::load(self.meta.as_ref(), &self.keys).await?;
         let eligible = state.eligible();

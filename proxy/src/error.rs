@@ -17,7 +17,7 @@ pub enum ProxyError {
     #[error("reading the log: {0}")]
     Log(#[from] LogError),
     #[error(transparent)]
-    Admin(#[from] strata_controller::ControllerError),
+    Catalog(#[from] strata_catalog::CatalogError),
 }
 
 impl ProxyError {
@@ -36,7 +36,7 @@ impl ProxyError {
             Self::BadValue(_) => ErrorCode::Internal,
             Self::Log(LogError::OffsetOutOfRange { .. }) => ErrorCode::OffsetOutOfRange,
             Self::Log(_) => ErrorCode::Unavailable,
-            Self::Admin(e) => e.code(),
+            Self::Catalog(e) => e.code(),
         }
     }
 

@@ -34,7 +34,7 @@ pub struct ProxyService {
     commits: Arc<Commits>,
     reader: LogReader,
     groups: GroupCoordinator,
-    admin: strata_controller::Admin,
+    admin: strata_catalog::Admin,
     metrics: Arc<ProxyMetrics>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
 }
@@ -53,7 +53,7 @@ impl ProxyService {
         commits: Arc<Commits>,
         reader: LogReader,
         groups: GroupCoordinator,
-        admin: strata_controller::Admin,
+        admin: strata_catalog::Admin,
         metrics: Arc<ProxyMetrics>,
     ) -> Self {
         Self {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use strata_controller::Admin;
-use strata_controller::admin::NewTopic;
+use strata_catalog::Admin;
+use strata_catalog::admin::NewTopic;
 use strata_log::LogReader;
 use strata_meta::schema::Keyspace;
 use strata_meta::{EmbeddedOptions, EmbeddedStore, EtcdOptions, EtcdStore, MetaStore};

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use strata_controller::Admin;
-use strata_controller::admin::NewTopic;
+use strata_catalog::Admin;
+use strata_catalog::admin::NewTopic;
 use strata_meta::schema::Keyspace;
 use strata_meta::{EmbeddedOptions, EmbeddedStore, MetaStore};
 use strata_proto::ErrorCode;

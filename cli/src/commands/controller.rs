@@ -2,9 +2,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use strata_catalog::Admin;
 use strata_controller::api::{self, ApiState};
 use strata_controller::metrics::Metrics;
-use strata_controller::{Admin, Controller, ControllerConfig};
+use strata_controller::{Controller, ControllerConfig};
 use strata_meta::schema::Keyspace;
 use strata_meta::{Election, MetaStore};
 use tokio::task::JoinSet;

@@ -79,7 +79,7 @@ pub async fn spawn(
         reader = reader.with_cache(cache.clone());
     }
     let groups = GroupCoordinator::new(meta.clone(), keys.clone(), routes.clone(), reader.clone());
-    let admin = strata_controller::Admin::new(meta, keys);
+    let admin = strata_catalog::Admin::new(meta, keys);
     let listen = settings.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -237,7 +237,7 @@ fn schemas() -> Value {
             "additionalProperties": false,
             "properties": {
                 "name": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,249}$" },
-                "partitions": { "type": "integer", "minimum": 1, "maximum": crate::admin::MAX_PARTITIONS },
+                "partitions": { "type": "integer", "minimum": 1, "maximum": strata_catalog::admin::MAX_PARTITIONS },
                 "retention_ms": { "type": "integer", "format": "int64" },
                 "retention_bytes": { "type": "integer", "format": "int64" },
                 "segment_bytes": { "type": "integer", "format": "int64", "minimum": 1024 }

@@ -1,7 +1,7 @@
-//! ListGroups and DescribeGroup: the admin view of `strata_controller`, so the REST API and
+//! ListGroups and DescribeGroup: the groups view of `strata_catalog`, so the REST API and
 //! `strata group describe` show the same thing.
 
-use strata_controller::Admin;
+use strata_catalog::Admin;
 use strata_proto::v1;
 
 use super::GroupCoordinator;

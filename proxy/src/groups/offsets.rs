@@ -155,7 +155,7 @@ impl GroupCoordinator {
         request: &v1::OffsetFetchRequest,
     ) -> Result<Vec<v1::PartitionOffset>> {
         validate_group(&request.group)?;
-        let committed = strata_controller::Admin::new(self.meta.clone(), self.keys.clone())
+        let committed = strata_catalog::Admin::new(self.meta.clone(), self.keys.clone())
             .committed_offsets(&request.group)
             .await?;
         if request.partitions.is_empty() {

@@ -2,7 +2,7 @@
 //! compare-and-swap safety) as the controller's admin REST API, which any controller serves
 //! without being the active one.
 
-use strata_controller::admin::NewTopic;
+use strata_catalog::admin::NewTopic;
 use strata_proto::v1;
 
 use super::ProxyService;

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 
 use futures::future::join_all;
 use serde::Serialize;
-use strata_meta::schema::{self, Checkpoint, CommittedOffset, GroupState};
+use strata_meta::schema::{self, CommittedOffset, GroupState};
 use strata_proto::consumer_protocol::{Assignment, PROTOCOL_TYPE};
 
 use crate::admin::Admin;
-use crate::error::{ControllerError, Result};
+use crate::error::{CatalogError, Result};
 
 /// A group in a listing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -98,14 +98,6 @@ impl Admin {
         Ok(all)
     }
 
-    async fn high_watermark(&self, topic: &str, partition: u32) -> Result<i64> {
-        let key = self.keys().commit(topic, partition);
-        Ok(match self.meta().get(&key).await? {
-            Some(kv) => schema::decode::<Checkpoint>(&key, &kv.value)?.next_offset,
-            None => 0,
-        })
-    }
-
     /// Members with their assignment, and every assigned or committed partition with its lag.
     pub async fn describe_group(&self, group: &str) -> Result<GroupView> {
         schema::validate_name("group", group)?;
@@ -117,7 +109,7 @@ impl Admin {
         let committed = self.committed_offsets(group).await?;
         let Some(state) = state.or_else(|| (!committed.is_empty()).then(GroupState::default))
         else {
-            return Err(ControllerError::UnknownGroup(group.to_owned()));
+            return Err(CatalogError::UnknownGroup(group.to_owned()));
         };
         let mut owners: BTreeMap<(String, u32), String> = BTreeMap::new();
         let members = state

@@ -6,7 +6,7 @@ use strata_meta::schema::{self, Assignment, BrokerInfo, Keyspace, TopicConfig};
 use strata_meta::{Compare, CompareOp, MetaStore, Revision, Txn, TxnOp};
 
 use crate::balance::{self, PartitionKey};
-use crate::error::{ControllerError, Result};
+use crate::error::{CatalogError, Result};
 
 /// Assignment changes per transaction; bounded by the store's operations-per-transaction limit.
 const MOVES_PER_TXN: usize = 32;
@@ -165,7 +165,7 @@ impl ClusterState {
                     .and_then([TxnOp::put(path, schema::encode(&value))]);
             }
             if !meta.txn(txn).await?.succeeded {
-                return Err(ControllerError::Conflict(
+                return Err(CatalogError::Conflict(
                     "assignments or leadership changed".into(),
                 ));
             }

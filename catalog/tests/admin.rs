@@ -1,23 +1,20 @@
-//! The admin operations and the reconcile loop, in process, on both metadata backends:
-//! the embedded store and a real etcd.
+//! The admin operations alone (no controller running), in process, on both metadata
+//! backends: the embedded store and a real etcd.
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use strata_controller::admin::NewTopic;
-use strata_controller::metrics::Metrics;
-use strata_controller::{Admin, Controller, ControllerConfig, ControllerError};
+use strata_catalog::admin::NewTopic;
+use strata_catalog::{Admin, CatalogError, OwnerStates, ReportedStates, Unreported};
 use strata_meta::schema::{self, BrokerInfo, Keyspace};
 use strata_meta::{EmbeddedOptions, EmbeddedStore, MetaStore};
 use strata_testkit::EtcdServer;
-use tokio_util::sync::CancellationToken;
 
 async fn owners(admin: &Admin, topic: &str) -> BTreeMap<u32, Option<String>> {
     admin
-        .list_partitions(Some(topic))
+        .list_partitions(Some(topic), &Unreported)
         .await
         .unwrap()
         .into_iter()
@@ -25,15 +22,17 @@ async fn owners(admin: &Admin, topic: &str) -> BTreeMap<u32, Option<String>> {
         .collect()
 }
 
-async fn wait_for<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+/// Only `b1` answers, and it has started partition 0 of `t` and no other.
+struct OnlyB1Answers;
+
+impl OwnerStates for OnlyB1Answers {
+    async fn report(&self, brokers: &BTreeMap<String, BrokerInfo>) -> ReportedStates {
+        assert!(
+            brokers.contains_key("b1"),
+            "every registered broker is asked"
+        );
+        let started = HashMap::from([(("t".to_owned(), 0), "Write".to_owned())]);
+        HashMap::from([("b1".to_owned(), started)])
     }
 }
 
@@ -50,24 +49,6 @@ async fn scenario(meta: Arc<dyn MetaStore>) {
             .await
             .unwrap();
     }
-    let metrics = Arc::new(Metrics::default());
-    let config = ControllerConfig {
-        id: "c".into(),
-        election_ttl: Duration::from_secs(2),
-        resync_interval: Duration::from_secs(1),
-        // The brokers here are registrations without processes: nothing to probe.
-        probe: strata_controller::ProbeConfig {
-            interval: Duration::ZERO,
-            ..Default::default()
-        },
-    };
-    let controller = Controller::new(meta.clone(), keys.clone(), config, metrics.clone());
-    let cancel = CancellationToken::new();
-    let run = tokio::spawn({
-        let cancel = cancel.clone();
-        async move { controller.run(cancel).await }
-    });
-
     // Creation assigns every partition before it answers.
     let topic = admin
         .create_topic(NewTopic {
@@ -81,6 +62,18 @@ async fn scenario(meta: Arc<dyn MetaStore>) {
     assert_eq!(topic.config.retention_ms, schema::DEFAULT_RETENTION_MS);
     let placed = owners(&admin, "t").await;
     assert!(placed.values().all(Option::is_some), "{placed:?}");
+    for view in admin
+        .list_partitions(Some("t"), &OnlyB1Answers)
+        .await
+        .unwrap()
+    {
+        let expected = match (view.broker.as_deref(), view.partition) {
+            (Some("b1"), 0) => "Write",
+            (Some("b1"), _) => "Start", // b1 answered but has not started it yet
+            _ => "unknown",
+        };
+        assert_eq!(view.state, expected, "{view:?}");
+    }
     assert!(matches!(
         admin
             .create_topic(NewTopic {
@@ -89,7 +82,7 @@ async fn scenario(meta: Arc<dyn MetaStore>) {
                 ..Default::default()
             })
             .await,
-        Err(ControllerError::TopicExists(_))
+        Err(CatalogError::TopicExists(_))
     ));
 
     // Drain b1: its partitions move off at once and stay off.
@@ -126,7 +119,7 @@ async fn scenario(meta: Arc<dyn MetaStore>) {
     );
     assert!(matches!(
         admin.reassign("t", 0, "b1").await,
-        Err(ControllerError::BrokerDraining(_))
+        Err(CatalogError::BrokerDraining(_))
     ));
 
     // Undrain: b1 gets its share back.
@@ -136,26 +129,6 @@ async fn scenario(meta: Arc<dyn MetaStore>) {
         back.values().filter(|b| b.as_deref() == Some("b1")).count(),
         3
     );
-
-    // A new broker: the running controller gives it its share (9 over 4: two or three).
-    let info = BrokerInfo {
-        id: "b4".into(),
-        addr: "b4:7071".into(),
-        started_ms: 0,
-    };
-    meta.put(&keys.broker("b4"), schema::encode(&info), None)
-        .await
-        .unwrap();
-    wait_for("b4 to get partitions", || async {
-        owners(&admin, "t")
-            .await
-            .values()
-            .filter(|b| b.as_deref() == Some("b4"))
-            .count()
-            >= 2
-    })
-    .await;
-    assert!(metrics.render().contains("strata_controller_is_leader 1"));
 
     // Delete removes the topic and every key under it; recreating starts clean.
     admin.delete_topic("t").await.unwrap();
@@ -167,8 +140,8 @@ async fn scenario(meta: Arc<dyn MetaStore>) {
             .is_empty()
     );
     assert!(matches!(
-        admin.describe_topic("t").await,
-        Err(ControllerError::UnknownTopic(_))
+        admin.describe_topic("t", &Unreported).await,
+        Err(CatalogError::UnknownTopic(_))
     ));
     let again = admin
         .create_topic(NewTopic {
@@ -183,9 +156,6 @@ async fn scenario(meta: Arc<dyn MetaStore>) {
         "a new incarnation gets a new id"
     );
     assert_eq!(owners(&admin, "t").await.len(), 2);
-
-    cancel.cancel();
-    run.await.unwrap().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

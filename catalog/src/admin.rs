@@ -1,0 +1,54 @@
+//! The operator's levers, independent of HTTP: the controller's REST API, the proxy's gRPC
+//! admin calls and the CLI all call these.
+//!
+//! Every write is a compare-and-swap on what was read, so two operators (or an operator and
+//! the active controller) acting at once cannot corrupt an assignment: one of them gets
+//! `Conflict` and retries.
+
+mod brokers;
+mod partitions;
+mod topics;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use strata_meta::MetaStore;
+use strata_meta::schema::Keyspace;
+
+pub use self::brokers::BrokerView;
+pub use self::partitions::{OwnerStates, PartitionView, ReportedStates, Unreported};
+pub use self::topics::{MAX_PARTITIONS, NewTopic, TopicDescription, TopicView};
+use crate::error::Result;
+use crate::state::ClusterState;
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Admin operations over one cluster's metadata.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    meta: Arc<dyn MetaStore>,
+    keys: Keyspace,
+}
+
+impl Admin {
+    pub fn new(meta: Arc<dyn MetaStore>, keys: Keyspace) -> Self {
+        Self { meta, keys }
+    }
+
+    /// The metadata store this admin works on.
+    pub fn meta(&self) -> &Arc<dyn MetaStore> {
+        &self.meta
+    }
+
+    pub fn keys(&self) -> &Keyspace {
+        &self.keys
+    }
+
+    async fn state(&self) -> Result<ClusterState> {
+        ClusterState::load(self.meta.as_ref(), &self.keys).await
+    }
+}
