@@ -459,7 +459,7 @@ async fn set_up(root: &Path, name: &str, partitions: u32) -> Result<Setup, BoxEr
         })
         .await?;
     let config = BrokerConfig::new("b1");
-    let (linger, flush_bytes) = (config.linger, config.flush_bytes);
+    let (linger, flush_bytes) = (config.flush.linger, config.flush.flush_bytes);
     let broker = Broker::new(config, meta.clone(), keys, pool);
     for p in 0..partitions {
         broker.open_partition(TOPIC, p).await?;

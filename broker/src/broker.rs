@@ -1,7 +1,8 @@
-//! The broker: the partitions it owns and the flusher that writes them.
+//! The broker: the partitions it serves, the produce path into their buffers, and the two
+//! workers that write and tend their logs (the [`Flusher`] and the [`Maintainer`]).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,19 +13,19 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{BrokerError, Result};
-use crate::flush::{FlushStats, InFlight};
+use crate::flush::{FlushConfig, FlushStats, Flusher};
+use crate::maintenance::{Maintainer, MaintenanceConfig, MaintenanceStats};
+use crate::metrics::{BrokerMetrics, CodeLabel};
 use crate::partition::{Ack, Limits, Partition, PartitionState};
+use crate::table::{LogAccess, PartitionTable};
 
 /// Settings of the broker role.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     pub id: String,
     pub limits: Limits,
-    /// Least time between the starts of two flushes (unless `flush_bytes` are buffered); data
-    /// reaching an idle broker is flushed at once.
-    pub linger: Duration,
-    /// Buffered bytes (all partitions) that start a flush at once.
-    pub flush_bytes: usize,
+    pub flush: FlushConfig,
+    pub maintenance: MaintenanceConfig,
 }
 
 impl BrokerConfig {
@@ -32,34 +33,30 @@ impl BrokerConfig {
         Self {
             id: id.into(),
             limits: Limits::default(),
-            linger: Duration::from_millis(5),
-            flush_bytes: 4 << 20,
+            flush: FlushConfig {
+                linger: Duration::from_millis(5),
+                flush_bytes: 4 << 20,
+            },
+            maintenance: MaintenanceConfig::default(),
         }
     }
 }
 
-type Key = (String, u32);
-
 /// One broker process's write path.
 #[derive(Debug)]
 pub struct Broker {
-    pub(crate) id: String,
-    pub(crate) meta: Arc<dyn MetaStore>,
-    pub(crate) keys: Keyspace,
-    pub(crate) pool: Arc<NodePool>,
-    config: BrokerConfig,
-    partitions: RwLock<HashMap<Key, Arc<Partition>>>,
-    pub(crate) flush_wanted: Arc<Notify>,
+    log: LogAccess,
+    limits: Limits,
+    partitions: Arc<PartitionTable>,
+    flusher: Flusher,
+    maintainer: Maintainer,
     /// Asks the membership loop to read the assignments again: a partition still assigned
     /// here may have been fenced, or failed to open, and would otherwise wait for the next
     /// assignment change.
-    pub(crate) reconcile_wanted: Notify,
-    pub(crate) flush_lock: tokio::sync::Mutex<()>,
-    pub(crate) retry: Mutex<Vec<InFlight>>,
-    pub(crate) storage_stall: crate::stall::StorageStall,
-    pub metrics: crate::metrics::BrokerMetrics,
+    pub(crate) reconcile_wanted: Arc<Notify>,
+    pub metrics: Arc<BrokerMetrics>,
     /// Registered and serving; false before registration and from the start of shutdown.
-    pub ready: std::sync::atomic::AtomicBool,
+    pub ready: AtomicBool,
 }
 
 impl Broker {
@@ -69,49 +66,77 @@ impl Broker {
         keys: Keyspace,
         pool: Arc<NodePool>,
     ) -> Arc<Self> {
-        Arc::new(Self {
-            id: config.id.clone(),
+        let log = LogAccess {
+            writer: config.id,
             meta,
             keys,
             pool,
-            config,
-            partitions: RwLock::default(),
-            flush_wanted: Arc::new(Notify::new()),
-            reconcile_wanted: Notify::new(),
-            flush_lock: tokio::sync::Mutex::new(()),
-            retry: Mutex::default(),
-            storage_stall: crate::stall::StorageStall::default(),
-            metrics: crate::metrics::BrokerMetrics::default(),
-            ready: std::sync::atomic::AtomicBool::new(false),
+        };
+        let partitions = Arc::new(PartitionTable::default());
+        let metrics = Arc::new(BrokerMetrics::default());
+        let reconcile_wanted = Arc::new(Notify::new());
+        Arc::new(Self {
+            flusher: Flusher::new(
+                log.clone(),
+                partitions.clone(),
+                metrics.clone(),
+                config.flush,
+                reconcile_wanted.clone(),
+            ),
+            maintainer: Maintainer::new(
+                log.clone(),
+                partitions.clone(),
+                metrics.clone(),
+                config.maintenance,
+            ),
+            log,
+            limits: config.limits,
+            partitions,
+            reconcile_wanted,
+            metrics,
+            ready: AtomicBool::new(false),
         })
     }
 
     pub fn id(&self) -> &str {
-        &self.id
+        &self.log.writer
     }
 
-    pub(crate) fn partitions(&self) -> Vec<Arc<Partition>> {
-        self.partitions
-            .read()
-            .expect("partition map poisoned")
-            .values()
-            .cloned()
-            .collect()
+    pub(crate) fn log(&self) -> &LogAccess {
+        &self.log
+    }
+
+    pub(crate) fn flusher(&self) -> &Flusher {
+        &self.flusher
+    }
+
+    pub(crate) fn maintainer(&self) -> &Maintainer {
+        &self.maintainer
     }
 
     /// The partition if this broker serves it.
     pub fn partition(&self, topic: &str, partition: u32) -> Option<Arc<Partition>> {
-        self.partitions
-            .read()
-            .expect("partition map poisoned")
-            .get(&(topic.to_owned(), partition))
-            .cloned()
+        self.partitions.get(topic, partition)
     }
 
     /// Start → Recover → Write for a partition the assignment gives this broker.
     pub async fn open_partition(&self, topic: &str, partition: u32) -> Result<Arc<Partition>> {
-        let key = self.keys.assignment(topic, partition);
+        let p = self.start_partition(topic, partition).await?;
+        self.recover_partition(&p).await?;
+        Ok(p)
+    }
+
+    /// Start: serves the partition the assignment gives this broker, refusing writes until it
+    /// is recovered, so its state shows from the moment the assignment is seen. Returns the
+    /// incarnation already served when it is live at the assignment's epoch.
+    pub(crate) async fn start_partition(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<Arc<Partition>> {
+        let key = self.log.keys.assignment(topic, partition);
         let kv = self
+            .log
             .meta
             .get(&key)
             .await?
@@ -121,8 +146,8 @@ impl Broker {
                 reason: "the partition has no assignment".into(),
             })?;
         let assignment: Assignment = schema::decode(&key, &kv.value)?;
-        // A fenced or closed incarnation at the same epoch is opened anew: the claim below
-        // decides whether this broker may still write it.
+        // A fenced or closed incarnation at the same epoch is opened anew: the claim decides
+        // whether this broker may still write it.
         if let Some(existing) = self.partition(topic, partition)
             && existing.epoch == assignment.epoch
             && !matches!(
@@ -132,40 +157,45 @@ impl Broker {
         {
             return Ok(existing);
         }
-        let opened = Arc::new(
-            Partition::recover(
-                self.meta.as_ref(),
-                &self.keys,
-                &self.id,
-                topic,
-                partition,
-                &assignment,
-                kv.mod_revision,
-                self.config.limits,
-                self.flush_wanted.clone(),
-            )
-            .await?,
-        );
-        let previous = self
-            .partitions
-            .write()
-            .expect("partition map poisoned")
-            .insert((topic.to_owned(), partition), opened.clone());
-        if let Some(old) = previous {
+        let started = Arc::new(Partition::start(
+            topic,
+            partition,
+            &assignment,
+            kv.mod_revision,
+            self.limits,
+            self.flusher.wanted(),
+        ));
+        if let Some(old) = self.partitions.insert(started.clone()) {
             old.close();
         }
-        Ok(opened)
+        Ok(started)
+    }
+
+    /// Recover → Write for a partition in Start; anything else is left as it is. A partition
+    /// that fails to recover is no longer served.
+    pub(crate) async fn recover_partition(&self, p: &Arc<Partition>) -> Result<()> {
+        if p.state() != PartitionState::Start {
+            return Ok(());
+        }
+        let recovered = p
+            .recover(self.log.meta.as_ref(), &self.log.keys, &self.log.writer)
+            .await;
+        if recovered.is_err() {
+            self.partitions.remove_incarnation(p);
+        }
+        recovered
     }
 
     /// Stops serving a partition; anything buffered is dropped (its producers retry elsewhere).
     pub fn release(&self, topic: &str, partition: u32) {
-        if let Some(p) = self
-            .partitions
-            .write()
-            .expect("partition map poisoned")
-            .remove(&(topic.to_owned(), partition))
-        {
+        if let Some(p) = self.partitions.remove(topic, partition) {
             p.close();
+        }
+    }
+
+    pub(crate) fn release_all(&self) {
+        for p in self.partitions.all() {
+            self.release(&p.topic, p.partition);
         }
     }
 
@@ -226,7 +256,7 @@ impl Broker {
             };
             return batches.iter().map(|_| Err(err.clone())).collect();
         };
-        let limit = self.config.limits.max_batch_bytes;
+        let limit = self.limits.max_batch_bytes;
         let mut results = Vec::with_capacity(batches.len());
         let mut end = None;
         for bytes in batches {
@@ -256,7 +286,7 @@ impl Broker {
                     self.metrics.produced_batches.inc();
                 }
                 Err(e) => {
-                    let code = crate::metrics::CodeLabel {
+                    let code = CodeLabel {
                         code: e.code().as_str().to_owned(),
                     };
                     self.metrics.produce_errors.get_or_create(&code).inc();
@@ -278,55 +308,44 @@ impl Broker {
 
     /// What this broker serves, for the status RPC, metrics and logs.
     pub fn status(&self) -> Vec<Arc<Partition>> {
-        let mut all = self.partitions();
+        let mut all = self.partitions.all();
         all.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         all
     }
 
-    fn buffered_bytes(&self) -> usize {
-        self.partitions().iter().map(|p| p.buffered_bytes()).sum()
+    /// Runs one flush cycle (see [`Flusher::flush_once`]).
+    pub async fn flush_once(&self) -> FlushStats {
+        self.flusher.flush_once().await
     }
 
-    /// Flushes on demand until cancelled. `linger` is the least time between the starts of two
-    /// flushes (unless `flush_bytes` are waiting): data arriving at an idle broker is flushed
-    /// at once, so a lone durable produce waits one PUT and one commit rather than a fixed
-    /// linger on top, while a steady stream still gets at most one flush per linger.
+    /// Flushes on demand until cancelled (see [`Flusher::run`]).
     pub async fn run_flusher(&self, cancel: CancellationToken) {
-        let mut last_start: Option<tokio::time::Instant> = None;
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = self.flush_wanted.notified() => {}
-                () = tokio::time::sleep(Duration::from_millis(200)) => {}
-            }
-            if let Some(last) = last_start
-                && self.buffered_bytes() < self.config.flush_bytes
-            {
-                tokio::time::sleep_until(last + self.config.linger).await;
-            }
-            last_start = Some(tokio::time::Instant::now());
-            let stats: FlushStats = self.flush_once().await;
-            if stats.retrying > 0 {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
+        self.flusher.run(cancel).await;
+    }
+
+    /// One maintenance pass (see [`Maintainer::maintain_once`]).
+    pub async fn maintain_once(&self, gc_grace: Duration, sweep_orphans: bool) -> MaintenanceStats {
+        self.maintainer.maintain_once(gc_grace, sweep_orphans).await
+    }
+
+    /// See [`Maintainer::sweep_deleted_topics`].
+    pub async fn sweep_deleted_topics(&self, gc_grace: Duration) -> Result<usize> {
+        self.maintainer.sweep_deleted_topics(gc_grace).await
     }
 
     /// Graceful stop: refuse new writes, flush and commit what is buffered (bounded by
     /// `timeout`), then release every partition.
     pub async fn shutdown(&self, timeout: Duration) {
         self.ready.store(false, std::sync::atomic::Ordering::SeqCst);
-        let partitions = self.partitions();
+        let partitions = self.partitions.all();
         partitions.iter().for_each(|p| p.begin_closing());
         let deadline = tokio::time::Instant::now() + timeout;
         while partitions.iter().any(|p| !p.is_drained()) && tokio::time::Instant::now() < deadline {
-            let stats = self.flush_once().await;
+            let stats = self.flusher.flush_once().await;
             if stats.retrying > 0 {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
-        for p in partitions {
-            self.release(&p.topic, p.partition);
-        }
+        self.release_all();
     }
 }

@@ -1,3 +1,4 @@
+use strata_log::LogError;
 use strata_meta::MetaError;
 use strata_meta::schema::BadValue;
 use strata_proto::ErrorCode;
@@ -76,6 +77,42 @@ impl From<MetaError> for BrokerError {
             Self::MetaUnavailable(e.to_string())
         } else {
             Self::Meta(e.to_string())
+        }
+    }
+}
+
+impl From<object_store::Error> for BrokerError {
+    fn from(e: object_store::Error) -> Self {
+        StorageError::from(e).into()
+    }
+}
+
+impl From<LogError> for BrokerError {
+    fn from(e: LogError) -> Self {
+        match e {
+            LogError::Fenced {
+                topic,
+                partition,
+                epoch,
+            } => Self::Fenced {
+                topic,
+                partition,
+                epoch,
+            },
+            LogError::NotAssigned {
+                topic,
+                partition,
+                owner,
+            } => Self::NotLeader {
+                topic,
+                partition,
+                reason: format!("assigned to `{owner}`"),
+            },
+            LogError::Meta(e) => e.into(),
+            LogError::Storage(e) => e.into(),
+            LogError::BadValue(e) => e.into(),
+            // Reads only; the write protocol never reports it.
+            e @ LogError::OffsetOutOfRange { .. } => Self::Meta(e.to_string()),
         }
     }
 }

@@ -1,35 +1,46 @@
-//! One flush cycle: every partition with buffered data becomes one segment object, all objects
-//! are written in parallel, and then committed together — one metadata transaction for up to
-//! [`PARTITIONS_PER_TXN`] partitions — each guarded by its assignment's mod revision and by
-//! the checkpoint revision its own incarnation last wrote.
+//! The flusher: every cycle, each partition with buffered data becomes one segment object, all
+//! objects are written in parallel, and then committed together through the log's write
+//! protocol (`strata_log::write`) — up to [`PARTITIONS_PER_TXN`] partitions per transaction,
+//! each under its own claim's guard.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::StreamExt;
-use strata_log::{SegmentRecord, object_path};
-use strata_meta::schema::{self, Checkpoint};
-use strata_meta::{Compare, CompareOp, Txn, TxnOp};
+use strata_log::write::{self, CommitUnit, Refusal};
+use strata_log::{PARTITIONS_PER_TXN, SegmentRecord, object_path};
 use strata_storage::SegmentBuilder;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
-use crate::broker::Broker;
-use crate::error::{BrokerError, Result};
-use crate::partition::{FlushUnit, Partition, now_ms, producers_key};
+use crate::error::Result;
+use crate::metrics::BrokerMetrics;
+use crate::partition::{FlushUnit, Partition, now_ms};
+use crate::stall::StorageStall;
+use crate::table::{LogAccess, PartitionTable};
 
-/// Partitions per commit transaction: two compares and up to three operations each stay under
-/// etcd's default limit of 128 of each per transaction.
-pub const PARTITIONS_PER_TXN: usize = 40;
 /// Segment objects written at once.
 const PARALLEL_PUTS: usize = 16;
 
+/// When flushes start.
+#[derive(Debug, Clone, Copy)]
+pub struct FlushConfig {
+    /// Least time between the starts of two flushes (unless `flush_bytes` are buffered); data
+    /// reaching an idle broker is flushed at once.
+    pub linger: Duration,
+    /// Buffered bytes (all partitions) that start a flush at once.
+    pub flush_bytes: usize,
+}
+
 /// A unit on its way: written to storage once `record` is set, committed after that.
 #[derive(Debug)]
-pub(crate) struct InFlight {
-    pub partition: Arc<Partition>,
-    pub unit: FlushUnit,
-    pub record: Option<SegmentRecord>,
+struct InFlight {
+    partition: Arc<Partition>,
+    unit: FlushUnit,
+    record: Option<SegmentRecord>,
     /// A commit of this unit failed without an answer (the metadata store went away
     /// mid-call): it may have landed.
-    pub maybe_committed: bool,
+    maybe_committed: bool,
 }
 
 /// What one cycle did.
@@ -44,28 +55,86 @@ pub struct FlushStats {
     pub retrying: usize,
 }
 
-impl Broker {
-    /// Runs one flush cycle over every partition with buffered data.
-    pub async fn flush_once(&self) -> FlushStats {
-        let _one_at_a_time = self.flush_lock.lock().await;
-        let mut work = std::mem::take(&mut *self.retry.lock().expect("retry mutex poisoned"));
-        // Units of partitions released since (moved away, or the broker lost its lease) go:
-        // their producers were told to retry elsewhere, and a reopened partition is a new
-        // incarnation with units of its own.
-        work.retain(|w| w.partition.wants_retry());
-        for partition in self.partitions() {
-            if work.iter().any(|w| Arc::ptr_eq(&w.partition, &partition)) {
-                continue; // its earlier unit must commit first
+/// Turns the buffers of a broker's partitions into committed segments.
+#[derive(Debug)]
+pub struct Flusher {
+    log: LogAccess,
+    partitions: Arc<PartitionTable>,
+    metrics: Arc<BrokerMetrics>,
+    config: FlushConfig,
+    /// Partitions ask for a flush through this when data arrives or their buffer is full.
+    wanted: Arc<Notify>,
+    /// A fenced partition asks the membership loop to read the assignments again: it may
+    /// still be assigned here under a newer incarnation.
+    reconcile_wanted: Arc<Notify>,
+    one_at_a_time: tokio::sync::Mutex<()>,
+    /// Units written or committed unsuccessfully, tried again first next cycle.
+    retry: Mutex<Vec<InFlight>>,
+    pub(crate) stall: StorageStall,
+}
+
+impl Flusher {
+    pub(crate) fn new(
+        log: LogAccess,
+        partitions: Arc<PartitionTable>,
+        metrics: Arc<BrokerMetrics>,
+        config: FlushConfig,
+        reconcile_wanted: Arc<Notify>,
+    ) -> Self {
+        Self {
+            log,
+            partitions,
+            metrics,
+            config,
+            wanted: Arc::new(Notify::new()),
+            reconcile_wanted,
+            one_at_a_time: tokio::sync::Mutex::new(()),
+            retry: Mutex::default(),
+            stall: StorageStall::default(),
+        }
+    }
+
+    /// What partitions notify when they want a flush.
+    pub(crate) fn wanted(&self) -> Arc<Notify> {
+        self.wanted.clone()
+    }
+
+    fn buffered_bytes(&self) -> usize {
+        self.partitions
+            .all()
+            .iter()
+            .map(|p| p.buffered_bytes())
+            .sum()
+    }
+
+    /// Flushes on demand until cancelled. `linger` is the least time between the starts of two
+    /// flushes (unless `flush_bytes` are waiting): data arriving at an idle broker is flushed
+    /// at once, so a lone durable produce waits one PUT and one commit rather than a fixed
+    /// linger on top, while a steady stream still gets at most one flush per linger.
+    pub async fn run(&self, cancel: CancellationToken) {
+        let mut last_start: Option<tokio::time::Instant> = None;
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = self.wanted.notified() => {}
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
             }
-            if let Some(unit) = partition.take_unit() {
-                work.push(InFlight {
-                    partition,
-                    unit,
-                    record: None,
-                    maybe_committed: false,
-                });
+            if let Some(last) = last_start
+                && self.buffered_bytes() < self.config.flush_bytes
+            {
+                tokio::time::sleep_until(last + self.config.linger).await;
+            }
+            last_start = Some(tokio::time::Instant::now());
+            if self.flush_once().await.retrying > 0 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+    }
+
+    /// Runs one flush cycle over every partition with buffered data.
+    pub async fn flush_once(&self) -> FlushStats {
+        let _one_at_a_time = self.one_at_a_time.lock().await;
+        let work = self.collect_work();
         let mut stats = FlushStats {
             partitions: work.len(),
             ..FlushStats::default()
@@ -73,80 +142,21 @@ impl Broker {
         if work.is_empty() {
             return stats;
         }
-
         let started = tokio::time::Instant::now();
-        let needs_put = work.iter().any(|w| w.record.is_none());
-        if needs_put {
-            self.storage_stall.writing(started);
-        }
-        let written: Vec<InFlight> = futures::stream::iter(work)
-            .map(|mut item| async {
-                if item.record.is_none() {
-                    match self.write_segment(&item).await {
-                        Ok(record) => item.record = Some(record),
-                        Err(e) => tracing::warn!(topic = %item.partition.topic, partition = item.partition.partition, error = %e, "segment write failed; will retry"),
-                    }
-                }
-                item
-            })
-            .buffer_unordered(PARALLEL_PUTS)
-            .collect()
-            .await;
-        let (ready, mut pending): (Vec<InFlight>, Vec<InFlight>) =
-            written.into_iter().partition(|w| w.record.is_some());
-        if needs_put && pending.is_empty() {
-            self.storage_stall.written();
-        }
-        stats.puts = ready.iter().filter(|w| w.record.is_some()).count();
+        let (ready, mut pending) = self.write_segments(work, started).await;
+        stats.puts = ready.len();
         stats.bytes = ready
             .iter()
             .filter_map(|w| w.record.as_ref())
             .map(|r| r.meta.size)
             .sum();
-
         let put_done = tokio::time::Instant::now();
         self.metrics
             .flush_timings
             .put
             .observe((put_done - started).as_secs_f64());
-        let mut queue = ready;
-        while !queue.is_empty() {
-            let rest = queue.split_off(queue.len().min(PARTITIONS_PER_TXN));
-            let chunk = std::mem::replace(&mut queue, rest);
-            stats.txns += 1;
-            match self.commit(&chunk).await {
-                Ok(Some(revision)) => chunk
-                    .iter()
-                    .for_each(|w| w.partition.committed(&w.unit, revision)),
-                Ok(None) => {
-                    // Someone's guard failed: fence those, retry the others at once.
-                    for item in chunk {
-                        if item.maybe_committed
-                            && let Ok(Some(revision)) = self.landed_earlier(&item).await
-                        {
-                            tracing::info!(topic = %item.partition.topic, partition = item.partition.partition, next_offset = item.unit.next_offset, "a commit whose answer was lost had landed");
-                            item.partition.committed(&item.unit, revision);
-                        } else if self.still_owned(&item.partition).await.unwrap_or(true) {
-                            queue.push(item);
-                        } else {
-                            item.partition.fence(
-                                "commit refused: the assignment moved to a newer epoch or a \
-                                 newer incarnation claimed the partition",
-                            );
-                            stats.fenced += 1;
-                            self.reconcile_wanted.notify_one();
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "commit failed; will retry");
-                    pending.extend(chunk.into_iter().map(|item| InFlight {
-                        maybe_committed: true,
-                        ..item
-                    }));
-                }
-            }
-        }
+
+        self.commit_all(ready, &mut pending, &mut stats).await;
         let commit_time = put_done.elapsed();
         self.metrics
             .flush_timings
@@ -174,6 +184,61 @@ impl Broker {
         stats
     }
 
+    /// The units to flush: those kept for a retry first, then one new unit per partition
+    /// with buffered data and nothing in flight.
+    fn collect_work(&self) -> Vec<InFlight> {
+        let mut work = std::mem::take(&mut *self.retry.lock().expect("retry mutex poisoned"));
+        // Units of partitions released since (moved away, or the broker lost its lease) go:
+        // their producers were told to retry elsewhere, and a reopened partition is a new
+        // incarnation with units of its own.
+        work.retain(|w| w.partition.wants_retry());
+        for partition in self.partitions.all() {
+            if work.iter().any(|w| Arc::ptr_eq(&w.partition, &partition)) {
+                continue; // its earlier unit must commit first
+            }
+            if let Some(unit) = partition.take_unit() {
+                work.push(InFlight {
+                    partition,
+                    unit,
+                    record: None,
+                    maybe_committed: false,
+                });
+            }
+        }
+        work
+    }
+
+    /// Writes the units that have no object yet; returns `(written, failed)`.
+    async fn write_segments(
+        &self,
+        work: Vec<InFlight>,
+        started: tokio::time::Instant,
+    ) -> (Vec<InFlight>, Vec<InFlight>) {
+        let needs_put = work.iter().any(|w| w.record.is_none());
+        if needs_put {
+            self.stall.writing(started);
+        }
+        let written: Vec<InFlight> = futures::stream::iter(work)
+            .map(|mut item| async {
+                if item.record.is_none() {
+                    match self.write_segment(&item).await {
+                        Ok(record) => item.record = Some(record),
+                        Err(e) => tracing::warn!(topic = %item.partition.topic, partition = item.partition.partition, error = %e, "segment write failed; will retry"),
+                    }
+                }
+                item
+            })
+            .buffer_unordered(PARALLEL_PUTS)
+            .collect()
+            .await;
+        let (ready, pending): (Vec<InFlight>, Vec<InFlight>) =
+            written.into_iter().partition(|w| w.record.is_some());
+        if needs_put && pending.is_empty() {
+            self.stall.written();
+        }
+        (ready, pending)
+    }
+
     async fn write_segment(&self, item: &InFlight) -> Result<SegmentRecord> {
         let p = &item.partition;
         let mut builder = SegmentBuilder::default();
@@ -182,14 +247,14 @@ impl Broker {
         }
         let segment = builder.finish()?;
         let path = object_path(
-            self.keys.root(),
+            self.log.keys.root(),
             &p.topic,
             p.topic_id,
             p.partition,
             segment.meta.base_offset,
             p.epoch,
         );
-        let placement = self.pool.put(&path, segment.payload()).await?;
+        let placement = self.log.pool.put(&path, segment.payload()).await?;
         Ok(SegmentRecord {
             path: path.to_string(),
             placement,
@@ -199,109 +264,84 @@ impl Broker {
         })
     }
 
-    /// Commits a chunk in one transaction: the revision it committed at, or `None` when a
-    /// guard failed.
-    async fn commit(&self, chunk: &[InFlight]) -> Result<Option<strata_meta::Revision>> {
-        let mut txn = Txn::new();
-        for item in chunk {
-            let p = &item.partition;
-            let record = item
-                .record
-                .as_ref()
-                .expect("only written units are committed");
-            let checkpoint = Checkpoint {
-                epoch: p.epoch,
-                next_offset: item.unit.next_offset,
-                broker: self.id.clone(),
-                committed_ms: now_ms(),
-            };
-            txn = txn
-                .when([
-                    Compare::mod_revision(
-                        self.keys.assignment(&p.topic, p.partition),
-                        CompareOp::Equal,
-                        p.assignment_revision,
-                    ),
-                    Compare::mod_revision(
-                        self.keys.commit(&p.topic, p.partition),
-                        CompareOp::Equal,
-                        p.commit_revision(),
-                    ),
-                ])
-                .and_then([
-                    TxnOp::put(
-                        self.keys
-                            .segment(&p.topic, p.partition, record.meta.base_offset),
-                        schema::encode(record),
-                    ),
-                    TxnOp::put(
-                        self.keys.commit(&p.topic, p.partition),
-                        schema::encode(&checkpoint),
-                    ),
-                ]);
-            if let Some(producers) = &item.unit.producers {
-                txn = txn.and_then([TxnOp::put(
-                    producers_key(&self.keys, &p.topic, p.partition),
-                    schema::encode(producers),
-                )]);
+    /// Commits the written units, [`PARTITIONS_PER_TXN`] per transaction. A refused
+    /// transaction is resolved unit by unit: landed ones are acknowledged, fenced ones fenced,
+    /// the rest committed again at once; units whose commit failed go to `pending`.
+    async fn commit_all(
+        &self,
+        ready: Vec<InFlight>,
+        pending: &mut Vec<InFlight>,
+        stats: &mut FlushStats,
+    ) {
+        let mut queue = ready;
+        while !queue.is_empty() {
+            let rest = queue.split_off(queue.len().min(PARTITIONS_PER_TXN));
+            let chunk = std::mem::replace(&mut queue, rest);
+            stats.txns += 1;
+            match self.commit(&chunk).await {
+                Ok(true) => chunk.iter().for_each(|w| w.partition.committed(&w.unit)),
+                Ok(false) => {
+                    for item in chunk {
+                        match self.resolve(&item).await {
+                            Refusal::Landed(_) => item.partition.committed(&item.unit),
+                            Refusal::StillOwned => queue.push(item),
+                            Refusal::Fenced => {
+                                item.partition.fence(
+                                    "commit refused: the assignment moved to a newer epoch or a \
+                                     newer incarnation claimed the partition",
+                                );
+                                stats.fenced += 1;
+                                self.reconcile_wanted.notify_one();
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "commit failed; will retry");
+                    pending.extend(chunk.into_iter().map(|item| InFlight {
+                        maybe_committed: true,
+                        ..item
+                    }));
+                }
             }
         }
-        let result = self.meta.txn(txn).await.map_err(BrokerError::from)?;
-        Ok(result.succeeded.then_some(result.revision))
     }
 
-    /// Whether an earlier attempt to commit `item` landed although its answer was lost: then
-    /// the retry's guard fails against the checkpoint that very attempt wrote, and fencing
-    /// would strand a partition nobody else owns (the long fault run found this after an etcd
-    /// restart). It landed exactly when the segment key holds this unit's record (object
-    /// paths are never reused), the checkpoint was last written by the same transaction (so
-    /// no claim came after it) and the assignment is still the one this incarnation claimed.
-    /// Returns the revision it committed at.
-    async fn landed_earlier(&self, item: &InFlight) -> Result<Option<strata_meta::Revision>> {
-        let p = &item.partition;
-        let record = item
-            .record
-            .as_ref()
-            .expect("only written units are committed");
-        let key = self
-            .keys
-            .segment(&p.topic, p.partition, record.meta.base_offset);
-        let Some(stored) = self.meta.get(&key).await? else {
-            return Ok(None);
-        };
-        if schema::decode::<SegmentRecord>(&key, &stored.value)?.path != record.path {
-            return Ok(None);
-        }
-        let (assignment, checkpoint) = self.guard_revisions(p).await?;
-        let landed =
-            checkpoint == Some(stored.mod_revision) && assignment == Some(p.assignment_revision);
-        Ok(landed.then_some(stored.mod_revision))
+    /// Commits one chunk; false when some guard failed and nothing was written.
+    async fn commit(&self, chunk: &[InFlight]) -> Result<bool> {
+        let units: Vec<CommitUnit<'_>> = chunk
+            .iter()
+            .map(|item| CommitUnit {
+                claim: item
+                    .partition
+                    .claim()
+                    .expect("only claimed partitions flush"),
+                segment: item.record.as_ref().expect("only written units commit"),
+                next_offset: item.unit.next_offset,
+                producers: item.unit.producers.as_ref(),
+            })
+            .collect();
+        let committed = write::commit(
+            self.log.meta.as_ref(),
+            &self.log.keys,
+            &self.log.writer,
+            &units,
+            now_ms(),
+        )
+        .await?;
+        Ok(committed.is_some())
     }
 
-    /// Whether this incarnation still owns the partition: the assignment is the one it
-    /// claimed and the checkpoint is the one it last wrote.
-    async fn still_owned(&self, p: &Partition) -> Result<bool> {
-        let (assignment, checkpoint) = self.guard_revisions(p).await?;
-        Ok(assignment == Some(p.assignment_revision) && checkpoint == Some(p.commit_revision()))
-    }
-
-    /// The mod revisions a commit's guard compares, as the store holds them now: the
-    /// partition's assignment and its checkpoint.
-    async fn guard_revisions(
-        &self,
-        p: &Partition,
-    ) -> Result<(Option<strata_meta::Revision>, Option<strata_meta::Revision>)> {
-        let assignment = self
-            .meta
-            .get(&self.keys.assignment(&p.topic, p.partition))
-            .await?;
-        let checkpoint = self
-            .meta
-            .get(&self.keys.commit(&p.topic, p.partition))
-            .await?;
-        Ok((
-            assignment.map(|kv| kv.mod_revision),
-            checkpoint.map(|kv| kv.mod_revision),
-        ))
+    async fn resolve(&self, item: &InFlight) -> Refusal {
+        write::resolve_refused(
+            self.log.meta.as_ref(),
+            &self.log.keys,
+            item.partition
+                .claim()
+                .expect("only claimed partitions flush"),
+            item.record.as_ref().expect("only written units commit"),
+            item.maybe_committed,
+        )
+        .await
     }
 }

@@ -4,9 +4,11 @@
 //!
 //! - [`Partition`]: the state machine `Start → Recover → Write → (Closing → Closed) | Fenced`,
 //!   dense offsets, a bounded buffer with back-pressure, idempotent-producer dedup.
-//! - [`Broker`]: the partitions of this broker and the flusher, which turns each partition's
-//!   buffer into one segment object per cycle and commits all of them together, each guarded
-//!   by its assignment, so a broker that lost a partition can never commit to it again.
+//! - [`Broker`]: the partitions of this broker and the produce path into their buffers.
+//! - [`Flusher`]: turns each partition's buffer into one segment object per cycle and commits
+//!   all of them together through the log's write protocol (`strata_log::write`), each under
+//!   its partition's claim, so a broker that lost a partition can never commit to it again.
+//! - [`Maintainer`]: compaction, retention and garbage collection, under the same guard.
 
 mod broker;
 mod error;
@@ -18,11 +20,13 @@ mod node;
 pub mod partition;
 mod service;
 mod stall;
+mod table;
 
 pub use broker::{Broker, BrokerConfig};
 pub use error::{BrokerError, Result};
-pub use flush::{FlushStats, PARTITIONS_PER_TXN};
-pub use maintenance::{MaintenanceConfig, MaintenanceStats};
+pub use flush::{FlushConfig, FlushStats, Flusher};
+pub use maintenance::{Maintainer, MaintenanceConfig, MaintenanceStats};
 pub use node::NodeConfig;
 pub use partition::{Ack, Limits, Partition, PartitionState};
 pub use service::BrokerService;
+pub use strata_log::PARTITIONS_PER_TXN;

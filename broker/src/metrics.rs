@@ -7,7 +7,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::broker::Broker;
+use std::sync::Arc;
+
+use crate::partition::Partition;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabel {
@@ -63,11 +65,11 @@ pub struct BrokerMetrics {
 }
 
 impl BrokerMetrics {
-    /// Renders counters plus gauges read from the broker now (partitions by state, buffer).
-    pub fn render(&self, broker: &Broker) -> String {
+    /// Renders counters plus gauges read from the served partitions now (by state, buffer).
+    pub fn render(&self, served: &[Arc<Partition>]) -> String {
         let partitions: Family<StateLabel, Gauge> = Family::default();
         let buffered = Gauge::<i64>::default();
-        for p in broker.status() {
+        for p in served {
             partitions
                 .get_or_create(&StateLabel {
                     state: p.state().to_string(),

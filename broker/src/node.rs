@@ -28,7 +28,6 @@ pub struct NodeConfig {
     /// its partitions move to brokers that can write; it registers again once a probe write
     /// succeeds. Longer than a storage request's timeout, so one slow node is not enough.
     pub storage_stall_limit: Duration,
-    pub maintenance: crate::MaintenanceConfig,
 }
 
 enum Exit {
@@ -53,9 +52,8 @@ impl Broker {
             async move { broker.run_flusher(token).await }
         });
         let maintenance = tokio::spawn({
-            let (broker, token, settings) =
-                (self.clone(), flusher_cancel.clone(), config.maintenance);
-            async move { broker.run_maintenance(settings, token).await }
+            let (broker, token) = (self.clone(), flusher_cancel.clone());
+            async move { broker.maintainer().run(token).await }
         });
         let outcome = self.membership(&config, &cancel).await;
         // Stop the background tasks first: shutdown flushes on its own, to the end.
@@ -85,7 +83,7 @@ impl Broker {
                     .await
                 {
                     Ok(Exit::Cancelled) => {
-                        tracing::info!(broker = %self.id, "shutting down: flushing and committing partitions");
+                        tracing::info!(broker = %self.id(), "shutting down: flushing and committing partitions");
                         self.shutdown(config.shutdown_timeout).await;
                         if let Err(e) = keeper.shutdown().await {
                             tracing::warn!(error = %e, "revoking the broker lease failed; it expires on its own");
@@ -94,10 +92,8 @@ impl Broker {
                     }
                     Ok(Exit::LeaseLost) => {
                         self.ready.store(false, std::sync::atomic::Ordering::SeqCst);
-                        tracing::warn!(broker = %self.id, "broker lease lost: releasing every partition and registering again");
-                        for p in self.partitions() {
-                            self.release(&p.topic, p.partition);
-                        }
+                        tracing::warn!(broker = %self.id(), "broker lease lost: releasing every partition and registering again");
+                        self.release_all();
                         break;
                     }
                     Ok(Exit::StorageStalled) => {
@@ -128,22 +124,21 @@ impl Broker {
     /// is lost, since only committed data was ever acknowledged durably.
     async fn give_up_for_storage(&self, keeper: LeaseKeeper, cancel: &CancellationToken) {
         self.ready.store(false, std::sync::atomic::Ordering::SeqCst);
-        let stalled = self.storage_stall.stalled_for().unwrap_or_default();
-        tracing::warn!(broker = %self.id, stalled_s = stalled.as_secs_f64(), "segment writes are stuck: giving the lease up so the partitions move, and registering again once storage takes a write");
+        let stalled = self.flusher().stall.stalled_for().unwrap_or_default();
+        tracing::warn!(broker = %self.id(), stalled_s = stalled.as_secs_f64(), "segment writes are stuck: giving the lease up so the partitions move, and registering again once storage takes a write");
         self.metrics.storage_give_ups.inc();
-        for p in self.partitions() {
-            self.release(&p.topic, p.partition);
-        }
+        self.release_all();
         if let Err(e) = keeper.shutdown().await {
             tracing::warn!(error = %e, "revoking the broker lease failed; it expires on its own");
         }
         let probe = object_store::path::Path::from(format!(
             "{}/_probe/{}",
-            self.keys.root().trim_start_matches('/'),
-            self.id
+            self.log().keys.root().trim_start_matches('/'),
+            self.id()
         ));
         loop {
             match self
+                .log()
                 .pool
                 .put(&probe, bytes::Bytes::from_static(b"probe").into())
                 .await
@@ -156,25 +151,26 @@ impl Broker {
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
         }
-        self.storage_stall.written();
-        tracing::info!(broker = %self.id, "storage writable again");
+        self.flusher().stall.written();
+        tracing::info!(broker = %self.id(), "storage writable again");
     }
 
     async fn register(&self, config: &NodeConfig) -> Result<LeaseKeeper> {
-        let keeper = LeaseKeeper::start(self.meta.clone(), config.lease_ttl).await?;
+        let keeper = LeaseKeeper::start(self.log().meta.clone(), config.lease_ttl).await?;
         let info = BrokerInfo {
-            id: self.id.clone(),
+            id: self.id().to_owned(),
             addr: config.advertised_addr.clone(),
             started_ms: now_ms(),
         };
-        self.meta
+        self.log()
+            .meta
             .put(
-                &self.keys.broker(&self.id),
+                &self.log().keys.broker(self.id()),
                 schema::encode(&info),
                 Some(keeper.lease_id()),
             )
             .await?;
-        tracing::info!(broker = %self.id, addr = %config.advertised_addr, "broker registered");
+        tracing::info!(broker = %self.id(), addr = %config.advertised_addr, "broker registered");
         Ok(keeper)
     }
 
@@ -185,44 +181,58 @@ impl Broker {
         storage_stall_limit: Duration,
         cancel: &CancellationToken,
     ) -> Result<Exit> {
-        let prefix = self.keys.assignments();
-        let (kvs, revision) = self.meta.range(&prefix).await?;
+        let prefix = self.log().keys.assignments();
+        let (kvs, revision) = self.log().meta.range(&prefix).await?;
         let mut mine: HashMap<(String, u32), u64> = HashMap::new();
         for kv in &kvs {
-            if let Some((topic, partition)) = self.keys.partition_of(&kv.key) {
+            if let Some((topic, partition)) = self.log().keys.partition_of(&kv.key) {
                 let a: Assignment = schema::decode(&kv.key, &kv.value)?;
-                if a.broker == self.id {
+                if a.broker == self.id() {
                     mine.insert((topic, partition), a.epoch);
                 }
             }
         }
         let open: HashSet<(String, u32)> = self
-            .partitions()
+            .status()
             .iter()
             .map(|p| (p.topic.clone(), p.partition))
             .collect();
         for (topic, partition) in open.iter().filter(|k| !mine.contains_key(*k)) {
             self.release(topic, *partition);
         }
+        // Every partition assigned here shows as Start at once; they recover one by one.
+        let mut started = Vec::new();
         for (topic, partition) in mine.keys() {
-            self.open_logged(topic, *partition).await;
+            match self.start_partition(topic, *partition).await {
+                Ok(p) => started.push(p),
+                Err(e) => self.not_opened(topic, *partition, e),
+            }
         }
-        let mut watch: WatchStream = self.meta.watch_prefix(&prefix, Some(revision + 1)).await?;
+        for p in started {
+            if let Err(e) = self.recover_partition(&p).await {
+                self.not_opened(&p.topic, p.partition, e);
+            }
+        }
+        let mut watch: WatchStream = self
+            .log()
+            .meta
+            .watch_prefix(&prefix, Some(revision + 1))
+            .await?;
         loop {
             let event = tokio::select! {
                 () = cancel.cancelled() => return Ok(Exit::Cancelled),
                 () = keeper.lost() => return Ok(Exit::LeaseLost),
-                () = self.storage_stall.exceeds(storage_stall_limit) => return Ok(Exit::StorageStalled),
+                () = self.flusher().stall.exceeds(storage_stall_limit) => return Ok(Exit::StorageStalled),
                 () = self.reconcile_wanted.notified() => return Ok(Exit::Reconcile),
                 event = watch.next() => event,
             };
             match event {
                 Some(Ok(WatchEvent::Put(kv))) => {
-                    let Some((topic, partition)) = self.keys.partition_of(&kv.key) else {
+                    let Some((topic, partition)) = self.log().keys.partition_of(&kv.key) else {
                         continue;
                     };
                     let a: Assignment = schema::decode(&kv.key, &kv.value)?;
-                    if a.broker == self.id {
+                    if a.broker == self.id() {
                         self.open_logged(&topic, partition).await;
                     } else if self.partition(&topic, partition).is_some() {
                         tracing::info!(%topic, partition, to = %a.broker, epoch = a.epoch, "partition moved away");
@@ -230,7 +240,7 @@ impl Broker {
                     }
                 }
                 Some(Ok(WatchEvent::Delete { key, .. })) => {
-                    if let Some((topic, partition)) = self.keys.partition_of(&key) {
+                    if let Some((topic, partition)) = self.log().keys.partition_of(&key) {
                         self.release(&topic, partition);
                     }
                 }
@@ -245,13 +255,18 @@ impl Broker {
     }
 
     async fn open_logged(&self, topic: &str, partition: u32) {
-        match self.open_partition(topic, partition).await {
-            Ok(_) => {}
+        if let Err(e) = self.open_partition(topic, partition).await {
+            self.not_opened(topic, partition, e);
+        }
+    }
+
+    fn not_opened(&self, topic: &str, partition: u32, error: BrokerError) {
+        match error {
             // The assignment moved on already; the next watch event says where.
-            Err(e @ (BrokerError::Fenced { .. } | BrokerError::NotLeader { .. })) => {
+            e @ (BrokerError::Fenced { .. } | BrokerError::NotLeader { .. }) => {
                 tracing::info!(%topic, partition, error = %e, "partition not opened");
             }
-            Err(e) => {
+            e => {
                 tracing::warn!(%topic, partition, error = %e, "opening partition failed; will try again");
                 self.reconcile_wanted.notify_one();
             }

@@ -1,20 +1,21 @@
 //! One partition's state machine: `Start → Recover → Write → (Closing → Closed) | Fenced`.
 //!
-//! Recover reads the checkpoint and claims the partition with a checkpoint carrying the new
-//! epoch (nothing is copied). In Write, batches get dense offsets under one lock and wait in a
-//! bounded buffer for the flusher, which writes them as a segment object and commits them in a
-//! transaction guarded by the assignment. A commit refused because the assignment moved on
-//! fences the partition: its buffer is dropped and every waiting producer hears `NOT_LEADER`.
+//! Start is entered when the broker sees an assignment naming it; Recover claims the partition
+//! through the log's write protocol (`strata_log::write`: read the checkpoint, write one with
+//! the new epoch; nothing is copied). In Write, batches get dense offsets under one lock and
+//! wait in a bounded buffer for the flusher, which writes them to storage and commits them under
+//! the claim's guard. A commit refused because a newer owner holds the partition fences it: its
+//! buffer is dropped and every waiting producer hears `NOT_LEADER`.
 
 mod producers;
 
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use strata_log::ProducerState;
-use strata_meta::schema::{self, Assignment, Checkpoint, Keyspace};
-use strata_meta::{Compare, CompareOp, MetaStore, Revision, Txn, TxnOp};
+use strata_log::{Claim, ProducerState};
+use strata_meta::schema::{Assignment, Keyspace};
+use strata_meta::{MetaStore, Revision};
 use strata_storage::RecordBatch;
 use tokio::sync::{Notify, watch};
 
@@ -105,133 +106,124 @@ pub struct Partition {
     pub partition: u32,
     pub topic_id: u64,
     pub epoch: u64,
-    /// Mod revision of the assignment this broker claimed under; every commit compares it.
-    pub(crate) assignment_revision: Revision,
-    /// Mod revision of the partition's checkpoint as this incarnation last wrote it (its claim,
-    /// then each commit); every commit compares it too. The assignment alone cannot tell two
-    /// incarnations of the same broker at the same epoch apart — a broker that lost its lease
-    /// and reopened the partition — and a commit still pending from the first must not land
-    /// after the second has read the checkpoint and handed out the same offsets again.
-    commit_revision: std::sync::atomic::AtomicI64,
+    assignment: Assignment,
+    /// Mod revision of the assignment seen at Start; the claim compares it.
+    assignment_revision: Revision,
+    /// Set by Recover: what every commit of this incarnation must compare
+    /// (`strata_log::write`).
+    claim: OnceLock<Claim>,
     limits: Limits,
     inner: Mutex<Inner>,
     progress: watch::Sender<Progress>,
-    flush_wanted: std::sync::Arc<Notify>,
+    flush_wanted: Arc<Notify>,
 }
 
 impl Partition {
-    /// Recover: load the checkpoint and producer state, then claim the partition by writing a
-    /// checkpoint with this broker's epoch, in a transaction that fails if the assignment moved
-    /// on or someone else committed meanwhile.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn recover(
-        meta: &dyn MetaStore,
-        keys: &Keyspace,
-        broker_id: &str,
+    /// Start: the broker saw an assignment naming it. The partition takes no writes until
+    /// [`recover`](Self::recover) has claimed it.
+    pub fn start(
         topic: &str,
         partition: u32,
         assignment: &Assignment,
         assignment_revision: Revision,
         limits: Limits,
-        flush_wanted: std::sync::Arc<Notify>,
-    ) -> Result<Self> {
-        let not_ours = |reason: &str| BrokerError::NotLeader {
-            topic: topic.into(),
-            partition,
-            reason: reason.into(),
-        };
-        if assignment.broker != broker_id {
-            return Err(not_ours("assigned to another broker"));
-        }
-        let commit_key = keys.commit(topic, partition);
-        let producers_key = producers_key(keys, topic, partition);
-        let fenced = || BrokerError::Fenced {
-            topic: topic.into(),
-            partition,
-            epoch: assignment.epoch,
-        };
-        // The claim can lose a race without the partition having moved: a commit of an
-        // earlier incarnation of this same broker (one that lost its lease and is reopening)
-        // may land between the read and the claim. That commit is fenced from then on, so a
-        // fresh read wins; only a changed assignment is a real fence.
-        let mut attempts = 0;
-        let (next_offset, producers, claimed) = loop {
-            attempts += 1;
-            let commit = meta.get(&commit_key).await?;
-            let checkpoint = match &commit {
-                Some(kv) => Some(schema::decode::<Checkpoint>(&commit_key, &kv.value)?),
-                None => None,
-            };
-            let producers = match meta.get(&producers_key).await? {
-                Some(kv) => schema::decode::<ProducerState>(&producers_key, &kv.value)?,
-                None => ProducerState::default(),
-            };
-            let next_offset = checkpoint.as_ref().map_or(0, |c| c.next_offset);
-            if checkpoint
-                .as_ref()
-                .is_some_and(|c| c.epoch > assignment.epoch)
-            {
-                return Err(fenced());
-            }
-            let claim = Checkpoint {
-                epoch: assignment.epoch,
-                next_offset,
-                broker: broker_id.into(),
-                committed_ms: now_ms(),
-            };
-            let commit_guard = match &commit {
-                Some(kv) => {
-                    Compare::mod_revision(commit_key.clone(), CompareOp::Equal, kv.mod_revision)
-                }
-                None => Compare::absent(commit_key.clone()),
-            };
-            let txn = Txn::new()
-                .when([
-                    Compare::mod_revision(
-                        keys.assignment(topic, partition),
-                        CompareOp::Equal,
-                        assignment_revision,
-                    ),
-                    commit_guard,
-                ])
-                .and_then([TxnOp::put(commit_key.clone(), schema::encode(&claim))]);
-            let claimed = meta.txn(txn).await?;
-            if claimed.succeeded {
-                break (next_offset, producers, claimed.revision);
-            }
-            let assignment_now = meta.get(&keys.assignment(topic, partition)).await?;
-            if attempts >= 5
-                || assignment_now.is_none_or(|kv| kv.mod_revision != assignment_revision)
-            {
-                return Err(fenced());
-            }
-            tracing::info!(%topic, partition, epoch = assignment.epoch, "claim raced a late commit of an earlier incarnation; reading the checkpoint again");
-        };
-        tracing::info!(%topic, partition, epoch = assignment.epoch, next_offset, "partition recovered");
+        flush_wanted: Arc<Notify>,
+    ) -> Self {
         let (progress, _) = watch::channel(Progress {
-            high_watermark: next_offset,
-            state: PartitionState::Write,
+            high_watermark: 0,
+            state: PartitionState::Start,
         });
-        Ok(Self {
+        tracing::info!(%topic, partition, epoch = assignment.epoch, "partition starting");
+        Self {
             topic: topic.into(),
             partition,
             topic_id: assignment.topic_id,
             epoch: assignment.epoch,
+            assignment: assignment.clone(),
             assignment_revision,
-            commit_revision: claimed.into(),
+            claim: OnceLock::new(),
             limits,
             inner: Mutex::new(Inner {
-                state: PartitionState::Write,
-                next_offset,
+                state: PartitionState::Start,
+                next_offset: 0,
                 buffer: Vec::new(),
                 buffer_bytes: 0,
-                producers,
+                producers: ProducerState::default(),
                 producers_dirty: false,
                 in_flight: false,
             }),
             progress,
             flush_wanted,
-        })
+        }
+    }
+
+    /// Recover: claim the partition through the log's write protocol (which reads the
+    /// checkpoint and producer state and writes a checkpoint with this epoch), then Write.
+    /// Nothing is copied. A partition that fails to recover is finished (Fenced when a newer
+    /// owner holds it, Closed otherwise).
+    pub async fn recover(&self, meta: &dyn MetaStore, keys: &Keyspace, writer: &str) -> Result<()> {
+        self.enter(PartitionState::Start, PartitionState::Recover)?;
+        tracing::info!(topic = %self.topic, partition = self.partition, epoch = self.epoch, "partition recovering");
+        let claimed = strata_log::write::claim(
+            meta,
+            keys,
+            writer,
+            &self.topic,
+            self.partition,
+            &self.assignment,
+            self.assignment_revision,
+            now_ms(),
+        )
+        .await;
+        let recovered = match claimed {
+            Ok(recovered) => recovered,
+            Err(e) => {
+                let e = BrokerError::from(e);
+                self.finish(match e {
+                    BrokerError::Fenced { .. } => PartitionState::Fenced,
+                    _ => PartitionState::Closed,
+                });
+                return Err(e);
+            }
+        };
+        let next_offset = recovered.next_offset;
+        let _ = self.claim.set(recovered.claim);
+        {
+            let mut inner = self.lock();
+            if inner.state != PartitionState::Recover {
+                // Released while recovering: the claim stands in the store, unused.
+                return Err(self.refuse(inner.state));
+            }
+            inner.state = PartitionState::Write;
+            inner.next_offset = next_offset;
+            inner.producers = recovered.producers;
+        }
+        self.progress.send_replace(Progress {
+            high_watermark: next_offset,
+            state: PartitionState::Write,
+        });
+        tracing::info!(topic = %self.topic, partition = self.partition, epoch = self.epoch, next_offset, "partition recovered");
+        Ok(())
+    }
+
+    /// Moves from `from` to `to`, or refuses with the state it is in.
+    fn enter(&self, from: PartitionState, to: PartitionState) -> Result<()> {
+        let mut inner = self.lock();
+        if inner.state != from {
+            return Err(self.refuse(inner.state));
+        }
+        inner.state = to;
+        let hw = self.progress.borrow().high_watermark;
+        self.progress.send_replace(Progress {
+            high_watermark: hw,
+            state: to,
+        });
+        Ok(())
+    }
+
+    /// The claim every commit of this partition carries; set once recovered.
+    pub(crate) fn claim(&self) -> Option<&Claim> {
+        self.claim.get()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -372,17 +364,8 @@ impl Partition {
         Some(unit)
     }
 
-    /// The checkpoint revision the next commit must find.
-    pub(crate) fn commit_revision(&self) -> Revision {
-        self.commit_revision
-            .load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// The flusher committed `unit` at `revision`: its batches are readable and their
-    /// producers acked.
-    pub(crate) fn committed(&self, unit: &FlushUnit, revision: Revision) {
-        self.commit_revision
-            .store(revision, std::sync::atomic::Ordering::SeqCst);
+    /// The flusher committed `unit`: its batches are readable and their producers acked.
+    pub(crate) fn committed(&self, unit: &FlushUnit) {
         let state = {
             let mut inner = self.lock();
             inner.in_flight = false;
@@ -446,10 +429,6 @@ impl Partition {
             state,
         });
     }
-}
-
-pub(crate) fn producers_key(keys: &Keyspace, topic: &str, partition: u32) -> String {
-    keys.producers(topic, partition)
 }
 
 pub(crate) fn now_ms() -> i64 {

@@ -11,8 +11,9 @@ use strata_broker::{Ack, Broker, BrokerConfig, BrokerError, Limits, PartitionSta
 use strata_catalog::admin::NewTopic;
 use strata_catalog::{Admin, Unreported};
 use strata_log::LogReader;
+use strata_meta::intercept::{Intercepted, TxnHook};
 use strata_meta::schema::{self, BrokerInfo, Keyspace};
-use strata_meta::{EmbeddedOptions, EmbeddedStore, MetaError, MetaStore, Revision};
+use strata_meta::{EmbeddedOptions, EmbeddedStore, MetaError, MetaStore};
 use strata_proto::ErrorCode;
 use strata_storage::clock::{SeededRandom, SystemClock};
 use strata_storage::fault::{Faults, FaultyStore};
@@ -846,48 +847,21 @@ async fn a_released_partition_drops_the_unit_waiting_for_a_retry() {
     assert_eq!(env.read_all("t", 0).await, ["kept"]);
 }
 
-/// A metadata store that applies a transaction and then loses its answer, once, as when etcd
-/// goes away between committing and replying.
-#[derive(Debug)]
+/// Applies a transaction and then loses its answer, once, as when etcd goes away between
+/// committing and replying.
+#[derive(Debug, Default)]
 struct LosesOneAnswer {
-    inner: Arc<dyn MetaStore>,
     armed: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait::async_trait]
-impl MetaStore for LosesOneAnswer {
-    async fn get(&self, key: &str) -> Result<Option<strata_meta::KeyValue>, MetaError> {
-        self.inner.get(key).await
-    }
-    async fn range(
+impl TxnHook for LosesOneAnswer {
+    async fn txn(
         &self,
-        prefix: &str,
-    ) -> Result<(Vec<strata_meta::KeyValue>, Revision), MetaError> {
-        self.inner.range(prefix).await
-    }
-    async fn range_from(
-        &self,
-        prefix: &str,
-        from: &str,
-    ) -> Result<(Vec<strata_meta::KeyValue>, Revision), MetaError> {
-        self.inner.range_from(prefix, from).await
-    }
-    async fn put(
-        &self,
-        key: &str,
-        value: Bytes,
-        lease: Option<strata_meta::LeaseId>,
-    ) -> Result<Revision, MetaError> {
-        self.inner.put(key, value, lease).await
-    }
-    async fn delete(&self, key: &str) -> Result<bool, MetaError> {
-        self.inner.delete(key).await
-    }
-    async fn delete_prefix(&self, prefix: &str) -> Result<u64, MetaError> {
-        self.inner.delete_prefix(prefix).await
-    }
-    async fn txn(&self, txn: strata_meta::Txn) -> Result<strata_meta::TxnResult, MetaError> {
-        let result = self.inner.txn(txn).await?;
+        inner: &dyn MetaStore,
+        txn: strata_meta::Txn,
+    ) -> Result<strata_meta::TxnResult, MetaError> {
+        let result = inner.txn(txn).await?;
         if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
             return Err(MetaError::Unavailable {
                 message: format!(
@@ -897,22 +871,6 @@ impl MetaStore for LosesOneAnswer {
             });
         }
         Ok(result)
-    }
-    async fn grant_lease(&self, ttl: Duration) -> Result<strata_meta::LeaseId, MetaError> {
-        self.inner.grant_lease(ttl).await
-    }
-    async fn keep_alive_once(&self, lease: strata_meta::LeaseId) -> Result<(), MetaError> {
-        self.inner.keep_alive_once(lease).await
-    }
-    async fn revoke_lease(&self, lease: strata_meta::LeaseId) -> Result<(), MetaError> {
-        self.inner.revoke_lease(lease).await
-    }
-    async fn watch_prefix(
-        &self,
-        prefix: &str,
-        start_revision: Option<Revision>,
-    ) -> Result<strata_meta::WatchStream, MetaError> {
-        self.inner.watch_prefix(prefix, start_revision).await
     }
 }
 
@@ -929,9 +887,9 @@ async fn a_commit_whose_answer_was_lost_is_recognised_by_its_retry() {
             .await
             .unwrap(),
     );
-    let lossy = Arc::new(LosesOneAnswer {
+    let lossy = Arc::new(Intercepted {
         inner,
-        armed: false.into(),
+        hook: LosesOneAnswer::default(),
     });
     let env = env_with(lossy.clone(), dir, 1, 1);
     env.register("b1").await;
@@ -945,7 +903,10 @@ async fn a_commit_whose_answer_was_lost_is_recognised_by_its_retry() {
     while broker.partition("t", 0).unwrap().buffered_bytes() == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    lossy.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    lossy
+        .hook
+        .armed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let stats = broker.flush_once().await;
     assert_eq!((stats.txns, stats.retrying), (1, 1), "{stats:?}");
     assert_eq!(
@@ -1010,4 +971,99 @@ async fn a_fenced_partition_still_assigned_here_is_opened_anew() {
         .unwrap();
     assert_eq!(second.flush_once().await.fenced, 1, "the latest claim won");
     assert_eq!(env.read_all("t", 0).await, ["written"]);
+}
+
+/// Holds every claim (the transaction that writes only a checkpoint) until the test lets it
+/// through, so the Start and Recover states can be watched.
+#[derive(Debug)]
+struct HoldsClaims {
+    gate: tokio::sync::Semaphore,
+}
+
+#[async_trait::async_trait]
+impl TxnHook for HoldsClaims {
+    async fn txn(
+        &self,
+        inner: &dyn MetaStore,
+        txn: strata_meta::Txn,
+    ) -> Result<strata_meta::TxnResult, MetaError> {
+        let claim = matches!(txn.success(), [strata_meta::TxnOp::Put { key, .. }] if key.ends_with("/commit"));
+        if claim {
+            self.gate.acquire().await.unwrap().forget();
+        }
+        inner.txn(txn).await
+    }
+}
+
+/// A broker that is given partitions shows each as Start at once and as Recover while it
+/// claims it, in its status (which `GET /v1/partitions` shows) and in its metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_and_recover_show_while_partitions_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner: Arc<dyn MetaStore> = Arc::new(
+        EmbeddedStore::open(dir.path().join("meta"), EmbeddedOptions::default())
+            .await
+            .unwrap(),
+    );
+    let held = Arc::new(Intercepted {
+        inner,
+        hook: HoldsClaims {
+            gate: tokio::sync::Semaphore::new(0),
+        },
+    });
+    let env = env_with(held.clone(), dir, 1, 1);
+    env.register("b1").await;
+    env.topic("t", 2).await;
+    let broker = env.broker("b1", Limits::default());
+    let cancel = CancellationToken::new();
+    let member = tokio::spawn({
+        let (broker, cancel) = (broker.clone(), cancel.clone());
+        let node = strata_broker::NodeConfig {
+            advertised_addr: "b1:7071".into(),
+            lease_ttl: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(5),
+            storage_stall_limit: Duration::from_secs(60),
+        };
+        async move { broker.run_member(node, cancel).await }
+    });
+    let states = || {
+        let mut states: Vec<String> = broker
+            .status()
+            .iter()
+            .map(|p| p.state().to_string())
+            .collect();
+        states.sort();
+        states
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while states() != ["Recover", "Start"] {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "states {:?}",
+            states()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let metrics = broker.metrics.render(&broker.status());
+    for state in ["Start", "Recover"] {
+        let line = format!("strata_broker_partitions{{state=\"{state}\"}} 1");
+        assert!(metrics.contains(&line), "{line} missing:\n{metrics}");
+    }
+    let refused = broker.produce("t", 0, one("early"), Ack::Durable).await;
+    assert!(
+        matches!(refused, Err(BrokerError::NotLeader { .. })),
+        "{refused:?}"
+    );
+
+    held.hook.gate.add_permits(2);
+    while states() != ["Write", "Write"] {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "states {:?}",
+            states()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cancel.cancel();
+    member.await.unwrap().unwrap();
 }

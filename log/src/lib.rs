@@ -9,16 +9,37 @@ pub mod cache;
 mod index;
 mod reader;
 mod record;
+pub mod write;
 
 pub use cache::{CacheConfig, ReadCache};
 pub use reader::{LogReader, ReadResult};
 pub use record::{
     GcRecord, ProducerEntry, ProducerState, SegmentRecord, object_path, partition_prefix,
 };
+pub use write::{Claim, CommitUnit, PARTITIONS_PER_TXN, Recovered, Refusal};
 
-/// Errors of reading the log.
+/// Errors of reading and writing the log.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
+    /// The partition is assigned to another writer.
+    #[error(
+        "{topic}/{partition}: assigned to `{owner}`, not to this broker; refresh routing and retry"
+    )]
+    NotAssigned {
+        topic: String,
+        partition: u32,
+        owner: String,
+    },
+    /// A newer owner (a later epoch, or a newer incarnation at this epoch) holds the
+    /// partition: this writer can never change its log again.
+    #[error(
+        "{topic}/{partition}: fenced at epoch {epoch}, the partition moved to a newer owner; refresh routing and retry"
+    )]
+    Fenced {
+        topic: String,
+        partition: u32,
+        epoch: u64,
+    },
     #[error("offset {offset} is out of range: the log holds [{start}, {end})")]
     OffsetOutOfRange { offset: i64, start: i64, end: i64 },
     #[error(transparent)]

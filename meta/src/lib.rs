@@ -16,6 +16,8 @@ mod election;
 mod embedded;
 mod error;
 mod etcd;
+#[cfg(feature = "test-util")]
+pub mod intercept;
 mod lease;
 pub mod schema;
 mod txn;

@@ -130,12 +130,9 @@ pub async fn spawn(
     pool: Arc<NodePool>,
     s: BrokerSettings,
 ) -> anyhow::Result<()> {
-    let config = BrokerConfig {
-        id: s.id.clone(),
-        limits: s.limits,
-        linger: s.linger,
-        ..BrokerConfig::new(&s.id)
-    };
+    let mut config = BrokerConfig::new(&s.id);
+    config.limits = s.limits;
+    config.flush.linger = s.linger;
     let storage_stall_limit = pool.request_timeout() + 2 * s.lease_ttl;
     let broker = Broker::new(config, meta, keys, pool);
     let listen = s.listen;
@@ -173,7 +170,6 @@ pub async fn spawn(
         lease_ttl: s.lease_ttl,
         shutdown_timeout: Duration::from_secs(20),
         storage_stall_limit,
-        maintenance: strata_broker::MaintenanceConfig::default(),
     };
     tasks.spawn(async move {
         let result = broker
