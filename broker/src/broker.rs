@@ -5,9 +5,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use strata_format::RecordBatch;
 use strata_meta::MetaStore;
 use strata_meta::schema::{self, Assignment, Keyspace};
-use strata_storage::{NodePool, RecordBatch};
+use strata_storage::NodePool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 

@@ -6,10 +6,10 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
+use strata_format::SegmentBuilder;
 use strata_log::{SegmentRecord, object_path};
 use strata_meta::schema::{self, Checkpoint};
 use strata_meta::{Compare, CompareOp, Txn, TxnOp};
-use strata_storage::SegmentBuilder;
 
 use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
@@ -189,7 +189,10 @@ impl Broker {
             segment.meta.base_offset,
             p.epoch,
         );
-        let placement = self.pool.put(&path, segment.payload()).await?;
+        let placement = self
+            .pool
+            .put(&path, segment.chunks.iter().cloned().collect())
+            .await?;
         Ok(SegmentRecord {
             path: path.to_string(),
             placement,

@@ -20,10 +20,11 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
+use strata_format::{BatchIter, SegmentBuilder};
 use strata_log::{GcRecord, SegmentRecord, object_path, partition_prefix};
 use strata_meta::schema::{self, TopicConfig};
 use strata_meta::{Compare, CompareOp, KeyValue, Revision, Txn, TxnOp};
-use strata_storage::{BatchIter, Placement, SegmentBuilder};
+use strata_storage::Placement;
 
 use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
@@ -317,7 +318,10 @@ impl Broker {
             base,
             p.epoch,
         );
-        let placement = self.pool.put(&path, merged.payload()).await?;
+        let placement = self
+            .pool
+            .put(&path, merged.chunks.iter().cloned().collect())
+            .await?;
         let record = SegmentRecord {
             path: path.to_string(),
             placement: placement.clone(),

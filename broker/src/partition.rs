@@ -12,10 +12,10 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use strata_format::RecordBatch;
 use strata_log::ProducerState;
 use strata_meta::schema::{self, Assignment, Checkpoint, Keyspace};
 use strata_meta::{Compare, CompareOp, MetaStore, Revision, Txn, TxnOp};
-use strata_storage::RecordBatch;
 use tokio::sync::{Notify, watch};
 
 use crate::error::{BrokerError, Result};
