@@ -27,10 +27,11 @@ use object_store::PutPayload;
 use strata_broker::{Ack, Broker, BrokerConfig, FlushStats, PARTITIONS_PER_TXN};
 use strata_catalog::Admin;
 use strata_catalog::admin::NewTopic;
+use strata_format::{BatchOptions, Record, encode_batch};
 use strata_meta::schema::{self, BrokerInfo, Keyspace};
 use strata_meta::{EmbeddedOptions, EmbeddedStore, MetaStore, Txn, TxnOp};
 use strata_storage::pool::NodeSpec;
-use strata_storage::{BatchOptions, NodeId, NodePool, PoolConfig, Record, encode_batch};
+use strata_storage::{NodeId, NodePool, PoolConfig};
 use tokio_util::sync::CancellationToken;
 
 type BoxError = Box<dyn Error + Send + Sync>;

@@ -6,9 +6,10 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use bytes::Bytes;
+use strata_format::RecordBatch;
 use strata_meta::MetaStore;
 use strata_meta::schema::{self, Assignment, Keyspace};
-use strata_storage::{NodePool, RecordBatch};
+use strata_storage::NodePool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 

@@ -1,3 +1,4 @@
+use strata_format::FormatError;
 use strata_log::LogError;
 use strata_meta::MetaError;
 use strata_meta::schema::BadValue;
@@ -67,6 +68,15 @@ pub enum BrokerError {
 
 impl From<StorageError> for BrokerError {
     fn from(e: StorageError) -> Self {
+        Self::Storage(e.to_string())
+    }
+}
+
+/// Building a segment or reading one back for compaction: a failure of what the broker stores,
+/// reported like the storage failures around it. Producers' batches never get here; they are
+/// refused as `CorruptBatch` when parsed.
+impl From<FormatError> for BrokerError {
+    fn from(e: FormatError) -> Self {
         Self::Storage(e.to_string())
     }
 }

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use strata_format::SegmentBuilder;
 use strata_log::write::{self, CommitUnit, Refusal};
 use strata_log::{PARTITIONS_PER_TXN, SegmentRecord, object_path};
-use strata_storage::SegmentBuilder;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -254,7 +254,11 @@ impl Flusher {
             segment.meta.base_offset,
             p.epoch,
         );
-        let placement = self.log.pool.put(&path, segment.payload()).await?;
+        let placement = self
+            .log
+            .pool
+            .put(&path, segment.chunks.iter().cloned().collect())
+            .await?;
         Ok(SegmentRecord {
             path: path.to_string(),
             placement,

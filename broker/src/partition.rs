@@ -13,10 +13,10 @@ use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use strata_format::RecordBatch;
 use strata_log::{Claim, ProducerState};
 use strata_meta::schema::{Assignment, Keyspace};
 use strata_meta::{MetaStore, Revision};
-use strata_storage::RecordBatch;
 use tokio::sync::{Notify, watch};
 
 use crate::error::{BrokerError, Result};

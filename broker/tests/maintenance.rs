@@ -12,10 +12,11 @@ use object_store::ObjectStore;
 use strata_broker::{Ack, Broker, BrokerConfig};
 use strata_catalog::Admin;
 use strata_catalog::admin::NewTopic;
+use strata_format::{BatchOptions, Record, decode_batch, encode_batch};
 use strata_log::{LogError, LogReader};
 use strata_meta::schema::{self, BrokerInfo, Keyspace};
 use strata_meta::{EmbeddedOptions, EmbeddedStore, MetaStore};
-use strata_storage::{BatchOptions, NodePool, PoolConfig, Record, decode_batch, encode_batch};
+use strata_storage::{NodePool, PoolConfig};
 use tokio_util::sync::CancellationToken;
 
 struct Env {

@@ -10,15 +10,16 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use strata_broker::{Ack, Broker, BrokerConfig, BrokerError, Limits, PartitionState};
 use strata_catalog::admin::NewTopic;
 use strata_catalog::{Admin, Unreported};
+use strata_format::{BatchOptions, Record, decode_batch, encode_batch};
 use strata_log::LogReader;
 use strata_meta::intercept::{Intercepted, TxnHook};
 use strata_meta::schema::{self, BrokerInfo, Keyspace};
 use strata_meta::{EmbeddedOptions, EmbeddedStore, MetaError, MetaStore};
 use strata_proto::ErrorCode;
 use strata_storage::clock::{SeededRandom, SystemClock};
-use strata_storage::fault::{Faults, FaultyStore};
 use strata_storage::pool::PoolConfig;
-use strata_storage::{BatchOptions, NodeId, NodePool, Record, decode_batch, encode_batch};
+use strata_storage::{NodeId, NodePool};
+use strata_testkit::fault::{Faults, FaultyStore};
 use tokio_util::sync::CancellationToken;
 
 struct Env {

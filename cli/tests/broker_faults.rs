@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{Cluster, Proc, call, eventually};
+use strata_format::{BatchOptions, Record, decode_batch, encode_batch};
 use strata_log::LogReader;
 use strata_meta::schema::{self, Assignment, BrokerInfo};
 use strata_proto::v1::{self, broker_client::BrokerClient};
-use strata_storage::{BatchOptions, Record, decode_batch, encode_batch};
 
 const PARTITIONS: u32 = 2;
 const MESSAGES: usize = 120;

@@ -50,7 +50,7 @@ pub enum Error {
     Closed,
     /// A record batch could not be encoded or decoded.
     #[error("record batch: {0}")]
-    Codec(#[from] strata_storage::StorageError),
+    Codec(#[from] strata_format::FormatError),
 }
 
 impl Error {

@@ -53,6 +53,6 @@ pub use partitioner::{Partitioner, murmur2, partition_for_key};
 pub use producer::{
     DeliveryFuture, Producer, ProducerBuilder, ProducerConfig, ProducerRecord, RecordMetadata,
 };
+pub use strata_format::Compression;
 pub use strata_proto::ErrorCode;
-pub use strata_storage::Compression;
 pub use types::{Ack, Offset, TopicPartition};

@@ -28,8 +28,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use strata_format::{Compression, Record};
 use strata_proto::ErrorCode;
-use strata_storage::{Compression, Record};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use strata_storage::Footer;
+use strata_format::Footer;
 
 /// Cache sizes.
 #[derive(Debug, Clone, Copy)]

@@ -1,9 +1,10 @@
 use std::sync::Arc;
 
+use strata_format::RecordBatch;
 use strata_meta::schema::{self, Checkpoint, Keyspace};
 use strata_meta::{MetaStore, Revision};
 use strata_storage::segment::MemoryObject;
-use strata_storage::{NodePool, RecordBatch, SegmentReader};
+use strata_storage::{NodePool, SegmentReader};
 
 use crate::cache::{Cached, ReadCache};
 use crate::index::{Lookup, ReadAt, SegmentIndex, View};

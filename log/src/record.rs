@@ -2,7 +2,8 @@ use std::collections::BTreeMap;
 
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
-use strata_storage::{Placement, SegmentMeta};
+use strata_format::SegmentMeta;
+use strata_storage::Placement;
 
 /// What the metadata store keeps about one segment object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

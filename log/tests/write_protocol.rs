@@ -17,7 +17,7 @@ use strata_meta::{
     Compare, CompareOp, EmbeddedOptions, EmbeddedStore, EtcdOptions, EtcdStore, MetaError,
     MetaStore, Revision, Txn, TxnOp, TxnResult,
 };
-use strata_storage::SegmentMeta;
+use strata_format::SegmentMeta;
 use strata_storage::pool::Placement;
 use strata_testkit::EtcdServer;
 

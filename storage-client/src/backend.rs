@@ -14,13 +14,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use object_store::ObjectStore;
-#[cfg(feature = "s3")]
 use object_store::RetryConfig;
-#[cfg(feature = "s3")]
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
-#[cfg(feature = "s3")]
 use object_store::prefix::PrefixStore;
 use url::Url;
 
@@ -79,13 +76,7 @@ pub fn open(url: &str, options: BackendOptions) -> Result<Arc<dyn ObjectStore>> 
     match parsed.scheme() {
         "memory" => open_memory(url, &parsed),
         "file" => open_file(url, &parsed, options),
-        #[cfg(feature = "s3")]
         "s3" => open_s3(url, &parsed),
-        #[cfg(not(feature = "s3"))]
-        "s3" => Err(invalid(
-            url,
-            "this build has no S3 support; enable the `s3` feature",
-        )),
         other => Err(invalid(
             url,
             format!("scheme `{other}` is not supported; use file://, memory:// or s3://"),
@@ -135,7 +126,6 @@ fn open_file(url: &str, parsed: &Url, options: BackendOptions) -> Result<Arc<dyn
     Ok(Arc::new(store))
 }
 
-#[cfg(feature = "s3")]
 fn open_s3(url: &str, parsed: &Url) -> Result<Arc<dyn ObjectStore>> {
     let bucket = parsed
         .host_str()

@@ -1,40 +1,15 @@
-use std::fmt;
+use strata_format::FormatError;
 
 /// Everything that can go wrong in the storage client.
 ///
-/// Decoding errors carry what was being decoded and what was wrong with it, so a corrupt
-/// object in production can be traced to its cause without a debugger.
+/// Decoding errors are [`FormatError`]s, wrapped as they are so that `?` carries them through
+/// and their message (what was being decoded, what was wrong with it) reaches the caller.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    /// Bytes that should hold a record batch or a segment do not.
-    #[error("corrupt {what}: {detail}")]
-    Corrupt { what: Corrupted, detail: String },
-
-    /// A checksum did not match: the bytes were damaged in flight or at rest.
-    #[error("{what} checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
-    ChecksumMismatch {
-        what: Corrupted,
-        stored: u32,
-        computed: u32,
-    },
-
-    /// A record batch breaks a configured limit; the producer should split it.
-    #[error(
-        "record batch of {size} bytes exceeds the limit of {limit} bytes; send smaller batches"
-    )]
-    BatchTooLarge { size: usize, limit: usize },
-
-    /// A segment lookup asked for an offset the segment does not hold.
-    #[error("offset {offset} is outside segment [{base_offset}, {next_offset})")]
-    OffsetOutOfRange {
-        offset: i64,
-        base_offset: i64,
-        next_offset: i64,
-    },
-
-    /// Batches appended to a segment must be consecutive.
-    #[error("batch starts at offset {found} but the segment continues at {expected}")]
-    OffsetGap { expected: i64, found: i64 },
+    /// The bytes read are not a valid batch or segment, or a lookup asked a segment for
+    /// offsets it does not hold.
+    #[error(transparent)]
+    Format(#[from] FormatError),
 
     /// A storage URL could not be understood.
     #[error("invalid storage URL `{url}`: {reason}")]
@@ -80,43 +55,12 @@ pub enum StorageError {
         path: String,
         source: std::io::Error,
     },
-
-    /// The record codec rejected the records.
-    #[error("record codec: {0}")]
-    Codec(String),
-}
-
-/// The kind of structure that failed to decode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Corrupted {
-    RecordBatch,
-    SegmentTrailer,
-    SegmentFooter,
-    SegmentData,
-}
-
-impl fmt::Display for Corrupted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::RecordBatch => "record batch",
-            Self::SegmentTrailer => "segment trailer",
-            Self::SegmentFooter => "segment footer",
-            Self::SegmentData => "segment data",
-        })
-    }
 }
 
 impl StorageError {
-    pub(crate) fn corrupt(what: Corrupted, detail: impl Into<String>) -> Self {
-        Self::Corrupt {
-            what,
-            detail: detail.into(),
-        }
-    }
-
     /// True for damaged bytes (as opposed to an unavailable backend).
     pub fn is_corruption(&self) -> bool {
-        matches!(self, Self::Corrupt { .. } | Self::ChecksumMismatch { .. })
+        matches!(self, Self::Format(e) if e.is_corruption())
     }
 }
 

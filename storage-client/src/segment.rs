@@ -1,194 +1,136 @@
-//! Segment objects: the immutable unit of storage.
+//! Reading segment objects from storage with at most two ranged GETs per lookup.
 //!
-//! ```text
-//! [batch][batch]...[batch] [footer] [trailer: footer_len u32 | footer_crc u32 | version u16 | flags u16 | "STSG"]
-//! ```
-//!
-//! Batches are stored exactly as validated (only `baseOffset` assigned). The footer holds the
-//! segment's offset and timestamp range, a sparse offset index (one entry per block of about
-//! `index_interval_bytes`: first offset → byte position) and a timestamp index (for each block,
-//! the largest timestamp seen up to its end). Both are binary-searched. The trailer has a fixed
-//! size, so a reader that knows the object size and footer length — recorded in the metadata
-//! at write time as [`SegmentMeta`] — needs one ranged GET for the footer and one for the data.
+//! The layout, the footer and the lookup rules are `strata_format::segment`'s; this module
+//! only fetches the byte ranges its plans name, from a plain store, the node pool or memory.
 
-mod footer;
-mod reader;
+use std::ops::Range;
+use std::sync::Arc;
 
+use async_trait::async_trait;
 use bytes::Bytes;
-use object_store::PutPayload;
-use serde::{Deserialize, Serialize};
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
+use strata_format::{Corrupted, Footer, FormatError, RecordBatch, SegmentMeta};
 
-pub use footer::{FORMAT_VERSION, Footer, IndexEntry, TRAILER_LEN};
-pub use reader::{MemoryObject, RangeRead, SegmentReader, StoreObject};
+use crate::error::Result;
 
-use crate::batch::RecordBatch;
-use crate::error::{Result, StorageError};
+/// How much of the object's end to fetch when the footer length is unknown.
+const BLIND_TAIL_READ: u64 = 64 * 1024;
 
-/// Default spacing of offset index entries, in bytes of batch data.
-pub const DEFAULT_INDEX_INTERVAL: u64 = 4096;
-
-/// What a writer records about a segment object so readers can find and open it cheaply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SegmentMeta {
-    pub base_offset: i64,
-    /// One past the last offset in the segment.
-    pub next_offset: i64,
-    pub min_timestamp: i64,
-    pub max_timestamp: i64,
-    /// Size of the whole object in bytes.
-    pub size: u64,
-    /// Bytes of footer plus trailer at the end of the object.
-    pub footer_len: u32,
-    pub batch_count: u32,
-    pub record_count: u64,
+/// Ranged reads of one object, from a plain store or from the node pool's replicas.
+#[async_trait]
+pub trait RangeRead: Send + Sync {
+    /// Reads `range` of the object; the whole range must exist.
+    async fn read_range(&self, range: Range<u64>) -> Result<Bytes>;
+    /// Reads the last `len` bytes (fewer if the object is shorter) and returns them with the
+    /// object's total size.
+    async fn read_tail(&self, len: u64) -> Result<(Bytes, u64)>;
 }
 
-impl SegmentMeta {
-    /// Bytes of batch data (the object minus footer and trailer).
-    pub fn data_len(&self) -> u64 {
-        self.size - u64::from(self.footer_len)
-    }
-}
-
-/// A finished segment: its bytes as a list of chunks (batches are not copied) and its meta.
+/// One object in one store.
 #[derive(Debug, Clone)]
-pub struct EncodedSegment {
-    pub chunks: Vec<Bytes>,
-    pub meta: SegmentMeta,
+pub struct StoreObject {
+    pub store: Arc<dyn ObjectStore>,
+    pub path: Path,
 }
 
-impl EncodedSegment {
-    /// The object payload for a PUT; chunks are shared, not copied.
-    pub fn payload(&self) -> PutPayload {
-        self.chunks.iter().cloned().collect()
+#[async_trait]
+impl RangeRead for StoreObject {
+    async fn read_range(&self, range: Range<u64>) -> Result<Bytes> {
+        Ok(self.store.get_range(&self.path, range).await?)
     }
 
-    /// Appends the whole object to `out` (copies; for writers that need one buffer).
-    pub fn write_to(&self, out: &mut Vec<u8>) {
-        out.reserve(self.meta.size as usize);
-        for chunk in &self.chunks {
-            out.extend_from_slice(chunk);
-        }
-    }
-
-    /// The whole object as one new buffer (copies; for tests and tools).
-    pub fn to_bytes(&self) -> Bytes {
-        let mut out = Vec::new();
-        self.write_to(&mut out);
-        Bytes::from(out)
+    async fn read_tail(&self, len: u64) -> Result<(Bytes, u64)> {
+        let options = GetOptions {
+            range: Some(GetRange::Suffix(len)),
+            ..Default::default()
+        };
+        let result = self.store.get_opts(&self.path, options).await?;
+        let size = result.meta.size;
+        Ok((result.bytes().await?, size))
     }
 }
 
-/// Accumulates consecutive batches of one partition into a segment object.
-#[derive(Debug)]
-pub struct SegmentBuilder {
-    chunks: Vec<Bytes>,
-    index: Vec<IndexEntry>,
-    index_interval: u64,
-    position: u64,
-    next_offset: Option<i64>,
-    min_timestamp: i64,
-    max_timestamp: i64,
-    batch_count: u32,
-    record_count: u64,
+/// A whole object already in memory (for instance from a cache).
+#[derive(Debug, Clone)]
+pub struct MemoryObject(pub Bytes);
+
+#[async_trait]
+impl RangeRead for MemoryObject {
+    async fn read_range(&self, range: Range<u64>) -> Result<Bytes> {
+        let len = self.0.len() as u64;
+        if range.start > range.end || range.end > len {
+            // Ranges come from the object's own footer, so one outside it means damage.
+            return Err(FormatError::corrupt(
+                Corrupted::SegmentData,
+                format!("range {range:?} is outside the {len}-byte object"),
+            )
+            .into());
+        }
+        Ok(self.0.slice(range.start as usize..range.end as usize))
+    }
+
+    async fn read_tail(&self, len: u64) -> Result<(Bytes, u64)> {
+        let size = self.0.len() as u64;
+        let start = size.saturating_sub(len) as usize;
+        Ok((self.0.slice(start..), size))
+    }
 }
 
-impl Default for SegmentBuilder {
-    fn default() -> Self {
-        Self::new(DEFAULT_INDEX_INTERVAL)
-    }
+/// Reads batches out of one segment object.
+///
+/// Opening reads the footer (one GET, or none when a cached [`Footer`] is supplied); every
+/// lookup after that is one GET of the byte range it needs.
+#[derive(Debug, Clone)]
+pub struct SegmentReader<R> {
+    source: R,
+    footer: Arc<Footer>,
 }
 
-impl SegmentBuilder {
-    /// A builder that starts a new index block every `index_interval` bytes of data.
-    pub fn new(index_interval: u64) -> Self {
-        Self {
-            chunks: Vec::new(),
-            index: Vec::new(),
-            index_interval: index_interval.max(1),
-            position: 0,
-            next_offset: None,
-            min_timestamp: i64::MAX,
-            max_timestamp: i64::MIN,
-            batch_count: 0,
-            record_count: 0,
-        }
+impl<R: RangeRead> SegmentReader<R> {
+    /// Opens a segment whose [`SegmentMeta`] is known: reads exactly footer + trailer.
+    pub async fn open(source: R, meta: &SegmentMeta) -> Result<Self> {
+        let tail = source.read_range(meta.footer_range()?).await?;
+        let footer = Footer::decode_for(&tail, meta)?;
+        Ok(Self::with_footer(source, Arc::new(footer)))
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.batch_count == 0
+    /// Opens a segment knowing nothing about it: reads a 64 KiB tail, and the rest of the
+    /// footer with a second GET only when the footer is larger than that.
+    pub async fn open_blind(source: R) -> Result<Self> {
+        let (tail, size) = source.read_tail(BLIND_TAIL_READ).await?;
+        let tail = match Footer::full_tail_range(&tail, size)? {
+            Some(range) => source.read_range(range).await?,
+            None => tail,
+        };
+        let footer = Footer::decode(&tail, size)?;
+        Ok(Self::with_footer(source, Arc::new(footer)))
     }
 
-    /// Bytes of batch data so far.
-    pub fn data_len(&self) -> u64 {
-        self.position
+    /// Uses a footer decoded earlier (for instance from a cache); reads nothing.
+    pub fn with_footer(source: R, footer: Arc<Footer>) -> Self {
+        Self { source, footer }
     }
 
-    /// Appends the next batch; its base offset must follow the previous batch's last offset.
-    pub fn append(&mut self, batch: &RecordBatch) -> Result<()> {
-        if let Some(expected) = self.next_offset
-            && batch.base_offset() != expected
-        {
-            return Err(StorageError::OffsetGap {
-                expected,
-                found: batch.base_offset(),
-            });
-        }
-        self.min_timestamp = self.min_timestamp.min(batch.base_timestamp());
-        self.max_timestamp = self.max_timestamp.max(batch.max_timestamp());
-        let starts_block = match self.index.last() {
-            None => true,
-            Some(last) => self.position - last.position >= self.index_interval,
-        };
-        if starts_block {
-            self.index.push(IndexEntry {
-                offset: batch.base_offset(),
-                position: self.position,
-                max_timestamp: self.max_timestamp,
-            });
-        } else if let Some(last) = self.index.last_mut() {
-            last.max_timestamp = self.max_timestamp;
-        }
-        self.chunks.extend(batch.chunks());
-        self.position += batch.len() as u64;
-        self.next_offset = Some(batch.next_offset());
-        self.batch_count += 1;
-        self.record_count += batch.record_count() as u64;
-        Ok(())
+    pub fn footer(&self) -> &Arc<Footer> {
+        &self.footer
     }
 
-    /// Writes the footer and trailer; fails on an empty builder.
-    pub fn finish(mut self) -> Result<EncodedSegment> {
-        let (Some(first), Some(next_offset)) = (self.index.first(), self.next_offset) else {
-            return Err(StorageError::Codec(
-                "a segment needs at least one batch".into(),
-            ));
+    /// Reads the batch holding `offset` and the batches after it, stopping at the first index
+    /// block boundary past `max_bytes` (at least one batch is returned). One GET.
+    pub async fn read_from(&self, offset: i64, max_bytes: u64) -> Result<Vec<RecordBatch>> {
+        let read = self.footer.plan_offset_read(offset, max_bytes)?;
+        let data = self.source.read_range(read.range.clone()).await?;
+        Ok(read.batches(data)?)
+    }
+
+    /// The first offset whose record timestamp is ≥ `timestamp`, or `None` if every record in
+    /// the segment is older. At most one GET, plus decoding of one batch.
+    pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<i64>> {
+        let Some(read) = self.footer.plan_timestamp_read(timestamp) else {
+            return Ok(None);
         };
-        let footer = Footer {
-            base_offset: first.offset,
-            next_offset,
-            min_timestamp: self.min_timestamp,
-            max_timestamp: self.max_timestamp,
-            data_len: self.position,
-            batch_count: self.batch_count,
-            record_count: self.record_count,
-            index: self.index,
-        };
-        let tail = footer.encode();
-        let meta = SegmentMeta {
-            base_offset: footer.base_offset,
-            next_offset,
-            min_timestamp: footer.min_timestamp,
-            max_timestamp: footer.max_timestamp,
-            size: self.position + tail.len() as u64,
-            footer_len: tail.len() as u32,
-            batch_count: footer.batch_count,
-            record_count: footer.record_count,
-        };
-        self.chunks.push(tail);
-        Ok(EncodedSegment {
-            chunks: self.chunks,
-            meta,
-        })
+        let data = self.source.read_range(read.range.clone()).await?;
+        Ok(Some(read.offset(data)?))
     }
 }

@@ -3,18 +3,21 @@
 
 #![allow(clippy::unwrap_used)]
 
+// The format crate's test builders (see tests/segment.rs).
+#[path = "../../format/tests/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;
 
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
+use strata_format::{SegmentBuilder, decode_batch};
 use strata_storage::backend::{self, BackendOptions};
 use strata_storage::clock::{SeededRandom, SystemClock};
-use strata_storage::fault::{Faults, FaultyStore};
 use strata_storage::pool::{NodeSpec, PoolConfig};
-use strata_storage::{NodePool, SegmentBuilder, SegmentReader, StorageError, decode_batch};
+use strata_storage::{NodePool, SegmentReader, StorageError};
 use strata_testkit::S3Server;
+use strata_testkit::fault::{Faults, FaultyStore};
 
 /// Writes segments through a two-replica pool over three nodes of the backend, then reads them
 /// back by offset and timestamp, counting GETs, and deletes them.
@@ -48,7 +51,10 @@ async fn scenario(urls: [String; 3]) {
         }
         let segment = builder.finish().unwrap();
         let path = Path::from(format!("topic/0/{:020}.seg", s * 1000));
-        let placement = pool.put(&path, segment.payload()).await.unwrap();
+        let placement = pool
+            .put(&path, segment.chunks.iter().cloned().collect())
+            .await
+            .unwrap();
         assert_eq!(placement.nodes.len(), 2);
         assert_ne!(placement.nodes[0], placement.nodes[1]);
         written.push((path, placement, segment.meta));

@@ -11,9 +11,9 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use strata_storage::clock::{Clock, ManualClock, SeededRandom};
-use strata_storage::fault::{Faults, FaultyStore};
 use strata_storage::pool::{Backoff, PoolConfig};
 use strata_storage::{NodeId, NodePool, StorageError};
+use strata_testkit::fault::{Faults, FaultyStore};
 
 struct Cluster {
     pool: NodePool,

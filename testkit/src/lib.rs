@@ -4,8 +4,11 @@
 //! Nothing here is a mock. When a binary is missing the helpers fail with a message that names
 //! the script installing it (`scripts/setup.sh`), because a skipped real component would let a
 //! broken feature pass.
+//!
+//! [`fault`] wraps a real object store to fail, stall and count its requests on command.
 
 mod etcd;
+pub mod fault;
 mod process;
 mod s3;
 

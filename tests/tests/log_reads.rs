@@ -7,12 +7,11 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use strata_format::{BatchOptions, Record, RecordBatch, SegmentBuilder, encode_batch};
 use strata_log::{LogReader, SegmentRecord};
 use strata_meta::MetaStore;
 use strata_meta::schema::{self, Checkpoint, Keyspace};
-use strata_storage::{
-    BatchOptions, NodePool, PoolConfig, Record, RecordBatch, SegmentBuilder, encode_batch,
-};
+use strata_storage::{NodePool, PoolConfig};
 
 /// Writes one segment object of one-record batches with 256-byte values (what producers
 /// sending a few hundred small messages a second make), for offsets `base..base + records`,
@@ -44,7 +43,10 @@ async fn write_segment(
     }
     let segment = builder.finish().unwrap();
     let path = strata_log::object_path(keys.root(), "t", 1, 0, base, 1);
-    let placement = pool.put(&path, segment.payload()).await.unwrap();
+    let placement = pool
+        .put(&path, segment.chunks.iter().cloned().collect())
+        .await
+        .unwrap();
     let record = SegmentRecord {
         path: path.to_string(),
         placement,
@@ -136,7 +138,7 @@ fn letters(result: &strata_log::ReadResult) -> Vec<(i64, u8)> {
         .iter()
         .flat_map(|b| {
             let base = b.base_offset();
-            strata_storage::decode_batch(b)
+            strata_format::decode_batch(b)
                 .unwrap()
                 .into_iter()
                 .enumerate()

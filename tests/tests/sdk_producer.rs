@@ -11,9 +11,9 @@ use strata_client::{
     Ack, Compression, Connection, Error, ErrorCode, Partitioner, Producer, ProducerRecord,
     partition_for_key,
 };
+use strata_format::{Record, RecordBatch, decode_batch};
 use strata_integration_tests::InProcess;
 use strata_proto::v1;
-use strata_storage::{Record, RecordBatch, decode_batch};
 
 async fn create_topic(server: &InProcess, name: &str, partitions: u32) -> anyhow::Result<()> {
     let response = reqwest::Client::new()

@@ -4,7 +4,7 @@ use futures::{FutureExt, StreamExt};
 use strata_log::{Claim, SegmentRecord, object_path};
 use strata_meta::TxnOp;
 use strata_meta::schema;
-use strata_storage::{BatchIter, SegmentBuilder};
+use strata_format::{BatchIter, SegmentBuilder};
 
 use super::{MAX_SEGMENTS_PER_CHANGE, Maintainer, Segment};
 use crate::error::Result;
@@ -86,7 +86,11 @@ impl Maintainer {
             base,
             p.epoch,
         );
-        let placement = self.log.pool.put(&path, merged.payload()).await?;
+        let placement = self
+            .log
+            .pool
+            .put(&path, merged.chunks.iter().cloned().collect())
+            .await?;
         let record = SegmentRecord {
             path: path.to_string(),
             placement: placement.clone(),

@@ -1,8 +1,8 @@
 //! Idempotent producers: a batch whose producer id, epoch and sequences match one of that
 //! producer's recent batches is a retry and gets its original offsets back.
 
+use strata_format::RecordBatch;
 use strata_log::ProducerState;
-use strata_storage::RecordBatch;
 
 use crate::error::{BrokerError, Result};
 

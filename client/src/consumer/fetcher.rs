@@ -8,9 +8,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use strata_format::{RecordBatch, decode_batch};
 use strata_proto::ErrorCode;
 use strata_proto::v1;
-use strata_storage::{RecordBatch, decode_batch};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;

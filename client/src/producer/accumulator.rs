@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
+use strata_format::{BatchOptions, Compression, Record, RecordBatch, decode_batch, encode_batch};
 use strata_proto::ErrorCode;
-use strata_storage::{BatchOptions, Compression, Record, RecordBatch, decode_batch, encode_batch};
 use tokio::sync::{Notify, OwnedSemaphorePermit, oneshot};
 use tokio::time::Instant;
 
@@ -27,7 +27,7 @@ use crate::partitioner::Partitioner;
 use crate::types::TopicPartition;
 
 /// Fixed part of an encoded v2 batch, before its records.
-pub(crate) const BATCH_OVERHEAD: usize = strata_storage::batch::HEADER_LEN;
+pub(crate) const BATCH_OVERHEAD: usize = strata_format::batch::HEADER_LEN;
 /// Batches of one partition in one request. The broker remembers a producer's last five
 /// batches per partition, so a resent request of at most five is always recognised as a retry.
 pub(crate) const MAX_BATCHES_PER_REQUEST: usize = 5;
@@ -81,7 +81,7 @@ pub(crate) fn duplicate(e: &Error) -> Error {
         Error::Timeout(d, m) => Error::Timeout(*d, m.clone()),
         Error::BufferFull(n) => Error::BufferFull(*n),
         Error::Closed => Error::Closed,
-        Error::Codec(e) => Error::Codec(strata_storage::StorageError::Codec(e.to_string())),
+        Error::Codec(e) => Error::Codec(e.clone()),
     }
 }
 

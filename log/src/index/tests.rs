@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
-use strata_storage::{Placement, SegmentMeta};
+use strata_format::SegmentMeta;
+use strata_storage::Placement;
 
 use super::*;
 

@@ -224,8 +224,8 @@ pub async fn read_all(
                     match response.error {
                         None if !response.batches.is_empty() => {
                             for bytes in response.batches {
-                                let batch = strata_storage::RecordBatch::parse(bytes)?;
-                                for record in strata_storage::decode_batch(&batch)? {
+                                let batch = strata_format::RecordBatch::parse(bytes)?;
+                                for record in strata_format::decode_batch(&batch)? {
                                     if record.offset < offset || record.offset >= end {
                                         continue;
                                     }

@@ -13,8 +13,8 @@ use strata_client::{
     Ack, Connection, Consumer, ConsumerConfig, DeliveryFuture, Offset, Partitioner, Producer,
     ProducerConfig, ProducerRecord, TopicPartition,
 };
+use strata_format::RecordBatch;
 use strata_proto::v1;
-use strata_storage::RecordBatch;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;

@@ -1,13 +1,13 @@
 //! Segment codec throughput against plain memcpy and CRC-32C, measured in the same run.
 //!
-//! `cargo bench -p strata-storage --bench codec` prints MB/s per stage and each stage's ratio
+//! `cargo bench -p strata-format --bench codec` prints MB/s per stage and each stage's ratio
 //! to memcpy, because absolute figures on shared machines drift from run to run.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strata_storage::{
+use strata_format::{
     BatchIter, BatchOptions, Footer, Record, RecordBatch, SegmentBuilder, encode_batch,
 };
 

@@ -6,8 +6,8 @@ mod common;
 
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
-use strata_storage::{
-    BatchIter, BatchOptions, Compression, Corrupted, Record, RecordBatch, StorageError,
+use strata_format::{
+    BatchIter, BatchOptions, Compression, Corrupted, FormatError, Record, RecordBatch,
     decode_batch, encode_batch,
 };
 
@@ -116,7 +116,7 @@ fn sample() -> Bytes {
 
 fn expect_corrupt(bytes: Vec<u8>, needle: &str) {
     match RecordBatch::parse(Bytes::from(bytes)) {
-        Err(StorageError::Corrupt {
+        Err(FormatError::Corrupt {
             what: Corrupted::RecordBatch,
             detail,
         }) => {
@@ -167,7 +167,7 @@ fn bad_crc_is_rejected() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     match RecordBatch::parse(Bytes::from(bytes)) {
-        Err(StorageError::ChecksumMismatch {
+        Err(FormatError::ChecksumMismatch {
             what: Corrupted::RecordBatch,
             stored,
             computed,
@@ -196,7 +196,7 @@ fn iterator_stops_at_the_first_bad_batch() {
     let results: Vec<_> = BatchIter::new(buf.freeze()).collect();
     assert_eq!(results.len(), 2);
     assert!(results[0].is_ok());
-    assert!(results[1].as_ref().is_err_and(StorageError::is_corruption));
+    assert!(results[1].as_ref().is_err_and(FormatError::is_corruption));
 }
 
 #[test]

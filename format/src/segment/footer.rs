@@ -1,6 +1,9 @@
+use std::ops::Range;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::error::{Corrupted, Result, StorageError};
+use super::SegmentMeta;
+use crate::error::{Corrupted, FormatError, Result};
 
 /// Version of the footer layout; readers reject versions they do not know.
 pub const FORMAT_VERSION: u16 = 1;
@@ -36,8 +39,8 @@ pub struct Footer {
     pub index: Vec<IndexEntry>,
 }
 
-fn corrupt(what: Corrupted, detail: impl Into<String>) -> StorageError {
-    StorageError::corrupt(what, detail)
+fn corrupt(what: Corrupted, detail: impl Into<String>) -> FormatError {
+    FormatError::corrupt(what, detail)
 }
 
 impl Footer {
@@ -129,7 +132,7 @@ impl Footer {
         );
         let computed = crc32c::crc32c(footer_bytes);
         if stored_crc != computed {
-            return Err(StorageError::ChecksumMismatch {
+            return Err(FormatError::ChecksumMismatch {
                 what: Corrupted::SegmentFooter,
                 stored: stored_crc,
                 computed,
@@ -163,6 +166,31 @@ impl Footer {
         };
         footer.validate(object_size, needed as u64)?;
         Ok(footer)
+    }
+
+    /// Decodes the footer read at [`SegmentMeta::footer_range`] and checks that the object
+    /// holds the offsets its metadata promises.
+    pub fn decode_for(tail: &[u8], meta: &SegmentMeta) -> Result<Self> {
+        let footer = Self::decode(tail, meta.size)?;
+        if footer.base_offset != meta.base_offset || footer.next_offset != meta.next_offset {
+            return Err(corrupt(
+                Corrupted::SegmentFooter,
+                format!(
+                    "object holds offsets [{}, {}) but its metadata says [{}, {})",
+                    footer.base_offset, footer.next_offset, meta.base_offset, meta.next_offset
+                ),
+            ));
+        }
+        Ok(footer)
+    }
+
+    /// For a reader that knew only the object's size and read its last bytes blind: the range
+    /// of footer and trailer when `tail` holds just part of them, `None` when it holds them
+    /// all (or when the trailer's length cannot be right, which decoding `tail` then reports).
+    pub fn full_tail_range(tail: &[u8], object_size: u64) -> Result<Option<Range<u64>>> {
+        let needed = (Self::footer_len_from_trailer(tail)? + TRAILER_LEN) as u64;
+        Ok((needed > tail.len() as u64 && needed <= object_size)
+            .then(|| object_size - needed..object_size))
     }
 
     fn validate(&self, object_size: u64, tail_len: u64) -> Result<()> {
@@ -206,7 +234,7 @@ impl Footer {
     /// Index of the block holding `offset`, which must lie in the segment.
     pub fn block_for_offset(&self, offset: i64) -> Result<usize> {
         if offset < self.base_offset || offset >= self.next_offset {
-            return Err(StorageError::OffsetOutOfRange {
+            return Err(FormatError::OffsetOutOfRange {
                 offset,
                 base_offset: self.base_offset,
                 next_offset: self.next_offset,
@@ -222,7 +250,7 @@ impl Footer {
     }
 
     /// Byte range of block `block` in the object.
-    pub fn block_range(&self, block: usize) -> std::ops::Range<u64> {
+    pub fn block_range(&self, block: usize) -> Range<u64> {
         let start = self.index[block].position;
         let end = self
             .index

@@ -14,7 +14,7 @@ use kafka_protocol::records::{
 };
 
 use super::{MAGIC_V2, RecordBatch};
-use crate::error::{Result, StorageError};
+use crate::error::{FormatError, Result};
 
 /// Compression codec of a record batch (the low three bits of its attributes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -119,7 +119,7 @@ impl Default for BatchOptions {
 /// Encodes `records` as one v2 batch with base offset 0.
 pub fn encode_batch(records: &[Record], options: &BatchOptions) -> Result<RecordBatch> {
     if records.is_empty() {
-        return Err(StorageError::Codec(
+        return Err(FormatError::Codec(
             "a record batch needs at least one record".into(),
         ));
     }
@@ -157,7 +157,7 @@ pub fn encode_batch(records: &[Record], options: &BatchOptions) -> Result<Record
         compression: options.compression.to_kafka(),
     };
     RecordBatchEncoder::encode(&mut buf, kafka_records.iter(), &encode_options)
-        .map_err(|e| StorageError::Codec(format!("encoding failed: {e}")))?;
+        .map_err(|e| FormatError::Codec(format!("encoding failed: {e}")))?;
     RecordBatch::parse(buf.freeze())
 }
 
@@ -165,10 +165,10 @@ pub fn encode_batch(records: &[Record], options: &BatchOptions) -> Result<Record
 pub fn decode_batch(batch: &RecordBatch) -> Result<Vec<Record>> {
     let mut buf = batch.to_bytes();
     let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| {
-        StorageError::Codec(format!("decoding batch at {}: {e}", batch.base_offset()))
+        FormatError::Codec(format!("decoding batch at {}: {e}", batch.base_offset()))
     })?;
     if set.records.len() != batch.record_count() as usize {
-        return Err(StorageError::Codec(format!(
+        return Err(FormatError::Codec(format!(
             "batch at {} declares {} records but holds {}",
             batch.base_offset(),
             batch.record_count(),

@@ -10,7 +10,7 @@ pub mod codec;
 
 use bytes::{Buf, Bytes};
 
-use crate::error::{Corrupted, Result, StorageError};
+use crate::error::{Corrupted, FormatError, Result};
 
 /// Size of the fixed v2 header, up to and including the record count.
 pub const HEADER_LEN: usize = 61;
@@ -74,7 +74,7 @@ impl RecordBatch {
     pub fn parse(bytes: Bytes) -> Result<Self> {
         let total = Self::check_frame(&bytes)?;
         if total != bytes.len() {
-            return Err(StorageError::corrupt(
+            return Err(FormatError::corrupt(
                 Corrupted::RecordBatch,
                 format!(
                     "batchLength says {total} bytes but {} were given",
@@ -91,7 +91,7 @@ impl RecordBatch {
     /// returns the batch's total size in bytes.
     fn check_frame(buf: &[u8]) -> Result<usize> {
         if buf.len() < HEADER_LEN {
-            return Err(StorageError::corrupt(
+            return Err(FormatError::corrupt(
                 Corrupted::RecordBatch,
                 format!(
                     "truncated: {} bytes, the v2 header alone needs {HEADER_LEN}",
@@ -101,7 +101,7 @@ impl RecordBatch {
         }
         let magic = buf[field::MAGIC] as i8;
         if magic != MAGIC_V2 {
-            return Err(StorageError::corrupt(
+            return Err(FormatError::corrupt(
                 Corrupted::RecordBatch,
                 format!(
                     "magic {magic}: only RecordBatch v2 (magic 2) is supported; upgrade the producer"
@@ -111,14 +111,14 @@ impl RecordBatch {
         let batch_length = read_i32(buf, field::BATCH_LENGTH);
         let min_length = (HEADER_LEN - field::PARTITION_LEADER_EPOCH) as i32;
         if batch_length < min_length {
-            return Err(StorageError::corrupt(
+            return Err(FormatError::corrupt(
                 Corrupted::RecordBatch,
                 format!("batchLength {batch_length} is below the header size {min_length}"),
             ));
         }
         let total = field::PARTITION_LEADER_EPOCH + batch_length as usize;
         if total > buf.len() {
-            return Err(StorageError::corrupt(
+            return Err(FormatError::corrupt(
                 Corrupted::RecordBatch,
                 format!(
                     "batchLength says {total} bytes but only {} remain",
@@ -133,7 +133,7 @@ impl RecordBatch {
     fn check_body(batch: &[u8]) -> Result<()> {
         let attributes = read_i16(batch, field::ATTRIBUTES);
         if codec::Compression::from_attributes(attributes).is_none() {
-            return Err(StorageError::corrupt(
+            return Err(FormatError::corrupt(
                 Corrupted::RecordBatch,
                 format!(
                     "unknown compression codec {} in attributes",
@@ -144,20 +144,20 @@ impl RecordBatch {
         let count = read_i32(batch, field::RECORD_COUNT);
         let last_delta = read_i32(batch, field::LAST_OFFSET_DELTA);
         if count <= 0 || count > MAX_RECORDS_PER_BATCH {
-            return Err(StorageError::corrupt(
+            return Err(FormatError::corrupt(
                 Corrupted::RecordBatch,
                 format!("record count {count} is outside 1..={MAX_RECORDS_PER_BATCH}"),
             ));
         }
         if last_delta != count - 1 {
-            return Err(StorageError::corrupt(
+            return Err(FormatError::corrupt(
                 Corrupted::RecordBatch,
                 format!("lastOffsetDelta {last_delta} does not match record count {count}"),
             ));
         }
         let records_len = batch.len() - HEADER_LEN;
         if attributes & 0x7 == 0 && (count as usize) * MIN_RECORD_LEN > records_len {
-            return Err(StorageError::corrupt(
+            return Err(FormatError::corrupt(
                 Corrupted::RecordBatch,
                 format!("{count} records cannot fit in {records_len} uncompressed bytes"),
             ));
@@ -165,7 +165,7 @@ impl RecordBatch {
         let stored = read_i32(batch, field::CRC) as u32;
         let computed = crc32c::crc32c(&batch[field::ATTRIBUTES..]);
         if stored != computed {
-            return Err(StorageError::ChecksumMismatch {
+            return Err(FormatError::ChecksumMismatch {
                 what: Corrupted::RecordBatch,
                 stored,
                 computed,

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use strata_storage::{BatchIter, decode_batch};
+use strata_format::{BatchIter, decode_batch};
 
 fuzz_target!(|data: &[u8]| {
     for batch in BatchIter::new(Bytes::copy_from_slice(data)) {

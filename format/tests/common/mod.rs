@@ -1,7 +1,9 @@
 #![allow(dead_code)]
 
 use bytes::Bytes;
-use strata_storage::{BatchOptions, Compression, Record, RecordBatch, encode_batch};
+use strata_format::{
+    BatchOptions, Compression, Record, RecordBatch, SegmentBuilder, SegmentMeta, encode_batch,
+};
 
 /// A record with a recognisable value.
 pub fn record(i: u64, timestamp: i64) -> Record {
@@ -44,4 +46,15 @@ pub fn options(compression: Compression) -> BatchOptions {
         compression,
         ..BatchOptions::default()
     }
+}
+
+/// A segment object of `batches` with an index entry every `interval` bytes: its bytes as
+/// stored and its meta.
+pub fn segment(batches: &[RecordBatch], interval: u64) -> (Bytes, SegmentMeta) {
+    let mut builder = SegmentBuilder::new(interval);
+    for b in batches {
+        builder.append(b).expect("consecutive batches");
+    }
+    let segment = builder.finish().expect("at least one batch");
+    (segment.to_bytes(), segment.meta)
 }

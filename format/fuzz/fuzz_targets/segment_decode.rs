@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use strata_storage::{BatchIter, Footer};
+use strata_format::{BatchIter, Footer};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(footer) = Footer::decode(data, data.len() as u64) else {

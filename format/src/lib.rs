@@ -1,0 +1,19 @@
+//! Strata's data format, without I/O: what the bytes at rest look like and how to read them.
+//!
+//! - [`batch`]: Kafka RecordBatch v2, a zero-copy validated header view and a full codec.
+//! - [`segment`]: immutable segment objects — whole batches of one partition plus a footer
+//!   with a sparse offset index and a timestamp index — and lookups that say which byte range
+//!   to fetch and how to cut batches out of it, so a reader needs at most two ranged GETs.
+//!
+//! Fetching those bytes is the storage client's job (`strata-storage`); this crate depends on
+//! bytes, CRC-32C and the record codec only, so the SDK can encode and decode batches without
+//! linking an object store, an HTTP client or TLS.
+
+pub mod batch;
+mod error;
+pub mod segment;
+
+pub use batch::codec::{BatchOptions, Compression, Record, decode_batch, encode_batch};
+pub use batch::{BatchIter, RecordBatch};
+pub use error::{Corrupted, FormatError, Result};
+pub use segment::{EncodedSegment, Footer, SegmentBuilder, SegmentMeta};
