@@ -262,22 +262,7 @@ async fn setup(test: &str, broker_flags: &[&str]) -> (Cluster, StrataServer, Vec
         cluster.broker_with("b2", broker_flags),
     ];
     let http = reqwest::Client::new();
-    eventually(
-        "both brokers registered",
-        Duration::from_secs(15),
-        || async {
-            (cluster
-                .meta
-                .range(&cluster.keys.brokers())
-                .await
-                .ok()?
-                .0
-                .len()
-                == 2)
-                .then_some(())
-        },
-    )
-    .await;
+    cluster.wait_for_brokers(2).await;
     let (status, body) = call(
         &http,
         reqwest::Method::POST,

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Cluster, eventually, run_cli};
+use common::{Cluster, run_cli};
 
 /// The same input as the standalone user flow (`seq 1 100000`).
 const LINES: usize = 100_000;
@@ -24,18 +24,7 @@ async fn a_broker_restart_mid_stream_is_invisible_to_clients() {
     let controller = cluster.controller("c1");
     let mut brokers: Vec<_> = (1..=3).map(|i| cluster.broker(&format!("b{i}"))).collect();
     let proxies = [cluster.proxy("p1"), cluster.proxy("p2")];
-    eventually("three brokers", Duration::from_secs(15), || async {
-        (cluster
-            .meta
-            .range(&cluster.keys.brokers())
-            .await
-            .ok()?
-            .0
-            .len()
-            == 3)
-            .then_some(())
-    })
-    .await;
+    cluster.wait_for_brokers(3).await;
     let admin = controller.addr().to_string();
     let (ok, out, err) = run_cli(
         &[

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::process::{ChildGuard, reserved_port};
+use crate::process::{ChildGuard, reserved_port, retry};
 use crate::test_run::owner_env;
 
 /// How long a started server may take to accept connections on all its addresses.
@@ -249,24 +249,12 @@ impl StrataServer {
         if self.process.is_some() {
             bail!("{} is already running", self.id);
         }
-        let mut last = None;
         // A reserved port may be in use by a stranger for a moment (a client's TIME_WAIT,
-        // another test, this server's previous process not quite gone); a few attempts ride
-        // that out.
-        for _ in 0..5 {
-            match self.spawn_and_wait() {
-                Ok(process) => {
-                    tracing::debug!(server = %self.id, pid = process.pid(), "started");
-                    self.process = Some(process);
-                    return Ok(());
-                }
-                Err(e) => {
-                    last = Some(e);
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-            }
-        }
-        Err(last.expect("at least one attempt ran"))
+        // another test, this server's previous process not quite gone).
+        let process = retry(5, Duration::from_millis(500), || self.spawn_and_wait())?;
+        tracing::debug!(server = %self.id, pid = process.pid(), "started");
+        self.process = Some(process);
+        Ok(())
     }
 
     fn spawn_and_wait(&self) -> anyhow::Result<ChildGuard> {

@@ -78,6 +78,19 @@ impl Cluster {
         self.strata.proxy(id).unwrap()
     }
 
+    /// Waits up to 15 s until exactly `count` brokers are registered.
+    pub async fn wait_for_brokers(&self, count: usize) {
+        eventually(
+            &format!("{count} brokers registered"),
+            Duration::from_secs(15),
+            || async {
+                let (brokers, _) = self.meta.range(&self.keys.brokers()).await.ok()?;
+                (brokers.len() == count).then_some(())
+            },
+        )
+        .await;
+    }
+
     /// A node pool over the brokers' storage, for reading the log from the test.
     pub fn pool(&self) -> Arc<strata_storage::NodePool> {
         let spec = format!("n1={}", storage_url(self.data.path()))

@@ -231,15 +231,23 @@ impl ProcessCluster {
         }
     }
 
-    /// The namespace of a broker and the cluster's network, for a cut or a heal.
-    fn broker_net(&mut self, broker: &str) -> anyhow::Result<(&Net, String)> {
+    /// Cuts or heals a broker's link, in the broker's network namespace.
+    fn set_link(&mut self, broker: &str, link: Link, up: bool) -> anyhow::Result<()> {
+        let peers = self.peers(link);
         let namespace = self.broker(broker)?.namespace.clone();
-        match (self.net.as_ref(), namespace) {
-            (Some(net), Some(namespace)) => Ok((net, namespace)),
-            _ => bail!(
+        let (Some(net), Some(namespace)) = (self.net.as_ref(), namespace) else {
+            bail!(
                 "broker {broker} is not in a network namespace; start the cluster with isolate_brokers"
-            ),
+            );
+        };
+        for peer in peers {
+            if up {
+                net.heal(&namespace, peer)?;
+            } else {
+                net.cut(&namespace, peer)?;
+            }
         }
+        Ok(())
     }
 
     /// The storage node servers, e.g. to look at their files.
@@ -386,21 +394,11 @@ impl Cluster for ProcessCluster {
     }
 
     async fn cut(&mut self, broker: &str, link: Link) -> anyhow::Result<()> {
-        let peers = self.peers(link);
-        let (net, namespace) = self.broker_net(broker)?;
-        for peer in peers {
-            net.cut(&namespace, peer)?;
-        }
-        Ok(())
+        self.set_link(broker, link, false)
     }
 
     async fn heal(&mut self, broker: &str, link: Link) -> anyhow::Result<()> {
-        let peers = self.peers(link);
-        let (net, namespace) = self.broker_net(broker)?;
-        for peer in peers {
-            net.heal(&namespace, peer)?;
-        }
-        Ok(())
+        self.set_link(broker, link, true)
     }
 }
 
