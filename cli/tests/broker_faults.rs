@@ -13,11 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Cluster, Proc, call, eventually};
+use common::{Cluster, call, eventually};
 use strata_format::{BatchOptions, Record, decode_batch, encode_batch};
 use strata_log::LogReader;
 use strata_meta::schema::{self, Assignment, BrokerInfo};
 use strata_proto::v1::{self, broker_client::BrokerClient};
+use strata_testkit::StrataServer;
 
 const PARTITIONS: u32 = 2;
 const MESSAGES: usize = 120;
@@ -253,30 +254,15 @@ async fn owner_of(cluster: &Cluster, partition: u32) -> String {
     .await
 }
 
-async fn setup(test: &str, broker_flags: &[&str]) -> (Cluster, Proc, Vec<Proc>) {
+async fn setup(test: &str, broker_flags: &[&str]) -> (Cluster, StrataServer, Vec<StrataServer>) {
     let cluster = Cluster::start(test).await;
     let controller = cluster.controller("c1");
     let brokers = vec![
-        cluster.broker_with("b1", strata_testkit::free_port(), broker_flags),
-        cluster.broker_with("b2", strata_testkit::free_port(), broker_flags),
+        cluster.broker_with("b1", broker_flags),
+        cluster.broker_with("b2", broker_flags),
     ];
     let http = reqwest::Client::new();
-    eventually(
-        "both brokers registered",
-        Duration::from_secs(15),
-        || async {
-            (cluster
-                .meta
-                .range(&cluster.keys.brokers())
-                .await
-                .ok()?
-                .0
-                .len()
-                == 2)
-                .then_some(())
-        },
-    )
-    .await;
+    cluster.wait_for_brokers(2).await;
     let (status, body) = call(
         &http,
         reqwest::Method::POST,
@@ -307,8 +293,9 @@ async fn setup(test: &str, broker_flags: &[&str]) -> (Cluster, Proc, Vec<Proc>) 
     )
     .await;
     for broker in &brokers {
+        let broker_http = broker.http_url().unwrap();
         let metrics = http
-            .get(format!("{}/metrics", broker.http))
+            .get(format!("{broker_http}/metrics"))
             .send()
             .await
             .unwrap()
@@ -318,10 +305,10 @@ async fn setup(test: &str, broker_flags: &[&str]) -> (Cluster, Proc, Vec<Proc>) 
         assert!(
             metrics.contains("strata_broker_partitions{state=\"Write\"} 1"),
             "{}: {metrics}",
-            broker.id
+            broker.id()
         );
         let ready = http
-            .get(format!("{}/readyz", broker.http))
+            .get(format!("{broker_http}/readyz"))
             .send()
             .await
             .unwrap()
@@ -335,12 +322,12 @@ async fn setup(test: &str, broker_flags: &[&str]) -> (Cluster, Proc, Vec<Proc>) 
 async fn kill_9_while_producing_loses_no_acknowledged_message() {
     let (cluster, _controller, mut brokers) = setup("kill9", &[]).await;
     let victim = owner_of(&cluster, 0).await;
-    let index = brokers.iter().position(|b| b.id == victim).unwrap();
+    let index = brokers.iter().position(|b| b.id() == victim).unwrap();
     let mut killed = brokers.remove(index);
     let acks: Acks = Arc::default();
     let worst = produce_through(&cluster, acks.clone(), MESSAGES / 3, move || async move {
-        killed.process.kill();
-        eprintln!("killed {} (-9)", killed.id);
+        killed.kill();
+        eprintln!("killed {} (-9)", killed.id());
     })
     .await;
     eprintln!("longest wait for one acknowledgement: {worst:?}");
@@ -358,9 +345,9 @@ async fn zombie_trial(trial: usize) {
     let (cluster, _controller, brokers) =
         setup(&format!("zombie-{trial}"), &["--linger-ms", "100"]).await;
     let victim = owner_of(&cluster, 0).await;
-    let zombie = brokers.iter().find(|b| b.id == victim).unwrap();
-    let zombie_pid = zombie.process.pid().unwrap();
-    let zombie_addr = zombie.addr.clone();
+    let zombie = brokers.iter().find(|b| b.id() == victim).unwrap();
+    let zombie_pid = zombie.pid().unwrap();
+    let zombie_addr = zombie.addr();
     let acks: Acks = Arc::default();
     produce_through(&cluster, acks.clone(), MESSAGES / 3, move || async move {
         // Mid-produce: the zombie accepts a batch into its buffer, and is paused before it
@@ -402,30 +389,27 @@ async fn zombie_trial(trial: usize) {
     // partition); whatever it holds now must never become visible. Wake it up.
     assert_ne!(owner_of(&cluster, 0).await, victim);
     let committed_before_pause = log_values(&cluster, 0).await.contains("zombie-only");
-    zombie.signal("CONT");
+    zombie.resume().unwrap();
     // The zombie wakes with a buffer it may try to commit; give it the time to try.
-    let addr = zombie.addr.clone();
+    let addr = zombie.addr();
     let state = eventually(
         "the zombie to give the partition up",
         Duration::from_secs(15),
-        || {
-            let addr = addr.clone();
-            async move {
-                let mut client = BrokerClient::connect(format!("http://{addr}")).await.ok()?;
-                let status = client.status(v1::StatusRequest {}).await.ok()?.into_inner();
-                let p0 = status
-                    .partitions
-                    .iter()
-                    .find(|p| p.topic == "t" && p.partition == 0);
-                match p0 {
-                    Some(p) if p.state == "Write" => None,
-                    other => Some(other.map_or("released".to_owned(), |p| p.state.clone())),
-                }
+        || async move {
+            let mut client = BrokerClient::connect(format!("http://{addr}")).await.ok()?;
+            let status = client.status(v1::StatusRequest {}).await.ok()?.into_inner();
+            let p0 = status
+                .partitions
+                .iter()
+                .find(|p| p.topic == "t" && p.partition == 0);
+            match p0 {
+                Some(p) if p.state == "Write" => None,
+                other => Some(other.map_or("released".to_owned(), |p| p.state.clone())),
             }
         },
     )
     .await;
-    let log = std::fs::read_to_string(cluster.logs.join(format!("{victim}.log"))).unwrap();
+    let log = std::fs::read_to_string(cluster.strata.log_of(&victim)).unwrap();
     let path = if committed_before_pause {
         "it had committed its batch before the pause; nothing was left to fence"
     } else if log.contains("partition fenced") {

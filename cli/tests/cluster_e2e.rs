@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Cluster, eventually, run_cli};
+use common::{Cluster, run_cli};
 
 /// The same input as the standalone user flow (`seq 1 100000`).
 const LINES: usize = 100_000;
@@ -22,30 +22,10 @@ const CHUNK_PAUSE: Duration = Duration::from_millis(60);
 async fn a_broker_restart_mid_stream_is_invisible_to_clients() {
     let cluster = Cluster::start("e2e").await;
     let controller = cluster.controller("c1");
-    let ports = [
-        strata_testkit::free_port(),
-        strata_testkit::free_port(),
-        strata_testkit::free_port(),
-    ];
-    let mut brokers: Vec<_> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, port)| cluster.broker_on(&format!("b{}", i + 1), *port))
-        .collect();
+    let mut brokers: Vec<_> = (1..=3).map(|i| cluster.broker(&format!("b{i}"))).collect();
     let proxies = [cluster.proxy("p1"), cluster.proxy("p2")];
-    eventually("three brokers", Duration::from_secs(15), || async {
-        (cluster
-            .meta
-            .range(&cluster.keys.brokers())
-            .await
-            .ok()?
-            .0
-            .len()
-            == 3)
-            .then_some(())
-    })
-    .await;
-    let admin = controller.addr.clone();
+    cluster.wait_for_brokers(3).await;
+    let admin = controller.addr().to_string();
     let (ok, out, err) = run_cli(
         &[
             "topic",
@@ -63,8 +43,8 @@ async fn a_broker_restart_mid_stream_is_invisible_to_clients() {
 
     // Both consumers read while the producer writes and while the broker restarts: a plain
     // consumer of every partition through proxy 2, and a group member through proxy 1.
-    let p1 = proxies[0].addr.clone();
-    let p2 = proxies[1].addr.clone();
+    let p1 = proxies[0].addr().to_string();
+    let p2 = proxies[1].addr().to_string();
     let lines = LINES.to_string();
     let plain = background_cli(&[
         "consume",
@@ -123,9 +103,9 @@ async fn a_broker_restart_mid_stream_is_invisible_to_clients() {
     };
     // Mid-produce, b2 dies hard and comes back on the same address.
     tokio::time::sleep(Duration::from_millis(700)).await;
-    brokers[1].process.kill();
+    brokers[1].kill();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    brokers[1] = cluster.broker_on("b2", ports[1]);
+    brokers[1].start().unwrap();
     let (ok, err) = tokio::task::spawn_blocking(move || producer.join().unwrap())
         .await
         .unwrap();

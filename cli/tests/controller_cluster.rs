@@ -10,11 +10,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Cluster, Proc, call, eventually};
+use common::{Cluster, call, eventually};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use strata_meta::schema::{self, Assignment, BrokerInfo, Keyspace};
 use strata_meta::{LeaseKeeper, MetaStore, WatchEvent};
+use strata_testkit::StrataServer;
 
 const TTL: Duration = Duration::from_secs(2);
 
@@ -78,7 +79,7 @@ async fn balanced_over(
     .await
 }
 
-async fn leader(http: &reqwest::Client, controller: &Proc) -> Option<String> {
+async fn leader(http: &reqwest::Client, controller: &StrataServer) -> Option<String> {
     let body: Value = http
         .get(format!("{}/v1/controller", controller.url()))
         .send()
@@ -157,16 +158,16 @@ async fn controllers_keep_partitions_balanced_through_failures() {
         leader(&http, &controllers[0])
     })
     .await;
-    let index = controllers.iter().position(|c| c.id == active).unwrap();
+    let index = controllers.iter().position(|c| c.id() == active).unwrap();
     let mut dead = controllers.remove(index);
-    dead.process.kill();
+    dead.kill();
     let survivor = &controllers[0];
     let took_over = Instant::now();
     eventually(
         "the standby to take over",
         Duration::from_secs(10),
         || async {
-            (leader(&http, survivor).await.as_deref() == Some(survivor.id.as_str())).then_some(())
+            (leader(&http, survivor).await.as_deref() == Some(survivor.id())).then_some(())
         },
     )
     .await;

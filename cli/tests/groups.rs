@@ -96,8 +96,7 @@ fn printed(path: &Path) -> Vec<(usize, i64, usize)> {
 #[test]
 fn three_consumers_split_a_topic_and_survive_one_killed() {
     let dir = tempfile::tempdir().unwrap();
-    let standalone = Standalone::new(dir.path().join("data"));
-    let mut server = standalone.start("server.log");
+    let mut standalone = Standalone::start("groups", &dir.path().join("data"));
     let (ok, out, err) = standalone.strata(&["topic", "create", "t", "--partitions", "12"], None);
     assert!(ok, "{out}{err}");
 
@@ -172,14 +171,7 @@ fn three_consumers_split_a_topic_and_survive_one_killed() {
         (ok && out.contains("total lag 0\n")).then_some(())
     });
     for c in &mut consumers[..2] {
-        let pid = c.process.pid().unwrap().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-INT", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        c.process.signal("INT").unwrap();
         let status = c.process.wait_exit(Duration::from_secs(15));
         assert!(
             status.is_some_and(|s| s.success()),
@@ -212,19 +204,15 @@ fn three_consumers_split_a_topic_and_survive_one_killed() {
     );
 
     // Committed offsets survive a restart of the server: the group still has no lag.
-    let pid = server.pid().unwrap().to_string();
+    standalone.server.signal("TERM").unwrap();
     assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(
-        server.wait_exit(Duration::from_secs(30)).is_some(),
+        standalone
+            .server
+            .wait_exit(Duration::from_secs(30))
+            .is_some(),
         "standalone stops on SIGTERM"
     );
-    let _restarted = standalone.start("server2.log");
+    standalone.server.start().unwrap();
     let (ok, out, err) = standalone.strata(&["group", "describe", "g"], None);
     assert!(ok && out.contains("total lag 0\n"), "{out}{err}");
     let committed: i64 = out

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::Standalone;
@@ -74,8 +73,7 @@ fn check(read: &[(usize, usize)]) {
 #[test]
 fn a_new_user_produces_and_consumes_through_standalone_and_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let standalone = Standalone::new(dir.path().join("data"));
-    let mut first = standalone.start("log1");
+    let mut standalone = Standalone::start("standalone", &dir.path().join("data"));
     let (ok, out, err) = standalone.strata(&["topic", "create", "t", "--partitions", "4"], None);
     assert!(
         ok && out.contains("created topic t with 4 partitions"),
@@ -105,21 +103,9 @@ fn a_new_user_produces_and_consumes_through_standalone_and_a_restart() {
     assert!(!ok && err.contains("UNKNOWN_TOPIC"), "{err}");
 
     // Stop (SIGTERM: flush, commit, leave) and start again on the same directory.
-    let pid = first.pid().unwrap().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    for _ in 0..100 {
-        if first.ensure_running().is_err() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    first.kill();
-    let _second = standalone.start("log2");
+    standalone.server.signal("TERM").unwrap();
+    standalone.server.wait_exit(Duration::from_secs(10));
+    standalone.server.kill();
+    standalone.server.start().unwrap();
     check(&standalone.consume_all());
 }

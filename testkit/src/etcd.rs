@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::process::{ChildGuard, ServerOptions, find_binary, free_port, reserved_port, respawn};
+use crate::process::{ChildGuard, ServerOptions, find_binary, free_port, reserved_port, retry};
 
 /// Where and how to run an [`EtcdServer`]; the default is what [`EtcdServer::start`] does
 /// (its log is `etcd.log` in the server's temporary directory).
@@ -31,15 +31,8 @@ impl EtcdServer {
     /// Starts etcd as `options` say and waits until it accepts client connections.
     pub fn start_with(options: EtcdOptions) -> anyhow::Result<Self> {
         let binary = find_binary("etcd")?;
-        let mut last_error = None;
-        // A reserved port can be taken by someone else before etcd binds it; try a few.
-        for _ in 0..5 {
-            match Self::try_start(&binary, &options) {
-                Ok(server) => return Ok(server),
-                Err(e) => last_error = Some(e),
-            }
-        }
-        Err(last_error.expect("at least one attempt ran"))
+        // Each attempt picks new ports.
+        retry(5, Duration::ZERO, || Self::try_start(&binary, &options))
     }
 
     fn try_start(binary: &Path, options: &EtcdOptions) -> anyhow::Result<Self> {
@@ -133,7 +126,7 @@ impl EtcdServer {
     /// can fail for a moment after a kill, so this retries for a few seconds.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.process.kill();
-        self.process = respawn(|| {
+        self.process = retry(10, Duration::from_millis(300), || {
             Self::spawn(
                 &self.binary,
                 self.dir.path(),

@@ -118,45 +118,37 @@ pub struct ChildGuard {
 
 impl ChildGuard {
     /// Starts `command` with stdout and stderr appended to `log`.
-    pub fn spawn(name: &str, mut command: Command, log: PathBuf) -> anyhow::Result<Self> {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .with_context(|| format!("cannot open log file {}", log.display()))?;
-        let err = out.try_clone()?;
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .with_context(|| format!("cannot start {name} ({command:?})"))?;
-        Ok(Self {
-            child: Some(child),
-            log,
-            name: name.to_owned(),
-        })
+    pub fn spawn(name: &str, command: Command, log: PathBuf) -> anyhow::Result<Self> {
+        let stderr = open_log(&log)?;
+        let stdout = stderr.try_clone()?;
+        Self::spawn_to(name, command, log, stdout, stderr)
     }
 
     /// Starts `command` with stdout written to `stdout` (for output the test reads) and stderr
     /// appended to `log`.
     pub fn spawn_with_stdout(
         name: &str,
-        mut command: Command,
+        command: Command,
         log: PathBuf,
         stdout: &Path,
     ) -> anyhow::Result<Self> {
-        let err = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .with_context(|| format!("cannot open log file {}", log.display()))?;
         let out = std::fs::File::create(stdout)
             .with_context(|| format!("cannot create {}", stdout.display()))?;
+        let stderr = open_log(&log)?;
+        Self::spawn_to(name, command, log, out, stderr)
+    }
+
+    fn spawn_to(
+        name: &str,
+        mut command: Command,
+        log: PathBuf,
+        stdout: std::fs::File,
+        stderr: std::fs::File,
+    ) -> anyhow::Result<Self> {
         let child = command
             .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
+            .stdout(stdout)
+            .stderr(stderr)
             .spawn()
             .with_context(|| format!("cannot start {name} ({command:?})"))?;
         Ok(Self {
@@ -318,20 +310,30 @@ impl Default for ServerOptions {
     }
 }
 
-/// Starts a killed server again: binding its old ports can fail for a moment after a kill, so
-/// `spawn` is tried up to ten times, 300 ms apart.
-pub(crate) fn respawn(
-    mut spawn: impl FnMut() -> anyhow::Result<ChildGuard>,
-) -> anyhow::Result<ChildGuard> {
-    let mut last = None;
-    for _ in 0..10 {
-        match spawn() {
-            Ok(process) => return Ok(process),
-            Err(e) => {
-                last = Some(e);
-                std::thread::sleep(std::time::Duration::from_millis(300));
-            }
+/// Appends to a log file, so a restarted process's log follows its previous one's.
+fn open_log(log: &Path) -> anyhow::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot open log file {}", log.display()))
+}
+
+/// Tries `attempt` up to `attempts` times (at least once), `pause` apart; the last error if
+/// none succeeded. A server started on a chosen port races every other process on the machine
+/// for it (and a killed server's old port can stay busy for a moment), so servers are started
+/// this way.
+pub(crate) fn retry<T>(
+    attempts: usize,
+    pause: Duration,
+    mut attempt: impl FnMut() -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    for _ in 1..attempts {
+        match attempt() {
+            Ok(value) => return Ok(value),
+            Err(e) => tracing::debug!(error = %format!("{e:#}"), "trying again"),
         }
+        std::thread::sleep(pause);
     }
-    Err(last.expect("at least one attempt ran"))
+    attempt()
 }

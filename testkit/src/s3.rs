@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::process::{ChildGuard, ServerOptions, find_binary, free_port, reserved_port, respawn};
+use crate::process::{ChildGuard, ServerOptions, find_binary, free_port, reserved_port, retry};
 
 const ACCESS_KEY: &str = "strata-test";
 const SECRET_KEY: &str = "strata-test-secret";
@@ -35,14 +35,8 @@ impl S3Server {
     /// Starts `s3s-fs` as `options` say and waits until it accepts connections.
     pub fn start_with(options: S3Options) -> anyhow::Result<Self> {
         let binary = find_binary("s3s-fs")?;
-        let mut last_error = None;
-        for _ in 0..5 {
-            match Self::try_start(&binary, &options) {
-                Ok(server) => return Ok(server),
-                Err(e) => last_error = Some(e),
-            }
-        }
-        Err(last_error.expect("at least one attempt ran"))
+        // Each attempt picks a new port.
+        retry(5, Duration::ZERO, || Self::try_start(&binary, &options))
     }
 
     fn try_start(binary: &Path, options: &S3Options) -> anyhow::Result<Self> {
@@ -140,8 +134,9 @@ impl S3Server {
     /// running). Binding the old port can fail for a moment after a kill, so this retries.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.process.kill();
-        self.process =
-            respawn(|| Self::spawn(&self.binary, self.addr, &self.root, &self.log, &self.env))?;
+        self.process = retry(10, Duration::from_millis(300), || {
+            Self::spawn(&self.binary, self.addr, &self.root, &self.log, &self.env)
+        })?;
         Ok(())
     }
 }

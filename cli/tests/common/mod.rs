@@ -1,5 +1,6 @@
-//! Shared harness of the process-level tests: real etcd, `strata` processes on loopback with
-//! their logs kept under `target/test-logs/`, and polling with a deadline.
+//! What the process-level tests of the CLI share beyond `strata-testkit`'s process harness: a
+//! real etcd with a metadata client, the brokers' storage, `strata` user commands, and polling
+//! with a deadline. Process logs go to `target/tmp/test-logs/<test>-<unix ms>/`.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
@@ -10,173 +11,91 @@ use std::time::{Duration, Instant};
 
 use strata_meta::MetaStore;
 use strata_meta::schema::Keyspace;
-use strata_testkit::{ChildGuard, EtcdServer, free_port, wait_for_tcp};
+use strata_testkit::{EtcdServer, Placement, StrataCluster, StrataServer, log_dir, reap_orphans};
 
 pub const CLUSTER: &str = "test";
 
-/// A `strata` process with its role, id and address.
-pub struct Proc {
-    pub id: String,
-    pub addr: String,
-    /// The broker's HTTP endpoint (health, metrics); empty for other roles.
-    pub http: String,
-    pub process: ChildGuard,
+const BINARY: &str = env!("CARGO_BIN_EXE_strata");
+
+/// A new log folder for one test's processes, printed so a failure can be read.
+fn test_logs(test: &str) -> PathBuf {
+    let logs = log_dir(
+        &Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-logs"),
+        test,
+    )
+    .unwrap();
+    eprintln!("process logs: {}", logs.display());
+    logs
 }
 
-impl Proc {
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn signal(&self, signal: &str) {
-        let pid = self.process.pid().expect("process is running").to_string();
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &pid])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{signal} {pid}");
-    }
-}
-
-/// etcd plus a directory for logs and shared storage.
+/// etcd, the `strata` processes of one cluster, and a directory for shared storage.
 pub struct Cluster {
     pub etcd: EtcdServer,
-    pub meta_url: String,
     pub meta: Arc<dyn MetaStore>,
     pub keys: Keyspace,
-    pub logs: PathBuf,
+    pub strata: StrataCluster,
     pub data: tempfile::TempDir,
 }
 
 impl Cluster {
     pub async fn start(test: &str) -> Self {
+        reap_orphans();
         let etcd = EtcdServer::start().expect("real etcd must start");
         let meta_url = etcd.endpoint().replace("http://", "etcd://");
         let meta = strata_meta::open(&meta_url).await.unwrap();
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis();
-        let logs = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join("test-logs")
-            .join(format!("{test}-{stamp}"));
-        std::fs::create_dir_all(&logs).unwrap();
-        eprintln!("process logs: {}", logs.display());
+        let data = tempfile::tempdir().unwrap();
+        let storage = format!("n1={}", storage_url(data.path()));
+        let strata = StrataCluster::new(BINARY, test_logs(test), CLUSTER, &meta_url)
+            .with_storage(&[storage], 1)
+            .with_log_filter("info,strata_broker=debug");
         Self {
             etcd,
-            meta_url,
             meta,
             keys: Keyspace::new(CLUSTER).unwrap(),
-            logs,
-            data: tempfile::tempdir().unwrap(),
+            strata,
+            data,
         }
     }
 
-    fn spawn(&self, id: &str, args: &[String], port: u16) -> Proc {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
-        command
-            .args(args)
-            .env("STRATA_LOG", "info,strata_broker=debug");
-        let process = ChildGuard::spawn(id, command, self.logs.join(format!("{id}.log"))).unwrap();
-        let addr = format!("127.0.0.1:{port}");
-        wait_for_tcp(addr.parse().unwrap(), Duration::from_secs(30))
-            .unwrap_or_else(|e| panic!("{id} did not start: {e}\n{}", process.log_tail(30)));
-        Proc {
-            id: id.into(),
-            addr,
-            http: String::new(),
-            process,
-        }
+    pub fn controller(&self, id: &str) -> StrataServer {
+        self.strata.controller(id).unwrap()
     }
 
-    pub fn controller(&self, id: &str) -> Proc {
-        let port = free_port();
-        let args = [
-            "controller",
-            "--cluster",
-            CLUSTER,
-            "--meta",
-            &self.meta_url,
-            "--id",
-            id,
-        ]
-        .map(String::from)
-        .into_iter()
-        .chain([
-            "--admin-addr".into(),
-            format!("127.0.0.1:{port}"),
-            "--election-ttl-secs".into(),
-            "2".into(),
-        ])
-        .collect::<Vec<_>>();
-        self.spawn(id, &args, port)
-    }
-
-    pub fn storage_url(&self) -> String {
-        format!("file://{}", self.data.path().join("node").display())
-    }
-
-    pub fn broker(&self, id: &str) -> Proc {
-        self.broker_on(id, free_port())
-    }
-
-    /// A broker on a given port (a restart keeps its address).
-    pub fn broker_on(&self, id: &str, port: u16) -> Proc {
-        self.broker_with(id, port, &[])
+    pub fn broker(&self, id: &str) -> StrataServer {
+        self.broker_with(id, &[])
     }
 
     /// A broker with extra flags.
-    pub fn broker_with(&self, id: &str, port: u16, extra: &[&str]) -> Proc {
-        let http = format!("127.0.0.1:{}", free_port());
-        let args = [
-            "broker",
-            "--cluster",
-            CLUSTER,
-            "--meta",
-            &self.meta_url,
-            "--id",
-            id,
-        ]
-        .map(String::from)
-        .into_iter()
-        .chain([
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-            "--storage-node".into(),
-            format!("n1={}", self.storage_url()),
-            "--lease-ttl-secs".into(),
-            "2".into(),
-            "--http-addr".into(),
-            http.clone(),
-        ])
-        .chain(extra.iter().map(|s| s.to_string()))
-        .collect::<Vec<_>>();
-        let mut proc = self.spawn(id, &args, port);
-        proc.http = format!("http://{http}");
-        proc
+    pub fn broker_with(&self, id: &str, extra: &[&str]) -> StrataServer {
+        let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        self.strata
+            .broker(id, &Placement::loopback(), &extra)
+            .unwrap()
     }
 
     /// A proxy reading the brokers' storage.
-    pub fn proxy(&self, id: &str) -> Proc {
-        let port = free_port();
-        let args = ["proxy", "--cluster", CLUSTER, "--meta", &self.meta_url]
-            .map(String::from)
-            .into_iter()
-            .chain([
-                "--listen".into(),
-                format!("127.0.0.1:{port}"),
-                "--http-addr".into(),
-                format!("127.0.0.1:{}", free_port()),
-                "--storage-node".into(),
-                format!("n1={}", self.storage_url()),
-            ])
-            .collect::<Vec<_>>();
-        self.spawn(id, &args, port)
+    pub fn proxy(&self, id: &str) -> StrataServer {
+        self.strata.proxy(id).unwrap()
+    }
+
+    /// Waits up to 15 s until exactly `count` brokers are registered.
+    pub async fn wait_for_brokers(&self, count: usize) {
+        eventually(
+            &format!("{count} brokers registered"),
+            Duration::from_secs(15),
+            || async {
+                let (brokers, _) = self.meta.range(&self.keys.brokers()).await.ok()?;
+                (brokers.len() == count).then_some(())
+            },
+        )
+        .await;
     }
 
     /// A node pool over the brokers' storage, for reading the log from the test.
     pub fn pool(&self) -> Arc<strata_storage::NodePool> {
-        let spec = format!("n1={}", self.storage_url()).parse().unwrap();
+        let spec = format!("n1={}", storage_url(self.data.path()))
+            .parse()
+            .unwrap();
         Arc::new(
             strata_storage::NodePool::open(&strata_storage::PoolConfig::new(vec![spec], 1))
                 .unwrap(),
@@ -184,62 +103,28 @@ impl Cluster {
     }
 }
 
-/// `strata standalone` as a process on free ports.
+/// The one storage node of a [`Cluster`], a folder under its data directory.
+fn storage_url(data: &Path) -> String {
+    format!("file://{}", data.join("node").display())
+}
+
+/// `strata standalone` as a process, and user commands against it.
 pub struct Standalone {
-    pub dir: std::path::PathBuf,
+    pub server: StrataServer,
+    /// The proxy's and the admin API's addresses.
     pub proxy: String,
     pub admin: String,
-    pub ports: [u16; 5],
 }
 
 impl Standalone {
-    pub fn new(dir: std::path::PathBuf) -> Self {
-        let ports = [
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-        ];
+    pub fn start(test: &str, dir: &Path) -> Self {
+        let server = StrataServer::standalone(BINARY, dir, &test_logs(test)).unwrap();
+        let admin = server.listener("--admin-addr").unwrap().to_string();
         Self {
-            dir,
-            proxy: format!("127.0.0.1:{}", ports[0]),
-            admin: format!("127.0.0.1:{}", ports[1]),
-            ports,
+            proxy: server.addr().to_string(),
+            admin,
+            server,
         }
-    }
-
-    pub fn start(&self, log: &str) -> ChildGuard {
-        let [proxy, admin, broker, http, proxy_http] = self.ports;
-        let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
-        command
-            .arg("standalone")
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .args([
-                "--proxy-addr",
-                &format!("127.0.0.1:{proxy}"),
-                "--admin-addr",
-                &format!("127.0.0.1:{admin}"),
-            ])
-            .args([
-                "--broker-addr",
-                &format!("127.0.0.1:{broker}"),
-                "--broker-http-addr",
-                &format!("127.0.0.1:{http}"),
-                "--proxy-http-addr",
-                &format!("127.0.0.1:{proxy_http}"),
-            ]);
-        let process =
-            ChildGuard::spawn("standalone", command, self.dir.with_extension(log)).unwrap();
-        for port in self.ports {
-            wait_for_tcp(
-                format!("127.0.0.1:{port}").parse().unwrap(),
-                Duration::from_secs(30),
-            )
-            .unwrap_or_else(|e| panic!("standalone did not start: {e}\n{}", process.log_tail(30)));
-        }
-        process
     }
 
     pub fn strata(&self, args: &[&str], stdin: Option<String>) -> (bool, String, String) {
@@ -303,7 +188,7 @@ pub fn run_cli(
 ) -> (bool, String, String) {
     use std::io::Write;
     use std::process::Stdio;
-    let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
+    let mut command = Command::new(BINARY);
     command
         .args(args)
         .envs(envs.iter().copied())

@@ -36,7 +36,7 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 use tokio::time::Instant;
 
-use super::bin::log_dir;
+use super::log_dir;
 use super::ops::{CLUSTER, Cluster, Link};
 
 /// The image every container runs; `STRATA_TEST_IMAGE` (`name:tag`) overrides it.

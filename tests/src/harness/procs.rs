@@ -1,65 +1,26 @@
 //! A Strata cluster of OS processes on this machine: real etcd, a pool of `s3s-fs` storage
 //! nodes, controllers, brokers and proxies, each with its own log file, on reserved ports so
-//! any of them can be killed and started again on the same address. Brokers can run in
-//! network namespaces of their own (see [`super::netns`]) so a test can cut them off etcd or
-//! off storage.
+//! any of them can be killed and started again on the same address. The `strata` processes
+//! are `strata-testkit`'s ([`StrataCluster`]); this module adds what the fault scenarios need
+//! around them: brokers in network namespaces of their own (see [`super::netns`]) so a test
+//! can cut them off etcd or off storage, and the [`Cluster`] operations.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use strata_meta::MetaStore;
 use strata_storage::{NodePool, PoolConfig};
-use strata_testkit::{ChildGuard, EtcdOptions, EtcdServer, S3Options, S3Server, reserved_port};
+use strata_testkit::{
+    EtcdOptions, EtcdServer, Placement, S3Options, S3Server, StrataCluster, StrataServer,
+    owner_env, reap_orphans, strata_binary,
+};
 
-use super::bin::{log_dir, strata_binary};
 use super::netns::Net;
 use super::ops::{CLUSTER, Cluster, Link};
-
-/// Environment marker on every process a cluster starts, naming the test process that owns
-/// it, so a later run can find processes orphaned by a test killed with a signal.
-pub const OWNER_ENV: &str = "STRATA_FAULT_OWNER";
-
-fn owner_env() -> Vec<(String, String)> {
-    vec![(OWNER_ENV.to_owned(), std::process::id().to_string())]
-}
-
-/// Kills, by pid, cluster processes left by a fault test that died without cleaning up (a
-/// test killed by a signal never runs its drop guards): they carry [`OWNER_ENV`] naming a
-/// process that no longer exists.
-pub fn reap_orphans() {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    let marker = format!("{OWNER_ENV}=");
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        let owner = environ
-            .split(|b| *b == 0)
-            .filter_map(|var| std::str::from_utf8(var).ok())
-            .find_map(|var| var.strip_prefix(&marker).map(str::to_owned));
-        if let Some(owner) = owner
-            && owner != std::process::id().to_string()
-            && !std::path::Path::new(&format!("/proc/{owner}")).exists()
-        {
-            tracing::info!(pid, owner, "killing a process left by a dead fault test");
-            let _ = Command::new("kill").args(["-9", pid]).status();
-        }
-    }
-}
 
 /// The shape of a process cluster.
 #[derive(Debug, Clone)]
@@ -99,39 +60,23 @@ impl Spec {
     }
 }
 
-/// One `strata` process: how to start it, and the running process if any.
+/// A broker and the namespace it runs in, when it is isolated.
 #[derive(Debug)]
-struct Role {
-    id: String,
-    args: Vec<String>,
-    /// The address to wait for after a start.
-    addr: SocketAddr,
+struct Broker {
+    server: StrataServer,
     namespace: Option<String>,
-    process: Option<ChildGuard>,
-}
-
-impl Role {
-    /// The running process, taken out to be killed or stopped.
-    fn take_process(&mut self, kind: &str) -> anyhow::Result<ChildGuard> {
-        self.process
-            .take()
-            .with_context(|| format!("{kind} {} is not running", self.id))
-    }
 }
 
 /// A cluster of processes; everything is killed and cleaned up when it drops.
 #[derive(Debug)]
 pub struct ProcessCluster {
     spec: Spec,
-    binary: PathBuf,
-    logs: PathBuf,
-    meta_url: String,
-    node_specs: Vec<String>,
+    strata: StrataCluster,
     meta: Arc<dyn MetaStore>,
     pool: Arc<NodePool>,
-    controllers: BTreeMap<String, Role>,
-    brokers: BTreeMap<String, Role>,
-    proxies: Vec<Role>,
+    controllers: BTreeMap<String, StrataServer>,
+    brokers: BTreeMap<String, Broker>,
+    proxies: Vec<StrataServer>,
     s3: Vec<S3Server>,
     etcd: EtcdServer,
     /// Last: the namespaces go after every process in them has been killed.
@@ -151,7 +96,7 @@ impl ProcessCluster {
         let started = std::time::Instant::now();
         let binary = strata_binary()?;
         reap_orphans();
-        let logs = log_dir(&spec.name)?;
+        let logs = super::log_dir(&spec.name)?;
         eprintln!("[{}] process logs: {}", spec.name, logs.display());
         let mut net = if spec.isolate_brokers {
             Some(Net::create().context("isolated brokers need network namespaces")?)
@@ -196,12 +141,13 @@ impl ProcessCluster {
                 .collect::<Result<Vec<_>, _>>()?,
             spec.replicas,
         ))?);
+        let strata = StrataCluster::new(binary, logs, CLUSTER, &meta_url)
+            .with_storage(&node_specs, spec.replicas)
+            .with_lease_ttl_secs(spec.lease_ttl_secs)
+            .with_election_ttl_secs(spec.election_ttl_secs);
         let mut cluster = Self {
             spec,
-            binary,
-            logs,
-            meta_url,
-            node_specs,
+            strata,
             meta,
             pool,
             controllers: BTreeMap::new(),
@@ -218,11 +164,8 @@ impl ProcessCluster {
             cluster.start_broker(&format!("b{i}")).await?;
         }
         for i in 1..=cluster.spec.proxies {
-            let role = cluster.proxy_role(&format!("p{i}"));
-            cluster.proxies.push(role);
-            let index = cluster.proxies.len() - 1;
-            let (binary, logs) = (cluster.binary.clone(), cluster.logs.clone());
-            blocking(|| spawn(&binary, &logs, &mut cluster.proxies[index]))?;
+            let proxy = blocking(|| cluster.strata.proxy(&format!("p{i}")))?;
+            cluster.proxies.push(proxy);
         }
         cluster.wait_registered().await?;
         eprintln!(
@@ -244,122 +187,36 @@ impl ProcessCluster {
         }
         bail!(
             "{want} brokers did not register within 15 s; logs in {}",
-            self.logs.display()
+            self.strata.logs().display()
         )
     }
 
-    fn storage_args(&self) -> Vec<String> {
-        let mut args = Vec::new();
-        for node in &self.node_specs {
-            args.push("--storage-node".to_owned());
-            args.push(node.clone());
-        }
-        args.push("--storage-replicas".into());
-        args.push(self.spec.replicas.to_string());
-        args
-    }
-
-    fn proxy_role(&self, id: &str) -> Role {
-        let addr = SocketAddr::from(([127, 0, 0, 1], reserved_port()));
-        let http = SocketAddr::from(([127, 0, 0, 1], reserved_port()));
-        let mut args: Vec<String> = [
-            "proxy",
-            "--cluster",
-            CLUSTER,
-            "--meta",
-            &self.meta_url,
-            "--listen",
-            &addr.to_string(),
-            "--http-addr",
-            &http.to_string(),
-        ]
-        .map(String::from)
-        .into();
-        args.extend(self.storage_args());
-        Role {
-            id: id.to_owned(),
-            args,
-            addr,
-            namespace: None,
-            process: None,
-        }
-    }
-
-    fn broker_role(&mut self, id: &str) -> anyhow::Result<Role> {
-        let (namespace, ip) = match self.net.as_mut() {
+    /// Starts a new broker, in a namespace of its own when the cluster isolates brokers.
+    fn new_broker(&mut self, id: &str) -> anyhow::Result<Broker> {
+        let (placement, namespace) = match self.net.as_mut() {
             Some(net) => {
-                let (ns, ip) = net.namespace()?;
-                (Some(ns), IpAddr::V4(ip))
+                let (namespace, ip) = net.namespace()?;
+                let placement = Placement::in_namespace(&namespace, IpAddr::V4(ip));
+                (placement, Some(namespace))
             }
-            None => (None, IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            None => (Placement::loopback(), None),
         };
-        let addr = SocketAddr::new(ip, reserved_port());
-        let http = SocketAddr::new(ip, reserved_port());
-        let mut args: Vec<String> = [
-            "broker",
-            "--cluster",
-            CLUSTER,
-            "--meta",
-            &self.meta_url,
-            "--id",
-            id,
-            "--listen",
-            &addr.to_string(),
-            "--http-addr",
-            &http.to_string(),
-            "--lease-ttl-secs",
-            &self.spec.lease_ttl_secs.to_string(),
-        ]
-        .map(String::from)
-        .into();
-        args.extend(self.storage_args());
-        args.extend(self.spec.broker_args.iter().cloned());
-        Ok(Role {
-            id: id.to_owned(),
-            args,
-            addr,
-            namespace,
-            process: None,
-        })
+        let server = blocking(|| self.strata.broker(id, &placement, &self.spec.broker_args))?;
+        Ok(Broker { server, namespace })
     }
 
-    fn controller_role(&self, id: &str) -> Role {
-        let addr = SocketAddr::from(([127, 0, 0, 1], reserved_port()));
-        let args: Vec<String> = [
-            "controller",
-            "--cluster",
-            CLUSTER,
-            "--meta",
-            &self.meta_url,
-            "--id",
-            id,
-            "--admin-addr",
-            &addr.to_string(),
-            "--election-ttl-secs",
-            &self.spec.election_ttl_secs.to_string(),
-        ]
-        .map(String::from)
-        .into();
-        Role {
-            id: id.to_owned(),
-            args,
-            addr,
-            namespace: None,
-            process: None,
-        }
-    }
-
-    fn broker(&mut self, id: &str) -> anyhow::Result<&mut Role> {
+    fn broker(&mut self, id: &str) -> anyhow::Result<&mut Broker> {
         self.brokers
             .get_mut(id)
             .with_context(|| format!("no broker {id}"))
     }
 
-    fn running_broker(&mut self, id: &str) -> anyhow::Result<&mut ChildGuard> {
-        self.broker(id)?
-            .process
-            .as_mut()
-            .with_context(|| format!("broker {id} is not running"))
+    fn running_broker(&mut self, id: &str) -> anyhow::Result<&mut StrataServer> {
+        let server = &mut self.broker(id)?.server;
+        if !server.is_started() {
+            bail!("broker {id} is not running");
+        }
+        Ok(server)
     }
 
     /// The address of etcd or of the storage nodes, as a namespaced broker sees them.
@@ -374,6 +231,25 @@ impl ProcessCluster {
         }
     }
 
+    /// Cuts or heals a broker's link, in the broker's network namespace.
+    fn set_link(&mut self, broker: &str, link: Link, up: bool) -> anyhow::Result<()> {
+        let peers = self.peers(link);
+        let namespace = self.broker(broker)?.namespace.clone();
+        let (Some(net), Some(namespace)) = (self.net.as_ref(), namespace) else {
+            bail!(
+                "broker {broker} is not in a network namespace; start the cluster with isolate_brokers"
+            );
+        };
+        for peer in peers {
+            if up {
+                net.heal(&namespace, peer)?;
+            } else {
+                net.cut(&namespace, peer)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The storage node servers, e.g. to look at their files.
     pub fn s3(&self) -> &[S3Server] {
         &self.s3
@@ -381,50 +257,13 @@ impl ProcessCluster {
 
     /// The address a broker listens on.
     pub fn broker_addr(&self, id: &str) -> Option<SocketAddr> {
-        self.brokers.get(id).map(|r| r.addr)
+        self.brokers.get(id).map(|b| b.server.addr())
     }
 
     /// The log file of a process (`b1`, `c2`, `p1`, `etcd`, `s3-n1`).
     pub fn log_of(&self, id: &str) -> PathBuf {
-        self.logs.join(format!("{id}.log"))
+        self.strata.log_of(id)
     }
-}
-
-/// Starts a role's process and waits for its port.
-fn spawn(binary: &std::path::Path, logs: &std::path::Path, role: &mut Role) -> anyhow::Result<()> {
-    let mut last = None;
-    // A reserved port may be in use by a stranger for a moment (a client's TIME_WAIT, another
-    // test); a few attempts ride that out.
-    for _ in 0..5 {
-        let mut command = match &role.namespace {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(binary);
-                c
-            }
-            None => Command::new(binary),
-        };
-        command
-            .args(&role.args)
-            .env("STRATA_LOG", "info")
-            .env("NO_COLOR", "1")
-            .envs(owner_env());
-        let mut process =
-            ChildGuard::spawn(&role.id, command, logs.join(format!("{}.log", role.id)))?;
-        tracing::debug!(role = %role.id, pid = process.pid(), "started");
-        match process.wait_for_tcp(role.addr, Duration::from_secs(30)) {
-            Ok(()) => {
-                role.process = Some(process);
-                return Ok(());
-            }
-            Err(e) => {
-                process.kill();
-                last = Some(e);
-                std::thread::sleep(Duration::from_millis(500));
-            }
-        }
-    }
-    Err(last.expect("at least one attempt ran"))
 }
 
 impl Cluster for ProcessCluster {
@@ -433,14 +272,11 @@ impl Cluster for ProcessCluster {
     }
 
     fn proxies(&self) -> Vec<String> {
-        self.proxies.iter().map(|p| p.addr.to_string()).collect()
+        self.proxies.iter().map(|p| p.addr().to_string()).collect()
     }
 
     fn admin_urls(&self) -> Vec<String> {
-        self.controllers
-            .values()
-            .map(|c| format!("http://{}", c.addr))
-            .collect()
+        self.controllers.values().map(StrataServer::url).collect()
     }
 
     fn meta(&self) -> Arc<dyn MetaStore> {
@@ -452,22 +288,22 @@ impl Cluster for ProcessCluster {
     }
 
     fn logs(&self) -> String {
-        self.logs.display().to_string()
+        self.strata.logs().display().to_string()
     }
 
     fn brokers(&self) -> Vec<String> {
         self.brokers
             .values()
-            .filter(|r| r.process.is_some())
-            .map(|r| r.id.clone())
+            .filter(|b| b.server.is_started())
+            .map(|b| b.server.id().to_owned())
             .collect()
     }
 
     fn controllers(&self) -> Vec<String> {
         self.controllers
             .values()
-            .filter(|r| r.process.is_some())
-            .map(|r| r.id.clone())
+            .filter(|c| c.is_started())
+            .map(|c| c.id().to_owned())
             .collect()
     }
 
@@ -476,41 +312,38 @@ impl Cluster for ProcessCluster {
     }
 
     async fn kill_broker(&mut self, id: &str) -> anyhow::Result<()> {
-        let mut process = self.broker(id)?.take_process("broker")?;
-        blocking(|| process.kill());
+        let broker = self.running_broker(id)?;
+        blocking(|| broker.kill());
         Ok(())
     }
 
     async fn pause_broker(&mut self, id: &str) -> anyhow::Result<()> {
-        self.running_broker(id)?.signal("STOP")
+        self.running_broker(id)?.pause()
     }
 
     async fn resume_broker(&mut self, id: &str) -> anyhow::Result<()> {
-        self.running_broker(id)?.signal("CONT")
+        self.running_broker(id)?.resume()
     }
 
     async fn stop_broker(&mut self, id: &str) -> anyhow::Result<()> {
-        let mut process = self.broker(id)?.take_process("broker")?;
+        let broker = self.running_broker(id)?;
         // The broker's own bound on a graceful stop is 20 s.
-        let status = blocking(|| process.terminate(Duration::from_secs(30)));
-        match status {
-            Some(status) if status.success() => Ok(()),
-            Some(status) => bail!("broker {id} exited with {status} on SIGTERM"),
-            None => bail!("broker {id} did not stop within 30 s of SIGTERM; killed"),
+        let status = blocking(|| broker.terminate(Duration::from_secs(30)))?;
+        if !status.success() {
+            bail!("broker {id} exited with {status} on SIGTERM");
         }
+        Ok(())
     }
 
     async fn start_broker(&mut self, id: &str) -> anyhow::Result<()> {
-        if !self.brokers.contains_key(id) {
-            let role = self.broker_role(id)?;
-            self.brokers.insert(id.to_owned(), role);
+        match self.brokers.get_mut(id) {
+            Some(broker) => blocking(|| broker.server.start()),
+            None => {
+                let broker = self.new_broker(id)?;
+                self.brokers.insert(id.to_owned(), broker);
+                Ok(())
+            }
         }
-        let (binary, logs) = (self.binary.clone(), self.logs.clone());
-        let role = self.broker(id)?;
-        if role.process.is_some() {
-            bail!("broker {id} is already running");
-        }
-        blocking(|| spawn(&binary, &logs, role))
     }
 
     async fn kill_storage(&mut self, index: usize) -> anyhow::Result<()> {
@@ -531,29 +364,24 @@ impl Cluster for ProcessCluster {
     }
 
     async fn kill_controller(&mut self, id: &str) -> anyhow::Result<()> {
-        let mut process = self
+        let controller = self
             .controllers
             .get_mut(id)
-            .with_context(|| format!("no controller {id}"))?
-            .take_process("controller")?;
-        blocking(|| process.kill());
+            .filter(|c| c.is_started())
+            .with_context(|| format!("controller {id} is not running"))?;
+        blocking(|| controller.kill());
         Ok(())
     }
 
     async fn start_controller(&mut self, id: &str) -> anyhow::Result<()> {
-        if !self.controllers.contains_key(id) {
-            let role = self.controller_role(id);
-            self.controllers.insert(id.to_owned(), role);
+        match self.controllers.get_mut(id) {
+            Some(controller) => blocking(|| controller.start()),
+            None => {
+                let controller = blocking(|| self.strata.controller(id))?;
+                self.controllers.insert(id.to_owned(), controller);
+                Ok(())
+            }
         }
-        let (binary, logs) = (self.binary.clone(), self.logs.clone());
-        let role = self
-            .controllers
-            .get_mut(id)
-            .with_context(|| format!("no controller {id}"))?;
-        if role.process.is_some() {
-            bail!("controller {id} is already running");
-        }
-        blocking(|| spawn(&binary, &logs, role))
     }
 
     fn can_cut(&self) -> Result<(), String> {
@@ -566,50 +394,30 @@ impl Cluster for ProcessCluster {
     }
 
     async fn cut(&mut self, broker: &str, link: Link) -> anyhow::Result<()> {
-        let peers = self.peers(link);
-        let ns = self.broker(broker)?.namespace.clone();
-        let (Some(net), Some(ns)) = (self.net.as_ref(), ns) else {
-            bail!(
-                "broker {broker} is not in a network namespace; start the cluster with isolate_brokers"
-            );
-        };
-        for peer in peers {
-            net.cut(&ns, peer)?;
-        }
-        Ok(())
+        self.set_link(broker, link, false)
     }
 
     async fn heal(&mut self, broker: &str, link: Link) -> anyhow::Result<()> {
-        let peers = self.peers(link);
-        let ns = self.broker(broker)?.namespace.clone();
-        let (Some(net), Some(ns)) = (self.net.as_ref(), ns) else {
-            bail!("broker {broker} is not in a network namespace");
-        };
-        for peer in peers {
-            net.heal(&ns, peer)?;
-        }
-        Ok(())
+        self.set_link(broker, link, true)
     }
 }
 
 impl Drop for ProcessCluster {
     fn drop(&mut self) {
-        // Paused processes are killed all the same (SIGKILL needs no SIGCONT).
-        for role in self
+        // Before etcd, the storage nodes and the namespaces go.
+        for server in self
             .proxies
             .iter_mut()
-            .chain(self.brokers.values_mut())
+            .chain(self.brokers.values_mut().map(|b| &mut b.server))
             .chain(self.controllers.values_mut())
         {
-            if let Some(mut p) = role.process.take() {
-                p.kill();
-            }
+            server.kill();
         }
         if std::thread::panicking() {
             eprintln!(
                 "[{}] the test failed; every process's log is in {}",
                 self.spec.name,
-                self.logs.display()
+                self.strata.logs().display()
             );
         }
     }
