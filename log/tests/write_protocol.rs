@@ -9,6 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use strata_format::SegmentMeta;
 use strata_log::write::{self, CommitUnit, Refusal};
 use strata_log::{Claim, LogError, ProducerState, SegmentRecord};
 use strata_meta::intercept::{Intercepted, TxnHook};
@@ -17,7 +18,6 @@ use strata_meta::{
     Compare, CompareOp, EmbeddedOptions, EmbeddedStore, EtcdOptions, EtcdStore, MetaError,
     MetaStore, Revision, Txn, TxnOp, TxnResult,
 };
-use strata_format::SegmentMeta;
 use strata_storage::pool::Placement;
 use strata_testkit::EtcdServer;
 

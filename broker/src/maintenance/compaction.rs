@@ -1,10 +1,10 @@
 //! Compaction: a run of adjacent small segments becomes one segment object.
 
 use futures::{FutureExt, StreamExt};
+use strata_format::{BatchIter, SegmentBuilder};
 use strata_log::{Claim, SegmentRecord, object_path};
 use strata_meta::TxnOp;
 use strata_meta::schema;
-use strata_format::{BatchIter, SegmentBuilder};
 
 use super::{MAX_SEGMENTS_PER_CHANGE, Maintainer, Segment};
 use crate::error::Result;
