@@ -72,7 +72,7 @@ async fn quick_bench_writes_results_json() {
     };
     tokio::time::timeout(
         Duration::from_secs(60),
-        strata::commands::bench::run(*bench),
+        strata_bench::run(*bench),
     )
     .await
     .expect("the quick bench finishes")
