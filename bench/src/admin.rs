@@ -1,5 +1,7 @@
-//! The admin REST API calls the bench makes: topics, partition owners, brokers, moves.
+//! The admin calls the bench makes: topics, partition owners, brokers and moves through the
+//! controller's REST API, and whether the proxy knows a topic yet.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -140,6 +142,92 @@ impl AdminApi {
         }
     }
 
+    /// Creates a topic and waits until every partition is writable and the proxy routes to it;
+    /// returns its incarnation id.
+    pub async fn create_ready_topic(
+        &self,
+        server: &str,
+        name: &str,
+        partitions: u32,
+        limit: Duration,
+    ) -> anyhow::Result<u64> {
+        let id = self.create_topic(name, partitions).await?;
+        self.wait_writable(name, limit).await?;
+        wait_known(server, name).await?;
+        Ok(id)
+    }
+
+    pub async fn owner(&self, topic: &str, partition: u32) -> anyhow::Result<String> {
+        self.partitions(topic)
+            .await?
+            .into_iter()
+            .find(|x| x.partition == partition)
+            .and_then(|x| x.broker)
+            .with_context(|| format!("{topic}/{partition} has no owner"))
+    }
+
+    /// Waits until `broker` serves `partition` at `epoch` or later.
+    pub async fn wait_owner(
+        &self,
+        topic: &str,
+        partition: u32,
+        broker: &str,
+        epoch: u64,
+        limit: Duration,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let parts = self.partitions(topic).await?;
+            if parts.iter().any(|x| {
+                x.partition == partition
+                    && x.broker.as_deref() == Some(broker)
+                    && x.epoch >= epoch
+                    && x.state == "Write"
+            }) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!("{topic}/{partition} is not writable at {broker} within {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until `n` brokers are registered and every partition of `topic` is spread evenly
+    /// and writable (after a restart the controller gives the returning broker its share back).
+    pub async fn wait_balanced(
+        &self,
+        topic: &str,
+        n: usize,
+        limit: Duration,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let brokers = self.brokers().await.unwrap_or_default();
+            let parts = self.partitions(topic).await.unwrap_or_default();
+            let mut per: HashMap<String, usize> = HashMap::new();
+            for p in &parts {
+                if let Some(b) = &p.broker {
+                    *per.entry(b.clone()).or_default() += 1;
+                }
+            }
+            let floor = parts.len() / n.max(1);
+            let balanced = brokers.len() >= n
+                && brokers
+                    .iter()
+                    .all(|b| per.get(&b.id).copied().unwrap_or(0) >= floor)
+                && !parts.is_empty()
+                && parts.iter().all(|p| p.state == "Write");
+            if balanced {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!("{topic} not balanced over {n} brokers within {limit:?}: {per:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     pub async fn reassign(
         &self,
         topic: &str,
@@ -158,5 +246,22 @@ impl AdminApi {
             .cloned()
             .with_context(|| format!("the reassignment answer lists no move: {v}"))?;
         serde_json::from_value(first).context("unexpected move in the reassignment answer")
+    }
+}
+
+/// Waits until the proxy serves `topic` (its routing table follows the metadata store a
+/// moment after a topic is created).
+async fn wait_known(server: &str, topic: &str) -> anyhow::Result<()> {
+    let admin = strata_client::Admin::connect(server).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match admin.describe_topic(topic).await {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(e)
+                    .with_context(|| format!("the proxy does not know {topic} after 30 s"));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
     }
 }

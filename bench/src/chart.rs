@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::report::Results;
+use crate::report::Results;
 
 const PANEL_W: f64 = 460.0;
 const PANEL_H: f64 = 300.0;
@@ -192,7 +192,7 @@ fn draw(out: &mut String, panel: &Panel, x0: f64, y0: f64) {
 }
 
 /// The four panels as one SVG document.
-pub fn render(runs: &[Results]) -> String {
+pub fn render(runs: &[Results]) -> anyhow::Result<String> {
     let mut sizes: Vec<usize> = runs
         .iter()
         .flat_map(|r| r.points.iter().map(|p| p.size))
@@ -345,5 +345,5 @@ pub fn render(runs: &[Results]) -> String {
         );
     }
     let _ = writeln!(out, "</svg>");
-    out
+    Ok(out)
 }
