@@ -128,18 +128,13 @@ impl AdminApi {
 
     /// Waits until every partition of `topic` is in state Write at its owner.
     pub async fn wait_writable(&self, topic: &str, limit: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + limit;
-        loop {
+        wait_until(limit, Duration::from_millis(200), async || {
             let parts = self.partitions(topic).await?;
             let waiting = parts.iter().filter(|p| p.state != "Write").count();
-            if waiting == 0 && !parts.is_empty() {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                bail!("{waiting} partitions of {topic} are still not writable after {limit:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            Ok((waiting > 0 || parts.is_empty())
+                .then(|| format!("{waiting} partitions of {topic} are still not writable")))
+        })
+        .await
     }
 
     /// Creates a topic and waits until every partition is writable and the proxy routes to it;
@@ -175,22 +170,17 @@ impl AdminApi {
         epoch: u64,
         limit: Duration,
     ) -> anyhow::Result<()> {
-        let deadline = Instant::now() + limit;
-        loop {
+        wait_until(limit, Duration::from_millis(50), async || {
             let parts = self.partitions(topic).await?;
-            if parts.iter().any(|x| {
+            let serving = parts.iter().any(|x| {
                 x.partition == partition
                     && x.broker.as_deref() == Some(broker)
                     && x.epoch >= epoch
                     && x.state == "Write"
-            }) {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                bail!("{topic}/{partition} is not writable at {broker} within {limit:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            });
+            Ok((!serving).then(|| format!("{topic}/{partition} is not writable at {broker}")))
+        })
+        .await
     }
 
     /// Waits until `n` brokers are registered and every partition of `topic` is spread evenly
@@ -201,8 +191,7 @@ impl AdminApi {
         n: usize,
         limit: Duration,
     ) -> anyhow::Result<()> {
-        let deadline = Instant::now() + limit;
-        loop {
+        wait_until(limit, Duration::from_millis(200), async || {
             let brokers = self.brokers().await.unwrap_or_default();
             let parts = self.partitions(topic).await.unwrap_or_default();
             let mut per: HashMap<String, usize> = HashMap::new();
@@ -218,14 +207,9 @@ impl AdminApi {
                     .all(|b| per.get(&b.id).copied().unwrap_or(0) >= floor)
                 && !parts.is_empty()
                 && parts.iter().all(|p| p.state == "Write");
-            if balanced {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                bail!("{topic} not balanced over {n} brokers within {limit:?}: {per:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            Ok((!balanced).then(|| format!("{topic} is not balanced over {n} brokers ({per:?})")))
+        })
+        .await
     }
 
     pub async fn reassign(
@@ -246,6 +230,23 @@ impl AdminApi {
             .cloned()
             .with_context(|| format!("the reassignment answer lists no move: {v}"))?;
         serde_json::from_value(first).context("unexpected move in the reassignment answer")
+    }
+}
+
+/// Asks `still_waiting_for` every `every` until it answers `None`; after `limit`, fails with
+/// what it was still waiting for.
+async fn wait_until(
+    limit: Duration,
+    every: Duration,
+    mut still_waiting_for: impl AsyncFnMut() -> anyhow::Result<Option<String>>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match still_waiting_for().await? {
+            None => return Ok(()),
+            Some(what) if Instant::now() >= deadline => bail!("{what} after {limit:?}"),
+            Some(_) => tokio::time::sleep(every).await,
+        }
     }
 }
 
