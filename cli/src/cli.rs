@@ -45,7 +45,7 @@ pub enum Command {
     /// Move a partition to another broker (no data is copied; takes about a second).
     Reassign(ReassignArgs),
     /// Measure a running Strata: throughput, latency, scaling, failover; prints a table.
-    Bench(Box<crate::commands::bench::BenchArgs>),
+    Bench(Box<strata_bench::BenchArgs>),
 }
 
 /// Settings every server role shares.

@@ -1,6 +1,5 @@
 //! One module per subcommand.
 
-pub mod bench;
 mod broker;
 mod consume;
 mod controller;
@@ -26,7 +25,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Consume(args) => consume::run(args).await,
         Command::Group(command) => group::run(command).await,
         Command::Reassign(args) => reassign::run(args).await,
-        Command::Bench(args) => bench::run(*args).await,
+        Command::Bench(args) => strata_bench::run(*args).await,
     }
 }
 

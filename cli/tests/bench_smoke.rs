@@ -70,13 +70,10 @@ async fn quick_bench_writes_results_json() {
     let Command::Bench(bench) = cli.command else {
         panic!("parsed as another command");
     };
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        strata::commands::bench::run(*bench),
-    )
-    .await
-    .expect("the quick bench finishes")
-    .expect("the quick bench succeeds");
+    tokio::time::timeout(Duration::from_secs(60), strata_bench::run(*bench))
+        .await
+        .expect("the quick bench finishes")
+        .expect("the quick bench succeeds");
 
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON written"))
