@@ -7,8 +7,8 @@ use anyhow::Context as _;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use strata_client::Connection;
-use strata_proto::v1;
 use strata_format::RecordBatch;
+use strata_proto::v1;
 
 use crate::stats::{MB, Progress};
 

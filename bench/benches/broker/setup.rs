@@ -10,9 +10,9 @@ use strata_bench::baseline::{open_pool, random_bytes};
 use strata_broker::{Broker, BrokerConfig};
 use strata_catalog::Admin;
 use strata_catalog::admin::NewTopic;
+use strata_format::{BatchOptions, Record, encode_batch};
 use strata_meta::schema::{self, BrokerInfo, Keyspace};
 use strata_meta::{EmbeddedOptions, EmbeddedStore, MetaStore};
-use strata_format::{BatchOptions, Record, encode_batch};
 
 use crate::{RECORDS_PER_BATCH, TOPIC, VALUE_BYTES};
 
