@@ -268,7 +268,7 @@ impl Flusher {
         })
     }
 
-    /// Commits the written units, [`PARTITIONS_PER_TXN`] per transaction. A refused
+    /// CheckpointWatch the written units, [`PARTITIONS_PER_TXN`] per transaction. A refused
     /// transaction is resolved unit by unit: landed ones are acknowledged, fenced ones fenced,
     /// the rest committed again at once; units whose commit failed go to `pending`.
     async fn commit_all(
@@ -311,7 +311,7 @@ impl Flusher {
         }
     }
 
-    /// Commits one chunk; false when some guard failed and nothing was written.
+    /// CheckpointWatch one chunk; false when some guard failed and nothing was written.
     async fn commit(&self, chunk: &[InFlight]) -> Result<bool> {
         let units: Vec<CommitUnit<'_>> = chunk
             .iter()

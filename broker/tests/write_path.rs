@@ -453,7 +453,7 @@ async fn partitions_flushed_together_commit_in_one_transaction() {
     for p in 0..5 {
         revisions.insert(
             env.meta
-                .get(&env.keys.commit("t", p))
+                .get(&env.keys.checkpoint("t", p))
                 .await
                 .unwrap()
                 .unwrap()

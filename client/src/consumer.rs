@@ -758,7 +758,7 @@ impl Consumer {
             .collect()
     }
 
-    /// Commits the current positions and waits for the answer.
+    /// CheckpointWatch the current positions and waits for the answer.
     ///
     /// ```no_run
     /// # async fn example(consumer: &mut strata_client::Consumer) -> strata_client::Result<()> {
@@ -772,7 +772,7 @@ impl Consumer {
         self.commit_offsets(&offsets).await
     }
 
-    /// Commits the current positions in the background; failures are logged (and a stale
+    /// CheckpointWatch the current positions in the background; failures are logged (and a stale
     /// membership makes the next `poll` rejoin).
     ///
     /// ```no_run
@@ -800,7 +800,7 @@ impl Consumer {
         Ok(())
     }
 
-    /// Commits these offsets (the next offset to read of each partition).
+    /// CheckpointWatch these offsets (the next offset to read of each partition).
     ///
     /// ```no_run
     /// # async fn example(consumer: &mut strata_client::Consumer) -> strata_client::Result<()> {
@@ -832,7 +832,7 @@ impl Consumer {
         self.positions.clear();
     }
 
-    /// Commits (with auto-commit on), leaves the group and stops every background task.
+    /// CheckpointWatch (with auto-commit on), leaves the group and stops every background task.
     ///
     /// ```no_run
     /// # async fn example(consumer: strata_client::Consumer) -> strata_client::Result<()> {

@@ -110,7 +110,7 @@ impl LogReader {
     /// The high watermark and the checkpoint key's create revision, which names the topic's
     /// incarnation; `(0, 0)` for a partition never written.
     async fn checkpoint(&self, topic: &str, partition: u32) -> Result<(i64, Revision), LogError> {
-        let key = self.keys.commit(topic, partition);
+        let key = self.keys.checkpoint(topic, partition);
         Ok(match self.meta.get(&key).await? {
             Some(kv) => (
                 schema::decode::<Checkpoint>(&key, &kv.value)?.next_offset,

@@ -41,7 +41,7 @@ fn guard(
     assignment_revision: Revision,
     checkpoint_revision: Option<Revision>,
 ) -> [Compare; 2] {
-    let checkpoint = keys.commit(topic, partition);
+    let checkpoint = keys.checkpoint(topic, partition);
     [
         Compare::mod_revision(
             keys.assignment(topic, partition),
@@ -105,7 +105,7 @@ pub async fn claim(
         partition,
         epoch: assignment.epoch,
     };
-    let checkpoint_key = keys.commit(topic, partition);
+    let checkpoint_key = keys.checkpoint(topic, partition);
     let producers_key = keys.producers(topic, partition);
     for attempt in 1..=CLAIM_ATTEMPTS {
         let stored = meta.get(&checkpoint_key).await?;
@@ -204,7 +204,9 @@ impl Claim {
         let assignment = meta
             .get(&keys.assignment(&self.topic, self.partition))
             .await?;
-        let checkpoint = meta.get(&keys.commit(&self.topic, self.partition)).await?;
+        let checkpoint = meta
+            .get(&keys.checkpoint(&self.topic, self.partition))
+            .await?;
         Ok((
             assignment.map(|kv| kv.mod_revision),
             checkpoint.map(|kv| kv.mod_revision),
@@ -258,7 +260,7 @@ pub struct CommitUnit<'a> {
     pub producers: Option<&'a ProducerState>,
 }
 
-/// Commits the units of one flush (at most [`PARTITIONS_PER_TXN`]) in one transaction, each
+/// CheckpointWatch the units of one flush (at most [`PARTITIONS_PER_TXN`]) in one transaction, each
 /// under its claim's guard. Returns the revision it committed at, or `None` when some guard
 /// failed and nothing was written; [`resolve_refused`] then says, per unit, what to do.
 pub async fn commit(
@@ -284,7 +286,7 @@ pub async fn commit(
                 schema::encode(unit.segment),
             ),
             TxnOp::put(
-                keys.commit(&claim.topic, claim.partition),
+                keys.checkpoint(&claim.topic, claim.partition),
                 schema::encode(&checkpoint),
             ),
         ]);

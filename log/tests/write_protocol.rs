@@ -104,7 +104,7 @@ impl Env {
     }
 
     async fn checkpoint(&self) -> Checkpoint {
-        let key = self.keys.commit(TOPIC, 0);
+        let key = self.keys.checkpoint(TOPIC, 0);
         let kv = self.meta.get(&key).await.unwrap().unwrap();
         schema::decode(&key, &kv.value).unwrap()
     }

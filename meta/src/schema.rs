@@ -9,6 +9,9 @@ mod groups;
 
 pub use groups::{CommittedOffset, GroupMember, GroupPhase, GroupProtocol, GroupState};
 
+/// Last segment of a checkpoint's key (the shared keyspace's name for it).
+const CHECKPOINT_KEY: &str = "commit";
+
 /// Builds and parses the keys of one cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keyspace {
@@ -126,9 +129,20 @@ impl Keyspace {
     pub fn log(&self, topic: &str, partition: u32) -> String {
         format!("{}{partition}/", self.topic_log(topic))
     }
-    /// The partition's checkpoint (`log/{topic}/{p}/commit` → [`Checkpoint`]).
-    pub fn commit(&self, topic: &str, partition: u32) -> String {
-        format!("{}commit", self.log(topic, partition))
+    /// The partition's checkpoint (`log/{topic}/{p}/commit` → [`Checkpoint`]). The key keeps
+    /// the shared keyspace's name; everywhere in code it is the checkpoint.
+    pub fn checkpoint(&self, topic: &str, partition: u32) -> String {
+        format!("{}{CHECKPOINT_KEY}", self.log(topic, partition))
+    }
+    /// The partition a checkpoint key belongs to.
+    pub fn partition_of_checkpoint<'k>(&self, key: &'k str) -> Option<(&'k str, u32)> {
+        let rest = key
+            .strip_prefix(self.root())?
+            .strip_prefix("/log/")?
+            .strip_suffix(CHECKPOINT_KEY)?
+            .strip_suffix('/')?;
+        let (topic, partition) = rest.rsplit_once('/')?;
+        Some((topic, partition.parse().ok()?))
     }
     /// Prefix of the partition's segment records.
     pub fn segments(&self, topic: &str, partition: u32) -> String {
@@ -283,7 +297,12 @@ mod tests {
             ks.segment("t", 0, 42),
             "/strata/prod/log/t/0/seg/00000000000000000042"
         );
-        assert!(ks.commit("t", 1).starts_with(&ks.log("t", 1)));
+        assert_eq!(ks.checkpoint("t", 1), "/strata/prod/log/t/1/commit");
+        assert_eq!(
+            ks.partition_of_checkpoint(&ks.checkpoint("a.b-c", 12)),
+            Some(("a.b-c", 12))
+        );
+        assert_eq!(ks.partition_of_checkpoint(&ks.segment("t", 1, 0)), None);
         // A topic's prefix never matches another topic that merely starts with its name.
         assert!(
             !ks.assignment("ab", 0)

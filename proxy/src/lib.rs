@@ -13,7 +13,7 @@
 //!
 //! Any number of proxies can run behind one address: they share nothing but the metadata store.
 
-mod commits;
+mod checkpoints;
 mod error;
 pub mod groups;
 pub mod http;
@@ -21,7 +21,7 @@ mod metrics;
 mod routes;
 mod service;
 
-pub use commits::Commits;
+pub use checkpoints::CheckpointWatch;
 pub use error::{ProxyError, Result};
 pub use groups::GroupCoordinator;
 pub use metrics::ProxyMetrics;

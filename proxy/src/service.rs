@@ -11,7 +11,7 @@ use strata_proto::v1::{self, strata_server};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
-use crate::commits::Commits;
+use crate::checkpoints::CheckpointWatch;
 use crate::groups::GroupCoordinator;
 use crate::metrics::ProxyMetrics;
 use crate::routes::Routes;
@@ -31,7 +31,7 @@ const DEFAULT_FETCH_BYTES: u64 = 1 << 20;
 #[derive(Debug, Clone)]
 pub struct ProxyService {
     routes: Arc<Routes>,
-    commits: Arc<Commits>,
+    checkpoints: Arc<CheckpointWatch>,
     reader: LogReader,
     groups: GroupCoordinator,
     admin: strata_catalog::Admin,
@@ -50,7 +50,7 @@ fn retriable(e: &v1::Error) -> bool {
 impl ProxyService {
     pub fn new(
         routes: Arc<Routes>,
-        commits: Arc<Commits>,
+        checkpoints: Arc<CheckpointWatch>,
         reader: LogReader,
         groups: GroupCoordinator,
         admin: strata_catalog::Admin,
@@ -58,7 +58,7 @@ impl ProxyService {
     ) -> Self {
         Self {
             routes,
-            commits,
+            checkpoints,
             reader,
             groups,
             admin,
@@ -107,7 +107,7 @@ impl ProxyService {
         }
         let deadline =
             Instant::now() + Duration::from_millis(u64::from(r.max_wait_ms)).min(MAX_WAIT);
-        let notifier = self.commits.notifier(&r.topic, r.partition);
+        let notifier = self.checkpoints.notifier(&r.topic, r.partition);
         loop {
             let notified = notifier.notified();
             let answer = match self.fetch_once(&r).await {

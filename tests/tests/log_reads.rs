@@ -92,7 +92,7 @@ async fn a_read_that_ends_inside_a_large_segment_does_not_jump_to_the_next() {
         broker: "b1".into(),
         committed_ms: 0,
     };
-    meta.put(&keys.commit("t", 0), schema::encode(&checkpoint), None)
+    meta.put(&keys.checkpoint("t", 0), schema::encode(&checkpoint), None)
         .await
         .unwrap();
     let reader = LogReader::new(meta, keys, pool);
@@ -126,7 +126,7 @@ async fn commit(meta: &dyn MetaStore, keys: &Keyspace, next_offset: i64) {
         broker: "b1".into(),
         committed_ms: 0,
     };
-    meta.put(&keys.commit("t", 0), schema::encode(&checkpoint), None)
+    meta.put(&keys.checkpoint("t", 0), schema::encode(&checkpoint), None)
         .await
         .unwrap();
 }

@@ -38,7 +38,7 @@ pub async fn claims(
 ) -> anyhow::Result<HashMap<u32, Claim>> {
     let commit_keys: HashMap<String, u32> = old_epochs
         .keys()
-        .map(|p| (keys.commit(topic, *p), *p))
+        .map(|p| (keys.checkpoint(topic, *p), *p))
         .collect();
     let mut found = HashMap::new();
     let mut watch = meta

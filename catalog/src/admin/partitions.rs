@@ -100,7 +100,7 @@ impl Admin {
 
     /// The partition's next offset to commit: everything below it is readable.
     pub(crate) async fn high_watermark(&self, topic: &str, partition: u32) -> Result<i64> {
-        let key = self.keys.commit(topic, partition);
+        let key = self.keys.checkpoint(topic, partition);
         Ok(match self.meta.get(&key).await? {
             Some(kv) => schema::decode::<Checkpoint>(&key, &kv.value)?.next_offset,
             None => 0,

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use strata_log::{CacheConfig, LogReader, ReadCache};
 use strata_meta::MetaStore;
 use strata_meta::schema::Keyspace;
-use strata_proxy::{Commits, GroupCoordinator, ProxyMetrics, ProxyService, Routes};
+use strata_proxy::{CheckpointWatch, GroupCoordinator, ProxyMetrics, ProxyService, Routes};
 use strata_storage::NodePool;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -71,7 +71,7 @@ pub async fn spawn(
         .reload()
         .await
         .context("cannot read the routing table from the metadata store")?;
-    let commits = Commits::new(meta.clone(), keys.clone());
+    let checkpoints = CheckpointWatch::new(meta.clone(), keys.clone());
     let cache =
         (settings.cache.capacity_bytes > 0).then(|| Arc::new(ReadCache::new(settings.cache)));
     let mut reader = LogReader::new(meta.clone(), keys.clone(), pool);
@@ -96,7 +96,7 @@ pub async fn spawn(
         follower.follow(token).await;
         Ok(())
     });
-    let (follower, token) = (commits.clone(), cancel.clone());
+    let (follower, token) = (checkpoints.clone(), cancel.clone());
     tasks.spawn(async move {
         follower.follow(token).await;
         Ok(())
@@ -118,7 +118,8 @@ pub async fn spawn(
             .await
             .context("proxy HTTP endpoint failed")
     });
-    let service = ProxyService::new(routes, commits, reader, groups, admin, metrics).into_server();
+    let service =
+        ProxyService::new(routes, checkpoints, reader, groups, admin, metrics).into_server();
     // A consumer long-polls every partition it reads on one HTTP/2 connection; hyper's default
     // of 200 streams would queue the rest of a 1,000-partition consumer behind the waits.
     let router = tonic::transport::Server::builder()

@@ -228,7 +228,7 @@ impl Membership {
         self.heartbeat = Some((cancel, task));
     }
 
-    /// Commits offsets as this member (or, before the first join, as a consumer outside group
+    /// CheckpointWatch offsets as this member (or, before the first join, as a consumer outside group
     /// management).
     pub async fn commit(
         &self,

@@ -1,4 +1,4 @@
-//! Wakes long-polling fetches when their partition commits.
+//! Wakes long-polling fetches when their partition's checkpoint moves.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,13 +12,13 @@ use tokio_util::sync::CancellationToken;
 
 /// One notifier per partition, signalled on every change of its checkpoint.
 #[derive(Debug)]
-pub struct Commits {
+pub struct CheckpointWatch {
     meta: Arc<dyn MetaStore>,
     keys: Keyspace,
     waiters: Mutex<HashMap<(String, u32), Arc<Notify>>>,
 }
 
-impl Commits {
+impl CheckpointWatch {
     pub fn new(meta: Arc<dyn MetaStore>, keys: Keyspace) -> Arc<Self> {
         Arc::new(Self {
             meta,
@@ -31,19 +31,10 @@ impl Commits {
     pub fn notifier(&self, topic: &str, partition: u32) -> Arc<Notify> {
         self.waiters
             .lock()
-            .expect("commit waiters poisoned")
+            .expect("checkpoint waiters poisoned")
             .entry((topic.to_owned(), partition))
             .or_default()
             .clone()
-    }
-
-    fn partition_of_commit<'k>(&self, key: &'k str) -> Option<(&'k str, u32)> {
-        let rest = key
-            .strip_prefix(self.keys.root())?
-            .strip_prefix("/log/")?
-            .strip_suffix("/commit")?;
-        let (topic, partition) = rest.rsplit_once('/')?;
-        Some((topic, partition.parse().ok()?))
     }
 
     /// Follows every partition's checkpoint until cancelled.
@@ -58,8 +49,11 @@ impl Commits {
                     };
                     match event {
                         Some(Ok(WatchEvent::Put(kv))) => {
-                            if let Some((topic, partition)) = self.partition_of_commit(&kv.key) {
-                                let waiters = self.waiters.lock().expect("commit waiters poisoned");
+                            if let Some((topic, partition)) =
+                                self.keys.partition_of_checkpoint(&kv.key)
+                            {
+                                let waiters =
+                                    self.waiters.lock().expect("checkpoint waiters poisoned");
                                 if let Some(n) = waiters.get(&(topic.to_owned(), partition)) {
                                     n.notify_waiters();
                                 }
@@ -74,7 +68,7 @@ impl Commits {
             for n in self
                 .waiters
                 .lock()
-                .expect("commit waiters poisoned")
+                .expect("checkpoint waiters poisoned")
                 .values()
             {
                 n.notify_waiters();
