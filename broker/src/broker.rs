@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use bytes::Bytes;
+use strata_config::BrokerSection;
 use strata_format::RecordBatch;
 use strata_meta::MetaStore;
 use strata_meta::schema::{self, Assignment, Keyspace};
@@ -30,15 +31,17 @@ pub struct BrokerConfig {
 }
 
 impl BrokerConfig {
+    /// The shipped `[broker]` settings.
     pub fn new(id: impl Into<String>) -> Self {
+        Self::from_section(id, &strata_config::Config::shipped().broker)
+    }
+
+    pub fn from_section(id: impl Into<String>, s: &BrokerSection) -> Self {
         Self {
             id: id.into(),
-            limits: Limits::default(),
-            flush: FlushConfig {
-                linger: Duration::from_millis(5),
-                flush_bytes: 4 << 20,
-            },
-            maintenance: MaintenanceConfig::default(),
+            limits: Limits::from(s),
+            flush: FlushConfig::from(s),
+            maintenance: MaintenanceConfig::from(&s.maintenance),
         }
     }
 }

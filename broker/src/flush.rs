@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use strata_config::BrokerSection;
 use strata_format::SegmentBuilder;
 use strata_log::write::{self, CommitUnit, Refusal};
 use strata_log::{PARTITIONS_PER_TXN, SegmentRecord, object_path};
@@ -30,6 +31,15 @@ pub struct FlushConfig {
     pub linger: Duration,
     /// Buffered bytes (all partitions) that start a flush at once.
     pub flush_bytes: usize,
+}
+
+impl From<&BrokerSection> for FlushConfig {
+    fn from(s: &BrokerSection) -> Self {
+        Self {
+            linger: Duration::from_millis(s.linger_ms),
+            flush_bytes: s.flush_bytes,
+        }
+    }
 }
 
 /// A unit on its way: written to storage once `record` is set, committed after that.

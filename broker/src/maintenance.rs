@@ -21,6 +21,7 @@ mod retention;
 use std::sync::Arc;
 use std::time::Duration;
 
+use strata_config::{Config, MaintenanceSection};
 use strata_log::{Claim, GcRecord, SegmentRecord};
 use strata_meta::schema::{self, TopicConfig};
 use strata_meta::{Compare, KeyValue, Revision, TxnOp};
@@ -51,13 +52,20 @@ pub struct MaintenanceConfig {
     pub orphan_sweep_every: u32,
 }
 
+impl From<&MaintenanceSection> for MaintenanceConfig {
+    fn from(s: &MaintenanceSection) -> Self {
+        Self {
+            interval: Duration::from_millis(s.interval_ms),
+            gc_grace: Duration::from_millis(s.gc_grace_ms),
+            orphan_sweep_every: s.orphan_sweep_every,
+        }
+    }
+}
+
+/// The shipped `[broker.maintenance]` settings.
 impl Default for MaintenanceConfig {
     fn default() -> Self {
-        Self {
-            interval: Duration::from_secs(30),
-            gc_grace: Duration::from_secs(60),
-            orphan_sweep_every: 10,
-        }
+        Self::from(&Config::shipped().broker.maintenance)
     }
 }
 

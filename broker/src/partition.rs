@@ -13,6 +13,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use strata_config::{BrokerSection, Config};
 use strata_format::RecordBatch;
 use strata_log::{Claim, ProducerState};
 use strata_meta::schema::{Assignment, Keyspace};
@@ -61,13 +62,20 @@ pub struct Limits {
     pub buffer_wait: Duration,
 }
 
+impl From<&BrokerSection> for Limits {
+    fn from(s: &BrokerSection) -> Self {
+        Self {
+            max_batch_bytes: s.max_batch_bytes,
+            max_buffer_bytes: s.max_buffer_bytes,
+            buffer_wait: Duration::from_millis(s.buffer_wait_ms),
+        }
+    }
+}
+
+/// The shipped `[broker]` settings.
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_batch_bytes: 1 << 20,
-            max_buffer_bytes: 32 << 20,
-            buffer_wait: Duration::from_secs(5),
-        }
+        Self::from(&Config::shipped().broker)
     }
 }
 

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
+use strata_config::{Config, ControllerSection};
 use strata_meta::MetaStore;
 use strata_meta::schema::{self, BrokerInfo, Keyspace};
 
@@ -29,12 +30,19 @@ pub struct ProbeConfig {
     pub refusals: u32,
 }
 
+impl From<&ControllerSection> for ProbeConfig {
+    fn from(s: &ControllerSection) -> Self {
+        Self {
+            interval: Duration::from_millis(s.broker_probe_ms),
+            refusals: s.broker_probe_refusals,
+        }
+    }
+}
+
+/// The shipped `[controller]` settings.
 impl Default for ProbeConfig {
     fn default() -> Self {
-        Self {
-            interval: Duration::from_millis(250),
-            refusals: 2,
-        }
+        Self::from(&Config::shipped().controller)
     }
 }
 

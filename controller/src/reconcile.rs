@@ -8,6 +8,7 @@ use futures::stream::SelectAll;
 use futures::{FutureExt as _, StreamExt};
 use strata_catalog::CatalogError;
 use strata_catalog::state::{ClusterState, PlanMode};
+use strata_config::{Config, ControllerSection};
 use strata_meta::schema::Keyspace;
 use strata_meta::{Election, Leadership, MetaError, MetaStore, WatchStream};
 use tokio_util::sync::CancellationToken;
@@ -29,14 +30,25 @@ pub struct ControllerConfig {
     pub probe: ProbeConfig,
 }
 
+impl From<&ControllerSection> for ControllerConfig {
+    fn from(s: &ControllerSection) -> Self {
+        Self {
+            id: s
+                .id
+                .clone()
+                .unwrap_or_else(|| format!("controller-{}", std::process::id())),
+            // Zero would end the leadership before its first renewal, or spin the resync loop.
+            election_ttl: Duration::from_secs(s.election_ttl_secs.max(1)),
+            resync_interval: Duration::from_secs(s.resync_interval_secs.max(1)),
+            probe: ProbeConfig::from(s),
+        }
+    }
+}
+
+/// The shipped `[controller]` settings.
 impl Default for ControllerConfig {
     fn default() -> Self {
-        Self {
-            id: format!("controller-{}", std::process::id()),
-            election_ttl: Duration::from_secs(5),
-            resync_interval: Duration::from_secs(5),
-            probe: ProbeConfig::default(),
-        }
+        Self::from(&Config::shipped().controller)
     }
 }
 

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use strata_config::{Config, ProxySection};
 use strata_format::Footer;
 
 /// Cache sizes.
@@ -23,12 +24,19 @@ pub struct CacheConfig {
     pub max_object_bytes: u64,
 }
 
+impl From<&ProxySection> for CacheConfig {
+    fn from(s: &ProxySection) -> Self {
+        Self {
+            capacity_bytes: s.cache_bytes,
+            max_object_bytes: s.cache_max_object_bytes,
+        }
+    }
+}
+
+/// The shipped `[proxy]` settings.
 impl Default for CacheConfig {
     fn default() -> Self {
-        Self {
-            capacity_bytes: 256 << 20,
-            max_object_bytes: 8 << 20,
-        }
+        Self::from(&Config::shipped().proxy)
     }
 }
 

@@ -19,6 +19,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
+use strata_config::{Config, StorageSection};
 use url::Url;
 
 use crate::error::{Result, StorageError};
@@ -31,9 +32,16 @@ pub struct BackendOptions {
     pub fsync: bool,
 }
 
+impl From<&StorageSection> for BackendOptions {
+    fn from(s: &StorageSection) -> Self {
+        Self { fsync: s.fsync }
+    }
+}
+
+/// The shipped `[storage]` settings.
 impl Default for BackendOptions {
     fn default() -> Self {
-        Self { fsync: true }
+        Self::from(&Config::shipped().storage)
     }
 }
 

@@ -22,6 +22,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
+use strata_config::{Config, StorageSection};
 
 pub use health::Backoff;
 use health::Health;
@@ -93,13 +94,22 @@ pub struct PoolConfig {
 }
 
 impl PoolConfig {
+    /// `replicas` copies on `nodes`, and the shipped `[storage]` settings otherwise.
     pub fn new(nodes: Vec<NodeSpec>, replicas: usize) -> Self {
         Self {
-            nodes,
             replicas,
-            backoff: Backoff::default(),
-            request_timeout: Duration::from_secs(10),
-            backend: BackendOptions::default(),
+            ..Self::from_section(nodes, &Config::shipped().storage)
+        }
+    }
+
+    /// The pool `s` describes, on `nodes` (its `nodes` parsed by the caller).
+    pub fn from_section(nodes: Vec<NodeSpec>, s: &StorageSection) -> Self {
+        Self {
+            nodes,
+            replicas: s.replicas,
+            backoff: Backoff::from(s),
+            request_timeout: Duration::from_millis(s.request_timeout_ms),
+            backend: BackendOptions::from(s),
         }
     }
 }

@@ -1,5 +1,7 @@
 use std::time::{Duration, Instant};
 
+use strata_config::{Config, StorageSection};
+
 /// Failure tracking of one node: after a failure it sits out a backoff that doubles with every
 /// consecutive failure; the first success after the backoff resets it.
 #[derive(Debug, Default)]
@@ -16,12 +18,19 @@ pub struct Backoff {
     pub max: Duration,
 }
 
+impl From<&StorageSection> for Backoff {
+    fn from(s: &StorageSection) -> Self {
+        Self {
+            initial: Duration::from_millis(s.backoff_initial_ms),
+            max: Duration::from_millis(s.backoff_max_ms),
+        }
+    }
+}
+
+/// The shipped `[storage]` settings.
 impl Default for Backoff {
     fn default() -> Self {
-        Self {
-            initial: Duration::from_secs(1),
-            max: Duration::from_secs(30),
-        }
+        Self::from(&Config::shipped().storage)
     }
 }
 
