@@ -1,6 +1,7 @@
-//! Command-line interface: every flag also reads an environment variable `STRATA_...`, and
-//! settings not given either way come from the optional TOML file, then from the defaults in
-//! `config/strata.toml`.
+//! Command-line interface. A server role's flags also read an environment variable
+//! `STRATA_...`; a setting given neither way comes from the `--config` file, else from the
+//! defaults in `config/strata.toml` (see [`crate::config`]). Flags have no defaults of their
+//! own.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,7 +15,8 @@ use clap::{Args, Parser, Subcommand};
     about = "Strata: a message broker whose brokers hold no data"
 )]
 pub struct Cli {
-    /// TOML configuration file (see config/strata.toml for every setting).
+    /// TOML configuration file; settings it leaves out keep their defaults (config/strata.toml
+    /// lists every setting with its default).
     #[arg(long, global = true, env = "STRATA_CONFIG")]
     pub config: Option<PathBuf>,
 
@@ -58,6 +60,11 @@ pub struct CommonArgs {
     /// Metadata store: etcd://host:port[,host:port] or embedded:///path/to/dir.
     #[arg(long, env = "STRATA_META")]
     pub meta: Option<String>,
+
+    /// Print the settings this role would run with (defaults, then the --config file, then
+    /// environment and flags) as a config file, and exit.
+    #[arg(long)]
+    pub print_config: bool,
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +110,10 @@ pub struct StorageArgs {
     /// benchmarks only.
     #[arg(long, env = "STRATA_NO_FSYNC")]
     pub no_fsync: bool,
+
+    /// Milliseconds one storage request may take before its node counts as failed.
+    #[arg(long, env = "STRATA_STORAGE_REQUEST_TIMEOUT_MS")]
+    pub storage_request_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -137,6 +148,38 @@ pub struct BrokerArgs {
     /// flushed at once); more means fewer, larger objects.
     #[arg(long, env = "STRATA_LINGER_MS")]
     pub linger_ms: Option<u64>,
+
+    /// Buffered bytes (all partitions) that start a flush without waiting for the linger.
+    #[arg(long, env = "STRATA_FLUSH_BYTES")]
+    pub flush_bytes: Option<usize>,
+
+    /// Largest accepted record batch in bytes.
+    #[arg(long, env = "STRATA_MAX_BATCH_BYTES")]
+    pub max_batch_bytes: Option<usize>,
+
+    /// Buffered bytes per partition above which producers wait.
+    #[arg(long, env = "STRATA_MAX_BUFFER_BYTES")]
+    pub max_buffer_bytes: Option<usize>,
+
+    /// Milliseconds a producer waits for buffer space before it is told to retry (THROTTLED).
+    #[arg(long, env = "STRATA_BUFFER_WAIT_MS")]
+    pub buffer_wait_ms: Option<u64>,
+
+    /// Seconds a stopping broker may spend flushing and committing its buffers.
+    #[arg(long, env = "STRATA_SHUTDOWN_TIMEOUT_SECS")]
+    pub shutdown_timeout_secs: Option<u64>,
+
+    /// Milliseconds between maintenance passes (compaction, retention, garbage collection).
+    #[arg(long, env = "STRATA_MAINTENANCE_INTERVAL_MS")]
+    pub maintenance_interval_ms: Option<u64>,
+
+    /// Milliseconds an unreferenced object stays readable before it is deleted.
+    #[arg(long, env = "STRATA_GC_GRACE_MS")]
+    pub gc_grace_ms: Option<u64>,
+
+    /// Sweep storage for orphaned objects every this many maintenance passes (0 never).
+    #[arg(long, env = "STRATA_ORPHAN_SWEEP_EVERY")]
+    pub orphan_sweep_every: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -160,35 +203,37 @@ pub struct ProxyArgs {
     pub cache_bytes: Option<u64>,
 }
 
-#[derive(Debug, Args)]
+/// Unset, each comes from its setting in the config: `[standalone] data_dir`, `[proxy] listen`,
+/// and so on.
+#[derive(Debug, Default, Args)]
 pub struct StandaloneArgs {
     /// Where metadata and data live; kept across restarts.
-    #[arg(long, env = "STRATA_DATA_DIR", default_value = "strata-data")]
-    pub data_dir: PathBuf,
+    #[arg(long, env = "STRATA_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
 
     /// The proxy's gRPC address: where producers and consumers connect.
-    #[arg(long, env = "STRATA_PROXY_ADDR", default_value = "127.0.0.1:7070")]
-    pub proxy_addr: SocketAddr,
+    #[arg(long, env = "STRATA_PROXY_ADDR")]
+    pub proxy_addr: Option<SocketAddr>,
 
     /// The proxy's HTTP endpoint: /healthz, /readyz, /metrics.
-    #[arg(long, env = "STRATA_PROXY_HTTP_ADDR", default_value = "127.0.0.1:7073")]
-    pub proxy_http_addr: SocketAddr,
+    #[arg(long, env = "STRATA_PROXY_HTTP_ADDR")]
+    pub proxy_http_addr: Option<SocketAddr>,
 
     /// The admin REST API (topics, partitions, brokers, reassignment).
-    #[arg(long, env = "STRATA_ADMIN_ADDR", default_value = "127.0.0.1:7080")]
-    pub admin_addr: SocketAddr,
+    #[arg(long, env = "STRATA_ADMIN_ADDR")]
+    pub admin_addr: Option<SocketAddr>,
 
     /// The broker's gRPC address (the proxy forwards produces there).
-    #[arg(long, env = "STRATA_BROKER_ADDR", default_value = "127.0.0.1:7071")]
-    pub broker_addr: SocketAddr,
+    #[arg(long, env = "STRATA_BROKER_ADDR")]
+    pub broker_addr: Option<SocketAddr>,
 
     /// The broker's HTTP endpoint: /healthz, /readyz, /metrics.
-    #[arg(
-        long,
-        env = "STRATA_BROKER_HTTP_ADDR",
-        default_value = "127.0.0.1:7072"
-    )]
-    pub broker_http_addr: SocketAddr,
+    #[arg(long, env = "STRATA_BROKER_HTTP_ADDR")]
+    pub broker_http_addr: Option<SocketAddr>,
+
+    /// Print the settings standalone would run with as a config file, and exit.
+    #[arg(long)]
+    pub print_config: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,16 +10,23 @@ mod reassign;
 pub mod standalone;
 mod topic;
 
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use strata_meta::MetaStore;
+use strata_meta::schema::Keyspace;
+
 use crate::cli::{Cli, Command};
-use crate::config::FileConfig;
+use crate::config::{self, Config, RoleFlags};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let file = FileConfig::load(cli.config.as_deref())?;
+    let file = cli.config.as_deref();
     match cli.command {
-        Command::Controller(args) => controller::run(args, file).await,
-        Command::Broker(args) => broker::run(args, file).await,
-        Command::Proxy(args) => proxy::run(args, file).await,
-        Command::Standalone(args) => standalone::run(args, file).await,
+        Command::Controller(args) => serve(file, &args, controller::run).await,
+        Command::Broker(args) => serve(file, &args, broker::run).await,
+        Command::Proxy(args) => serve(file, &args, proxy::run).await,
+        Command::Standalone(args) => serve(file, &args, standalone::run).await,
         Command::Topic(command) => topic::run(command).await,
         Command::Produce(args) => produce::run(args).await,
         Command::Consume(args) => consume::run(args).await,
@@ -27,6 +34,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reassign(args) => reassign::run(args).await,
         Command::Bench(args) => strata_bench::run(*args).await,
     }
+}
+
+/// Runs a server role with the settings its flags, the config `file` and the defaults give
+/// (see [`config`]), or only prints them.
+async fn serve<F>(
+    file: Option<&Path>,
+    flags: &impl RoleFlags,
+    run: impl FnOnce(Config) -> F,
+) -> anyhow::Result<()>
+where
+    F: Future<Output = anyhow::Result<()>>,
+{
+    let config = config::resolve(file, flags)?;
+    if flags.print_config() {
+        print!("{}", config.to_toml());
+        return Ok(());
+    }
+    run(config).await
+}
+
+/// The metadata store of `[meta]` and the keyspace of the cluster.
+pub async fn open_meta(config: &Config) -> anyhow::Result<(Arc<dyn MetaStore>, Keyspace)> {
+    let keys = Keyspace::new(&config.cluster)?;
+    let url = &config.meta.url;
+    let meta = strata_meta::open(url)
+        .await
+        .with_context(|| format!("cannot open metadata store {url}"))?;
+    Ok((meta, keys))
 }
 
 /// Runs a server role's tasks until SIGTERM or Ctrl-C (or until one of them stops), then

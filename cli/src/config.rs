@@ -1,161 +1,172 @@
-//! The optional TOML file. Its layout is `config/strata.toml`, which documents every setting
-//! with its default; the helm chart's values mirror it.
+//! A server role's settings, in three layers, each replacing only the settings it names:
+//!
+//! 1. the defaults: `config/strata.toml` as built in ([`Config::shipped`]);
+//! 2. the user's file (`--config`, `STRATA_CONFIG`), refused whole if it names an unknown
+//!    setting;
+//! 3. environment variables and flags (clap reads both; a flag wins over its variable).
 
 use std::path::Path;
 
 use anyhow::Context;
-use serde::Deserialize;
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub cluster: Option<String>,
-    #[serde(default)]
-    pub meta: MetaSection,
-    #[serde(default)]
-    pub controller: ControllerSection,
-    #[serde(default)]
-    pub broker: BrokerSection,
-    #[serde(default)]
-    pub storage: StorageSection,
-    #[serde(default)]
-    pub proxy: ProxySection,
+pub use strata_config::{
+    BrokerSection, Config, ControllerSection, MaintenanceSection, MetaSection, ProxySection,
+    StandaloneSection, StorageSection,
+};
+
+use crate::cli::{BrokerArgs, CommonArgs, ControllerArgs, ProxyArgs, StandaloneArgs, StorageArgs};
+
+/// The flags of a server role.
+pub trait RoleFlags {
+    /// Replaces every setting whose flag (or environment variable) is given.
+    fn overlay(&self, config: &mut Config) -> anyhow::Result<()>;
+
+    /// Asked to print the settings instead of running.
+    fn print_config(&self) -> bool;
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProxySection {
-    pub listen: Option<std::net::SocketAddr>,
-    pub http_addr: Option<std::net::SocketAddr>,
-    pub cache_bytes: Option<u64>,
+/// The settings a role started with `flags` and the config file at `file` runs with.
+pub fn resolve(file: Option<&Path>, flags: &impl RoleFlags) -> anyhow::Result<Config> {
+    let mut config = load(file)?;
+    flags.overlay(&mut config)?;
+    Ok(config)
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BrokerSection {
-    pub id: Option<String>,
-    pub listen: Option<std::net::SocketAddr>,
-    pub http_addr: Option<std::net::SocketAddr>,
-    pub advertised_addr: Option<String>,
-    pub lease_ttl_secs: Option<u64>,
-    pub linger_ms: Option<u64>,
-    pub max_batch_bytes: Option<usize>,
-    pub max_buffer_bytes: Option<usize>,
+/// The defaults with the settings of the file at `path`, if any, over them.
+pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+    let Some(path) = path else {
+        return Ok(Config::shipped().clone());
+    };
+    let invalid = || {
+        format!(
+            "config file {} is not valid; compare it with config/strata.toml",
+            path.display()
+        )
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    let settings = text.parse::<toml::Table>().with_context(invalid)?;
+    Config::with_overrides(settings).with_context(invalid)
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StorageSection {
-    pub nodes: Option<Vec<String>>,
-    pub replicas: Option<usize>,
-    pub fsync: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MetaSection {
-    pub url: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ControllerSection {
-    pub admin_addr: Option<std::net::SocketAddr>,
-    pub id: Option<String>,
-    pub election_ttl_secs: Option<u64>,
-    pub broker_probe_ms: Option<u64>,
-}
-
-pub const DEFAULT_CLUSTER: &str = "default";
-pub const DEFAULT_META: &str = "etcd://127.0.0.1:2379";
-pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:7080";
-pub const DEFAULT_ELECTION_TTL_SECS: u64 = 5;
-pub const DEFAULT_BROKER_PROBE_MS: u64 = 250;
-pub const DEFAULT_BROKER_ADDR: &str = "127.0.0.1:7071";
-pub const DEFAULT_PROXY_ADDR: &str = "127.0.0.1:7070";
-pub const DEFAULT_PROXY_HTTP_ADDR: &str = "127.0.0.1:7073";
-pub const DEFAULT_PROXY_CACHE_BYTES: u64 = 256 << 20;
-pub const DEFAULT_BROKER_HTTP_ADDR: &str = "127.0.0.1:7072";
-pub const DEFAULT_LEASE_TTL_SECS: u64 = 5;
-pub const DEFAULT_LINGER_MS: u64 = 5;
-pub const DEFAULT_REPLICAS: usize = 1;
-
-impl crate::cli::CommonArgs {
-    /// Cluster name and metadata store URL: flag or environment, else the file, else default.
-    pub fn resolve(&self, file: &FileConfig) -> (String, String) {
-        let cluster = self
-            .cluster
-            .clone()
-            .or_else(|| file.cluster.clone())
-            .unwrap_or_else(|| DEFAULT_CLUSTER.into());
-        let meta = self
-            .meta
-            .clone()
-            .or_else(|| file.meta.url.clone())
-            .unwrap_or_else(|| DEFAULT_META.into());
-        (cluster, meta)
+/// `setting` takes the flag's value when the flag is given; optional settings take it too.
+fn set<T: Clone, S: From<T>>(setting: &mut S, flag: &Option<T>) {
+    if let Some(value) = flag {
+        *setting = S::from(value.clone());
     }
 }
 
-impl FileConfig {
-    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
-        let Some(path) = path else {
-            return Ok(Self::default());
-        };
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| {
-            format!(
-                "config file {} is not valid; compare it with config/strata.toml",
-                path.display()
-            )
-        })
+impl CommonArgs {
+    fn overlay(&self, config: &mut Config) {
+        set(&mut config.cluster, &self.cluster);
+        set(&mut config.meta.url, &self.meta);
+    }
+}
+
+impl StorageArgs {
+    fn overlay(&self, storage: &mut StorageSection) {
+        if !self.storage_nodes.is_empty() {
+            storage.nodes = Some(self.storage_nodes.clone());
+        }
+        set(&mut storage.replicas, &self.storage_replicas);
+        // A switch can only turn fsync off; the file turns it back on.
+        if self.no_fsync {
+            storage.fsync = false;
+        }
+        set(
+            &mut storage.request_timeout_ms,
+            &self.storage_request_timeout_ms,
+        );
+    }
+}
+
+impl RoleFlags for ControllerArgs {
+    fn overlay(&self, config: &mut Config) -> anyhow::Result<()> {
+        self.common.overlay(config);
+        let c = &mut config.controller;
+        set(&mut c.admin_addr, &self.admin_addr);
+        set(&mut c.id, &self.id);
+        set(&mut c.election_ttl_secs, &self.election_ttl_secs);
+        set(&mut c.broker_probe_ms, &self.broker_probe_ms);
+        Ok(())
+    }
+
+    fn print_config(&self) -> bool {
+        self.common.print_config
+    }
+}
+
+impl RoleFlags for BrokerArgs {
+    fn overlay(&self, config: &mut Config) -> anyhow::Result<()> {
+        self.common.overlay(config);
+        self.storage.overlay(&mut config.storage);
+        let b = &mut config.broker;
+        set(&mut b.id, &self.id);
+        set(&mut b.listen, &self.listen);
+        set(&mut b.http_addr, &self.http_addr);
+        set(&mut b.advertised_addr, &self.advertised_addr);
+        set(&mut b.lease_ttl_secs, &self.lease_ttl_secs);
+        set(&mut b.shutdown_timeout_secs, &self.shutdown_timeout_secs);
+        set(&mut b.linger_ms, &self.linger_ms);
+        set(&mut b.flush_bytes, &self.flush_bytes);
+        set(&mut b.max_batch_bytes, &self.max_batch_bytes);
+        set(&mut b.max_buffer_bytes, &self.max_buffer_bytes);
+        set(&mut b.buffer_wait_ms, &self.buffer_wait_ms);
+        let m = &mut b.maintenance;
+        set(&mut m.interval_ms, &self.maintenance_interval_ms);
+        set(&mut m.gc_grace_ms, &self.gc_grace_ms);
+        set(&mut m.orphan_sweep_every, &self.orphan_sweep_every);
+        Ok(())
+    }
+
+    fn print_config(&self) -> bool {
+        self.common.print_config
+    }
+}
+
+impl RoleFlags for ProxyArgs {
+    fn overlay(&self, config: &mut Config) -> anyhow::Result<()> {
+        self.common.overlay(config);
+        self.storage.overlay(&mut config.storage);
+        let p = &mut config.proxy;
+        set(&mut p.listen, &self.listen);
+        set(&mut p.http_addr, &self.http_addr);
+        set(&mut p.cache_bytes, &self.cache_bytes);
+        Ok(())
+    }
+
+    fn print_config(&self) -> bool {
+        self.common.print_config
+    }
+}
+
+/// Standalone keeps everything in its data directory: the metadata store and the one
+/// storage node are always there, and its controller and broker have fixed names, so a
+/// restart finds its partitions where it left them.
+impl RoleFlags for StandaloneArgs {
+    fn overlay(&self, config: &mut Config) -> anyhow::Result<()> {
+        set(&mut config.standalone.data_dir, &self.data_dir);
+        set(&mut config.proxy.listen, &self.proxy_addr);
+        set(&mut config.proxy.http_addr, &self.proxy_http_addr);
+        set(&mut config.controller.admin_addr, &self.admin_addr);
+        set(&mut config.broker.listen, &self.broker_addr);
+        set(&mut config.broker.http_addr, &self.broker_http_addr);
+
+        let dir = std::path::absolute(&config.standalone.data_dir)
+            .context("cannot resolve the data directory")?;
+        config.meta.url = format!("embedded://{}", dir.join("meta").display());
+        config.storage.nodes = Some(vec![format!("local=file://{}", dir.join("data").display())]);
+        config.storage.replicas = 1;
+        config.standalone.data_dir = dir;
+        config.controller.id = Some("standalone".into());
+        config.broker.id = Some("standalone".into());
+        Ok(())
+    }
+
+    fn print_config(&self) -> bool {
+        self.print_config
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The shipped default config parses and says what the code's defaults say.
-    #[test]
-    fn shipped_config_matches_the_defaults() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/strata.toml");
-        let config = FileConfig::load(Some(&path)).unwrap();
-        assert_eq!(config.cluster.as_deref(), Some(DEFAULT_CLUSTER));
-        assert_eq!(config.meta.url.as_deref(), Some(DEFAULT_META));
-        assert_eq!(
-            config.controller.admin_addr,
-            Some(DEFAULT_ADMIN_ADDR.parse().unwrap())
-        );
-        assert_eq!(
-            config.controller.election_ttl_secs,
-            Some(DEFAULT_ELECTION_TTL_SECS)
-        );
-        assert_eq!(
-            config.controller.broker_probe_ms,
-            Some(DEFAULT_BROKER_PROBE_MS)
-        );
-        assert_eq!(
-            config.proxy.listen,
-            Some(DEFAULT_PROXY_ADDR.parse().unwrap())
-        );
-        assert_eq!(
-            config.proxy.http_addr,
-            Some(DEFAULT_PROXY_HTTP_ADDR.parse().unwrap())
-        );
-        assert_eq!(config.proxy.cache_bytes, Some(DEFAULT_PROXY_CACHE_BYTES));
-    }
-
-    #[test]
-    fn unknown_settings_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bad.toml");
-        std::fs::write(&path, "[controller]\nadmin_adr = \"x\"\n").unwrap();
-        let err = format!("{:#}", FileConfig::load(Some(&path)).unwrap_err());
-        assert!(
-            err.contains("admin_adr") && err.contains("config/strata.toml"),
-            "{err}"
-        );
-    }
-}
+mod tests;

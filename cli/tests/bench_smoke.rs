@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use clap::Parser;
 use strata::cli::{Cli, Command, StandaloneArgs};
-use strata::config::FileConfig;
 use strata_testkit::free_port;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -19,30 +18,32 @@ fn loopback() -> SocketAddr {
 async fn quick_bench_writes_results_json() {
     let dir = tempfile::tempdir().expect("temp dir");
     let args = StandaloneArgs {
-        data_dir: dir.path().join("data"),
-        proxy_addr: loopback(),
-        proxy_http_addr: loopback(),
-        admin_addr: loopback(),
-        broker_addr: loopback(),
-        broker_http_addr: loopback(),
+        data_dir: Some(dir.path().join("data")),
+        proxy_addr: Some(loopback()),
+        proxy_http_addr: Some(loopback()),
+        admin_addr: Some(loopback()),
+        broker_addr: Some(loopback()),
+        broker_http_addr: Some(loopback()),
+        ..StandaloneArgs::default()
     };
+    let config = strata::config::resolve(None, &args).expect("standalone settings");
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    strata::commands::standalone::spawn(&mut tasks, &cancel, &args, &FileConfig::default())
+    strata::commands::standalone::spawn(&mut tasks, &cancel, &config)
         .await
         .expect("standalone starts");
 
     let json = dir.path().join("out.json");
     let chart = dir.path().join("chart.svg");
-    let data = args.data_dir.join("data");
+    let data = config.standalone.data_dir.join("data");
     let cli = Cli::try_parse_from([
         "strata".to_owned(),
         "bench".into(),
         "--quick".into(),
         "--server".into(),
-        args.proxy_addr.to_string(),
+        config.proxy.listen.to_string(),
         "--admin".into(),
-        args.admin_addr.to_string(),
+        config.controller.admin_addr.to_string(),
         "--sizes".into(),
         "1024".into(),
         "--partitions".into(),
@@ -60,7 +61,7 @@ async fn quick_bench_writes_results_json() {
         "--storage-node".into(),
         format!("file://{}", data.display()),
         "--broker-http".into(),
-        args.broker_http_addr.to_string(),
+        config.broker.http_addr.to_string(),
         "--json".into(),
         json.display().to_string(),
         "--chart".into(),

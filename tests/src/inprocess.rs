@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use strata::cli::StandaloneArgs;
-use strata::config::FileConfig;
 use strata_client::{Producer, ProducerRecord};
 use strata_testkit::free_port;
 use tokio::task::JoinSet;
@@ -38,28 +37,23 @@ impl InProcess {
         // A free port can be taken by someone else before we bind it; try a few times.
         for _ in 0..5 {
             let args = StandaloneArgs {
-                data_dir: dir.path().to_path_buf(),
-                proxy_addr: loopback(),
-                proxy_http_addr: loopback(),
-                admin_addr: loopback(),
-                broker_addr: loopback(),
-                broker_http_addr: loopback(),
+                data_dir: Some(dir.path().to_path_buf()),
+                proxy_addr: Some(loopback()),
+                proxy_http_addr: Some(loopback()),
+                admin_addr: Some(loopback()),
+                broker_addr: Some(loopback()),
+                broker_http_addr: Some(loopback()),
+                ..StandaloneArgs::default()
             };
+            let config = strata::config::resolve(None, &args)?;
             let cancel = CancellationToken::new();
             let mut tasks = JoinSet::new();
-            match strata::commands::standalone::spawn(
-                &mut tasks,
-                &cancel,
-                &args,
-                &FileConfig::default(),
-            )
-            .await
-            {
-                Ok(_) => {
+            match strata::commands::standalone::spawn(&mut tasks, &cancel, &config).await {
+                Ok(()) => {
                     let server = Self {
-                        proxy: args.proxy_addr.to_string(),
-                        admin: args.admin_addr.to_string(),
-                        proxy_http: args.proxy_http_addr.to_string(),
+                        proxy: config.proxy.listen.to_string(),
+                        admin: config.controller.admin_addr.to_string(),
+                        proxy_http: config.proxy.http_addr.to_string(),
                         cancel,
                         tasks,
                         dir,

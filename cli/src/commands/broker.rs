@@ -2,27 +2,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use std::net::SocketAddr;
-use strata_broker::{Broker, BrokerConfig, BrokerService, Limits, NodeConfig};
+use strata_broker::{Broker, BrokerConfig, BrokerService, NodeConfig};
+use strata_meta::MetaStore;
 use strata_meta::schema::Keyspace;
 use strata_storage::NodePool;
-use strata_storage::backend::BackendOptions;
 use strata_storage::pool::{NodeSpec, PoolConfig};
-
-use strata_meta::MetaStore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{BrokerArgs, StorageArgs};
-use crate::config::{self, FileConfig, StorageSection};
+use crate::config::{BrokerSection, Config, StorageSection};
 
-/// The node pool from flags, then the file.
-pub fn open_pool(args: &StorageArgs, file: &StorageSection) -> anyhow::Result<NodePool> {
-    let nodes = if args.storage_nodes.is_empty() {
-        file.nodes.clone().unwrap_or_default()
-    } else {
-        args.storage_nodes.clone()
-    };
+/// The node pool `[storage]` describes.
+pub fn open_pool(settings: &StorageSection) -> anyhow::Result<NodePool> {
+    let nodes = settings.nodes.as_deref().unwrap_or_default();
     if nodes.is_empty() {
         bail!(
             "no storage configured: pass --storage-node file:///var/lib/strata/data (or s3://...), or set [storage] nodes"
@@ -32,92 +24,43 @@ pub fn open_pool(args: &StorageArgs, file: &StorageSection) -> anyhow::Result<No
         .iter()
         .map(|n| n.parse::<NodeSpec>())
         .collect::<Result<Vec<_>, _>>()?;
-    let mut pool = PoolConfig::new(
-        specs,
-        args.storage_replicas
-            .or(file.replicas)
-            .unwrap_or(config::DEFAULT_REPLICAS),
-    );
-    pool.backend = BackendOptions {
-        fsync: !args.no_fsync && file.fsync.unwrap_or(true),
-    };
-    Ok(NodePool::open(&pool)?)
+    Ok(NodePool::open(&PoolConfig::from_section(specs, settings))?)
 }
 
-pub async fn run(args: BrokerArgs, file: FileConfig) -> anyhow::Result<()> {
-    let (cluster, meta_url) = args.common.resolve(&file);
-    let id = args
-        .id
-        .or(file.broker.id)
-        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
-        .unwrap_or_else(|| format!("broker-{}", std::process::id()));
-    strata_meta::schema::validate_name("broker", &id)?;
-    let listen = match args.listen.or(file.broker.listen) {
-        Some(addr) => addr,
-        None => config::DEFAULT_BROKER_ADDR.parse()?,
-    };
-    let http_addr = match args.http_addr.or(file.broker.http_addr) {
-        Some(addr) => addr,
-        None => config::DEFAULT_BROKER_HTTP_ADDR.parse()?,
-    };
-    let advertised_addr = args
-        .advertised_addr
-        .or(file.broker.advertised_addr)
-        .unwrap_or_else(|| listen.to_string());
-    let lease_ttl = Duration::from_secs(
-        args.lease_ttl_secs
-            .or(file.broker.lease_ttl_secs)
-            .unwrap_or(config::DEFAULT_LEASE_TTL_SECS)
-            .max(1),
-    );
-    let linger = Duration::from_millis(
-        args.linger_ms
-            .or(file.broker.linger_ms)
-            .unwrap_or(config::DEFAULT_LINGER_MS),
-    );
-    let defaults = Limits::default();
-    let limits = Limits {
-        max_batch_bytes: file
-            .broker
-            .max_batch_bytes
-            .unwrap_or(defaults.max_batch_bytes),
-        max_buffer_bytes: file
-            .broker
-            .max_buffer_bytes
-            .unwrap_or(defaults.max_buffer_bytes),
-        ..defaults
-    };
-
-    let pool = Arc::new(open_pool(&args.storage, &file.storage)?);
-    let keys = Keyspace::new(&cluster)?;
-    let meta = strata_meta::open(&meta_url)
-        .await
-        .with_context(|| format!("cannot open metadata store {meta_url}"))?;
-    let settings = BrokerSettings {
-        id,
-        listen,
-        http_addr,
-        advertised_addr,
-        lease_ttl,
-        linger,
-        limits,
-    };
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let pool = Arc::new(open_pool(&config.storage)?);
+    let (meta, keys) = super::open_meta(&config).await?;
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    spawn(&mut tasks, &cancel, meta, keys, pool, settings).await?;
+    spawn(&mut tasks, &cancel, meta, keys, pool, &config.broker).await?;
     super::run_until_stopped(tasks, cancel, "broker").await
 }
 
-/// Resolved settings of the broker role.
-#[derive(Debug, Clone)]
-pub struct BrokerSettings {
-    pub id: String,
-    pub listen: SocketAddr,
-    pub http_addr: SocketAddr,
-    pub advertised_addr: String,
-    pub lease_ttl: Duration,
-    pub linger: Duration,
-    pub limits: Limits,
+/// `[broker] id`, else the host's name (a pod's name in Kubernetes), else one per process.
+fn broker_id(settings: &BrokerSection) -> anyhow::Result<String> {
+    let id = settings
+        .id
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| format!("broker-{}", std::process::id()));
+    strata_meta::schema::validate_name("broker", &id)?;
+    Ok(id)
+}
+
+/// Membership settings of a broker whose storage requests time out after
+/// `storage_request_timeout`.
+fn node_config(settings: &BrokerSection, storage_request_timeout: Duration) -> NodeConfig {
+    // A zero lease would expire before its first renewal.
+    let lease_ttl = Duration::from_secs(settings.lease_ttl_secs.max(1));
+    NodeConfig {
+        advertised_addr: settings
+            .advertised_addr
+            .clone()
+            .unwrap_or_else(|| settings.listen.to_string()),
+        lease_ttl,
+        shutdown_timeout: Duration::from_secs(settings.shutdown_timeout_secs),
+        storage_stall_limit: storage_request_timeout + 2 * lease_ttl,
+    }
 }
 
 /// Starts a broker (gRPC service, HTTP endpoint, membership with flusher and maintenance) as
@@ -128,26 +71,24 @@ pub async fn spawn(
     meta: Arc<dyn MetaStore>,
     keys: Keyspace,
     pool: Arc<NodePool>,
-    s: BrokerSettings,
+    settings: &BrokerSection,
 ) -> anyhow::Result<()> {
-    let mut config = BrokerConfig::new(&s.id);
-    config.limits = s.limits;
-    config.flush.linger = s.linger;
-    let storage_stall_limit = pool.request_timeout() + 2 * s.lease_ttl;
-    let broker = Broker::new(config, meta, keys, pool);
-    let listen = s.listen;
+    let id = broker_id(settings)?;
+    let node = node_config(settings, pool.request_timeout());
+    let broker = Broker::new(BrokerConfig::from_section(&id, settings), meta, keys, pool);
+    let listen = settings.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| {
             format!("cannot listen on {listen} for the broker service; pass --listen")
         })?;
-    let http_addr = s.http_addr;
+    let http_addr = settings.http_addr;
     let http_listener = tokio::net::TcpListener::bind(http_addr)
         .await
         .with_context(|| {
             format!("cannot listen on {http_addr} for the broker's HTTP endpoint; pass --http-addr")
         })?;
-    tracing::info!(%listen, advertised_addr = %s.advertised_addr, id = %s.id, "broker starting");
+    tracing::info!(%listen, advertised_addr = %node.advertised_addr, %id, "broker starting");
     let service = BrokerService::new(broker.clone()).into_server();
     let router = tonic::transport::Server::builder().add_service(service);
     // The servers outlive the member task: during a graceful stop the broker keeps accepting
@@ -165,12 +106,6 @@ pub async fn spawn(
             .context("broker HTTP endpoint failed")
     });
     let member_cancel = cancel.clone();
-    let node = NodeConfig {
-        advertised_addr: s.advertised_addr,
-        lease_ttl: s.lease_ttl,
-        shutdown_timeout: Duration::from_secs(20),
-        storage_stall_limit,
-    };
     tasks.spawn(async move {
         let result = broker
             .run_member(node, member_cancel)
@@ -180,4 +115,40 @@ pub async fn spawn(
         result
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// What a user's file says about flushing, limits, maintenance and shutdown is what the
+    /// broker gets.
+    #[test]
+    fn the_files_broker_settings_reach_the_broker() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strata.toml");
+        std::fs::write(
+            &path,
+            "[broker]\nshutdown_timeout_secs = 3\nlease_ttl_secs = 4\nflush_bytes = 1024\n\
+             buffer_wait_ms = 250\n\
+             [broker.maintenance]\ninterval_ms = 1500\ngc_grace_ms = 2500\norphan_sweep_every = 0\n",
+        )
+        .unwrap();
+        let settings = crate::config::load(Some(&path)).unwrap().broker;
+
+        let broker = BrokerConfig::from_section("b1", &settings);
+        assert_eq!(broker.maintenance.interval, Duration::from_millis(1500));
+        assert_eq!(broker.maintenance.gc_grace, Duration::from_millis(2500));
+        assert_eq!(broker.maintenance.orphan_sweep_every, 0);
+        assert_eq!(broker.flush.flush_bytes, 1024);
+        assert_eq!(broker.limits.buffer_wait, Duration::from_millis(250));
+
+        let node = node_config(&settings, Duration::from_secs(10));
+        assert_eq!(node.shutdown_timeout, Duration::from_secs(3));
+        assert_eq!(node.lease_ttl, Duration::from_secs(4));
+        assert_eq!(node.storage_stall_limit, Duration::from_secs(18));
+        assert_eq!(node.advertised_addr, "127.0.0.1:7071", "the listen address");
+    }
 }

@@ -1,5 +1,4 @@
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use strata_catalog::Admin;
@@ -11,50 +10,13 @@ use strata_meta::{Election, MetaStore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::ControllerArgs;
-use crate::config::{self, FileConfig};
+use crate::config::{Config, ControllerSection};
 
-pub async fn run(args: ControllerArgs, file: FileConfig) -> anyhow::Result<()> {
-    let (cluster, meta_url) = args.common.resolve(&file);
-    let admin_addr = match args.admin_addr.or(file.controller.admin_addr) {
-        Some(addr) => addr,
-        None => config::DEFAULT_ADMIN_ADDR.parse()?,
-    };
-    let ttl = args
-        .election_ttl_secs
-        .or(file.controller.election_ttl_secs)
-        .unwrap_or(config::DEFAULT_ELECTION_TTL_SECS);
-    let probe_ms = args
-        .broker_probe_ms
-        .or(file.controller.broker_probe_ms)
-        .unwrap_or(config::DEFAULT_BROKER_PROBE_MS);
-    let mut controller_config = ControllerConfig {
-        election_ttl: Duration::from_secs(ttl.max(1)),
-        probe: strata_controller::ProbeConfig {
-            interval: Duration::from_millis(probe_ms),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    if let Some(id) = args.id.or(file.controller.id) {
-        controller_config.id = id;
-    }
-
-    let keys = Keyspace::new(&cluster)?;
-    let meta = strata_meta::open(&meta_url)
-        .await
-        .with_context(|| format!("cannot open metadata store {meta_url}"))?;
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let (meta, keys) = super::open_meta(&config).await?;
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    spawn(
-        &mut tasks,
-        &cancel,
-        meta,
-        keys,
-        admin_addr,
-        controller_config,
-    )
-    .await?;
+    spawn(&mut tasks, &cancel, meta, keys, &config.controller).await?;
     super::run_until_stopped(tasks, cancel, "controller").await
 }
 
@@ -64,9 +26,10 @@ pub async fn spawn(
     cancel: &CancellationToken,
     meta: Arc<dyn MetaStore>,
     keys: Keyspace,
-    admin_addr: std::net::SocketAddr,
-    controller_config: ControllerConfig,
+    settings: &ControllerSection,
 ) -> anyhow::Result<()> {
+    let admin_addr = settings.admin_addr;
+    let controller_config = ControllerConfig::from(settings);
     let metrics = Arc::new(Metrics::default());
     let state = ApiState {
         admin: Admin::new(meta.clone(), keys.clone()),

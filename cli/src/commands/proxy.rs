@@ -1,4 +1,3 @@
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -12,47 +11,14 @@ use strata_storage::NodePool;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::ProxyArgs;
-use crate::config::{self, FileConfig};
+use crate::config::{Config, ProxySection};
 
-/// HTTP/2 streams one client connection may have open at once.
-const PROXY_MAX_STREAMS: u32 = 8192;
-
-/// Resolved settings of the proxy role.
-#[derive(Debug, Clone)]
-pub struct ProxySettings {
-    pub listen: SocketAddr,
-    pub http_addr: SocketAddr,
-    pub cache: CacheConfig,
-}
-
-pub async fn run(args: ProxyArgs, file: FileConfig) -> anyhow::Result<()> {
-    let (cluster, meta_url) = args.common.resolve(&file);
-    let settings = ProxySettings {
-        listen: match args.listen.or(file.proxy.listen) {
-            Some(addr) => addr,
-            None => config::DEFAULT_PROXY_ADDR.parse()?,
-        },
-        http_addr: match args.http_addr.or(file.proxy.http_addr) {
-            Some(addr) => addr,
-            None => config::DEFAULT_PROXY_HTTP_ADDR.parse()?,
-        },
-        cache: CacheConfig {
-            capacity_bytes: args
-                .cache_bytes
-                .or(file.proxy.cache_bytes)
-                .unwrap_or(config::DEFAULT_PROXY_CACHE_BYTES),
-            ..CacheConfig::default()
-        },
-    };
-    let pool = Arc::new(super::broker::open_pool(&args.storage, &file.storage)?);
-    let keys = Keyspace::new(&cluster)?;
-    let meta = strata_meta::open(&meta_url)
-        .await
-        .with_context(|| format!("cannot open metadata store {meta_url}"))?;
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let pool = Arc::new(super::broker::open_pool(&config.storage)?);
+    let (meta, keys) = super::open_meta(&config).await?;
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    spawn(&mut tasks, &cancel, meta, keys, pool, settings).await?;
+    spawn(&mut tasks, &cancel, meta, keys, pool, &config.proxy).await?;
     super::run_until_stopped(tasks, cancel, "proxy").await
 }
 
@@ -64,16 +30,16 @@ pub async fn spawn(
     meta: Arc<dyn MetaStore>,
     keys: Keyspace,
     pool: Arc<NodePool>,
-    settings: ProxySettings,
+    settings: &ProxySection,
 ) -> anyhow::Result<()> {
+    let cache_config = CacheConfig::from(settings);
     let routes = Routes::new(meta.clone(), keys.clone());
     routes
         .reload()
         .await
         .context("cannot read the routing table from the metadata store")?;
     let checkpoints = CheckpointWatch::new(meta.clone(), keys.clone());
-    let cache =
-        (settings.cache.capacity_bytes > 0).then(|| Arc::new(ReadCache::new(settings.cache)));
+    let cache = (cache_config.capacity_bytes > 0).then(|| Arc::new(ReadCache::new(cache_config)));
     let mut reader = LogReader::new(meta.clone(), keys.clone(), pool);
     if let Some(cache) = &cache {
         reader = reader.with_cache(cache.clone());
@@ -90,7 +56,7 @@ pub async fn spawn(
         .with_context(|| {
             format!("cannot listen on {http_addr} for the proxy's HTTP endpoint; pass --http-addr")
         })?;
-    tracing::info!(%listen, %http_addr, cache_bytes = settings.cache.capacity_bytes, "proxy starting");
+    tracing::info!(%listen, %http_addr, cache_bytes = cache_config.capacity_bytes, "proxy starting");
     let (follower, token) = (routes.clone(), cancel.clone());
     tasks.spawn(async move {
         follower.follow(token).await;
@@ -123,7 +89,7 @@ pub async fn spawn(
     // A consumer long-polls every partition it reads on one HTTP/2 connection; hyper's default
     // of 200 streams would queue the rest of a 1,000-partition consumer behind the waits.
     let router = tonic::transport::Server::builder()
-        .max_concurrent_streams(PROXY_MAX_STREAMS)
+        .max_concurrent_streams(settings.max_concurrent_streams)
         .add_service(service);
     super::spawn_grpc(tasks, cancel, listener, router, "proxy");
     Ok(())
