@@ -7,7 +7,8 @@
    release. Each is validated against the Kubernetes JSON schemas (kubernetes-validate,
    strict: unknown fields fail) of the oldest supported and the newest known Kubernetes, and
    checked for what Strata needs: probes on the real endpoints, stateless brokers, PDBs,
-   HPAs only when asked, a strata.toml that only uses settings config/strata.toml documents.
+   HPAs only when asked, a strata.toml that sets exactly the settings config/strata.toml
+   documents (less the per-pod and standalone ones).
 3. Values that must be refused are refused, with a message that says what to fix.
 
 Ends with a line `N passed, N failed`; exits non-zero on any failure.
@@ -107,12 +108,13 @@ def rendered_toml(objs: list[dict]) -> dict:
 
 
 def documented_settings(config_file: Path) -> dict[str, set[str]]:
-    """Section -> keys config/strata.toml documents, commented-out ones included (they are
-    the optional settings without a default, e.g. broker.advertised_addr)."""
+    """Section (dotted, e.g. broker.maintenance) -> keys config/strata.toml documents,
+    commented-out ones included (they are the optional settings without a default, e.g.
+    broker.advertised_addr)."""
     sections: dict[str, set[str]] = {"": set()}
     current = ""
     for line in config_file.read_text().splitlines():
-        m = re.match(r"^\[([a-z_]+)\]\s*$", line)
+        m = re.match(r"^\[([a-z_.]+)\]\s*$", line)
         if m:
             current = m.group(1)
             sections.setdefault(current, set())
@@ -121,6 +123,26 @@ def documented_settings(config_file: Path) -> dict[str, set[str]]:
         if m:
             sections[current].add(m.group(1))
     return sections
+
+
+# config/strata.toml settings the chart does not render: what differs per pod (ids, the
+# advertised address) comes from the environment, and the chart never runs standalone.
+UNRENDERED = {
+    "controller": {"id"},
+    "broker": {"id", "advertised_addr"},
+    "standalone": {"data_dir"},
+}
+
+
+def rendered_settings(cfg: dict, section: str = "") -> list[tuple[str, str]]:
+    """(dotted section, key) of every setting in a parsed strata.toml."""
+    out = []
+    for key, value in cfg.items():
+        if isinstance(value, dict):
+            out += rendered_settings(value, f"{section}.{key}" if section else key)
+        else:
+            out.append((section, key))
+    return out
 
 
 # --- the checks --------------------------------------------------------------------------
@@ -160,15 +182,17 @@ def check_common(checks: Checks, objs: list[dict], values: dict, documented: dic
         )
 
     cfg = rendered_toml(objs)
-    for section, body in cfg.items():
-        if isinstance(body, dict):
-            for key in body:
-                checks.ok(
-                    key in documented.get(section, set()),
-                    f"strata.toml setting [{section}] {key} is documented in config/strata.toml",
-                )
-        else:
-            checks.ok(section in documented[""], f"strata.toml top-level setting {section} is documented")
+    for section, key in rendered_settings(cfg):
+        checks.ok(
+            key in documented.get(section, set()),
+            f"strata.toml setting [{section}] {key} is documented in config/strata.toml",
+        )
+    for section, keys in documented.items():
+        for key in keys - {key for s, key in rendered_settings(cfg) if s == section}:
+            checks.ok(
+                key in UNRENDERED.get(section, set()),
+                f"config/strata.toml setting [{section}] {key} is rendered from the values",
+            )
 
     host = values.get("listenHost", "0.0.0.0")
     host = f"[{host}]" if ":" in host else host
@@ -440,7 +464,13 @@ REFUSED = [
         {"broker": {"terminationGracePeriodSeconds": 10}},
         "terminationGracePeriodSeconds",
     ),
+    (
+        "a broker shutdown that outlasts its grace period",
+        {"broker": {"shutdown_timeout_secs": 60}},
+        "shutdown_timeout_secs",
+    ),
     ("a misspelt setting", {"broker": {"lingr_ms": 5}}, "lingr_ms"),
+    ("a misspelt maintenance setting", {"broker": {"maintenance": {"interval": 5}}}, "interval"),
     ("no etcd at all", {"etcd": {"enabled": False}}, "set meta.url"),
     ("no storage at all", {"storage": {"s3": {"bucket": ""}}}, "set storage.s3.bucket or list storage.nodes"),
     ("more replicas than storage nodes", {"storage": {"replicas": 2}}, "storage.replicas is 2"),
