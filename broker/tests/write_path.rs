@@ -153,31 +153,6 @@ impl Env {
     }
 }
 
-/// Moves a partition through the admin REST API, as an operator would.
-async fn rest_reassign(env: &Env, topic: &str, partition: u32, broker: &str) {
-    use tower::ServiceExt;
-    let state = strata_controller::api::ApiState {
-        admin: env.admin.clone(),
-        meta: env.meta.clone(),
-        metrics: Arc::default(),
-        election: strata_meta::Election::new(
-            env.meta.clone(),
-            &env.keys.controller(),
-            Duration::from_secs(2),
-        ),
-    };
-    let body = format!(r#"{{"topic":"{topic}","partition":{partition},"broker":"{broker}"}}"#);
-    let request = axum::http::Request::post("/v1/reassignments")
-        .header("content-type", "application/json")
-        .body(axum::body::Body::from(body))
-        .unwrap();
-    let response = strata_controller::api::router(state)
-        .oneshot(request)
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-}
-
 fn batch(values: &[String], options: BatchOptions) -> Bytes {
     let records: Vec<Record> = values
         .iter()
@@ -337,7 +312,8 @@ async fn a_new_owner_recovers_without_copying_and_continues_the_offsets() {
     flusher.await.unwrap();
     drop(first);
     let before: u64 = env.faults.iter().map(|f| f.counts().total()).sum();
-    rest_reassign(&env, "t", 0, other).await;
+    // The same call the admin REST API's reassignment makes.
+    env.admin.reassign("t", 0, other).await.unwrap();
     let second = env.broker(other, Limits::default());
     let recovered = second.open_partition("t", 0).await.unwrap();
     let after: u64 = env.faults.iter().map(|f| f.counts().total()).sum();
