@@ -9,6 +9,10 @@
 //! (`cargo bench -p strata-bench --bench broker`); it shares [`stats`] and the disk probe of
 //! [`baseline`] with `strata bench`. docs/benchmarks.md explains every figure.
 
+// A benchmark measures real elapsed time and writes real random payloads: the clock rule
+// of clippy.toml is for code whose time tests must control.
+#![allow(clippy::disallowed_methods)]
+
 mod admin;
 mod args;
 pub mod baseline;
@@ -102,7 +106,7 @@ fn begin(args: &BenchArgs, plan: &Plan) -> Results {
     Results {
         label: plan.label.clone(),
         storage_kind: plan.storage_kind.clone(),
-        started_unix_ms: strata_storage::clock::unix_millis(),
+        started_unix_ms: strata_clock::Clock::unix_millis(&strata_clock::SystemClock),
         machine: Machine {
             cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
             load_avg_1m_start: load_average(),

@@ -290,6 +290,6 @@ impl Maintainer {
 }
 
 fn rand_nonce() -> u32 {
-    use strata_storage::clock::{RandomSource, ThreadRandom};
+    use strata_clock::{RandomSource, ThreadRandom};
     ThreadRandom.next_u64() as u32
 }

@@ -440,5 +440,6 @@ impl Partition {
 }
 
 pub(crate) fn now_ms() -> i64 {
-    strata_storage::clock::unix_millis()
+    use strata_clock::Clock;
+    strata_clock::SystemClock.unix_millis()
 }

@@ -12,6 +12,7 @@ use object_store::ObjectStore;
 use strata_broker::{Ack, Broker, BrokerConfig};
 use strata_catalog::Admin;
 use strata_catalog::admin::NewTopic;
+use strata_clock::Clock as _;
 use strata_format::{BatchOptions, Record, decode_batch, encode_batch};
 use strata_log::{LogError, LogReader};
 use strata_meta::schema::{self, BrokerInfo, Keyspace};
@@ -244,7 +245,7 @@ async fn retention_deletes_whole_segments_by_size_and_by_age() {
             .produce(
                 "r",
                 0,
-                message(i, strata_storage::clock::unix_millis()),
+                message(i, strata_clock::SystemClock.unix_millis()),
                 Ack::Buffered,
             )
             .await
@@ -288,7 +289,7 @@ async fn retention_deletes_whole_segments_by_size_and_by_age() {
         ..Default::default()
     };
     let env = self::env(topic).await;
-    let old = strata_storage::clock::unix_millis() - 2 * 3_600_000;
+    let old = strata_clock::SystemClock.unix_millis() - 2 * 3_600_000;
     for i in 0..5 {
         env.broker
             .produce("a", 0, message(i, old), Ack::Buffered)
@@ -310,7 +311,7 @@ async fn retention_deletes_whole_segments_by_size_and_by_age() {
             .produce(
                 "a",
                 0,
-                message(5, strata_storage::clock::unix_millis()),
+                message(5, strata_clock::SystemClock.unix_millis()),
                 Ack::Buffered
             )
             .await
@@ -463,7 +464,7 @@ async fn retention_under_a_steady_producer_keeps_the_partition_bounded() {
     let background = Background::start(&env.broker);
     let (mut max_objects, mut max_keys) = (0, 0);
     for i in 0..600 {
-        let now = strata_storage::clock::unix_millis();
+        let now = strata_clock::SystemClock.unix_millis();
         env.broker
             .produce("s", 0, message(i, now), Ack::Durable)
             .await

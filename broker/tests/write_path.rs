@@ -10,13 +10,13 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use strata_broker::{Ack, Broker, BrokerConfig, BrokerError, Limits, PartitionState};
 use strata_catalog::admin::NewTopic;
 use strata_catalog::{Admin, Unreported};
+use strata_clock::{SeededRandom, SystemClock};
 use strata_format::{BatchOptions, Record, decode_batch, encode_batch};
 use strata_log::LogReader;
 use strata_meta::intercept::{Intercepted, TxnHook};
 use strata_meta::schema::{self, BrokerInfo, Keyspace};
 use strata_meta::{EmbeddedOptions, EmbeddedStore, MetaError, MetaStore};
 use strata_proto::ErrorCode;
-use strata_storage::clock::{SeededRandom, SystemClock};
 use strata_storage::pool::PoolConfig;
 use strata_storage::{NodeId, NodePool};
 use strata_testkit::fault::{Faults, FaultyStore};
@@ -151,31 +151,6 @@ impl Env {
         }
         values
     }
-}
-
-/// Moves a partition through the admin REST API, as an operator would.
-async fn rest_reassign(env: &Env, topic: &str, partition: u32, broker: &str) {
-    use tower::ServiceExt;
-    let state = strata_controller::api::ApiState {
-        admin: env.admin.clone(),
-        meta: env.meta.clone(),
-        metrics: Arc::default(),
-        election: strata_meta::Election::new(
-            env.meta.clone(),
-            &env.keys.controller(),
-            Duration::from_secs(2),
-        ),
-    };
-    let body = format!(r#"{{"topic":"{topic}","partition":{partition},"broker":"{broker}"}}"#);
-    let request = axum::http::Request::post("/v1/reassignments")
-        .header("content-type", "application/json")
-        .body(axum::body::Body::from(body))
-        .unwrap();
-    let response = strata_controller::api::router(state)
-        .oneshot(request)
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
 }
 
 fn batch(values: &[String], options: BatchOptions) -> Bytes {
@@ -337,7 +312,8 @@ async fn a_new_owner_recovers_without_copying_and_continues_the_offsets() {
     flusher.await.unwrap();
     drop(first);
     let before: u64 = env.faults.iter().map(|f| f.counts().total()).sum();
-    rest_reassign(&env, "t", 0, other).await;
+    // The same call the admin REST API's reassignment makes.
+    env.admin.reassign("t", 0, other).await.unwrap();
     let second = env.broker(other, Limits::default());
     let recovered = second.open_partition("t", 0).await.unwrap();
     let after: u64 = env.faults.iter().map(|f| f.counts().total()).sum();

@@ -10,7 +10,7 @@ mod partitions;
 mod topics;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use strata_clock::Clock;
 
 use strata_meta::MetaStore;
 use strata_meta::schema::Keyspace;
@@ -22,9 +22,7 @@ use crate::error::Result;
 use crate::state::ClusterState;
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    strata_clock::SystemClock.unix_millis()
 }
 
 /// Admin operations over one cluster's metadata.

@@ -4,6 +4,8 @@
 //!
 //! `STRATA_TEST_LONG=1` runs the zombie scenario 20 times.
 
+// Tests wait on real time against real servers.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used)]
 
 mod common;

@@ -2,6 +2,8 @@
 //! balance, dead-broker reassignment, joins with the fewest moves, strictly increasing epochs,
 //! failover of the active controller, and the admin API's answers to bad input.
 
+// Tests wait on real time against real servers.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used)]
 
 mod common;

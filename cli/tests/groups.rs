@@ -3,6 +3,8 @@
 //! within its session timeout; together they print every produced line (no committed message
 //! is skipped), each partition in order.
 
+// Tests wait on real time against real servers.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used)]
 
 mod common;

@@ -10,6 +10,9 @@
 //! measured from `enqueue` to the acknowledgement, so at full speed it is mostly the time a
 //! record waits in the producer's buffer; a RATE below the maximum shows the round trip.
 
+// An example program measures its own real elapsed time.
+#![allow(clippy::disallowed_methods)]
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;

@@ -25,7 +25,9 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use strata_clock::Clock;
 
 use bytes::Bytes;
 use strata_format::{Compression, Record};
@@ -512,9 +514,7 @@ impl fmt::Debug for Producer {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    strata_clock::SystemClock.unix_millis()
 }
 
 impl Producer {

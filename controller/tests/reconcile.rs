@@ -1,6 +1,8 @@
 //! The reconcile loop, in process, on both metadata backends: the embedded store and a real
 //! etcd. What the admin operations do on their own is tested in `strata-catalog`.
 
+// Tests wait on real time against real servers.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;

@@ -1,4 +1,5 @@
 use std::collections::BTreeMap;
+use strata_clock::{RandomSource, ThreadRandom};
 
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
@@ -42,7 +43,7 @@ pub fn object_path(
     base_offset: i64,
     epoch: u64,
 ) -> Path {
-    let nonce: u32 = rand::random();
+    let nonce = ThreadRandom.next_u64() as u32;
     partition_prefix(cluster_root, topic, topic_id, partition)
         .join(format!("{base_offset:020}-e{epoch}-{nonce:08x}.seg"))
 }

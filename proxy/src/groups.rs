@@ -25,29 +25,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use strata_clock::{Clock, RandomSource, SystemClock, ThreadRandom};
 use strata_log::LogReader;
 use strata_meta::schema::{self, GroupPhase, GroupState, Keyspace};
 use strata_meta::{Compare, CompareOp, MetaStore, Revision, Txn, TxnOp};
 use strata_proto::ErrorCode;
-use strata_storage::clock::{RandomSource, ThreadRandom};
 
 use crate::error::{ProxyError, Result};
 use crate::routes::Routes;
-
-/// Wall-clock milliseconds, injected so tests can move time.
-pub trait WallClock: Send + Sync + Debug {
-    fn now_ms(&self) -> i64;
-}
-
-/// The system's clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemWallClock;
-
-impl WallClock for SystemWallClock {
-    fn now_ms(&self) -> i64 {
-        strata_storage::clock::unix_millis()
-    }
-}
 
 /// Session timeouts accepted from members (Kafka's broker defaults are 6 s to 30 min; the
 /// lower bound here is what a lease in the metadata store can honour).
@@ -65,7 +50,7 @@ pub struct GroupCoordinator {
     keys: Keyspace,
     routes: Arc<Routes>,
     reader: LogReader,
-    clock: Arc<dyn WallClock>,
+    clock: Arc<dyn Clock>,
     random: Arc<dyn RandomSource>,
 }
 
@@ -88,17 +73,13 @@ impl GroupCoordinator {
             keys,
             routes,
             reader,
-            clock: Arc::new(SystemWallClock),
+            clock: Arc::new(SystemClock),
             random: Arc::new(ThreadRandom),
         }
     }
 
     /// Uses `clock` and `random` instead of the system's.
-    pub fn with_sources(
-        mut self,
-        clock: Arc<dyn WallClock>,
-        random: Arc<dyn RandomSource>,
-    ) -> Self {
+    pub fn with_sources(mut self, clock: Arc<dyn Clock>, random: Arc<dyn RandomSource>) -> Self {
         self.clock = clock;
         self.random = random;
         self

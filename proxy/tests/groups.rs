@@ -1,6 +1,8 @@
 //! The group coordinator against both metadata backends (embedded and a real etcd): members
 //! share partitions, dead members are evicted, stale members are fenced, offsets persist.
 
+// Tests wait on real time against real servers.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;

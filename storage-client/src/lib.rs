@@ -10,7 +10,6 @@
 //! dependency graph, with `strata-format` beside it.
 
 pub mod backend;
-pub mod clock;
 mod error;
 pub mod pool;
 pub mod segment;

@@ -28,9 +28,9 @@ pub use health::Backoff;
 use health::Health;
 
 use crate::backend::{self, BackendOptions};
-use crate::clock::{Clock, RandomSource, SystemClock, ThreadRandom, shuffle};
 use crate::error::{Result, StorageError};
 use crate::segment::RangeRead;
+use strata_clock::{Clock, RandomSource, SystemClock, ThreadRandom, shuffle};
 
 /// Stable name of a storage node, recorded in placements.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
+use strata_clock::{SeededRandom, SystemClock};
 use strata_format::{SegmentBuilder, decode_batch};
 use strata_storage::backend::{self, BackendOptions};
-use strata_storage::clock::{SeededRandom, SystemClock};
 use strata_storage::pool::{NodeSpec, PoolConfig};
 use strata_storage::{NodePool, SegmentReader, StorageError};
 use strata_testkit::S3Server;

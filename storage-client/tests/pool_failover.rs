@@ -1,6 +1,8 @@
 //! Node pool failover: switch-node on write failure, read fallback, backoff, timeouts, and a
 //! clear error when too few healthy nodes remain.
 
+// Tests wait on real time against real servers.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -10,7 +12,7 @@ use bytes::Bytes;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use strata_storage::clock::{Clock, ManualClock, SeededRandom};
+use strata_clock::{Clock, ManualClock, SeededRandom};
 use strata_storage::pool::{Backoff, PoolConfig};
 use strata_storage::{NodeId, NodePool, StorageError};
 use strata_testkit::fault::{Faults, FaultyStore};

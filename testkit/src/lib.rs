@@ -8,6 +8,9 @@
 //!
 //! [`fault`] wraps a real object store to fail, stall and count its requests on command.
 
+// Test harnesses wait on real time against real servers.
+#![allow(clippy::disallowed_methods)]
+
 mod etcd;
 pub mod fault;
 mod process;

@@ -5,6 +5,9 @@
 //! - [`harness`] runs Strata clusters as processes or containers and breaks them on purpose:
 //!   the fault tests (`tests/faults.rs`, `tests/containers.rs`, `scripts/faults.sh`).
 
+// Test harnesses wait on real time against real servers.
+#![allow(clippy::disallowed_methods)]
+
 pub mod harness;
 mod inprocess;
 

@@ -7,6 +7,8 @@
 //! `STRATA_FAULT_MODE` = `process` (default) or `container`, `STRATA_FAULT_REPORT` = a file
 //! to write the table to.
 
+// Tests wait on real time against real servers.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! partition's commit instead of waiting out `max_wait_ms`, and hot segments are served from
 //! the proxy's cache even once their objects are gone from storage.
 
+// Tests wait on real time against real servers.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};

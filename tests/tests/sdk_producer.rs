@@ -1,6 +1,9 @@
 //! The SDK producer against a whole in-process Strata: what it sends is read back with the
 //! Fetch RPC and checked record by record.
 
+// Tests wait on real time against real servers.
+#![allow(clippy::disallowed_methods)]
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,9 @@
 //! Topics: create, list, describe, grow, delete.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use strata_clock::{RandomSource, ThreadRandom};
+
+use tokio::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use strata_meta::schema::{self, TopicConfig};
@@ -71,7 +74,7 @@ impl Admin {
             )));
         }
         let config = TopicConfig {
-            id: rand::random::<u64>() >> 1,
+            id: ThreadRandom.next_u64() >> 1,
             partitions,
             retention_ms,
             retention_bytes,

@@ -1,5 +1,7 @@
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use anyhow::Context;
 use strata_client::{Admin, Connection, Consumer, ConsumerConfig, Offset, TopicPartition};

@@ -2,6 +2,8 @@
 //! real etcd with a metadata client, the brokers' storage, `strata` user commands, and polling
 //! with a deadline. Process logs go to `target/tmp/test-logs/<test>-<unix ms>/`.
 
+// Test harnesses wait on real time against real servers.
+#![allow(clippy::disallowed_methods)]
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};

@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use strata_proto::consumer_protocol::{Assignment, PROTOCOL_TYPE, Subscription};
 use strata_proto::{ErrorCode, v1};

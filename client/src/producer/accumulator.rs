@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use strata_clock::{RandomSource, ThreadRandom};
 
 use bytes::Bytes;
 use strata_format::{BatchOptions, Compression, Record, RecordBatch, decode_batch, encode_batch};
@@ -51,7 +52,7 @@ pub(crate) fn record_size(record: &Record) -> usize {
 
 /// A fresh random producer id: positive, as the broker requires for idempotence.
 pub(crate) fn new_producer_id() -> i64 {
-    ((rand::random::<u64>() >> 2) as i64).max(1)
+    ((ThreadRandom.next_u64() >> 2) as i64).max(1)
 }
 
 /// The delay before retry number `attempts` (1-based): doubling from `retry_backoff` up to
@@ -62,7 +63,7 @@ pub(crate) fn backoff(config: &ProducerConfig, attempts: u32) -> Duration {
         .retry_backoff
         .saturating_mul(1 << exponent)
         .min(config.retry_backoff_max);
-    full.mul_f64(1.0 - rand::random::<f64>() * 0.2)
+    full.mul_f64(1.0 - ThreadRandom.next_f64() * 0.2)
 }
 
 /// A copy of an error for each of the records it fails (errors are not `Clone`).
@@ -563,7 +564,7 @@ impl Accumulator {
                     count: partitions,
                     sticky: None,
                     // A random start spreads producers that start together.
-                    round_robin: rand::random::<u32>(),
+                    round_robin: ThreadRandom.next_u64() as u32,
                 },
             );
         }
@@ -581,7 +582,7 @@ impl Accumulator {
             Partitioner::Default => match t.sticky {
                 Some(p) if p < count => p,
                 _ => {
-                    let p = rand::random::<u32>() % count;
+                    let p = ThreadRandom.below(count as usize) as u32;
                     t.sticky = Some(p);
                     p
                 }

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
+use strata_clock::{RandomSource, ThreadRandom};
 
 use tokio::time::Instant;
 
@@ -270,7 +271,7 @@ impl State {
     pub fn grant(&mut self, ttl: Duration, now: Instant) -> LeaseId {
         loop {
             // Random ids, as etcd's are, so an id from before a restart never names a new lease.
-            let id = (rand::random::<u64>() >> 1) as i64;
+            let id = (ThreadRandom.next_u64() >> 1) as i64;
             if id != 0 && !self.leases.contains_key(&id) {
                 let lease = Lease {
                     ttl,

@@ -1,6 +1,8 @@
 //! JoinGroup, SyncGroup, Heartbeat and LeaveGroup: the rebalance protocol.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use strata_meta::schema::{GroupMember, GroupPhase, GroupProtocol, GroupState};
 use strata_meta::{MetaError, TxnOp};
@@ -164,7 +166,7 @@ impl GroupCoordinator {
                     return Ok(join_response(&state, &j.member_id));
                 }
                 GroupPhase::PreparingRebalance => {
-                    let now = self.clock.now_ms();
+                    let now = self.clock.unix_millis();
                     let mut revoke = Vec::new();
                     let mut changed = false;
                     if !me.joined {
@@ -232,7 +234,7 @@ impl GroupCoordinator {
                 mut state,
                 revision,
             } = self.load(group).await?;
-            let now = self.clock.now_ms();
+            let now = self.clock.unix_millis();
             let dead = self.dead_members(group, &state, Some(&j.member_id)).await?;
             let revoke = remove_members(&mut state, &dead);
             let others = state.members.iter().filter(|(id, _)| **id != j.member_id);
@@ -401,7 +403,7 @@ impl GroupCoordinator {
             if !gone.is_empty() {
                 tracing::info!(group = %group, members = ?gone, "evicting members whose session ended");
                 let revoke = remove_members(&mut state, &gone);
-                start_rebalance(&mut state, self.clock.now_ms());
+                start_rebalance(&mut state, self.clock.unix_millis());
                 if !self.save(group, revision, &state, Vec::new()).await? {
                     continue;
                 }
@@ -442,7 +444,7 @@ impl GroupCoordinator {
                 return Err(unknown_member(group, &request.member_id));
             }
             let revoke = remove_members(&mut state, std::slice::from_ref(&request.member_id));
-            start_rebalance(&mut state, self.clock.now_ms());
+            start_rebalance(&mut state, self.clock.unix_millis());
             if self.save(group, revision, &state, Vec::new()).await? {
                 self.revoke(revoke).await;
                 tracing::info!(group = %group, member = %request.member_id, "member left");

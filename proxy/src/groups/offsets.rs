@@ -57,7 +57,7 @@ impl GroupCoordinator {
                     .then(|| Assignment::decode(&me.assignment).ok())
                     .flatten()
             };
-            let now = self.clock.now_ms();
+            let now = self.clock.unix_millis();
             let mut results = Vec::with_capacity(request.offsets.len());
             let mut writes = Vec::new();
             for (o, check) in request.offsets.iter().zip(&checks) {

@@ -1,7 +1,9 @@
 //! Forwarding produces to the brokers that own the partitions.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use futures::future::join_all;
 use strata_proto::ErrorCode;

@@ -120,7 +120,8 @@ fn an_incompressible_batch_at_the_limit_is_sent_uncompressed() {
         ..config()
     });
     let limit = (64 << 10) - BATCH_OVERHEAD - record_size(&Record::default());
-    let noise: Vec<u8> = (0..limit).map(|_| rand::random::<u8>()).collect();
+    let seeded = strata_clock::SeededRandom::new(11);
+    let noise: Vec<u8> = (0..limit).map(|_| seeded.next_u64() as u8).collect();
     let (_, _rx) = h.append_to(Some(0), &noise);
     let (mut requests, _) = h.ready();
     let mut request = requests.pop().expect("a request");
