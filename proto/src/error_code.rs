@@ -1,170 +1,128 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// One error code for every Strata API. The REST API returns it as `error.code`, gRPC as the
-/// `strata-error-code` metadata beside the mapped status. Codes are stable: clients match on
-/// them, so never rename one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
+/// Declares [`ErrorCode`] and every table about it from one row per code, so a new code is one
+/// line and no table can miss it.
+macro_rules! error_codes {
+    ($(
+        $(#[doc = $doc:literal])+
+        $code:ident: $name:literal, http $http:literal, grpc $grpc:ident, retriable $retriable:literal;
+    )+) => {
+        /// One error code for every Strata API. The REST API returns it as `error.code`, gRPC as
+        /// the `strata-error-code` metadata beside the mapped status. Codes are stable: clients
+        /// match on them, so never rename one.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[doc = $doc])+ $code,)+
+        }
+
+        impl ErrorCode {
+            pub const ALL: [ErrorCode; [$(Self::$code),+].len()] = [$(Self::$code),+];
+
+            /// The stable wire name, e.g. `UNKNOWN_TOPIC`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$code => $name,)+
+                }
+            }
+
+            /// The HTTP status the REST API answers with.
+            pub fn http_status(self) -> u16 {
+                match self {
+                    $(Self::$code => $http,)+
+                }
+            }
+
+            fn grpc(self) -> Grpc {
+                match self {
+                    $(Self::$code => Grpc::$grpc,)+
+                }
+            }
+
+            /// Whether a client should retry the same request (after refreshing routing).
+            pub fn is_retriable(self) -> bool {
+                match self {
+                    $(Self::$code => $retriable,)+
+                }
+            }
+
+            /// What the code means and what to do about it, in words.
+            pub fn doc(self) -> &'static str {
+                match self {
+                    $(Self::$code => concat!($($doc),+).trim_ascii(),)+
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
     /// The request is malformed or a value is out of range.
-    InvalidArgument,
+    InvalidArgument: "INVALID_ARGUMENT", http 400, grpc InvalidArgument, retriable false;
     /// The topic does not exist.
-    UnknownTopic,
+    UnknownTopic: "UNKNOWN_TOPIC", http 404, grpc NotFound, retriable false;
     /// The partition does not exist in the topic.
-    UnknownPartition,
+    UnknownPartition: "UNKNOWN_PARTITION", http 404, grpc NotFound, retriable false;
     /// The broker is not registered (or its lease expired).
-    UnknownBroker,
+    UnknownBroker: "UNKNOWN_BROKER", http 404, grpc NotFound, retriable false;
     /// The consumer group does not exist.
-    UnknownGroup,
+    UnknownGroup: "UNKNOWN_GROUP", http 404, grpc NotFound, retriable false;
     /// The topic already exists.
-    TopicExists,
+    TopicExists: "TOPIC_EXISTS", http 409, grpc AlreadyExists, retriable false;
     /// The target broker cannot take partitions (dead or draining).
-    BrokerUnavailable,
+    BrokerUnavailable: "BROKER_UNAVAILABLE", http 422, grpc FailedPrecondition, retriable false;
     /// This broker does not (or no longer) own the partition; refresh routing and retry.
-    NotLeader,
+    NotLeader: "NOT_LEADER", http 503, grpc Unavailable, retriable true;
     /// The writer's epoch is stale: it was fenced by a newer owner.
-    Fenced,
+    Fenced: "FENCED", http 409, grpc FailedPrecondition, retriable false;
     /// A concurrent change won; re-read and retry.
-    Conflict,
+    Conflict: "CONFLICT", http 409, grpc Aborted, retriable true;
     /// The offset is outside the partition's log.
-    OffsetOutOfRange,
+    OffsetOutOfRange: "OFFSET_OUT_OF_RANGE", http 422, grpc OutOfRange, retriable false;
     /// The record batch is corrupt (bad CRC, lengths, magic).
-    CorruptMessage,
+    CorruptMessage: "CORRUPT_MESSAGE", http 400, grpc InvalidArgument, retriable false;
     /// The record batch exceeds the configured limit.
-    MessageTooLarge,
+    MessageTooLarge: "MESSAGE_TOO_LARGE", http 413, grpc ResourceExhausted, retriable false;
     /// Buffers are full; retry after a short wait.
-    Throttled,
+    Throttled: "THROTTLED", http 429, grpc ResourceExhausted, retriable true;
     /// A dependency (metadata store, storage) is unavailable; retry.
-    Unavailable,
+    Unavailable: "UNAVAILABLE", http 503, grpc Unavailable, retriable true;
     /// A bug or an unexpected condition; the message says what happened.
-    Internal,
+    Internal: "INTERNAL", http 500, grpc Internal, retriable false;
     /// No such route or resource.
-    NotFound,
+    NotFound: "NOT_FOUND", http 404, grpc NotFound, retriable false;
     /// The route exists but not with this method.
-    MethodNotAllowed,
+    MethodNotAllowed: "METHOD_NOT_ALLOWED", http 405, grpc Unimplemented, retriable false;
     /// The group does not know this member (it left, or its session expired); join again.
-    UnknownMember,
+    UnknownMember: "UNKNOWN_MEMBER", http 409, grpc FailedPrecondition, retriable false;
     /// The member's generation is not the group's; join again.
-    IllegalGeneration,
+    IllegalGeneration: "ILLEGAL_GENERATION", http 409, grpc FailedPrecondition, retriable false;
     /// The group is rebalancing; join again to get the new assignment.
-    RebalanceInProgress,
+    RebalanceInProgress: "REBALANCE_IN_PROGRESS", http 409, grpc FailedPrecondition, retriable false;
     /// The partition is not assigned to the member that tried to commit it.
-    PartitionNotAssigned,
+    PartitionNotAssigned: "PARTITION_NOT_ASSIGNED", http 409, grpc FailedPrecondition, retriable false;
+}
+
+/// The gRPC status codes the table uses, numbered as in the gRPC spec: `tonic::Code` without
+/// tonic, which the sans-io crates that read this table must not link.
+#[derive(Debug, Clone, Copy)]
+enum Grpc {
+    InvalidArgument = 3,
+    NotFound = 5,
+    AlreadyExists = 6,
+    ResourceExhausted = 8,
+    FailedPrecondition = 9,
+    Aborted = 10,
+    OutOfRange = 11,
+    Unimplemented = 12,
+    Internal = 13,
+    Unavailable = 14,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 22] = [
-        Self::InvalidArgument,
-        Self::UnknownTopic,
-        Self::UnknownPartition,
-        Self::UnknownBroker,
-        Self::UnknownGroup,
-        Self::TopicExists,
-        Self::BrokerUnavailable,
-        Self::NotLeader,
-        Self::Fenced,
-        Self::Conflict,
-        Self::OffsetOutOfRange,
-        Self::CorruptMessage,
-        Self::MessageTooLarge,
-        Self::Throttled,
-        Self::Unavailable,
-        Self::Internal,
-        Self::NotFound,
-        Self::MethodNotAllowed,
-        Self::UnknownMember,
-        Self::IllegalGeneration,
-        Self::RebalanceInProgress,
-        Self::PartitionNotAssigned,
-    ];
-
-    /// The stable wire name, e.g. `UNKNOWN_TOPIC`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidArgument => "INVALID_ARGUMENT",
-            Self::UnknownTopic => "UNKNOWN_TOPIC",
-            Self::UnknownPartition => "UNKNOWN_PARTITION",
-            Self::UnknownBroker => "UNKNOWN_BROKER",
-            Self::UnknownGroup => "UNKNOWN_GROUP",
-            Self::TopicExists => "TOPIC_EXISTS",
-            Self::BrokerUnavailable => "BROKER_UNAVAILABLE",
-            Self::NotLeader => "NOT_LEADER",
-            Self::Fenced => "FENCED",
-            Self::Conflict => "CONFLICT",
-            Self::OffsetOutOfRange => "OFFSET_OUT_OF_RANGE",
-            Self::CorruptMessage => "CORRUPT_MESSAGE",
-            Self::MessageTooLarge => "MESSAGE_TOO_LARGE",
-            Self::Throttled => "THROTTLED",
-            Self::Unavailable => "UNAVAILABLE",
-            Self::Internal => "INTERNAL",
-            Self::NotFound => "NOT_FOUND",
-            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            Self::UnknownMember => "UNKNOWN_MEMBER",
-            Self::IllegalGeneration => "ILLEGAL_GENERATION",
-            Self::RebalanceInProgress => "REBALANCE_IN_PROGRESS",
-            Self::PartitionNotAssigned => "PARTITION_NOT_ASSIGNED",
-        }
-    }
-
-    /// The HTTP status the REST API answers with.
-    pub fn http_status(self) -> u16 {
-        match self {
-            Self::InvalidArgument | Self::CorruptMessage => 400,
-            Self::UnknownTopic
-            | Self::UnknownPartition
-            | Self::UnknownBroker
-            | Self::UnknownGroup
-            | Self::NotFound => 404,
-            Self::TopicExists
-            | Self::Conflict
-            | Self::Fenced
-            | Self::UnknownMember
-            | Self::IllegalGeneration
-            | Self::RebalanceInProgress
-            | Self::PartitionNotAssigned => 409,
-            Self::MethodNotAllowed => 405,
-            Self::MessageTooLarge => 413,
-            Self::OffsetOutOfRange | Self::BrokerUnavailable => 422,
-            Self::Throttled => 429,
-            Self::Internal => 500,
-            Self::NotLeader | Self::Unavailable => 503,
-        }
-    }
-
     /// The gRPC status code number (`tonic::Code` as i32) the gRPC APIs answer with.
     pub fn grpc_code(self) -> i32 {
-        // Numbers from the gRPC spec: 3 INVALID_ARGUMENT, 5 NOT_FOUND, 6 ALREADY_EXISTS,
-        // 8 RESOURCE_EXHAUSTED, 9 FAILED_PRECONDITION, 10 ABORTED, 11 OUT_OF_RANGE,
-        // 12 UNIMPLEMENTED, 13 INTERNAL, 14 UNAVAILABLE.
-        match self {
-            Self::InvalidArgument | Self::CorruptMessage => 3,
-            Self::UnknownTopic
-            | Self::UnknownPartition
-            | Self::UnknownBroker
-            | Self::UnknownGroup
-            | Self::NotFound => 5,
-            Self::TopicExists => 6,
-            Self::MessageTooLarge | Self::Throttled => 8,
-            Self::BrokerUnavailable
-            | Self::Fenced
-            | Self::UnknownMember
-            | Self::IllegalGeneration
-            | Self::RebalanceInProgress
-            | Self::PartitionNotAssigned => 9,
-            Self::Conflict => 10,
-            Self::OffsetOutOfRange => 11,
-            Self::MethodNotAllowed => 12,
-            Self::Internal => 13,
-            Self::NotLeader | Self::Unavailable => 14,
-        }
-    }
-
-    /// Whether a client should retry the same request (after refreshing routing).
-    pub fn is_retriable(self) -> bool {
-        matches!(
-            self,
-            Self::NotLeader | Self::Conflict | Self::Throttled | Self::Unavailable
-        )
+        self.grpc() as i32
     }
 }
 
@@ -214,5 +172,39 @@ mod tests {
         }
         assert_eq!(ErrorCode::UnknownTopic.http_status(), 404);
         assert_eq!(ErrorCode::NotLeader.grpc_code(), 14);
+    }
+
+    #[test]
+    fn wire_names_are_the_variant_names_in_screaming_snake_case() {
+        for code in ErrorCode::ALL {
+            let mut expected = String::new();
+            for (i, c) in format!("{code:?}").char_indices() {
+                if c.is_ascii_uppercase() && i > 0 {
+                    expected.push('_');
+                }
+                expected.push(c.to_ascii_uppercase());
+            }
+            assert_eq!(code.as_str(), expected);
+        }
+    }
+
+    #[test]
+    fn every_code_says_what_it_means() {
+        for code in ErrorCode::ALL {
+            let doc = code.doc();
+            assert!(
+                doc.ends_with('.') && !doc.starts_with(' '),
+                "{code}: {doc:?}"
+            );
+        }
+    }
+
+    #[cfg(feature = "grpc")]
+    #[test]
+    fn grpc_numbers_are_tonics() {
+        for code in ErrorCode::ALL {
+            let tonic = tonic::Code::from_i32(code.grpc_code());
+            assert_eq!(format!("{tonic:?}"), format!("{:?}", code.grpc()), "{code}");
+        }
     }
 }
