@@ -10,6 +10,7 @@ use strata_config::BrokerSection;
 use strata_format::RecordBatch;
 use strata_meta::MetaStore;
 use strata_meta::schema::{self, Assignment, Keyspace};
+use strata_proto::Coded;
 use strata_storage::NodePool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -272,8 +273,7 @@ impl Broker {
                     });
                 }
                 let size = bytes.len() as u64;
-                let batch = RecordBatch::parse(bytes)
-                    .map_err(|e| BrokerError::CorruptBatch(e.to_string()))?;
+                let batch = RecordBatch::parse(bytes).map_err(BrokerError::CorruptBatch)?;
                 let enqueued = p.enqueue(batch).await?;
                 self.metrics.produced_bytes.inc_by(size);
                 Ok(enqueued)

@@ -1,8 +1,10 @@
+use std::sync::Arc;
+
 use strata_format::FormatError;
 use strata_log::LogError;
 use strata_meta::MetaError;
 use strata_meta::schema::BadValue;
-use strata_proto::ErrorCode;
+use strata_proto::{Coded, ErrorCode};
 use strata_storage::StorageError;
 
 /// Everything the broker's write path can refuse or fail at.
@@ -34,8 +36,9 @@ pub enum BrokerError {
         requested: u64,
         current: u64,
     },
+    /// A producer's batch that does not parse.
     #[error("record batch rejected: {0}")]
-    CorruptBatch(String),
+    CorruptBatch(FormatError),
     #[error("record batch of {size} bytes exceeds max.batch.bytes = {limit}; send smaller batches")]
     BatchTooLarge { size: usize, limit: usize },
     #[error(
@@ -56,45 +59,12 @@ pub enum BrokerError {
     },
     #[error("{0}; retry shortly")]
     Throttled(String),
-    #[error("storage: {0}")]
-    Storage(String),
-    #[error("metadata store: {0}")]
-    Meta(String),
-    #[error("metadata store unavailable: {0}")]
-    MetaUnavailable(String),
+    /// A failure below the broker: the metadata store, storage, or a stored value. Shared, so
+    /// one failure can answer every producer waiting on it.
+    #[error(transparent)]
+    Log(Arc<LogError>),
     #[error("broker is shutting down; retry against the partition's next owner")]
     ShuttingDown,
-}
-
-impl From<StorageError> for BrokerError {
-    fn from(e: StorageError) -> Self {
-        Self::Storage(e.to_string())
-    }
-}
-
-/// Building a segment or reading one back for compaction: a failure of what the broker stores,
-/// reported like the storage failures around it. Producers' batches never get here; they are
-/// refused as `CorruptBatch` when parsed.
-impl From<FormatError> for BrokerError {
-    fn from(e: FormatError) -> Self {
-        Self::Storage(e.to_string())
-    }
-}
-
-impl From<MetaError> for BrokerError {
-    fn from(e: MetaError) -> Self {
-        if e.is_retriable() {
-            Self::MetaUnavailable(e.to_string())
-        } else {
-            Self::Meta(e.to_string())
-        }
-    }
-}
-
-impl From<object_store::Error> for BrokerError {
-    fn from(e: object_store::Error) -> Self {
-        StorageError::from(e).into()
-    }
 }
 
 impl From<LogError> for BrokerError {
@@ -118,39 +88,95 @@ impl From<LogError> for BrokerError {
                 partition,
                 reason: format!("assigned to `{owner}`"),
             },
-            LogError::Meta(e) => e.into(),
-            LogError::Storage(e) => e.into(),
-            LogError::BadValue(e) => e.into(),
-            // Reads only; the write protocol never reports it.
-            e @ LogError::OffsetOutOfRange { .. } => Self::Meta(e.to_string()),
+            other => Self::Log(Arc::new(other)),
         }
+    }
+}
+
+impl From<MetaError> for BrokerError {
+    fn from(e: MetaError) -> Self {
+        LogError::from(e).into()
+    }
+}
+
+impl From<StorageError> for BrokerError {
+    fn from(e: StorageError) -> Self {
+        LogError::from(e).into()
+    }
+}
+
+/// Building a segment or reading one back for compaction: a failure of what the broker stores,
+/// reported like the storage failures around it. Producers' batches never get here; they are
+/// refused as `CorruptBatch` when parsed.
+impl From<FormatError> for BrokerError {
+    fn from(e: FormatError) -> Self {
+        StorageError::from(e).into()
+    }
+}
+
+impl From<object_store::Error> for BrokerError {
+    fn from(e: object_store::Error) -> Self {
+        StorageError::from(e).into()
     }
 }
 
 impl From<BadValue> for BrokerError {
     fn from(e: BadValue) -> Self {
-        Self::Meta(e.to_string())
+        LogError::from(e).into()
     }
 }
 
-impl BrokerError {
-    /// The wire code. A fenced writer tells its producers `NOT_LEADER`: retriable, they find
-    /// the new owner and their idempotent retries land exactly once.
-    pub fn code(&self) -> ErrorCode {
+/// A fenced writer tells its producers `NOT_LEADER`: retriable, they find the new owner and
+/// their idempotent retries land exactly once.
+impl Coded for BrokerError {
+    fn code(&self) -> ErrorCode {
         match self {
             Self::Fenced { .. }
             | Self::NotLeader { .. }
             | Self::EpochMismatch { .. }
             | Self::ShuttingDown => ErrorCode::NotLeader,
-            Self::CorruptBatch(_) => ErrorCode::CorruptMessage,
+            Self::CorruptBatch(e) => e.code(),
             Self::BatchTooLarge { .. } => ErrorCode::MessageTooLarge,
             Self::ProducerFenced { .. } => ErrorCode::Fenced,
             Self::OutOfOrderSequence { .. } => ErrorCode::InvalidArgument,
             Self::Throttled(_) => ErrorCode::Throttled,
-            Self::Storage(_) | Self::MetaUnavailable(_) => ErrorCode::Unavailable,
-            Self::Meta(_) => ErrorCode::Internal,
+            Self::Log(e) => e.code(),
         }
     }
 }
 
 pub type Result<T, E = BrokerError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use strata_format::{Corrupted, RecordBatch};
+
+    use super::*;
+
+    #[test]
+    fn a_producers_bad_batch_is_corrupt_message_and_a_bad_stored_segment_is_internal() {
+        let parsed = RecordBatch::parse(bytes::Bytes::from_static(b"not a record batch"))
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(
+            BrokerError::CorruptBatch(parsed).code(),
+            ErrorCode::CorruptMessage
+        );
+        let stored = FormatError::corrupt(Corrupted::SegmentData, "batch length past the end");
+        let compacting = BrokerError::from(stored);
+        assert_eq!(compacting.code(), ErrorCode::Internal, "{compacting}");
+    }
+
+    #[test]
+    fn a_lower_error_keeps_its_code_and_message_in_every_producers_copy() {
+        let meta = MetaError::Unavailable {
+            message: "no leader".into(),
+        };
+        let (code, message) = (meta.code(), meta.to_string());
+        let failed = BrokerError::from(meta);
+        for copy in [failed.clone(), failed] {
+            assert_eq!(copy.code(), code);
+            assert!(copy.to_string().contains(&message), "{copy}");
+        }
+    }
+}

@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use strata_meta::schema::{self, Assignment, BrokerInfo};
 use strata_meta::{LeaseKeeper, MetaError, WatchEvent, WatchStream};
+use strata_proto::Coded;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::Broker;
@@ -108,8 +109,8 @@ impl Broker {
                             "a partition was fenced or failed to open; re-reading assignments"
                         );
                     }
-                    Err(e @ BrokerError::MetaUnavailable(_)) => {
-                        tracing::warn!(error = %e, "metadata store unavailable; re-reading assignments");
+                    Err(e) if e.is_retriable() => {
+                        tracing::warn!(error = %e, "following assignments failed; re-reading them");
                     }
                     Err(e) => return Err(e),
                 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use futures::future::join_all;
+use strata_proto::Coded;
 use strata_proto::v1::{self, broker_server};
 use tonic::{Request, Response, Status};
 
@@ -64,7 +65,7 @@ impl broker_server::Broker for BrokerService {
                     },
                     Err(e) => v1::BatchResult {
                         base_offset: -1,
-                        error: Some(v1::Error::new(e.code(), e.to_string())),
+                        error: Some(e.to_wire()),
                     },
                 })
                 .collect();

@@ -16,7 +16,7 @@ use strata_log::LogReader;
 use strata_meta::intercept::{Intercepted, TxnHook};
 use strata_meta::schema::{self, BrokerInfo, Keyspace};
 use strata_meta::{EmbeddedOptions, EmbeddedStore, MetaError, MetaStore};
-use strata_proto::ErrorCode;
+use strata_proto::{Coded, ErrorCode};
 use strata_storage::pool::PoolConfig;
 use strata_storage::{NodeId, NodePool};
 use strata_testkit::fault::{Faults, FaultyStore};

@@ -1,6 +1,6 @@
 use strata_meta::MetaError;
 use strata_meta::schema::{BadValue, InvalidName};
-use strata_proto::ErrorCode;
+use strata_proto::{Coded, ErrorCode};
 
 /// Everything a catalog operation can refuse or fail at. The messages name the admin REST
 /// routes that help, and the proxy passes them on to SDK users unchanged.
@@ -42,11 +42,11 @@ pub enum CatalogError {
     Meta(#[from] MetaError),
 }
 
-impl CatalogError {
-    /// The wire code for this error.
-    pub fn code(&self) -> ErrorCode {
+impl Coded for CatalogError {
+    fn code(&self) -> ErrorCode {
         match self {
-            Self::InvalidArgument(_) | Self::InvalidName(_) => ErrorCode::InvalidArgument,
+            Self::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            Self::InvalidName(e) => e.code(),
             Self::UnknownTopic(_) => ErrorCode::UnknownTopic,
             Self::TopicExists(_) => ErrorCode::TopicExists,
             Self::UnknownPartition { .. } => ErrorCode::UnknownPartition,
@@ -54,9 +54,8 @@ impl CatalogError {
             Self::UnknownGroup(_) => ErrorCode::UnknownGroup,
             Self::BrokerDraining(_) | Self::NoBrokers(_) => ErrorCode::BrokerUnavailable,
             Self::Conflict(_) => ErrorCode::Conflict,
-            Self::BadValue(_) => ErrorCode::Internal,
-            Self::Meta(e) if e.is_retriable() => ErrorCode::Unavailable,
-            Self::Meta(_) => ErrorCode::Internal,
+            Self::BadValue(e) => e.code(),
+            Self::Meta(e) => e.code(),
         }
     }
 }

@@ -98,19 +98,17 @@ impl Connection {
     /// Maps a failed call to an [`Error`], naming the server on transport failures.
     pub(crate) fn call_error(&self, status: tonic::Status) -> Error {
         if status.code() == tonic::Code::Unavailable
-            && status.metadata().get("strata-error-code").is_none()
+            && status
+                .metadata()
+                .get(strata_proto::ERROR_CODE_METADATA)
+                .is_none()
         {
             Error::Connect {
                 server: self.server.clone(),
                 message: status.message().to_owned(),
             }
         } else {
-            match status
-                .metadata()
-                .get("strata-error-code")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok())
-            {
+            match strata_proto::code_of_status(&status) {
                 Some(code) => Error::Server {
                     code,
                     message: status.message().to_owned(),

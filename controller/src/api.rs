@@ -18,10 +18,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use strata_catalog::Admin;
 use strata_catalog::admin::NewTopic;
-use strata_catalog::{Admin, CatalogError};
 use strata_meta::{Election, MetaStore};
-use strata_proto::ErrorCode;
+use strata_proto::{Coded, ErrorCode};
 
 use crate::error::ControllerError;
 use crate::metrics::{Metrics, RequestLabels};
@@ -52,18 +52,10 @@ impl ApiError {
     }
 }
 
-impl From<ControllerError> for ApiError {
-    fn from(e: ControllerError) -> Self {
-        Self {
-            code: e.code(),
-            message: e.to_string(),
-        }
-    }
-}
-
-impl From<CatalogError> for ApiError {
-    fn from(e: CatalogError) -> Self {
-        ControllerError::from(e).into()
+/// An error of any layer answers with the code it knows for itself.
+impl<E: Coded> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        Self::new(e.code(), e.to_string())
     }
 }
 
@@ -172,10 +164,7 @@ async fn readyz(State(state): State<ApiState>) -> ApiResult<Json<serde_json::Val
     );
     match probe.await {
         Ok(Ok(_)) => Ok(Json(json!({ "status": "ready" }))),
-        Ok(Err(e)) => Err(ApiError::new(
-            ErrorCode::Unavailable,
-            format!("metadata store: {e}"),
-        )),
+        Ok(Err(e)) => Err(ControllerError::Meta(e).into()),
         Err(_) => Err(ApiError::new(
             ErrorCode::Unavailable,
             "metadata store did not answer within 2 s",
@@ -335,4 +324,25 @@ async fn reassign(
         }
     };
     Ok(Json(json!({ "moves": moves })))
+}
+
+#[cfg(test)]
+mod tests {
+    use strata_meta::MetaError;
+
+    use super::*;
+
+    #[test]
+    fn an_error_from_below_answers_with_the_http_status_of_its_own_code() {
+        for meta in [
+            MetaError::Backend("unexpected".into()),
+            MetaError::Unavailable {
+                message: "no leader".into(),
+            },
+        ] {
+            let code = meta.code();
+            let response = ApiError::from(ControllerError::Meta(meta)).into_response();
+            assert_eq!(response.status().as_u16(), code.http_status());
+        }
+    }
 }

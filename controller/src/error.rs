@@ -1,6 +1,6 @@
 use strata_catalog::CatalogError;
 use strata_meta::MetaError;
-use strata_proto::ErrorCode;
+use strata_proto::{Coded, ErrorCode};
 
 /// Everything the controller and its admin API can refuse or fail at.
 #[derive(Debug, thiserror::Error)]
@@ -13,13 +13,11 @@ pub enum ControllerError {
     Meta(#[from] MetaError),
 }
 
-impl ControllerError {
-    /// The wire code for this error.
-    pub fn code(&self) -> ErrorCode {
+impl Coded for ControllerError {
+    fn code(&self) -> ErrorCode {
         match self {
             Self::Catalog(e) => e.code(),
-            Self::Meta(e) if e.is_retriable() => ErrorCode::Unavailable,
-            Self::Meta(_) => ErrorCode::Internal,
+            Self::Meta(e) => e.code(),
         }
     }
 }

@@ -11,6 +11,7 @@ use strata_catalog::state::{ClusterState, PlanMode};
 use strata_config::{Config, ControllerSection};
 use strata_meta::schema::Keyspace;
 use strata_meta::{Election, Leadership, MetaError, MetaStore, WatchStream};
+use strata_proto::Coded;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;

@@ -1,5 +1,7 @@
 use std::fmt;
 
+use strata_proto::{Coded, ErrorCode};
+
 /// Everything that can be wrong with bytes that should hold Strata's data, or with a request
 /// to encode or look something up in them.
 ///
@@ -76,4 +78,53 @@ impl FormatError {
     }
 }
 
+/// This crate cannot tell whose bytes it decodes, so the codes are those of a batch a client
+/// sent: damaged bytes are the sender's `CORRUPT_MESSAGE`. Stored bytes reach callers through
+/// `StorageError`, which answers `INTERNAL` for every `FormatError`, since stored data is never
+/// the client's fault.
+impl Coded for FormatError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::Corrupt { .. } | Self::ChecksumMismatch { .. } | Self::Codec(_) => {
+                ErrorCode::CorruptMessage
+            }
+            Self::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+            // Segments are built by the broker, so a bad build is its bug.
+            Self::OffsetGap { .. } | Self::EmptySegment => ErrorCode::Internal,
+        }
+    }
+}
+
 pub type Result<T, E = FormatError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn damaged_bytes_are_the_senders_corrupt_message() {
+        let damaged = [
+            FormatError::corrupt(Corrupted::RecordBatch, "magic 1"),
+            FormatError::ChecksumMismatch {
+                what: Corrupted::RecordBatch,
+                stored: 1,
+                computed: 2,
+            },
+            FormatError::Codec("truncated record".into()),
+        ];
+        for e in damaged {
+            assert_eq!(e.code(), ErrorCode::CorruptMessage, "{e}");
+            assert!(!e.is_retriable(), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_segment_built_wrong_is_internal() {
+        let gap = FormatError::OffsetGap {
+            expected: 10,
+            found: 12,
+        };
+        assert_eq!(gap.code(), ErrorCode::Internal);
+        assert_eq!(FormatError::EmptySegment.code(), ErrorCode::Internal);
+    }
+}

@@ -18,6 +18,8 @@ pub use record::{
 };
 pub use write::{Claim, CommitUnit, PARTITIONS_PER_TXN, Recovered, Refusal};
 
+use strata_proto::{Coded, ErrorCode};
+
 /// Errors of reading and writing the log.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -48,4 +50,58 @@ pub enum LogError {
     Meta(#[from] strata_meta::MetaError),
     #[error("storage: {0}")]
     Storage(#[from] strata_storage::StorageError),
+}
+
+impl Coded for LogError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            // What brokers have always told producers: retriable, they find the new owner and
+            // their idempotent retries land exactly once.
+            Self::NotAssigned { .. } | Self::Fenced { .. } => ErrorCode::NotLeader,
+            Self::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+            Self::BadValue(e) => e.code(),
+            Self::Meta(e) => e.code(),
+            Self::Storage(e) => e.code(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strata_meta::MetaError;
+    use strata_meta::schema::BadValue;
+
+    use super::*;
+
+    #[test]
+    fn a_writer_that_lost_its_partition_is_not_leader_and_retriable() {
+        let fenced = LogError::Fenced {
+            topic: "t".into(),
+            partition: 0,
+            epoch: 3,
+        };
+        let moved = LogError::NotAssigned {
+            topic: "t".into(),
+            partition: 0,
+            owner: "b2".into(),
+        };
+        for e in [fenced, moved] {
+            assert_eq!(e.code(), ErrorCode::NotLeader, "{e}");
+            assert!(e.is_retriable());
+        }
+    }
+
+    #[test]
+    fn errors_below_the_log_keep_their_own_code() {
+        let corrupt = BadValue {
+            key: "/strata/c/log/t/0/commit".into(),
+            detail: "expected value".into(),
+        };
+        let wrapped = LogError::from(corrupt.clone());
+        assert_eq!(wrapped.code(), corrupt.code());
+        assert!(!wrapped.is_retriable());
+        let meta = MetaError::Backend("unexpected".into());
+        let code = meta.code();
+        assert_eq!(LogError::from(meta).code(), code);
+    }
 }

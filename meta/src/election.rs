@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use strata_proto::Coded;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 

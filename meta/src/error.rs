@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use strata_proto::{Coded, ErrorCode};
+
 use crate::{LeaseId, Revision};
 
 /// Errors from a [`MetaStore`](crate::MetaStore) and the helpers built on it.
@@ -103,12 +105,24 @@ pub enum MetaError {
     Backend(String),
 }
 
-impl MetaError {
-    /// Whether retrying the same request later can succeed.
-    pub fn is_retriable(&self) -> bool {
-        matches!(self, MetaError::Unavailable { .. })
+/// Only `Unavailable` is retriable (see the type's doc); every other failure is the caller's
+/// request or the store's state, which a retry does not change.
+impl Coded for MetaError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::Unavailable { .. } => ErrorCode::Unavailable,
+            Self::InvalidArgument(_) | Self::InvalidUrl { .. } => ErrorCode::InvalidArgument,
+            Self::Compacted { .. }
+            | Self::LeaseNotFound { .. }
+            | Self::Locked { .. }
+            | Self::Corrupt { .. }
+            | Self::Io { .. }
+            | Self::Backend(_) => ErrorCode::Internal,
+        }
     }
+}
 
+impl MetaError {
     pub(crate) fn unavailable(message: impl Into<String>) -> Self {
         MetaError::Unavailable {
             message: message.into(),
@@ -128,5 +142,48 @@ impl MetaError {
             file: file.into(),
             detail: detail.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_of_each() -> Vec<MetaError> {
+        vec![
+            MetaError::unavailable("no leader"),
+            MetaError::Compacted {
+                requested: 2,
+                compacted: 9,
+            },
+            MetaError::LeaseNotFound { lease: 7 },
+            MetaError::InvalidArgument("empty key".into()),
+            MetaError::InvalidUrl {
+                url: "zk://x".into(),
+                reason: "unknown scheme".into(),
+            },
+            MetaError::Locked {
+                dir: "/m".into(),
+                holder: "pid 1".into(),
+            },
+            MetaError::corrupt("/m/log", "bad crc"),
+            MetaError::io("fsync", "/m/log", std::io::Error::other("EIO")),
+            MetaError::Backend("unexpected".into()),
+        ]
+    }
+
+    #[test]
+    fn only_an_unavailable_store_is_retriable_and_answers_unavailable() {
+        for e in one_of_each() {
+            let unavailable = matches!(e, MetaError::Unavailable { .. });
+            assert_eq!(e.is_retriable(), unavailable, "{e}");
+            assert_eq!(e.code() == ErrorCode::Unavailable, unavailable, "{e}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_request_is_invalid_argument() {
+        let e = MetaError::InvalidArgument("a key written twice in one transaction".into());
+        assert_eq!(e.code(), ErrorCode::InvalidArgument);
     }
 }

@@ -4,6 +4,7 @@
 //! `docs/design.md` has exactly one implementation.
 
 use serde::{Deserialize, Serialize};
+use strata_proto::{Coded, ErrorCode};
 
 mod groups;
 
@@ -25,6 +26,12 @@ pub struct InvalidName {
     pub kind: &'static str,
     pub name: String,
     pub reason: &'static str,
+}
+
+impl Coded for InvalidName {
+    fn code(&self) -> ErrorCode {
+        ErrorCode::InvalidArgument
+    }
 }
 
 /// Names that become key segments: 1–249 characters of `[A-Za-z0-9._-]`, as Kafka allows for
@@ -271,6 +278,13 @@ pub struct BadValue {
     pub detail: String,
 }
 
+/// Corrupt metadata: a retry reads the same bytes, and the client cannot fix them.
+impl Coded for BadValue {
+    fn code(&self) -> ErrorCode {
+        ErrorCode::Internal
+    }
+}
+
 /// Decodes a stored value, naming the key when it does not parse.
 pub fn decode<T: for<'de> Deserialize<'de>>(key: &str, value: &[u8]) -> Result<T, BadValue> {
     serde_json::from_slice(value).map_err(|e| BadValue {
@@ -282,6 +296,19 @@ pub fn decode<T: for<'de> Deserialize<'de>>(key: &str, value: &[u8]) -> Result<T
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn corrupt_metadata_is_internal_and_not_retriable() {
+        let e = decode::<Checkpoint>("/strata/c/log/t/0/commit", b"{not json").unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Internal);
+        assert!(!e.is_retriable());
+    }
+
+    #[test]
+    fn a_refused_name_is_invalid_argument() {
+        let e = validate_name("topic", "a/b").unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    }
 
     #[test]
     fn keys_round_trip() {

@@ -15,6 +15,7 @@ use strata_meta::{
     Compare, CompareOp, Election, EmbeddedOptions, EmbeddedStore, EtcdOptions, EtcdStore,
     Leadership, LeaseKeeper, MetaError, MetaStore, Revision, Txn, TxnOp, WatchEvent, WatchStream,
 };
+use strata_proto::Coded;
 use strata_testkit::EtcdServer;
 use tokio::time::{Instant, timeout};
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use strata_meta::{EmbeddedOptions, EmbeddedStore, MetaError, MetaStore, WatchEvent};
+use strata_proto::Coded;
 use tokio::time::timeout;
 
 const WAL_HEADER: usize = 8;

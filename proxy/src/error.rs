@@ -3,7 +3,7 @@
 use strata_log::LogError;
 use strata_meta::MetaError;
 use strata_meta::schema::BadValue;
-use strata_proto::{ErrorCode, v1};
+use strata_proto::{Coded, ErrorCode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -27,21 +27,17 @@ impl ProxyError {
             message: message.into(),
         }
     }
+}
 
-    pub fn code(&self) -> ErrorCode {
+impl Coded for ProxyError {
+    fn code(&self) -> ErrorCode {
         match self {
             Self::Refused { code, .. } => *code,
-            Self::Meta(MetaError::InvalidArgument(_)) => ErrorCode::InvalidArgument,
-            Self::Meta(_) => ErrorCode::Unavailable,
-            Self::BadValue(_) => ErrorCode::Internal,
-            Self::Log(LogError::OffsetOutOfRange { .. }) => ErrorCode::OffsetOutOfRange,
-            Self::Log(_) => ErrorCode::Unavailable,
+            Self::Meta(e) => e.code(),
+            Self::BadValue(e) => e.code(),
+            Self::Log(e) => e.code(),
             Self::Catalog(e) => e.code(),
         }
-    }
-
-    pub fn to_wire(&self) -> v1::Error {
-        v1::Error::new(self.code(), self.to_string())
     }
 }
 

@@ -29,7 +29,7 @@ use strata_clock::{Clock, RandomSource, SystemClock, ThreadRandom};
 use strata_log::LogReader;
 use strata_meta::schema::{self, GroupPhase, GroupState, Keyspace};
 use strata_meta::{Compare, CompareOp, MetaStore, Revision, Txn, TxnOp};
-use strata_proto::ErrorCode;
+use strata_proto::{Coded, ErrorCode};
 
 use crate::error::{ProxyError, Result};
 use crate::routes::Routes;
@@ -181,8 +181,7 @@ impl GroupCoordinator {
 }
 
 fn validate_group(group: &str) -> Result<()> {
-    schema::validate_name("group", group)
-        .map_err(|e| ProxyError::refused(ErrorCode::InvalidArgument, e.to_string()))
+    schema::validate_name("group", group).map_err(|e| ProxyError::refused(e.code(), e.to_string()))
 }
 
 fn unknown_member(group: &str, member: &str) -> ProxyError {

@@ -7,9 +7,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use bytes::Bytes;
-use strata_log::{LogError, LogReader};
-use strata_proto::ErrorCode;
+use strata_log::LogReader;
 use strata_proto::v1::{self, strata_server};
+use strata_proto::{Coded, ErrorCode};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
@@ -79,26 +79,21 @@ impl ProxyService {
         } else {
             u64::from(r.max_bytes)
         };
-        match self
+        let result = self
             .reader
             .read(&r.topic, r.partition, r.offset, max_bytes)
             .await
-        {
-            Ok(result) => Ok(v1::FetchResponse {
-                batches: result
-                    .batches
-                    .iter()
-                    .map(|b| b.to_bytes())
-                    .collect::<Vec<Bytes>>(),
-                high_watermark: result.high_watermark,
-                log_start: result.log_start,
-                error: None,
-            }),
-            Err(e @ LogError::OffsetOutOfRange { .. }) => {
-                Err(error(ErrorCode::OffsetOutOfRange, e.to_string()))
-            }
-            Err(e) => Err(error(ErrorCode::Unavailable, e.to_string())),
-        }
+            .map_err(|e| e.to_wire())?;
+        Ok(v1::FetchResponse {
+            batches: result
+                .batches
+                .iter()
+                .map(|b| b.to_bytes())
+                .collect::<Vec<Bytes>>(),
+            high_watermark: result.high_watermark,
+            log_start: result.log_start,
+            error: None,
+        })
     }
 
     /// A fetch that waits for the partition's next commit when nothing is there yet.
@@ -319,7 +314,7 @@ impl strata_server::Strata for ProxyService {
                     error: None,
                 },
             ),
-            Err(e) => fail(error(ErrorCode::Unavailable, e.to_string())),
+            Err(e) => fail(e.to_wire()),
         }
     }
     async fn create_topic(

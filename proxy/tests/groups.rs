@@ -15,7 +15,7 @@ use strata_log::LogReader;
 use strata_meta::schema::Keyspace;
 use strata_meta::{EmbeddedOptions, EmbeddedStore, EtcdOptions, EtcdStore, MetaStore};
 use strata_proto::consumer_protocol::{Assignment, PROTOCOL_TYPE, Subscription};
-use strata_proto::{ErrorCode, v1};
+use strata_proto::{Coded, ErrorCode, v1};
 use strata_proxy::{GroupCoordinator, ProxyError, Routes};
 use strata_storage::{NodePool, PoolConfig};
 use tokio::sync::Mutex;

@@ -1,4 +1,5 @@
 use strata_format::FormatError;
+use strata_proto::{Coded, ErrorCode};
 
 /// Everything that can go wrong in the storage client.
 ///
@@ -64,6 +65,26 @@ impl StorageError {
     }
 }
 
+impl Coded for StorageError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            // Bytes read back from storage: damaged or inconsistent with their metadata, which
+            // neither the client nor a retry can fix.
+            Self::Format(_) => ErrorCode::Internal,
+            Self::InvalidUrl { .. } => ErrorCode::InvalidArgument,
+            // Nodes come back and backends recover. A missing object is a read that lost a
+            // race with compaction and garbage collection; a retry lists the segments again.
+            Self::InsufficientNodes { .. }
+            | Self::AllReplicasFailed { .. }
+            | Self::NotFound(_)
+            | Self::Backend(_)
+            | Self::Io { .. } => ErrorCode::Unavailable,
+            // Only an operator can fix the configuration; the message says how.
+            Self::UnknownNode(_) => ErrorCode::Internal,
+        }
+    }
+}
+
 impl From<object_store::Error> for StorageError {
     fn from(e: object_store::Error) -> Self {
         match e {
@@ -74,3 +95,33 @@ impl From<object_store::Error> for StorageError {
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use strata_format::Corrupted;
+
+    use super::*;
+
+    #[test]
+    fn stored_bytes_that_do_not_decode_are_internal_not_the_clients_corrupt_message() {
+        let damaged = FormatError::corrupt(Corrupted::SegmentFooter, "index out of order");
+        assert_eq!(damaged.code(), ErrorCode::CorruptMessage);
+        let stored = StorageError::from(damaged);
+        assert_eq!(stored.code(), ErrorCode::Internal, "{stored}");
+        assert!(!stored.is_retriable());
+    }
+
+    #[test]
+    fn storage_that_cannot_answer_now_is_retriable_and_a_missing_node_is_not() {
+        let down = StorageError::InsufficientNodes {
+            required: 2,
+            healthy: 1,
+            total: 3,
+            failures: "n2: connection refused".into(),
+        };
+        assert_eq!(down.code(), ErrorCode::Unavailable);
+        assert!(down.is_retriable());
+        let unknown = StorageError::UnknownNode("n9".into());
+        assert_eq!(unknown.code(), ErrorCode::Internal);
+    }
+}

@@ -4,7 +4,7 @@ use futures::future::join_all;
 use strata_meta::schema::{self, CommittedOffset, GroupPhase};
 use strata_meta::{Compare, CompareOp, Txn, TxnOp};
 use strata_proto::consumer_protocol::{Assignment, PROTOCOL_TYPE};
-use strata_proto::{ErrorCode, v1};
+use strata_proto::{Coded, ErrorCode, v1};
 
 use super::{GroupCoordinator, Loaded, member_at, rebalancing, validate_group};
 use crate::error::{ProxyError, Result};

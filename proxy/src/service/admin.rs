@@ -3,10 +3,9 @@
 //! without being the active one.
 
 use strata_catalog::admin::NewTopic;
-use strata_proto::v1;
+use strata_proto::{Coded, v1};
 
 use super::ProxyService;
-use crate::error::ProxyError;
 
 impl ProxyService {
     /// A topic's partitions with their owners, as the routing table knows them.
@@ -62,7 +61,7 @@ impl ProxyService {
                 topic: Some(self.refreshed_metadata(r.name).await),
             },
             Err(e) => v1::CreateTopicResponse {
-                error: Some(ProxyError::from(e).to_wire()),
+                error: Some(e.to_wire()),
                 topic: None,
             },
         }
@@ -77,7 +76,7 @@ impl ProxyService {
                 let _ = self.routes.reload().await;
                 None
             }
-            Err(e) => Some(ProxyError::from(e).to_wire()),
+            Err(e) => Some(e.to_wire()),
         };
         v1::DeleteTopicResponse { error }
     }
@@ -96,7 +95,7 @@ impl ProxyService {
                 topic: Some(self.refreshed_metadata(r.topic).await),
             },
             Err(e) => v1::CreatePartitionsResponse {
-                error: Some(ProxyError::from(e).to_wire()),
+                error: Some(e.to_wire()),
                 topic: None,
             },
         }
