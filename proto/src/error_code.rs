@@ -1,3 +1,5 @@
+//! The wire error codes: every table about them comes from one row per code.
+
 use std::fmt;
 use std::str::FromStr;
 

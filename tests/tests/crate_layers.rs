@@ -10,25 +10,26 @@ use std::process::Command;
 use serde_json::Value;
 
 /// Layer of every workspace crate; a crate may depend only on crates of a lower layer.
-/// Within the bottom layers the order is the data's: format below storage, clock below all.
+/// Within the bottom layers the order is the data's: clock, settings and the wire codes below
+/// all (every error type has a wire code), format below storage.
 const LAYERS: &[(&str, u32)] = &[
     ("strata-clock", 0),
     ("strata-config", 0),
     ("strata-proto", 0),
-    ("strata-format", 0),
     ("strata-testkit", 0),
-    ("strata-storage", 1),
-    ("strata-meta", 1),
-    ("strata-log", 2),
-    ("strata-catalog", 2),
-    ("strata-broker", 3),
-    ("strata-controller", 3),
-    ("strata-proxy", 3),
-    ("strata-kafka", 3),
-    ("strata-client", 3),
-    ("strata-bench", 4),
-    ("strata", 5),
-    ("strata-integration-tests", 6),
+    ("strata-format", 1),
+    ("strata-storage", 2),
+    ("strata-meta", 2),
+    ("strata-log", 3),
+    ("strata-catalog", 3),
+    ("strata-broker", 4),
+    ("strata-controller", 4),
+    ("strata-proxy", 4),
+    ("strata-kafka", 4),
+    ("strata-client", 4),
+    ("strata-bench", 5),
+    ("strata", 6),
+    ("strata-integration-tests", 7),
 ];
 
 fn metadata() -> Value {
@@ -171,6 +172,18 @@ fn the_proxy_does_not_link_the_controller_or_the_broker() {
         assert!(
             !linked.contains(forbidden),
             "strata-proxy links {forbidden}"
+        );
+    }
+}
+
+#[test]
+fn the_format_crate_links_no_grpc_and_no_async_runtime() {
+    let linked = normal_closure("strata-format");
+    assert!(linked.contains("strata-proto"), "{linked:?}");
+    for forbidden in ["tonic", "prost", "tokio"] {
+        assert!(
+            !linked.contains(forbidden),
+            "strata-format links {forbidden}"
         );
     }
 }
