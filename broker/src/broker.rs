@@ -151,6 +151,15 @@ impl Broker {
                 reason: "the partition has no assignment".into(),
             })?;
         let assignment: Assignment = schema::decode(&key, &kv.value)?;
+        if assignment.broker != self.log.writer {
+            // Moved on since the caller looked: serving it, even refusing writes, would show
+            // a partition here that the cluster has given to another broker.
+            return Err(BrokerError::NotLeader {
+                topic: topic.into(),
+                partition,
+                reason: format!("assigned to `{}`", assignment.broker),
+            });
+        }
         // A fenced or closed incarnation at the same epoch is opened anew: the claim decides
         // whether this broker may still write it.
         if let Some(existing) = self.partition(topic, partition)

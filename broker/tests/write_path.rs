@@ -13,7 +13,7 @@ use strata_catalog::{Admin, Unreported};
 use strata_clock::{SeededRandom, SystemClock};
 use strata_format::{BatchOptions, Record, decode_batch, encode_batch};
 use strata_log::LogReader;
-use strata_meta::intercept::{Intercepted, TxnHook};
+use strata_meta::intercept::{Hook, Intercepted};
 use strata_meta::schema::{self, BrokerInfo, Keyspace};
 use strata_meta::{EmbeddedOptions, EmbeddedStore, MetaError, MetaStore};
 use strata_proto::{Coded, ErrorCode};
@@ -832,7 +832,7 @@ struct LosesOneAnswer {
 }
 
 #[async_trait::async_trait]
-impl TxnHook for LosesOneAnswer {
+impl Hook for LosesOneAnswer {
     async fn txn(
         &self,
         inner: &dyn MetaStore,
@@ -958,7 +958,7 @@ struct HoldsClaims {
 }
 
 #[async_trait::async_trait]
-impl TxnHook for HoldsClaims {
+impl Hook for HoldsClaims {
     async fn txn(
         &self,
         inner: &dyn MetaStore,

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use strata_format::SegmentMeta;
 use strata_log::write::{self, CommitUnit, Refusal};
 use strata_log::{Claim, LogError, ProducerState, SegmentRecord};
-use strata_meta::intercept::{Intercepted, TxnHook};
+use strata_meta::intercept::{Hook, Intercepted};
 use strata_meta::schema::{self, Assignment, Checkpoint, Keyspace};
 use strata_meta::{
     Compare, CompareOp, EmbeddedOptions, EmbeddedStore, EtcdOptions, EtcdStore, MetaError,
@@ -295,7 +295,7 @@ struct LosesOneAnswer {
 }
 
 #[async_trait::async_trait]
-impl TxnHook for LosesOneAnswer {
+impl Hook for LosesOneAnswer {
     async fn txn(&self, inner: &dyn MetaStore, txn: Txn) -> Result<TxnResult, MetaError> {
         let result = inner.txn(txn).await?;
         if self.armed.swap(false, Ordering::SeqCst) {
@@ -443,7 +443,7 @@ struct CommitsFirst {
 }
 
 #[async_trait::async_trait]
-impl TxnHook for CommitsFirst {
+impl Hook for CommitsFirst {
     async fn txn(&self, inner: &dyn MetaStore, txn: Txn) -> Result<TxnResult, MetaError> {
         if self.armed.swap(false, Ordering::SeqCst) {
             let flushed = segment(10, 11);

@@ -1,6 +1,7 @@
-//! A store that hands every transaction to a hook before (or instead of) the real store, for
-//! tests that need a transaction to lose its answer or another writer to slip in between a
-//! read and a write. Built only with the `test-util` feature, like tokio's.
+//! A store that hands every transaction and every range read to a hook before (or instead of)
+//! the real store, for tests that need a transaction to lose its answer or another writer to
+//! slip in between two reads or a read and a write. Built only with the `test-util` feature,
+//! like tokio's.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,13 +11,25 @@ use bytes::Bytes;
 
 use crate::{KeyValue, LeaseId, MetaError, MetaStore, Revision, Txn, TxnResult, WatchStream};
 
-/// Decides what happens to each transaction; `inner` is the real store.
+/// Decides what happens to each transaction and range read; `inner` is the real store. Both
+/// pass straight on unless a hook says otherwise.
 #[async_trait]
-pub trait TxnHook: Send + Sync + std::fmt::Debug + 'static {
-    async fn txn(&self, inner: &dyn MetaStore, txn: Txn) -> Result<TxnResult, MetaError>;
+pub trait Hook: Send + Sync + std::fmt::Debug + 'static {
+    async fn txn(&self, inner: &dyn MetaStore, txn: Txn) -> Result<TxnResult, MetaError> {
+        inner.txn(txn).await
+    }
+
+    async fn range(
+        &self,
+        inner: &dyn MetaStore,
+        prefix: &str,
+    ) -> Result<(Vec<KeyValue>, Revision), MetaError> {
+        inner.range(prefix).await
+    }
 }
 
-/// `inner` with every transaction going through `hook`; everything else passes straight on.
+/// `inner` with every transaction and range read going through `hook`; everything else
+/// passes straight on.
 #[derive(Debug)]
 pub struct Intercepted<H> {
     pub inner: Arc<dyn MetaStore>,
@@ -24,12 +37,12 @@ pub struct Intercepted<H> {
 }
 
 #[async_trait]
-impl<H: TxnHook> MetaStore for Intercepted<H> {
+impl<H: Hook> MetaStore for Intercepted<H> {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, MetaError> {
         self.inner.get(key).await
     }
     async fn range(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision), MetaError> {
-        self.inner.range(prefix).await
+        self.hook.range(self.inner.as_ref(), prefix).await
     }
     async fn range_from(
         &self,
