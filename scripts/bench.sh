@@ -183,9 +183,10 @@ start_cluster() {
         "$RUN/start-broker.sh" "$id" || { FAILED=1; exit 1; }
         BROKER_HTTP+=("127.0.0.1:$http")
     done
-    PROXY_PORT=$(free_port); local proxy_http; proxy_http=$(free_port)
+    PROXY_PORT=$(free_port); local proxy_http; proxy_http=$(free_port); KAFKA_PORT=$(free_port)
     start proxy "$BIN" proxy --meta "$META" --cluster "$CLUSTER" --listen "127.0.0.1:$PROXY_PORT" \
-        --http-addr "127.0.0.1:$proxy_http" --storage-node "$storage"
+        --http-addr "127.0.0.1:$proxy_http" --kafka-addr "127.0.0.1:$KAFKA_PORT" --id proxy-1 \
+        --storage-node "$storage"
     wait_tcp "$PROXY_PORT" proxy
     # Topics created before every broker registered would all land on the first one.
     for _ in $(seq 1 100); do
@@ -240,9 +241,9 @@ for mode in "${MODES[@]}"; do
             rm -rf "$RUN/s3" "$RUN/etcd"
             ;;
         standalone)
-            P=$(free_port); PH=$(free_port); A=$(free_port); B=$(free_port); BH=$(free_port)
+            P=$(free_port); PH=$(free_port); A=$(free_port); B=$(free_port); BH=$(free_port); K=$(free_port)
             start standalone "$BIN" standalone --data-dir "$RUN/standalone" --proxy-addr "127.0.0.1:$P" \
-                --proxy-http-addr "127.0.0.1:$PH" --admin-addr "127.0.0.1:$A" \
+                --proxy-http-addr "127.0.0.1:$PH" --admin-addr "127.0.0.1:$A" --kafka-addr "127.0.0.1:$K" \
                 --broker-addr "127.0.0.1:$B" --broker-http-addr "127.0.0.1:$BH"
             wait_tcp "$P" standalone
             run_bench standalone --what baselines,produce,consume \

@@ -138,7 +138,7 @@ impl Coded for BrokerError {
             Self::CorruptBatch(e) => e.code(),
             Self::BatchTooLarge { .. } => ErrorCode::MessageTooLarge,
             Self::ProducerFenced { .. } => ErrorCode::Fenced,
-            Self::OutOfOrderSequence { .. } => ErrorCode::InvalidArgument,
+            Self::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequence,
             Self::Throttled(_) => ErrorCode::Throttled,
             Self::Log(e) => e.code(),
         }

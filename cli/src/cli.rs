@@ -201,6 +201,46 @@ pub struct ProxyArgs {
     /// Bytes of recently read segments the proxy keeps in memory (0 turns the cache off).
     #[arg(long, env = "STRATA_PROXY_CACHE_BYTES")]
     pub cache_bytes: Option<u64>,
+
+    /// The proxy's stable name (Kafka clients see it as a broker with a node id of its own).
+    #[arg(long, env = "STRATA_PROXY_ID")]
+    pub id: Option<String>,
+
+    /// Seconds after the proxy stops renewing its registration before Kafka clients stop
+    /// seeing it.
+    #[arg(long, env = "STRATA_PROXY_LEASE_TTL_SECS")]
+    pub lease_ttl_secs: Option<u64>,
+
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+}
+
+/// The Kafka wire-protocol listener of a proxy (`[proxy.kafka]`).
+#[derive(Debug, Default, Args)]
+pub struct KafkaArgs {
+    /// Address the Kafka wire-protocol listener listens on.
+    #[arg(long, env = "STRATA_KAFKA_ADDR")]
+    pub kafka_addr: Option<SocketAddr>,
+
+    /// host:port Kafka clients are told to connect to (for containers and Kubernetes).
+    #[arg(long, env = "STRATA_KAFKA_ADVERTISED_ADDR")]
+    pub kafka_advertised_addr: Option<String>,
+
+    /// Rack (availability zone) reported to rack-aware Kafka clients.
+    #[arg(long, env = "STRATA_KAFKA_RACK")]
+    pub kafka_rack: Option<String>,
+
+    /// Largest Kafka request accepted; a larger one closes its connection.
+    #[arg(long, env = "STRATA_KAFKA_MAX_REQUEST_BYTES")]
+    pub kafka_max_request_bytes: Option<u64>,
+
+    /// Create topics Kafka clients ask for that do not exist.
+    #[arg(long, env = "STRATA_AUTO_CREATE_TOPICS", num_args = 0..=1, default_missing_value = "true")]
+    pub auto_create_topics: Option<bool>,
+
+    /// Partitions of an auto-created topic.
+    #[arg(long, env = "STRATA_DEFAULT_PARTITIONS")]
+    pub default_partitions: Option<u32>,
 }
 
 /// Unset, each comes from its setting in the config: `[standalone] data_dir`, `[proxy] listen`,
@@ -230,6 +270,9 @@ pub struct StandaloneArgs {
     /// The broker's HTTP endpoint: /healthz, /readyz, /metrics.
     #[arg(long, env = "STRATA_BROKER_HTTP_ADDR")]
     pub broker_http_addr: Option<SocketAddr>,
+
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
 
     /// Print the settings standalone would run with as a config file, and exit.
     #[arg(long)]

@@ -14,7 +14,9 @@ pub use strata_config::{
     StandaloneSection, StorageSection,
 };
 
-use crate::cli::{BrokerArgs, CommonArgs, ControllerArgs, ProxyArgs, StandaloneArgs, StorageArgs};
+use crate::cli::{
+    BrokerArgs, CommonArgs, ControllerArgs, KafkaArgs, ProxyArgs, StandaloneArgs, StorageArgs,
+};
 
 /// The flags of a server role.
 pub trait RoleFlags {
@@ -132,11 +134,31 @@ impl RoleFlags for ProxyArgs {
         set(&mut p.listen, &self.listen);
         set(&mut p.http_addr, &self.http_addr);
         set(&mut p.cache_bytes, &self.cache_bytes);
+        set(&mut p.lease_ttl_secs, &self.lease_ttl_secs);
+        if self.id.is_some() {
+            p.id.clone_from(&self.id);
+        }
+        self.kafka.overlay(&mut p.kafka);
         Ok(())
     }
 
     fn print_config(&self) -> bool {
         self.common.print_config
+    }
+}
+
+impl KafkaArgs {
+    fn overlay(&self, k: &mut strata_config::KafkaSection) {
+        set(&mut k.listen, &self.kafka_addr);
+        if self.kafka_advertised_addr.is_some() {
+            k.advertised_addr.clone_from(&self.kafka_advertised_addr);
+        }
+        if self.kafka_rack.is_some() {
+            k.rack.clone_from(&self.kafka_rack);
+        }
+        set(&mut k.max_request_bytes, &self.kafka_max_request_bytes);
+        set(&mut k.auto_create_topics, &self.auto_create_topics);
+        set(&mut k.default_partitions, &self.default_partitions);
     }
 }
 
@@ -151,6 +173,7 @@ impl RoleFlags for StandaloneArgs {
         set(&mut config.controller.admin_addr, &self.admin_addr);
         set(&mut config.broker.listen, &self.broker_addr);
         set(&mut config.broker.http_addr, &self.broker_http_addr);
+        self.kafka.overlay(&mut config.proxy.kafka);
 
         let dir = std::path::absolute(&config.standalone.data_dir)
             .context("cannot resolve the data directory")?;
@@ -160,6 +183,7 @@ impl RoleFlags for StandaloneArgs {
         config.standalone.data_dir = dir;
         config.controller.id = Some("standalone".into());
         config.broker.id = Some("standalone".into());
+        config.proxy.id = Some("standalone".into());
         Ok(())
     }
 

@@ -24,6 +24,10 @@ async fn quick_bench_writes_results_json() {
         admin_addr: Some(loopback()),
         broker_addr: Some(loopback()),
         broker_http_addr: Some(loopback()),
+        kafka: strata::cli::KafkaArgs {
+            kafka_addr: Some(loopback()),
+            ..Default::default()
+        },
         ..StandaloneArgs::default()
     };
     let config = strata::config::resolve(None, &args).expect("standalone settings");

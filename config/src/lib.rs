@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub use broker::{BrokerSection, MaintenanceSection};
 pub use controller::ControllerSection;
-pub use proxy::ProxySection;
+pub use proxy::{KafkaSection, ProxySection};
 pub use storage::StorageSection;
 
 /// `config/strata.toml` as shipped.

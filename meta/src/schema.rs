@@ -203,6 +203,26 @@ impl Keyspace {
     pub fn group_offset(&self, group: &str, topic: &str, partition: u32) -> String {
         format!("{}{topic}/{partition}", self.group_offsets(group))
     }
+    /// Prefix of the live proxies (`proxies/{id}` → [`ProxyInfo`], on the proxy's lease).
+    pub fn proxies(&self) -> String {
+        format!("{}/proxies/", self.root)
+    }
+    pub fn proxy(&self, id: &str) -> String {
+        format!("{}{id}", self.proxies())
+    }
+    /// The Kafka node id a proxy id got the first time it registered (`kafka/nodes/{id}` → i32):
+    /// Kafka clients key connections by node id, so a restarted proxy keeps its own.
+    pub fn kafka_node(&self, proxy: &str) -> String {
+        format!("{}/kafka/nodes/{proxy}", self.root)
+    }
+    /// The next unused Kafka node id (an i32 counter).
+    pub fn kafka_next_node(&self) -> String {
+        format!("{}/kafka/next_node", self.root)
+    }
+    /// The first producer id not yet handed to a proxy (an i64 counter; proxies take blocks).
+    pub fn kafka_next_producer_id(&self) -> String {
+        format!("{}/kafka/next_producer_id", self.root)
+    }
     /// `(topic, partition)` of a committed-offset key of `group`.
     pub fn offset_partition_of(&self, group: &str, key: &str) -> Option<(String, u32)> {
         let rest = key.strip_prefix(&self.group_offsets(group))?;
@@ -217,6 +237,21 @@ pub struct BrokerInfo {
     pub id: String,
     /// Address its gRPC service answers on, as clients and proxies should dial it.
     pub addr: String,
+    pub started_ms: i64,
+}
+
+/// A live proxy, registered under its lease: Kafka clients see the live proxies as the
+/// cluster's brokers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyInfo {
+    pub id: String,
+    /// The Kafka node id (stable per proxy id).
+    pub node_id: i32,
+    /// `host:port` Kafka clients dial.
+    pub kafka_addr: String,
+    /// Rack (availability zone) for rack-aware clients; empty for none.
+    #[serde(default)]
+    pub rack: String,
     pub started_ms: i64,
 }
 

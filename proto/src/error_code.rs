@@ -103,6 +103,9 @@ error_codes! {
     RebalanceInProgress: "REBALANCE_IN_PROGRESS", http 409, grpc FailedPrecondition, retriable false;
     /// The partition is not assigned to the member that tried to commit it.
     PartitionNotAssigned: "PARTITION_NOT_ASSIGNED", http 409, grpc FailedPrecondition, retriable false;
+    /// An idempotent producer's batch skips or repeats sequence numbers the partition does not
+    /// remember; restart the producer (a new session starts its sequences afresh).
+    OutOfOrderSequence: "OUT_OF_ORDER_SEQUENCE", http 409, grpc FailedPrecondition, retriable false;
 }
 
 /// The gRPC status codes the table uses, numbered as in the gRPC spec: `tonic::Code` without

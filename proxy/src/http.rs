@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use strata_log::ReadCache;
 
-use crate::metrics::ProxyMetrics;
+use crate::metrics::{MetricsSource, ProxyMetrics};
 
 /// What the endpoint reports on.
 #[derive(Debug, Clone)]
@@ -20,6 +20,8 @@ pub struct Health {
     pub ready: Arc<AtomicBool>,
     pub metrics: Arc<ProxyMetrics>,
     pub cache: Option<Arc<ReadCache>>,
+    /// Other listeners' metrics (the Kafka listener's).
+    pub extra: Vec<Arc<dyn MetricsSource>>,
 }
 
 /// `/healthz` (the process serves), `/readyz` (can route), `/metrics`.
@@ -46,6 +48,6 @@ async fn readyz(State(health): State<Health>) -> impl IntoResponse {
 async fn metrics(State(health): State<Health>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        health.metrics.render(health.cache.as_ref()),
+        health.metrics.render(health.cache.as_ref(), &health.extra),
     )
 }

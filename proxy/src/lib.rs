@@ -24,6 +24,6 @@ mod service;
 pub use checkpoints::CheckpointWatch;
 pub use error::{ProxyError, Result};
 pub use groups::GroupCoordinator;
-pub use metrics::ProxyMetrics;
+pub use metrics::{MetricsSource, ProxyMetrics};
 pub use routes::Routes;
 pub use service::ProxyService;

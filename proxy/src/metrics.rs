@@ -22,6 +22,12 @@ pub struct ErrorLabel {
     pub code: String,
 }
 
+/// Metrics of a listener beside the gRPC service (the Kafka listener), served on the same
+/// `/metrics` page under `strata_proxy_`.
+pub trait MetricsSource: Send + Sync + std::fmt::Debug {
+    fn register(&self, registry: &mut Registry);
+}
+
 /// Counters the service updates.
 #[derive(Debug, Default)]
 pub struct ProxyMetrics {
@@ -48,7 +54,11 @@ impl ProxyMetrics {
     }
 
     /// Renders every metric, with the cache's figures read now.
-    pub fn render(&self, cache: Option<&Arc<ReadCache>>) -> String {
+    pub fn render(
+        &self,
+        cache: Option<&Arc<ReadCache>>,
+        extra: &[Arc<dyn MetricsSource>],
+    ) -> String {
         let mut r = Registry::with_prefix("strata_proxy");
         r.register("requests", "gRPC calls by method", self.requests.clone());
         r.register(
@@ -94,6 +104,9 @@ impl ProxyMetrics {
                 evictions,
             );
             r.register("cache_bytes", "Bytes held by the read cache", bytes);
+        }
+        for source in extra {
+            source.register(&mut r);
         }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &r).is_err() {

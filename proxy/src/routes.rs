@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Default, Clone)]
 struct Table {
-    topics: HashMap<String, u32>,
+    /// Partition count and topic id (incarnation).
+    topics: HashMap<String, (u32, u64)>,
     assignments: HashMap<(String, u32), (String, u64)>,
     brokers: HashMap<String, String>,
 }
@@ -57,7 +58,9 @@ impl Routes {
                 self.keys.topic_name_of(&kv.key),
                 schema::decode::<TopicConfig>(&kv.key, &kv.value),
             ) {
-                table.topics.insert(name.to_owned(), config.partitions);
+                table
+                    .topics
+                    .insert(name.to_owned(), (config.partitions, config.id));
             }
         }
         for kv in self.meta.range(&self.keys.assignments()).await?.0 {
@@ -152,7 +155,7 @@ impl Routes {
     /// The partition count of a topic, or why there is none.
     pub fn partitions(&self, topic: &str) -> Result<u32, (ErrorCode, String)> {
         let table = self.table.read().expect("routes poisoned");
-        table.topics.get(topic).copied().ok_or_else(|| {
+        table.topics.get(topic).map(|t| t.0).ok_or_else(|| {
             (
                 ErrorCode::UnknownTopic,
                 format!(
@@ -160,6 +163,12 @@ impl Routes {
                 ),
             )
         })
+    }
+
+    /// The id of the topic's current incarnation.
+    pub fn topic_id(&self, topic: &str) -> Option<u64> {
+        let table = self.table.read().expect("routes poisoned");
+        table.topics.get(topic).map(|t| t.1)
     }
 
     /// The owner of a partition; `Ok(None)` while it has none.
@@ -186,7 +195,7 @@ impl Routes {
     pub fn topics(&self) -> Vec<(String, u32)> {
         let table = self.table.read().expect("routes poisoned");
         let mut all: Vec<(String, u32)> =
-            table.topics.iter().map(|(t, n)| (t.clone(), *n)).collect();
+            table.topics.iter().map(|(t, n)| (t.clone(), n.0)).collect();
         all.sort();
         all
     }

@@ -69,6 +69,11 @@ impl ProxyService {
         }
     }
 
+    /// The routing table the service follows (topics, partition counts, owners).
+    pub fn routes(&self) -> &Arc<Routes> {
+        &self.routes
+    }
+
     pub fn into_server(self) -> strata_server::StrataServer<Self> {
         strata_server::StrataServer::new(self).max_decoding_message_size(64 << 20)
     }

@@ -137,6 +137,9 @@ impl StrataCluster {
         let mut server = self.role("proxy", id, &Placement::loopback());
         server.listen("--listen");
         server.listen("--http-addr");
+        server.listen("--kafka-addr");
+        let lease_ttl = self.lease_ttl_secs.to_string();
+        server.args(["--id", id, "--lease-ttl-secs", &lease_ttl]);
         server.args(&self.storage_args);
         server
     }
@@ -207,6 +210,7 @@ impl StrataServer {
             "--broker-addr",
             "--broker-http-addr",
             "--proxy-http-addr",
+            "--kafka-addr",
         ] {
             server.listen(flag);
         }
@@ -355,6 +359,11 @@ impl StrataServer {
             .iter()
             .find(|(f, _)| *f == flag)
             .map(|(_, addr)| *addr)
+    }
+
+    /// The Kafka wire-protocol address of a proxy or standalone server.
+    pub fn kafka_addr(&self) -> Option<SocketAddr> {
+        self.listener("--kafka-addr")
     }
 
     /// The base URL of a broker's or proxy's HTTP endpoint (health, metrics).

@@ -18,6 +18,8 @@ pub struct InProcess {
     pub admin: String,
     /// The proxy's HTTP address: `/metrics`, `/healthz`, `/readyz`.
     pub proxy_http: String,
+    /// The Kafka wire-protocol address.
+    pub kafka: String,
     cancel: CancellationToken,
     tasks: JoinSet<anyhow::Result<()>>,
     dir: tempfile::TempDir,
@@ -43,6 +45,10 @@ impl InProcess {
                 admin_addr: Some(loopback()),
                 broker_addr: Some(loopback()),
                 broker_http_addr: Some(loopback()),
+                kafka: strata::cli::KafkaArgs {
+                    kafka_addr: Some(loopback()),
+                    ..Default::default()
+                },
                 ..StandaloneArgs::default()
             };
             let config = strata::config::resolve(None, &args)?;
@@ -54,6 +60,7 @@ impl InProcess {
                         proxy: config.proxy.listen.to_string(),
                         admin: config.controller.admin_addr.to_string(),
                         proxy_http: config.proxy.http_addr.to_string(),
+                        kafka: config.proxy.kafka.listen.to_string(),
                         cancel,
                         tasks,
                         dir,

@@ -45,18 +45,24 @@ pub async fn spawn(
         reader = reader.with_cache(cache.clone());
     }
     let groups = GroupCoordinator::new(meta.clone(), keys.clone(), routes.clone(), reader.clone());
-    let admin = strata_catalog::Admin::new(meta, keys);
+    let admin = strata_catalog::Admin::new(meta.clone(), keys.clone());
     let listen = settings.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} for the proxy; pass --listen"))?;
+    let kafka_addr = settings.kafka.listen;
+    let kafka_listener = tokio::net::TcpListener::bind(kafka_addr)
+        .await
+        .with_context(|| {
+            format!("cannot listen on {kafka_addr} for Kafka clients; pass --kafka-addr")
+        })?;
     let http_addr = settings.http_addr;
     let http_listener = tokio::net::TcpListener::bind(http_addr)
         .await
         .with_context(|| {
             format!("cannot listen on {http_addr} for the proxy's HTTP endpoint; pass --http-addr")
         })?;
-    tracing::info!(%listen, %http_addr, cache_bytes = cache_config.capacity_bytes, "proxy starting");
+    tracing::info!(%listen, %kafka_addr, %http_addr, cache_bytes = cache_config.capacity_bytes, "proxy starting");
     let (follower, token) = (routes.clone(), cancel.clone());
     tasks.spawn(async move {
         follower.follow(token).await;
@@ -68,11 +74,13 @@ pub async fn spawn(
         Ok(())
     });
     let metrics = Arc::new(ProxyMetrics::default());
+    let kafka_metrics = Arc::new(strata_kafka::KafkaMetrics::default());
     let ready = Arc::new(AtomicBool::new(true));
     let health = strata_proxy::http::Health {
         ready: ready.clone(),
         metrics: metrics.clone(),
         cache,
+        extra: vec![kafka_metrics.clone()],
     };
     let http_cancel = cancel.clone();
     tasks.spawn(async move {
@@ -84,13 +92,79 @@ pub async fn spawn(
             .await
             .context("proxy HTTP endpoint failed")
     });
-    let service =
-        ProxyService::new(routes, checkpoints, reader, groups, admin, metrics).into_server();
+    let cluster_id = keys.root().trim_start_matches('/').replace('/', "-");
+    let service = ProxyService::new(routes, checkpoints, reader, groups, admin, metrics);
+    spawn_kafka(tasks, cancel, meta, keys, service.clone(), settings, kafka_listener, kafka_metrics, cluster_id).await?;
+    let service = service.into_server();
     // A consumer long-polls every partition it reads on one HTTP/2 connection; hyper's default
     // of 200 streams would queue the rest of a 1,000-partition consumer behind the waits.
     let router = tonic::transport::Server::builder()
         .max_concurrent_streams(settings.max_concurrent_streams)
         .add_service(service);
     super::spawn_grpc(tasks, cancel, listener, router, "proxy");
+    Ok(())
+}
+
+/// The proxy's id: `[proxy] id`, else the host's name (a pod's name in Kubernetes) and the
+/// Kafka port, so proxies sharing a host differ and each keeps its id across restarts.
+fn proxy_id(settings: &ProxySection) -> anyhow::Result<String> {
+    let id = settings.id.clone().unwrap_or_else(|| {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "proxy".into());
+        format!("{host}-{}", settings.kafka.listen.port())
+    });
+    strata_meta::schema::validate_name("proxy", &id)?;
+    Ok(id)
+}
+
+/// Registers the proxy for Kafka clients and starts its Kafka listener.
+#[allow(clippy::too_many_arguments)]
+async fn spawn_kafka(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    cancel: &CancellationToken,
+    meta: Arc<dyn MetaStore>,
+    keys: Keyspace,
+    service: ProxyService,
+    settings: &ProxySection,
+    listener: tokio::net::TcpListener,
+    metrics: Arc<strata_kafka::KafkaMetrics>,
+    cluster_id: String,
+) -> anyhow::Result<()> {
+    let kafka = &settings.kafka;
+    let config = strata_kafka::ClusterConfig {
+        proxy_id: proxy_id(settings)?,
+        advertised_addr: kafka
+            .advertised_addr
+            .clone()
+            .unwrap_or_else(|| kafka.listen.to_string()),
+        rack: kafka.rack.clone().unwrap_or_default(),
+        lease_ttl: std::time::Duration::from_secs(settings.lease_ttl_secs.max(1)),
+        cluster_id,
+    };
+    let cluster = strata_kafka::Cluster::new(meta, keys, config)
+        .await
+        .context("cannot register the proxy for Kafka clients")?;
+    let (registered, token) = (cluster.clone(), cancel.clone());
+    tasks.spawn(async move {
+        registered.run(token).await;
+        Ok(())
+    });
+    let server = strata_kafka::KafkaServer::new(
+        service,
+        cluster,
+        strata_kafka::ServerConfig {
+            max_request_bytes: usize::try_from(kafka.max_request_bytes).unwrap_or(usize::MAX),
+            auto_create_topics: kafka.auto_create_topics,
+            default_partitions: kafka.default_partitions.max(1),
+        },
+        metrics,
+    );
+    let token = cancel.clone();
+    tasks.spawn(async move {
+        server.serve(listener, token).await;
+        Ok(())
+    });
     Ok(())
 }

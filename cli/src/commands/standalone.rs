@@ -16,8 +16,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut tasks = JoinSet::new();
     spawn(&mut tasks, &cancel, &config).await?;
     eprintln!(
-        "strata standalone: proxy {} · admin http://{} · data in {}\n  try: strata topic create t --partitions 4 && seq 1 1000 | strata produce t && strata consume t --from-beginning --max-messages 1000",
+        "strata standalone: proxy {} · Kafka {} · admin http://{} · data in {}\n  try: strata topic create t --partitions 4 && seq 1 1000 | strata produce t && strata consume t --from-beginning --max-messages 1000",
         config.proxy.listen,
+        config.proxy.kafka.listen,
         config.controller.admin_addr,
         config.standalone.data_dir.display()
     );

@@ -15,6 +15,7 @@ impl ProxyService {
                 name,
                 partitions: Vec::new(),
                 error: Some(v1::Error::new(code, message)),
+                topic_id: 0,
             },
             Ok(count) => {
                 let partitions = (0..count)
@@ -28,6 +29,7 @@ impl ProxyService {
                     })
                     .collect();
                 v1::TopicMetadata {
+                    topic_id: self.routes.topic_id(&name).unwrap_or_default(),
                     name,
                     partitions,
                     error: None,

@@ -1,0 +1,53 @@
+//! Why a connection or a request failed before a handler could answer it.
+
+use strata_meta::MetaError;
+use strata_proto::{Coded, ErrorCode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    #[error(
+        "request of {size} bytes is over the limit of {limit} bytes; raise --kafka-max-request-bytes or send smaller batches"
+    )]
+    FrameTooLarge { size: usize, limit: usize },
+    #[error("request frame has a negative length ({0}); the peer does not speak the Kafka protocol")]
+    NegativeLength(i32),
+    #[error("request is shorter than its header ({0} bytes)")]
+    Truncated(usize),
+    #[error("unknown API key {0}")]
+    UnknownApi(i16),
+    #[error("cannot decode {api} v{version}: {reason}")]
+    Decode {
+        api: &'static str,
+        version: i16,
+        reason: String,
+    },
+    #[error("cannot encode the {api} v{version} response: {reason}")]
+    Encode {
+        api: &'static str,
+        version: i16,
+        reason: String,
+    },
+    #[error("metadata store: {0}")]
+    Meta(#[from] MetaError),
+    #[error(transparent)]
+    BadValue(#[from] strata_meta::schema::BadValue),
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Coded for KafkaError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::FrameTooLarge { .. } => ErrorCode::MessageTooLarge,
+            Self::NegativeLength(_) | Self::Truncated(_) | Self::UnknownApi(_) | Self::Decode { .. } => {
+                ErrorCode::InvalidArgument
+            }
+            Self::Encode { .. } => ErrorCode::Internal,
+            Self::Meta(e) => e.code(),
+            Self::BadValue(e) => e.code(),
+            Self::Io(_) => ErrorCode::Unavailable,
+        }
+    }
+}
+
+pub type Result<T, E = KafkaError> = std::result::Result<T, E>;

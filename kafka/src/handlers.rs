@@ -1,0 +1,119 @@
+//! One handler per API. Each turns a decoded Kafka request into calls of the proxy's service
+//! (the same calls gRPC clients make) and the answers into a Kafka response.
+
+mod api_versions;
+mod fetch;
+mod metadata;
+mod offsets;
+mod produce;
+mod topic_ids;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::Encodable;
+use strata_proto::v1;
+use strata_proto::ErrorCode;
+use strata_proxy::ProxyService;
+
+use crate::cluster::Cluster;
+use crate::error::{KafkaError, Result};
+use crate::server::{self, ServerConfig};
+use crate::versions::Supported;
+
+pub(crate) use api_versions::unsupported_version;
+
+/// What every handler can reach.
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub service: ProxyService,
+    pub cluster: Cluster,
+    pub config: ServerConfig,
+}
+
+impl Context {
+    pub fn new(service: ProxyService, cluster: Cluster, config: ServerConfig) -> Self {
+        Self {
+            service,
+            cluster,
+            config,
+        }
+    }
+
+    /// The name of the topic with Kafka topic id `id`, if one exists now.
+    pub fn topic_by_id(&self, id: uuid::Uuid) -> Option<String> {
+        let routes = self.service.routes();
+        routes.topics().into_iter().map(|(name, _)| name).find(|name| {
+            topic_ids::topic_uuid(name, routes.topic_id(name).unwrap_or_default()) == id
+        })
+    }
+}
+
+/// The answer of a service call, with a transport-level failure (which an in-process call only
+/// returns for a request the service refuses outright) as a Strata error.
+pub(crate) fn answer<T>(result: Result<tonic::Response<T>, tonic::Status>) -> Result<T, v1::Error> {
+    result.map(tonic::Response::into_inner).map_err(|status| {
+        v1::Error::new(
+            strata_proto::code_of_status(&status).unwrap_or(ErrorCode::Internal),
+            status.message(),
+        )
+    })
+}
+
+/// Answers one request: the encoded response frame, or `None` when Kafka sends no response
+/// (a produce with acks=0).
+pub(crate) async fn handle(
+    ctx: &Context,
+    header: &RequestHeader,
+    api: &'static Supported,
+    body: RequestKind,
+) -> Result<Option<Bytes>> {
+    let version = header.request_api_version;
+    let response = match body {
+        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&r)),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(ctx, r, version).await?),
+        RequestKind::Produce(r) => match produce::handle(ctx, r).await {
+            Some(response) => ResponseKind::Produce(response),
+            None => return Ok(None),
+        },
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(ctx, r).await),
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(offsets::list(ctx, r).await),
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            ResponseKind::OffsetForLeaderEpoch(offsets::for_leader_epoch(ctx, r).await)
+        }
+        RequestKind::InitProducerId(r) => {
+            ResponseKind::InitProducerId(produce::init_producer_id(ctx, r).await)
+        }
+        other => {
+            // The table advertises an API no arm answers: a bug, not the client's fault.
+            return Err(KafkaError::Encode {
+                api: api.name,
+                version,
+                reason: format!("no handler for {:?}", std::mem::discriminant(&other)),
+            });
+        }
+    };
+    encode(api, header.correlation_id, version, &response).map(Some)
+}
+
+/// The response frame: length, header (at the API's header version), body.
+pub(crate) fn encode(
+    api: &'static Supported,
+    correlation_id: i32,
+    version: i16,
+    response: &ResponseKind,
+) -> Result<Bytes> {
+    let encode_error = |reason: String| KafkaError::Encode {
+        api: api.name,
+        version,
+        reason,
+    };
+    server::frame(|buf: &mut BytesMut| {
+        ResponseHeader::default()
+            .with_correlation_id(correlation_id)
+            .encode(buf, api.api.response_header_version(version))
+            .map_err(|e| encode_error(e.to_string()))?;
+        response
+            .encode(buf, version)
+            .map_err(|e| encode_error(e.to_string()))
+    })
+}
