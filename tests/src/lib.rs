@@ -4,11 +4,14 @@
 //!   tests that need a real server but no process control.
 //! - [`harness`] runs Strata clusters as processes or containers and breaks them on purpose:
 //!   the fault tests (`tests/faults.rs`, `tests/containers.rs`, `scripts/faults.sh`).
+//! - [`kafka_clients`] runs real Kafka clients (kcat, confluent-kafka, kafka-python) against
+//!   a standalone server or a process cluster (`tests/kafka_clients.rs`, `tests/kafka_faults.rs`).
 
 // Test harnesses wait on real time against real servers.
 #![allow(clippy::disallowed_methods)]
 
 pub mod harness;
 mod inprocess;
+pub mod kafka_clients;
 
 pub use inprocess::InProcess;
