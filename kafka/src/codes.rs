@@ -94,7 +94,11 @@ mod tests {
     #[test]
     fn every_retriable_strata_code_maps_to_a_code_kafka_clients_retry() {
         // Kafka's retriable codes among those used here.
-        let kafka_retriable = [LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT];
+        let kafka_retriable = [
+            LEADER_NOT_AVAILABLE,
+            NOT_LEADER_OR_FOLLOWER,
+            REQUEST_TIMED_OUT,
+        ];
         for code in ErrorCode::ALL.iter().filter(|c| c.is_retriable()) {
             assert!(
                 kafka_retriable.contains(&kafka_code(*code)),

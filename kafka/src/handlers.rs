@@ -11,8 +11,8 @@ mod topic_ids;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::Encodable;
-use strata_proto::v1;
 use strata_proto::ErrorCode;
+use strata_proto::v1;
 use strata_proxy::ProxyService;
 
 use crate::cluster::Cluster;
@@ -42,9 +42,13 @@ impl Context {
     /// The name of the topic with Kafka topic id `id`, if one exists now.
     pub fn topic_by_id(&self, id: uuid::Uuid) -> Option<String> {
         let routes = self.service.routes();
-        routes.topics().into_iter().map(|(name, _)| name).find(|name| {
-            topic_ids::topic_uuid(name, routes.topic_id(name).unwrap_or_default()) == id
-        })
+        routes
+            .topics()
+            .into_iter()
+            .map(|(name, _)| name)
+            .find(|name| {
+                topic_ids::topic_uuid(name, routes.topic_id(name).unwrap_or_default()) == id
+            })
     }
 }
 
@@ -70,7 +74,9 @@ pub(crate) async fn handle(
     let version = header.request_api_version;
     let response = match body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&r)),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(ctx, r, version).await?),
+        RequestKind::Metadata(r) => {
+            ResponseKind::Metadata(metadata::handle(ctx, r, version).await?)
+        }
         RequestKind::Produce(r) => match produce::handle(ctx, r).await {
             Some(response) => ResponseKind::Produce(response),
             None => return Ok(None),
