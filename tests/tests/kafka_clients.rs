@@ -59,10 +59,8 @@ macro_rules! on_every_backend {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kcat_lists_the_proxies_and_round_trips_keys_and_headers() {
-    on_every_backend!("kcat", |backend, clients| kcat_scenario(
-        &backend, &clients
-    )
-    .await);
+    on_every_backend!("kcat", |backend, clients| kcat_scenario(&backend, &clients)
+        .await);
 }
 
 async fn kcat_scenario(backend: &Backend, clients: &KafkaClients) {
@@ -95,14 +93,27 @@ async fn kcat_scenario(backend: &Backend, clients: &KafkaClients) {
             "partition {p} missing:\n{listing}"
         );
     }
-    assert!(!listing.contains("err"), "kcat -L reports an error:\n{listing}");
+    assert!(
+        !listing.contains("err"),
+        "kcat -L reports an error:\n{listing}"
+    );
 
     // Keyed messages with two headers, into partition 1, then read back from the beginning.
     let input = "alpha:one\nbeta:two\ngamma:three with spaces\n";
     clients
         .kcat(
             &[
-                "-b", &bootstrap, "-P", "-t", "kcat", "-p", "1", "-K:", "-H", "h1=x", "-H",
+                "-b",
+                &bootstrap,
+                "-P",
+                "-t",
+                "kcat",
+                "-p",
+                "1",
+                "-K:",
+                "-H",
+                "h1=x",
+                "-H",
                 "trace=abc-123",
             ],
             Some(input.as_bytes()),
@@ -527,7 +538,10 @@ async fn strata_to_kafka(backend: &Backend, clients: &KafkaClients) {
             assert_eq!(got.value, format!("cli-value-{i}"), "{client}");
             assert!(got.headers.is_empty(), "{client}: {got:?}");
             assert_eq!(got.partition, 1, "{client}");
-            assert!((before..after).contains(&got.timestamp), "{client}: {got:?}");
+            assert!(
+                (before..after).contains(&got.timestamp),
+                "{client}: {got:?}"
+            );
         }
     };
 
@@ -721,7 +735,10 @@ fn assert_committed_everything(group: &Value, topic: &str, partitions: u32, tota
         .filter(|o| o["topic"] == topic)
         .collect();
     assert_eq!(offsets.len(), partitions as usize, "{group}");
-    let committed: i64 = offsets.iter().map(|o| o["committed"].as_i64().unwrap()).sum();
+    let committed: i64 = offsets
+        .iter()
+        .map(|o| o["committed"].as_i64().unwrap())
+        .sum();
     assert_eq!(committed, total, "{group}");
     for o in offsets {
         assert_eq!(o["lag"], 0, "{o}");
@@ -740,7 +757,13 @@ struct Member {
 }
 
 impl Member {
-    fn start(clients: &KafkaClients, backend: &Backend, topic: &str, group: &str, name: &str) -> Self {
+    fn start(
+        clients: &KafkaClients,
+        backend: &Backend,
+        topic: &str,
+        group: &str,
+        name: &str,
+    ) -> Self {
         let mut command = clients.python(
             "confluent_member.py",
             &[
@@ -836,7 +859,10 @@ async fn wait_members(
             .iter()
             .map(|m| format!("{}: {:?} {} keys", m.name, m.assigned, m.keys.len()))
             .collect();
-        assert!(Instant::now() < deadline, "{what} within {timeout:?}: {state:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{what} within {timeout:?}: {state:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -857,10 +883,15 @@ async fn group_of_three(backend: &Backend, clients: &KafkaClients) {
         .map(|name| Member::start(clients, backend, topic, group, name))
         .collect();
     // The three split the six partitions, two each.
-    wait_members(&mut members, MINUTE, "three members sharing 6 partitions", |ms| {
-        let all: BTreeSet<u64> = ms.iter().flat_map(|m| m.assigned.clone()).collect();
-        all.len() == 6 && ms.iter().all(|m| m.assigned.len() == 2)
-    })
+    wait_members(
+        &mut members,
+        MINUTE,
+        "three members sharing 6 partitions",
+        |ms| {
+            let all: BTreeSet<u64> = ms.iter().flat_map(|m| m.assigned.clone()).collect();
+            all.len() == 6 && ms.iter().all(|m| m.assigned.len() == 2)
+        },
+    )
     .await;
 
     produce_generated(backend, clients, topic, "g1", 3000).await;
@@ -877,10 +908,15 @@ async fn group_of_three(backend: &Backend, clients: &KafkaClients) {
         .status()
         .unwrap();
     assert!(status.success());
-    wait_members(&mut members, MINUTE, "two members taking all 6 partitions", |ms| {
-        let all: BTreeSet<u64> = ms.iter().flat_map(|m| m.assigned.clone()).collect();
-        all.len() == 6 && ms.iter().all(|m| m.assigned.len() == 3)
-    })
+    wait_members(
+        &mut members,
+        MINUTE,
+        "two members taking all 6 partitions",
+        |ms| {
+            let all: BTreeSet<u64> = ms.iter().flat_map(|m| m.assigned.clone()).collect();
+            all.len() == 6 && ms.iter().all(|m| m.assigned.len() == 3)
+        },
+    )
     .await;
     produce_generated(backend, clients, topic, "g2", 3000).await;
 
@@ -901,8 +937,7 @@ async fn group_of_three(backend: &Backend, clients: &KafkaClients) {
         let done = m.done.as_ref().unwrap();
         assert_eq!(done["errors"], json!({}), "{}: {done}", m.name);
     }
-    let total: usize =
-        victim.keys.len() + members.iter().map(|m| m.keys.len()).sum::<usize>();
+    let total: usize = victim.keys.len() + members.iter().map(|m| m.keys.len()).sum::<usize>();
     eprintln!(
         "[{}] group of three: {} messages consumed for 6000 ({} by the killed member)",
         backend.kind.name(),

@@ -33,7 +33,11 @@ fn lines(path: &std::path::Path) -> Vec<(String, u32, i64)> {
         .lines()
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
-            (f[0].to_owned(), f[1].parse().unwrap(), f[2].parse().unwrap())
+            (
+                f[0].to_owned(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+            )
         })
         .collect()
 }
@@ -154,7 +158,10 @@ async fn idempotent_producer_through_a_broker_kill_and_a_reassignment() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let parts = api.partitions(topic).await.unwrap();
-        let now = parts.iter().find(|p| p.partition == moved.partition).unwrap();
+        let now = parts
+            .iter()
+            .find(|p| p.partition == moved.partition)
+            .unwrap();
         if now.broker.as_deref() == Some(target.as_str())
             && now.state == "Write"
             && now.epoch > moved.epoch
