@@ -408,9 +408,19 @@ pub struct ConsumeArgs {
     #[arg(long)]
     pub print_offsets: bool,
 
+    /// Print `timestamp<TAB>` (ms since the Unix epoch, as the producer set it) before each
+    /// message, after the offsets.
+    #[arg(long)]
+    pub print_timestamp: bool,
+
     /// Print `key<TAB>` before each message.
     #[arg(long)]
     pub print_key: bool,
+
+    /// Print the headers as `name=value,name=value<TAB>` before each message, after the key
+    /// (a header without a value prints as its name alone).
+    #[arg(long)]
+    pub print_headers: bool,
 
     /// With --group: the group drops this consumer after this long without a heartbeat.
     #[arg(long, default_value_t = 10_000)]

@@ -439,8 +439,7 @@ async fn kafka_to_strata(backend: &Backend, clients: &KafkaClients) {
         );
     }
 
-    // `strata consume` prints partition, offset, key and value (no headers or timestamps:
-    // the SDK check above covers those).
+    // `strata consume` prints every field the same.
     let printed = clients
         .strata(
             &[
@@ -450,7 +449,9 @@ async fn kafka_to_strata(backend: &Backend, clients: &KafkaClients) {
                 &backend.grpc(),
                 "--from-beginning",
                 "--print-offsets",
+                "--print-timestamp",
                 "--print-key",
+                "--print-headers",
                 "--max-messages",
                 "13",
                 "--timeout-ms",
@@ -461,23 +462,31 @@ async fn kafka_to_strata(backend: &Backend, clients: &KafkaClients) {
         )
         .await
         .unwrap();
-    let mut cli: BTreeMap<String, (String, u32)> = BTreeMap::new();
+    let mut cli: BTreeMap<String, Seen> = BTreeMap::new();
     for line in printed.lines() {
-        let fields: Vec<&str> = line.splitn(4, '\t').collect();
-        assert_eq!(fields.len(), 4, "strata consume printed {line:?}");
-        cli.insert(
-            fields[2].to_owned(),
-            (fields[3].to_owned(), fields[0].parse().unwrap()),
-        );
+        // partition, offset, timestamp, key, headers, value
+        let f: Vec<&str> = line.splitn(6, '\t').collect();
+        assert_eq!(f.len(), 6, "strata consume printed {line:?}");
+        let seen = Seen {
+            value: f[5].to_owned(),
+            headers: kv_headers(f[4]),
+            timestamp: f[2].parse().unwrap(),
+            partition: f[0].parse().unwrap(),
+        };
+        cli.insert(f[3].to_owned(), seen);
     }
-    assert_eq!(cli.len(), 13, "strata consume printed:\n{printed}");
-    for (key, seen) in &read {
-        assert_eq!(
-            cli.get(key),
-            Some(&(seen.value.clone(), seen.partition)),
-            "strata consume's {key}"
-        );
-    }
+    assert_eq!(cli, read, "strata consume printed:\n{printed}");
+}
+
+/// `name=value,name=value` (kcat's `%h`, `strata consume --print-headers`).
+fn kv_headers(text: &str) -> BTreeMap<String, String> {
+    text.split(',')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => (kv.to_owned(), String::new()),
+        })
+        .collect()
 }
 
 fn now_ms() -> i64 {
@@ -616,19 +625,9 @@ async fn strata_to_kafka(backend: &Backend, clients: &KafkaClients) {
         .map(|line| {
             let f: Vec<&str> = line.split('\t').collect();
             assert_eq!(f.len(), 5, "kcat printed {line:?}");
-            let headers = if f[2].is_empty() {
-                BTreeMap::new()
-            } else {
-                f[2].split(',')
-                    .map(|kv| {
-                        let (k, v) = kv.split_once('=').unwrap();
-                        (k.to_owned(), v.to_owned())
-                    })
-                    .collect()
-            };
             let seen = Seen {
                 value: f[1].to_owned(),
-                headers,
+                headers: kv_headers(f[2]),
                 timestamp: f[4].parse().unwrap(),
                 partition: f[3].parse().unwrap(),
             };

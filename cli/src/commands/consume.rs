@@ -80,8 +80,15 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
             if args.print_offsets {
                 write!(out, "{}\t{}\t", record.partition, record.offset)?;
             }
+            if args.print_timestamp {
+                write!(out, "{}\t", record.timestamp)?;
+            }
             if args.print_key {
                 out.write_all(record.key.as_deref().unwrap_or_default())?;
+                out.write_all(b"\t")?;
+            }
+            if args.print_headers {
+                write_headers(&mut out, &record.headers)?;
                 out.write_all(b"\t")?;
             }
             let value = record.value.unwrap_or_default();
@@ -114,4 +121,42 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         bytes as f64 / 1e6 / secs
     );
     Ok(())
+}
+
+/// Headers as `name=value,name=value`, in the order the producer wrote them (kcat's `%h`).
+fn write_headers(
+    out: &mut impl Write,
+    headers: &[(String, Option<bytes::Bytes>)],
+) -> std::io::Result<()> {
+    for (i, (name, value)) in headers.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        out.write_all(name.as_bytes())?;
+        if let Some(value) = value {
+            out.write_all(b"=")?;
+            out.write_all(value)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_print_as_kcat_prints_them() {
+        let mut out = Vec::new();
+        let headers = vec![
+            ("trace".to_owned(), Some(bytes::Bytes::from_static(b"abc"))),
+            ("empty".to_owned(), None),
+            ("n".to_owned(), Some(bytes::Bytes::from_static(b"1"))),
+        ];
+        write_headers(&mut out, &headers).unwrap();
+        assert_eq!(out, b"trace=abc,empty,n=1");
+        let mut none = Vec::new();
+        write_headers(&mut none, &[]).unwrap();
+        assert!(none.is_empty());
+    }
 }
