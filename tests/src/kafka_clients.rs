@@ -190,10 +190,11 @@ async fn run(
     Ok(stdout)
 }
 
-/// Starts a long-running client whose stdout is read line by line (a group member).
+/// Starts a long-running client whose stdout is read line by line (a group member). Its
+/// stdin is a pipe the caller holds: closing it is how a member is told to leave.
 pub fn spawn_lines(mut command: Command) -> anyhow::Result<Child> {
     command
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     command.spawn().context("cannot start the client")

@@ -763,7 +763,7 @@ impl Member {
         group: &str,
         name: &str,
     ) -> Self {
-        let mut command = clients.python(
+        let command = clients.python(
             "confluent_member.py",
             &[
                 s("--bootstrap"),
@@ -778,7 +778,6 @@ impl Member {
                 s(180),
             ],
         );
-        command.stdin(std::process::Stdio::piped());
         let mut child = spawn_lines(command).unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, events) = tokio::sync::mpsc::unbounded_channel();
