@@ -4,7 +4,7 @@
 and still have everything a member printed before a `kill -9`:
   {"event": "assigned", "partitions": [..]}    after every rebalance that gives partitions
   {"event": "revoked", "partitions": [..]}
-  {"event": "consumed", "keys": [..], "partitions": {"p": last_offset}, "total": n}
+  {"event": "consumed", "records": [[key, partition, offset], ..], "total": n}
                                                each batch, once its offsets are committed
   {"event": "done", "total": n, "errors": {...}}   at the end (--duration or --timeout)
 Offsets are committed synchronously after every batch, before the batch is reported. The
@@ -81,24 +81,21 @@ def main():
         if stdin_closed():
             break
         batch = consumer.consume(num_messages=500, timeout=0.2)
-        keys = []
-        last = {}
+        records = []
         for msg in batch:
             if msg.error():
                 on_error(msg.error())
                 continue
-            keys.append(text(msg.key()))
-            last[str(msg.partition())] = msg.offset()
-        if not keys:
+            records.append([text(msg.key()), msg.partition(), msg.offset()])
+        if not records:
             continue
         try:
             consumer.commit(asynchronous=False)
         except Exception as e:  # a commit racing a rebalance; the next owner re-reads
             errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
             log(f"{args.name}: commit failed: {e}")
-        total += len(keys)
-        line({"event": "consumed", "member": args.name, "keys": keys, "partitions": last,
-              "total": total})
+        total += len(records)
+        line({"event": "consumed", "member": args.name, "records": records, "total": total})
     consumer.close()
     line({"event": "done", "member": args.name, "total": total, "errors": errors})
 

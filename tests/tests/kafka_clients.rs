@@ -641,27 +641,30 @@ async fn strata_to_kafka(backend: &Backend, clients: &KafkaClients) {
 // Consumer groups (these need the Kafka group APIs: FindCoordinator, JoinGroup, SyncGroup,
 // Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch)
 
-const NEEDS_GROUPS: &str = "needs the Kafka group APIs (FindCoordinator, JoinGroup, ...)";
-
+/// Sends `n` generated messages (`{prefix}-k{i}`) with confluent-kafka, at most `rate` a
+/// second (0: as fast as it can), and checks they were all acknowledged.
 async fn produce_generated(
-    backend: &Backend,
-    clients: &KafkaClients,
+    clients: KafkaClients,
+    bootstrap: String,
     topic: &str,
     prefix: &str,
     n: u64,
+    rate: u64,
 ) {
     let produced = clients
         .python_json(
             "confluent_produce.py",
             &[
                 s("--bootstrap"),
-                backend.bootstrap(),
+                bootstrap,
                 s("--topic"),
                 s(topic),
                 s("--count"),
                 n.to_string(),
                 s("--prefix"),
                 s(prefix),
+                s("--rate"),
+                rate.to_string(),
                 s("--timeout"),
                 s(60),
             ],
@@ -675,10 +678,17 @@ async fn produce_generated(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the Kafka group APIs (FindCoordinator, JoinGroup, ...)"]
 async fn kcat_group_consume() {
-    let _ = NEEDS_GROUPS;
     on_every_backend!("kcat-group", |backend, clients| {
         backend.create_topic("kcat-group", 3).await.unwrap();
-        produce_generated(&backend, &clients, "kcat-group", "kg", 300).await;
+        produce_generated(
+            clients.clone(),
+            backend.bootstrap(),
+            "kcat-group",
+            "kg",
+            300,
+            0,
+        )
+        .await;
         let printed = clients
             .kcat(
                 &[
@@ -752,6 +762,8 @@ struct Member {
     events: tokio::sync::mpsc::UnboundedReceiver<Value>,
     assigned: Vec<u64>,
     keys: Vec<String>,
+    /// Offsets read, by partition.
+    offsets: BTreeMap<u64, Vec<i64>>,
     done: Option<Value>,
 }
 
@@ -795,6 +807,7 @@ impl Member {
             events,
             assigned: Vec::new(),
             keys: Vec::new(),
+            offsets: BTreeMap::new(),
             done: None,
         }
     }
@@ -812,13 +825,15 @@ impl Member {
                         .collect();
                 }
                 Some("revoked") => self.assigned.clear(),
-                Some("consumed") => self.keys.extend(
-                    event["keys"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|k| k.as_str().unwrap().to_owned()),
-                ),
+                Some("consumed") => {
+                    for record in event["records"].as_array().unwrap() {
+                        self.keys.push(record[0].as_str().unwrap().to_owned());
+                        self.offsets
+                            .entry(record[1].as_u64().unwrap())
+                            .or_default()
+                            .push(record[2].as_i64().unwrap());
+                    }
+                }
                 Some("done") => self.done = Some(event),
                 _ => {}
             }
@@ -838,31 +853,62 @@ impl Member {
     }
 }
 
-/// Polls `members` until `done` holds of them, at most `timeout`.
-async fn wait_members(
+/// Polls `members` until `done` holds of them, at most `timeout`; on a timeout, what each
+/// member holds.
+async fn try_wait_members(
     members: &mut [Member],
     timeout: Duration,
-    what: &str,
     done: impl Fn(&[Member]) -> bool,
-) {
+) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     loop {
         for m in members.iter_mut() {
             m.drain();
         }
         if done(members) {
-            return;
+            return Ok(());
         }
-        let state: Vec<String> = members
-            .iter()
-            .map(|m| format!("{}: {:?} {} keys", m.name, m.assigned, m.keys.len()))
-            .collect();
-        assert!(
-            Instant::now() < deadline,
-            "{what} within {timeout:?}: {state:?}"
-        );
+        if Instant::now() >= deadline {
+            let state: Vec<String> = members
+                .iter()
+                .map(|m| format!("{}: {:?} {} keys", m.name, m.assigned, m.keys.len()))
+                .collect();
+            return Err(format!("{state:?}"));
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+async fn wait_members(
+    members: &mut [Member],
+    timeout: Duration,
+    what: &str,
+    done: impl Fn(&[Member]) -> bool,
+) {
+    if let Err(state) = try_wait_members(members, timeout, done).await {
+        panic!("{what} within {timeout:?}: {state}");
+    }
+}
+
+/// Per partition, the offsets read by any of `members`: `p: n distinct in [min, max], holes`.
+fn coverage(members: &[&Member]) -> String {
+    let mut all: BTreeMap<u64, BTreeSet<i64>> = BTreeMap::new();
+    for m in members {
+        for (p, offsets) in &m.offsets {
+            all.entry(*p).or_default().extend(offsets);
+        }
+    }
+    all.iter()
+        .map(|(p, offsets)| {
+            let (min, max) = (offsets.first().unwrap(), offsets.last().unwrap());
+            let holes: Vec<i64> = (*min..=*max)
+                .filter(|o| !offsets.contains(o))
+                .take(10)
+                .collect();
+            format!("p{p}: {} in [{min}, {max}], holes {holes:?}", offsets.len())
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -892,7 +938,15 @@ async fn group_of_three(backend: &Backend, clients: &KafkaClients) {
     )
     .await;
 
-    produce_generated(backend, clients, topic, "g1", 3000).await;
+    // 3000 messages over 3 s; the third member is killed while they flow.
+    let first = tokio::spawn(produce_generated(
+        clients.clone(),
+        backend.bootstrap(),
+        topic,
+        "g1",
+        3000,
+        1000,
+    ));
     wait_members(&mut members, MINUTE, "every member consuming", |ms| {
         ms.iter().all(|m| !m.keys.is_empty())
     })
@@ -916,7 +970,8 @@ async fn group_of_three(backend: &Backend, clients: &KafkaClients) {
         },
     )
     .await;
-    produce_generated(backend, clients, topic, "g2", 3000).await;
+    first.await.unwrap();
+    produce_generated(clients.clone(), backend.bootstrap(), topic, "g2", 3000, 0).await;
 
     let mut victim = victim;
     victim.drain();
@@ -924,12 +979,22 @@ async fn group_of_three(backend: &Backend, clients: &KafkaClients) {
         .flat_map(|i| [format!("g1-k{i}"), format!("g2-k{i}")])
         .collect();
     let victim_keys: BTreeSet<String> = victim.keys.iter().cloned().collect();
-    wait_members(&mut members, MINUTE, "all 6000 messages consumed", |ms| {
+    let all_read = try_wait_members(&mut members, MINUTE, |ms| {
         let mut seen = victim_keys.clone();
         seen.extend(ms.iter().flat_map(|m| m.keys.iter().cloned()));
         expected.is_subset(&seen)
     })
     .await;
+    if let Err(state) = all_read {
+        let everyone: Vec<&Member> = members.iter().chain([&victim]).collect();
+        panic!(
+            "not all 6000 messages consumed within a minute: {state}\nread: {}\n\
+             the killed member read: {}\ngroup: {}",
+            coverage(&everyone),
+            coverage(&[&victim]),
+            group_view(backend, group).await
+        );
+    }
     for m in &mut members {
         m.stop().await;
         let done = m.done.as_ref().unwrap();
