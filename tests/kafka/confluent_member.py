@@ -5,9 +5,11 @@ and still have everything a member printed before a `kill -9`:
   {"event": "assigned", "partitions": [..]}    after every rebalance that gives partitions
   {"event": "revoked", "partitions": [..]}
   {"event": "consumed", "records": [[key, partition, offset], ..], "total": n}
-                                               each batch, once its offsets are committed
+                                               each batch, before its offsets are committed
   {"event": "done", "total": n, "errors": {...}}   at the end (--duration or --timeout)
-Offsets are committed synchronously after every batch, before the batch is reported. The
+Every batch is reported, then its offsets are committed synchronously: whatever the group
+has committed was reported first, even if the member is killed during the commit (a batch
+reported but not committed is read again by the next owner: at least once). The
 member leaves the group and exits when its stdin closes (the test drops its end), so a test
 stops members gracefully without signals.
 """
@@ -89,13 +91,13 @@ def main():
             records.append([text(msg.key()), msg.partition(), msg.offset()])
         if not records:
             continue
+        total += len(records)
+        line({"event": "consumed", "member": args.name, "records": records, "total": total})
         try:
             consumer.commit(asynchronous=False)
         except Exception as e:  # a commit racing a rebalance; the next owner re-reads
             errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
             log(f"{args.name}: commit failed: {e}")
-        total += len(records)
-        line({"event": "consumed", "member": args.name, "records": records, "total": total})
     consumer.close()
     line({"event": "done", "member": args.name, "total": total, "errors": errors})
 
