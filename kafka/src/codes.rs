@@ -19,8 +19,10 @@ pub const MESSAGE_TOO_LARGE: i16 = 10;
 pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
 pub const ILLEGAL_GENERATION: i16 = 22;
+pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
 pub const INVALID_GROUP_ID: i16 = 24;
 pub const UNKNOWN_MEMBER_ID: i16 = 25;
+pub const INVALID_SESSION_TIMEOUT: i16 = 26;
 pub const REBALANCE_IN_PROGRESS: i16 = 27;
 pub const UNSUPPORTED_VERSION: i16 = 35;
 pub const TOPIC_ALREADY_EXISTS: i16 = 36;
@@ -30,6 +32,7 @@ pub const INVALID_CONFIG: i16 = 40;
 pub const INVALID_REQUEST: i16 = 42;
 pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+pub const NON_EMPTY_GROUP: i16 = 68;
 pub const GROUP_ID_NOT_FOUND: i16 = 69;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
 pub const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
@@ -94,7 +97,11 @@ mod tests {
     #[test]
     fn every_retriable_strata_code_maps_to_a_code_kafka_clients_retry() {
         // Kafka's retriable codes among those used here.
-        let kafka_retriable = [LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT];
+        let kafka_retriable = [
+            LEADER_NOT_AVAILABLE,
+            NOT_LEADER_OR_FOLLOWER,
+            REQUEST_TIMED_OUT,
+        ];
         for code in ErrorCode::ALL.iter().filter(|c| c.is_retriable()) {
             assert!(
                 kafka_retriable.contains(&kafka_code(*code)),

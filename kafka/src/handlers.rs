@@ -3,16 +3,19 @@
 
 mod api_versions;
 mod fetch;
+mod groups;
 mod metadata;
 mod offsets;
 mod produce;
 mod topic_ids;
 
+use std::net::SocketAddr;
+
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::Encodable;
-use strata_proto::v1;
 use strata_proto::ErrorCode;
+use strata_proto::v1;
 use strata_proxy::ProxyService;
 
 use crate::cluster::Cluster;
@@ -42,9 +45,13 @@ impl Context {
     /// The name of the topic with Kafka topic id `id`, if one exists now.
     pub fn topic_by_id(&self, id: uuid::Uuid) -> Option<String> {
         let routes = self.service.routes();
-        routes.topics().into_iter().map(|(name, _)| name).find(|name| {
-            topic_ids::topic_uuid(name, routes.topic_id(name).unwrap_or_default()) == id
-        })
+        routes
+            .topics()
+            .into_iter()
+            .map(|(name, _)| name)
+            .find(|name| {
+                topic_ids::topic_uuid(name, routes.topic_id(name).unwrap_or_default()) == id
+            })
     }
 }
 
@@ -63,6 +70,7 @@ pub(crate) fn answer<T>(result: Result<tonic::Response<T>, tonic::Status>) -> Re
 /// (a produce with acks=0).
 pub(crate) async fn handle(
     ctx: &Context,
+    peer: SocketAddr,
     header: &RequestHeader,
     api: &'static Supported,
     body: RequestKind,
@@ -70,7 +78,9 @@ pub(crate) async fn handle(
     let version = header.request_api_version;
     let response = match body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&r)),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(ctx, r, version).await?),
+        RequestKind::Metadata(r) => {
+            ResponseKind::Metadata(metadata::handle(ctx, r, version).await?)
+        }
         RequestKind::Produce(r) => match produce::handle(ctx, r).await {
             Some(response) => ResponseKind::Produce(response),
             None => return Ok(None),
@@ -83,6 +93,26 @@ pub(crate) async fn handle(
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(produce::init_producer_id(ctx, r).await)
         }
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(groups::find_coordinator(ctx, r, version))
+        }
+        RequestKind::JoinGroup(r) => {
+            ResponseKind::JoinGroup(groups::join(ctx, peer, header, r, version).await)
+        }
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(groups::sync(ctx, r, version).await),
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(groups::heartbeat(ctx, r).await),
+        RequestKind::LeaveGroup(r) => {
+            ResponseKind::LeaveGroup(groups::leave(ctx, r, version).await)
+        }
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(groups::commit(ctx, r).await),
+        RequestKind::OffsetFetch(r) => {
+            ResponseKind::OffsetFetch(groups::fetch_offsets(ctx, r, version).await)
+        }
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(groups::list(ctx, r, version).await),
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(groups::describe(ctx, r).await)
+        }
+        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(groups::delete(ctx, r).await),
         other => {
             // The table advertises an API no arm answers: a bug, not the client's fault.
             return Err(KafkaError::Encode {

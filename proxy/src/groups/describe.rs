@@ -1,10 +1,12 @@
 //! ListGroups and DescribeGroup: the groups view of `strata_catalog`, so the REST API and
 //! `strata group describe` show the same thing.
 
+use std::collections::BTreeMap;
+
 use strata_catalog::Admin;
 use strata_proto::v1;
 
-use super::GroupCoordinator;
+use super::{GroupCoordinator, validate_group};
 use crate::error::Result;
 
 impl GroupCoordinator {
@@ -69,5 +71,25 @@ impl GroupCoordinator {
                 })
                 .collect(),
         })
+    }
+
+    /// What each member sent for the protocol the group chose, by member id: Kafka's
+    /// DescribeGroups relays it untouched. Empty for a group without state.
+    pub async fn member_metadata(&self, group: &str) -> Result<BTreeMap<String, Vec<u8>>> {
+        validate_group(group)?;
+        let state = self.load(group).await?.state;
+        Ok(state
+            .members
+            .into_iter()
+            .map(|(id, m)| {
+                let metadata = m
+                    .protocols
+                    .into_iter()
+                    .find(|p| p.name == state.protocol)
+                    .map(|p| p.metadata)
+                    .unwrap_or_default();
+                (id, metadata)
+            })
+            .collect())
     }
 }
