@@ -223,3 +223,59 @@ pub(crate) async fn leave(
         .with_error_code(group_error)
         .with_members(members)
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::GroupId;
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+
+    use super::*;
+
+    fn request(group: &str, session_ms: i32, protocols: usize) -> JoinGroupRequest {
+        JoinGroupRequest::default()
+            .with_group_id(GroupId(str_bytes(group)))
+            .with_session_timeout_ms(session_ms)
+            .with_protocol_type(str_bytes("consumer"))
+            .with_protocols(vec![
+                JoinGroupRequestProtocol::default()
+                    .with_name(str_bytes("range"));
+                protocols
+            ])
+    }
+
+    #[test]
+    fn joins_the_coordinator_would_refuse_get_the_code_kafka_clients_expect() {
+        assert_eq!(join_precheck(&request("g", 10_000, 1)), None);
+        assert_eq!(
+            join_precheck(&request("", 10_000, 1)),
+            Some(codes::INVALID_GROUP_ID)
+        );
+        assert_eq!(
+            join_precheck(&request("a/b", 10_000, 1)),
+            Some(codes::INVALID_GROUP_ID)
+        );
+        for session in [-1, 0, 999, i32::MAX] {
+            assert_eq!(
+                join_precheck(&request("g", session, 1)),
+                Some(codes::INVALID_SESSION_TIMEOUT),
+                "{session}"
+            );
+        }
+        assert_eq!(
+            join_precheck(&request("g", 10_000, 0)),
+            Some(codes::INCONSISTENT_GROUP_PROTOCOL)
+        );
+    }
+
+    #[test]
+    fn a_failed_join_keeps_the_member_id_and_encodes_at_every_version() {
+        use kafka_protocol::protocol::Encodable;
+        let r = request("g", 10_000, 1).with_member_id(str_bytes("m-1"));
+        for version in 0..=9 {
+            let failed = join_failed(&r, codes::UNKNOWN_MEMBER_ID, version);
+            assert_eq!(failed.member_id.as_str(), "m-1");
+            let mut buf = bytes::BytesMut::new();
+            failed.encode(&mut buf, version).unwrap();
+        }
+    }
+}
