@@ -41,6 +41,7 @@ fn partition_code(error: Option<&v1::Error>) -> i16 {
     }
 }
 
+/// The retention time of v2-v4 is ignored: committed offsets stay until the group is deleted.
 pub(crate) async fn commit(ctx: &Context, request: OffsetCommitRequest) -> OffsetCommitResponse {
     let offsets: Vec<v1::PartitionOffset> = request
         .topics
