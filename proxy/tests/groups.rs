@@ -121,6 +121,7 @@ on_both_backends!(
     leaving_rebalances_at_once,
     bad_requests_get_typed_errors,
     deleting_refuses_live_members_and_removes_everything_else,
+    simple_commits_wait_for_the_members_sessions_to_end,
 );
 
 /// A group member driven step by step, as the SDK's consumer drives it.
@@ -661,4 +662,42 @@ async fn deleting_refuses_live_members_and_removes_everything_else(env: &Env) {
     assert!(left.is_empty(), "{left:?}");
     let e = c.describe("g7").await.unwrap_err();
     assert_eq!(code(&e), ErrorCode::UnknownGroup, "{e}");
+}
+
+async fn simple_commits_wait_for_the_members_sessions_to_end(env: &Env) {
+    let c = &env.coordinator;
+    let (views, stops) = spawn_members(env, "g8", 1);
+    settled(env, "g8", &views, Duration::from_secs(30)).await;
+    let simple = v1::OffsetCommitRequest {
+        group: "g8".into(),
+        generation: -1,
+        member_id: String::new(),
+        offsets: vec![offset(2, 0)],
+    };
+    // A live member fences commits from outside the group.
+    let e = c.commit(&simple).await.unwrap_err();
+    assert_eq!(code(&e), ErrorCode::IllegalGeneration, "{e}");
+
+    // It stops without leaving; once its session ended, nothing else has to happen to the
+    // group for a tool to reset its offsets.
+    stops[0].store(true, Ordering::SeqCst);
+    let stopped = Instant::now();
+    loop {
+        match c.commit(&simple).await {
+            Ok(results) => {
+                assert_eq!(partition_codes(&results), vec![None]);
+                break;
+            }
+            Err(e) => {
+                assert_eq!(code(&e), ErrorCode::IllegalGeneration, "{e}");
+                assert!(
+                    stopped.elapsed() < Duration::from_millis(u64::from(SESSION_MS) * 3),
+                    "the dead member still fences simple commits"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    let d = c.describe("g8").await.unwrap();
+    assert_eq!((d.state.as_str(), d.members.len()), ("Empty", 0));
 }
