@@ -867,3 +867,63 @@ async fn an_sdk_consumer_and_a_kafka_member_share_a_group() {
     sdk.await.unwrap();
     server.stop().await.unwrap();
 }
+
+/// A member that stops without leaving is gone from DescribeGroups and ListGroups once its
+/// session ends, as in Kafka, without anyone else calling on the group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_member_leaves_the_views_when_its_session_ends() {
+    let server = setup().await;
+    let mut k = Kafka::connect(&server.kafka).await;
+    let joined = k
+        .call(5, join_request("crash", "").with_session_timeout_ms(1_000))
+        .await;
+    assert_eq!(joined.error_code, NONE);
+    let synced = k
+        .call(
+            3,
+            SyncGroupRequest::default()
+                .with_group_id(group("crash"))
+                .with_generation_id(joined.generation_id)
+                .with_member_id(joined.member_id.clone())
+                .with_assignments(vec![
+                    SyncGroupRequestAssignment::default()
+                        .with_member_id(joined.member_id.clone())
+                        .with_assignment(encoded(&[0, 1, 2, 3])),
+                ]),
+        )
+        .await;
+    assert_eq!(synced.error_code, NONE);
+    let described = k
+        .call(
+            5,
+            DescribeGroupsRequest::default().with_groups(vec![group("crash")]),
+        )
+        .await;
+    assert_eq!(described.groups[0].members.len(), 1);
+
+    // No heartbeat from here on.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let listed = k.call(4, ListGroupsRequest::default()).await;
+    let state = listed
+        .groups
+        .iter()
+        .find(|g| g.group_id.0 == *"crash")
+        .map(|g| g.group_state.to_string());
+    assert_eq!(state.as_deref(), Some("Empty"), "{listed:?}");
+    let described = k
+        .call(
+            5,
+            DescribeGroupsRequest::default().with_groups(vec![group("crash")]),
+        )
+        .await;
+    assert_eq!(described.groups[0].group_state.to_string(), "Empty");
+    assert!(described.groups[0].members.is_empty());
+    let deleted = k
+        .call(
+            1,
+            DeleteGroupsRequest::default().with_groups_names(vec![group("crash")]),
+        )
+        .await;
+    assert_eq!(deleted.results[0].error_code, NONE);
+    server.stop().await.unwrap();
+}

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use strata_catalog::Admin;
 use strata_proto::v1;
 
-use super::{GroupCoordinator, validate_group};
+use super::{GroupCoordinator, Loaded, remove_members, start_rebalance, validate_group};
 use crate::error::Result;
 
 impl GroupCoordinator {
@@ -91,5 +91,33 @@ impl GroupCoordinator {
                 (id, metadata)
             })
             .collect())
+    }
+
+    /// Removes members whose session ended, as the next group call would; `true` if some were.
+    /// Views of a group (Kafka's DescribeGroups and ListGroups) call it first so a group whose
+    /// consumers crashed shows as empty, as it does in Kafka, instead of keeping them until a
+    /// member or a commit comes by.
+    pub async fn evict_expired(&self, group: &str) -> Result<bool> {
+        validate_group(group)?;
+        // Bounded: each failed round means another call changed the group meanwhile, and that
+        // call evicts too.
+        for _ in 0..3 {
+            let Loaded {
+                mut state,
+                revision,
+            } = self.load(group).await?;
+            let dead = self.dead_members(group, &state, None).await?;
+            if dead.is_empty() {
+                return Ok(false);
+            }
+            let revoke = remove_members(&mut state, &dead);
+            start_rebalance(&mut state, self.clock.unix_millis());
+            if self.save(group, revision, &state, Vec::new()).await? {
+                tracing::info!(group = %group, members = ?dead, "evicting members whose session ended");
+                self.revoke(revoke).await;
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }

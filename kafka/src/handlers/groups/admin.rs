@@ -29,7 +29,7 @@ pub(crate) async fn list(
     request: ListGroupsRequest,
     version: i16,
 ) -> ListGroupsResponse {
-    let listed = match settled(
+    let mut listed = match settled(
         answer(
             ctx.service
                 .list_groups(Request::new(v1::ListGroupsRequest {}))
@@ -40,6 +40,14 @@ pub(crate) async fn list(
         Ok(listed) => listed,
         Err(error) => return ListGroupsResponse::default().with_error_code(error),
     };
+    for g in &mut listed.groups {
+        if g.members > 0
+            && evict_expired(ctx, &g.group).await
+            && let Some(state) = describe_state(ctx, &g.group).await
+        {
+            g.state = state;
+        }
+    }
     let with_states = version >= LIST_STATES_VERSION;
     let groups = listed
         .groups
@@ -66,6 +74,31 @@ pub(crate) async fn list(
     ListGroupsResponse::default().with_groups(groups)
 }
 
+/// Evicts the group's members whose session ended (best effort: a failure leaves the view as
+/// the store has it); `true` if some were.
+async fn evict_expired(ctx: &Context, group: &str) -> bool {
+    match ctx.service.groups().evict_expired(group).await {
+        Ok(evicted) => evicted,
+        Err(e) => {
+            tracing::debug!(group = %group, error = %e, "cannot evict expired members");
+            false
+        }
+    }
+}
+
+/// The group's state now, if it can be read.
+async fn describe_state(ctx: &Context, group: &str) -> Option<String> {
+    let call = v1::DescribeGroupRequest {
+        group: group.to_owned(),
+    };
+    match answer(ctx.service.describe_group(Request::new(call)).await) {
+        Ok(v1::DescribeGroupResponse {
+            error: None, state, ..
+        }) => Some(state),
+        _ => None,
+    }
+}
+
 pub(crate) async fn describe(
     ctx: &Context,
     request: DescribeGroupsRequest,
@@ -84,13 +117,13 @@ async fn describe_one(ctx: &Context, id: GroupId) -> DescribedGroup {
     let call = v1::DescribeGroupRequest {
         group: name.clone(),
     };
-    let result = answer(ctx.service.describe_group(Request::new(call)).await).and_then(|r| match r
-        .error
-        .clone()
-    {
-        None => Ok(r),
-        Some(e) => Err(e),
-    });
+    // Kafka expires members on its own; here the view does it, so a group whose consumers
+    // crashed shows as empty.
+    evict_expired(ctx, &name).await;
+    let result = match answer(ctx.service.describe_group(Request::new(call)).await) {
+        Ok(v1::DescribeGroupResponse { error: Some(e), .. }) | Err(e) => Err(e),
+        Ok(described) => Ok(described),
+    };
     let described = match result {
         Ok(described) => described,
         Err(e) if e.error_code() == Some(ErrorCode::UnknownGroup) => {
