@@ -420,6 +420,15 @@ async fn scenario(server: &InProcess) {
         commit_codes(&bad_partition),
         vec![(-1, UNKNOWN_TOPIC_OR_PARTITION)]
     );
+    // From outside the group (an assign() consumer, an offset-reset tool) while it has members:
+    // refused as Kafka refuses it.
+    let outsider = a
+        .call(8, commit_request("g1", -1, "", &[(a_parts[0], 1)]))
+        .await;
+    assert_eq!(
+        commit_codes(&outsider),
+        vec![(a_parts[0], UNKNOWN_MEMBER_ID)]
+    );
 
     // OffsetFetch: named partitions (v1), every partition (null topics, v5), the groups array
     // (v8) with one group that never committed.

@@ -76,6 +76,17 @@ pub(crate) async fn commit(ctx: &Context, request: OffsetCommitRequest) -> Offse
                 .map(|p| ((p.topic, p.partition), partition_code(p.error.as_ref())))
                 .collect()
         })
+        .map_err(|error| {
+            // Kafka refuses a commit from outside a group that has members as coming from an
+            // unknown member; the coordinator says the generation (-1) is wrong. Same outcome,
+            // Kafka's code.
+            let simple = request.generation_id_or_member_epoch < 0 && request.member_id.is_empty();
+            if simple && error == codes::ILLEGAL_GENERATION {
+                codes::UNKNOWN_MEMBER_ID
+            } else {
+                error
+            }
+        })
     };
     let topics = request
         .topics
