@@ -45,6 +45,7 @@ supported! {
     InitProducerId 0..=4;
     OffsetForLeaderEpoch 2..=4;
     CreatePartitions 0..=3;
+    DeleteGroups 0..=2;
 }
 
 /// The row of an API key, if it is advertised.
