@@ -33,6 +33,7 @@ pub const INVALID_PRODUCER_EPOCH: i16 = 47;
 pub const GROUP_ID_NOT_FOUND: i16 = 69;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
 pub const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
+pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 119;
 
 /// The Kafka code for a Strata code, in a data-path context (produce, fetch, offsets).
 pub fn kafka_code(code: ErrorCode) -> i16 {
@@ -94,7 +95,11 @@ mod tests {
     #[test]
     fn every_retriable_strata_code_maps_to_a_code_kafka_clients_retry() {
         // Kafka's retriable codes among those used here.
-        let kafka_retriable = [LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT];
+        let kafka_retriable = [
+            LEADER_NOT_AVAILABLE,
+            NOT_LEADER_OR_FOLLOWER,
+            REQUEST_TIMED_OUT,
+        ];
         for code in ErrorCode::ALL.iter().filter(|c| c.is_retriable()) {
             assert!(
                 kafka_retriable.contains(&kafka_code(*code)),

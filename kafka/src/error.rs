@@ -9,7 +9,9 @@ pub enum KafkaError {
         "request of {size} bytes is over the limit of {limit} bytes; raise --kafka-max-request-bytes or send smaller batches"
     )]
     FrameTooLarge { size: usize, limit: usize },
-    #[error("request frame has a negative length ({0}); the peer does not speak the Kafka protocol")]
+    #[error(
+        "request frame has a negative length ({0}); the peer does not speak the Kafka protocol"
+    )]
     NegativeLength(i32),
     #[error("request is shorter than its header ({0} bytes)")]
     Truncated(usize),
@@ -39,9 +41,10 @@ impl Coded for KafkaError {
     fn code(&self) -> ErrorCode {
         match self {
             Self::FrameTooLarge { .. } => ErrorCode::MessageTooLarge,
-            Self::NegativeLength(_) | Self::Truncated(_) | Self::UnknownApi(_) | Self::Decode { .. } => {
-                ErrorCode::InvalidArgument
-            }
+            Self::NegativeLength(_)
+            | Self::Truncated(_)
+            | Self::UnknownApi(_)
+            | Self::Decode { .. } => ErrorCode::InvalidArgument,
             Self::Encode { .. } => ErrorCode::Internal,
             Self::Meta(e) => e.code(),
             Self::BadValue(e) => e.code(),

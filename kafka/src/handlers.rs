@@ -1,6 +1,7 @@
 //! One handler per API. Each turns a decoded Kafka request into calls of the proxy's service
 //! (the same calls gRPC clients make) and the answers into a Kafka response.
 
+mod admin;
 mod api_versions;
 mod fetch;
 mod metadata;
@@ -11,8 +12,8 @@ mod topic_ids;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::Encodable;
-use strata_proto::v1;
 use strata_proto::ErrorCode;
+use strata_proto::v1;
 use strata_proxy::ProxyService;
 
 use crate::cluster::Cluster;
@@ -42,9 +43,13 @@ impl Context {
     /// The name of the topic with Kafka topic id `id`, if one exists now.
     pub fn topic_by_id(&self, id: uuid::Uuid) -> Option<String> {
         let routes = self.service.routes();
-        routes.topics().into_iter().map(|(name, _)| name).find(|name| {
-            topic_ids::topic_uuid(name, routes.topic_id(name).unwrap_or_default()) == id
-        })
+        routes
+            .topics()
+            .into_iter()
+            .map(|(name, _)| name)
+            .find(|name| {
+                topic_ids::topic_uuid(name, routes.topic_id(name).unwrap_or_default()) == id
+            })
     }
 }
 
@@ -70,7 +75,9 @@ pub(crate) async fn handle(
     let version = header.request_api_version;
     let response = match body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&r)),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(ctx, r, version).await?),
+        RequestKind::Metadata(r) => {
+            ResponseKind::Metadata(metadata::handle(ctx, r, version).await?)
+        }
         RequestKind::Produce(r) => match produce::handle(ctx, r).await {
             Some(response) => ResponseKind::Produce(response),
             None => return Ok(None),
@@ -82,6 +89,27 @@ pub(crate) async fn handle(
         }
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(produce::init_producer_id(ctx, r).await)
+        }
+        RequestKind::CreateTopics(r) => {
+            ResponseKind::CreateTopics(admin::create_topics(ctx, r).await)
+        }
+        RequestKind::DeleteTopics(r) => {
+            ResponseKind::DeleteTopics(admin::delete_topics(ctx, r).await)
+        }
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(admin::create_partitions(ctx, r).await)
+        }
+        RequestKind::DescribeConfigs(r) => {
+            ResponseKind::DescribeConfigs(admin::describe_configs(ctx, r).await)
+        }
+        RequestKind::AlterConfigs(r) => {
+            ResponseKind::AlterConfigs(admin::alter_configs(ctx, r).await)
+        }
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ResponseKind::IncrementalAlterConfigs(admin::incremental_alter_configs(ctx, r).await)
+        }
+        RequestKind::DescribeCluster(r) => {
+            ResponseKind::DescribeCluster(admin::describe_cluster(ctx, r).await)
         }
         other => {
             // The table advertises an API no arm answers: a bug, not the client's fault.

@@ -34,7 +34,11 @@ pub struct KafkaMetrics {
 impl MetricsSource for KafkaMetrics {
     fn register(&self, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("kafka");
-        r.register("connections", "Open Kafka client connections", self.connections.clone());
+        r.register(
+            "connections",
+            "Open Kafka client connections",
+            self.connections.clone(),
+        );
         r.register("requests", "Kafka requests by API", self.requests.clone());
         r.register(
             "unsupported_versions",
@@ -46,7 +50,11 @@ impl MetricsSource for KafkaMetrics {
             "Connections closed because of bad input, by reason",
             self.closed.clone(),
         );
-        r.register("received_bytes", "Request bytes received", self.bytes_in.clone());
+        r.register(
+            "received_bytes",
+            "Request bytes received",
+            self.bytes_in.clone(),
+        );
         r.register("sent_bytes", "Response bytes sent", self.bytes_out.clone());
     }
 }

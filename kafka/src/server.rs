@@ -110,7 +110,10 @@ async fn connection(
         metrics.bytes_in.inc_by(frame.len() as u64 + 4);
         let response = match request::parse(frame) {
             Ok(Parsed::Request { header, api, body }) => {
-                metrics.requests.get_or_create(&ApiLabel { api: api.name }).inc();
+                metrics
+                    .requests
+                    .get_or_create(&ApiLabel { api: api.name })
+                    .inc();
                 handlers::handle(ctx, &header, api, body).await
             }
             Ok(Parsed::UnsupportedVersion {
@@ -128,7 +131,10 @@ async fn connection(
                         let e = KafkaError::Decode {
                             api: api.name,
                             version,
-                            reason: format!("version not served; this listener serves {}..={}", api.min, api.max),
+                            reason: format!(
+                                "version not served; this listener serves {}..={}",
+                                api.min, api.max
+                            ),
                         };
                         return close(metrics, peer, "unsupported version", &e);
                     }

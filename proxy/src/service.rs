@@ -74,6 +74,12 @@ impl ProxyService {
         &self.routes
     }
 
+    /// The catalog this service administers topics through, for the Kafka listener's admin
+    /// APIs that have no gRPC call (topic settings, validate-only checks).
+    pub fn admin(&self) -> &strata_catalog::Admin {
+        &self.admin
+    }
+
     pub fn into_server(self) -> strata_server::StrataServer<Self> {
         strata_server::StrataServer::new(self).max_decoding_message_size(64 << 20)
     }

@@ -94,7 +94,18 @@ pub async fn spawn(
     });
     let cluster_id = keys.root().trim_start_matches('/').replace('/', "-");
     let service = ProxyService::new(routes, checkpoints, reader, groups, admin, metrics);
-    spawn_kafka(tasks, cancel, meta, keys, service.clone(), settings, kafka_listener, kafka_metrics, cluster_id).await?;
+    spawn_kafka(
+        tasks,
+        cancel,
+        meta,
+        keys,
+        service.clone(),
+        settings,
+        kafka_listener,
+        kafka_metrics,
+        cluster_id,
+    )
+    .await?;
     let service = service.into_server();
     // A consumer long-polls every partition it reads on one HTTP/2 connection; hyper's default
     // of 200 streams would queue the rest of a 1,000-partition consumer behind the waits.

@@ -7,8 +7,8 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use strata_meta::schema::ProxyInfo;
-use strata_proto::v1::{self, strata_server::Strata};
 use strata_proto::ErrorCode;
+use strata_proto::v1::{self, strata_server::Strata};
 use tonic::Request;
 
 use super::{Context, answer, topic_ids};
@@ -55,7 +55,9 @@ pub(super) async fn handle(
     }
     Ok(MetadataResponse::default()
         .with_brokers(nodes.iter().map(broker).collect())
-        .with_cluster_id(Some(StrBytes::from_string(ctx.cluster.cluster_id().to_owned())))
+        .with_cluster_id(Some(StrBytes::from_string(
+            ctx.cluster.cluster_id().to_owned(),
+        )))
         .with_controller_id(BrokerId(nodes.first().map_or(-1, |n| n.node_id)))
         .with_topics(topics.iter().map(|t| topic(t, &nodes)).collect()))
 }
@@ -92,7 +94,11 @@ async fn create(ctx: &Context, name: &str) -> bool {
     };
     match answer(ctx.service.create_topic(Request::new(request)).await) {
         Ok(v1::CreateTopicResponse { error: None, .. }) => {
-            tracing::info!(topic = name, partitions = ctx.config.default_partitions, "auto-created topic for a Kafka client");
+            tracing::info!(
+                topic = name,
+                partitions = ctx.config.default_partitions,
+                "auto-created topic for a Kafka client"
+            );
             true
         }
         Ok(v1::CreateTopicResponse { error: Some(e), .. }) | Err(e) => {

@@ -35,7 +35,10 @@ async fn offset(ctx: &Context, topic: &str, partition: i32, timestamp: i64) -> (
         timestamp,
     };
     match answer(ctx.service.list_offsets(Request::new(request)).await) {
-        Ok(v1::ListOffsetsResponse { error: None, offset }) => (offset, codes::NONE),
+        Ok(v1::ListOffsetsResponse {
+            error: None,
+            offset,
+        }) => (offset, codes::NONE),
         Ok(v1::ListOffsetsResponse { error: Some(e), .. }) | Err(e) => (-1, codes::of(Some(&e)).0),
     }
 }

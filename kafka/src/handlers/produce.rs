@@ -11,8 +11,8 @@ use kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId,
 };
 use kafka_protocol::protocol::StrBytes;
-use strata_proto::v1::{self, strata_server::Strata};
 use strata_proto::ErrorCode;
+use strata_proto::v1::{self, strata_server::Strata};
 use tonic::Request;
 
 use super::{Context, answer};
@@ -25,14 +25,22 @@ pub(crate) fn split_batches(mut records: Bytes) -> Result<Vec<Bytes>, String> {
     let mut batches = Vec::new();
     while !records.is_empty() {
         if records.len() < LENGTH_END {
-            return Err(format!("{} bytes left after the last whole batch", records.len()));
+            return Err(format!(
+                "{} bytes left after the last whole batch",
+                records.len()
+            ));
         }
         let length = i32::from_be_bytes([records[8], records[9], records[10], records[11]]);
         let total = usize::try_from(length)
             .ok()
             .and_then(|l| l.checked_add(LENGTH_END))
             .filter(|t| *t <= records.len())
-            .ok_or_else(|| format!("batch length {length} does not fit in the {} bytes sent", records.len()))?;
+            .ok_or_else(|| {
+                format!(
+                    "batch length {length} does not fit in the {} bytes sent",
+                    records.len()
+                )
+            })?;
         batches.push(records.split_to(total));
     }
     Ok(batches)
@@ -66,9 +74,17 @@ pub(super) async fn handle(ctx: &Context, request: ProduceRequest) -> Option<Pro
                 let partitions = t
                     .partition_data
                     .iter()
-                    .map(|p| partition_error(p.index, codes::INVALID_REQUEST, format!("acks must be 0, 1 or -1, not {acks}")))
+                    .map(|p| {
+                        partition_error(
+                            p.index,
+                            codes::INVALID_REQUEST,
+                            format!("acks must be 0, 1 or -1, not {acks}"),
+                        )
+                    })
                     .collect();
-                TopicProduceResponse::default().with_name(t.name).with_partition_responses(partitions)
+                TopicProduceResponse::default()
+                    .with_name(t.name)
+                    .with_partition_responses(partitions)
             })
             .collect();
         return Some(ProduceResponse::default().with_responses(responses));
@@ -84,7 +100,14 @@ pub(super) async fn handle(ctx: &Context, request: ProduceRequest) -> Option<Pro
         let name = topic.name.0.to_string();
         for p in &topic.partition_data {
             let Ok(partition) = u32::try_from(p.index) else {
-                answered.push((name.clone(), partition_error(p.index, codes::UNKNOWN_TOPIC_OR_PARTITION, format!("partition {} does not exist", p.index))));
+                answered.push((
+                    name.clone(),
+                    partition_error(
+                        p.index,
+                        codes::UNKNOWN_TOPIC_OR_PARTITION,
+                        format!("partition {} does not exist", p.index),
+                    ),
+                ));
                 continue;
             };
             match split_batches(p.records.clone().unwrap_or_default()) {
@@ -94,12 +117,25 @@ pub(super) async fn handle(ctx: &Context, request: ProduceRequest) -> Option<Pro
                     batches,
                     leader_epoch: 0,
                 }),
-                Ok(_) => answered.push((name.clone(), partition_error(p.index, codes::CORRUPT_MESSAGE, "no record batch sent".into()))),
-                Err(why) => answered.push((name.clone(), partition_error(p.index, codes::CORRUPT_MESSAGE, why))),
+                Ok(_) => answered.push((
+                    name.clone(),
+                    partition_error(
+                        p.index,
+                        codes::CORRUPT_MESSAGE,
+                        "no record batch sent".into(),
+                    ),
+                )),
+                Err(why) => answered.push((
+                    name.clone(),
+                    partition_error(p.index, codes::CORRUPT_MESSAGE, why),
+                )),
             }
         }
     }
-    let sent: Vec<(String, u32)> = forwarded.iter().map(|p| (p.topic.clone(), p.partition)).collect();
+    let sent: Vec<(String, u32)> = forwarded
+        .iter()
+        .map(|p| (p.topic.clone(), p.partition))
+        .collect();
     let mut call = Request::new(v1::ProduceRequest {
         ack: ack as i32,
         partitions: forwarded,
@@ -120,7 +156,10 @@ pub(super) async fn handle(ctx: &Context, request: ProduceRequest) -> Option<Pro
         Err(e) => {
             let (code, message) = codes::of(Some(&e));
             for (topic, partition) in sent {
-                answered.push((topic, partition_error(partition as i32, code, message.clone().unwrap_or_default())));
+                answered.push((
+                    topic,
+                    partition_error(partition as i32, code, message.clone().unwrap_or_default()),
+                ));
             }
         }
     }
@@ -137,7 +176,9 @@ pub(super) async fn handle(ctx: &Context, request: ProduceRequest) -> Option<Pro
                 .filter(|(topic, _)| topic.as_str() == t.name.0.as_str())
                 .map(|(_, r)| r.clone())
                 .collect();
-            TopicProduceResponse::default().with_name(t.name.clone()).with_partition_responses(partitions)
+            TopicProduceResponse::default()
+                .with_name(t.name.clone())
+                .with_partition_responses(partitions)
         })
         .collect();
     Some(ProduceResponse::default().with_responses(responses))
@@ -175,7 +216,10 @@ pub(super) async fn init_producer_id(
     // KIP-360: a producer that asks with its current id and epoch gets the next epoch of the same
     // id; the broker treats a higher epoch as a new session and restarts its sequences.
     if request.producer_id.0 >= 0 && request.producer_epoch >= 0 {
-        let epoch = request.producer_epoch.checked_add(1).filter(|e| *e < i16::MAX);
+        let epoch = request
+            .producer_epoch
+            .checked_add(1)
+            .filter(|e| *e < i16::MAX);
         if let Some(epoch) = epoch {
             return InitProducerIdResponse::default()
                 .with_producer_id(request.producer_id)
