@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import TopicAlreadyExistsError
 
 bootstrap, admin_addr = sys.argv[1], sys.argv[2]
@@ -34,13 +34,14 @@ def topic_configs(admin):
 
 admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="strata-admin-test")
 
-admin.create_topics(
-    [NewTopic(topic, num_partitions=2, replication_factor=1, topic_configs={"retention.ms": "3600000"})]
+created = admin.create_topics(
+    {topic: {"num_partitions": 2, "replication_factor": 1, "configs": {"retention.ms": "3600000"}}}
 )
+assert created["topics"][0]["error_code"] == 0, created
 assert rest_topic(topic)["partitions"] == 2
 assert rest_topic(topic)["retention_ms"] == 3600000
 try:
-    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
+    admin.create_topics({topic: {"num_partitions": 2}})
     raise AssertionError("a second create of the same topic succeeded")
 except TopicAlreadyExistsError:
     pass
