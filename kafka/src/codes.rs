@@ -4,6 +4,10 @@
 //! metadata), so a partition moving between brokers costs a Kafka producer latency, not errors,
 //! as it does a gRPC one.
 
+// The table is Kafka's, kept whole: some codes belong to APIs whose handlers are not built yet
+// (the admin ones), and a code missing when they are would be a silent `-1` instead.
+#![allow(dead_code)]
+
 use strata_proto::ErrorCode;
 use strata_proto::v1;
 

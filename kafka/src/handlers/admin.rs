@@ -5,12 +5,14 @@
 //! settings and validate-only checks go to the catalog the service administers through, so
 //! no rule about topics lives in this crate.
 
+mod alter;
 mod cluster;
 mod configs;
 mod topics;
 
+pub(super) use alter::{alter_configs, incremental_alter_configs};
 pub(super) use cluster::describe_cluster;
-pub(super) use configs::{alter_configs, describe_configs, incremental_alter_configs};
+pub(super) use configs::describe_configs;
 pub(super) use topics::{create_partitions, create_topics, delete_topics};
 
 use kafka_protocol::protocol::StrBytes;

@@ -62,18 +62,12 @@ fn new_topic(ctx: &Context, topic: &CreatableTopic) -> Result<NewTopic, Refusal>
     }
     let mut change = strata_catalog::admin::TopicConfigChange::default();
     for config in &topic.configs {
-        // A null value in CreateTopics means "not set".
-        if let Some(value) = config.value.as_deref() {
-            configs::set(&mut change, &config.name, Some(value))?;
-        } else if !matches!(
-            &*config.name,
-            configs::RETENTION_MS
-                | configs::RETENTION_BYTES
-                | configs::SEGMENT_BYTES
-                | configs::CLEANUP_POLICY
-        ) {
-            configs::set(&mut change, &config.name, None)?;
+        let value = config.value.as_deref();
+        // A null value in CreateTopics means "not set": the default, for a setting we have.
+        if value.is_none() && configs::is_known(&config.name) {
+            continue;
         }
+        configs::set(&mut change, &config.name, value)?;
     }
     let new = NewTopic {
         name,
