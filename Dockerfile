@@ -35,14 +35,15 @@ ENV STRATA_DATA_DIR=/var/lib/strata/data \
     NO_COLOR=1
 WORKDIR /var/lib/strata
 USER 10001:10001
-# 7070 proxy gRPC, 7071 broker gRPC, 7072 broker HTTP, 7073 proxy HTTP, 7080 admin REST.
-EXPOSE 7070 7071 7072 7073 7080
+# 7070 proxy gRPC, 7071 broker gRPC, 7072 broker HTTP, 7073 proxy HTTP, 7080 admin REST,
+# 9092 Kafka (set STRATA_KAFKA_ADVERTISED_ADDR to the address Kafka clients reach it by).
+EXPOSE 7070 7071 7072 7073 7080 9092
 ENTRYPOINT ["strata"]
 # Without arguments the image is a one-process Strata reachable from outside the container
 # (the binary's own defaults listen on 127.0.0.1 only).
 CMD ["standalone", "--proxy-addr", "0.0.0.0:7070", "--proxy-http-addr", "0.0.0.0:7073", \
      "--admin-addr", "0.0.0.0:7080", "--broker-addr", "0.0.0.0:7071", \
-     "--broker-http-addr", "0.0.0.0:7072"]
+     "--broker-http-addr", "0.0.0.0:7072", "--kafka-addr", "0.0.0.0:9092"]
 
 # The detour through a context stage is for the legacy builder, which without --target builds
 # every stage: on the repository root (no bin/) a plain `COPY bin/` would fail the source build.

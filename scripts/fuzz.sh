@@ -8,9 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 export RUSTC_BOOTSTRAP=1
-# Every crate with a fuzz/ folder: format (record batches, segments) and proto (the consumer
-# protocol bytes groups exchange).
-for crate in format proto; do
+# Every crate with a fuzz/ folder: format (record batches, segments), proto (the consumer
+# protocol bytes groups exchange) and kafka (every request frame Kafka clients send).
+for crate in format proto kafka; do
 pushd "$crate" >/dev/null
 for target in $(cargo fuzz list); do
   echo "[fuzz] $target for ${seconds}s" >&2

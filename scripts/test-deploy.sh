@@ -123,6 +123,7 @@ else
 fi
 compose() { "${compose_cmd[@]}" --project-name "$project" --file "$compose_file" "$@"; }
 command -v curl >/dev/null || apt_install curl
+command -v kcat >/dev/null || apt_install kcat
 
 failed_step=""
 cleanup() {
@@ -173,6 +174,22 @@ consume_all() {
     die "consume $1 through $2: got $(wc -l <"$tmp/got") of the $3 messages produced"
 }
 
+# kafka_round_trip KAFKA TOPIC: 100 messages in and out through kcat, an unmodified Kafka
+# client (librdkafka), on an existing topic.
+kafka_round_trip() {
+  timeout 60 kcat -b "$1" -L -t "$2" >"$tmp/kcat-meta" 2>&1 ||
+    { cat "$tmp/kcat-meta" >&2; die "kcat -L against $1 failed"; }
+  grep -q "broker .* at $1" "$tmp/kcat-meta" ||
+    { cat "$tmp/kcat-meta" >&2; die "Metadata from $1 does not advertise $1"; }
+  seq 1 100 | timeout 60 kcat -b "$1" -P -t "$2" 2>"$tmp/err" ||
+    { cat "$tmp/err" >&2; die "kcat -P to $1 failed"; }
+  timeout 60 kcat -b "$1" -C -t "$2" -o beginning -e -q 2>"$tmp/err" | grep -cx '[0-9]*' >"$tmp/count" || true
+  # The topic already holds the CLI's 1000 messages; kcat's 100 come on top.
+  [ "$(cat "$tmp/count")" -ge 1100 ] ||
+    { cat "$tmp/err" >&2; die "kcat read $(cat "$tmp/count") messages from $1, expected 1100"; }
+  log "Kafka round trip through $1: kcat produced 100 and read all $(cat "$tmp/count")"
+}
+
 # round_trip ADMIN PROXY TOPIC: 1000 messages in, the same 1000 out.
 round_trip() {
   "$bin" topic create "$3" --partitions 4 --admin "$1" >/dev/null 2>"$tmp/err" ||
@@ -194,8 +211,12 @@ if ! $proxy_http; then
     --broker-addr 0.0.0.0:7071 --broker-http-addr 0.0.0.0:7072)
   log "this binary has no --proxy-http-addr: running standalone with explicit addresses"
 fi
+# Kafka clients dial the address Metadata advertises, so the host port is chosen here and
+# advertised as it is.
+kafka_port=$(free_port)
 docker run -d --name "$standalone" -p 127.0.0.1::7070 -p 127.0.0.1::7080 -p 127.0.0.1::7072 \
-  -p 127.0.0.1::7073 strata:dev "${run_args[@]}" >/dev/null
+  -p 127.0.0.1::7073 -p "127.0.0.1:$kafka_port:9092" \
+  -e STRATA_KAFKA_ADVERTISED_ADDR="127.0.0.1:$kafka_port" strata:dev "${run_args[@]}" >/dev/null
 port_of() { docker port "$standalone" "$1/tcp" | head -n 1 | sed 's/.*://'; }
 admin=127.0.0.1:$(port_of 7080)
 proxy=127.0.0.1:$(port_of 7070)
@@ -207,6 +228,7 @@ if $proxy_http; then
   log "admin, broker and proxy report ready on /readyz"
 fi
 round_trip "$admin" "$proxy" t
+kafka_round_trip "127.0.0.1:$kafka_port" t
 stop_start=$(date +%s)
 docker stop --time 30 "$standalone" >/dev/null
 code=$(docker inspect --format '{{.State.ExitCode}}' "$standalone")
@@ -222,7 +244,8 @@ compose down --volumes --remove-orphans --timeout 30 >/dev/null 2>&1 || true
 STRATA_ADMIN_PORT=$(free_port)
 STRATA_PROXY_PORT=$(free_port)
 STRATA_PROXY_HTTP_PORT=$(free_port)
-export STRATA_ADMIN_PORT STRATA_PROXY_PORT STRATA_PROXY_HTTP_PORT
+STRATA_KAFKA_PORT=$(free_port)
+export STRATA_ADMIN_PORT STRATA_PROXY_PORT STRATA_PROXY_HTTP_PORT STRATA_KAFKA_PORT
 log "using ${compose_cmd[*]}; admin 127.0.0.1:$STRATA_ADMIN_PORT, proxy 127.0.0.1:$STRATA_PROXY_PORT"
 compose up -d 2>&1 | sed 's/^/  /' >&2 || die "compose up failed"
 admin=127.0.0.1:$STRATA_ADMIN_PORT
@@ -238,6 +261,7 @@ if $proxy_http; then
 fi
 log "cluster up: $(compose ps -q 2>/dev/null | wc -l) containers, 3 brokers registered"
 round_trip "$admin" "$proxy" t
+kafka_round_trip "127.0.0.1:$STRATA_KAFKA_PORT" t
 
 owners=$(curl -fsS "http://$admin/v1/partitions?topic=t" | grep -o '"broker":"broker-[0-9]"' | sort -u | wc -l)
 [ "$owners" -eq 3 ] || die "topic t's partitions sit on $owners broker(s), expected all 3"

@@ -1,6 +1,5 @@
 //! Why a connection or a request failed before a handler could answer it.
 
-use strata_meta::MetaError;
 use strata_proto::{Coded, ErrorCode};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,8 +28,10 @@ pub enum KafkaError {
         version: i16,
         reason: String,
     },
+    #[cfg(feature = "server")]
     #[error("metadata store: {0}")]
-    Meta(#[from] MetaError),
+    Meta(#[from] strata_meta::MetaError),
+    #[cfg(feature = "server")]
     #[error(transparent)]
     BadValue(#[from] strata_meta::schema::BadValue),
     #[error("connection: {0}")]
@@ -46,7 +47,9 @@ impl Coded for KafkaError {
             | Self::UnknownApi(_)
             | Self::Decode { .. } => ErrorCode::InvalidArgument,
             Self::Encode { .. } => ErrorCode::Internal,
+            #[cfg(feature = "server")]
             Self::Meta(e) => e.code(),
+            #[cfg(feature = "server")]
             Self::BadValue(e) => e.code(),
             Self::Io(_) => ErrorCode::Unavailable,
         }

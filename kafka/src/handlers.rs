@@ -4,10 +4,13 @@
 mod admin;
 mod api_versions;
 mod fetch;
+mod groups;
 mod metadata;
 mod offsets;
 mod produce;
 mod topic_ids;
+
+use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseHeader, ResponseKind};
@@ -68,6 +71,7 @@ pub(crate) fn answer<T>(result: Result<tonic::Response<T>, tonic::Status>) -> Re
 /// (a produce with acks=0).
 pub(crate) async fn handle(
     ctx: &Context,
+    peer: SocketAddr,
     header: &RequestHeader,
     api: &'static Supported,
     body: RequestKind,
@@ -111,6 +115,26 @@ pub(crate) async fn handle(
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(admin::describe_cluster(ctx, r).await)
         }
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(groups::find_coordinator(ctx, r, version))
+        }
+        RequestKind::JoinGroup(r) => {
+            ResponseKind::JoinGroup(groups::join(ctx, peer, header, r, version).await)
+        }
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(groups::sync(ctx, r, version).await),
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(groups::heartbeat(ctx, r).await),
+        RequestKind::LeaveGroup(r) => {
+            ResponseKind::LeaveGroup(groups::leave(ctx, r, version).await)
+        }
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(groups::commit(ctx, r).await),
+        RequestKind::OffsetFetch(r) => {
+            ResponseKind::OffsetFetch(groups::fetch_offsets(ctx, r, version).await)
+        }
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(groups::list(ctx, r, version).await),
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(groups::describe(ctx, r).await)
+        }
+        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(groups::delete(ctx, r).await),
         other => {
             // The table advertises an API no arm answers: a bug, not the client's fault.
             return Err(KafkaError::Encode {

@@ -13,16 +13,24 @@
 //!   Metadata lists the live ones and spreads partition leadership over them.
 //! - [`server`] owns the connections: one task each, requests answered in order.
 
+#[cfg(feature = "server")]
 pub mod cluster;
+#[cfg(feature = "server")]
 mod codes;
 mod error;
+#[cfg(feature = "server")]
 mod handlers;
+#[cfg(feature = "server")]
 mod metrics;
 pub mod request;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod versions;
 
+#[cfg(feature = "server")]
 pub use cluster::{Cluster, ClusterConfig};
 pub use error::KafkaError;
+#[cfg(feature = "server")]
 pub use metrics::KafkaMetrics;
+#[cfg(feature = "server")]
 pub use server::{KafkaServer, ServerConfig};

@@ -1,12 +1,15 @@
 //! From a frame to a decoded request, without I/O: what the server does with each frame, and
 //! what the fuzz target drives with arbitrary bytes.
 
+mod guard;
+
 use bytes::{Buf, Bytes};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
+use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Decodable;
 
 use crate::error::{KafkaError, Result};
 use crate::versions::{self, Supported};
+use guard::{Guarded, Mode};
 
 /// api key, api version, correlation id.
 const FIXED_HEADER_LEN: usize = 8;
@@ -37,7 +40,7 @@ pub enum Parsed {
 /// A key that is not advertised is an error: the client cannot know how to read an answer to
 /// it, so the connection closes. A decode failure of an advertised API is an error too: Kafka
 /// brokers close such connections, and the bytes after a misread request cannot be trusted.
-pub fn parse(mut frame: Bytes) -> Result<Parsed> {
+pub fn parse(frame: Bytes) -> Result<Parsed> {
     if frame.len() < FIXED_HEADER_LEN {
         return Err(KafkaError::Truncated(frame.len()));
     }
@@ -58,10 +61,19 @@ pub fn parse(mut frame: Bytes) -> Result<Parsed> {
         reason,
     };
     let header_version = api.api.request_header_version(version);
-    let header = RequestHeader::decode(&mut frame, header_version)
-        .map_err(|e| decode_error(e.to_string()))?;
-    let body = RequestKind::decode(api.api, &mut frame, version)
-        .map_err(|e| decode_error(e.to_string()))?;
+    // Most frames decode in one pass; a frame with an i32 larger than its remaining bytes is
+    // decoded again with its real values once the probe has shown that none was a length.
+    let (header, body, frame) = match decode(&frame, header_version, api.api, version, Mode::Probe)
+    {
+        Ok((header, body, rest, false)) => (header, body, rest),
+        Ok((_, _, _, true)) => {
+            let (header, body, rest, _) =
+                decode(&frame, header_version, api.api, version, Mode::Exact)
+                    .map_err(decode_error)?;
+            (header, body, rest)
+        }
+        Err(reason) => return Err(decode_error(reason)),
+    };
     if frame.has_remaining() && api.api != ApiKey::ApiVersions {
         // Newer ApiVersions requests may carry fields an older decoder does not know; any
         // other request with bytes left over was misread.
@@ -72,4 +84,62 @@ pub fn parse(mut frame: Bytes) -> Result<Parsed> {
         });
     }
     Ok(Parsed::Request { header, api, body })
+}
+
+/// `(header, body, bytes left, whether the probe replaced a value)`.
+fn decode(
+    frame: &Bytes,
+    header_version: i16,
+    api: ApiKey,
+    version: i16,
+    mode: Mode,
+) -> std::result::Result<(RequestHeader, RequestKind, Bytes, bool), String> {
+    let mut buf = Guarded::new(frame.clone(), mode);
+    let header = RequestHeader::decode(&mut buf, header_version).map_err(|e| e.to_string())?;
+    let body = decode_body(api, &mut buf, version)?;
+    let replaced = buf.replaced;
+    Ok((header, body, buf.into_inner(), replaced))
+}
+
+/// The request body of `api`: `RequestKind::decode` takes only `Bytes`, not a guarded buffer.
+fn decode_body(
+    api: ApiKey,
+    buf: &mut Guarded,
+    version: i16,
+) -> std::result::Result<RequestKind, String> {
+    macro_rules! bodies {
+        ($($kind:ident: $request:ident),+ $(,)?) => {
+            match api {
+                $(ApiKey::$kind => $request::decode(buf, version).map(RequestKind::$kind),)+
+                other => return Err(format!("no decoder for {other:?}")),
+            }
+        };
+    }
+    bodies! {
+        Produce: ProduceRequest,
+        Fetch: FetchRequest,
+        ListOffsets: ListOffsetsRequest,
+        Metadata: MetadataRequest,
+        OffsetCommit: OffsetCommitRequest,
+        OffsetFetch: OffsetFetchRequest,
+        FindCoordinator: FindCoordinatorRequest,
+        JoinGroup: JoinGroupRequest,
+        Heartbeat: HeartbeatRequest,
+        LeaveGroup: LeaveGroupRequest,
+        SyncGroup: SyncGroupRequest,
+        DescribeGroups: DescribeGroupsRequest,
+        ListGroups: ListGroupsRequest,
+        ApiVersions: ApiVersionsRequest,
+        CreateTopics: CreateTopicsRequest,
+        DeleteTopics: DeleteTopicsRequest,
+        InitProducerId: InitProducerIdRequest,
+        OffsetForLeaderEpoch: OffsetForLeaderEpochRequest,
+        DescribeConfigs: DescribeConfigsRequest,
+        AlterConfigs: AlterConfigsRequest,
+        CreatePartitions: CreatePartitionsRequest,
+        DeleteGroups: DeleteGroupsRequest,
+        IncrementalAlterConfigs: IncrementalAlterConfigsRequest,
+        DescribeCluster: DescribeClusterRequest,
+    }
+    .map_err(|e| e.to_string())
 }

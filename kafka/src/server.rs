@@ -114,7 +114,7 @@ async fn connection(
                     .requests
                     .get_or_create(&ApiLabel { api: api.name })
                     .inc();
-                handlers::handle(ctx, &header, api, body).await
+                handlers::handle(ctx, peer, &header, api, body).await
             }
             Ok(Parsed::UnsupportedVersion {
                 api,

@@ -48,6 +48,7 @@ supported! {
     DescribeConfigs 1..=4;
     AlterConfigs 0..=2;
     CreatePartitions 0..=3;
+    DeleteGroups 0..=2;
     IncrementalAlterConfigs 0..=1;
     DescribeCluster 0..=1;
 }

@@ -16,9 +16,12 @@
 //! The calls take and return the `strata.v1` messages, which mirror Kafka's JoinGroup,
 //! SyncGroup, Heartbeat, LeaveGroup, OffsetCommit and OffsetFetch field for field.
 
+mod delete;
 mod describe;
 mod membership;
 mod offsets;
+
+pub use delete::DeleteGroupError;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -36,8 +39,8 @@ use crate::routes::Routes;
 
 /// Session timeouts accepted from members (Kafka's broker defaults are 6 s to 30 min; the
 /// lower bound here is what a lease in the metadata store can honour).
-const MIN_SESSION_MS: u32 = 1_000;
-const MAX_SESSION_MS: u32 = 300_000;
+pub const MIN_SESSION_MS: u32 = 1_000;
+pub const MAX_SESSION_MS: u32 = 300_000;
 /// Longest a rebalance waits for members to rejoin.
 const MAX_REBALANCE_MS: u32 = 600_000;
 /// How long the first rebalance of an empty group waits for more members.

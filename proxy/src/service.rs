@@ -80,6 +80,12 @@ impl ProxyService {
         &self.admin
     }
 
+    /// The group coordinator behind the group calls, for callers that need an operation the
+    /// gRPC service does not offer (Kafka's DeleteGroups).
+    pub fn groups(&self) -> &GroupCoordinator {
+        &self.groups
+    }
+
     pub fn into_server(self) -> strata_server::StrataServer<Self> {
         strata_server::StrataServer::new(self).max_decoding_message_size(64 << 20)
     }

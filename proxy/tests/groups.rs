@@ -16,6 +16,7 @@ use strata_meta::schema::Keyspace;
 use strata_meta::{EmbeddedOptions, EmbeddedStore, EtcdOptions, EtcdStore, MetaStore};
 use strata_proto::consumer_protocol::{Assignment, PROTOCOL_TYPE, Subscription};
 use strata_proto::{Coded, ErrorCode, v1};
+use strata_proxy::groups::DeleteGroupError;
 use strata_proxy::{GroupCoordinator, ProxyError, Routes};
 use strata_storage::{NodePool, PoolConfig};
 use tokio::sync::Mutex;
@@ -119,6 +120,8 @@ on_both_backends!(
     offsets_survive_a_new_coordinator_and_show_lag,
     leaving_rebalances_at_once,
     bad_requests_get_typed_errors,
+    deleting_refuses_live_members_and_removes_everything_else,
+    simple_commits_wait_for_the_members_sessions_to_end,
 );
 
 /// A group member driven step by step, as the SDK's consumer drives it.
@@ -592,4 +595,109 @@ async fn bad_requests_get_typed_errors(env: &Env) {
         .await
         .unwrap_err();
     assert_eq!(code(&e), ErrorCode::UnknownMember, "{e}");
+}
+
+async fn deleting_refuses_live_members_and_removes_everything_else(env: &Env) {
+    let c = &env.coordinator;
+    let keys = Keyspace::new("groups-test").unwrap();
+    let e = c.delete("g6").await.unwrap_err();
+    assert!(matches!(e, DeleteGroupError::NotFound(_)), "{e}");
+
+    // Offsets only (simple commits, no member ever): deleted.
+    let simple = v1::OffsetCommitRequest {
+        group: "g6".into(),
+        generation: -1,
+        member_id: String::new(),
+        offsets: vec![offset(1, 0)],
+    };
+    c.commit(&simple).await.unwrap();
+    c.delete("g6").await.unwrap();
+    let (left, _) = env.meta.range(&keys.group("g6")).await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
+
+    // A live member: refused, and nothing is removed.
+    let (views, stops) = spawn_members(env, "g7", 1);
+    let members = settled(env, "g7", &views, Duration::from_secs(30)).await;
+    c.commit(&v1::OffsetCommitRequest {
+        group: "g7".into(),
+        generation: members[0].generation,
+        member_id: members[0].id.clone(),
+        offsets: vec![offset(members[0].partitions[0], 0)],
+    })
+    .await
+    .unwrap();
+    let e = c.delete("g7").await.unwrap_err();
+    assert!(
+        matches!(&e, DeleteGroupError::NotEmpty { members: 1, .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("stop its consumers"), "{e}");
+    let committed = c
+        .fetch_offsets(&v1::OffsetFetchRequest {
+            group: "g7".into(),
+            partitions: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(committed.len(), 1, "{committed:?}");
+
+    // The member stops without leaving: once its session has ended it no longer counts, even
+    // before any call evicted it, and state, liveness and offsets go together.
+    stops[0].store(true, Ordering::SeqCst);
+    let stopped = Instant::now();
+    loop {
+        match c.delete("g7").await {
+            Ok(()) => break,
+            Err(DeleteGroupError::NotEmpty { .. }) => {
+                assert!(
+                    stopped.elapsed() < Duration::from_millis(u64::from(SESSION_MS) * 3),
+                    "the dead member still counts"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let (left, _) = env.meta.range(&keys.group("g7")).await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    let e = c.describe("g7").await.unwrap_err();
+    assert_eq!(code(&e), ErrorCode::UnknownGroup, "{e}");
+}
+
+async fn simple_commits_wait_for_the_members_sessions_to_end(env: &Env) {
+    let c = &env.coordinator;
+    let (views, stops) = spawn_members(env, "g8", 1);
+    settled(env, "g8", &views, Duration::from_secs(30)).await;
+    let simple = v1::OffsetCommitRequest {
+        group: "g8".into(),
+        generation: -1,
+        member_id: String::new(),
+        offsets: vec![offset(2, 0)],
+    };
+    // A live member fences commits from outside the group.
+    let e = c.commit(&simple).await.unwrap_err();
+    assert_eq!(code(&e), ErrorCode::IllegalGeneration, "{e}");
+
+    // It stops without leaving; once its session ended, nothing else has to happen to the
+    // group for a tool to reset its offsets.
+    stops[0].store(true, Ordering::SeqCst);
+    let stopped = Instant::now();
+    loop {
+        match c.commit(&simple).await {
+            Ok(results) => {
+                assert_eq!(partition_codes(&results), vec![None]);
+                break;
+            }
+            Err(e) => {
+                assert_eq!(code(&e), ErrorCode::IllegalGeneration, "{e}");
+                assert!(
+                    stopped.elapsed() < Duration::from_millis(u64::from(SESSION_MS) * 3),
+                    "the dead member still fences simple commits"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    let d = c.describe("g8").await.unwrap();
+    assert_eq!((d.state.as_str(), d.members.len()), ("Empty", 0));
 }

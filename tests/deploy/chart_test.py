@@ -130,6 +130,9 @@ def documented_settings(config_file: Path) -> dict[str, set[str]]:
 UNRENDERED = {
     "controller": {"id"},
     "broker": {"id", "advertised_addr"},
+    # The pod name and IP, by environment variables; both set only when the values set them.
+    "proxy": {"id"},
+    "proxy.kafka": {"advertised_addr", "rack"},
     "standalone": {"data_dir"},
 }
 
@@ -208,6 +211,11 @@ def check_common(checks: Checks, objs: list[dict], values: dict, documented: dic
             cfg.get(section, {}).get(key) == f"{host}:{port}",
             f"[{section}] {key} listens on every interface ({host}:{port}), got {cfg.get(section, {}).get(key)}",
         )
+    kafka_listen = cfg.get("proxy", {}).get("kafka", {}).get("listen")
+    checks.ok(
+        kafka_listen == f"{host}:{values['proxy']['kafka']['port']}",
+        f"[proxy.kafka] listen listens on every interface, got {kafka_listen}",
+    )
     checks.ok(bool(cfg.get("storage", {}).get("nodes")), "strata.toml lists storage nodes")
     checks.ok(cfg.get("cluster") == values["cluster"], "strata.toml names the cluster")
 
@@ -341,6 +349,14 @@ def check_common(checks: Checks, objs: list[dict], values: dict, documented: dic
             for p in proxy_svc[0]["spec"]["ports"]
         ),
         "a proxy Service exposes gRPC",
+    )
+    checks.ok(
+        len(proxy_svc) == 1
+        and any(
+            p["port"] == values["proxy"]["kafka"]["port"] and p["name"] == "kafka"
+            for p in proxy_svc[0]["spec"]["ports"]
+        ),
+        "a proxy Service exposes the Kafka port",
     )
 
     # Disruption budgets and autoscalers follow the values.

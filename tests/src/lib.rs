@@ -2,6 +2,8 @@
 //!
 //! - [`InProcess`] runs a whole Strata (`strata standalone`) inside the test process, for SDK
 //!   tests that need a real server but no process control.
+//! - [`kafka_wire`] speaks the Kafka protocol byte by byte, for tests of the Kafka listener that
+//!   need exact control of what is sent (versions, bad frames).
 //! - [`harness`] runs Strata clusters as processes or containers and breaks them on purpose:
 //!   the fault tests (`tests/faults.rs`, `tests/containers.rs`, `scripts/faults.sh`).
 
@@ -10,5 +12,6 @@
 
 pub mod harness;
 mod inprocess;
+pub mod kafka_wire;
 
 pub use inprocess::InProcess;

@@ -130,6 +130,27 @@ fn proxy_id(settings: &ProxySection) -> anyhow::Result<String> {
     Ok(id)
 }
 
+/// What Kafka clients are told to dial: the configured address, else the listen address; a
+/// listener on every interface (0.0.0.0) cannot be dialled, so the host's name stands in.
+fn kafka_advertised_addr(kafka: &strata_config::KafkaSection) -> String {
+    if let Some(addr) = &kafka.advertised_addr {
+        return addr.clone();
+    }
+    if !kafka.listen.ip().is_unspecified() {
+        return kafka.listen.to_string();
+    }
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    tracing::warn!(
+        listen = %kafka.listen,
+        advertised = %format!("{host}:{}", kafka.listen.port()),
+        "the Kafka listener listens on every interface; advertising the host name. Set --kafka-advertised-addr to the address clients reach this proxy by"
+    );
+    format!("{host}:{}", kafka.listen.port())
+}
+
 /// Registers the proxy for Kafka clients and starts its Kafka listener.
 #[allow(clippy::too_many_arguments)]
 async fn spawn_kafka(
@@ -146,10 +167,7 @@ async fn spawn_kafka(
     let kafka = &settings.kafka;
     let config = strata_kafka::ClusterConfig {
         proxy_id: proxy_id(settings)?,
-        advertised_addr: kafka
-            .advertised_addr
-            .clone()
-            .unwrap_or_else(|| kafka.listen.to_string()),
+        advertised_addr: kafka_advertised_addr(kafka),
         rack: kafka.rack.clone().unwrap_or_default(),
         lease_ttl: std::time::Duration::from_secs(settings.lease_ttl_secs.max(1)),
         cluster_id,

@@ -89,15 +89,15 @@ pub(super) async fn handle(ctx: &Context, request: ProduceRequest) -> Option<Pro
             .collect();
         return Some(ProduceResponse::default().with_responses(responses));
     };
-    if request.transactional_id.is_some() {
-        tracing::debug!("transactional produce refused: transactions are not supported yet");
-    }
     // Partitions that cannot be sent (bad index, unparsable records) are answered directly;
     // the rest go to the service in one call.
     let mut answered: Vec<(String, PartitionProduceResponse)> = Vec::new();
     let mut forwarded = Vec::new();
     for topic in &request.topic_data {
         let name = topic.name.0.to_string();
+        // A client may produce right after a topic was created elsewhere, before this proxy's
+        // watch has seen it.
+        ctx.service.routes().refresh_if_unknown(&name).await;
         for p in &topic.partition_data {
             let Ok(partition) = u32::try_from(p.index) else {
                 answered.push((
@@ -208,7 +208,11 @@ pub(super) async fn init_producer_id(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if request.transactional_id.is_some() {
+    if request
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !id.0.is_empty())
+    {
         // Transactions are not built; clients that need them stop here, before sending any
         // transactional data.
         return failed(codes::INVALID_REQUEST);

@@ -1,10 +1,12 @@
 //! ListGroups and DescribeGroup: the groups view of `strata_catalog`, so the REST API and
 //! `strata group describe` show the same thing.
 
+use std::collections::BTreeMap;
+
 use strata_catalog::Admin;
 use strata_proto::v1;
 
-use super::GroupCoordinator;
+use super::{GroupCoordinator, Loaded, remove_members, start_rebalance, validate_group};
 use crate::error::Result;
 
 impl GroupCoordinator {
@@ -69,5 +71,53 @@ impl GroupCoordinator {
                 })
                 .collect(),
         })
+    }
+
+    /// What each member sent for the protocol the group chose, by member id: Kafka's
+    /// DescribeGroups relays it untouched. Empty for a group without state.
+    pub async fn member_metadata(&self, group: &str) -> Result<BTreeMap<String, Vec<u8>>> {
+        validate_group(group)?;
+        let state = self.load(group).await?.state;
+        Ok(state
+            .members
+            .into_iter()
+            .map(|(id, m)| {
+                let metadata = m
+                    .protocols
+                    .into_iter()
+                    .find(|p| p.name == state.protocol)
+                    .map(|p| p.metadata)
+                    .unwrap_or_default();
+                (id, metadata)
+            })
+            .collect())
+    }
+
+    /// Removes members whose session ended, as the next group call would; `true` if some were.
+    /// Views of a group (Kafka's DescribeGroups and ListGroups) call it first so a group whose
+    /// consumers crashed shows as empty, as it does in Kafka, instead of keeping them until a
+    /// member or a commit comes by.
+    pub async fn evict_expired(&self, group: &str) -> Result<bool> {
+        validate_group(group)?;
+        // Bounded: each failed round means another call changed the group meanwhile, and that
+        // call evicts too.
+        for _ in 0..3 {
+            let Loaded {
+                mut state,
+                revision,
+            } = self.load(group).await?;
+            let dead = self.dead_members(group, &state, None).await?;
+            if dead.is_empty() {
+                return Ok(false);
+            }
+            let revoke = remove_members(&mut state, &dead);
+            start_rebalance(&mut state, self.clock.unix_millis());
+            if self.save(group, revision, &state, Vec::new()).await? {
+                tracing::info!(group = %group, members = ?dead, "evicting members whose session ended");
+                self.revoke(revoke).await;
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }

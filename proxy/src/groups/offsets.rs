@@ -6,7 +6,10 @@ use strata_meta::{Compare, CompareOp, Txn, TxnOp};
 use strata_proto::consumer_protocol::{Assignment, PROTOCOL_TYPE};
 use strata_proto::{Coded, ErrorCode, v1};
 
-use super::{GroupCoordinator, Loaded, member_at, rebalancing, validate_group};
+use super::{
+    GroupCoordinator, Loaded, member_at, rebalancing, remove_members, start_rebalance,
+    validate_group,
+};
 use crate::error::{ProxyError, Result};
 
 /// Offsets written per transaction (the store allows 128 operations).
@@ -36,6 +39,20 @@ impl GroupCoordinator {
             let Loaded { state, revision } = self.load(group).await?;
             let simple = request.generation == -1 && request.member_id.is_empty();
             let assignment = if simple {
+                let dead = self.dead_members(group, &state, None).await?;
+                if !state.members.is_empty() && dead.len() == state.members.len() {
+                    // Every member's session ended without a call evicting it: the group is
+                    // empty in all but name (Kafka would have removed them), so evict them now
+                    // instead of refusing tools that reset offsets of a stopped group.
+                    let mut state = state;
+                    let revoke = remove_members(&mut state, &dead);
+                    start_rebalance(&mut state, self.clock.unix_millis());
+                    if self.save(group, revision, &state, Vec::new()).await? {
+                        tracing::info!(group = %group, members = ?dead, "evicting members whose session ended");
+                        self.revoke(revoke).await;
+                    }
+                    continue;
+                }
                 if !state.members.is_empty() {
                     return Err(ProxyError::refused(
                         ErrorCode::IllegalGeneration,

@@ -260,6 +260,34 @@ impl ProcessCluster {
         self.brokers.get(id).map(|b| b.server.addr())
     }
 
+    /// The Kafka wire-protocol addresses of the proxies, in start order.
+    pub fn kafka_addrs(&self) -> Vec<SocketAddr> {
+        self.proxies
+            .iter()
+            .filter_map(StrataServer::kafka_addr)
+            .collect()
+    }
+
+    /// Kills proxy `index` (0-based, start order) with SIGKILL; its registration ends with its
+    /// lease.
+    pub fn kill_proxy(&mut self, index: usize) -> anyhow::Result<()> {
+        let proxy = self
+            .proxies
+            .get_mut(index)
+            .ok_or_else(|| anyhow::anyhow!("no proxy {index}"))?;
+        proxy.kill();
+        Ok(())
+    }
+
+    /// Starts proxy `index` again (same flags, addresses and id).
+    pub async fn start_proxy(&mut self, index: usize) -> anyhow::Result<()> {
+        let proxy = self
+            .proxies
+            .get_mut(index)
+            .ok_or_else(|| anyhow::anyhow!("no proxy {index}"))?;
+        blocking(|| proxy.start())
+    }
+
     /// The log file of a process (`b1`, `c2`, `p1`, `etcd`, `s3-n1`).
     pub fn log_of(&self, id: &str) -> PathBuf {
         self.strata.log_of(id)
