@@ -1,6 +1,9 @@
 //! The Kafka listener byte by byte: version negotiation, the data path at exact versions, and
 //! what bad input does to a connection (and does not do to the others).
 
+// Helpers unwrap like the tests they serve; long polls are timed against real time.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
