@@ -17,7 +17,9 @@ use strata_meta::schema::Keyspace;
 
 pub use self::brokers::BrokerView;
 pub use self::partitions::{OwnerStates, PartitionView, ReportedStates, Unreported};
-pub use self::topics::{MAX_PARTITIONS, NewTopic, TopicDescription, TopicView};
+pub use self::topics::{
+    MAX_PARTITIONS, MIN_SEGMENT_BYTES, NewTopic, TopicConfigChange, TopicDescription, TopicView,
+};
 use crate::error::Result;
 use crate::state::ClusterState;
 

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use strata_catalog::admin::NewTopic;
+use strata_catalog::admin::{NewTopic, TopicConfigChange};
 use strata_catalog::{Admin, CatalogError, OwnerStates, ReportedStates, Unreported};
 use strata_meta::schema::{self, BrokerInfo, Keyspace};
 use strata_meta::{EmbeddedOptions, EmbeddedStore, MetaStore};
@@ -156,6 +156,112 @@ async fn scenario(meta: Arc<dyn MetaStore>) {
         "a new incarnation gets a new id"
     );
     assert_eq!(owners(&admin, "t").await.len(), 2);
+    alter_config(&admin, &meta, &keys).await;
+}
+
+/// Retention changes: a partial compare-and-swap update, refused with reasons, previewed
+/// without writing.
+async fn alter_config(admin: &Admin, meta: &Arc<dyn MetaStore>, keys: &Keyspace) {
+    let before = admin.topic("t").await.unwrap().config;
+    let change = TopicConfigChange {
+        retention_ms: Some(60_000),
+        ..Default::default()
+    };
+    let preview = admin.preview_topic_config("t", &change).await.unwrap();
+    assert_eq!(preview.config.retention_ms, 60_000);
+    assert_eq!(
+        admin.topic("t").await.unwrap().config,
+        before,
+        "a preview writes nothing"
+    );
+    let after = admin.alter_topic_config("t", &change).await.unwrap();
+    assert_eq!(after.config.retention_ms, 60_000);
+    assert_eq!(
+        after.config.retention_bytes, before.retention_bytes,
+        "fields not named keep their values"
+    );
+    assert_eq!(after.config.id, before.id);
+    assert_eq!(after.config.partitions, before.partitions);
+    // What brokers read at their next maintenance pass.
+    let stored: schema::TopicConfig = schema::decode(
+        &keys.topic("t"),
+        &meta.get(&keys.topic("t")).await.unwrap().unwrap().value,
+    )
+    .unwrap();
+    assert_eq!(stored, after.config);
+
+    let both = TopicConfigChange {
+        retention_bytes: Some(1 << 30),
+        segment_bytes: Some(4096),
+        ..Default::default()
+    };
+    let after = admin.alter_topic_config("t", &both).await.unwrap();
+    assert_eq!(
+        (
+            after.config.retention_ms,
+            after.config.retention_bytes,
+            after.config.segment_bytes
+        ),
+        (60_000, 1 << 30, 4096)
+    );
+
+    for (bad, needle) in [
+        (
+            TopicConfigChange {
+                retention_ms: Some(0),
+                ..Default::default()
+            },
+            "retention_ms must be positive",
+        ),
+        (
+            TopicConfigChange {
+                retention_bytes: Some(-5),
+                ..Default::default()
+            },
+            "retention_bytes must be positive",
+        ),
+        (
+            TopicConfigChange {
+                segment_bytes: Some(10),
+                ..Default::default()
+            },
+            "segment_bytes must be at least",
+        ),
+        (TopicConfigChange::default(), "nothing to change"),
+    ] {
+        match admin.alter_topic_config("t", &bad).await {
+            Err(CatalogError::InvalidArgument(message)) => {
+                assert!(message.contains(needle), "{message}");
+            }
+            other => panic!("{bad:?} gave {other:?}"),
+        }
+    }
+    assert_eq!(
+        admin.topic("t").await.unwrap().config,
+        after.config,
+        "refused changes write nothing"
+    );
+    assert!(matches!(
+        admin.alter_topic_config("missing", &change).await,
+        Err(CatalogError::UnknownTopic(_))
+    ));
+    assert!(matches!(
+        admin.validate_add_partitions("t", 1).await,
+        Err(CatalogError::InvalidArgument(_))
+    ));
+    admin.validate_add_partitions("t", 3).await.unwrap();
+    assert_eq!(admin.topic("t").await.unwrap().config.partitions, 2);
+    let exists = admin
+        .validate_new_topic(&NewTopic {
+            name: "t".into(),
+            partitions: 1,
+            ..Default::default()
+        })
+        .await;
+    assert!(
+        matches!(exists, Err(CatalogError::TopicExists(_))),
+        "{exists:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,7 +19,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use strata_catalog::Admin;
-use strata_catalog::admin::NewTopic;
+use strata_catalog::admin::{NewTopic, TopicConfigChange};
 use strata_meta::{Election, MetaStore};
 use strata_proto::{Coded, ErrorCode};
 
@@ -110,7 +110,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/topics", get(list_topics).post(create_topic))
         .route(
             "/v1/topics/{topic}",
-            get(describe_topic).delete(delete_topic),
+            get(describe_topic)
+                .patch(alter_topic_config)
+                .delete(delete_topic),
         )
         .route("/v1/topics/{topic}/partitions", post(add_partitions))
         .route("/v1/partitions", get(list_partitions))
@@ -224,6 +226,16 @@ async fn delete_topic(
 ) -> ApiResult<impl IntoResponse> {
     state.admin.delete_topic(&topic).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Changes the fields the body names; the others keep their values. Brokers pick the new
+/// retention up at their next maintenance pass.
+async fn alter_topic_config(
+    State(state): State<ApiState>,
+    Path(topic): Path<String>,
+    ApiJson(change): ApiJson<TopicConfigChange>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(state.admin.alter_topic_config(&topic, &change).await?))
 }
 
 #[derive(Debug, Deserialize)]

@@ -40,6 +40,7 @@ pub const NON_EMPTY_GROUP: i16 = 68;
 pub const GROUP_ID_NOT_FOUND: i16 = 69;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
 pub const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
+pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 119;
 
 /// The Kafka code for a Strata code, in a data-path context (produce, fetch, offsets).
 pub fn kafka_code(code: ErrorCode) -> i16 {

@@ -74,14 +74,16 @@ pub fn parse(frame: Bytes) -> Result<Parsed> {
         }
         Err(reason) => return Err(decode_error(reason)),
     };
-    if frame.has_remaining() && api.api != ApiKey::ApiVersions {
-        // Newer ApiVersions requests may carry fields an older decoder does not know; any
-        // other request with bytes left over was misread.
-        return Err(KafkaError::Decode {
-            api: api.name,
+    // Bytes after a whole request are ignored, as Kafka brokers ignore them: librdkafka 2.16
+    // sends three after its Metadata v12 request, and newer ApiVersions requests carry fields
+    // an older decoder does not know.
+    if frame.has_remaining() {
+        tracing::debug!(
+            api = api.name,
             version,
-            reason: format!("{} bytes left over after the request", frame.remaining()),
-        });
+            left = frame.remaining(),
+            "bytes after a whole request ignored"
+        );
     }
     Ok(Parsed::Request { header, api, body })
 }

@@ -24,7 +24,8 @@ macro_rules! supported {
 // Lower bounds are the lowest versions the `kafka-protocol` crate decodes (Kafka 4's floor,
 // below which no current client goes). Upper bounds stop before versions whose meaning is not
 // built: topic ids in Produce v13 and Fetch v13+, KIP-848 member epochs in OffsetCommit v9 and
-// OffsetFetch v9, KIP-890 transactions in InitProducerId v5.
+// OffsetFetch v9, KIP-890 transactions in InitProducerId v5, fenced brokers in DescribeCluster
+// v2 (proxies are never fenced, they leave).
 supported! {
     Produce 3..=11;
     Fetch 4..=12;
@@ -44,8 +45,12 @@ supported! {
     DeleteTopics 1..=6;
     InitProducerId 0..=4;
     OffsetForLeaderEpoch 2..=4;
+    DescribeConfigs 1..=4;
+    AlterConfigs 0..=2;
     CreatePartitions 0..=3;
     DeleteGroups 0..=2;
+    IncrementalAlterConfigs 0..=1;
+    DescribeCluster 0..=1;
 }
 
 /// The row of an API key, if it is advertised.

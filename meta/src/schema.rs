@@ -280,6 +280,8 @@ pub struct TopicConfig {
 /// Defaults of new topics, as in Kafka: keep a week, no size limit, 128 MiB segments.
 pub const DEFAULT_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 pub const DEFAULT_SEGMENT_BYTES: u64 = 128 << 20;
+/// -1: no size limit.
+pub const DEFAULT_RETENTION_BYTES: i64 = -1;
 
 /// Which broker owns a partition, and since which epoch. The controller bumps `epoch` on every
 /// change; a broker's commits compare it, so a former owner can never commit again.

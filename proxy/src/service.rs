@@ -74,6 +74,12 @@ impl ProxyService {
         &self.routes
     }
 
+    /// The catalog this service administers topics through, for the Kafka listener's admin
+    /// APIs that have no gRPC call (topic settings, validate-only checks).
+    pub fn admin(&self) -> &strata_catalog::Admin {
+        &self.admin
+    }
+
     /// The group coordinator behind the group calls, for callers that need an operation the
     /// gRPC service does not offer (Kafka's DeleteGroups).
     pub fn groups(&self) -> &GroupCoordinator {

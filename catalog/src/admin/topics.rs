@@ -1,4 +1,4 @@
-//! Topics: create, list, describe, grow, delete.
+//! Topics: create, list, describe, grow, change retention, delete.
 
 use std::time::Duration;
 use strata_clock::{RandomSource, ThreadRandom};
@@ -17,6 +17,12 @@ use crate::state::PlanMode;
 /// Upper bound on partitions per topic: enough for any real topic, small enough that a typo
 /// (an extra zero or three) does not create a million keys.
 pub const MAX_PARTITIONS: u32 = 10_000;
+/// Smallest segment size: below it compaction would keep rewriting tiny objects.
+pub const MIN_SEGMENT_BYTES: u64 = 1024;
+/// How many times a settings change re-reads and retries after losing a compare-and-swap race
+/// before it reports the conflict: another writer touching the same topic is rare, and the
+/// change is a merge, so retrying on fresh data is safe.
+const ALTER_ATTEMPTS: usize = 3;
 /// How long topic creation waits for its partitions to get owners.
 const ASSIGN_WAIT: Duration = Duration::from_secs(5);
 
@@ -29,6 +35,35 @@ pub struct NewTopic {
     pub retention_ms: Option<i64>,
     pub retention_bytes: Option<i64>,
     pub segment_bytes: Option<u64>,
+}
+
+/// A change of a topic's settings: only the fields given change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicConfigChange {
+    pub retention_ms: Option<i64>,
+    pub retention_bytes: Option<i64>,
+    pub segment_bytes: Option<u64>,
+}
+
+impl TopicConfigChange {
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+
+    /// `config` with this change applied.
+    fn apply(&self, mut config: TopicConfig) -> TopicConfig {
+        if let Some(ms) = self.retention_ms {
+            config.retention_ms = ms;
+        }
+        if let Some(bytes) = self.retention_bytes {
+            config.retention_bytes = bytes;
+        }
+        if let Some(bytes) = self.segment_bytes {
+            config.segment_bytes = bytes;
+        }
+        config
+    }
 }
 
 /// A topic as the API shows it.
@@ -48,7 +83,8 @@ pub struct TopicDescription {
 }
 
 impl Admin {
-    fn check_partitions(count: i64) -> Result<u32> {
+    /// The partition count as stored, or why `count` is refused.
+    pub fn check_partitions(count: i64) -> Result<u32> {
         if !(1..=i64::from(MAX_PARTITIONS)).contains(&count) {
             return Err(CatalogError::InvalidArgument(format!(
                 "partitions must be between 1 and {MAX_PARTITIONS}, got {count}"
@@ -57,22 +93,56 @@ impl Admin {
         Ok(count as u32)
     }
 
+    /// Why these retention and segment settings are refused, if they are.
+    pub fn check_settings(
+        retention_ms: i64,
+        retention_bytes: i64,
+        segment_bytes: u64,
+    ) -> Result<()> {
+        for (name, value) in [
+            ("retention_ms", retention_ms),
+            ("retention_bytes", retention_bytes),
+        ] {
+            if value < -1 || value == 0 {
+                return Err(CatalogError::InvalidArgument(format!(
+                    "{name} must be positive, or -1 for no limit; got {value}"
+                )));
+            }
+        }
+        if segment_bytes < MIN_SEGMENT_BYTES {
+            return Err(CatalogError::InvalidArgument(format!(
+                "segment_bytes must be at least {MIN_SEGMENT_BYTES}, got {segment_bytes}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Everything `create_topic` checks before writing, without writing: name, partition
+    /// count, settings, and that no topic of that name exists.
+    pub async fn validate_new_topic(&self, new: &NewTopic) -> Result<()> {
+        schema::validate_name("topic", &new.name)?;
+        Self::check_partitions(new.partitions)?;
+        Self::check_settings(
+            new.retention_ms.unwrap_or(schema::DEFAULT_RETENTION_MS),
+            new.retention_bytes
+                .unwrap_or(schema::DEFAULT_RETENTION_BYTES),
+            new.segment_bytes.unwrap_or(schema::DEFAULT_SEGMENT_BYTES),
+        )?;
+        if self.meta.get(&self.keys.topic(&new.name)).await?.is_some() {
+            return Err(CatalogError::TopicExists(new.name.clone()));
+        }
+        Ok(())
+    }
+
     pub async fn create_topic(&self, new: NewTopic) -> Result<TopicView> {
         schema::validate_name("topic", &new.name)?;
         let partitions = Self::check_partitions(new.partitions)?;
         let retention_ms = new.retention_ms.unwrap_or(schema::DEFAULT_RETENTION_MS);
-        let retention_bytes = new.retention_bytes.unwrap_or(-1);
-        if retention_ms < -1 || retention_ms == 0 || retention_bytes < -1 || retention_bytes == 0 {
-            return Err(CatalogError::InvalidArgument(
-                "retention_ms and retention_bytes must be positive, or -1 for no limit".into(),
-            ));
-        }
+        let retention_bytes = new
+            .retention_bytes
+            .unwrap_or(schema::DEFAULT_RETENTION_BYTES);
         let segment_bytes = new.segment_bytes.unwrap_or(schema::DEFAULT_SEGMENT_BYTES);
-        if segment_bytes < 1024 {
-            return Err(CatalogError::InvalidArgument(format!(
-                "segment_bytes must be at least 1024, got {segment_bytes}"
-            )));
-        }
+        Self::check_settings(retention_ms, retention_bytes, segment_bytes)?;
         let config = TopicConfig {
             id: ThreadRandom.next_u64() >> 1,
             partitions,
@@ -172,6 +242,106 @@ impl Admin {
         Ok(())
     }
 
+    /// One topic's settings, read from the store (not from a snapshot of the whole cluster).
+    pub async fn topic(&self, name: &str) -> Result<TopicView> {
+        let (_, config) = self.read_topic(name).await?;
+        Ok(TopicView {
+            name: name.into(),
+            config,
+        })
+    }
+
+    /// The topic's config and the revision it was read at, for a compare-and-swap.
+    async fn read_topic(&self, name: &str) -> Result<(i64, TopicConfig)> {
+        schema::validate_name("topic", name)?;
+        let key = self.keys.topic(name);
+        let kv = self
+            .meta
+            .get(&key)
+            .await?
+            .ok_or_else(|| CatalogError::UnknownTopic(name.into()))?;
+        Ok((kv.mod_revision, schema::decode(&key, &kv.value)?))
+    }
+
+    /// The topic as `change` would leave it, or why the change is refused; writes nothing.
+    pub async fn preview_topic_config(
+        &self,
+        name: &str,
+        change: &TopicConfigChange,
+    ) -> Result<TopicView> {
+        let (_, config) = self.read_topic(name).await?;
+        let config = Self::changed(name, config, change)?;
+        Ok(TopicView {
+            name: name.into(),
+            config,
+        })
+    }
+
+    fn changed(name: &str, config: TopicConfig, change: &TopicConfigChange) -> Result<TopicConfig> {
+        if change.is_empty() {
+            return Err(CatalogError::InvalidArgument(format!(
+                "nothing to change for topic `{name}`: give retention_ms, retention_bytes or segment_bytes"
+            )));
+        }
+        let config = change.apply(config);
+        Self::check_settings(
+            config.retention_ms,
+            config.retention_bytes,
+            config.segment_bytes,
+        )?;
+        Ok(config)
+    }
+
+    /// Changes a topic's retention and segment settings. Brokers read a topic's settings at
+    /// every maintenance pass, so the change takes effect within one pass.
+    pub async fn alter_topic_config(
+        &self,
+        name: &str,
+        change: &TopicConfigChange,
+    ) -> Result<TopicView> {
+        for _ in 0..ALTER_ATTEMPTS {
+            let (revision, current) = self.read_topic(name).await?;
+            let config = Self::changed(name, current, change)?;
+            let key = self.keys.topic(name);
+            let txn = Txn::new()
+                .when([Compare::mod_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    revision,
+                )])
+                .and_then([TxnOp::put(key, schema::encode(&config))]);
+            if self.meta.txn(txn).await?.succeeded {
+                tracing::info!(topic = %name, retention_ms = config.retention_ms,
+                    retention_bytes = config.retention_bytes, segment_bytes = config.segment_bytes,
+                    "topic settings changed");
+                return Ok(TopicView {
+                    name: name.into(),
+                    config,
+                });
+            }
+        }
+        Err(CatalogError::Conflict(format!(
+            "topic `{name}` kept changing while its settings were being changed"
+        )))
+    }
+
+    /// Why `add_partitions(name, total)` would be refused, if it would; writes nothing.
+    pub async fn validate_add_partitions(&self, name: &str, total: i64) -> Result<()> {
+        let total = Self::check_partitions(total)?;
+        let (_, config) = self.read_topic(name).await?;
+        Self::check_growth(name, &config, total)
+    }
+
+    fn check_growth(name: &str, config: &TopicConfig, total: u32) -> Result<()> {
+        if total <= config.partitions {
+            return Err(CatalogError::InvalidArgument(format!(
+                "topic `{name}` already has {} partitions; the count can only grow",
+                config.partitions
+            )));
+        }
+        Ok(())
+    }
+
     /// Raises a topic's partition count to `total` (partitions can never be removed: keys would
     /// map to different partitions).
     pub async fn add_partitions(&self, name: &str, total: i64) -> Result<TopicView> {
@@ -183,12 +353,7 @@ impl Admin {
             .await?
             .ok_or_else(|| CatalogError::UnknownTopic(name.into()))?;
         let mut config: TopicConfig = schema::decode(&key, &kv.value)?;
-        if total <= config.partitions {
-            return Err(CatalogError::InvalidArgument(format!(
-                "topic `{name}` already has {} partitions; the count can only grow",
-                config.partitions
-            )));
-        }
+        Self::check_growth(name, &config, total)?;
         config.partitions = total;
         let txn = Txn::new()
             .when([Compare::mod_revision(

@@ -83,6 +83,13 @@ pub const ROUTES: &[Route] = &[
         (200, Some("TopicDescription")),
     ),
     route(
+        "patch",
+        "/v1/topics/{topic}",
+        "Change a topic's retention or segment size; fields left out keep their values",
+        Some("TopicConfigChange"),
+        (200, Some("Topic")),
+    ),
+    route(
         "delete",
         "/v1/topics/{topic}",
         "Delete a topic and its metadata",
@@ -251,6 +258,16 @@ fn schemas() -> Value {
                 "partitions_detail": { "type": "array", "items": schema_ref("Partition") }
             },
             "allOf": [schema_ref("Topic")]
+        },
+        "TopicConfigChange": {
+            "type": "object",
+            "additionalProperties": false,
+            "minProperties": 1,
+            "properties": {
+                "retention_ms": { "type": "integer", "format": "int64", "description": "positive, or -1 to keep data forever" },
+                "retention_bytes": { "type": "integer", "format": "int64", "description": "positive, or -1 for no limit" },
+                "segment_bytes": { "type": "integer", "format": "int64", "minimum": 1024 }
+            }
         },
         "AddPartitions": {
             "type": "object", "required": ["partitions"], "additionalProperties": false,

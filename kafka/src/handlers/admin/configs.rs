@@ -1,0 +1,392 @@
+//! Topic settings under their Kafka names, and DescribeConfigs.
+//!
+//! A Strata topic has three settings (retention.ms, retention.bytes, segment.bytes) and
+//! always deletes old segments, so cleanup.policy is shown as `delete`, read-only, and only
+//! `delete` is accepted for it.
+
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
+use strata_catalog::admin::TopicConfigChange;
+use strata_meta::schema::{self, TopicConfig};
+
+use super::{RESOURCE_BROKER, RESOURCE_TOPIC, Refusal, outcome};
+use crate::codes;
+use crate::handlers::Context;
+
+const RETENTION_MS: &str = "retention.ms";
+const RETENTION_BYTES: &str = "retention.bytes";
+const SEGMENT_BYTES: &str = "segment.bytes";
+const CLEANUP_POLICY: &str = "cleanup.policy";
+const DELETE_POLICY: &str = "delete";
+
+/// Kafka's config sources (DescribeConfigs v1+).
+const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+/// Kafka's config types (DescribeConfigs v3+).
+const TYPE_BOOLEAN: i8 = 1;
+const TYPE_INT: i8 = 3;
+const TYPE_LONG: i8 = 5;
+const TYPE_LIST: i8 = 7;
+
+/// One setting as DescribeConfigs and CreateTopics v5+ show it.
+#[derive(Debug, Clone)]
+pub(super) struct Entry {
+    pub name: &'static str,
+    pub value: String,
+    pub source: i8,
+    pub read_only: bool,
+    config_type: i8,
+    doc: &'static str,
+}
+
+impl Entry {
+    fn topic(
+        name: &'static str,
+        value: i128,
+        default: i128,
+        config_type: i8,
+        doc: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            value: value.to_string(),
+            source: if value == default {
+                SOURCE_DEFAULT
+            } else {
+                SOURCE_DYNAMIC_TOPIC
+            },
+            read_only: false,
+            config_type,
+            doc,
+        }
+    }
+
+    fn fixed(
+        name: &'static str,
+        value: String,
+        source: i8,
+        config_type: i8,
+        doc: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            value,
+            source,
+            read_only: true,
+            config_type,
+            doc,
+        }
+    }
+}
+
+/// A topic's settings under their Kafka names.
+pub(super) fn topic_entries(config: &TopicConfig) -> Vec<Entry> {
+    vec![
+        Entry::fixed(
+            CLEANUP_POLICY,
+            DELETE_POLICY.to_owned(),
+            SOURCE_DEFAULT,
+            TYPE_LIST,
+            "Strata topics delete old segments; compaction is not offered",
+        ),
+        Entry::topic(
+            RETENTION_BYTES,
+            config.retention_bytes.into(),
+            schema::DEFAULT_RETENTION_BYTES.into(),
+            TYPE_LONG,
+            "Delete the oldest segments while a partition holds more than this many bytes; -1 for no limit",
+        ),
+        Entry::topic(
+            RETENTION_MS,
+            config.retention_ms.into(),
+            schema::DEFAULT_RETENTION_MS.into(),
+            TYPE_LONG,
+            "Delete segments whose newest record is older than this; -1 keeps them forever",
+        ),
+        // LONG rather than Kafka's INT: Strata segments may be larger than 2 GiB.
+        Entry::topic(
+            SEGMENT_BYTES,
+            config.segment_bytes.into(),
+            schema::DEFAULT_SEGMENT_BYTES.into(),
+            TYPE_LONG,
+            "Compaction merges small flushed objects into segments of about this size",
+        ),
+    ]
+}
+
+/// What a broker resource shows: the listener's fixed settings and the topic defaults, all
+/// read-only, because tools describe brokers routinely and an error would stop them.
+fn broker_entries(ctx: &Context) -> Vec<Entry> {
+    vec![
+        Entry::fixed(
+            "auto.create.topics.enable",
+            ctx.config.auto_create_topics.to_string(),
+            SOURCE_STATIC_BROKER,
+            TYPE_BOOLEAN,
+            "Set with the proxy's [proxy.kafka] settings",
+        ),
+        Entry::fixed(
+            "log.retention.bytes",
+            schema::DEFAULT_RETENTION_BYTES.to_string(),
+            SOURCE_DEFAULT,
+            TYPE_LONG,
+            "retention.bytes of new topics",
+        ),
+        Entry::fixed(
+            "log.retention.ms",
+            schema::DEFAULT_RETENTION_MS.to_string(),
+            SOURCE_DEFAULT,
+            TYPE_LONG,
+            "retention.ms of new topics",
+        ),
+        Entry::fixed(
+            "log.segment.bytes",
+            schema::DEFAULT_SEGMENT_BYTES.to_string(),
+            SOURCE_DEFAULT,
+            TYPE_LONG,
+            "segment.bytes of new topics",
+        ),
+        Entry::fixed(
+            "num.partitions",
+            ctx.config.default_partitions.to_string(),
+            SOURCE_STATIC_BROKER,
+            TYPE_INT,
+            "Partitions of topics created without a count; set with the proxy's [proxy.kafka] settings",
+        ),
+    ]
+}
+
+pub(super) fn invalid_config(message: String) -> Refusal {
+    Refusal::new(codes::INVALID_CONFIG, message)
+}
+
+fn parse_limit(name: &str, value: &str) -> Result<i64, Refusal> {
+    value.trim().parse().map_err(|_| {
+        invalid_config(format!(
+            "{name} must be an integer (or -1 for no limit); got `{value}`"
+        ))
+    })
+}
+
+fn parse_segment_bytes(value: &str) -> Result<u64, Refusal> {
+    value.trim().parse().map_err(|_| {
+        invalid_config(format!(
+            "{SEGMENT_BYTES} must be a positive number of bytes; got `{value}`"
+        ))
+    })
+}
+
+fn check_cleanup_policy(value: Option<&str>) -> Result<(), Refusal> {
+    match value.map(str::trim) {
+        None | Some(DELETE_POLICY) => Ok(()),
+        Some(other) => Err(invalid_config(format!(
+            "{CLEANUP_POLICY}=`{other}` is not supported: Strata topics only delete old segments; use {CLEANUP_POLICY}=delete or leave it out"
+        ))),
+    }
+}
+
+fn unknown_config(name: &str) -> Refusal {
+    invalid_config(format!(
+        "unknown topic config `{name}`; Strata topics take {RETENTION_MS}, {RETENTION_BYTES}, {SEGMENT_BYTES} and {CLEANUP_POLICY}=delete"
+    ))
+}
+
+/// Whether `name` is a topic setting this listener knows.
+pub(super) fn is_known(name: &str) -> bool {
+    matches!(
+        name,
+        RETENTION_MS | RETENTION_BYTES | SEGMENT_BYTES | CLEANUP_POLICY
+    )
+}
+
+/// Sets one named setting in `change`; `None` as the value means "back to the default".
+pub(super) fn set(
+    change: &mut TopicConfigChange,
+    name: &str,
+    value: Option<&str>,
+) -> Result<(), Refusal> {
+    match name {
+        RETENTION_MS => {
+            change.retention_ms = Some(match value {
+                Some(v) => parse_limit(name, v)?,
+                None => schema::DEFAULT_RETENTION_MS,
+            });
+        }
+        RETENTION_BYTES => {
+            change.retention_bytes = Some(match value {
+                Some(v) => parse_limit(name, v)?,
+                None => schema::DEFAULT_RETENTION_BYTES,
+            });
+        }
+        SEGMENT_BYTES => {
+            change.segment_bytes = Some(match value {
+                Some(v) => parse_segment_bytes(v)?,
+                None => schema::DEFAULT_SEGMENT_BYTES,
+            });
+        }
+        CLEANUP_POLICY => check_cleanup_policy(value)?,
+        other => return Err(unknown_config(other)),
+    }
+    Ok(())
+}
+
+pub(in crate::handlers) async fn describe_configs(
+    ctx: &Context,
+    request: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
+    let mut results = Vec::with_capacity(request.resources.len());
+    for resource in request.resources {
+        let entries = match resource.resource_type {
+            RESOURCE_TOPIC => ctx
+                .service
+                .admin()
+                .topic(&resource.resource_name)
+                .await
+                .map(|view| topic_entries(&view.config))
+                .map_err(|e| Refusal::of_catalog(&e, codes::INVALID_REQUEST)),
+            // An empty name is the cluster-wide default; a number is one broker. Every proxy
+            // has the same settings, so all get the same answer.
+            RESOURCE_BROKER
+                if resource.resource_name.is_empty()
+                    || resource.resource_name.parse::<i32>().is_ok() =>
+            {
+                Ok(broker_entries(ctx))
+            }
+            RESOURCE_BROKER => Err(Refusal::new(
+                codes::INVALID_REQUEST,
+                format!(
+                    "broker `{}` is not a broker id; give a node id from Metadata",
+                    &*resource.resource_name
+                ),
+            )),
+            other => Err(Refusal::new(
+                codes::INVALID_REQUEST,
+                format!(
+                    "resource type {other} is not described here; describe topics (type 2) or brokers (type 4)"
+                ),
+            )),
+        };
+        // Kafka's Java client sends null for "every key", some tools an empty list: both mean all.
+        let wanted = resource.configuration_keys.filter(|keys| !keys.is_empty());
+        let (configs, result) = match entries {
+            Ok(entries) => (
+                entries
+                    .into_iter()
+                    .filter(|e| {
+                        wanted
+                            .as_ref()
+                            .is_none_or(|keys| keys.iter().any(|k| &**k == e.name))
+                    })
+                    .map(|e| {
+                        describe_entry(e, request.include_synonyms, request.include_documentation)
+                    })
+                    .collect(),
+                Ok(()),
+            ),
+            Err(r) => (Vec::new(), Err(r)),
+        };
+        let (error_code, error_message) = outcome(&result);
+        results.push(
+            DescribeConfigsResult::default()
+                .with_error_code(error_code)
+                .with_error_message(error_message)
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name)
+                .with_configs(configs),
+        );
+    }
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+fn describe_entry(e: Entry, synonyms: bool, documentation: bool) -> DescribeConfigsResourceResult {
+    let value = Some(StrBytes::from_string(e.value));
+    // Kafka lists the entry's own source as its first synonym; there are no others here.
+    let synonyms = if synonyms {
+        vec![
+            DescribeConfigsSynonym::default()
+                .with_name(StrBytes::from_static_str(e.name))
+                .with_value(value.clone())
+                .with_source(e.source),
+        ]
+    } else {
+        Vec::new()
+    };
+    DescribeConfigsResourceResult::default()
+        .with_name(StrBytes::from_static_str(e.name))
+        .with_value(value)
+        .with_read_only(e.read_only)
+        .with_config_source(e.source)
+        .with_synonyms(synonyms)
+        .with_config_type(e.config_type)
+        .with_documentation(documentation.then(|| StrBytes::from_static_str(e.doc)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_parse_with_reasons() {
+        let mut change = TopicConfigChange::default();
+        set(&mut change, RETENTION_MS, Some("60000")).unwrap();
+        set(&mut change, RETENTION_BYTES, None).unwrap();
+        set(&mut change, CLEANUP_POLICY, Some("delete")).unwrap();
+        assert_eq!(change.retention_ms, Some(60_000));
+        assert_eq!(
+            change.retention_bytes,
+            Some(schema::DEFAULT_RETENTION_BYTES)
+        );
+        assert_eq!(change.segment_bytes, None);
+        for (name, value, needle) in [
+            (RETENTION_MS, "soon", "retention.ms must be an integer"),
+            (SEGMENT_BYTES, "-1", "segment.bytes must be a positive"),
+            (
+                CLEANUP_POLICY,
+                "compact",
+                "cleanup.policy=`compact` is not supported",
+            ),
+            (
+                "min.insync.replicas",
+                "2",
+                "unknown topic config `min.insync.replicas`",
+            ),
+        ] {
+            let refusal = set(&mut change, name, Some(value)).unwrap_err();
+            assert_eq!(refusal.code, codes::INVALID_CONFIG);
+            assert!(refusal.message.contains(needle), "{}", refusal.message);
+        }
+    }
+
+    #[test]
+    fn a_setting_is_default_only_when_it_equals_the_default() {
+        let mut config = TopicConfig {
+            id: 1,
+            partitions: 1,
+            retention_ms: schema::DEFAULT_RETENTION_MS,
+            retention_bytes: 1 << 20,
+            segment_bytes: schema::DEFAULT_SEGMENT_BYTES,
+            created_ms: 0,
+        };
+        let sources = |config: &TopicConfig| -> Vec<(&str, i8)> {
+            topic_entries(config)
+                .iter()
+                .map(|e| (e.name, e.source))
+                .collect()
+        };
+        assert_eq!(
+            sources(&config),
+            [
+                (CLEANUP_POLICY, SOURCE_DEFAULT),
+                (RETENTION_BYTES, SOURCE_DYNAMIC_TOPIC),
+                (RETENTION_MS, SOURCE_DEFAULT),
+                (SEGMENT_BYTES, SOURCE_DEFAULT),
+            ]
+        );
+        config.retention_ms = 1000;
+        assert!(sources(&config).contains(&(RETENTION_MS, SOURCE_DYNAMIC_TOPIC)));
+    }
+}
