@@ -3,7 +3,8 @@
 //! kcat's metadata listing and keyed produce/consume with headers; confluent-kafka's
 //! idempotent producer in every compression, read back in full; records written by Kafka
 //! clients read identically by `strata consume` and the SDK, and the other way round; kcat
-//! and confluent-kafka consumer groups, with a member killed by `kill -9`.
+//! and confluent-kafka consumer groups, with a member killed by `kill -9`; confluent-kafka's
+//! AdminClient creating, configuring, growing and deleting the topics the others use.
 //!
 //! The clients come from `scripts/setup.sh` (kcat from Debian, Python clients in
 //! `target/kafka-venv`); see `strata_integration_tests::kafka_clients`. The Python programs
@@ -1031,4 +1032,110 @@ async fn group_of_three(backend: &Backend, clients: &KafkaClients) {
         assert_eq!(f[2], f[3], "committed = high watermark: {row}");
         assert_eq!(f[4], "0", "lag: {row}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// confluent-kafka's AdminClient (the Kafka admin APIs: CreateTopics, DescribeConfigs,
+// CreatePartitions, DeleteTopics)
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confluent_admin_client_manages_the_topics_clients_use() {
+    on_every_backend!("confluent-admin", |backend, clients| {
+        confluent_admin(&backend, &clients).await;
+    });
+}
+
+async fn confluent_admin(backend: &Backend, clients: &KafkaClients) {
+    let admin = |topic: &str, delete: bool| {
+        let mut args = vec![
+            s("--bootstrap"),
+            backend.bootstrap(),
+            s("--topic"),
+            s(topic),
+            s("--partitions"),
+            s(3),
+            s("--retention-ms"),
+            s(3_600_000),
+            s("--timeout"),
+            s(60),
+        ];
+        if delete {
+            args.push(s("--delete"));
+        }
+        let clients = clients.clone();
+        async move {
+            clients
+                .python_json("confluent_admin.py", &args, 2 * MINUTE)
+                .await
+                .unwrap()
+        }
+    };
+    let made = admin("admin-made", false).await;
+    assert_eq!(made["errors"], json!([]), "{made}");
+    assert_eq!(made["created"], true, "{made}");
+    assert_eq!(made["retention_ms"], "3600000", "{made}");
+    assert_eq!(made["partitions_after"], 4, "{made}");
+    let mut proxies: Vec<String> = backend
+        .kafka_addrs()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    proxies.sort();
+    assert_eq!(made["brokers"], json!(proxies), "{made}");
+
+    // Strata's own clients see the topic as the Kafka admin left it, and Kafka clients use it.
+    let topic = strata_client::Admin::connect(&backend.grpc())
+        .await
+        .unwrap()
+        .describe_topic("admin-made")
+        .await
+        .unwrap();
+    assert_eq!(topic.partitions.len(), 4);
+    backend
+        .admin_api()
+        .wait_owned("admin-made", MINUTE, |_| true)
+        .await
+        .unwrap();
+    produce_generated(
+        clients.clone(),
+        backend.bootstrap(),
+        "admin-made",
+        "adm",
+        1000,
+        0,
+    )
+    .await;
+    let consumed = clients
+        .python_json(
+            "confluent_consume.py",
+            &[
+                s("--bootstrap"),
+                backend.bootstrap(),
+                s("--topic"),
+                s("admin-made"),
+                s("--expect"),
+                s(1000),
+                s("--prefix"),
+                s("adm"),
+                s("--timeout"),
+                s(60),
+            ],
+            2 * MINUTE,
+        )
+        .await
+        .unwrap();
+    assert_eq!(consumed["complete"], true, "{consumed}");
+    assert_eq!(consumed["duplicates"], 0, "{consumed}");
+
+    // A topic deleted through the Kafka admin is gone for Strata's clients too.
+    let gone = admin("admin-gone", true).await;
+    assert_eq!(gone["errors"], json!([]), "{gone}");
+    assert_eq!(gone["deleted"], true, "{gone}");
+    assert_eq!(gone["listed_after_delete"], false, "{gone}");
+    let described = strata_client::Admin::connect(&backend.grpc())
+        .await
+        .unwrap()
+        .describe_topic("admin-gone")
+        .await;
+    assert!(described.is_err(), "a deleted topic: {described:?}");
 }
