@@ -115,25 +115,32 @@ async fn create_one(ctx: &Context, new: &NewTopic, validate_only: bool) -> Resul
     }
 }
 
+/// Names given more than once in one request: Kafka refuses each of them, not just the repeat.
+fn repeated_names<'a>(names: impl Iterator<Item = &'a str>) -> HashSet<String> {
+    let mut seen = HashSet::new();
+    names
+        .filter(|name| !seen.insert(*name))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn named_twice() -> Refusal {
+    Refusal::new(
+        codes::INVALID_REQUEST,
+        "the topic is named more than once in this request; name each topic once",
+    )
+}
+
 pub(in crate::handlers) async fn create_topics(
     ctx: &Context,
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
-    let mut seen = HashSet::new();
-    let repeated: HashSet<String> = request
-        .topics
-        .iter()
-        .filter(|t| !seen.insert(t.name.0.to_string()))
-        .map(|t| t.name.0.to_string())
-        .collect();
+    let repeated = repeated_names(request.topics.iter().map(|t| t.name.0.as_str()));
     let mut results = Vec::with_capacity(request.topics.len());
     // Kafka's timeout_ms is not needed: creation itself waits a bounded time for placement.
     for topic in &request.topics {
         let checked = if repeated.contains(&*topic.name.0) {
-            Err(Refusal::new(
-                codes::INVALID_REQUEST,
-                "the topic is named more than once in this request; name each topic once",
-            ))
+            Err(named_twice())
         } else {
             new_topic(ctx, topic)
         };
@@ -290,20 +297,11 @@ pub(in crate::handlers) async fn create_partitions(
     ctx: &Context,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
-    let mut seen = HashSet::new();
-    let repeated: HashSet<String> = request
-        .topics
-        .iter()
-        .filter(|t| !seen.insert(t.name.0.to_string()))
-        .map(|t| t.name.0.to_string())
-        .collect();
+    let repeated = repeated_names(request.topics.iter().map(|t| t.name.0.as_str()));
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in &request.topics {
         let result = if repeated.contains(&*topic.name.0) {
-            Err(Refusal::new(
-                codes::INVALID_REQUEST,
-                "the topic is named more than once in this request; name each topic once",
-            ))
+            Err(named_twice())
         } else if topic.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
             Err(Refusal::new(
                 codes::INVALID_REQUEST,
