@@ -1,0 +1,263 @@
+#!/usr/bin/env python3
+"""Kafka-path produce load for scripts/bench.sh kafka: confluent-kafka (librdkafka) producers
+against a Strata proxy's Kafka listener. Prints one JSON document on stdout; progress goes to
+stderr.
+
+It mirrors the shape of `strata bench`'s produce runs so the two paths can sit in one table:
+a warm-up, then a measured window; only acknowledgements that *arrive inside the window* count
+towards MB/s and the latency percentiles (nearest rank, as the Rust bench computes them).
+Ack latency is produce() -> delivery callback.
+
+    produce.py --bootstrap 127.0.0.1:9092 --topic t --partitions 8 [--rate MSGS_PER_S]
+"""
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import resource
+import sys
+import time
+
+MB = 1e6
+
+
+def log(msg):
+    print(f"kafka produce: {msg}", file=sys.stderr, flush=True)
+
+
+def nearest_rank(sorted_values, q):
+    n = len(sorted_values)
+    return sorted_values[min(max(math.ceil(q * n), 1), n) - 1]
+
+
+def percentiles_ms(latencies_us):
+    if not latencies_us:
+        return {"samples": 0, "p50_ms": None, "p99_ms": None, "p999_ms": None, "max_ms": None}
+    s = sorted(latencies_us)
+    return {
+        "samples": len(s),
+        "p50_ms": nearest_rank(s, 0.50) / 1e3,
+        "p99_ms": nearest_rank(s, 0.99) / 1e3,
+        "p999_ms": nearest_rank(s, 0.999) / 1e3,
+        "max_ms": s[-1] / 1e3,
+    }
+
+
+def producer_config(args, processes):
+    return {
+        "bootstrap.servers": args.bootstrap,
+        "acks": "all",
+        "linger.ms": args.linger_ms,
+        # The SDK bench gives its one producer 64 MiB of buffer; split it so N processes
+        # together queue as much as the gRPC side can, no more.
+        "queue.buffering.max.kbytes": max(1024, 65536 // processes),
+        "queue.buffering.max.messages": 1_000_000,
+        "compression.type": "none",
+        "message.timeout.ms": 60_000,
+        "client.id": "strata-bench-kafka",
+    }
+
+
+def wait_ready(args):
+    """Metadata for every partition, then one acknowledged record per partition: the topic is
+    writable before the clock starts, as `strata bench` waits for its topics."""
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": args.bootstrap, "acks": "all", "linger.ms": 0})
+    deadline = time.monotonic() + args.ready_secs
+    while True:
+        try:
+            md = p.list_topics(args.topic, timeout=5)
+            t = md.topics.get(args.topic)
+            if t is not None and t.error is None and len(t.partitions) == args.partitions and all(
+                pm.leader >= 0 for pm in t.partitions.values()
+            ):
+                break
+            seen = None if t is None else (len(t.partitions), t.error)
+        except Exception as e:  # noqa: BLE001 - retried until the deadline
+            seen = e
+        if time.monotonic() > deadline:
+            raise SystemExit(f"topic {args.topic} not ready after {args.ready_secs}s: {seen}")
+        time.sleep(0.2)
+    failed = []
+    for part in range(args.partitions):
+        p.produce(args.topic, b"ready", partition=part, on_delivery=lambda e, m: e and failed.append(e))
+    left = p.flush(args.ready_secs)
+    if left or failed:
+        raise SystemExit(f"topic {args.topic}: readiness records failed: left={left} {failed[:1]}")
+
+
+def worker(index, processes, args, start_at, out):
+    """One producer process. Its share of the partitions is round-robin over all of them (every
+    process writes every partition, like the SDK's round-robin partitioner)."""
+    from confluent_kafka import Producer, KafkaException
+
+    p = Producer(producer_config(args, processes))
+    value = os.urandom(args.size)
+    warm_end = start_at + args.warmup_secs
+    end = warm_end + args.measure_secs
+    latencies = []  # µs, acks arriving inside the window
+    state = {"acked": 0, "errors": 0, "first_error": None}
+
+    def delivered(err, msg, t0):
+        now = time.monotonic()
+        if err is not None:
+            if warm_end <= now < end:
+                state["errors"] += 1
+            if state["first_error"] is None:
+                state["first_error"] = str(err)
+            return
+        if warm_end <= now < end:
+            state["acked"] += 1
+            latencies.append(int((now - t0) * 1e6))
+
+    rate = args.rate / processes if args.rate else None
+    part = index  # processes start on different partitions so none share a batch at first
+    sent = 0
+    behind = 0.0
+    cpu_before = None
+    while time.monotonic() < start_at:
+        time.sleep(0.001)
+    last_show = time.monotonic()
+    while True:
+        now = time.monotonic()
+        if now >= end:
+            break
+        if cpu_before is None and now >= warm_end:
+            r = resource.getrusage(resource.RUSAGE_SELF)
+            cpu_before = (r.ru_utime + r.ru_stime, now)
+        if rate is not None:
+            due = start_at + sent / rate
+            if due > now:
+                p.poll(min(due - now, 0.001))
+                continue
+            if now >= warm_end:
+                behind = max(behind, now - due)
+        t0 = time.monotonic()
+        try:
+            p.produce(
+                args.topic,
+                value,
+                partition=part,
+                on_delivery=lambda e, m, t0=t0: delivered(e, m, t0),
+            )
+        except BufferError:
+            # librdkafka's queue is full: the producer "does not take" more, which is what the
+            # SDK's enqueue blocking means on the gRPC side.
+            p.poll(0.001)
+            continue
+        except KafkaException as e:
+            state["errors"] += 1
+            state["first_error"] = state["first_error"] or str(e)
+            p.poll(0.01)
+            continue
+        part = (part + 1) % args.partitions
+        sent += 1
+        if sent % 512 == 0:
+            p.poll(0)
+            if index == 0 and now - last_show >= 1.0:
+                last_show = now
+                phase = "measuring" if now >= warm_end else "warming up"
+                log(f"{phase} {now - start_at:.1f}/{end - start_at:.1f} s, {sent * processes} sent (approx)")
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_end = (r.ru_utime + r.ru_stime, time.monotonic())
+    left = p.flush(args.drain_secs)
+    cores = None
+    if cpu_before is not None:
+        cores = (cpu_end[0] - cpu_before[0]) / max(cpu_end[1] - cpu_before[1], 1e-9)
+    out.put(
+        {
+            "sent": sent,
+            "acked": state["acked"],
+            "errors": state["errors"] + left,
+            "first_error": state["first_error"] or (f"{left} records unacknowledged after {args.drain_secs}s" if left else None),
+            "latencies": latencies,
+            "behind_s": behind,
+            "cpu_cores": cores,
+        }
+    )
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bootstrap", required=True)
+    ap.add_argument("--topic", required=True)
+    ap.add_argument("--partitions", type=int, default=8)
+    ap.add_argument("--size", type=int, default=1024, help="value bytes")
+    ap.add_argument("--linger-ms", type=float, default=5, help="the SDK's default is 5")
+    ap.add_argument("--rate", type=float, default=0, help="records/s over all processes; 0: as fast as produce() takes them")
+    ap.add_argument("--processes", type=int, default=1, help="producer processes (one Python process may be the bottleneck)")
+    ap.add_argument("--warmup-secs", type=float, default=1.0)
+    ap.add_argument("--measure-secs", type=float, default=3.0)
+    ap.add_argument("--drain-secs", type=float, default=30.0, help="flush limit after the window")
+    ap.add_argument("--ready-secs", type=float, default=60.0)
+    ap.add_argument("--label", default="kafka")
+    args = ap.parse_args()
+    if args.processes < 1 or args.partitions < 1 or args.size < 1 or args.measure_secs <= 0:
+        ap.error("--processes, --partitions, --size and --measure-secs must be positive")
+
+    wait_ready(args)
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    # CLOCK_MONOTONIC is one clock for every process on the machine, so a shared start time
+    # lines the windows up; 1 s covers the children connecting.
+    start_at = time.monotonic() + 1.0
+    what = f"{args.rate:.0f} records/s" if args.rate else "max rate"
+    log(f"{args.label}: {args.processes} process(es), {what}, {args.size} B × {args.partitions}p, linger {args.linger_ms} ms, "
+        f"{args.warmup_secs}+{args.measure_secs} s")
+    procs = [ctx.Process(target=worker, args=(i, args.processes, args, start_at, out)) for i in range(args.processes)]
+    for pr in procs:
+        pr.start()
+    limit = args.warmup_secs + args.measure_secs + args.drain_secs + 30
+    results = []
+    for _ in procs:
+        try:
+            results.append(out.get(timeout=limit))
+        except Exception:  # noqa: BLE001 - a worker that never answers is reported, not waited on forever
+            break
+    for pr in procs:
+        pr.join(timeout=5)
+        if pr.is_alive():
+            pr.kill()
+    if len(results) != len(procs):
+        raise SystemExit(f"only {len(results)} of {len(procs)} producer processes reported")
+
+    latencies = [l for r in results for l in r["latencies"]]
+    acked = sum(r["acked"] for r in results)
+    secs = args.measure_secs
+    cores = [r["cpu_cores"] for r in results if r["cpu_cores"] is not None]
+    doc = {
+        "label": args.label,
+        "client": "confluent-kafka (librdkafka)",
+        "processes": args.processes,
+        "size": args.size,
+        "partitions": args.partitions,
+        "acks": "all",
+        "linger_ms": args.linger_ms,
+        "target_msgs_per_s": args.rate or None,
+        "warmup_s": args.warmup_secs,
+        "seconds": secs,
+        "sent": sum(r["sent"] for r in results),
+        "messages": acked,
+        "bytes": acked * args.size,
+        "msgs_per_s": acked / secs,
+        "mb_per_s": acked * args.size / MB / secs,
+        "ack": percentiles_ms(latencies),
+        "errors": sum(r["errors"] for r in results),
+        "first_error": next((r["first_error"] for r in results if r["first_error"]), None),
+        "behind_schedule_ms": max(r["behind_s"] for r in results) * 1e3 if args.rate else None,
+        "producer_cpu_cores": sum(cores) if cores else None,
+        "producer_cpu_cores_each": cores,
+    }
+    a = doc["ack"]
+    fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    log(f"{args.label}: {doc['mb_per_s']:.1f} MB/s ({doc['msgs_per_s']:.0f} msgs/s), ack p50 {fmt(a['p50_ms'])} "
+        f"p99 {fmt(a['p99_ms'])} max {fmt(a['max_ms'])} ms, errors {doc['errors']}, producer cpu {fmt(doc['producer_cpu_cores'])} cores")
+    json.dump(doc, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()
