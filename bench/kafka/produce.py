@@ -60,6 +60,35 @@ def producer_config(args, processes):
     }
 
 
+def summarize_stats(text, topic):
+    """The few librdkafka statistics that say where a produce waits (µs windows of ~1 s)."""
+    if not text:
+        return None
+    st = json.loads(text)
+    brokers = [b for b in st.get("brokers", {}).values() if b.get("nodeid", -1) >= 0]
+    out = {"brokers": []}
+    for b in brokers:
+        out["brokers"].append(
+            {
+                "name": b.get("name"),
+                "produce_requests": (b.get("req") or {}).get("Produce"),
+                "rtt_avg_ms": (b.get("rtt") or {}).get("avg", 0) / 1e3,
+                "rtt_p99_ms": (b.get("rtt") or {}).get("p99", 0) / 1e3,
+                "outbuf_latency_p99_ms": (b.get("outbuf_latency") or {}).get("p99", 0) / 1e3,
+                "int_latency_p50_ms": (b.get("int_latency") or {}).get("p50", 0) / 1e3,
+                "int_latency_p99_ms": (b.get("int_latency") or {}).get("p99", 0) / 1e3,
+                "waitresp_cnt": b.get("waitresp_cnt"),
+                "outbuf_cnt": b.get("outbuf_cnt"),
+                "tx_requests": b.get("tx"),
+            }
+        )
+    t = st.get("topics", {}).get(topic) or {}
+    out["batch_bytes_avg"] = (t.get("batchsize") or {}).get("avg")
+    out["batch_msgs_avg"] = (t.get("batchcnt") or {}).get("avg")
+    out["queued_msgs"] = st.get("msg_cnt")
+    return out
+
+
 def wait_ready(args):
     """Metadata for every partition, then one acknowledged record per partition: the topic is
     writable before the clock starts, as `strata bench` waits for its topics."""
@@ -94,10 +123,21 @@ def worker(index, processes, args, start_at, out):
     process writes every partition, like the SDK's round-robin partitioner)."""
     from confluent_kafka import Producer, KafkaException
 
-    p = Producer(producer_config(args, processes))
-    value = os.urandom(args.size)
     warm_end = start_at + args.warmup_secs
     end = warm_end + args.measure_secs
+    stats = {}
+
+    def on_stats(text):
+        # librdkafka's own view of the connection, kept from inside the window: how long a
+        # Produce request waits for its answer and how many are outstanding at once.
+        if warm_end <= time.monotonic() < end + 1.0:
+            stats["last"] = text
+
+    config = producer_config(args, processes)
+    config["statistics.interval.ms"] = 1000
+    config["stats_cb"] = on_stats
+    p = Producer(config)
+    value = os.urandom(args.size)
     latencies = []  # µs, acks arriving inside the window
     state = {"acked": 0, "errors": 0, "first_error": None}
 
@@ -171,6 +211,7 @@ def worker(index, processes, args, start_at, out):
         cores = (cpu_end[0] - cpu_before[0]) / max(cpu_end[1] - cpu_before[1], 1e-9)
     out.put(
         {
+            "librdkafka": summarize_stats(stats.get("last"), args.topic),
             "sent": sent,
             "acked": state["acked"],
             "errors": state["errors"] + left,
@@ -253,6 +294,7 @@ def main():
         "behind_schedule_ms": max(r["behind_s"] for r in results) * 1e3 if args.rate else None,
         "producer_cpu_cores": sum(cores) if cores else None,
         "producer_cpu_cores_each": cores,
+        "librdkafka": [r["librdkafka"] for r in results],
     }
     a = doc["ack"]
     fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731

@@ -118,6 +118,8 @@ def main():
         "proxy_kafka_requests_max_run": {kk: v for kk, v in d_max.items() if "kafka_requests" in kk},
         "proxy_kafka_requests_load_run": {kk: v for kk, v in d_load.items() if "kafka_requests" in kk},
         "proxy_kafka_requests_consume": {kk: v for kk, v in d_cons.items() if "kafka_requests" in kk},
+        "librdkafka_max_run": kmax.get("librdkafka"),
+        "librdkafka_latency_run": kload.get("librdkafka"),
         "records_per_produce_request_max_run": (sent_max / produce_reqs_max) if sent_max and produce_reqs_max else None,
         "proxy_metric_deltas_max_run": d_max,
     }
@@ -201,6 +203,16 @@ def main():
         lines.append(f"  proxy Kafka requests, {what}: {reqs or '-'}")
     if evidence["records_per_produce_request_max_run"]:
         lines.append(f"  records per Produce request in the max run: {evidence['records_per_produce_request_max_run']:.0f}")
+    for what, run in (("max run", kmax), ("latency run", kload)):
+        for i, lk in enumerate(run.get("librdkafka") or []):
+            if not lk:
+                continue
+            for b in lk["brokers"]:
+                lines.append(
+                    f"  librdkafka, {what}, process {i}: Produce requests {b['produce_requests']}, answer time (rtt) "
+                    f"avg {fmt(b['rtt_avg_ms'], 1)} p99 {fmt(b['rtt_p99_ms'], 1)} ms, awaiting answers {b['waitresp_cnt']}, "
+                    f"queued in client {lk['queued_msgs']} msgs, batch avg {fmt(lk['batch_msgs_avg'], 0)} records / "
+                    f"{fmt((lk['batch_bytes_avg'] or 0) / 1e3, 0)} kB")
     if kload.get("behind_schedule_ms") is not None:
         lines.append(f"  Kafka latency run: {fmt(kload.get('msgs_per_s'), 0)} of {fmt(rate, 0)} records/s acknowledged per second, "
                      f"worst behind schedule {fmt(kload.get('behind_schedule_ms'), 1)} ms")
