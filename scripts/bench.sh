@@ -22,7 +22,8 @@
 # run folder (data, logs), BENCH_TMP (default /tmp) is where the run folder goes, FILE_WHAT and
 # S3_WHAT replace the --what list of those modes (e.g. FILE_WHAT=move,kill,rolling).
 # Kafka mode: STRATA_KAFKA_PYTHON (default target/kafka-venv/bin/python, made by scripts/setup.sh)
-# is a Python with confluent-kafka; KAFKA_PROCESSES (default 2) producer processes.
+# is a Python with confluent-kafka; KAFKA_PROCESSES (default 2) producer processes;
+# KAFKA_MAX_IN_FLIGHT sets max.in.flight.requests.per.connection (default: librdkafka's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -264,7 +265,7 @@ run_kafka() {
         -d "{\"name\":\"$topic\",\"partitions\":8}" "http://127.0.0.1:$ADMIN_PORT/v1/topics" >/dev/null \
         || { FAILED=1; echo "could not create topic $topic" >&2; return 0; }
     local common=(--bootstrap "127.0.0.1:$KAFKA_PORT" --topic "$topic" --partitions 8 --size 1024
-        --warmup-secs "$warm" --measure-secs "$measure")
+        --warmup-secs "$warm" --measure-secs "$measure" --max-in-flight "${KAFKA_MAX_IN_FLIGHT:-0}")
     proxy_kafka_metrics >"$dir/metrics-before.txt"
     # One look at who uses the CPU in the middle of the maximum-rate window.
     (sleep "$(awk -v w="$warm" -v m="$measure" 'BEGIN{print w + 1 + m/2}')"

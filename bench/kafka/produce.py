@@ -57,7 +57,7 @@ def producer_config(args, processes):
         "compression.type": "none",
         "message.timeout.ms": 60_000,
         "client.id": "strata-bench-kafka",
-    }
+    } | ({"max.in.flight.requests.per.connection": args.max_in_flight} if args.max_in_flight else {})
 
 
 def summarize_stats(text, topic):
@@ -232,6 +232,8 @@ def main():
     ap.add_argument("--linger-ms", type=float, default=5, help="the SDK's default is 5")
     ap.add_argument("--rate", type=float, default=0, help="records/s over all processes; 0: as fast as produce() takes them")
     ap.add_argument("--processes", type=int, default=1, help="producer processes (one Python process may be the bottleneck)")
+    ap.add_argument("--max-in-flight", type=int, default=0,
+                    help="max.in.flight.requests.per.connection; 0: librdkafka's default (1,000,000; Java's is 5)")
     ap.add_argument("--warmup-secs", type=float, default=1.0)
     ap.add_argument("--measure-secs", type=float, default=3.0)
     ap.add_argument("--drain-secs", type=float, default=30.0, help="flush limit after the window")
@@ -280,6 +282,7 @@ def main():
         "partitions": args.partitions,
         "acks": "all",
         "linger_ms": args.linger_ms,
+        "max_in_flight": args.max_in_flight or "librdkafka default",
         "target_msgs_per_s": args.rate or None,
         "warmup_s": args.warmup_secs,
         "seconds": secs,
