@@ -11,6 +11,7 @@ started, or at --timeout-secs, whichever comes first.
 
 import argparse
 import json
+import resource
 import sys
 import time
 import uuid
@@ -50,6 +51,8 @@ def read_pass(args, name):
                 goal[part] = low + want
                 target_msgs += want
         c.assign([TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in goal])
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        cpu_before = r.ru_utime + r.ru_stime
         started = time.monotonic()
         deadline = started + args.timeout_secs
         first = None
@@ -78,6 +81,8 @@ def read_pass(args, name):
                 last_show = now
                 log(f"{name}: {msgs}/{target_msgs} messages, {now - started:.1f} s")
         finished = time.monotonic()
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = r.ru_utime + r.ru_stime - cpu_before
     finally:
         c.close()
     secs = finished - started
@@ -90,10 +95,12 @@ def read_pass(args, name):
         # From assign() to the first record: metadata, ListOffsets and the first Fetch.
         "first_record_s": None if first is None else first - started,
         "complete": len(done) == len(goal),
+        # This process (Python and librdkafka's threads): near 1 core, the client is the limit.
+        "consumer_cpu_cores": cpu / secs if secs > 0 else None,
         "errors": errors,
         "first_error": first_error,
     }
-    log(f"{name}: {result['mb_per_s']:.1f} MB/s, {msgs} messages in {secs:.2f} s"
+    log(f"{name}: {result['mb_per_s']:.1f} MB/s, {msgs} messages in {secs:.2f} s, consumer cpu {result['consumer_cpu_cores']:.2f} cores"
         + ("" if result["complete"] else " (INCOMPLETE: timed out)"))
     return result
 

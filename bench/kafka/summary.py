@@ -213,6 +213,12 @@ def main():
                     f"avg {fmt(b['rtt_avg_ms'], 1)} p99 {fmt(b['rtt_p99_ms'], 1)} ms, awaiting answers {b['waitresp_cnt']}, "
                     f"queued in client {lk['queued_msgs']} msgs, batch avg {fmt(lk['batch_msgs_avg'], 0)} records / "
                     f"{fmt((lk['batch_bytes_avg'] or 0) / 1e3, 0)} kB")
+    for pass_name in ("cold", "cached"):
+        ps = kcons.get(pass_name) or {}
+        if ps:
+            lines.append(f"  Kafka consume, {pass_name} pass: {ps.get('messages')} records in {fmt(ps.get('seconds'), 2)} s, "
+                         f"consumer CPU {fmt(ps.get('consumer_cpu_cores'), 2)} cores, first record after {fmt(ps.get('first_record_s'), 2)} s"
+                         + ("" if ps.get("complete", True) else ", INCOMPLETE (timed out)"))
     if kload.get("behind_schedule_ms") is not None:
         lines.append(f"  Kafka latency run: {fmt(kload.get('msgs_per_s'), 0)} of {fmt(rate, 0)} records/s acknowledged per second, "
                      f"worst behind schedule {fmt(kload.get('behind_schedule_ms'), 1)} ms")
