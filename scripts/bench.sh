@@ -2,7 +2,7 @@
 # Benchmarks a real Strata: starts the servers on loopback, runs `strata bench` against them,
 # stops everything on exit. See docs/benchmarks.md for what each figure means.
 #
-#   scripts/bench.sh [--quick] [--out DIR] [MODE...] [-- extra strata bench flags]
+#   scripts/bench.sh [--quick] [--out DIR] [MODE...|--kafka] [-- extra strata bench flags]
 #
 # MODE (default: file s3):
 #   file        etcd, a controller, 3 brokers (--lease-ttl-secs 2) and a proxy on file:// storage:
@@ -15,7 +15,8 @@
 #               the gRPC SDK (`strata bench`) and then through the proxy's Kafka listener
 #               (confluent-kafka, acks=all): DIR/kafka.txt is the side-by-side table and the
 #               issue's goals (Kafka >= 90% of gRPC MB/s, p99 within 10%). Not in the default.
-# Results: DIR/<mode>.json and DIR/<mode>.txt (the table), DIR/chart.svg of all modes run;
+# Results: DIR/<mode>.json and DIR/<mode>.txt (the table), DIR/chart.svg of all modes run but
+# kafka (whose raw results go to DIR/kafka-raw/);
 # DIR defaults to target/bench. Server logs stay in the run folder when something fails.
 #
 # Environment: STRATA_BIN (default target/release/strata, built if missing), KEEP=1 keeps the
@@ -39,7 +40,7 @@ while [[ $# -gt 0 ]]; do
         --) shift; EXTRA=("$@"); break ;;
         file|s3|standalone|kafka) MODES+=("$1"); shift ;;
         --kafka) MODES+=(kafka); shift ;;
-        -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
