@@ -23,6 +23,22 @@ def log(msg):
     print(f"kafka consume: {msg}", file=sys.stderr, flush=True)
 
 
+def watermarks(consumer, tp, attempts=5):
+    """Low and high offsets. Retried: the consumer's group.id (confluent-kafka insists on one)
+    makes librdkafka look for a coordinator, and a listener that cannot answer FindCoordinator
+    closes the connection, failing whatever else was in flight on it."""
+    from confluent_kafka import KafkaException
+
+    for attempt in range(attempts):
+        try:
+            return consumer.get_watermark_offsets(tp, timeout=10)
+        except KafkaException as e:
+            if attempt == attempts - 1:
+                raise
+            log(f"watermarks of {tp.topic}/{tp.partition}: {e}; retrying")
+            time.sleep(0.5)
+
+
 def read_pass(args, name):
     from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
 
@@ -45,7 +61,7 @@ def read_pass(args, name):
         goal = {}
         target_msgs = 0
         for part in range(args.partitions):
-            low, high = c.get_watermark_offsets(TopicPartition(args.topic, part), timeout=10)
+            low, high = watermarks(c, TopicPartition(args.topic, part))
             want = min(high - low, per_partition_cap)
             if want > 0:
                 goal[part] = low + want
