@@ -60,6 +60,24 @@ def producer_config(args, processes):
     } | ({"max.in.flight.requests.per.connection": args.max_in_flight} if args.max_in_flight else {})
 
 
+def busy_cores_sample():
+    """(busy jiffies, all jiffies, cores) of the whole machine, from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        cores = os.cpu_count() or 1
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields), cores
+
+
+def busy_cores(before, after):
+    if not before or not after or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1]) * after[2]
+
+
 def summarize_stats(text, topic):
     """The few librdkafka statistics that say where a produce waits (µs windows of ~1 s)."""
     if not text:
@@ -256,6 +274,14 @@ def main():
     procs = [ctx.Process(target=worker, args=(i, args.processes, args, start_at, out)) for i in range(args.processes)]
     for pr in procs:
         pr.start()
+    # The whole machine's CPU in the window: with the producers' own share it says what was
+    # left for the servers (and whoever else shares the cores).
+    while time.monotonic() < start_at + args.warmup_secs:
+        time.sleep(0.01)
+    machine_before = busy_cores_sample()
+    while time.monotonic() < start_at + args.warmup_secs + args.measure_secs:
+        time.sleep(0.01)
+    machine_busy = busy_cores(machine_before, busy_cores_sample())
     limit = args.warmup_secs + args.measure_secs + args.drain_secs + 30
     results = []
     for _ in procs:
@@ -297,6 +323,8 @@ def main():
         "behind_schedule_ms": max(r["behind_s"] for r in results) * 1e3 if args.rate else None,
         "producer_cpu_cores": sum(cores) if cores else None,
         "producer_cpu_cores_each": cores,
+        "machine_busy_cores": machine_busy,
+        "others_cpu_cores": machine_busy - sum(cores) if machine_busy is not None and cores else None,
         "librdkafka": [r["librdkafka"] for r in results],
     }
     a = doc["ack"]

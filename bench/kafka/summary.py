@@ -115,6 +115,8 @@ def main():
         "kafka_producer_cpu_cores_max_run": kmax.get("producer_cpu_cores"),
         "kafka_producer_cpu_cores_each": kmax.get("producer_cpu_cores_each"),
         "grpc_bench_cpu_max_run": gmax.get("cpu"),
+        "kafka_machine_busy_cores_max_run": kmax.get("machine_busy_cores"),
+        "kafka_others_cpu_cores_max_run": kmax.get("others_cpu_cores"),
         "proxy_kafka_requests_max_run": {kk: v for kk, v in d_max.items() if "kafka_requests" in kk},
         "proxy_kafka_requests_load_run": {kk: v for kk, v in d_load.items() if "kafka_requests" in kk},
         "proxy_kafka_requests_consume": {kk: v for kk, v in d_cons.items() if "kafka_requests" in kk},
@@ -192,6 +194,12 @@ def main():
     lines.append("evidence:")
     lines.append(f"  Kafka producer processes: {kmax.get('processes')}, their CPU in the max window: "
                  f"{fmt(kmax.get('producer_cpu_cores'), 2)} cores (each: {', '.join(fmt(c, 2) for c in kmax.get('producer_cpu_cores_each') or [])})")
+    if kmax.get("machine_busy_cores") is not None:
+        lines.append(f"  machine in the Kafka max window: {fmt(kmax['machine_busy_cores'], 2)} cores busy, of which "
+                     f"{fmt(kmax.get('others_cpu_cores'), 2)} not the producers (servers, etcd, other users)")
+    kmb = ratio(kmax.get("producer_cpu_cores"), k["produce_mb_per_s"])
+    gmb = ratio((gmax.get("cpu") or {}).get("bench_cores"), g["produce_mb_per_s"])
+    lines.append(f"  load generator CPU per MB produced: gRPC SDK {fmt(gmb and gmb * 1e3, 1)} ms, Kafka client {fmt(kmb and kmb * 1e3, 1)} ms")
     gcpu = gmax.get("cpu") or {}
     if gcpu:
         lines.append(f"  gRPC max window (strata bench's own figures): {json.dumps(gcpu)}")
