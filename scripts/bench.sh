@@ -265,7 +265,9 @@ run_kafka() {
     curl -sf --max-time 30 -X POST -H 'content-type: application/json' \
         -d "{\"name\":\"$topic\",\"partitions\":8}" "http://127.0.0.1:$ADMIN_PORT/v1/topics" >/dev/null \
         || { FAILED=1; echo "could not create topic $topic" >&2; return 0; }
-    local common=(--bootstrap "127.0.0.1:$KAFKA_PORT" --topic "$topic" --partitions 8 --size 1024
+    local watch=() f
+    for f in "$RUN"/pids/*.pid; do watch+=("$(basename "$f" .pid)=$(cat "$f")"); done
+    local common=(--watch-pids "$(IFS=,; echo "${watch[*]}")" --bootstrap "127.0.0.1:$KAFKA_PORT" --topic "$topic" --partitions 8 --size 1024
         --warmup-secs "$warm" --measure-secs "$measure" --max-in-flight "${KAFKA_MAX_IN_FLIGHT:-0}")
     proxy_kafka_metrics >"$dir/metrics-before.txt"
     # One look at who uses the CPU in the middle of the maximum-rate window.

@@ -72,6 +72,21 @@ def busy_cores_sample():
     return sum(fields) - idle, sum(fields), cores
 
 
+def process_cpu_seconds(pid):
+    """utime + stime of one process (all its threads), or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            # The command name is in parentheses and may hold spaces: split after it.
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def watched_sample(watch):
+    return {name: process_cpu_seconds(pid) for name, pid in watch.items()}
+
+
 def busy_cores(before, after):
     if not before or not after or after[1] <= before[1]:
         return None
@@ -257,9 +272,17 @@ def main():
     ap.add_argument("--drain-secs", type=float, default=30.0, help="flush limit after the window")
     ap.add_argument("--ready-secs", type=float, default=60.0)
     ap.add_argument("--label", default="kafka")
+    ap.add_argument("--watch-pids", default="", help="name=pid,... of servers whose CPU in the window to report")
     args = ap.parse_args()
     if args.processes < 1 or args.partitions < 1 or args.size < 1 or args.measure_secs <= 0:
         ap.error("--processes, --partitions, --size and --measure-secs must be positive")
+
+    # name=pid pairs of the servers whose CPU in the window is reported beside the producers'.
+    watch = {}
+    for item in filter(None, args.watch_pids.split(",")):
+        name, _, pid = item.partition("=")
+        if pid.isdigit():
+            watch[name] = int(pid)
 
     wait_ready(args)
     # spawn, not fork: the readiness check above ran librdkafka threads in this process.
@@ -279,9 +302,16 @@ def main():
     while time.monotonic() < start_at + args.warmup_secs:
         time.sleep(0.01)
     machine_before = busy_cores_sample()
+    watched_before, watched_t0 = watched_sample(watch), time.monotonic()
     while time.monotonic() < start_at + args.warmup_secs + args.measure_secs:
         time.sleep(0.01)
     machine_busy = busy_cores(machine_before, busy_cores_sample())
+    watched_after, watched_t1 = watched_sample(watch), time.monotonic()
+    server_cores = {
+        name: (watched_after[name] - watched_before[name]) / (watched_t1 - watched_t0)
+        for name in watch
+        if watched_before[name] is not None and watched_after[name] is not None
+    }
     limit = args.warmup_secs + args.measure_secs + args.drain_secs + 30
     results = []
     for _ in procs:
@@ -324,6 +354,7 @@ def main():
         "producer_cpu_cores": sum(cores) if cores else None,
         "producer_cpu_cores_each": cores,
         "machine_busy_cores": machine_busy,
+        "server_cpu_cores": server_cores,
         "others_cpu_cores": machine_busy - sum(cores) if machine_busy is not None and cores else None,
         "librdkafka": [r["librdkafka"] for r in results],
     }

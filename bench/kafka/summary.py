@@ -197,6 +197,10 @@ def main():
     if kmax.get("machine_busy_cores") is not None:
         lines.append(f"  machine in the Kafka max window: {fmt(kmax['machine_busy_cores'], 2)} cores busy, of which "
                      f"{fmt(kmax.get('others_cpu_cores'), 2)} not the producers (servers, etcd, other users)")
+    if kmax.get("server_cpu_cores"):
+        sc = kmax["server_cpu_cores"]
+        lines.append("  server CPU in the Kafka max window (cores): " + ", ".join(f"{n} {v:.2f}" for n, v in sorted(sc.items()))
+                     + f"; all {sum(sc.values()):.2f}")
     kmb = ratio(kmax.get("producer_cpu_cores"), k["produce_mb_per_s"])
     gmb = ratio((gmax.get("cpu") or {}).get("bench_cores"), g["produce_mb_per_s"])
     lines.append(f"  load generator CPU per MB produced: gRPC SDK {fmt(gmb and gmb * 1e3, 1)} ms, Kafka client {fmt(kmb and kmb * 1e3, 1)} ms")
