@@ -11,6 +11,9 @@ use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// The client id every request carries.
+pub const CLIENT_ID: &str = "strata-tests";
+
 /// Longest a test waits for one answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -39,7 +42,7 @@ impl KafkaWire {
             .with_request_api_key(R::KEY)
             .with_request_api_version(version)
             .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("strata-tests")));
+            .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
         let mut buf = BytesMut::new();
         buf.put_i32(0);
         header.encode(&mut buf, api.request_header_version(version))?;

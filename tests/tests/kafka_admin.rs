@@ -5,7 +5,6 @@
 
 use std::process::Command;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{
     CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
@@ -14,16 +13,15 @@ use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
 use kafka_protocol::messages::{
-    AlterConfigsRequest, ApiKey, BrokerId, CreatePartitionsRequest, CreateTopicsRequest,
+    AlterConfigsRequest, BrokerId, CreatePartitionsRequest, CreateTopicsRequest,
     CreateTopicsResponse, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
-    IncrementalAlterConfigsRequest, RequestHeader, ResponseHeader, TopicName,
-    alter_configs_request, incremental_alter_configs_request,
+    IncrementalAlterConfigsRequest, TopicName, alter_configs_request,
+    incremental_alter_configs_request,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+use kafka_protocol::protocol::{Request, StrBytes};
 use serde_json::Value;
 use strata_integration_tests::InProcess;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use strata_integration_tests::kafka_wire::KafkaWire;
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
@@ -31,47 +29,16 @@ const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 const SOURCE_DEFAULT: i8 = 5;
 const DEFAULT_RETENTION_MS: &str = "604800000";
 
-/// One Kafka connection: frames requests and reads the matching responses.
-struct Kafka {
-    stream: TcpStream,
-    correlation_id: i32,
-}
+/// One Kafka connection: the shared byte-level client, failing the test on any error.
+struct Kafka(KafkaWire);
 
 impl Kafka {
     async fn connect(addr: &str) -> Self {
-        Self {
-            stream: TcpStream::connect(addr).await.unwrap(),
-            correlation_id: 0,
-        }
+        Self(KafkaWire::connect(addr.parse().unwrap()).await.unwrap())
     }
 
     async fn call<R: Request>(&mut self, version: i16, request: &R) -> R::Response {
-        let api = ApiKey::try_from(R::KEY).unwrap();
-        self.correlation_id += 1;
-        let mut body = BytesMut::new();
-        RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("kafka-admin-test")))
-            .encode(&mut body, api.request_header_version(version))
-            .unwrap();
-        request.encode(&mut body, version).unwrap();
-        let mut frame = BytesMut::with_capacity(body.len() + 4);
-        frame.put_i32(i32::try_from(body.len()).unwrap());
-        frame.put(body);
-        self.stream.write_all(&frame).await.unwrap();
-
-        let length = self.stream.read_i32().await.unwrap();
-        let mut buf = vec![0; usize::try_from(length).unwrap()];
-        self.stream.read_exact(&mut buf).await.unwrap();
-        let mut buf = Bytes::from(buf);
-        let header =
-            ResponseHeader::decode(&mut buf, api.response_header_version(version)).unwrap();
-        assert_eq!(header.correlation_id, self.correlation_id);
-        let response = R::Response::decode(&mut buf, version).unwrap();
-        assert_eq!(buf.remaining(), 0, "{api:?} v{version}: trailing bytes");
-        response
+        self.0.call(version, request).await.unwrap()
     }
 }
 

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::offset_commit_request::{
@@ -19,19 +19,17 @@ use kafka_protocol::messages::offset_fetch_request::{
 };
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, DescribeGroupsResponse,
-    FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse,
-    LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest, OffsetCommitResponse,
-    OffsetFetchRequest, RequestHeader, ResponseHeader, SyncGroupRequest, TopicName,
+    DeleteGroupsRequest, DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest,
+    GroupId, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    ListGroupsRequest, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
+    SyncGroupRequest, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+use kafka_protocol::protocol::{Request, StrBytes};
 use strata_client::Admin;
 use strata_integration_tests::InProcess;
+use strata_integration_tests::kafka_wire::{CLIENT_ID, KafkaWire};
 use strata_proto::consumer_protocol::{Assignment, Subscription};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-const CLIENT_ID: &str = "kafka-groups-test";
 const TOPIC: &str = "orders";
 const PARTITIONS: i32 = 4;
 
@@ -45,53 +43,16 @@ const REBALANCE_IN_PROGRESS: i16 = 27;
 const NON_EMPTY_GROUP: i16 = 68;
 const GROUP_ID_NOT_FOUND: i16 = 69;
 
-/// One Kafka connection, answering requests in order as a broker does.
-struct Kafka {
-    stream: TcpStream,
-    next_correlation: i32,
-}
+/// One Kafka connection: the shared byte-level client, failing the test on any error.
+struct Kafka(KafkaWire);
 
 impl Kafka {
     async fn connect(addr: &str) -> Self {
-        Self {
-            stream: TcpStream::connect(addr).await.unwrap(),
-            next_correlation: 1,
-        }
+        Self(KafkaWire::connect(addr.parse().unwrap()).await.unwrap())
     }
 
-    /// Sends `body` at `version` and decodes the answer.
     async fn call<R: Request>(&mut self, version: i16, body: R) -> R::Response {
-        let api = ApiKey::try_from(R::KEY).unwrap();
-        let correlation = self.next_correlation;
-        self.next_correlation += 1;
-        let mut buf = BytesMut::new();
-        buf.put_i32(0);
-        RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation)
-            .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)))
-            .encode(&mut buf, api.request_header_version(version))
-            .unwrap();
-        body.encode(&mut buf, version).unwrap();
-        let len = (buf.len() - 4) as i32;
-        buf[..4].copy_from_slice(&len.to_be_bytes());
-        self.stream.write_all(&buf).await.unwrap();
-
-        let len = self.stream.read_i32().await.unwrap();
-        let mut frame = vec![0u8; usize::try_from(len).unwrap()];
-        self.stream.read_exact(&mut frame).await.unwrap();
-        let mut frame = Bytes::from(frame);
-        let header =
-            ResponseHeader::decode(&mut frame, api.response_header_version(version)).unwrap();
-        assert_eq!(header.correlation_id, correlation);
-        let response = R::Response::decode(&mut frame, version).unwrap();
-        assert!(
-            !frame.has_remaining(),
-            "{} bytes left over in {api:?} v{version}",
-            frame.remaining()
-        );
-        response
+        self.0.call(version, &body).await.unwrap()
     }
 }
 
@@ -870,7 +831,9 @@ async fn an_sdk_consumer_and_a_kafka_member_share_a_group() {
         .map(|m| m.client_id.to_string())
         .collect();
     clients.sort();
-    assert_eq!(clients, vec![CLIENT_ID.to_string(), "sdk".to_string()]);
+    let mut expected = vec![CLIENT_ID.to_string(), "sdk".to_string()];
+    expected.sort();
+    assert_eq!(clients, expected);
 
     stop.store(true, Ordering::SeqCst);
     sdk.await.unwrap();
