@@ -7,7 +7,7 @@ mod fetch;
 mod groups;
 mod metadata;
 mod offsets;
-mod produce;
+pub(crate) mod produce;
 mod topic_ids;
 
 use std::net::SocketAddr;

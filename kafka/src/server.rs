@@ -1,5 +1,5 @@
-//! The listener: one task per connection ([`connection`]), whose requests are read ahead,
-//! handled concurrently where order allows, and answered in order.
+//! The listener: one task per connection ([`connection`]), whose requests are read ahead and
+//! answered in order, with the Produce requests queued behind one forwarded together.
 //!
 //! What a client sends never panics the server, and a connection never holds more than twice
 //! `max_request_bytes` of requests. A frame that cannot be read (over the limit, truncated,

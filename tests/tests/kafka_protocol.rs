@@ -517,3 +517,83 @@ async fn metadata_lists_the_live_proxies_and_a_killed_one_drops_out_within_its_l
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// librdkafka pipelines many Produce requests on one connection: they are answered in request
+/// order, one partition's batches land in the order sent (an idempotent producer's sequences
+/// stay in order), and a request of another kind between them keeps its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_answered_in_order_and_land_in_order() {
+    use kafka_protocol::messages::{ApiVersionsResponse, ProduceResponse};
+    let server = InProcess::start().await.unwrap();
+    create_topic(&server, "pipelined", 1).await;
+    let mut wire = KafkaWire::connect(kafka_addr(&server)).await.unwrap();
+    let id = wire
+        .call(
+            4,
+            &InitProducerIdRequest::default().with_transactional_id(None),
+        )
+        .await
+        .unwrap();
+    let mut sequence = 0;
+    let mut next_batch = |values: &[&str]| {
+        let options = BatchOptions {
+            producer_id: id.producer_id.0,
+            producer_epoch: id.producer_epoch,
+            base_sequence: sequence,
+            ..BatchOptions::default()
+        };
+        sequence += values.len() as i32;
+        batch(values, &options).to_bytes()
+    };
+    let produce = |records: Bytes| {
+        ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(topic_name("pipelined"))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(records)),
+                    ]),
+            ])
+    };
+    let mut frames = Vec::new();
+    frames.extend(KafkaWire::frame(9, 101, &produce(next_batch(&["a", "b", "c"]))).unwrap());
+    frames.extend(KafkaWire::frame(9, 102, &produce(next_batch(&["d", "e"]))).unwrap());
+    frames.extend(KafkaWire::frame(3, 103, &ApiVersionsRequest::default()).unwrap());
+    frames.extend(KafkaWire::frame(9, 104, &produce(next_batch(&["f"]))).unwrap());
+    wire.send_raw(&frames).await.unwrap();
+    let mut offsets = Vec::new();
+    for (expected_id, is_produce) in [(101, true), (102, true), (103, false), (104, true)] {
+        let mut answer = wire.read_frame().await.unwrap().expect("an answer");
+        let version = if is_produce { 9 } else { 3 };
+        let header_version = if is_produce {
+            ApiKey::Produce.response_header_version(version)
+        } else {
+            0
+        };
+        let header = ResponseHeader::decode(&mut answer, header_version).unwrap();
+        assert_eq!(header.correlation_id, expected_id);
+        if is_produce {
+            let response = ProduceResponse::decode(&mut answer, version).unwrap();
+            let p = &response.responses[0].partition_responses[0];
+            assert_eq!(p.error_code, 0, "{:?}", p.error_message);
+            offsets.push(p.base_offset);
+        } else {
+            assert_eq!(
+                ApiVersionsResponse::decode(&mut answer, version)
+                    .unwrap()
+                    .error_code,
+                0
+            );
+        }
+    }
+    assert_eq!(offsets, [0, 3, 5]);
+    let response = wire
+        .call(12, &fetch_request("pipelined", 0, 0))
+        .await
+        .unwrap();
+    assert_eq!(response.responses[0].partitions[0].high_watermark, 6);
+}

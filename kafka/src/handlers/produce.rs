@@ -9,6 +9,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use strata_proto::ErrorCode;
@@ -63,137 +64,194 @@ fn partition_error(index: i32, code: i16, message: String) -> PartitionProduceRe
         .with_error_message(Some(StrBytes::from_string(message)))
 }
 
-/// `None` for acks=0, which Kafka never answers.
-pub(super) async fn handle(ctx: &Context, request: ProduceRequest) -> Option<ProduceResponse> {
-    let acks = request.acks;
-    let Some(ack) = ack_of(acks) else {
-        let responses = request
-            .topic_data
-            .into_iter()
-            .map(|t| {
-                let partitions = t
-                    .partition_data
+/// A Produce request taken apart: the partitions answered at once (a bad index, unparsable
+/// records, an unknown ack mode) and the batches to forward, which [`forward`] answers.
+#[derive(Debug, Default)]
+pub(crate) struct Prepared {
+    acks: i16,
+    timeout_ms: i32,
+    topics: Vec<TopicName>,
+    answered: Vec<(String, PartitionProduceResponse)>,
+    sent: Vec<Sent>,
+}
+
+/// One partition's batches to forward, and its answer once forwarded.
+#[derive(Debug)]
+struct Sent {
+    topic: String,
+    partition: u32,
+    batches: Vec<Bytes>,
+}
+
+impl Prepared {
+    /// The answer, once [`forward`] has run; `None` for acks=0, which Kafka never answers.
+    pub fn response(self) -> Option<ProduceResponse> {
+        if self.acks == 0 {
+            return None;
+        }
+        // Answers grouped by topic, in the order the request named the topics.
+        let responses = self
+            .topics
+            .iter()
+            .map(|name| {
+                let partitions = self
+                    .answered
                     .iter()
-                    .map(|p| {
-                        partition_error(
-                            p.index,
-                            codes::INVALID_REQUEST,
-                            format!("acks must be 0, 1 or -1, not {acks}"),
-                        )
-                    })
+                    .filter(|(topic, _)| topic.as_str() == name.0.as_str())
+                    .map(|(_, r)| r.clone())
                     .collect();
                 TopicProduceResponse::default()
-                    .with_name(t.name)
+                    .with_name(name.clone())
                     .with_partition_responses(partitions)
             })
             .collect();
-        return Some(ProduceResponse::default().with_responses(responses));
+        Some(ProduceResponse::default().with_responses(responses))
+    }
+}
+
+pub(crate) async fn prepare(ctx: &Context, request: ProduceRequest) -> Prepared {
+    let acks = request.acks;
+    let mut prepared = Prepared {
+        acks,
+        timeout_ms: request.timeout_ms,
+        topics: request.topic_data.iter().map(|t| t.name.clone()).collect(),
+        answered: Vec::new(),
+        sent: Vec::new(),
     };
-    // Partitions that cannot be sent (bad index, unparsable records) are answered directly;
-    // the rest go to the service in one call.
-    let mut answered: Vec<(String, PartitionProduceResponse)> = Vec::new();
-    let mut forwarded = Vec::new();
-    for topic in &request.topic_data {
+    for topic in request.topic_data {
         let name = topic.name.0.to_string();
         // A client may produce right after a topic was created elsewhere, before this proxy's
         // watch has seen it.
         ctx.service.routes().refresh_if_unknown(&name).await;
-        for p in &topic.partition_data {
+        for p in topic.partition_data {
+            let refused =
+                |code, message: String| (name.clone(), partition_error(p.index, code, message));
+            if ack_of(acks).is_none() {
+                let why = format!("acks must be 0, 1 or -1, not {acks}");
+                prepared.answered.push(refused(codes::INVALID_REQUEST, why));
+                continue;
+            }
             let Ok(partition) = u32::try_from(p.index) else {
-                answered.push((
-                    name.clone(),
-                    partition_error(
-                        p.index,
-                        codes::UNKNOWN_TOPIC_OR_PARTITION,
-                        format!("partition {} does not exist", p.index),
-                    ),
-                ));
+                let why = format!("partition {} does not exist", p.index);
+                prepared
+                    .answered
+                    .push(refused(codes::UNKNOWN_TOPIC_OR_PARTITION, why));
                 continue;
             };
             match split_batches(p.records.clone().unwrap_or_default()) {
-                Ok(batches) if !batches.is_empty() => forwarded.push(v1::PartitionBatches {
+                Ok(batches) if !batches.is_empty() => prepared.sent.push(Sent {
                     topic: name.clone(),
                     partition,
                     batches,
-                    leader_epoch: 0,
                 }),
-                Ok(_) => answered.push((
-                    name.clone(),
-                    partition_error(
-                        p.index,
-                        codes::CORRUPT_MESSAGE,
-                        "no record batch sent".into(),
-                    ),
+                Ok(_) => prepared.answered.push(refused(
+                    codes::CORRUPT_MESSAGE,
+                    "no record batch sent".into(),
                 )),
-                Err(why) => answered.push((
-                    name.clone(),
-                    partition_error(p.index, codes::CORRUPT_MESSAGE, why),
-                )),
+                Err(why) => prepared.answered.push(refused(codes::CORRUPT_MESSAGE, why)),
             }
         }
     }
-    let sent: Vec<(String, u32)> = forwarded
+    prepared
+}
+
+/// Forwards the batches of `requests` (produces of one connection, in the order it sent them,
+/// all with the same acks) in one call of the service: one entry per partition holding its
+/// batches in request order, so the owner appends them in that order, and the commit that
+/// makes one durable makes the others durable too.
+pub(crate) async fn forward(ctx: &Context, requests: &mut [Prepared]) {
+    let Some(ack) = requests.first().and_then(|r| ack_of(r.acks)) else {
+        return;
+    };
+    let mut merged: Vec<v1::PartitionBatches> = Vec::new();
+    // For each forwarded partition of each request: (request, topic, partition, entry, first
+    // batch in the entry, batch count).
+    let mut slices = Vec::new();
+    for (i, request) in requests.iter_mut().enumerate() {
+        for sent in request.sent.drain(..) {
+            let entry = match merged
+                .iter()
+                .position(|m| m.topic == sent.topic && m.partition == sent.partition)
+            {
+                Some(entry) => entry,
+                None => {
+                    merged.push(v1::PartitionBatches {
+                        topic: sent.topic.clone(),
+                        partition: sent.partition,
+                        batches: Vec::new(),
+                        leader_epoch: 0,
+                    });
+                    merged.len() - 1
+                }
+            };
+            let first = merged[entry].batches.len();
+            let count = sent.batches.len();
+            merged[entry].batches.extend(sent.batches);
+            slices.push((i, sent.topic, sent.partition, entry, first, count));
+        }
+    }
+    if merged.is_empty() {
+        return;
+    }
+    let timeout_ms = requests
         .iter()
-        .map(|p| (p.topic.clone(), p.partition))
-        .collect();
+        .map(|r| r.timeout_ms)
+        .filter(|t| *t > 0)
+        .min();
     let mut call = Request::new(v1::ProduceRequest {
         ack: ack as i32,
-        partitions: forwarded,
+        partitions: merged.clone(),
     });
     // The client's own timeout, as a gRPC deadline, so the service answers before it gives up.
-    if request.timeout_ms > 0
-        && let Ok(value) = format!("{}m", request.timeout_ms).parse()
-    {
+    if let Some(value) = timeout_ms.and_then(|t| format!("{t}m").parse().ok()) {
         call.metadata_mut().insert("grpc-timeout", value);
     }
     let results = answer(ctx.service.produce(call).await);
-    match results {
-        Ok(response) => {
-            for r in response.partitions {
-                answered.push((r.topic.clone(), partition_result(&r)));
+    for (i, topic, partition, entry, first, count) in slices {
+        let index = partition as i32;
+        let answer = match &results {
+            Ok(response) => {
+                let wanted = &merged[entry];
+                let batches = response
+                    .partitions
+                    .iter()
+                    .find(|r| r.topic == wanted.topic && r.partition == wanted.partition)
+                    .and_then(|r| r.batches.get(first..first + count));
+                match batches {
+                    Some(batches) => partition_result(index, batches),
+                    None => partition_error(
+                        index,
+                        codes::UNKNOWN_SERVER_ERROR,
+                        "the service answered without this partition's batches".into(),
+                    ),
+                }
             }
-        }
-        Err(e) => {
-            let (code, message) = codes::of(Some(&e));
-            for (topic, partition) in sent {
-                answered.push((
-                    topic,
-                    partition_error(partition as i32, code, message.clone().unwrap_or_default()),
-                ));
+            Err(e) => {
+                let (code, message) = codes::of(Some(e));
+                partition_error(index, code, message.unwrap_or_default())
             }
-        }
+        };
+        requests[i].answered.push((topic, answer));
     }
-    if acks == 0 {
-        return None;
-    }
-    // Answers grouped by topic, in the order the request named the topics.
-    let responses = request
-        .topic_data
-        .iter()
-        .map(|t| {
-            let partitions = answered
-                .iter()
-                .filter(|(topic, _)| topic.as_str() == t.name.0.as_str())
-                .map(|(_, r)| r.clone())
-                .collect();
-            TopicProduceResponse::default()
-                .with_name(t.name.clone())
-                .with_partition_responses(partitions)
-        })
-        .collect();
-    Some(ProduceResponse::default().with_responses(responses))
+}
+
+/// A Produce on its own.
+pub(super) async fn handle(ctx: &Context, request: ProduceRequest) -> Option<ProduceResponse> {
+    let mut prepared = [prepare(ctx, request).await];
+    forward(ctx, &mut prepared).await;
+    let [prepared] = prepared;
+    prepared.response()
 }
 
 /// One partition's answer: the first batch's base offset, or the first error.
-fn partition_result(r: &v1::PartitionResult) -> PartitionProduceResponse {
-    let index = r.partition as i32;
-    if let Some(e) = r.batches.iter().find_map(|b| b.error.as_ref()) {
+fn partition_result(index: i32, batches: &[v1::BatchResult]) -> PartitionProduceResponse {
+    if let Some(e) = batches.iter().find_map(|b| b.error.as_ref()) {
         let (code, message) = codes::of(Some(e));
         return partition_error(index, code, message.unwrap_or_default());
     }
     PartitionProduceResponse::default()
         .with_index(index)
-        .with_base_offset(r.batches.first().map_or(-1, |b| b.base_offset))
+        .with_base_offset(batches.first().map_or(-1, |b| b.base_offset))
         .with_log_append_time_ms(-1)
         .with_log_start_offset(-1)
 }

@@ -7,23 +7,17 @@
 //! puts one partition in each Produce request, so one at a time would turn eight partitions into
 //! one (measured: `docs/benchmarks.md`, "Kafka wire protocol against the gRPC SDK").
 //!
-//! So requests are read ahead, up to [`MAX_IN_FLIGHT`] and twice `max_request_bytes`, and run
-//! concurrently with one rule that keeps every order a client can see: a Produce waits for the
-//! earlier requests on the connection that name one of its partitions (one request in flight
-//! per partition, as the SDK sends, which keeps idempotent producers' sequences in order), and
-//! any other request waits for everything before it and holds back everything after it. The
-//! answers are written in request order.
+//! So requests are read ahead (up to twice `max_request_bytes`), and when the connection is
+//! about to forward a Produce, the Produce requests already read behind it (with the same acks)
+//! go in the same call of the service: their batches of one partition in request order, so
+//! the owner appends them in that order, and one commit makes them all durable. Every other
+//! request is handled alone, in order, and every answer is written in request order.
 
-use std::collections::VecDeque;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
-use futures::stream::FuturesOrdered;
-use kafka_protocol::messages::RequestKind;
+use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
@@ -32,49 +26,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::{WRITE_TIMEOUT, close};
 use crate::error::{KafkaError, Result};
-use crate::handlers::{self, Context};
+use crate::handlers::{self, Context, produce};
 use crate::metrics::{ApiLabel, KafkaMetrics};
 use crate::request::{self, Parsed};
+use crate::versions::Supported;
 
-/// Requests of one connection read but not yet answered (Java clients send at most 5).
-pub const MAX_IN_FLIGHT: usize = 8;
-
-/// What a request must not overtake, and what must not overtake it.
-#[derive(Debug)]
-enum Scope {
-    /// A Produce: the partitions it writes.
-    Partitions(Vec<(Bytes, i32)>),
-    /// Any other request: everything.
-    Everything,
-}
-
-impl Scope {
-    fn of(body: &RequestKind) -> Self {
-        match body {
-            RequestKind::Produce(r) => Self::Partitions(
-                r.topic_data
-                    .iter()
-                    .flat_map(|t| {
-                        let topic = t.name.0.clone().into_bytes();
-                        t.partition_data
-                            .iter()
-                            .map(move |p| (topic.clone(), p.index))
-                    })
-                    .collect(),
-            ),
-            _ => Self::Everything,
-        }
-    }
-
-    fn must_wait_for(&self, earlier: &Scope) -> bool {
-        match (self, earlier) {
-            (Self::Partitions(mine), Self::Partitions(theirs)) => {
-                mine.iter().any(|p| theirs.contains(p))
-            }
-            _ => true,
-        }
-    }
-}
+/// Produce requests forwarded in one call at most; also how many frames are read ahead.
+pub const MAX_COALESCED: usize = 64;
 
 /// A frame as read, with its share of the connection's byte budget.
 enum Read {
@@ -82,13 +40,17 @@ enum Read {
     Failed(KafkaError),
 }
 
-/// How a request ended: an answer to write (none for acks=0), or a reason to close.
-enum Outcome {
-    Answer(Option<Bytes>),
+/// A frame as parsed: a request to handle, an answer ready to write, or a reason to close.
+enum Item {
+    Request {
+        header: RequestHeader,
+        api: &'static Supported,
+        body: RequestKind,
+        permit: OwnedSemaphorePermit,
+    },
+    Answer(Bytes),
     Close(&'static str, KafkaError),
 }
-
-type Running<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
 
 pub(super) async fn serve(
     ctx: &Context,
@@ -101,7 +63,7 @@ pub(super) async fn serve(
     let (reader, mut writer) = stream.into_split();
     let max = ctx.config.max_request_bytes;
     let budget = budget_size(max);
-    let (frames, received) = mpsc::channel(1);
+    let (frames, received) = mpsc::channel(MAX_COALESCED);
     let stop = cancel.child_token();
     let read = read_frames(reader, max, budget, frames, stop.clone());
     let answer = async {
@@ -178,67 +140,95 @@ async fn answer_in_order<W: AsyncWriteExt + Unpin>(
     mut received: mpsc::Receiver<Read>,
     peer: SocketAddr,
 ) {
-    let mut running: FuturesOrdered<Running<'_>> = FuturesOrdered::new();
-    // The scopes of the running requests, oldest first, with a token cancelled when each ends.
-    let mut scopes: VecDeque<(Scope, CancellationToken)> = VecDeque::new();
-    let mut reading = true;
+    let mut held: Option<Item> = None;
     loop {
-        tokio::select! {
-            biased;
-            Some(outcome) = running.next(), if !running.is_empty() => {
-                scopes.pop_front();
-                match outcome {
-                    Outcome::Answer(Some(answer)) => {
-                        if !write(metrics, writer, &answer, peer).await {
-                            return;
+        let item = match held.take() {
+            Some(item) => item,
+            None => match received.recv().await {
+                Some(read) => parse(metrics, read),
+                None => return,
+            },
+        };
+        let answers = match item {
+            Item::Close(reason, e) => return close(metrics, peer, reason, &e),
+            Item::Answer(answer) => vec![Ok(Some(answer))],
+            Item::Request {
+                header,
+                api,
+                body: RequestKind::Produce(first),
+                permit,
+            } => {
+                let acks = first.acks;
+                let mut group = vec![(header, api, produce::prepare(ctx, first).await, permit)];
+                while group.len() < MAX_COALESCED {
+                    let Ok(read) = received.try_recv() else {
+                        break;
+                    };
+                    match parse(metrics, read) {
+                        Item::Request {
+                            header,
+                            api,
+                            body: RequestKind::Produce(next),
+                            permit,
+                        } if next.acks == acks => {
+                            group.push((header, api, produce::prepare(ctx, next).await, permit));
+                        }
+                        other => {
+                            held = Some(other);
+                            break;
                         }
                     }
-                    Outcome::Answer(None) => {}
-                    Outcome::Close(reason, e) => return close(metrics, peer, reason, &e),
                 }
-            }
-            read = received.recv(), if reading && running.len() < MAX_IN_FLIGHT => {
-                let Some(read) = read else {
-                    reading = false;
-                    continue;
-                };
-                let (scope, job) = start(ctx, metrics, read, peer);
-                let waits: Vec<CancellationToken> = scopes
+                let mut prepared: Vec<_> =
+                    group.iter_mut().map(|g| std::mem::take(&mut g.2)).collect();
+                produce::forward(ctx, &mut prepared).await;
+                group
                     .iter()
-                    .filter(|(earlier, _)| scope.must_wait_for(earlier))
-                    .map(|(_, done)| done.clone())
-                    .collect();
-                let done = CancellationToken::new();
-                scopes.push_back((scope, done.clone()));
-                running.push_back(Box::pin(async move {
-                    for earlier in waits {
-                        earlier.cancelled().await;
-                    }
-                    let outcome = job.await;
-                    done.cancel();
-                    outcome
-                }));
+                    .zip(prepared)
+                    .map(
+                        |((header, api, _, _), prepared)| match prepared.response() {
+                            None => Ok(None),
+                            Some(response) => handlers::encode(
+                                api,
+                                header.correlation_id,
+                                header.request_api_version,
+                                &ResponseKind::Produce(response),
+                            )
+                            .map(Some),
+                        },
+                    )
+                    .collect()
             }
-            else => return,
+            Item::Request {
+                header,
+                api,
+                body,
+                permit,
+            } => {
+                let answer = handlers::handle(ctx, peer, &header, api, body).await;
+                drop(permit);
+                vec![answer]
+            }
+        };
+        for answer in answers {
+            match answer {
+                Ok(Some(answer)) => {
+                    if !write(metrics, writer, &answer, peer).await {
+                        return;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => return close(metrics, peer, "cannot answer", &e),
+            }
         }
     }
 }
 
-/// The scope of a read frame and the work that answers it (not started until awaited).
-fn start<'a>(
-    ctx: &'a Context,
-    metrics: &'a KafkaMetrics,
-    read: Read,
-    peer: SocketAddr,
-) -> (Scope, Running<'a>) {
+/// A read frame as a request, an answer or a reason to close.
+fn parse(metrics: &KafkaMetrics, read: Read) -> Item {
     let (frame, permit) = match read {
         Read::Frame(frame, permit) => (frame, permit),
-        Read::Failed(e) => {
-            return (
-                Scope::Everything,
-                Box::pin(async move { Outcome::Close("unreadable frame", e) }),
-            );
-        }
+        Read::Failed(e) => return Item::Close("unreadable frame", e),
     };
     metrics.bytes_in.inc_by(frame.len() as u64 + 4);
     match request::parse(frame) {
@@ -247,16 +237,12 @@ fn start<'a>(
                 .requests
                 .get_or_create(&ApiLabel { api: api.name })
                 .inc();
-            let scope = Scope::of(&body);
-            let job = async move {
-                let answer = handlers::handle(ctx, peer, &header, api, body).await;
-                drop(permit);
-                match answer {
-                    Ok(answer) => Outcome::Answer(answer),
-                    Err(e) => Outcome::Close("cannot answer", e),
-                }
-            };
-            (scope, Box::pin(job))
+            Item::Request {
+                header,
+                api,
+                body,
+                permit,
+            }
         }
         Ok(Parsed::UnsupportedVersion {
             api,
@@ -267,9 +253,9 @@ fn start<'a>(
                 .unsupported_versions
                 .get_or_create(&ApiLabel { api: api.name })
                 .inc();
-            let outcome = match handlers::unsupported_version(api, version, correlation_id) {
-                Some(answer) => Outcome::Answer(Some(answer)),
-                None => Outcome::Close(
+            match handlers::unsupported_version(api, version, correlation_id) {
+                Some(answer) => Item::Answer(answer),
+                None => Item::Close(
                     "unsupported version",
                     KafkaError::Decode {
                         api: api.name,
@@ -280,13 +266,9 @@ fn start<'a>(
                         ),
                     },
                 ),
-            };
-            (Scope::Everything, Box::pin(async move { outcome }))
+            }
         }
-        Err(e) => (
-            Scope::Everything,
-            Box::pin(async move { Outcome::Close("bad request", e) }),
-        ),
+        Err(e) => Item::Close("bad request", e),
     }
 }
 
@@ -309,29 +291,5 @@ async fn write<W: AsyncWriteExt + Unpin>(
             close(metrics, peer, "client stopped reading", &e);
             false
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn produce(partitions: &[(&'static str, i32)]) -> Scope {
-        Scope::Partitions(
-            partitions
-                .iter()
-                .map(|(t, p)| (Bytes::from_static(t.as_bytes()), *p))
-                .collect(),
-        )
-    }
-
-    #[test]
-    fn produces_of_other_partitions_overtake_and_everything_else_waits() {
-        let first = produce(&[("a", 0), ("a", 1)]);
-        assert!(!produce(&[("a", 2)]).must_wait_for(&first));
-        assert!(!produce(&[("b", 0)]).must_wait_for(&first));
-        assert!(produce(&[("a", 1), ("b", 0)]).must_wait_for(&first));
-        assert!(Scope::Everything.must_wait_for(&first));
-        assert!(produce(&[("c", 0)]).must_wait_for(&Scope::Everything));
     }
 }
