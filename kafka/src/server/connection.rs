@@ -31,8 +31,10 @@ use crate::metrics::{ApiLabel, KafkaMetrics};
 use crate::request::{self, Parsed};
 use crate::versions::Supported;
 
-/// Produce requests forwarded in one call at most; also how many frames are read ahead.
-pub const MAX_COALESCED: usize = 64;
+/// Produce requests forwarded in one call at most; also how many frames are read ahead. The
+/// byte budget is the real bound: librdkafka at linger 0 keeps hundreds of small requests in
+/// flight, and each round of forwarding costs a commit however many it carries.
+pub const MAX_COALESCED: usize = 1024;
 
 /// A frame as read, with its share of the connection's byte budget.
 enum Read {
