@@ -43,6 +43,8 @@ enum Read {
 }
 
 /// A frame as parsed: a request to handle, an answer ready to write, or a reason to close.
+// One lives per frame and is taken apart at once (as `request::Parsed`).
+#[allow(clippy::large_enum_variant)]
 enum Item {
     Request {
         header: RequestHeader,
