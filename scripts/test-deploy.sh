@@ -174,20 +174,22 @@ consume_all() {
     die "consume $1 through $2: got $(wc -l <"$tmp/got") of the $3 messages produced"
 }
 
-# kafka_round_trip KAFKA TOPIC: 100 messages in and out through kcat, an unmodified Kafka
-# client (librdkafka), on an existing topic.
+# kafka_round_trip ADMIN KAFKA TOPIC: a new topic, 100 messages in and out through kcat, an
+# unmodified Kafka client (librdkafka).
 kafka_round_trip() {
-  timeout 60 kcat -b "$1" -L -t "$2" >"$tmp/kcat-meta" 2>&1 ||
-    { cat "$tmp/kcat-meta" >&2; die "kcat -L against $1 failed"; }
-  grep -q "broker .* at $1" "$tmp/kcat-meta" ||
-    { cat "$tmp/kcat-meta" >&2; die "Metadata from $1 does not advertise $1"; }
-  seq 1 100 | timeout 60 kcat -b "$1" -P -t "$2" 2>"$tmp/err" ||
-    { cat "$tmp/err" >&2; die "kcat -P to $1 failed"; }
-  timeout 60 kcat -b "$1" -C -t "$2" -o beginning -e -q 2>"$tmp/err" | grep -cx '[0-9]*' >"$tmp/count" || true
-  # The topic already holds the CLI's 1000 messages; kcat's 100 come on top.
-  [ "$(cat "$tmp/count")" -ge 1100 ] ||
-    { cat "$tmp/err" >&2; die "kcat read $(cat "$tmp/count") messages from $1, expected 1100"; }
-  log "Kafka round trip through $1: kcat produced 100 and read all $(cat "$tmp/count")"
+  "$bin" topic create "$3" --partitions 2 --admin "$1" >/dev/null 2>"$tmp/err" ||
+    { cat "$tmp/err" >&2; die "strata topic create $3 --admin $1 failed"; }
+  timeout 60 kcat -b "$2" -L -t "$3" >"$tmp/kcat-meta" 2>&1 ||
+    { cat "$tmp/kcat-meta" >&2; die "kcat -L against $2 failed"; }
+  grep -q "broker .* at $2" "$tmp/kcat-meta" ||
+    { cat "$tmp/kcat-meta" >&2; die "Metadata from $2 does not advertise $2"; }
+  seq 1 100 | timeout 60 kcat -b "$2" -P -t "$3" 2>"$tmp/err" ||
+    { cat "$tmp/err" >&2; die "kcat -P to $2 failed"; }
+  timeout 60 kcat -b "$2" -C -t "$3" -o beginning -e -q 2>"$tmp/err" | sort -n >"$tmp/got" || true
+  seq 1 100 >"$tmp/want"
+  cmp -s "$tmp/want" "$tmp/got" ||
+    { cat "$tmp/err" >&2; die "kcat read $(wc -l <"$tmp/got") of the 100 messages it produced through $2"; }
+  log "Kafka round trip through $2: kcat produced and read back 100 messages"
 }
 
 # round_trip ADMIN PROXY TOPIC: 1000 messages in, the same 1000 out.
@@ -228,7 +230,7 @@ if $proxy_http; then
   log "admin, broker and proxy report ready on /readyz"
 fi
 round_trip "$admin" "$proxy" t
-kafka_round_trip "127.0.0.1:$kafka_port" t
+kafka_round_trip "$admin" "127.0.0.1:$kafka_port" k
 stop_start=$(date +%s)
 docker stop --time 30 "$standalone" >/dev/null
 code=$(docker inspect --format '{{.State.ExitCode}}' "$standalone")
@@ -261,7 +263,7 @@ if $proxy_http; then
 fi
 log "cluster up: $(compose ps -q 2>/dev/null | wc -l) containers, 3 brokers registered"
 round_trip "$admin" "$proxy" t
-kafka_round_trip "127.0.0.1:$STRATA_KAFKA_PORT" t
+kafka_round_trip "$admin" "127.0.0.1:$STRATA_KAFKA_PORT" k
 
 owners=$(curl -fsS "http://$admin/v1/partitions?topic=t" | grep -o '"broker":"broker-[0-9]"' | sort -u | wc -l)
 [ "$owners" -eq 3 ] || die "topic t's partitions sit on $owners broker(s), expected all 3"
