@@ -4,10 +4,6 @@
 //! metadata), so a partition moving between brokers costs a Kafka producer latency, not errors,
 //! as it does a gRPC one.
 
-// The table is Kafka's, kept whole: some codes belong to APIs whose handlers are not built yet
-// (the admin ones), and a code missing when they are would be a silent `-1` instead.
-#![allow(dead_code)]
-
 use strata_proto::ErrorCode;
 use strata_proto::v1;
 
@@ -39,7 +35,6 @@ pub const INVALID_PRODUCER_EPOCH: i16 = 47;
 pub const NON_EMPTY_GROUP: i16 = 68;
 pub const GROUP_ID_NOT_FOUND: i16 = 69;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
-pub const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
 pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 119;
 
 /// The Kafka code for a Strata code, in a data-path context (produce, fetch, offsets).
