@@ -186,28 +186,22 @@ pub fn host_port(addr: &str) -> (String, i32) {
 
 async fn node_id(meta: &dyn MetaStore, keys: &Keyspace, proxy: &str) -> Result<i32> {
     let key = keys.kafka_node(proxy);
-    let counter = keys.kafka_next_node();
     // Bounded: each failed round means another proxy took a number at the same moment.
-    for _ in 0..100 {
+    for _ in 0..ROUNDS {
         if let Some(kv) = meta.get(&key).await? {
             return Ok(schema::decode(&kv.key, &kv.value)?);
         }
-        let current = meta.get(&counter).await?;
-        let (next, guard) = match &current {
-            Some(kv) => (
-                schema::decode::<i32>(&kv.key, &kv.value)?,
-                Compare::mod_revision(counter.clone(), CompareOp::Equal, kv.mod_revision),
-            ),
-            None => (1, Compare::absent(counter.clone())),
-        };
-        let txn = Txn::new()
-            .when([guard, Compare::absent(key.clone())])
-            .and_then([
-                TxnOp::put(counter.clone(), schema::encode(&(next + 1))),
-                TxnOp::put(key.clone(), schema::encode(&next)),
-            ]);
-        if meta.txn(txn).await?.succeeded {
-            return Ok(next);
+        let taken = take(
+            meta,
+            &keys.kafka_next_node(),
+            1,
+            1,
+            [Compare::absent(key.clone())],
+            |id| [TxnOp::put(key.clone(), schema::encode(&id))],
+        )
+        .await?;
+        if let Some(id) = taken.and_then(|id| i32::try_from(id).ok()) {
+            return Ok(id);
         }
     }
     Err(strata_meta::MetaError::Unavailable {
@@ -220,25 +214,55 @@ async fn node_id(meta: &dyn MetaStore, keys: &Keyspace, proxy: &str) -> Result<i
 
 async fn take_producer_ids(meta: &dyn MetaStore, keys: &Keyspace) -> Result<Range<i64>> {
     let counter = keys.kafka_next_producer_id();
-    for _ in 0..100 {
-        let current = meta.get(&counter).await?;
-        let (first, guard) = match &current {
-            Some(kv) => (
-                schema::decode::<i64>(&kv.key, &kv.value)?,
-                Compare::mod_revision(counter.clone(), CompareOp::Equal, kv.mod_revision),
-            ),
-            None => (FIRST_PRODUCER_ID, Compare::absent(counter.clone())),
-        };
-        let end = first + PRODUCER_ID_BLOCK;
-        let txn = Txn::new()
-            .when([guard])
-            .and_then([TxnOp::put(counter.clone(), schema::encode(&end))]);
-        if meta.txn(txn).await?.succeeded {
-            return Ok(first..end);
+    for _ in 0..ROUNDS {
+        let taken = take(
+            meta,
+            &counter,
+            FIRST_PRODUCER_ID,
+            PRODUCER_ID_BLOCK,
+            [],
+            |_| [],
+        )
+        .await?;
+        if let Some(first) = taken {
+            return Ok(first..first + PRODUCER_ID_BLOCK);
         }
     }
     Err(strata_meta::MetaError::Unavailable {
         message: "could not take producer ids: the counter kept changing".into(),
     }
     .into())
+}
+
+/// Rounds of compare-and-swap before giving up on a counter other proxies keep moving.
+const ROUNDS: usize = 100;
+
+/// One compare-and-swap round on the counter at `counter` (which starts at `start`): takes
+/// `count` numbers and returns the first, with `also` checked and `writes(first)` written in
+/// the same transaction; `None` when another writer moved the counter (or `also` failed).
+async fn take<W: IntoIterator<Item = TxnOp>>(
+    meta: &dyn MetaStore,
+    counter: &str,
+    start: i64,
+    count: i64,
+    also: impl IntoIterator<Item = Compare>,
+    writes: impl FnOnce(i64) -> W,
+) -> Result<Option<i64>> {
+    let (first, unchanged) = match meta.get(counter).await? {
+        Some(kv) => (
+            schema::decode::<i64>(&kv.key, &kv.value)?,
+            Compare::mod_revision(counter.to_owned(), CompareOp::Equal, kv.mod_revision),
+        ),
+        None => (start, Compare::absent(counter.to_owned())),
+    };
+    let txn = Txn::new()
+        .when(std::iter::once(unchanged).chain(also))
+        .and_then(
+            std::iter::once(TxnOp::put(
+                counter.to_owned(),
+                schema::encode(&(first + count)),
+            ))
+            .chain(writes(first)),
+        );
+    Ok(meta.txn(txn).await?.succeeded.then_some(first))
 }
