@@ -55,6 +55,12 @@ where
 }
 
 /// The metadata store of `[meta]` and the keyspace of the cluster.
+/// The host's name (a pod's name in Kubernetes), which server roles take as their default id
+/// and a proxy listening on every interface advertises.
+pub fn host_name() -> Option<String> {
+    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty())
+}
+
 pub async fn open_meta(config: &Config) -> anyhow::Result<(Arc<dyn MetaStore>, Keyspace)> {
     let keys = Keyspace::new(&config.cluster)?;
     let url = &config.meta.url;

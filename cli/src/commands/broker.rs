@@ -41,7 +41,7 @@ fn broker_id(settings: &BrokerSection) -> anyhow::Result<String> {
     let id = settings
         .id
         .clone()
-        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+        .or_else(super::host_name)
         .unwrap_or_else(|| format!("broker-{}", std::process::id()));
     strata_meta::schema::validate_name("broker", &id)?;
     Ok(id)

@@ -120,10 +120,7 @@ pub async fn spawn(
 /// Kafka port, so proxies sharing a host differ and each keeps its id across restarts.
 fn proxy_id(settings: &ProxySection) -> anyhow::Result<String> {
     let id = settings.id.clone().unwrap_or_else(|| {
-        let host = std::env::var("HOSTNAME")
-            .ok()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "proxy".into());
+        let host = super::host_name().unwrap_or_else(|| "proxy".into());
         format!("{host}-{}", settings.kafka.listen.port())
     });
     strata_meta::schema::validate_name("proxy", &id)?;
@@ -139,10 +136,7 @@ fn kafka_advertised_addr(kafka: &strata_config::KafkaSection) -> String {
     if !kafka.listen.ip().is_unspecified() {
         return kafka.listen.to_string();
     }
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into());
+    let host = super::host_name().unwrap_or_else(|| "localhost".into());
     tracing::warn!(
         listen = %kafka.listen,
         advertised = %format!("{host}:{}", kafka.listen.port()),
