@@ -7,13 +7,15 @@ mod fetch;
 mod groups;
 mod metadata;
 mod offsets;
-pub(crate) mod produce;
+mod produce;
 mod topic_ids;
 
 use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::messages::{
+    ProduceRequest, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
+};
 use kafka_protocol::protocol::Encodable;
 use strata_proto::ErrorCode;
 use strata_proto::v1;
@@ -82,10 +84,10 @@ pub(crate) async fn handle(
         RequestKind::Metadata(r) => {
             ResponseKind::Metadata(metadata::handle(ctx, r, version).await?)
         }
-        RequestKind::Produce(r) => match produce::handle(ctx, r).await {
-            Some(response) => ResponseKind::Produce(response),
-            None => return Ok(None),
-        },
+        RequestKind::Produce(r) => {
+            let mut answers = produce_together(ctx, vec![(header.clone(), api, r)]).await;
+            return answers.pop().unwrap_or(Ok(None));
+        }
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(ctx, r).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(offsets::list(ctx, r).await),
         RequestKind::OffsetForLeaderEpoch(r) => {
@@ -145,6 +147,35 @@ pub(crate) async fn handle(
         }
     };
     encode(api, header.correlation_id, version, &response).map(Some)
+}
+
+/// Answers Produce requests of one connection, in order, forwarded in one call of the service
+/// ([`produce::forward`]); all must have the same acks. `None` for each acks=0 request.
+pub(crate) async fn produce_together(
+    ctx: &Context,
+    requests: Vec<(RequestHeader, &'static Supported, ProduceRequest)>,
+) -> Vec<Result<Option<Bytes>>> {
+    let mut heads = Vec::with_capacity(requests.len());
+    let mut prepared = Vec::with_capacity(requests.len());
+    for (header, api, request) in requests {
+        heads.push((header, api));
+        prepared.push(produce::prepare(ctx, request).await);
+    }
+    produce::forward(ctx, &mut prepared).await;
+    heads
+        .into_iter()
+        .zip(prepared)
+        .map(|((header, api), prepared)| match prepared.response() {
+            None => Ok(None),
+            Some(response) => encode(
+                api,
+                header.correlation_id,
+                header.request_api_version,
+                &ResponseKind::Produce(response),
+            )
+            .map(Some),
+        })
+        .collect()
 }
 
 /// The response frame: length, header (at the API's header version), body.

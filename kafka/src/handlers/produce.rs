@@ -66,7 +66,7 @@ fn partition_error(index: i32, code: i16, message: String) -> PartitionProduceRe
 
 /// A Produce request taken apart: the partitions answered at once (a bad index, unparsable
 /// records, an unknown ack mode) and the batches to forward, which [`forward`] answers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Prepared {
     acks: i16,
     timeout_ms: i32,
@@ -233,14 +233,6 @@ pub(crate) async fn forward(ctx: &Context, requests: &mut [Prepared]) {
         };
         requests[i].answered.push((topic, answer));
     }
-}
-
-/// A Produce on its own.
-pub(super) async fn handle(ctx: &Context, request: ProduceRequest) -> Option<ProduceResponse> {
-    let mut prepared = [prepare(ctx, request).await];
-    forward(ctx, &mut prepared).await;
-    let [prepared] = prepared;
-    prepared.response()
 }
 
 /// One partition's answer: the first batch's base offset, or the first error.

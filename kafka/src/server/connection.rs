@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::messages::{RequestHeader, RequestKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{WRITE_TIMEOUT, close};
 use crate::error::{KafkaError, Result};
-use crate::handlers::{self, Context, produce};
+use crate::handlers::{self, Context};
 use crate::metrics::{ApiLabel, KafkaMetrics};
 use crate::request::{self, Parsed};
 use crate::versions::Supported;
@@ -163,7 +163,9 @@ async fn answer_in_order<W: AsyncWriteExt + Unpin>(
                 permit,
             } => {
                 let acks = first.acks;
-                let mut group = vec![(header, api, produce::prepare(ctx, first).await, permit)];
+                // Each permit is held until the answers are made, as the frame's bytes are.
+                let mut permits = vec![permit];
+                let mut group = vec![(header, api, first)];
                 while group.len() < MAX_COALESCED {
                     let Ok(read) = received.try_recv() else {
                         break;
@@ -175,7 +177,8 @@ async fn answer_in_order<W: AsyncWriteExt + Unpin>(
                             body: RequestKind::Produce(next),
                             permit,
                         } if next.acks == acks => {
-                            group.push((header, api, produce::prepare(ctx, next).await, permit));
+                            group.push((header, api, next));
+                            permits.push(permit);
                         }
                         other => {
                             held = Some(other);
@@ -183,25 +186,9 @@ async fn answer_in_order<W: AsyncWriteExt + Unpin>(
                         }
                     }
                 }
-                let mut prepared: Vec<_> =
-                    group.iter_mut().map(|g| std::mem::take(&mut g.2)).collect();
-                produce::forward(ctx, &mut prepared).await;
-                group
-                    .iter()
-                    .zip(prepared)
-                    .map(
-                        |((header, api, _, _), prepared)| match prepared.response() {
-                            None => Ok(None),
-                            Some(response) => handlers::encode(
-                                api,
-                                header.correlation_id,
-                                header.request_api_version,
-                                &ResponseKind::Produce(response),
-                            )
-                            .map(Some),
-                        },
-                    )
-                    .collect()
+                let answers = handlers::produce_together(ctx, group).await;
+                drop(permits);
+                answers
             }
             Item::Request {
                 header,
