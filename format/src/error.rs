@@ -38,6 +38,15 @@ pub enum FormatError {
     #[error("a segment needs at least one batch; append one before finishing it")]
     EmptySegment,
 
+    /// A flush object was finished before any segment was pushed.
+    #[error("a flush object needs at least one section; push a segment before finishing it")]
+    EmptyFlushObject,
+
+    /// What was pushed into a flush object does not fit its table of contents' fixed-width
+    /// fields (a topic name over 65535 bytes, or a table over 4 GiB).
+    #[error("flush object table of contents cannot hold {0}")]
+    FlushTocOverflow(String),
+
     /// The record codec (`kafka-protocol`) rejected the records or the batch bytes.
     #[error("record codec: {0}")]
     Codec(String),
@@ -50,6 +59,8 @@ pub enum Corrupted {
     SegmentTrailer,
     SegmentFooter,
     SegmentData,
+    FlushTrailer,
+    FlushToc,
 }
 
 impl fmt::Display for Corrupted {
@@ -59,6 +70,8 @@ impl fmt::Display for Corrupted {
             Self::SegmentTrailer => "segment trailer",
             Self::SegmentFooter => "segment footer",
             Self::SegmentData => "segment data",
+            Self::FlushTrailer => "flush object trailer",
+            Self::FlushToc => "flush object table of contents",
         })
     }
 }
@@ -89,8 +102,11 @@ impl Coded for FormatError {
                 ErrorCode::CorruptMessage
             }
             Self::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
-            // Segments are built by the broker, so a bad build is its bug.
-            Self::OffsetGap { .. } | Self::EmptySegment => ErrorCode::Internal,
+            // Segments and flush objects are built by the broker, so a bad build is its bug.
+            Self::OffsetGap { .. }
+            | Self::EmptySegment
+            | Self::EmptyFlushObject
+            | Self::FlushTocOverflow(_) => ErrorCode::Internal,
         }
     }
 }
@@ -126,5 +142,6 @@ mod tests {
         };
         assert_eq!(gap.code(), ErrorCode::Internal);
         assert_eq!(FormatError::EmptySegment.code(), ErrorCode::Internal);
+        assert_eq!(FormatError::EmptyFlushObject.code(), ErrorCode::Internal);
     }
 }

@@ -4,6 +4,8 @@
 //! - [`segment`]: immutable segment objects — whole batches of one partition plus a footer
 //!   with a sparse offset index and a timestamp index — and lookups that say which byte range
 //!   to fetch and how to cut batches out of it, so a reader needs at most two ranged GETs.
+//! - [`flush`]: flush objects — one per broker flush, the segments of many partitions back
+//!   to back plus a table of contents saying where each one is.
 //!
 //! Fetching those bytes is the storage client's job (`strata-storage`); this crate depends on
 //! bytes, CRC-32C and the record codec only, so the SDK can encode and decode batches without
@@ -11,9 +13,14 @@
 
 pub mod batch;
 mod error;
+pub mod flush;
 pub mod segment;
 
 pub use batch::codec::{BatchOptions, Compression, Record, decode_batch, encode_batch};
 pub use batch::{BatchIter, RecordBatch};
 pub use error::{Corrupted, FormatError, Result};
+pub use flush::{
+    EncodedFlushObject, FLUSH_FORMAT_VERSION, FLUSH_TRAILER_LEN, FlushObjectBuilder, FlushToc,
+    Section,
+};
 pub use segment::{EncodedSegment, Footer, SegmentBuilder, SegmentMeta};
