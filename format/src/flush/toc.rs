@@ -188,7 +188,9 @@ fn decode_entries(toc: &[u8]) -> Result<Vec<Section>> {
     };
     let count = u32::from_be_bytes(*count);
     if count == 0 {
-        return Err(corrupt_toc("no sections: a flush object holds at least one"));
+        return Err(corrupt_toc(
+            "no sections: a flush object holds at least one",
+        ));
     }
     // The count is untrusted: bound it by what the bytes can hold before allocating for it.
     let fits = entries.len() / ENTRY_MIN_LEN;
@@ -271,9 +273,8 @@ impl<'a> Entries<'a> {
     fn section(&mut self) -> Result<Section> {
         let topic_len = self.u16("topic length")?;
         let topic = self.bytes(usize::from(topic_len), "topic")?;
-        let topic = std::str::from_utf8(topic).map_err(|e| {
-            corrupt_toc(format!("entry {}: topic is not UTF-8: {e}", self.entry))
-        })?;
+        let topic = std::str::from_utf8(topic)
+            .map_err(|e| corrupt_toc(format!("entry {}: topic is not UTF-8: {e}", self.entry)))?;
         Ok(Section {
             topic: topic.to_owned(),
             topic_id: self.u64("topic id")?,

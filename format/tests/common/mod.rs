@@ -2,7 +2,8 @@
 
 use bytes::Bytes;
 use strata_format::{
-    BatchOptions, Compression, Record, RecordBatch, SegmentBuilder, SegmentMeta, encode_batch,
+    BatchOptions, Compression, EncodedSegment, Record, RecordBatch, SegmentBuilder, SegmentMeta,
+    encode_batch,
 };
 
 /// A record with a recognisable value.
@@ -51,10 +52,15 @@ pub fn options(compression: Compression) -> BatchOptions {
 /// A segment object of `batches` with an index entry every `interval` bytes: its bytes as
 /// stored and its meta.
 pub fn segment(batches: &[RecordBatch], interval: u64) -> (Bytes, SegmentMeta) {
+    let segment = encoded_segment(batches, interval);
+    (segment.to_bytes(), segment.meta)
+}
+
+/// The same segment as the builder hands it over, chunks and all.
+pub fn encoded_segment(batches: &[RecordBatch], interval: u64) -> EncodedSegment {
     let mut builder = SegmentBuilder::new(interval);
     for b in batches {
         builder.append(b).expect("consecutive batches");
     }
-    let segment = builder.finish().expect("at least one batch");
-    (segment.to_bytes(), segment.meta)
+    builder.finish().expect("at least one batch")
 }
