@@ -8,8 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 export RUSTC_BOOTSTRAP=1
-# Every crate with a fuzz/ folder: format (record batches, segments), proto (the consumer
-# protocol bytes groups exchange) and kafka (every request frame Kafka clients send).
+# Every crate with a fuzz/ folder: format (record batches, segments, flush objects), proto (the
+# consumer protocol bytes groups exchange) and kafka (every request frame Kafka clients send).
+# Targets are found by `cargo fuzz list`, so a new [[bin]] in a fuzz/Cargo.toml runs here as is.
 for crate in format proto kafka; do
 pushd "$crate" >/dev/null
 for target in $(cargo fuzz list); do
