@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use strata_format::{Footer, FlushToc};
+use strata_format::{FlushToc, Footer};
 
 fuzz_target!(|data: &[u8]| {
     let size = data.len() as u64;
