@@ -1,16 +1,18 @@
-//! The flusher: every cycle, each partition with buffered data becomes one segment object, all
-//! objects are written in parallel, and then committed together through the log's write
-//! protocol (`strata_log::write`) — up to [`PARTITIONS_PER_TXN`] partitions per transaction,
-//! each under its own claim's guard.
+//! The flusher: every cycle, the buffered data of every partition goes into one flush object
+//! (a section per partition; several objects when the cycle holds more than
+//! [`MAX_FLUSH_OBJECT_BYTES`]), and the sections are then committed together through the log's
+//! write protocol (`strata_log::write`) — up to [`PARTITIONS_PER_TXN`] partitions per
+//! transaction, each under its own claim's guard. Fencing stays per partition: a section of a
+//! partition this writer lost is never committed, whatever else its object holds.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
 use strata_config::BrokerSection;
-use strata_format::SegmentBuilder;
+use strata_format::{EncodedSegment, FlushObjectBuilder, SegmentBuilder};
 use strata_log::write::{self, CommitUnit, Refusal};
-use strata_log::{PARTITIONS_PER_TXN, SegmentRecord, object_path};
+use strata_log::{PARTITIONS_PER_TXN, SegmentRecord, flush_object_path, object_path};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -20,8 +22,19 @@ use crate::partition::{FlushUnit, Partition, now_ms};
 use crate::stall::StorageStall;
 use crate::table::{LogAccess, PartitionTable};
 
-/// Segment objects written at once.
+/// Objects written at once.
 const PARALLEL_PUTS: usize = 16;
+/// Largest flush object: a cycle with more buffered data writes several, in parallel.
+const MAX_FLUSH_OBJECT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The unit's batches as one segment (no batch bytes are copied).
+fn build_segment(unit: &FlushUnit) -> Result<EncodedSegment> {
+    let mut builder = SegmentBuilder::default();
+    for batch in &unit.batches {
+        builder.append(batch)?;
+    }
+    Ok(builder.finish()?)
+}
 
 /// When flushes start.
 #[derive(Debug, Clone, Copy)]
@@ -153,8 +166,8 @@ impl Flusher {
             return stats;
         }
         let started = tokio::time::Instant::now();
-        let (ready, mut pending) = self.write_segments(work, started).await;
-        stats.puts = ready.len();
+        let (ready, mut pending, puts) = self.write_segments(work, started).await;
+        stats.puts = puts;
         stats.bytes = ready
             .iter()
             .filter_map(|w| w.record.as_ref())
@@ -183,7 +196,6 @@ impl Flusher {
         pending.retain(|w| w.partition.wants_retry());
         stats.retrying = pending.len();
         self.metrics.flushes.inc();
-        self.metrics.segment_puts.inc_by(stats.puts as u64);
         self.metrics.segment_bytes.inc_by(stats.bytes);
         self.metrics.commit_txns.inc_by(stats.txns as u64);
         self.metrics.fenced_partitions.inc_by(stats.fenced as u64);
@@ -218,44 +230,99 @@ impl Flusher {
         work
     }
 
-    /// Writes the units that have no object yet; returns `(written, failed)`.
+    /// Writes the units that have no object yet; returns `(written, failed, objects written)`.
+    ///
+    /// A unit alone becomes a segment object in its partition's folder, as it always did; two
+    /// or more share flush objects of up to [`MAX_FLUSH_OBJECT_BYTES`], so a cycle costs one
+    /// PUT however many partitions it flushes. Each unit's record points at its section.
     async fn write_segments(
         &self,
         work: Vec<InFlight>,
         started: tokio::time::Instant,
-    ) -> (Vec<InFlight>, Vec<InFlight>) {
-        let needs_put = work.iter().any(|w| w.record.is_none());
-        if needs_put {
-            self.stall.writing(started);
+    ) -> (Vec<InFlight>, Vec<InFlight>, usize) {
+        let (mut ready, unwritten): (Vec<InFlight>, Vec<InFlight>) =
+            work.into_iter().partition(|w| w.record.is_some());
+        if unwritten.is_empty() {
+            return (ready, Vec::new(), 0);
         }
-        let written: Vec<InFlight> = futures::stream::iter(work)
-            .map(|mut item| async {
-                if item.record.is_none() {
-                    match self.write_segment(&item).await {
-                        Ok(record) => item.record = Some(record),
-                        Err(e) => tracing::warn!(topic = %item.partition.topic, partition = item.partition.partition, error = %e, "segment write failed; will retry"),
-                    }
+        self.stall.writing(started);
+        let mut pending = Vec::new();
+        let mut objects: Vec<Vec<(InFlight, EncodedSegment)>> = Vec::new();
+        let mut object_bytes = 0u64;
+        for item in unwritten {
+            let segment = match build_segment(&item.unit) {
+                Ok(segment) => segment,
+                Err(e) => {
+                    tracing::error!(topic = %item.partition.topic, partition = item.partition.partition, error = %e, "cannot build a segment of buffered batches; will retry");
+                    pending.push(item);
+                    continue;
                 }
-                item
-            })
-            .buffer_unordered(PARALLEL_PUTS)
-            .collect()
-            .await;
-        let (ready, pending): (Vec<InFlight>, Vec<InFlight>) =
-            written.into_iter().partition(|w| w.record.is_some());
-        if needs_put && pending.is_empty() {
+            };
+            let size = segment.meta.size;
+            match objects.last_mut() {
+                Some(object) if object_bytes + size <= MAX_FLUSH_OBJECT_BYTES => {
+                    object_bytes += size;
+                    object.push((item, segment));
+                }
+                _ => {
+                    object_bytes = size;
+                    objects.push(vec![(item, segment)]);
+                }
+            }
+        }
+        let mut puts = futures::stream::iter(objects)
+            .map(|units| self.write_object(units))
+            .buffer_unordered(PARALLEL_PUTS);
+        let mut objects_written = 0;
+        while let Some((written, failed)) = puts.next().await {
+            objects_written += usize::from(!written.is_empty());
+            ready.extend(written);
+            pending.extend(failed);
+        }
+        if pending.is_empty() {
             self.stall.written();
         }
-        (ready, pending)
+        (ready, pending, objects_written)
     }
 
-    async fn write_segment(&self, item: &InFlight) -> Result<SegmentRecord> {
-        let p = &item.partition;
-        let mut builder = SegmentBuilder::default();
-        for batch in &item.unit.batches {
-            builder.append(batch)?;
+    /// Writes one object holding `units`; returns them as `(written, failed)`.
+    async fn write_object(
+        &self,
+        units: Vec<(InFlight, EncodedSegment)>,
+    ) -> (Vec<InFlight>, Vec<InFlight>) {
+        let result = if let [(item, segment)] = units.as_slice() {
+            self.put_segment(item, segment)
+                .await
+                .map(|record| vec![record])
+        } else {
+            self.put_flush_object(&units).await
+        };
+        let items = units.into_iter().map(|(item, _)| item);
+        match result {
+            Ok(records) => {
+                let written = items
+                    .zip(records)
+                    .map(|(mut item, record)| {
+                        item.record = Some(record);
+                        item
+                    })
+                    .collect();
+                (written, Vec::new())
+            }
+            Err(e) => {
+                tracing::warn!(partitions = items.len(), error = %e, "object write failed; will retry");
+                (Vec::new(), items.collect())
+            }
         }
-        let segment = builder.finish()?;
+    }
+
+    /// A segment object of its own, in the partition's folder.
+    async fn put_segment(
+        &self,
+        item: &InFlight,
+        segment: &EncodedSegment,
+    ) -> Result<SegmentRecord> {
+        let p = &item.partition;
         let path = object_path(
             self.log.keys.root(),
             &p.topic,
@@ -269,13 +336,52 @@ impl Flusher {
             .pool
             .put(&path, segment.chunks.iter().cloned().collect())
             .await?;
+        self.metrics.flush_objects.inc();
+        self.metrics.flush_sections.inc();
         Ok(SegmentRecord {
             path: path.to_string(),
             placement,
-            meta: segment.meta,
+            start: 0,
+            shared: false,
+            meta: segment.meta.clone(),
             epoch: p.epoch,
             created_ms: now_ms(),
         })
+    }
+
+    /// One flush object holding a section per unit; the records in the units' order.
+    async fn put_flush_object(
+        &self,
+        units: &[(InFlight, EncodedSegment)],
+    ) -> Result<Vec<SegmentRecord>> {
+        let mut builder = FlushObjectBuilder::new();
+        for (item, segment) in units {
+            let p = &item.partition;
+            builder.push(&p.topic, p.topic_id, p.partition, segment.clone());
+        }
+        let object = builder.finish()?;
+        let created_ms = now_ms();
+        let path = flush_object_path(self.log.keys.root(), &self.log.writer, created_ms);
+        let placement = self
+            .log
+            .pool
+            .put(&path, object.chunks.into_iter().collect())
+            .await?;
+        self.metrics.flush_objects.inc();
+        self.metrics.flush_sections.inc_by(units.len() as u64);
+        Ok(units
+            .iter()
+            .zip(object.sections)
+            .map(|((item, _), section)| SegmentRecord {
+                path: path.to_string(),
+                placement: placement.clone(),
+                start: section.start,
+                shared: true,
+                meta: section.meta,
+                epoch: item.partition.epoch,
+                created_ms,
+            })
+            .collect())
     }
 
     /// CheckpointWatch the written units, [`PARTITIONS_PER_TXN`] per transaction. A refused

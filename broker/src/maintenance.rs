@@ -15,6 +15,7 @@
 //! that lost the partition, or a race with another change, leaves the log untouched.
 
 mod compaction;
+mod flush_objects;
 mod gc;
 mod retention;
 
@@ -108,8 +109,10 @@ impl Segment {
         )
     }
 
-    fn object(&self) -> (String, Placement) {
-        (self.record.path.clone(), self.record.placement.clone())
+    /// The object, when it is this segment's alone: a flush object is deleted by the
+    /// flush-object sweep once no record refers to it.
+    fn own_object(&self) -> Option<(String, Placement)> {
+        (!self.record.shared).then(|| (self.record.path.clone(), self.record.placement.clone()))
     }
 }
 
@@ -120,6 +123,7 @@ pub struct Maintainer {
     partitions: Arc<PartitionTable>,
     metrics: Arc<BrokerMetrics>,
     config: MaintenanceConfig,
+    unreferenced: flush_objects::Unreferenced,
 }
 
 impl Maintainer {
@@ -134,6 +138,7 @@ impl Maintainer {
             partitions,
             metrics,
             config,
+            unreferenced: flush_objects::Unreferenced::default(),
         }
     }
 
@@ -177,7 +182,8 @@ impl Maintainer {
         }
     }
 
-    /// One pass over every partition in Write state.
+    /// One pass over every partition in Write state, then over the cluster's flush objects
+    /// when this broker sweeps for the cluster.
     pub async fn maintain_once(&self, gc_grace: Duration, sweep_orphans: bool) -> MaintenanceStats {
         let mut total = MaintenanceStats::default();
         for p in self.partitions.all() {
@@ -203,6 +209,15 @@ impl Maintainer {
                 }
             }
         }
+        match self.sweep_flush_objects(gc_grace).await {
+            Ok(deleted) => {
+                self.metrics.deleted_objects.inc_by(deleted as u64);
+                total.objects_deleted += deleted;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "sweeping flush objects failed; next pass retries")
+            }
+        }
         total
     }
 
@@ -226,7 +241,10 @@ impl Maintainer {
             .await?;
         loop {
             let segments = self.load_segments(p).await?;
-            let Some(run) = compaction::run_to_merge(&segments, config.segment_bytes) else {
+            let lone_before = now_ms() - grace_ms;
+            let Some(run) = compaction::run_to_merge(&segments, config.segment_bytes)
+                .or_else(|| compaction::lone_section(&segments, lone_before))
+            else {
                 break;
             };
             if stats.compactions == MAX_COMPACTIONS_PER_PASS {
@@ -277,15 +295,23 @@ impl Maintainer {
         .await?)
     }
 
-    /// Records `objects` for deletion once the grace period has passed.
-    fn gc_later(&self, claim: &Claim, objects: Vec<(String, Placement)>, grace_ms: i64) -> TxnOp {
+    /// Records the objects of `replaced` segments for deletion once the grace period has
+    /// passed; `None` when they are all sections of flush objects.
+    fn gc_later(&self, claim: &Claim, replaced: &[Segment], grace_ms: i64) -> Option<TxnOp> {
+        let objects: Vec<_> = replaced.iter().filter_map(Segment::own_object).collect();
+        if objects.is_empty() {
+            return None;
+        }
         let due_ms = now_ms() + grace_ms;
         let nonce = rand_nonce();
         let key = format!(
             "{}{due_ms:020}-{nonce:08x}",
             self.log.keys.gc_records(claim.topic(), claim.partition())
         );
-        TxnOp::put(key, schema::encode(&GcRecord { due_ms, objects }))
+        Some(TxnOp::put(
+            key,
+            schema::encode(&GcRecord { due_ms, objects }),
+        ))
     }
 }
 

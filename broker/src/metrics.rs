@@ -54,7 +54,8 @@ pub struct BrokerMetrics {
     pub produced_bytes: Counter,
     pub produce_errors: Family<CodeLabel, Counter>,
     pub flushes: Counter,
-    pub segment_puts: Counter,
+    pub flush_objects: Counter,
+    pub flush_sections: Counter,
     pub segment_bytes: Counter,
     pub commit_txns: Counter,
     pub fenced_partitions: Counter,
@@ -109,9 +110,15 @@ impl BrokerMetrics {
             self.flushes.clone(),
         );
         r.register(
-            "segment_puts",
-            "Segment objects written (before replication)",
-            self.segment_puts.clone(),
+            "flush_objects",
+            "Objects flushes wrote (PUTs before replication): one per cycle, a segment object \
+             when the cycle held one partition, else a flush object",
+            self.flush_objects.clone(),
+        );
+        r.register(
+            "flush_sections",
+            "Partition segments flushes wrote; per flush object, the partitions it holds",
+            self.flush_sections.clone(),
         );
         r.register(
             "segment_bytes",

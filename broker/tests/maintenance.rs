@@ -390,13 +390,15 @@ async fn objects_of_deleted_topics_are_swept() {
         .await
         .unwrap();
     env.broker.open_partition("kept", 0).await.unwrap();
+    // One flush each: a flush of one partition writes a segment object in the topic's folder
+    // (two partitions would share a flush object, which the flush-object sweep deletes).
     for topic in ["gone", "kept"] {
         env.broker
             .produce(topic, 0, message(0, 1), Ack::Buffered)
             .await
             .unwrap();
+        env.broker.flush_once().await;
     }
-    env.broker.flush_once().await;
     assert_eq!(env.object_count().await, 2);
     admin.delete_topic("gone").await.unwrap();
     // Within the grace period nothing goes; after it, only the deleted topic's object.
@@ -502,4 +504,130 @@ async fn retention_under_a_steady_producer_keeps_the_partition_bounded() {
         .unwrap();
     assert_eq!(result.high_watermark, 600);
     assert!(result.log_start > 0);
+}
+
+/// Flush objects of a broker with several partitions: every cycle writes one object shared by
+/// the partitions it flushed; compaction moves each partition's sections into segments of its
+/// own, and the sweep deletes each flush object once no record refers to it, while a tailing
+/// consumer of every partition sees no error and no gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_objects_are_compacted_away_and_deleted_under_a_steady_producer() {
+    const PARTITIONS: u32 = 4;
+    const MESSAGES: usize = 400;
+    let topic = NewTopic {
+        name: "f".into(),
+        partitions: i64::from(PARTITIONS),
+        retention_ms: Some(-1),
+        segment_bytes: Some(16 * 1024),
+        ..Default::default()
+    };
+    let env = env(topic).await;
+    for p in 1..PARTITIONS {
+        env.broker.open_partition("f", p).await.unwrap();
+    }
+    let flush_objects = || async {
+        let prefix = strata_log::flush_prefix(env.keys.root());
+        let all: Vec<_> = env.store.list(Some(&prefix)).try_collect().await.unwrap();
+        all.len()
+    };
+    let background = Background::start(&env.broker);
+    let producing = Arc::new(AtomicBool::new(true));
+    let consumers: Vec<_> = (0..PARTITIONS)
+        .map(|p| {
+            let (reader, producing) = (env.reader(), producing.clone());
+            spawn(async move {
+                let mut next = 0i64;
+                loop {
+                    let done = !producing.load(Ordering::SeqCst);
+                    let result = reader
+                        .read("f", p, next, 4096)
+                        .await
+                        .expect("reads never fail while flush objects are compacted away");
+                    for batch in result.batches {
+                        assert_eq!(
+                            batch.base_offset(),
+                            next,
+                            "partition {p}: no gap, no repeat"
+                        );
+                        for record in decode_batch(&batch).unwrap() {
+                            let value = String::from_utf8(record.value.unwrap().to_vec()).unwrap();
+                            let i = value[1..6].parse::<usize>().unwrap();
+                            assert_eq!(i % PARTITIONS as usize, p as usize, "{value}");
+                            assert_eq!(i / PARTITIONS as usize, next as usize, "{value}");
+                            next += 1;
+                        }
+                    }
+                    if done && next == result.high_watermark {
+                        assert_eq!(next, (MESSAGES / PARTITIONS as usize) as i64);
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        })
+        .collect();
+    let mut seen_flush_objects = 0;
+    let mut producers = tokio::task::JoinSet::new();
+    for p in 0..PARTITIONS {
+        let broker = env.broker.clone();
+        producers.spawn(async move {
+            for i in (p as usize..MESSAGES).step_by(PARTITIONS as usize) {
+                broker
+                    .produce("f", p, message(i, 1_700_000_000_000), Ack::Durable)
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while !producers.is_empty() {
+        seen_flush_objects = seen_flush_objects.max(flush_objects().await);
+        if let Ok(Some(done)) =
+            tokio::time::timeout(Duration::from_millis(20), producers.join_next()).await
+        {
+            done.unwrap();
+        }
+    }
+    producing.store(false, Ordering::SeqCst);
+    for consumer in consumers {
+        consumer.await.unwrap();
+    }
+    let written = env.broker.metrics.flush_objects.get();
+    let sections = env.broker.metrics.flush_sections.get();
+    assert!(
+        seen_flush_objects > 0,
+        "the partitions flushed together into flush objects"
+    );
+    assert!(
+        sections > written,
+        "{sections} sections in {written} objects"
+    );
+    // Producing stopped: compaction takes the last sections out, the sweep deletes the rest.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while flush_objects().await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} flush objects left",
+            flush_objects().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    background.stop().await;
+    eprintln!(
+        "{MESSAGES} durable produces over {PARTITIONS} partitions: {written} objects, {sections} sections; \
+         at most {seen_flush_objects} flush objects at once, none left"
+    );
+    for p in 0..PARTITIONS {
+        let segments = env.reader().segments("f", p).await.unwrap();
+        assert!(
+            segments.iter().all(|s| !s.shared),
+            "partition {p}: {segments:?}"
+        );
+        let read = env.reader().read("f", p, 0, 1 << 20).await.unwrap();
+        let records: usize = read.batches.iter().map(|b| b.record_count() as usize).sum();
+        assert_eq!(
+            records,
+            MESSAGES / PARTITIONS as usize,
+            "partition {p} from the start"
+        );
+    }
 }

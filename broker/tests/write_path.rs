@@ -411,7 +411,7 @@ async fn a_zombie_cannot_commit_after_the_partition_moved() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn partitions_flushed_together_commit_in_one_transaction() {
+async fn partitions_flushed_together_share_one_object_and_one_transaction() {
     let env = env(1, 1).await;
     env.register("b1").await;
     env.topic("t", 5).await;
@@ -424,7 +424,19 @@ async fn partitions_flushed_together_commit_in_one_transaction() {
             .unwrap();
     }
     let stats = broker.flush_once().await;
-    assert_eq!((stats.partitions, stats.puts, stats.txns), (5, 5, 1));
+    assert_eq!((stats.partitions, stats.puts, stats.txns), (5, 1, 1));
+    // One flush object, a section per partition, each read back as that partition's log.
+    let reader = env.reader();
+    let mut sections = Vec::new();
+    for p in 0..5 {
+        let [record] = reader.segments("t", p).await.unwrap().try_into().unwrap();
+        assert!(record.shared, "{record:?}");
+        sections.push((record.path.clone(), record.start));
+        assert_eq!(env.read_all("t", p).await, [format!("v{p}")]);
+    }
+    assert!(sections.iter().all(|(path, _)| *path == sections[0].0));
+    let starts: std::collections::BTreeSet<_> = sections.iter().map(|(_, start)| *start).collect();
+    assert_eq!(starts.len(), 5, "{sections:?}");
     let mut revisions = std::collections::BTreeSet::new();
     for p in 0..5 {
         revisions.insert(
@@ -702,7 +714,8 @@ async fn a_storage_node_failing_during_flushes_changes_nothing_for_producers() {
                     .bytes()
                     .await
                     .unwrap();
-                assert_eq!(bytes.len() as u64, segment.meta.size, "copy on {node}");
+                // The whole object: a segment of its own, or a flush object holding it.
+                assert!(bytes.len() as u64 >= segment.range().end, "copy on {node}");
             }
         }
         assert_eq!(env.read_all("t", p).await.len(), 30);
@@ -1043,4 +1056,115 @@ async fn start_and_recover_show_while_partitions_open() {
     }
     cancel.cancel();
     member.await.unwrap().unwrap();
+}
+
+/// Moves one partition of a flush to another broker when the flush's commit arrives: after
+/// the flush object is written, before its sections are committed.
+#[derive(Debug)]
+struct MovesOnCommit {
+    keys: Keyspace,
+    topic: String,
+    partition: u32,
+    moved: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Hook for MovesOnCommit {
+    async fn txn(
+        &self,
+        inner: &dyn MetaStore,
+        txn: strata_meta::Txn,
+    ) -> Result<strata_meta::TxnResult, MetaError> {
+        let segments = txn
+            .success()
+            .iter()
+            .filter(|op| matches!(op, strata_meta::TxnOp::Put { key, .. } if key.contains("/seg/")))
+            .count();
+        if segments >= 2 && !self.moved.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let key = self.keys.assignment(&self.topic, self.partition);
+            let kv = inner.get(&key).await?.expect("assigned");
+            let mut assignment: schema::Assignment = schema::decode(&key, &kv.value).unwrap();
+            assignment.broker = "b2".into();
+            assignment.epoch += 1;
+            inner.put(&key, schema::encode(&assignment), None).await?;
+        }
+        inner.txn(txn).await
+    }
+}
+
+/// Fencing keeps its meaning inside a shared object: a flush holding partitions 0 and 1,
+/// where 0 moved between the PUT and the commit, commits 1 and not 0, and 0 is fenced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_that_moved_mid_flush_is_not_committed_with_the_rest_of_its_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner: Arc<dyn MetaStore> = Arc::new(
+        EmbeddedStore::open(dir.path().join("meta"), EmbeddedOptions::default())
+            .await
+            .unwrap(),
+    );
+    let hooked = Arc::new(Intercepted {
+        inner,
+        hook: MovesOnCommit {
+            keys: Keyspace::new("broker-test").unwrap(),
+            topic: "t".into(),
+            partition: 0,
+            moved: false.into(),
+        },
+    });
+    let env = env_with(hooked.clone(), dir, 1, 1);
+    env.register("b1").await;
+    env.topic("t", 2).await;
+    let broker = env.broker("b1", Limits::default());
+    let mut acks = Vec::new();
+    for p in 0..2 {
+        broker.open_partition("t", p).await.unwrap();
+        acks.push(tokio::spawn({
+            let broker = broker.clone();
+            async move {
+                broker
+                    .produce("t", p, one(&format!("v{p}")), Ack::Durable)
+                    .await
+            }
+        }));
+    }
+    while broker
+        .status()
+        .iter()
+        .filter(|p| p.buffered_bytes() > 0)
+        .count()
+        < 2
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let stats = broker.flush_once().await;
+    assert!(hooked.hook.moved.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(
+        (stats.partitions, stats.puts, stats.fenced),
+        (2, 1, 1),
+        "{stats:?}"
+    );
+    let moved = acks.remove(0).await.unwrap().unwrap_err();
+    assert!(matches!(moved, BrokerError::Fenced { .. }), "{moved}");
+    acks.remove(0).await.unwrap().unwrap();
+    assert_eq!(
+        broker.partition("t", 0).unwrap().state(),
+        PartitionState::Fenced
+    );
+    let reader = env.reader();
+    assert_eq!(reader.high_watermark("t", 0).await.unwrap(), 0);
+    assert!(reader.segments("t", 0).await.unwrap().is_empty());
+    assert_eq!(env.read_all("t", 1).await, ["v1"]);
+    // Partition 1's committed section lives in the object that also holds 0's uncommitted one.
+    let [record] = reader.segments("t", 1).await.unwrap().try_into().unwrap();
+    let object = env.raw[0]
+        .get(&record.object_path())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let toc = strata_format::FlushToc::decode(&object, object.len() as u64).unwrap();
+    let held: Vec<u32> = toc.sections.iter().map(|s| s.partition).collect();
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert!(held.contains(&0) && held.contains(&1), "{held:?}");
 }

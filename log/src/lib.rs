@@ -14,7 +14,8 @@ pub mod write;
 pub use cache::{CacheConfig, ReadCache};
 pub use reader::{LogReader, ReadResult};
 pub use record::{
-    GcRecord, ProducerEntry, ProducerState, SegmentRecord, object_path, partition_prefix,
+    FLUSH_FOLDER, GcRecord, ProducerEntry, ProducerState, SegmentRecord, flush_object_path,
+    flush_prefix, object_path, partition_prefix,
 };
 pub use write::{Claim, CommitUnit, PARTITIONS_PER_TXN, Recovered, Refusal};
 

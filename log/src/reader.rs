@@ -3,7 +3,8 @@ use std::sync::Arc;
 use strata_format::RecordBatch;
 use strata_meta::schema::{self, Checkpoint, Keyspace};
 use strata_meta::{MetaStore, Revision};
-use strata_storage::segment::MemoryObject;
+use strata_storage::pool::PoolObject;
+use strata_storage::segment::{MemoryObject, Section};
 use strata_storage::{NodePool, SegmentReader};
 
 use crate::cache::{Cached, ReadCache};
@@ -47,6 +48,17 @@ impl LogReader {
         self
     }
 
+    /// The segment's bytes in storage, read with ranges relative to its start.
+    fn stored(&self, segment: &SegmentRecord) -> Section<PoolObject<'_>> {
+        Section {
+            source: self
+                .pool
+                .object(segment.placement.clone(), segment.object_path()),
+            start: segment.start,
+            len: segment.meta.size,
+        }
+    }
+
     /// Batches of one segment from `offset`, through the cache when there is one.
     async fn read_segment(
         &self,
@@ -54,33 +66,32 @@ impl LogReader {
         offset: i64,
         max_bytes: u64,
     ) -> Result<Vec<RecordBatch>, LogError> {
-        let object = self
-            .pool
-            .object(segment.placement.clone(), segment.object_path());
+        let stored = self.stored(segment);
         let Some(cache) = &self.cache else {
-            let reader = SegmentReader::open(object, &segment.meta).await?;
+            let reader = SegmentReader::open(stored, &segment.meta).await?;
             return Ok(reader.read_from(offset, max_bytes).await?);
         };
-        match cache.get(&segment.path) {
+        let key = segment.cache_key();
+        match cache.get(&key) {
             Some(Cached {
                 footer,
                 data: Some(data),
             }) => Ok(SegmentReader::with_footer(MemoryObject(data), footer)
                 .read_from(offset, max_bytes)
                 .await?),
-            Some(Cached { footer, data: None }) => Ok(SegmentReader::with_footer(object, footer)
+            Some(Cached { footer, data: None }) => Ok(SegmentReader::with_footer(stored, footer)
                 .read_from(offset, max_bytes)
                 .await?),
             None if segment.meta.size <= cache.config().max_object_bytes => {
-                // One GET for the whole object instead of footer + range, and the next
+                // One GET for the whole segment instead of footer + range, and the next
                 // reader of this hot segment needs none.
                 let data = self
                     .pool
-                    .get(&segment.placement, &segment.object_path())
+                    .get_range(&segment.placement, &segment.object_path(), segment.range())
                     .await?;
                 let reader = SegmentReader::open(MemoryObject(data.clone()), &segment.meta).await?;
                 cache.insert(
-                    &segment.path,
+                    &key,
                     Cached {
                         footer: reader.footer().clone(),
                         data: Some(data),
@@ -89,9 +100,9 @@ impl LogReader {
                 Ok(reader.read_from(offset, max_bytes).await?)
             }
             None => {
-                let reader = SegmentReader::open(object, &segment.meta).await?;
+                let reader = SegmentReader::open(stored, &segment.meta).await?;
                 cache.insert(
-                    &segment.path,
+                    &key,
                     Cached {
                         footer: reader.footer().clone(),
                         data: None,
@@ -155,10 +166,7 @@ impl LogReader {
             {
                 continue;
             }
-            let object = self
-                .pool
-                .object(segment.placement.clone(), segment.object_path());
-            let reader = SegmentReader::open(object, &segment.meta).await?;
+            let reader = SegmentReader::open(self.stored(&segment), &segment.meta).await?;
             if let Some(offset) = reader.offset_for_timestamp(timestamp).await? {
                 return Ok((offset < high_watermark).then_some(offset));
             }

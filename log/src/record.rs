@@ -1,4 +1,5 @@
 use std::collections::BTreeMap;
+use std::ops::Range;
 use strata_clock::{RandomSource, ThreadRandom};
 
 use object_store::path::Path;
@@ -6,12 +7,21 @@ use serde::{Deserialize, Serialize};
 use strata_format::SegmentMeta;
 use strata_storage::Placement;
 
-/// What the metadata store keeps about one segment object.
+/// What the metadata store keeps about one segment: an object of its own, or a partition's
+/// section of a flush object that several partitions share.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SegmentRecord {
     /// Object path in every node of the placement.
     pub path: String,
     pub placement: Placement,
+    /// Where the segment starts in the object: 0 for a segment object, the section's start in
+    /// a flush object. `meta.size` is the segment's own size either way.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start: u64,
+    /// The object holds other partitions' sections too: only the flush-object sweep deletes
+    /// it, once no record refers to it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
     #[serde(flatten)]
     pub meta: SegmentMeta,
     /// Epoch of the writer that committed it.
@@ -23,6 +33,48 @@ impl SegmentRecord {
     pub fn object_path(&self) -> Path {
         Path::from(self.path.as_str())
     }
+
+    /// The segment's bytes in the object.
+    pub fn range(&self) -> Range<u64> {
+        self.start..self.start + self.meta.size
+    }
+
+    /// The segment's batches in the object (its range without footer and trailer).
+    pub fn data_range(&self) -> Range<u64> {
+        self.start..self.start + self.meta.data_len()
+    }
+
+    /// Names the segment among those of its object, for caches keyed by what they hold.
+    pub fn cache_key(&self) -> String {
+        if self.start == 0 {
+            self.path.clone()
+        } else {
+            format!("{}#{}", self.path, self.start)
+        }
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The folder of the flush objects of a cluster: one object per flush of a broker, holding a
+/// section for each partition the flush wrote.
+pub fn flush_prefix(cluster_root: &str) -> Path {
+    Path::from(format!(
+        "{}/{FLUSH_FOLDER}",
+        cluster_root.trim_start_matches('/')
+    ))
+}
+
+/// Flush objects live beside the topics' folders; a topic folder always ends in its 16-digit
+/// id, so no topic's folder can have this name.
+pub const FLUSH_FOLDER: &str = "flush";
+
+/// A fresh, never reused path for a flush object of `writer`.
+pub fn flush_object_path(cluster_root: &str, writer: &str, now_ms: i64) -> Path {
+    let nonce = ThreadRandom.next_u64() as u32;
+    flush_prefix(cluster_root).join(format!("{writer}-{now_ms:013}-{nonce:08x}.flush"))
 }
 
 /// The folder holding every object of one partition of one topic incarnation.

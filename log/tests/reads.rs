@@ -34,6 +34,8 @@ impl Hook for FirstCommitAfterListing {
             let record = SegmentRecord {
                 path: "t/0/00000000000000000000.seg".into(),
                 placement: Placement { nodes: Vec::new() },
+                start: 0,
+                shared: false,
                 meta: SegmentMeta {
                     base_offset: 0,
                     next_offset: 500,

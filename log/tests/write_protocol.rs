@@ -124,6 +124,8 @@ fn segment(base: i64, next: i64) -> SegmentRecord {
     SegmentRecord {
         path: format!("objects/{base}-{next}.seg"),
         placement: Placement { nodes: Vec::new() },
+        start: 0,
+        shared: false,
         meta: SegmentMeta {
             base_offset: base,
             next_offset: next,

@@ -128,6 +128,17 @@ impl Keyspace {
         Some((topic.to_owned(), partition.parse().ok()?))
     }
 
+    /// Prefix of every partition's log metadata, for sweeps over the whole cluster.
+    pub fn logs(&self) -> String {
+        format!("{}/log/", self.root)
+    }
+    /// Whether a key under [`Keyspace::logs`] is a segment record.
+    pub fn is_segment_key(&self, key: &str) -> bool {
+        key.rsplit_once("/seg/").is_some_and(|(_, offset)| {
+            offset.len() == 20 && offset.bytes().all(|b| b.is_ascii_digit())
+        })
+    }
+
     /// Prefix of a topic's log metadata (checkpoints and segment lists of all its partitions).
     pub fn topic_log(&self, topic: &str) -> String {
         format!("{}/log/{topic}/", self.root)

@@ -16,4 +16,4 @@ pub mod segment;
 
 pub use error::{Result, StorageError};
 pub use pool::{NodeId, NodePool, Placement, PoolConfig};
-pub use segment::SegmentReader;
+pub use segment::{Section, SegmentReader};

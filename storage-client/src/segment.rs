@@ -77,6 +77,37 @@ impl RangeRead for MemoryObject {
     }
 }
 
+/// A segment stored inside a larger object: a partition's section of a flush object, whose
+/// footer positions count from the section's start. A segment object of its own is the
+/// section that starts at 0 and spans the object.
+#[derive(Debug, Clone)]
+pub struct Section<R> {
+    pub source: R,
+    pub start: u64,
+    pub len: u64,
+}
+
+#[async_trait]
+impl<R: RangeRead> RangeRead for Section<R> {
+    async fn read_range(&self, range: Range<u64>) -> Result<Bytes> {
+        if range.start > range.end || range.end > self.len {
+            return Err(FormatError::corrupt(
+                Corrupted::SegmentData,
+                format!("range {range:?} is outside the {}-byte segment", self.len),
+            )
+            .into());
+        }
+        let shifted = self.start + range.start..self.start + range.end;
+        self.source.read_range(shifted).await
+    }
+
+    async fn read_tail(&self, len: u64) -> Result<(Bytes, u64)> {
+        let take = len.min(self.len);
+        let tail = self.read_range(self.len - take..self.len).await?;
+        Ok((tail, self.len))
+    }
+}
+
 /// Reads batches out of one segment object.
 ///
 /// Opening reads the footer (one GET, or none when a cached [`Footer`] is supplied); every

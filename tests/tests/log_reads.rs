@@ -50,6 +50,8 @@ async fn write_segment(
     let record = SegmentRecord {
         path: path.to_string(),
         placement,
+        start: 0,
+        shared: false,
         meta: segment.meta,
         epoch: 1,
         created_ms: 0,

@@ -35,7 +35,7 @@ impl BrokerCounters {
             for (name, value) in samples(&text) {
                 let counter = match name {
                     "strata_broker_flushes_total" => &mut sum.flushes,
-                    "strata_broker_segment_puts_total" => &mut sum.puts,
+                    "strata_broker_flush_objects_total" => &mut sum.puts,
                     "strata_broker_commit_txns_total" => &mut sum.txns,
                     "strata_broker_segment_bytes_total" => &mut sum.segment_bytes,
                     _ => continue,

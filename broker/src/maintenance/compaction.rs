@@ -1,4 +1,6 @@
-//! Compaction: a run of adjacent small segments becomes one segment object.
+//! Compaction: a run of adjacent small segments becomes one segment object. Sections of flush
+//! objects are segments like any other here; compaction is what moves a partition's data out
+//! of the flush objects it shares with other partitions, into objects of its own.
 
 use futures::{FutureExt, StreamExt};
 use strata_format::{BatchIter, SegmentBuilder};
@@ -43,6 +45,20 @@ pub(super) fn run_to_merge(
     None
 }
 
+/// A section of a flush object that no merge took and that was written before `written_before`
+/// (a grace period ago):
+/// rewritten alone into a segment object of its own, so a partition that stopped flushing does
+/// not keep a whole flush object (every other partition's bytes in it) alive.
+pub(super) fn lone_section(
+    segments: &[Segment],
+    written_before: i64,
+) -> Option<std::ops::Range<usize>> {
+    let i = segments
+        .iter()
+        .position(|s| s.record.shared && s.record.created_ms < written_before)?;
+    Some(i..i + 1)
+}
+
 impl Maintainer {
     /// Merges `run` into one new object and replaces its records with one, under the claim's
     /// guard and the run's revisions. Returns how many segments were merged (0: lost a race,
@@ -64,7 +80,7 @@ impl Maintainer {
                 async move {
                     self.log
                         .pool
-                        .get_range(&s.record.placement, &path, 0..s.record.meta.data_len())
+                        .get_range(&s.record.placement, &path, s.record.data_range())
                         .await
                 }
                 .boxed()
@@ -94,6 +110,8 @@ impl Maintainer {
         let record = SegmentRecord {
             path: path.to_string(),
             placement: placement.clone(),
+            start: 0,
+            shared: false,
             meta: merged.meta,
             epoch: p.epoch,
             created_ms: now_ms(),
@@ -104,7 +122,7 @@ impl Maintainer {
             .map(|s| TxnOp::delete(s.key.clone()))
             .collect();
         ops.push(TxnOp::put(run[0].key.clone(), schema::encode(&record)));
-        ops.push(self.gc_later(claim, run.iter().map(Segment::object).collect(), grace_ms));
+        ops.extend(self.gc_later(claim, run, grace_ms));
         if !self.apply(claim, &compares, &ops).await? {
             // Lost a race or the partition: the merged object is an orphan; delete it now.
             let _ = self.log.pool.delete(&placement, &path).await;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
-use strata_log::{Claim, GcRecord, partition_prefix};
+use strata_log::{Claim, FLUSH_FOLDER, GcRecord, partition_prefix};
 use strata_meta::schema::{self, TopicConfig};
 use strata_meta::{Compare, CompareOp, TxnOp};
 
@@ -87,15 +87,10 @@ impl Maintainer {
     /// again: the folder names the incarnation), once older than `gc_grace`. No partition owner
     /// is left to do this, so the registered broker with the lowest id does it for the cluster.
     pub async fn sweep_deleted_topics(&self, gc_grace: Duration) -> Result<usize> {
-        let (meta, keys) = (&self.log.meta, &self.log.keys);
-        let (brokers, _) = meta.range(&keys.brokers()).await?;
-        let lowest = brokers
-            .iter()
-            .filter_map(|kv| keys.broker_id_of(&kv.key))
-            .min();
-        if lowest.is_some_and(|id| id != self.log.writer) {
+        if !self.sweeps_for_cluster().await? {
             return Ok(0);
         }
+        let (meta, keys) = (&self.log.meta, &self.log.keys);
         let (topics, _) = meta.range(&keys.topics()).await?;
         let mut live = HashSet::new();
         for kv in topics {
@@ -113,7 +108,10 @@ impl Maintainer {
             };
             let listing = store.list_with_delimiter(Some(&root)).await?;
             for folder in listing.common_prefixes {
-                if folder.filename().is_none_or(|name| live.contains(name)) {
+                if folder
+                    .filename()
+                    .is_none_or(|name| name == FLUSH_FOLDER || live.contains(name))
+                {
                     continue;
                 }
                 let objects: Vec<_> = store.list(Some(&folder)).try_collect().await?;
@@ -128,5 +126,17 @@ impl Maintainer {
             }
         }
         Ok(deleted)
+    }
+
+    /// Whether this broker does the cluster's sweeps: it is the registered broker with the
+    /// lowest id (or none is registered, as in a single-broker test).
+    pub(super) async fn sweeps_for_cluster(&self) -> Result<bool> {
+        let keys = &self.log.keys;
+        let (brokers, _) = self.log.meta.range(&keys.brokers()).await?;
+        let lowest = brokers
+            .iter()
+            .filter_map(|kv| keys.broker_id_of(&kv.key))
+            .min();
+        Ok(lowest.is_none_or(|id| id == self.log.writer))
     }
 }

@@ -49,11 +49,7 @@ impl Maintainer {
             .iter()
             .map(|s| TxnOp::delete(s.key.clone()))
             .collect();
-        ops.push(self.gc_later(
-            claim,
-            doomed.iter().map(Segment::object).collect(),
-            grace_ms,
-        ));
+        ops.extend(self.gc_later(claim, doomed, grace_ms));
         if !self.apply(claim, &compares, &ops).await? {
             return Ok(0);
         }

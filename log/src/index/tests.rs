@@ -9,6 +9,8 @@ fn record(base: i64, next: i64) -> SegmentRecord {
     SegmentRecord {
         path: format!("t/0/{base:020}.seg"),
         placement: Placement { nodes: Vec::new() },
+        start: 0,
+        shared: false,
         meta: SegmentMeta {
             base_offset: base,
             next_offset: next,
