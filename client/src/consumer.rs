@@ -760,7 +760,7 @@ impl Consumer {
             .collect()
     }
 
-    /// CheckpointWatch the current positions and waits for the answer.
+    /// Commits the current positions and waits for the answer.
     ///
     /// ```no_run
     /// # async fn example(consumer: &mut strata_client::Consumer) -> strata_client::Result<()> {
@@ -774,7 +774,7 @@ impl Consumer {
         self.commit_offsets(&offsets).await
     }
 
-    /// CheckpointWatch the current positions in the background; failures are logged (and a stale
+    /// Commits the current positions in the background; failures are logged (and a stale
     /// membership makes the next `poll` rejoin).
     ///
     /// ```no_run
@@ -802,7 +802,7 @@ impl Consumer {
         Ok(())
     }
 
-    /// CheckpointWatch these offsets (the next offset to read of each partition).
+    /// Commits these offsets (the next offset to read of each partition).
     ///
     /// ```no_run
     /// # async fn example(consumer: &mut strata_client::Consumer) -> strata_client::Result<()> {
@@ -834,7 +834,7 @@ impl Consumer {
         self.positions.clear();
     }
 
-    /// CheckpointWatch (with auto-commit on), leaves the group and stops every background task.
+    /// Commits (with auto-commit on), leaves the group and stops every background task.
     ///
     /// ```no_run
     /// # async fn example(consumer: strata_client::Consumer) -> strata_client::Result<()> {

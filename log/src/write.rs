@@ -260,7 +260,7 @@ pub struct CommitUnit<'a> {
     pub producers: Option<&'a ProducerState>,
 }
 
-/// CheckpointWatch the units of one flush (at most [`PARTITIONS_PER_TXN`]) in one transaction, each
+/// Commits the units of one flush (at most [`PARTITIONS_PER_TXN`]) in one transaction, each
 /// under its claim's guard. Returns the revision it committed at, or `None` when some guard
 /// failed and nothing was written; [`resolve_refused`] then says, per unit, what to do.
 pub async fn commit(

@@ -230,7 +230,7 @@ impl Membership {
         self.heartbeat = Some((cancel, task));
     }
 
-    /// CheckpointWatch offsets as this member (or, before the first join, as a consumer outside group
+    /// Commits offsets as this member (or, before the first join, as a consumer outside group
     /// management).
     pub async fn commit(
         &self,
