@@ -51,6 +51,8 @@ pub struct MaintenanceConfig {
     pub gc_grace: Duration,
     /// Orphan sweeps (which list storage) run every this many passes; 0 never.
     pub orphan_sweep_every: u32,
+    /// Most bytes one merge holds in memory.
+    pub compaction_memory_bytes: u64,
 }
 
 impl From<&MaintenanceSection> for MaintenanceConfig {
@@ -59,6 +61,7 @@ impl From<&MaintenanceSection> for MaintenanceConfig {
             interval: Duration::from_millis(s.interval_ms),
             gc_grace: Duration::from_millis(s.gc_grace_ms),
             orphan_sweep_every: s.orphan_sweep_every,
+            compaction_memory_bytes: s.compaction_memory_bytes,
         }
     }
 }
@@ -242,7 +245,10 @@ impl Maintainer {
         loop {
             let segments = self.load_segments(p).await?;
             let lone_before = now_ms() - grace_ms;
-            let Some(run) = compaction::run_to_merge(&segments, config.segment_bytes)
+            let merge_bytes = config
+                .segment_bytes
+                .min(self.config.compaction_memory_bytes);
+            let Some(run) = compaction::run_to_merge(&segments, merge_bytes)
                 .or_else(|| compaction::lone_section(&segments, lone_before))
             else {
                 break;

@@ -180,6 +180,10 @@ pub struct BrokerArgs {
     /// Sweep storage for orphaned objects every this many maintenance passes (0 never).
     #[arg(long, env = "STRATA_ORPHAN_SWEEP_EVERY")]
     pub orphan_sweep_every: Option<u32>,
+
+    /// Most bytes one compaction holds in memory; merges are cut to fit.
+    #[arg(long, env = "STRATA_COMPACTION_MEMORY_BYTES")]
+    pub compaction_memory_bytes: Option<u64>,
 }
 
 #[derive(Debug, Args)]

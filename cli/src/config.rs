@@ -118,6 +118,10 @@ impl RoleFlags for BrokerArgs {
         set(&mut m.interval_ms, &self.maintenance_interval_ms);
         set(&mut m.gc_grace_ms, &self.gc_grace_ms);
         set(&mut m.orphan_sweep_every, &self.orphan_sweep_every);
+        set(
+            &mut m.compaction_memory_bytes,
+            &self.compaction_memory_bytes,
+        );
         Ok(())
     }
 

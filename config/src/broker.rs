@@ -32,4 +32,6 @@ pub struct MaintenanceSection {
     pub gc_grace_ms: u64,
     /// 0 never sweeps.
     pub orphan_sweep_every: u32,
+    /// Most bytes one compaction holds in memory (a merge is cut to fit).
+    pub compaction_memory_bytes: u64,
 }

@@ -95,6 +95,7 @@ fn every_broker_flag_sets_its_setting() {
         "--maintenance-interval-ms=18",
         "--gc-grace-ms=19",
         "--orphan-sweep-every=20",
+        "--compaction-memory-bytes=21",
     ]);
     assert_eq!(
         (config.cluster.as_str(), config.meta.url.as_str()),
@@ -128,6 +129,7 @@ fn every_broker_flag_sets_its_setting() {
                 interval_ms: 18,
                 gc_grace_ms: 19,
                 orphan_sweep_every: 20,
+                compaction_memory_bytes: 21,
             },
         }
     );
