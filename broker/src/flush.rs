@@ -1,48 +1,47 @@
 //! The flusher: every cycle, the buffered data of every partition goes into one flush object
 //! (a section per partition; several objects when the cycle holds more than
-//! [`MAX_FLUSH_OBJECT_BYTES`]), and the sections are then committed together through the log's
-//! write protocol (`strata_log::write`) — up to [`PARTITIONS_PER_TXN`] partitions per
-//! transaction, each under its own claim's guard. Fencing stays per partition: a section of a
-//! partition this writer lost is never committed, whatever else its object holds.
+//! [`objects::MAX_FLUSH_OBJECT_BYTES`]), and the sections are then committed together through
+//! the log's write protocol (`strata_log::write`) — up to [`strata_log::PARTITIONS_PER_TXN`]
+//! partitions per transaction, each under its own claim's guard. Fencing stays per partition:
+//! a section of a partition this writer lost is never committed, whatever else its object
+//! holds.
+//!
+//! Cycles are pipelined: up to [`MAX_CYCLES_IN_FLIGHT`] run at once, so their PUTs overlap,
+//! and their commits apply in the order the cycles started (a ticket each). A slow PUT then
+//! delays the commits behind it but not the PUTs, and a partition may have a unit in each
+//! cycle in flight; its units commit in the order they were taken.
+
+mod commit;
+mod objects;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use strata_config::BrokerSection;
-use strata_format::{EncodedSegment, FlushObjectBuilder, SegmentBuilder};
-use strata_log::write::{self, CommitUnit, Refusal};
-use strata_log::{PARTITIONS_PER_TXN, SegmentRecord, flush_object_path, object_path};
-use tokio::sync::Notify;
+use strata_log::SegmentRecord;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::Result;
 use crate::metrics::BrokerMetrics;
-use crate::partition::{FlushUnit, Partition, now_ms};
+use crate::partition::{FlushUnit, Partition};
 use crate::stall::StorageStall;
 use crate::table::{LogAccess, PartitionTable};
 
-/// Objects written at once.
-const PARALLEL_PUTS: usize = 16;
-/// Commit transactions of one cycle in flight at once.
-const PARALLEL_COMMITS: usize = 8;
-/// Largest flush object: a cycle with more buffered data writes several, in parallel.
-const MAX_FLUSH_OBJECT_BYTES: u64 = 64 * 1024 * 1024;
-
-/// The unit's batches as one segment (no batch bytes are copied).
-fn build_segment(unit: &FlushUnit) -> Result<EncodedSegment> {
-    let mut builder = SegmentBuilder::default();
-    for batch in &unit.batches {
-        builder.append(batch)?;
-    }
-    Ok(builder.finish()?)
-}
+/// Flush cycles in flight at once, and so units of one partition in flight at once.
+pub const MAX_CYCLES_IN_FLIGHT: usize = 4;
+/// Pause before the next cycle after one that left units to retry (storage or the metadata
+/// store failing), so a failing dependency is not hammered.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// When flushes start.
 #[derive(Debug, Clone, Copy)]
 pub struct FlushConfig {
-    /// Least time between the starts of two flushes (unless `flush_bytes` are buffered); data
-    /// reaching an idle broker is flushed at once.
+    /// The longest wait between the starts of two flushes while the broker is busy (unless
+    /// `flush_bytes` are buffered): a broker with no flush in flight flushes at once, so the
+    /// linger adapts from 0 when quiet up to this when every cycle overlaps the next.
     pub linger: Duration,
     /// Buffered bytes (all partitions) that start a flush at once.
     pub flush_bytes: usize,
@@ -66,16 +65,6 @@ struct InFlight {
     /// A commit of this unit failed without an answer (the metadata store went away
     /// mid-call): it may have landed.
     maybe_committed: bool,
-}
-
-/// What became of one commit transaction's units.
-#[derive(Debug, Default)]
-struct ChunkOutcome {
-    /// Refused with the guard still holding: to commit again.
-    again: Vec<InFlight>,
-    /// The store did not answer: kept for the next cycle.
-    failed: Vec<InFlight>,
-    fenced: usize,
 }
 
 /// What one cycle did.
@@ -102,10 +91,33 @@ pub struct Flusher {
     /// A fenced partition asks the membership loop to read the assignments again: it may
     /// still be assigned here under a newer incarnation.
     reconcile_wanted: Arc<Notify>,
-    one_at_a_time: tokio::sync::Mutex<()>,
+    /// The next cycle's ticket; held while a cycle takes its units, so tickets follow the
+    /// order in which units were taken.
+    next_ticket: Mutex<u64>,
+    /// The ticket whose commits may apply now: each cycle passes the turn on when its
+    /// commits are done.
+    turn: watch::Sender<u64>,
     /// Units written or committed unsuccessfully, tried again first next cycle.
     retry: Mutex<Vec<InFlight>>,
     pub(crate) stall: StorageStall,
+}
+
+/// Passes the turn to the next cycle when dropped, so a cycle that ends in any way never
+/// holds up the ones behind it.
+struct Turn<'a> {
+    turn: &'a watch::Sender<u64>,
+    ticket: u64,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let next = self.ticket + 1;
+        self.turn.send_if_modified(|t| {
+            let moves = *t < next;
+            *t = (*t).max(next);
+            moves
+        });
+    }
 }
 
 impl Flusher {
@@ -123,7 +135,8 @@ impl Flusher {
             config,
             wanted: Arc::new(Notify::new()),
             reconcile_wanted,
-            one_at_a_time: tokio::sync::Mutex::new(()),
+            next_ticket: Mutex::new(0),
+            turn: watch::Sender::new(0),
             retry: Mutex::default(),
             stall: StorageStall::default(),
         }
@@ -142,42 +155,89 @@ impl Flusher {
             .sum()
     }
 
-    /// Flushes on demand until cancelled. `linger` is the least time between the starts of two
-    /// flushes (unless `flush_bytes` are waiting): data arriving at an idle broker is flushed
-    /// at once, so a lone durable produce waits one PUT and one commit rather than a fixed
-    /// linger on top, while a steady stream still gets at most one flush per linger.
+    /// Flushes on demand until cancelled, then lets the cycles in flight finish.
+    ///
+    /// A cycle starts when data is waiting and fewer than [`MAX_CYCLES_IN_FLIGHT`] run: at
+    /// once when none runs (a lone durable produce waits one PUT and one commit, no linger),
+    /// else `linger` after the previous start, or at once past `flush_bytes` buffered.
     pub async fn run(&self, cancel: CancellationToken) {
-        let mut last_start: Option<tokio::time::Instant> = None;
+        let mut cycles = FuturesUnordered::new();
+        let mut wanted = false;
+        let mut last_start: Option<Instant> = None;
+        let mut not_before = Instant::now();
         loop {
+            let may_start = wanted && cycles.len() < MAX_CYCLES_IN_FLIGHT;
+            let start_at = match last_start {
+                Some(last) if may_start && !cycles.is_empty() => {
+                    if self.buffered_bytes() >= self.config.flush_bytes {
+                        Instant::now()
+                    } else {
+                        last + self.config.linger
+                    }
+                }
+                _ => Instant::now(),
+            }
+            .max(not_before);
             tokio::select! {
-                () = cancel.cancelled() => return,
-                () = self.wanted.notified() => {}
-                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                () = cancel.cancelled() => break,
+                Some(stats) = cycles.next(), if !cycles.is_empty() => {
+                    let stats: FlushStats = stats;
+                    if stats.retrying > 0 {
+                        not_before = Instant::now() + RETRY_PAUSE;
+                    }
+                    // Partitions whose units were all in flight may have data waiting.
+                    wanted = true;
+                }
+                () = self.wanted.notified(), if !wanted => wanted = true,
+                () = tokio::time::sleep_until(start_at), if may_start => {
+                    wanted = false;
+                    if let Some((ticket, work)) = self.begin_cycle() {
+                        last_start = Some(Instant::now());
+                        cycles.push(self.cycle(ticket, work));
+                    }
+                }
+                // Units kept for a retry need no new data to be tried again.
+                () = tokio::time::sleep(Duration::from_millis(200)), if !may_start => wanted = true,
             }
-            if let Some(last) = last_start
-                && self.buffered_bytes() < self.config.flush_bytes
-            {
-                tokio::time::sleep_until(last + self.config.linger).await;
-            }
-            last_start = Some(tokio::time::Instant::now());
-            if self.flush_once().await.retrying > 0 {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+        }
+        while cycles.next().await.is_some() {}
+    }
+
+    /// Runs one flush cycle over every partition with buffered data, to its end (commits
+    /// included, after those of cycles already in flight).
+    pub async fn flush_once(&self) -> FlushStats {
+        match self.begin_cycle() {
+            Some((ticket, work)) => self.cycle(ticket, work).await,
+            None => FlushStats::default(),
         }
     }
 
-    /// Runs one flush cycle over every partition with buffered data.
-    pub async fn flush_once(&self) -> FlushStats {
-        let _one_at_a_time = self.one_at_a_time.lock().await;
+    /// Takes the next cycle's units and its ticket; `None` when there is nothing to flush.
+    fn begin_cycle(&self) -> Option<(u64, Vec<InFlight>)> {
+        let mut next = self
+            .next_ticket
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let work = self.collect_work();
+        if work.is_empty() {
+            return None;
+        }
+        let ticket = *next;
+        *next += 1;
+        Some((ticket, work))
+    }
+
+    /// Writes the cycle's units, waits for its turn, commits them, and passes the turn on.
+    async fn cycle(&self, ticket: u64, work: Vec<InFlight>) -> FlushStats {
+        let turn = Turn {
+            turn: &self.turn,
+            ticket,
+        };
         let mut stats = FlushStats {
             partitions: work.len(),
             ..FlushStats::default()
         };
-        if work.is_empty() {
-            return stats;
-        }
-        let started = tokio::time::Instant::now();
+        let started = Instant::now();
         let (ready, mut pending, puts) = self.write_segments(work, started).await;
         stats.puts = puts;
         stats.bytes = ready
@@ -185,52 +245,61 @@ impl Flusher {
             .filter_map(|w| w.record.as_ref())
             .map(|r| r.meta.size)
             .sum();
-        let put_done = tokio::time::Instant::now();
+        let put_done = Instant::now();
         self.metrics
             .flush_timings
             .put
             .observe((put_done - started).as_secs_f64());
 
-        self.commit_all(ready, &mut pending, &mut stats).await;
-        let commit_time = put_done.elapsed();
+        // The sender lives as long as the flusher, so the wait ends when the turn comes.
+        let _ = self.turn.subscribe().wait_for(|t| *t >= ticket).await;
+        let commit_start = Instant::now();
+        self.commit_in_order(ready, &mut pending, &mut stats).await;
+        pending.retain(|w| w.partition.wants_retry());
+        stats.retrying = pending.len();
+        self.retry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(pending);
+        drop(turn);
+
+        let commit_time = commit_start.elapsed();
         self.metrics
             .flush_timings
             .commit
             .observe(commit_time.as_secs_f64());
         tracing::debug!(
+            ticket,
             partitions = stats.partitions,
             bytes = stats.bytes,
             put_ms = (put_done - started).as_secs_f64() * 1e3,
+            turn_wait_ms = (commit_start - put_done).as_secs_f64() * 1e3,
             commit_ms = commit_time.as_secs_f64() * 1e3,
             txns = stats.txns,
             "flushed"
         );
-        pending.retain(|w| w.partition.wants_retry());
-        stats.retrying = pending.len();
         self.metrics.flushes.inc();
         self.metrics.segment_bytes.inc_by(stats.bytes);
         self.metrics.commit_txns.inc_by(stats.txns as u64);
         self.metrics.fenced_partitions.inc_by(stats.fenced as u64);
-        self.retry
-            .lock()
-            .expect("retry mutex poisoned")
-            .extend(pending);
         stats
     }
 
     /// The units to flush: those kept for a retry first, then one new unit per partition
-    /// with buffered data and nothing in flight.
+    /// with buffered data and fewer than [`MAX_CYCLES_IN_FLIGHT`] units in flight.
     fn collect_work(&self) -> Vec<InFlight> {
-        let mut work = std::mem::take(&mut *self.retry.lock().expect("retry mutex poisoned"));
+        let mut work = std::mem::take(
+            &mut *self
+                .retry
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         // Units of partitions released since (moved away, or the broker lost its lease) go:
         // their producers were told to retry elsewhere, and a reopened partition is a new
         // incarnation with units of its own.
         work.retain(|w| w.partition.wants_retry());
         for partition in self.partitions.all() {
-            if work.iter().any(|w| Arc::ptr_eq(&w.partition, &partition)) {
-                continue; // its earlier unit must commit first
-            }
-            if let Some(unit) = partition.take_unit() {
+            if let Some(unit) = partition.take_unit(MAX_CYCLES_IN_FLIGHT as u64) {
                 work.push(InFlight {
                     partition,
                     unit,
@@ -240,263 +309,5 @@ impl Flusher {
             }
         }
         work
-    }
-
-    /// Writes the units that have no object yet; returns `(written, failed, objects written)`.
-    ///
-    /// A unit alone becomes a segment object in its partition's folder, as it always did; two
-    /// or more share flush objects of up to [`MAX_FLUSH_OBJECT_BYTES`], so a cycle costs one
-    /// PUT however many partitions it flushes. Each unit's record points at its section.
-    async fn write_segments(
-        &self,
-        work: Vec<InFlight>,
-        started: tokio::time::Instant,
-    ) -> (Vec<InFlight>, Vec<InFlight>, usize) {
-        let (mut ready, unwritten): (Vec<InFlight>, Vec<InFlight>) =
-            work.into_iter().partition(|w| w.record.is_some());
-        if unwritten.is_empty() {
-            return (ready, Vec::new(), 0);
-        }
-        self.stall.writing(started);
-        let mut pending = Vec::new();
-        let mut objects: Vec<Vec<(InFlight, EncodedSegment)>> = Vec::new();
-        let mut object_bytes = 0u64;
-        for item in unwritten {
-            let segment = match build_segment(&item.unit) {
-                Ok(segment) => segment,
-                Err(e) => {
-                    tracing::error!(topic = %item.partition.topic, partition = item.partition.partition, error = %e, "cannot build a segment of buffered batches; will retry");
-                    pending.push(item);
-                    continue;
-                }
-            };
-            let size = segment.meta.size;
-            match objects.last_mut() {
-                Some(object) if object_bytes + size <= MAX_FLUSH_OBJECT_BYTES => {
-                    object_bytes += size;
-                    object.push((item, segment));
-                }
-                _ => {
-                    object_bytes = size;
-                    objects.push(vec![(item, segment)]);
-                }
-            }
-        }
-        let mut puts = futures::stream::iter(objects)
-            .map(|units| self.write_object(units))
-            .buffer_unordered(PARALLEL_PUTS);
-        let mut objects_written = 0;
-        while let Some((written, failed)) = puts.next().await {
-            objects_written += usize::from(!written.is_empty());
-            ready.extend(written);
-            pending.extend(failed);
-        }
-        if pending.is_empty() {
-            self.stall.written();
-        }
-        (ready, pending, objects_written)
-    }
-
-    /// Writes one object holding `units`; returns them as `(written, failed)`.
-    async fn write_object(
-        &self,
-        units: Vec<(InFlight, EncodedSegment)>,
-    ) -> (Vec<InFlight>, Vec<InFlight>) {
-        let result = if let [(item, segment)] = units.as_slice() {
-            self.put_segment(item, segment)
-                .await
-                .map(|record| vec![record])
-        } else {
-            self.put_flush_object(&units).await
-        };
-        let items = units.into_iter().map(|(item, _)| item);
-        match result {
-            Ok(records) => {
-                let written = items
-                    .zip(records)
-                    .map(|(mut item, record)| {
-                        item.record = Some(record);
-                        item
-                    })
-                    .collect();
-                (written, Vec::new())
-            }
-            Err(e) => {
-                tracing::warn!(partitions = items.len(), error = %e, "object write failed; will retry");
-                (Vec::new(), items.collect())
-            }
-        }
-    }
-
-    /// A segment object of its own, in the partition's folder.
-    async fn put_segment(
-        &self,
-        item: &InFlight,
-        segment: &EncodedSegment,
-    ) -> Result<SegmentRecord> {
-        let p = &item.partition;
-        let path = object_path(
-            self.log.keys.root(),
-            &p.topic,
-            p.topic_id,
-            p.partition,
-            segment.meta.base_offset,
-            p.epoch,
-        );
-        let placement = self
-            .log
-            .pool
-            .put(&path, segment.chunks.iter().cloned().collect())
-            .await?;
-        self.metrics.flush_objects.inc();
-        self.metrics.flush_sections.inc();
-        Ok(SegmentRecord {
-            path: path.to_string(),
-            placement,
-            start: 0,
-            shared: false,
-            meta: segment.meta.clone(),
-            epoch: p.epoch,
-            created_ms: now_ms(),
-        })
-    }
-
-    /// One flush object holding a section per unit; the records in the units' order.
-    async fn put_flush_object(
-        &self,
-        units: &[(InFlight, EncodedSegment)],
-    ) -> Result<Vec<SegmentRecord>> {
-        let mut builder = FlushObjectBuilder::new();
-        for (item, segment) in units {
-            let p = &item.partition;
-            builder.push(&p.topic, p.topic_id, p.partition, segment.clone());
-        }
-        let object = builder.finish()?;
-        let created_ms = now_ms();
-        let path = flush_object_path(self.log.keys.root(), &self.log.writer, created_ms);
-        let placement = self
-            .log
-            .pool
-            .put(&path, object.chunks.into_iter().collect())
-            .await?;
-        self.metrics.flush_objects.inc();
-        self.metrics.flush_sections.inc_by(units.len() as u64);
-        Ok(units
-            .iter()
-            .zip(object.sections)
-            .map(|((item, _), section)| SegmentRecord {
-                path: path.to_string(),
-                placement: placement.clone(),
-                start: section.start,
-                shared: true,
-                meta: section.meta,
-                epoch: item.partition.epoch,
-                created_ms,
-            })
-            .collect())
-    }
-
-    /// Commits the written units, [`PARTITIONS_PER_TXN`] per transaction, up to
-    /// [`PARALLEL_COMMITS`] transactions at once: the chunks hold different partitions, so
-    /// their order does not matter, and a cycle of 1,000 partitions pays about one round trip
-    /// per [`PARALLEL_COMMITS`] transactions instead of one per transaction. A refused
-    /// transaction is resolved unit by unit: landed ones are acknowledged, fenced ones fenced,
-    /// the rest committed again at once; units whose commit failed go to `pending`.
-    async fn commit_all(
-        &self,
-        ready: Vec<InFlight>,
-        pending: &mut Vec<InFlight>,
-        stats: &mut FlushStats,
-    ) {
-        let mut queue = ready;
-        while !queue.is_empty() {
-            let mut chunks = Vec::new();
-            while !queue.is_empty() {
-                let rest = queue.split_off(queue.len().min(PARTITIONS_PER_TXN));
-                chunks.push(std::mem::replace(&mut queue, rest));
-            }
-            stats.txns += chunks.len();
-            let mut commits = futures::stream::iter(chunks)
-                .map(|chunk| self.commit_chunk(chunk))
-                .buffer_unordered(PARALLEL_COMMITS);
-            while let Some(outcome) = commits.next().await {
-                queue.extend(outcome.again);
-                pending.extend(outcome.failed);
-                stats.fenced += outcome.fenced;
-            }
-        }
-    }
-
-    /// Commits one chunk and resolves a refusal.
-    async fn commit_chunk(&self, chunk: Vec<InFlight>) -> ChunkOutcome {
-        let mut outcome = ChunkOutcome::default();
-        match self.commit(&chunk).await {
-            Ok(true) => chunk.iter().for_each(|w| w.partition.committed(&w.unit)),
-            Ok(false) => {
-                for item in chunk {
-                    match self.resolve(&item).await {
-                        Refusal::Landed(_) => item.partition.committed(&item.unit),
-                        Refusal::StillOwned => outcome.again.push(item),
-                        Refusal::Fenced => {
-                            item.partition.fence(
-                                "commit refused: the assignment moved to a newer epoch or a \
-                                 newer incarnation claimed the partition",
-                            );
-                            outcome.fenced += 1;
-                            self.reconcile_wanted.notify_one();
-                        }
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "commit failed; will retry");
-                outcome.failed = chunk
-                    .into_iter()
-                    .map(|item| InFlight {
-                        maybe_committed: true,
-                        ..item
-                    })
-                    .collect();
-            }
-        }
-        outcome
-    }
-
-    /// Commits one chunk; false when some guard failed and nothing was written.
-    async fn commit(&self, chunk: &[InFlight]) -> Result<bool> {
-        let units: Vec<CommitUnit<'_>> = chunk
-            .iter()
-            .map(|item| CommitUnit {
-                claim: item
-                    .partition
-                    .claim()
-                    .expect("only claimed partitions flush"),
-                segment: item.record.as_ref().expect("only written units commit"),
-                next_offset: item.unit.next_offset,
-                producers: item.unit.producers.as_ref(),
-            })
-            .collect();
-        let committed = write::commit(
-            self.log.meta.as_ref(),
-            &self.log.keys,
-            &self.log.writer,
-            &units,
-            now_ms(),
-        )
-        .await?;
-        Ok(committed.is_some())
-    }
-
-    async fn resolve(&self, item: &InFlight) -> Refusal {
-        write::resolve_refused(
-            self.log.meta.as_ref(),
-            &self.log.keys,
-            item.partition
-                .claim()
-                .expect("only claimed partitions flush"),
-            item.record.as_ref().expect("only written units commit"),
-            item.maybe_committed,
-        )
-        .await
     }
 }

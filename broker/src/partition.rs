@@ -92,6 +92,8 @@ pub(crate) struct FlushUnit {
     pub batches: Vec<RecordBatch>,
     pub next_offset: i64,
     pub producers: Option<ProducerState>,
+    /// The unit's place among the partition's units: they commit in this order.
+    pub seq: u64,
 }
 
 #[derive(Debug)]
@@ -103,8 +105,10 @@ struct Inner {
     buffer_bytes: usize,
     producers: ProducerState,
     producers_dirty: bool,
-    /// A unit is with the flusher; the next one waits so commits stay in order.
-    in_flight: bool,
+    /// Units taken by the flusher, and of those the ones committed. Several may be in
+    /// flight (their flush cycles overlap); they commit in the order they were taken.
+    units_taken: u64,
+    units_committed: u64,
 }
 
 /// One partition owned by this broker at one epoch.
@@ -158,7 +162,8 @@ impl Partition {
                 buffer_bytes: 0,
                 producers: ProducerState::default(),
                 producers_dirty: false,
-                in_flight: false,
+                units_taken: 0,
+                units_committed: 0,
             }),
             progress,
             flush_wanted,
@@ -348,22 +353,25 @@ impl Partition {
         Ok((base, end))
     }
 
-    /// Takes everything buffered for one flush, unless a flush of this partition is running.
-    pub(crate) fn take_unit(&self) -> Option<FlushUnit> {
+    /// Takes everything buffered for one flush, unless `max_in_flight` units of this
+    /// partition are already being flushed.
+    pub(crate) fn take_unit(&self, max_in_flight: u64) -> Option<FlushUnit> {
         let mut inner = self.lock();
-        if inner.in_flight
+        if inner.units_taken - inner.units_committed >= max_in_flight
             || inner.buffer.is_empty()
             || !matches!(inner.state, PartitionState::Write | PartitionState::Closing)
         {
             return None;
         }
-        inner.in_flight = true;
+        let seq = inner.units_taken;
+        inner.units_taken += 1;
         inner.buffer_bytes = 0;
         let producers = std::mem::take(&mut inner.producers_dirty).then(|| inner.producers.clone());
         let unit = FlushUnit {
             batches: std::mem::take(&mut inner.buffer),
             next_offset: inner.next_offset,
             producers,
+            seq,
         };
         drop(inner);
         // The buffer has room again now, not only at the commit: wake producers waiting for
@@ -372,17 +380,25 @@ impl Partition {
         Some(unit)
     }
 
-    /// The flusher committed `unit`: its batches are readable and their producers acked.
+    /// The flusher committed `unit` (the next in order): its batches are readable and their
+    /// producers acked.
     pub(crate) fn committed(&self, unit: &FlushUnit) {
         let state = {
             let mut inner = self.lock();
-            inner.in_flight = false;
+            // A partition finished meanwhile counts every unit as done already.
+            inner.units_committed = inner.units_committed.max(unit.seq + 1);
             inner.state
         };
         self.progress.send_replace(Progress {
             high_watermark: unit.next_offset,
             state,
         });
+    }
+
+    /// Whether `unit` is the next of this partition's units to commit: the ones before it
+    /// have committed.
+    pub(crate) fn commits_next(&self, unit: &FlushUnit) -> bool {
+        self.lock().units_committed == unit.seq
     }
 
     /// The unit could not be written; it stays with the flusher for a retry.
@@ -415,7 +431,7 @@ impl Partition {
     /// True when nothing is buffered or being flushed.
     pub fn is_drained(&self) -> bool {
         let inner = self.lock();
-        inner.buffer.is_empty() && !inner.in_flight
+        inner.buffer.is_empty() && inner.units_taken == inner.units_committed
     }
 
     /// Released: whatever is still buffered is dropped and its producers hear `NOT_LEADER`.
@@ -431,6 +447,8 @@ impl Partition {
         inner.state = state;
         inner.buffer.clear();
         inner.buffer_bytes = 0;
+        // Units still with the flusher are dropped by it (they no longer want a retry).
+        inner.units_committed = inner.units_taken;
         let hw = self.progress.borrow().high_watermark;
         self.progress.send_replace(Progress {
             high_watermark: hw,

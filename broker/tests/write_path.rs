@@ -1168,3 +1168,57 @@ async fn a_partition_that_moved_mid_flush_is_not_committed_with_the_rest_of_its_
     assert_eq!(held.len(), 2, "{held:?}");
     assert!(held.contains(&0) && held.contains(&1), "{held:?}");
 }
+
+/// Flush cycles overlap: while one cycle's PUT hangs, the next cycle writes its own object,
+/// and the commits still land in order — a partition's later unit after its earlier one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_put_holds_up_its_own_cycle_and_the_next_cycle_writes_meanwhile() {
+    let env = env(1, 1).await;
+    env.register("b1").await;
+    env.topic("t", 2).await;
+    let broker = env.broker("b1", Limits::default());
+    for p in 0..2 {
+        broker.open_partition("t", p).await.unwrap();
+    }
+    let (cancel, flusher) = run_flusher(&broker);
+    let puts = || env.faults[0].counts().puts;
+    let wait_for_puts = |n: u64| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while puts() < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} PUTs, waiting for {n}",
+                puts()
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    let produce = |p: u32, value: &'static str| {
+        let broker = broker.clone();
+        tokio::spawn(async move { broker.produce("t", p, one(value), Ack::Durable).await })
+    };
+    // Below the pool's 2 s request timeout: the PUT is slow, not failed.
+    env.faults[0].delay(Duration::from_millis(1500));
+    let first = produce(0, "a");
+    wait_for_puts(1).await;
+    let second = produce(0, "b");
+    let other = produce(1, "c");
+    wait_for_puts(2).await;
+    assert!(
+        !first.is_finished(),
+        "the second cycle's PUT started while the first cycle's still hung"
+    );
+    let a = first.await.unwrap().unwrap();
+    let b = second.await.unwrap().unwrap();
+    other.await.unwrap().unwrap();
+    assert_eq!(
+        (a, b),
+        (0, 1),
+        "partition 0's units committed in the order taken"
+    );
+    env.faults[0].heal();
+    cancel.cancel();
+    flusher.await.unwrap();
+    assert_eq!(env.read_all("t", 0).await, ["a", "b"]);
+    assert_eq!(env.read_all("t", 1).await, ["c"]);
+}

@@ -144,8 +144,8 @@ pub struct BrokerArgs {
     #[arg(long, env = "STRATA_LEASE_TTL_SECS")]
     pub lease_ttl_secs: Option<u64>,
 
-    /// Least milliseconds between the starts of two flushes (data reaching an idle broker is
-    /// flushed at once); more means fewer, larger objects.
+    /// Milliseconds between the starts of two flushes while flushes are in flight (a broker
+    /// with none in flight flushes at once); more means fewer, larger objects.
     #[arg(long, env = "STRATA_LINGER_MS")]
     pub linger_ms: Option<u64>,
 
