@@ -86,6 +86,18 @@ fn env_with(
     }
 }
 
+/// An environment (one node, one copy) whose metadata store runs every call through `hook`.
+async fn hooked_env<H: Hook + 'static>(hook: H) -> (Env, Arc<Intercepted<H>>) {
+    let dir = tempfile::tempdir().unwrap();
+    let inner: Arc<dyn MetaStore> = Arc::new(
+        EmbeddedStore::open(dir.path().join("meta"), EmbeddedOptions::default())
+            .await
+            .unwrap(),
+    );
+    let hooked = Arc::new(Intercepted { inner, hook });
+    (env_with(hooked.clone(), dir, 1, 1), hooked)
+}
+
 impl Env {
     async fn register(&self, id: &str) {
         let info = BrokerInfo {
@@ -871,17 +883,7 @@ impl Hook for LosesOneAnswer {
 /// retry must recognise its own commit, acknowledge it once and keep the partition writing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_whose_answer_was_lost_is_recognised_by_its_retry() {
-    let dir = tempfile::tempdir().unwrap();
-    let inner: Arc<dyn MetaStore> = Arc::new(
-        EmbeddedStore::open(dir.path().join("meta"), EmbeddedOptions::default())
-            .await
-            .unwrap(),
-    );
-    let lossy = Arc::new(Intercepted {
-        inner,
-        hook: LosesOneAnswer::default(),
-    });
-    let env = env_with(lossy.clone(), dir, 1, 1);
+    let (env, lossy) = hooked_env(LosesOneAnswer::default()).await;
     env.register("b1").await;
     env.topic("t", 1).await;
     let broker = env.broker("b1", Limits::default());
@@ -989,19 +991,10 @@ impl Hook for HoldsClaims {
 /// claims it, in its status (which `GET /v1/partitions` shows) and in its metrics.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_and_recover_show_while_partitions_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let inner: Arc<dyn MetaStore> = Arc::new(
-        EmbeddedStore::open(dir.path().join("meta"), EmbeddedOptions::default())
-            .await
-            .unwrap(),
-    );
-    let held = Arc::new(Intercepted {
-        inner,
-        hook: HoldsClaims {
-            gate: tokio::sync::Semaphore::new(0),
-        },
-    });
-    let env = env_with(held.clone(), dir, 1, 1);
+    let (env, held) = hooked_env(HoldsClaims {
+        gate: tokio::sync::Semaphore::new(0),
+    })
+    .await;
     env.register("b1").await;
     env.topic("t", 2).await;
     let broker = env.broker("b1", Limits::default());
@@ -1096,22 +1089,13 @@ impl Hook for MovesOnCommit {
 /// where 0 moved between the PUT and the commit, commits 1 and not 0, and 0 is fenced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_that_moved_mid_flush_is_not_committed_with_the_rest_of_its_object() {
-    let dir = tempfile::tempdir().unwrap();
-    let inner: Arc<dyn MetaStore> = Arc::new(
-        EmbeddedStore::open(dir.path().join("meta"), EmbeddedOptions::default())
-            .await
-            .unwrap(),
-    );
-    let hooked = Arc::new(Intercepted {
-        inner,
-        hook: MovesOnCommit {
-            keys: Keyspace::new("broker-test").unwrap(),
-            topic: "t".into(),
-            partition: 0,
-            moved: false.into(),
-        },
-    });
-    let env = env_with(hooked.clone(), dir, 1, 1);
+    let (env, hooked) = hooked_env(MovesOnCommit {
+        keys: Keyspace::new("broker-test").unwrap(),
+        topic: "t".into(),
+        partition: 0,
+        moved: false.into(),
+    })
+    .await;
     env.register("b1").await;
     env.topic("t", 2).await;
     let broker = env.broker("b1", Limits::default());
