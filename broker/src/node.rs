@@ -152,7 +152,8 @@ impl Broker {
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
         }
-        self.flusher().stall.written();
+        // The probe was written just now: storage takes writes again.
+        self.flusher().stall.written(tokio::time::Instant::now());
         tracing::info!(broker = %self.id(), "storage writable again");
     }
 

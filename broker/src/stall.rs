@@ -24,9 +24,14 @@ impl StorageStall {
             .get_or_insert(at);
     }
 
-    /// A flush wrote every segment it had.
-    pub(crate) fn written(&self) {
-        *self.waiting_since.lock().expect("stall mutex poisoned") = None;
+    /// A flush that started at `started` wrote every segment it had. It ends the stall only
+    /// when it started after the stall began: flushes overlap, and one that started before
+    /// storage went away may finish while later ones still hang.
+    pub(crate) fn written(&self, started: Instant) {
+        let mut since = self.waiting_since.lock().expect("stall mutex poisoned");
+        if since.is_some_and(|since| started >= since) {
+            *since = None;
+        }
     }
 
     /// How long writes have been stuck, if they are.
@@ -68,7 +73,12 @@ mod tests {
         );
         assert!(waited.await.is_ok());
         assert!(first.elapsed() >= Duration::from_secs(5));
-        stall.written();
+        // A flush that started before the stall and finished now says nothing about storage
+        // now (found by the cut-from-storage scenario once flushes overlapped).
+        let before = first - Duration::from_millis(100);
+        stall.written(before);
+        assert!(stall.stalled_for().is_some());
+        stall.written(Instant::now());
         assert_eq!(stall.stalled_for(), None);
         let idle = tokio::time::timeout(
             Duration::from_secs(10),

@@ -74,7 +74,7 @@ impl Flusher {
             pending.extend(failed);
         }
         if pending.is_empty() {
-            self.stall.written();
+            self.stall.written(started);
         }
         (ready, pending, objects_written)
     }
