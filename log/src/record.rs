@@ -34,6 +34,25 @@ impl SegmentRecord {
         Path::from(self.path.as_str())
     }
 
+    /// A segment that is an object of its own (a lone flush, a compaction's merge).
+    pub fn own_object(
+        path: &Path,
+        placement: Placement,
+        meta: SegmentMeta,
+        epoch: u64,
+        created_ms: i64,
+    ) -> Self {
+        Self {
+            path: path.to_string(),
+            placement,
+            start: 0,
+            shared: false,
+            meta,
+            epoch,
+            created_ms,
+        }
+    }
+
     /// The segment's bytes in the object.
     pub fn range(&self) -> Range<u64> {
         self.start..self.start + self.meta.size

@@ -132,15 +132,13 @@ impl Flusher {
             .await?;
         self.metrics.flush_objects.inc();
         self.metrics.flush_sections.inc();
-        Ok(SegmentRecord {
-            path: path.to_string(),
+        Ok(SegmentRecord::own_object(
+            &path,
             placement,
-            start: 0,
-            shared: false,
-            meta: segment.meta.clone(),
-            epoch: p.epoch,
-            created_ms: now_ms(),
-        })
+            segment.meta.clone(),
+            p.epoch,
+            now_ms(),
+        ))
     }
 
     /// One flush object holding a section per unit; the records in the units' order.

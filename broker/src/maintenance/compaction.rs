@@ -107,15 +107,8 @@ impl Maintainer {
             .pool
             .put(&path, merged.chunks.iter().cloned().collect())
             .await?;
-        let record = SegmentRecord {
-            path: path.to_string(),
-            placement: placement.clone(),
-            start: 0,
-            shared: false,
-            meta: merged.meta,
-            epoch: p.epoch,
-            created_ms: now_ms(),
-        };
+        let record =
+            SegmentRecord::own_object(&path, placement.clone(), merged.meta, p.epoch, now_ms());
         let compares: Vec<_> = run.iter().map(Segment::unchanged).collect();
         let mut ops: Vec<_> = run[1..]
             .iter()
