@@ -30,10 +30,8 @@ use crate::partition::{FlushUnit, Partition};
 use crate::stall::StorageStall;
 use crate::table::{LogAccess, PartitionTable};
 
-/// Flush cycles in flight at once, and so units of one partition in flight at once. One
-/// until overlapping cycles pass the cut-from-storage scenario every time: with four, a broker
-/// cut off storage sometimes kept its lease for the whole cut (`docs/design.md`).
-pub const MAX_CYCLES_IN_FLIGHT: usize = 1;
+/// Flush cycles in flight at once, and so units of one partition in flight at once.
+pub const MAX_CYCLES_IN_FLIGHT: usize = 4;
 /// Pause before the next cycle after one that left units to retry (storage or the metadata
 /// store failing), so a failing dependency is not hammered.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);

@@ -153,7 +153,7 @@ impl Broker {
             }
         }
         // The probe was written just now: storage takes writes again.
-        self.flusher().stall.written(tokio::time::Instant::now());
+        self.flusher().stall.recovered();
         tracing::info!(broker = %self.id(), "storage writable again");
     }
 

@@ -47,6 +47,12 @@ pub struct CacheStats {
     pub hits: AtomicU64,
     pub misses: AtomicU64,
     pub evictions: AtomicU64,
+    /// Flush objects fetched whole for tail reads, each filling the cache with every
+    /// partition's section.
+    pub object_loads: AtomicU64,
+    /// Newly committed segments fetched before any reader asked (see
+    /// `LogReader::prefetch`).
+    pub prefetches: AtomicU64,
 }
 
 /// One cached object: its footer, and its bytes when small enough.
@@ -118,6 +124,15 @@ impl ReadCache {
         lru.order.insert(tick, path.to_owned());
         self.stats.hits.fetch_add(1, Ordering::Relaxed);
         Some(cached)
+    }
+
+    /// Whether `path` is cached, without counting a hit or a miss or marking it used.
+    pub fn contains(&self, path: &str) -> bool {
+        self.lru
+            .lock()
+            .expect("read cache poisoned")
+            .entries
+            .contains_key(path)
     }
 
     /// Keeps `cached` for `path`, evicting the least recently used entries beyond capacity.

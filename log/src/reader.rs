@@ -1,3 +1,5 @@
+mod flush_objects;
+
 use std::sync::Arc;
 
 use strata_format::RecordBatch;
@@ -29,6 +31,7 @@ pub struct LogReader {
     pool: Arc<NodePool>,
     cache: Option<Arc<ReadCache>>,
     index: Arc<SegmentIndex>,
+    loads: Arc<flush_objects::Loads>,
 }
 
 impl LogReader {
@@ -39,6 +42,7 @@ impl LogReader {
             pool,
             cache: None,
             index: Arc::default(),
+            loads: Arc::default(),
         }
     }
 
@@ -59,12 +63,14 @@ impl LogReader {
         }
     }
 
-    /// Batches of one segment from `offset`, through the cache when there is one.
+    /// Batches of one segment from `offset`, through the cache when there is one; `at_tail`
+    /// when the segment is among the partition's newest (see [`flush_objects`]).
     async fn read_segment(
         &self,
         segment: &SegmentRecord,
         offset: i64,
         max_bytes: u64,
+        at_tail: bool,
     ) -> Result<Vec<RecordBatch>, LogError> {
         let stored = self.stored(segment);
         let Some(cache) = &self.cache else {
@@ -72,7 +78,11 @@ impl LogReader {
             return Ok(reader.read_from(offset, max_bytes).await?);
         };
         let key = segment.cache_key();
-        match cache.get(&key) {
+        let mut cached = cache.get(&key);
+        if cached.is_none() && at_tail && Self::loads_whole(segment, cache) {
+            cached = self.section_from_whole_object(segment, cache).await?;
+        }
+        match cached {
             Some(Cached {
                 footer,
                 data: Some(data),
@@ -85,19 +95,10 @@ impl LogReader {
             None if segment.meta.size <= cache.config().max_object_bytes => {
                 // One GET for the whole segment instead of footer + range, and the next
                 // reader of this hot segment needs none.
-                let data = self
-                    .pool
-                    .get_range(&segment.placement, &segment.object_path(), segment.range())
-                    .await?;
-                let reader = SegmentReader::open(MemoryObject(data.clone()), &segment.meta).await?;
-                cache.insert(
-                    &key,
-                    Cached {
-                        footer: reader.footer().clone(),
-                        data: Some(data),
-                    },
-                );
-                Ok(reader.read_from(offset, max_bytes).await?)
+                let (footer, data) = self.load_segment(segment, cache).await?;
+                Ok(SegmentReader::with_footer(MemoryObject(data), footer)
+                    .read_from(offset, max_bytes)
+                    .await?)
             }
             None => {
                 let reader = SegmentReader::open(stored, &segment.meta).await?;
@@ -111,6 +112,65 @@ impl LogReader {
                 Ok(reader.read_from(offset, max_bytes).await?)
             }
         }
+    }
+
+    /// Fetches a small segment whole into the cache, once however many readers (and the
+    /// prefetch) ask for it at the same time.
+    async fn load_segment(
+        &self,
+        segment: &SegmentRecord,
+        cache: &ReadCache,
+    ) -> Result<(Arc<strata_format::Footer>, bytes::Bytes), LogError> {
+        let lock = self.loads.lock_of(&segment.path);
+        let _loading = lock.lock().await;
+        if let Some(Cached {
+            footer,
+            data: Some(data),
+        }) = cache.get(&segment.cache_key())
+        {
+            return Ok((footer, data));
+        }
+        let loaded = self
+            .pool
+            .get_range(&segment.placement, &segment.object_path(), segment.range())
+            .await;
+        self.loads.done(&segment.path);
+        let data = loaded?;
+        let reader = SegmentReader::open(MemoryObject(data.clone()), &segment.meta).await?;
+        let footer = reader.footer().clone();
+        cache.insert(
+            &segment.cache_key(),
+            Cached {
+                footer: footer.clone(),
+                data: Some(data.clone()),
+            },
+        );
+        Ok((footer, data))
+    }
+
+    /// Fetches a segment committed just now into the cache before a consumer asks for it, so
+    /// a consumer at the tail waits for no GET: one GET per flush object for every partition
+    /// in it, or one per small segment object. Does nothing without a cache, for segments
+    /// already cached, and for those too large to cache whole.
+    pub async fn prefetch(&self, segment: &SegmentRecord) -> Result<(), LogError> {
+        let Some(cache) = &self.cache else {
+            return Ok(());
+        };
+        if cache.contains(&segment.cache_key()) {
+            return Ok(());
+        }
+        if Self::loads_whole(segment, cache) {
+            self.section_from_whole_object(segment, cache).await?;
+        } else if segment.meta.size <= cache.config().max_object_bytes {
+            self.load_segment(segment, cache).await?;
+        } else {
+            return Ok(());
+        }
+        cache
+            .stats
+            .prefetches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// The high watermark (0 for a partition never written).
@@ -275,11 +335,16 @@ impl LogReader {
         let mut budget = max_bytes;
         // The view holds committed segments only (below the high watermark), starting with
         // the one holding `offset`; a record past it is an orphan of a failed commit.
-        for segment in &segments {
+        let tail_from = segments.len().saturating_sub(flush_objects::TAIL_SEGMENTS);
+        for (i, segment) in segments.iter().enumerate() {
             if next >= high_watermark || (budget == 0 && !batches.is_empty()) {
                 break;
             }
-            for batch in self.read_segment(segment, next, budget.max(1)).await? {
+            let at_tail = i >= tail_from;
+            for batch in self
+                .read_segment(segment, next, budget.max(1), at_tail)
+                .await?
+            {
                 if batch.base_offset() >= high_watermark || (budget == 0 && !batches.is_empty()) {
                     break;
                 }

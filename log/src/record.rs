@@ -22,6 +22,10 @@ pub struct SegmentRecord {
     /// it, once no record refers to it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shared: bool,
+    /// Size of the whole flush object when `shared` (0 when unknown: records written before
+    /// it was kept), so a tailing reader can fetch every section at once.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub object_size: u64,
     #[serde(flatten)]
     pub meta: SegmentMeta,
     /// Epoch of the writer that committed it.
@@ -47,6 +51,7 @@ impl SegmentRecord {
             placement,
             start: 0,
             shared: false,
+            object_size: 0,
             meta,
             epoch,
             created_ms,
@@ -65,11 +70,16 @@ impl SegmentRecord {
 
     /// Names the segment among those of its object, for caches keyed by what they hold.
     pub fn cache_key(&self) -> String {
-        if self.start == 0 {
-            self.path.clone()
-        } else {
-            format!("{}#{}", self.path, self.start)
-        }
+        section_cache_key(&self.path, self.start)
+    }
+}
+
+/// The cache key of the segment starting at `start` of the object at `path`.
+pub(crate) fn section_cache_key(path: &str, start: u64) -> String {
+    if start == 0 {
+        path.to_owned()
+    } else {
+        format!("{path}#{start}")
     }
 }
 

@@ -36,6 +36,7 @@ impl Hook for FirstCommitAfterListing {
                 placement: Placement { nodes: Vec::new() },
                 start: 0,
                 shared: false,
+                object_size: 0,
                 meta: SegmentMeta {
                     base_offset: 0,
                     next_offset: 500,

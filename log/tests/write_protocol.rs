@@ -126,6 +126,7 @@ fn segment(base: i64, next: i64) -> SegmentRecord {
         placement: Placement { nodes: Vec::new() },
         start: 0,
         shared: false,
+        object_size: 0,
         meta: SegmentMeta {
             base_offset: base,
             next_offset: next,

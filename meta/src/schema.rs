@@ -162,6 +162,18 @@ impl Keyspace {
         let (topic, partition) = rest.rsplit_once('/')?;
         Some((topic, partition.parse().ok()?))
     }
+    /// The partition a segment record's key belongs to.
+    pub fn partition_of_segment<'k>(&self, key: &'k str) -> Option<(&'k str, u32)> {
+        if !self.is_segment_key(key) {
+            return None;
+        }
+        let (log, _) = key
+            .strip_prefix(self.root())?
+            .strip_prefix("/log/")?
+            .rsplit_once("/seg/")?;
+        let (topic, partition) = log.rsplit_once('/')?;
+        Some((topic, partition.parse().ok()?))
+    }
     /// Prefix of the partition's segment records.
     pub fn segments(&self, topic: &str, partition: u32) -> String {
         format!("{}seg/", self.log(topic, partition))
@@ -378,6 +390,11 @@ mod tests {
             Some(("a.b-c", 12))
         );
         assert_eq!(ks.partition_of_checkpoint(&ks.segment("t", 1, 0)), None);
+        assert_eq!(
+            ks.partition_of_segment(&ks.segment("a.b-c", 7, 42)),
+            Some(("a.b-c", 7))
+        );
+        assert_eq!(ks.partition_of_segment(&ks.checkpoint("t", 1)), None);
         // A topic's prefix never matches another topic that merely starts with its name.
         assert!(
             !ks.assignment("ab", 0)

@@ -82,7 +82,9 @@ impl ProxyMetrics {
             self.fetched_bytes.clone(),
         );
         if let Some(cache) = cache {
-            let (hits, misses, evictions, bytes) = (
+            let (hits, misses, evictions, loads, prefetches, bytes) = (
+                Counter::<u64>::default(),
+                Counter::<u64>::default(),
                 Counter::<u64>::default(),
                 Counter::<u64>::default(),
                 Counter::<u64>::default(),
@@ -91,6 +93,8 @@ impl ProxyMetrics {
             hits.inc_by(cache.stats.hits.load(Ordering::Relaxed));
             misses.inc_by(cache.stats.misses.load(Ordering::Relaxed));
             evictions.inc_by(cache.stats.evictions.load(Ordering::Relaxed));
+            loads.inc_by(cache.stats.object_loads.load(Ordering::Relaxed));
+            prefetches.inc_by(cache.stats.prefetches.load(Ordering::Relaxed));
             bytes.set(cache.bytes() as i64);
             r.register(
                 "cache_hits",
@@ -102,6 +106,16 @@ impl ProxyMetrics {
                 "cache_evictions",
                 "Objects dropped from the read cache",
                 evictions,
+            );
+            r.register(
+                "cache_flush_object_loads",
+                "Flush objects fetched whole for tail reads, every section cached at once",
+                loads,
+            );
+            r.register(
+                "cache_prefetches",
+                "Newly committed segments fetched into the read cache before a reader asked",
+                prefetches,
             );
             r.register("cache_bytes", "Bytes held by the read cache", bytes);
         }

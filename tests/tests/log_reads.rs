@@ -25,6 +25,22 @@ async fn write_segment(
     records: i64,
     first: u8,
 ) -> SegmentRecord {
+    let record = write_object(keys, pool, base, records, first, 1).await;
+    meta.put(&keys.segment("t", 0, base), schema::encode(&record), None)
+        .await
+        .unwrap();
+    record
+}
+
+/// The object of [`write_segment`], written by a writer at `epoch`, without its record.
+async fn write_object(
+    keys: &Keyspace,
+    pool: &NodePool,
+    base: i64,
+    records: i64,
+    first: u8,
+    epoch: u64,
+) -> SegmentRecord {
     let mut builder = SegmentBuilder::default();
     let mut offset = base;
     while offset < base + records {
@@ -42,24 +58,21 @@ async fn write_segment(
         offset += 1;
     }
     let segment = builder.finish().unwrap();
-    let path = strata_log::object_path(keys.root(), "t", 1, 0, base, 1);
+    let path = strata_log::object_path(keys.root(), "t", 1, 0, base, epoch);
     let placement = pool
         .put(&path, segment.chunks.iter().cloned().collect())
         .await
         .unwrap();
-    let record = SegmentRecord {
+    SegmentRecord {
         path: path.to_string(),
         placement,
         start: 0,
         shared: false,
+        object_size: 0,
         meta: segment.meta,
-        epoch: 1,
+        epoch,
         created_ms: 0,
-    };
-    meta.put(&keys.segment("t", 0, base), schema::encode(&record), None)
-        .await
-        .unwrap();
-    record
+    }
 }
 
 fn letter(first: u8, offset: i64) -> u8 {
@@ -220,4 +233,74 @@ async fn a_reader_keeping_its_segment_list_follows_every_change_of_the_log() {
     commit(m, &keys, 30).await;
     assert_eq!(letters(&read(25).await.unwrap()), expected(b'A', 25..30));
     assert_eq!(letters(&read(0).await.unwrap()), expected(b'A', 0..30));
+}
+
+/// The proxy's watch fetches a flush's new segment into the read cache as soon as its record
+/// appears, for partitions that someone reads, so a consumer at the tail wakes to data in
+/// memory; segments that compaction wrote over existing records are left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_segments_of_a_partition_being_read_are_cached_before_the_read() {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+    use strata_log::{CacheConfig, ReadCache};
+    let dir = tempfile::tempdir().unwrap();
+    let meta: Arc<dyn MetaStore> =
+        strata_meta::open(&format!("embedded://{}", dir.path().join("meta").display()))
+            .await
+            .unwrap();
+    let keys = Keyspace::new("prefetch").unwrap();
+    let node = format!("n1=file://{}", dir.path().join("data").display());
+    let pool = Arc::new(NodePool::open(&PoolConfig::new(vec![node.parse().unwrap()], 1)).unwrap());
+    let cache = Arc::new(ReadCache::new(CacheConfig::default()));
+    let reader = LogReader::new(meta.clone(), keys.clone(), pool.clone()).with_cache(cache.clone());
+    let watch = strata_proxy::CheckpointWatch::prefetching(meta.clone(), keys.clone(), reader);
+    let _reading = watch.notifier("t", 0);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let follow = tokio::spawn({
+        let (watch, cancel) = (watch.clone(), cancel.clone());
+        async move { watch.follow(cancel).await }
+    });
+    let cached_soon = |key: String| {
+        let cache = cache.clone();
+        async move {
+            for _ in 0..100 {
+                if cache.contains(&key) {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        }
+    };
+    // The watch starts on its own time: flush until a segment is prefetched (bounded).
+    let mut base = 0;
+    let mut first = None;
+    for _ in 0..10 {
+        let record = write_segment(meta.as_ref(), &keys, &pool, base, 10, b'a').await;
+        base += 10;
+        if cached_soon(record.cache_key()).await {
+            first = Some(record);
+            break;
+        }
+    }
+    let first = first.expect("no new segment was prefetched within 10 flushes");
+    // Compaction's kind of write: an existing record now names a new object.
+    let merged = write_object(&keys, &pool, first.meta.base_offset, 10, b'a', 2).await;
+    meta.put(
+        &keys.segment("t", 0, first.meta.base_offset),
+        schema::encode(&merged),
+        None,
+    )
+    .await
+    .unwrap();
+    let next = write_segment(meta.as_ref(), &keys, &pool, base, 10, b'a').await;
+    assert!(
+        cached_soon(next.cache_key()).await,
+        "the next flush was not prefetched"
+    );
+    // Events arrive in order, so the rewrite was seen before `next`, and skipped.
+    assert!(!cache.contains(&merged.cache_key()));
+    assert!(cache.stats.prefetches.load(Ordering::Relaxed) >= 2);
+    cancel.cancel();
+    follow.await.unwrap();
 }

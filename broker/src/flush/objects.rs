@@ -39,7 +39,7 @@ impl Flusher {
         if unwritten.is_empty() {
             return (ready, Vec::new(), 0);
         }
-        self.stall.writing(started);
+        let attempt = self.stall.writing(started);
         let mut pending = Vec::new();
         let mut objects: Vec<Vec<(InFlight, EncodedSegment)>> = Vec::new();
         let mut object_bytes = 0u64;
@@ -73,9 +73,7 @@ impl Flusher {
             ready.extend(written);
             pending.extend(failed);
         }
-        if pending.is_empty() {
-            self.stall.written(started);
-        }
+        attempt.finish(pending.is_empty());
         (ready, pending, objects_written)
     }
 
@@ -169,6 +167,7 @@ impl Flusher {
                 placement: placement.clone(),
                 start: section.start,
                 shared: true,
+                object_size: object.size,
                 meta: section.meta,
                 epoch: item.partition.epoch,
                 created_ms,

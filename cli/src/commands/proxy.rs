@@ -38,12 +38,12 @@ pub async fn spawn(
         .reload()
         .await
         .context("cannot read the routing table from the metadata store")?;
-    let checkpoints = CheckpointWatch::new(meta.clone(), keys.clone());
     let cache = (cache_config.capacity_bytes > 0).then(|| Arc::new(ReadCache::new(cache_config)));
     let mut reader = LogReader::new(meta.clone(), keys.clone(), pool);
     if let Some(cache) = &cache {
         reader = reader.with_cache(cache.clone());
     }
+    let checkpoints = CheckpointWatch::prefetching(meta.clone(), keys.clone(), reader.clone());
     let groups = GroupCoordinator::new(meta.clone(), keys.clone(), routes.clone(), reader.clone());
     let admin = strata_catalog::Admin::new(meta.clone(), keys.clone());
     let listen = settings.listen;

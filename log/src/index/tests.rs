@@ -11,6 +11,7 @@ fn record(base: i64, next: i64) -> SegmentRecord {
         placement: Placement { nodes: Vec::new() },
         start: 0,
         shared: false,
+        object_size: 0,
         meta: SegmentMeta {
             base_offset: base,
             next_offset: next,
