@@ -18,6 +18,7 @@ mod compaction;
 mod flush_objects;
 mod gc;
 mod retention;
+mod shared_reads;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,7 +52,8 @@ pub struct MaintenanceConfig {
     pub gc_grace: Duration,
     /// Orphan sweeps (which list storage) run every this many passes; 0 never.
     pub orphan_sweep_every: u32,
-    /// Most bytes one merge holds in memory.
+    /// Most bytes compaction holds in memory: half for the merge being built, half for the
+    /// flush objects a pass reads whole (`shared_reads`).
     pub compaction_memory_bytes: u64,
 }
 
@@ -187,30 +189,77 @@ impl Maintainer {
 
     /// One pass over every partition in Write state, then over the cluster's flush objects
     /// when this broker sweeps for the cluster.
+    ///
+    /// Retention first; then compaction in rounds of one merge per partition, so that the
+    /// merges of one round, which read sections of the same flush objects, find them held
+    /// (`shared_reads`); then garbage collection.
     pub async fn maintain_once(&self, gc_grace: Duration, sweep_orphans: bool) -> MaintenanceStats {
         let mut total = MaintenanceStats::default();
+        let grace_ms = gc_grace.as_millis() as i64;
+        let mut active = Vec::new();
         for p in self.partitions.all() {
-            let Some(claim) = p.claim().filter(|_| p.state() == PartitionState::Write) else {
+            let Some(claim) = Self::writing(&p) else {
                 continue;
             };
-            match self
-                .maintain_partition(&p, claim, gc_grace, sweep_orphans)
-                .await
-            {
-                Ok(stats) => {
-                    self.metrics.compactions.inc_by(stats.compactions as u64);
-                    self.metrics
-                        .expired_segments
-                        .inc_by(stats.segments_expired as u64);
-                    self.metrics
-                        .deleted_objects
-                        .inc_by((stats.objects_deleted + stats.orphans_deleted) as u64);
-                    total += stats;
+            match self.retain(&p, claim, grace_ms).await {
+                Ok(Some((config, expired))) => {
+                    let stats = MaintenanceStats {
+                        segments_expired: expired,
+                        ..MaintenanceStats::default()
+                    };
+                    active.push((p, config, stats, true));
                 }
+                Ok(None) => {} // topic deleted; the controller releases the partition
                 Err(e) => {
                     tracing::warn!(topic = %p.topic, partition = p.partition, error = %e, "maintenance failed; next pass retries")
                 }
             }
+        }
+        let reads = shared_reads::SharedReads::new(self.config.compaction_memory_bytes / 2);
+        for _round in 0..MAX_COMPACTIONS_PER_PASS {
+            for (p, config, stats, more) in active.iter_mut().filter(|a| a.3) {
+                let Some(claim) = Self::writing(p) else {
+                    *more = false;
+                    continue;
+                };
+                match self.compact_next(p, claim, config, grace_ms, &reads).await {
+                    Ok(0) => *more = false,
+                    Ok(merged) => {
+                        stats.segments_merged += merged;
+                        stats.compactions += 1;
+                    }
+                    Err(e) => {
+                        *more = false;
+                        tracing::warn!(topic = %p.topic, partition = p.partition, error = %e, "compaction failed; next pass retries")
+                    }
+                }
+            }
+        }
+        let (loads, served) = reads.counts();
+        self.metrics.compaction_object_loads.inc_by(loads);
+        self.metrics.compaction_shared_sections.inc_by(served);
+        drop(reads);
+        for (p, _, mut stats, more) in active {
+            stats.backlog = more;
+            if let Some(claim) = Self::writing(&p) {
+                match self.collect(&p, claim, grace_ms, sweep_orphans).await {
+                    Ok((deleted, orphans)) => {
+                        stats.objects_deleted = deleted;
+                        stats.orphans_deleted = orphans;
+                    }
+                    Err(e) => {
+                        tracing::warn!(topic = %p.topic, partition = p.partition, error = %e, "garbage collection failed; next pass retries")
+                    }
+                }
+            }
+            self.metrics.compactions.inc_by(stats.compactions as u64);
+            self.metrics
+                .expired_segments
+                .inc_by(stats.segments_expired as u64);
+            self.metrics
+                .deleted_objects
+                .inc_by((stats.objects_deleted + stats.orphans_deleted) as u64);
+            total += stats;
         }
         match self.sweep_flush_objects(gc_grace).await {
             Ok(deleted) => {
@@ -224,51 +273,71 @@ impl Maintainer {
         total
     }
 
-    async fn maintain_partition(
+    /// The partition's claim while it is written here.
+    fn writing(p: &Partition) -> Option<&Claim> {
+        p.claim().filter(|_| p.state() == PartitionState::Write)
+    }
+
+    /// Applies retention; returns the topic's config and the segments expired, `None` when
+    /// the topic is gone.
+    async fn retain(
         &self,
         p: &Partition,
         claim: &Claim,
-        gc_grace: Duration,
-        sweep_orphans: bool,
-    ) -> Result<MaintenanceStats> {
-        let mut stats = MaintenanceStats::default();
+        grace_ms: i64,
+    ) -> Result<Option<(TopicConfig, usize)>> {
         let topic_key = self.log.keys.topic(&p.topic);
         let Some(kv) = self.log.meta.get(&topic_key).await? else {
-            return Ok(stats); // topic deleted; the controller releases the partition
+            return Ok(None);
         };
         let config: TopicConfig = schema::decode(&topic_key, &kv.value)?;
-        let grace_ms = gc_grace.as_millis() as i64;
         let segments = self.load_segments(p).await?;
-        stats.segments_expired = self
+        let expired = self
             .apply_retention(claim, &config, &segments, grace_ms)
             .await?;
-        loop {
-            let segments = self.load_segments(p).await?;
-            let lone_before = now_ms() - grace_ms;
-            let merge_bytes = config
-                .segment_bytes
-                .min(self.config.compaction_memory_bytes);
-            let Some(run) = compaction::run_to_merge(&segments, merge_bytes)
-                .or_else(|| compaction::lone_section(&segments, lone_before))
-            else {
-                break;
-            };
-            if stats.compactions == MAX_COMPACTIONS_PER_PASS {
-                stats.backlog = true;
-                break;
-            }
-            let merged = self.compact(p, claim, &segments[run], grace_ms).await?;
-            if merged == 0 {
-                break; // lost a race; the next pass looks again
-            }
-            stats.segments_merged += merged;
-            stats.compactions += 1;
-        }
-        stats.objects_deleted = self.collect_garbage(p, claim).await?;
-        if sweep_orphans {
-            stats.orphans_deleted = self.sweep_orphans(p, grace_ms).await?;
-        }
-        Ok(stats)
+        Ok(Some((config, expired)))
+    }
+
+    /// Merges the partition's next run; returns the segments merged (0: nothing to merge,
+    /// or lost a race, which the next pass looks at again).
+    async fn compact_next(
+        &self,
+        p: &Partition,
+        claim: &Claim,
+        config: &TopicConfig,
+        grace_ms: i64,
+        reads: &shared_reads::SharedReads,
+    ) -> Result<usize> {
+        let segments = self.load_segments(p).await?;
+        let lone_before = now_ms() - grace_ms;
+        let merge_bytes = config
+            .segment_bytes
+            .min(self.config.compaction_memory_bytes / 2);
+        let Some(run) = compaction::run_to_merge(&segments, merge_bytes)
+            .or_else(|| compaction::lone_section(&segments, lone_before))
+        else {
+            return Ok(0);
+        };
+        self.compact(p, claim, &segments[run], grace_ms, reads)
+            .await
+    }
+
+    /// Deletes what earlier changes unreferenced once due, and sweeps orphans when asked;
+    /// returns (objects deleted, orphans deleted).
+    async fn collect(
+        &self,
+        p: &Partition,
+        claim: &Claim,
+        grace_ms: i64,
+        sweep_orphans: bool,
+    ) -> Result<(usize, usize)> {
+        let deleted = self.collect_garbage(p, claim).await?;
+        let orphans = if sweep_orphans {
+            self.sweep_orphans(p, grace_ms).await?
+        } else {
+            0
+        };
+        Ok((deleted, orphans))
     }
 
     async fn load_segments(&self, p: &Partition) -> Result<Vec<Segment>> {

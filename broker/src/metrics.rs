@@ -61,6 +61,9 @@ pub struct BrokerMetrics {
     pub fenced_partitions: Counter,
     pub storage_give_ups: Counter,
     pub compactions: Counter,
+    /// Flush objects compaction fetched whole, and sections it took from them.
+    pub compaction_object_loads: Counter,
+    pub compaction_shared_sections: Counter,
     pub expired_segments: Counter,
     pub deleted_objects: Counter,
 }
@@ -151,6 +154,16 @@ impl BrokerMetrics {
             self.flush_timings.commit.clone(),
         );
         r.register("compactions", "Segment merges", self.compactions.clone());
+        r.register(
+            "compaction_object_loads",
+            "Flush objects compaction fetched whole to take many partitions' sections from",
+            self.compaction_object_loads.clone(),
+        );
+        r.register(
+            "compaction_shared_sections",
+            "Sections compaction took from a flush object it had fetched whole",
+            self.compaction_shared_sections.clone(),
+        );
         r.register(
             "expired_segments",
             "Segments deleted by retention",

@@ -631,3 +631,69 @@ async fn flush_objects_are_compacted_away_and_deleted_under_a_steady_producer() 
         );
     }
 }
+
+/// Compaction reads each flush object once for all its partitions: three cycles over four
+/// partitions make three flush objects of four sections each, and merging the four partitions
+/// fetches three objects, not twelve sections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_fetches_each_flush_object_once_for_all_its_partitions() {
+    const PARTITIONS: u32 = 4;
+    let env = env(NewTopic {
+        name: "s".into(),
+        partitions: i64::from(PARTITIONS),
+        retention_ms: Some(-1),
+        ..Default::default()
+    })
+    .await;
+    for p in 1..PARTITIONS {
+        env.broker.open_partition("s", p).await.unwrap();
+    }
+    for cycle in 0..3 {
+        for p in 0..PARTITIONS {
+            let i = cycle * PARTITIONS as usize + p as usize;
+            env.broker
+                .produce("s", p, message(i, 1_700_000_000_000), Ack::Buffered)
+                .await
+                .unwrap();
+        }
+        let stats = env.broker.flush_once().await;
+        assert_eq!((stats.partitions, stats.puts), (PARTITIONS as usize, 1));
+    }
+    let stats = env
+        .broker
+        .maintain_once(Duration::from_secs(3600), false)
+        .await;
+    assert_eq!(stats.compactions, PARTITIONS as usize, "{stats:?}");
+    assert_eq!(stats.segments_merged, 3 * PARTITIONS as usize, "{stats:?}");
+    let metrics = &env.broker.metrics;
+    assert_eq!(metrics.compaction_object_loads.get(), 3);
+    assert_eq!(
+        metrics.compaction_shared_sections.get(),
+        3 * u64::from(PARTITIONS)
+    );
+    for p in 0..PARTITIONS {
+        let [merged] = env
+            .reader()
+            .segments("s", p)
+            .await
+            .unwrap()
+            .try_into()
+            .unwrap();
+        assert!(!merged.shared, "{merged:?}");
+        let read = env.reader().read("s", p, 0, 1 << 20).await.unwrap();
+        let values: Vec<usize> = read
+            .batches
+            .iter()
+            .flat_map(|b| decode_batch(b).unwrap())
+            .map(|r| {
+                String::from_utf8(r.value.unwrap().to_vec()).unwrap()[1..6]
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        let expected: Vec<usize> = (0..3)
+            .map(|cycle| cycle * PARTITIONS as usize + p as usize)
+            .collect();
+        assert_eq!(values, expected);
+    }
+}

@@ -15,7 +15,7 @@ pub use cache::{CacheConfig, ReadCache};
 pub use reader::{LogReader, ReadResult};
 pub use record::{
     FLUSH_FOLDER, GcRecord, ProducerEntry, ProducerState, SegmentRecord, flush_object_path,
-    flush_prefix, object_path, partition_prefix,
+    flush_prefix, is_flush_object_of, object_path, partition_prefix,
 };
 pub use write::{Claim, CommitUnit, PARTITIONS_PER_TXN, Recovered, Refusal};
 

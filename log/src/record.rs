@@ -106,6 +106,15 @@ pub fn flush_object_path(cluster_root: &str, writer: &str, now_ms: i64) -> Path 
     flush_prefix(cluster_root).join(format!("{writer}-{now_ms:013}-{nonce:08x}.flush"))
 }
 
+/// Whether `path` names a flush object that `writer` wrote (see [`flush_object_path`]).
+pub fn is_flush_object_of(path: &str, writer: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or_default();
+    name.strip_prefix(writer)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|rest| rest.get(..14))
+        .is_some_and(|ms| ms.ends_with('-') && ms[..13].bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// The folder holding every object of one partition of one topic incarnation.
 pub fn partition_prefix(cluster_root: &str, topic: &str, topic_id: u64, partition: u32) -> Path {
     let root = cluster_root.trim_start_matches('/');
@@ -151,4 +160,22 @@ pub struct ProducerEntry {
     /// `(base_sequence, last_sequence, base_offset)` of the latest batches, oldest first.
     pub recent: Vec<(i32, i32, i64)>,
     pub last_seen_ms: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flush_object_names_its_writer_and_no_other() {
+        let path = flush_object_path("/strata/c", "b1", 1_700_000_000_000).to_string();
+        assert!(is_flush_object_of(&path, "b1"), "{path}");
+        assert!(!is_flush_object_of(&path, "b"));
+        let longer = flush_object_path("/strata/c", "b1-x", 1_700_000_000_000).to_string();
+        assert!(!is_flush_object_of(&longer, "b1"), "{longer}");
+        assert!(!is_flush_object_of(
+            "strata/c/t-0000000000000001/0/00000000000000000000-1.seg",
+            "b1"
+        ));
+    }
 }

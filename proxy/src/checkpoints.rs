@@ -12,8 +12,11 @@ use strata_meta::schema::{self, Keyspace};
 use strata_meta::{KeyValue, MetaStore, WatchEvent};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// A partition is prefetched while a long poll on it started this recently.
+const READ_RECENTLY: Duration = Duration::from_secs(30);
 /// Prefetches in flight at most; a segment committed while they are all busy is fetched by
 /// its first reader instead.
 const MAX_PREFETCHES: usize = 16;
@@ -23,8 +26,16 @@ const MAX_PREFETCHES: usize = 16;
 pub struct CheckpointWatch {
     meta: Arc<dyn MetaStore>,
     keys: Keyspace,
-    waiters: Mutex<HashMap<(String, u32), Arc<Notify>>>,
+    waiters: Mutex<HashMap<(String, u32), Waiters>>,
     prefetch: Option<LogReader>,
+}
+
+/// The long polls of one partition.
+#[derive(Debug)]
+struct Waiters {
+    notify: Arc<Notify>,
+    /// When a long poll last started: its partition is prefetched while this is recent.
+    last_poll: Instant,
 }
 
 impl CheckpointWatch {
@@ -65,7 +76,8 @@ impl CheckpointWatch {
             .waiters
             .lock()
             .expect("checkpoint waiters poisoned")
-            .contains_key(&(topic.to_owned(), partition));
+            .get(&(topic.to_owned(), partition))
+            .is_some_and(|w| w.last_poll.elapsed() < READ_RECENTLY);
         if !read {
             return;
         }
@@ -81,14 +93,17 @@ impl CheckpointWatch {
         });
     }
 
-    /// The notifier of a partition.
+    /// The notifier of a partition, for a long poll starting now.
     pub fn notifier(&self, topic: &str, partition: u32) -> Arc<Notify> {
-        self.waiters
-            .lock()
-            .expect("checkpoint waiters poisoned")
+        let mut waiters = self.waiters.lock().expect("checkpoint waiters poisoned");
+        let waiters = waiters
             .entry((topic.to_owned(), partition))
-            .or_default()
-            .clone()
+            .or_insert_with(|| Waiters {
+                notify: Arc::default(),
+                last_poll: Instant::now(),
+            });
+        waiters.last_poll = Instant::now();
+        waiters.notify.clone()
     }
 
     /// Follows every partition's checkpoint until cancelled.
@@ -111,8 +126,8 @@ impl CheckpointWatch {
                             {
                                 let waiters =
                                     self.waiters.lock().expect("checkpoint waiters poisoned");
-                                if let Some(n) = waiters.get(&(topic.to_owned(), partition)) {
-                                    n.notify_waiters();
+                                if let Some(w) = waiters.get(&(topic.to_owned(), partition)) {
+                                    w.notify.notify_waiters();
                                 }
                             }
                         }
@@ -122,13 +137,13 @@ impl CheckpointWatch {
                 }
             }
             // Wake everyone: they re-read, so nothing is missed while the watch is down.
-            for n in self
+            for w in self
                 .waiters
                 .lock()
                 .expect("checkpoint waiters poisoned")
                 .values()
             {
-                n.notify_waiters();
+                w.notify.notify_waiters();
             }
             tokio::select! {
                 () = cancel.cancelled() => return,

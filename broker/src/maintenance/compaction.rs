@@ -8,6 +8,7 @@ use strata_log::{Claim, SegmentRecord, object_path};
 use strata_meta::TxnOp;
 use strata_meta::schema;
 
+use super::shared_reads::SharedReads;
 use super::{MAX_SEGMENTS_PER_CHANGE, Maintainer, Segment};
 use crate::error::Result;
 use crate::partition::{Partition, now_ms};
@@ -69,22 +70,14 @@ impl Maintainer {
         claim: &Claim,
         run: &[Segment],
         grace_ms: i64,
+        reads: &SharedReads,
     ) -> Result<usize> {
         let mut builder = SegmentBuilder::default();
         // Boxed before they enter the stream: a closure returning the future directly makes
         // the spawned maintenance task fail the `Send` check (a higher-ranked lifetime).
         let reads: Vec<futures::future::BoxFuture<'_, _>> = run
             .iter()
-            .map(|s| {
-                let path = s.record.object_path();
-                async move {
-                    self.log
-                        .pool
-                        .get_range(&s.record.placement, &path, s.record.data_range())
-                        .await
-                }
-                .boxed()
-            })
+            .map(|s| reads.data(&self.log, &self.partitions, &s.record).boxed())
             .collect();
         let mut reads = futures::stream::iter(reads).buffered(PARALLEL_READS);
         while let Some(data) = reads.next().await {
