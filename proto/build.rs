@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let descriptors = protox::compile(protos, ["."])?;
         tonic_prost_build::configure()
             .bytes(".")
+            .codec_path("crate::codec::ReservingCodec")
             .compile_fds(descriptors)?;
     }
     Ok(())

@@ -63,11 +63,19 @@ echo after >"$PHASE_FILE"
 echo "burst done: ${written} MB accepted; sampling ${AFTER}s of compaction and garbage collection" >&2
 sleep "$AFTER"
 kill "$SAMPLER" 2>/dev/null || true
-compactions=$(curl -s "http://127.0.0.1:$BH/metrics" | awk '/^strata_broker_compactions_total/ {print int($2)}')
+metrics=$(curl -s "http://127.0.0.1:$BH/metrics")
+counter() { awk -v name="$1" '$1 == name {print int($2)}' <<<"$metrics"; }
+compactions=$(counter strata_broker_compactions_total)
+flush_objects=$(counter strata_broker_flush_objects_total)
+sections=$(counter strata_broker_flush_sections_total)
+loads=$(counter strata_broker_compaction_object_loads_total)
+shared=$(counter strata_broker_compaction_shared_sections_total)
 
 {
     echo "strata standalone through a burst of ${written} MB (durable, 1 KiB, 8 partitions) and ${AFTER}s after it"
-    echo "compactions: ${compactions}; settings: the shipped config (compaction_memory_bytes 128 MiB;"
+    echo "flush objects: ${flush_objects} holding ${sections} sections; compactions: ${compactions}, which"
+    echo "  fetched ${loads} flush objects whole and took ${shared} sections from them"
+    echo "settings: the shipped config (compaction_memory_bytes 128 MiB;"
     echo "  buffers: 32 MiB per partition in the broker, 256 MiB of read cache in the proxy)"
     awk '{ if ($2 > peak[$4]) peak[$4] = $2; if ($3 > disk[$4]) disk[$4] = $3; if (!($4 in first)) first[$4] = $2; last = $2; lastdisk = $3 }
          END { printf "RSS at start %d MB; peak during the burst %d MB; peak after it %d MB; at the end %d MB\n", first["start"] ? first["start"] : first["burst"], peak["burst"], peak["after"], last;

@@ -5,6 +5,8 @@
 //! [`Coded`] trait and the consumer protocol, with no tonic, prost or tokio: what the sans-io
 //! format crate and the other bottom crates need to give their errors codes.
 
+#[cfg(feature = "grpc")]
+pub mod codec;
 mod coded;
 pub mod consumer_protocol;
 mod error_code;
