@@ -19,22 +19,15 @@ if [[ ! -x $BIN ]]; then
 fi
 mkdir -p "$(dirname "$OUT")"
 RUN=$(mktemp -d)
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-P=$(port); PH=$(port); A=$(port); B=$(port); BH=$(port); K=$(port)
-"$BIN" standalone --data-dir "$RUN/data" --proxy-addr "127.0.0.1:$P" --proxy-http-addr "127.0.0.1:$PH" \
-    --admin-addr "127.0.0.1:$A" --kafka-addr "127.0.0.1:$K" --broker-addr "127.0.0.1:$B" \
-    --broker-http-addr "127.0.0.1:$BH" >"$RUN/standalone.log" 2>&1 &
-PID=$!
+# shellcheck source=scripts/standalone-run.sh
+source "$ROOT/scripts/standalone-run.sh"
+PID=
 cleanup() {
-    kill -TERM "$PID" 2>/dev/null || true
-    wait "$PID" 2>/dev/null || true
+    [[ -n $PID ]] && stop_standalone
     rm -rf "$RUN"
 }
 trap cleanup EXIT
-for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$P") 2>/dev/null && break
-    sleep 0.1
-done
+start_standalone "$BIN" "$RUN"
 
 # One line a second: elapsed seconds, RSS in MB, data directory in MB, phase.
 PHASE_FILE=$RUN/phase

@@ -36,24 +36,17 @@ done
 [[ ${#EVENTS[@]} -gt 0 ]] || { echo "copies.sh: no memcpy entry point of $LIBC could be probed" >&2; exit 1; }
 mkdir -p "$(dirname "$OUT")"
 RUN=$(mktemp -d)
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-P=$(port); PH=$(port); A=$(port); B=$(port); BH=$(port); K=$(port)
-"$BIN" standalone --data-dir "$RUN/data" --proxy-addr "127.0.0.1:$P" --proxy-http-addr "127.0.0.1:$PH" \
-    --admin-addr "127.0.0.1:$A" --kafka-addr "127.0.0.1:$K" --broker-addr "127.0.0.1:$B" \
-    --broker-http-addr "127.0.0.1:$BH" >"$RUN/standalone.log" 2>&1 &
-PID=$!
+# shellcheck source=scripts/standalone-run.sh
+source "$ROOT/scripts/standalone-run.sh"
+PID=
 PERF=
 cleanup() {
     [[ -n $PERF ]] && kill -INT "$PERF" 2>/dev/null || true
-    kill -TERM "$PID" 2>/dev/null || true
-    wait "$PID" 2>/dev/null || true
+    [[ -n $PID ]] && stop_standalone
     rm -rf "$RUN"
 }
 trap cleanup EXIT
-for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$P") 2>/dev/null && break
-    sleep 0.1
-done
+start_standalone "$BIN" "$RUN"
 scrape() { curl -s "http://127.0.0.1:$PH/metrics" | awk '$1 == "strata_proxy_produced_bytes_total" {print $2}'; }
 # System-wide (a uprobe on a process attached with -p saw nothing here); the summary keeps
 # the server's own copies.

@@ -124,6 +124,21 @@ impl Env {
         )
     }
 
+    /// Broker `b1` writing topic `t` of 5 partitions, each with the record `v{p}` buffered.
+    async fn five_partitions_with_one_record_each(&self) -> Arc<Broker> {
+        self.register("b1").await;
+        self.topic("t", 5).await;
+        let broker = self.broker("b1", Limits::default());
+        for p in 0..5 {
+            broker.open_partition("t", p).await.unwrap();
+            broker
+                .produce("t", p, one(&format!("v{p}")), Ack::Buffered)
+                .await
+                .unwrap();
+        }
+        broker
+    }
+
     fn reader(&self) -> LogReader {
         LogReader::new(self.meta.clone(), self.keys.clone(), self.pool.clone())
     }
@@ -425,16 +440,7 @@ async fn a_zombie_cannot_commit_after_the_partition_moved() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_flushed_together_share_one_object_and_one_transaction() {
     let env = env(1, 1).await;
-    env.register("b1").await;
-    env.topic("t", 5).await;
-    let broker = env.broker("b1", Limits::default());
-    for p in 0..5 {
-        broker.open_partition("t", p).await.unwrap();
-        broker
-            .produce("t", p, one(&format!("v{p}")), Ack::Buffered)
-            .await
-            .unwrap();
-    }
+    let broker = env.five_partitions_with_one_record_each().await;
     let stats = broker.flush_once().await;
     assert_eq!((stats.partitions, stats.puts, stats.txns), (5, 1, 1));
     // One flush object, a section per partition, each read back as that partition's log.
@@ -475,16 +481,7 @@ async fn tailing_readers_of_a_flush_object_share_one_fetch_of_it() {
     use std::sync::atomic::Ordering;
     use strata_log::{CacheConfig, ReadCache};
     let env = env(1, 1).await;
-    env.register("b1").await;
-    env.topic("t", 5).await;
-    let broker = env.broker("b1", Limits::default());
-    for p in 0..5 {
-        broker.open_partition("t", p).await.unwrap();
-        broker
-            .produce("t", p, one(&format!("v{p}")), Ack::Buffered)
-            .await
-            .unwrap();
-    }
+    let broker = env.five_partitions_with_one_record_each().await;
     assert_eq!(broker.flush_once().await.puts, 1);
     let cache = Arc::new(ReadCache::new(CacheConfig::default()));
     let reader = env.reader().with_cache(cache.clone());

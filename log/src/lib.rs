@@ -12,7 +12,7 @@ mod record;
 pub mod write;
 
 pub use cache::{CacheConfig, ReadCache};
-pub use reader::{LogReader, ReadResult};
+pub use reader::{LogReader, ReadResult, read_flush_object};
 pub use record::{
     FLUSH_FOLDER, GcRecord, ProducerEntry, ProducerState, SegmentRecord, flush_object_path,
     flush_prefix, is_flush_object_of, object_path, partition_prefix,

@@ -1,5 +1,7 @@
 mod flush_objects;
 
+pub use flush_objects::read_flush_object;
+
 use std::sync::Arc;
 
 use strata_format::RecordBatch;

@@ -15,9 +15,7 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use strata_format::FlushToc;
 use strata_log::SegmentRecord;
-use strata_storage::StorageError;
 
 use crate::error::Result;
 use crate::partition::PartitionState;
@@ -149,15 +147,7 @@ impl SharedReads {
         partitions: &PartitionTable,
         segment: &SegmentRecord,
     ) -> Result<()> {
-        let object = log
-            .pool
-            .get_range(
-                &segment.placement,
-                &segment.object_path(),
-                0..segment.object_size,
-            )
-            .await?;
-        let toc = FlushToc::decode(&object, object.len() as u64).map_err(StorageError::from)?;
+        let (object, toc) = strata_log::read_flush_object(&log.pool, segment).await?;
         let ours = toc
             .sections
             .iter()

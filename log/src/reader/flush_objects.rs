@@ -10,7 +10,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use strata_format::FlushToc;
+use strata_storage::NodePool;
 use strata_storage::SegmentReader;
 use strata_storage::segment::MemoryObject;
 
@@ -47,6 +49,24 @@ impl Loads {
     }
 }
 
+/// The whole flush object holding `segment` (a section, whose record knows the object's
+/// size) and its decoded table of contents.
+pub async fn read_flush_object(
+    pool: &NodePool,
+    segment: &SegmentRecord,
+) -> Result<(Bytes, FlushToc), LogError> {
+    let object = pool
+        .get_range(
+            &segment.placement,
+            &segment.object_path(),
+            0..segment.object_size,
+        )
+        .await?;
+    let toc = FlushToc::decode(&object, object.len() as u64)
+        .map_err(strata_storage::StorageError::from)?;
+    Ok((object, toc))
+}
+
 impl LogReader {
     /// Whether `segment` is a section worth fetching its whole flush object for.
     pub(super) fn loads_whole(segment: &SegmentRecord, cache: &ReadCache) -> bool {
@@ -80,20 +100,11 @@ impl LogReader {
         segment: &SegmentRecord,
         cache: &ReadCache,
     ) -> Result<(), LogError> {
-        let object = self
-            .pool
-            .get_range(
-                &segment.placement,
-                &segment.object_path(),
-                0..segment.object_size,
-            )
-            .await?;
+        let (object, toc) = read_flush_object(&self.pool, segment).await?;
         cache
             .stats
             .object_loads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let toc = FlushToc::decode(&object, object.len() as u64)
-            .map_err(strata_storage::StorageError::from)?;
         for section in toc.sections {
             let range = section.range();
             let (Ok(start), Ok(end)) = (usize::try_from(range.start), usize::try_from(range.end))
