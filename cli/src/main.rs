@@ -1,9 +1,10 @@
 //! `strata`: one binary for every server role and the user commands.
 
 use clap::Parser;
-use strata::{cli, commands};
+use strata::{cli, commands, memory};
 
 fn main() -> anyhow::Result<()> {
+    memory::limit_malloc_arenas();
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
