@@ -132,12 +132,22 @@ impl LogReader {
         {
             return Ok((footer, data));
         }
-        let loaded = self
+        // Done only once the segment is in the cache (or failed): a reader arriving in between
+        // would otherwise find neither the load nor its result, and fetch it again.
+        let loaded = self.fetch_segment_into(segment, cache).await;
+        self.loads.done(&segment.path);
+        loaded
+    }
+
+    async fn fetch_segment_into(
+        &self,
+        segment: &SegmentRecord,
+        cache: &ReadCache,
+    ) -> Result<(Arc<strata_format::Footer>, bytes::Bytes), LogError> {
+        let data = self
             .pool
             .get_range(&segment.placement, &segment.object_path(), segment.range())
-            .await;
-        self.loads.done(&segment.path);
-        let data = loaded?;
+            .await?;
         let reader = SegmentReader::open(MemoryObject(data.clone()), &segment.meta).await?;
         let footer = reader.footer().clone();
         cache.insert(
