@@ -19,7 +19,8 @@
 # kafka (whose raw results go to DIR/kafka-raw/);
 # DIR defaults to target/bench. Server logs stay in the run folder when something fails.
 #
-# Environment: STRATA_BIN (default target/release/strata, built if missing), KEEP=1 keeps the
+# Environment: STRATA_BIN (default target/release/strata, built if missing),
+# STRATA_META_MAX_TXN_OPS (default 1024: etcd's --max-txn-ops and the servers'), KEEP=1 keeps the
 # run folder (data, logs), BENCH_TMP (default /tmp) is where the run folder goes, FILE_WHAT and
 # S3_WHAT replace the --what list of those modes (e.g. FILE_WHAT=move,kill,rolling).
 # Kafka mode: STRATA_KAFKA_PYTHON (default target/kafka-venv/bin/python, made by scripts/setup.sh)
@@ -62,6 +63,9 @@ if [[ -z ${STRATA_BIN:-} ]]; then
     cargo build --release --quiet -p strata
 fi
 S3S_FS=$(command -v s3s-fs || echo "$HOME/.cargo/bin/s3s-fs")
+# etcd as the chart and Compose run it: 1,024 operations per transaction, so a flush commits
+# 341 partitions per transaction; the servers are told the same.
+export STRATA_META_MAX_TXN_OPS=${STRATA_META_MAX_TXN_OPS:-1024}
 ETCD=$(command -v etcd || true)
 
 RUN=$(mktemp -d "${BENCH_TMP:-/tmp}/strata-bench.XXXXXX")
@@ -133,7 +137,8 @@ start_etcd() {
     start etcd "$ETCD" --name bench --data-dir "$RUN/etcd" \
         --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
         --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
-        --initial-cluster "bench=http://127.0.0.1:$peer" --log-level warn
+        --initial-cluster "bench=http://127.0.0.1:$peer" --log-level warn \
+        --max-txn-ops "$STRATA_META_MAX_TXN_OPS"
     wait_tcp "$ETCD_PORT" etcd
     META="etcd://127.0.0.1:$ETCD_PORT"
 }

@@ -1,7 +1,7 @@
 //! The flusher: every cycle, the buffered data of every partition goes into one flush object
 //! (a section per partition; several objects when the cycle holds more than
 //! [`objects::MAX_FLUSH_OBJECT_BYTES`]), and the sections are then committed together through
-//! the log's write protocol (`strata_log::write`) — up to [`strata_log::PARTITIONS_PER_TXN`]
+//! the log's write protocol (`strata_log::write`) — up to [`strata_log::partitions_per_txn`]
 //! partitions per transaction, each under its own claim's guard. Fencing stays per partition:
 //! a section of a partition this writer lost is never committed, whatever else its object
 //! holds.

@@ -29,4 +29,4 @@ pub use maintenance::{Maintainer, MaintenanceConfig, MaintenanceStats};
 pub use node::NodeConfig;
 pub use partition::{Ack, Limits, Partition, PartitionState};
 pub use service::BrokerService;
-pub use strata_log::PARTITIONS_PER_TXN;
+pub use strata_log::partitions_per_txn;

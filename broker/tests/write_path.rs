@@ -126,10 +126,14 @@ impl Env {
 
     /// Broker `b1` writing topic `t` of 5 partitions, each with the record `v{p}` buffered.
     async fn five_partitions_with_one_record_each(&self) -> Arc<Broker> {
+        self.partitions_with_one_record_each(5).await
+    }
+
+    async fn partitions_with_one_record_each(&self, partitions: u32) -> Arc<Broker> {
         self.register("b1").await;
-        self.topic("t", 5).await;
+        self.topic("t", i64::from(partitions)).await;
         let broker = self.broker("b1", Limits::default());
-        for p in 0..5 {
+        for p in 0..partitions {
             broker.open_partition("t", p).await.unwrap();
             broker
                 .produce("t", p, one(&format!("v{p}")), Ack::Buffered)
@@ -476,6 +480,35 @@ async fn partitions_flushed_together_share_one_object_and_one_transaction() {
 /// Consumers tailing every partition of a flush object cost one GET between them: the first
 /// read fetches the object whole and caches each partition's section; the others, even
 /// when they ask at the same moment, wait for that load and read from memory.
+/// A cycle's commits are sized by the store's limit: etcd started with `--max-txn-ops=1024`
+/// (as the chart ships it) takes 341 partitions per transaction, the default 42.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_commits_as_many_partitions_per_transaction_as_the_store_allows() {
+    let etcd = strata_testkit::EtcdServer::start().expect("real etcd must start");
+    let url = etcd.endpoint().replace("http://", "etcd://");
+    for limit in [
+        strata_testkit::ETCD_MAX_TXN_OPS,
+        strata_meta::DEFAULT_MAX_TXN_OPS,
+    ] {
+        let meta = strata_meta::open_with(&url, limit).await.unwrap();
+        // A cluster per limit: each run has a keyspace of its own in the one etcd.
+        let mut env = env_with(meta, tempfile::tempdir().unwrap(), 1, 1);
+        env.keys = Keyspace::new(&format!("limit-{limit}")).unwrap();
+        env.admin = Admin::new(env.meta.clone(), env.keys.clone());
+        let broker = env.partitions_with_one_record_each(400).await;
+        let stats = broker.flush_once().await;
+        let per_txn = strata_broker::partitions_per_txn(limit);
+        assert_eq!(
+            (stats.partitions, stats.puts, stats.txns),
+            (400, 1, 400usize.div_ceil(per_txn)),
+            "limit {limit}"
+        );
+        for p in [0, 41, 42, 340, 341, 399] {
+            assert_eq!(env.read_all("t", p).await, vec![format!("v{p}")]);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tailing_readers_of_a_flush_object_share_one_fetch_of_it() {
     use std::sync::atomic::Ordering;

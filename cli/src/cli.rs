@@ -61,6 +61,10 @@ pub struct CommonArgs {
     #[arg(long, env = "STRATA_META")]
     pub meta: Option<String>,
 
+    /// The most operations of one metadata transaction: etcd's --max-txn-ops (default 128).
+    #[arg(long, env = "STRATA_META_MAX_TXN_OPS")]
+    pub meta_max_txn_ops: Option<usize>,
+
     /// Print the settings this role would run with (defaults, then the --config file, then
     /// environment and flags) as a config file, and exit.
     #[arg(long)]

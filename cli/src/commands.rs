@@ -64,7 +64,7 @@ pub fn host_name() -> Option<String> {
 pub async fn open_meta(config: &Config) -> anyhow::Result<(Arc<dyn MetaStore>, Keyspace)> {
     let keys = Keyspace::new(&config.cluster)?;
     let url = &config.meta.url;
-    let meta = strata_meta::open(url)
+    let meta = strata_meta::open_with(url, config.meta.max_txn_ops)
         .await
         .with_context(|| format!("cannot open metadata store {url}"))?;
     Ok((meta, keys))

@@ -62,6 +62,7 @@ impl CommonArgs {
     fn overlay(&self, config: &mut Config) {
         set(&mut config.cluster, &self.cluster);
         set(&mut config.meta.url, &self.meta);
+        set(&mut config.meta.max_txn_ops, &self.meta_max_txn_ops);
     }
 }
 

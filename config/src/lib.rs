@@ -45,6 +45,9 @@ pub struct Config {
 pub struct MetaSection {
     /// `etcd://host:port[,host:port...]` or `embedded:///path/to/dir`.
     pub url: String,
+    /// The most compares, or operations per branch, of one transaction: etcd's
+    /// `--max-txn-ops`, which a flush's commits are sized by.
+    pub max_txn_ops: usize,
 }
 
 /// `[standalone]`: what only `strata standalone` reads.

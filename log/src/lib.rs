@@ -17,7 +17,7 @@ pub use record::{
     FLUSH_FOLDER, GcRecord, ProducerEntry, ProducerState, SegmentRecord, flush_object_path,
     flush_prefix, is_flush_object_of, object_path, partition_prefix,
 };
-pub use write::{Claim, CommitUnit, PARTITIONS_PER_TXN, Recovered, Refusal};
+pub use write::{Claim, CommitUnit, Recovered, Refusal, partitions_per_txn, unit_bytes_bound};
 
 use strata_proto::{Coded, ErrorCode};
 

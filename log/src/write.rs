@@ -21,9 +21,43 @@ use strata_meta::{Compare, CompareOp, MetaStore, Revision, Txn, TxnOp};
 
 use crate::{LogError, ProducerState, SegmentRecord};
 
-/// Partitions per flush commit: the guard's two compares and up to three operations each stay
-/// under etcd's default limit of 128 of each per transaction.
-pub const PARTITIONS_PER_TXN: usize = 40;
+/// Operations a flush commit spends per partition at most: puts of the segment record, the
+/// checkpoint and the producers' state. The guard's two compares stay under the same limit.
+const OPS_PER_UNIT: usize = 3;
+/// What a unit's keys and values may take besides its topic name (in each of three keys), object
+/// path, node names and producers: the rest of the keys, the writer's id and the numbers of the
+/// segment record and checkpoint as JSON, with room to spare.
+const UNIT_FIXED_BYTES: usize = 2048;
+/// A bound on one producer's entry in the producers' state as JSON (id, epoch, last-seen time),
+/// and on each of its recent batches.
+const PRODUCER_BYTES: usize = 96;
+const PRODUCER_BATCH_BYTES: usize = 64;
+
+/// Partitions per flush commit under a store's per-transaction limit
+/// ([`MetaStore::max_txn_ops`]): 42 at etcd's default of 128, 341 at 1024.
+pub fn partitions_per_txn(max_txn_ops: usize) -> usize {
+    (max_txn_ops / OPS_PER_UNIT).max(1)
+}
+
+/// A bound on the keys and values one unit adds to a commit, so a commit's units can be
+/// grouped under the store's request size ([`strata_meta::MAX_REQUEST_BYTES`]) without
+/// encoding them twice. Producers' state dominates when a partition has many idempotent
+/// producers: up to 1,000 of them make a unit of about 100 KiB.
+pub fn unit_bytes_bound(
+    topic: &str,
+    segment: &SegmentRecord,
+    producers: Option<&ProducerState>,
+) -> usize {
+    let names: usize = segment.placement.nodes.iter().map(|n| n.0.len() + 8).sum();
+    let producers: usize = producers.map_or(0, |state| {
+        state
+            .producers
+            .values()
+            .map(|p| PRODUCER_BYTES + PRODUCER_BATCH_BYTES * p.recent.len())
+            .sum()
+    });
+    UNIT_FIXED_BYTES + 3 * topic.len() + segment.path.len() + names + producers
+}
 /// Claims that lose to a late commit of an earlier incarnation are retried this many times.
 const CLAIM_ATTEMPTS: u32 = 5;
 /// A guarded change of the log that lost only to this writer's own commits is retried this
@@ -260,7 +294,7 @@ pub struct CommitUnit<'a> {
     pub producers: Option<&'a ProducerState>,
 }
 
-/// Commits the units of one flush (at most [`PARTITIONS_PER_TXN`]) in one transaction, each
+/// Commits the units of one flush (at most [`partitions_per_txn`]) in one transaction, each
 /// under its claim's guard. Returns the revision it committed at, or `None` when some guard
 /// failed and nothing was written; [`resolve_refused`] then says, per unit, what to do.
 pub async fn commit(
@@ -270,7 +304,7 @@ pub async fn commit(
     units: &[CommitUnit<'_>],
     now_ms: i64,
 ) -> Result<Option<Revision>, LogError> {
-    debug_assert!(units.len() <= PARTITIONS_PER_TXN);
+    debug_assert!(units.len() <= partitions_per_txn(meta.max_txn_ops()));
     let mut txn = Txn::new();
     for unit in units {
         let claim = unit.claim;
@@ -370,4 +404,85 @@ pub async fn apply_guarded(
         }
     }
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use strata_format::SegmentMeta;
+    use strata_storage::{NodeId, Placement};
+
+    use super::*;
+    use crate::ProducerEntry;
+
+    #[test]
+    fn a_flush_commits_a_third_of_the_stores_limit_in_partitions() {
+        assert_eq!(partitions_per_txn(128), 42);
+        assert_eq!(partitions_per_txn(1024), 341);
+    }
+
+    /// The bound holds for the largest unit a partition makes: a topic name of Kafka's
+    /// longest, three nodes, and 1,000 producers with five recent batches each, every number
+    /// at its widest.
+    #[test]
+    fn the_bound_on_a_units_bytes_holds_for_the_largest_unit() {
+        let keys = Keyspace::new("a-cluster-with-a-long-name").unwrap();
+        let topic = "t".repeat(249);
+        let placement = Placement {
+            nodes: (0..3)
+                .map(|i| NodeId(format!("storage-node-{i}")))
+                .collect(),
+        };
+        let meta = SegmentMeta {
+            base_offset: i64::MAX,
+            next_offset: i64::MAX,
+            min_timestamp: i64::MIN,
+            max_timestamp: i64::MIN,
+            size: u64::MAX,
+            footer_len: u32::MAX,
+            batch_count: u32::MAX,
+            record_count: u64::MAX,
+        };
+        let path =
+            crate::flush_object_path("/strata/a-cluster-with-a-long-name", "broker-0", i64::MAX);
+        let mut segment = SegmentRecord::own_object(&path, placement, meta, u64::MAX, i64::MIN);
+        segment.start = u64::MAX;
+        segment.shared = true;
+        segment.object_size = u64::MAX;
+        let producers = ProducerState {
+            producers: (0..1000)
+                .map(|id| {
+                    let entry = ProducerEntry {
+                        epoch: i16::MIN,
+                        recent: vec![(i32::MIN, i32::MIN, i64::MIN); 5],
+                        last_seen_ms: i64::MIN,
+                    };
+                    (i64::MIN + id, entry)
+                })
+                .collect::<BTreeMap<_, _>>(),
+        };
+        let checkpoint = Checkpoint {
+            epoch: u64::MAX,
+            next_offset: i64::MIN,
+            broker: "broker-0".repeat(8),
+            committed_ms: i64::MIN,
+        };
+        let written = [
+            (
+                keys.segment(&topic, u32::MAX, i64::MIN),
+                schema::encode(&segment),
+            ),
+            (
+                keys.checkpoint(&topic, u32::MAX),
+                schema::encode(&checkpoint),
+            ),
+            (keys.producers(&topic, u32::MAX), schema::encode(&producers)),
+        ];
+        let actual: usize = written.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let bound = unit_bytes_bound(&topic, &segment, Some(&producers));
+        assert!(actual <= bound, "{actual} bytes written, bound {bound}");
+        let without: usize = written[..2].iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert!(without <= unit_bytes_bound(&topic, &segment, None));
+    }
 }

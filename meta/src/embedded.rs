@@ -25,8 +25,8 @@ use self::files::{DirLock, Wal};
 use self::state::State;
 use crate::txn::{validate_delete_prefix, validate_key};
 use crate::{
-    KeyValue, LeaseId, MetaError, MetaStore, Revision, Txn, TxnOp, TxnResult, WatchStream,
-    ttl_seconds,
+    DEFAULT_MAX_TXN_OPS, KeyValue, LeaseId, MetaError, MetaStore, Revision, Txn, TxnOp, TxnResult,
+    WatchStream, check_max_txn_ops, ttl_seconds,
 };
 
 /// Tuning of [`EmbeddedStore`].
@@ -38,6 +38,9 @@ pub struct EmbeddedOptions {
     /// When the log grows past this many bytes, the state is written to a snapshot and the log
     /// starts over, so recovery reads at most about this much log.
     pub snapshot_log_bytes: u64,
+    /// The most compares, or operations per branch, of one transaction, as etcd's
+    /// `--max-txn-ops`; within `DEFAULT_MAX_TXN_OPS..=MAX_TXN_OPS_CEILING`.
+    pub max_txn_ops: usize,
 }
 
 impl Default for EmbeddedOptions {
@@ -45,6 +48,7 @@ impl Default for EmbeddedOptions {
         Self {
             history_events: 10_000,
             snapshot_log_bytes: 8 * 1024 * 1024,
+            max_txn_ops: DEFAULT_MAX_TXN_OPS,
         }
     }
 }
@@ -59,6 +63,7 @@ pub struct EmbeddedStore {
     inner: Arc<Inner>,
     expiry_stop: CancellationToken,
     expiry_task: JoinHandle<()>,
+    max_txn_ops: usize,
 }
 
 #[derive(Debug)]
@@ -92,6 +97,7 @@ impl EmbeddedStore {
         options: EmbeddedOptions,
     ) -> Result<EmbeddedStore, MetaError> {
         let dir = dir.into();
+        let max_txn_ops = check_max_txn_ops(options.max_txn_ops)?;
         let inner = tokio::task::spawn_blocking(move || Inner::recover(dir, options))
             .await
             .map_err(|e| MetaError::Backend(format!("embedded store recovery panicked: {e}")))??;
@@ -106,6 +112,7 @@ impl EmbeddedStore {
             inner,
             expiry_stop,
             expiry_task,
+            max_txn_ops,
         })
     }
 
@@ -365,7 +372,7 @@ impl MetaStore for EmbeddedStore {
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnResult, MetaError> {
-        txn.validate()?;
+        txn.validate(self.max_txn_ops)?;
         let ((succeeded, _, gets), revision) =
             self.write(move |state| evaluate(state, &txn)).await?;
         Ok(TxnResult {
@@ -390,6 +397,10 @@ impl MetaStore for EmbeddedStore {
         self.write(move |state| Ok(((), state.revoke(lease)?)))
             .await?;
         Ok(())
+    }
+
+    fn max_txn_ops(&self) -> usize {
+        self.max_txn_ops
     }
 
     async fn watch_prefix(

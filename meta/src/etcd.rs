@@ -12,8 +12,8 @@ use futures::StreamExt;
 
 use crate::txn::{validate_delete_prefix, validate_key};
 use crate::{
-    CompareOp, CompareTarget, KeyValue, LeaseId, MetaError, MetaStore, Revision, Txn, TxnOp,
-    TxnResult, WatchEvent, WatchStream, ttl_seconds,
+    CompareOp, CompareTarget, DEFAULT_MAX_TXN_OPS, KeyValue, LeaseId, MetaError, MetaStore,
+    Revision, Txn, TxnOp, TxnResult, WatchEvent, WatchStream, check_max_txn_ops, ttl_seconds,
 };
 
 /// Range answers can hold a whole partition's segment list; tonic's 4 MiB default is too small.
@@ -31,6 +31,10 @@ pub struct EtcdOptions {
     pub keep_alive_interval: Duration,
     /// How long a ping may go unanswered before the connection is dropped.
     pub keep_alive_timeout: Duration,
+    /// etcd's `--max-txn-ops`: the most compares, or operations per branch, of one
+    /// transaction. Raising it lets a flush commit many more partitions per transaction; it
+    /// must not exceed the server's setting, which [`EtcdStore::connect`] checks.
+    pub max_txn_ops: usize,
 }
 
 impl Default for EtcdOptions {
@@ -40,6 +44,7 @@ impl Default for EtcdOptions {
             request_timeout: Duration::from_secs(5),
             keep_alive_interval: Duration::from_secs(5),
             keep_alive_timeout: Duration::from_secs(5),
+            max_txn_ops: DEFAULT_MAX_TXN_OPS,
         }
     }
 }
@@ -67,6 +72,7 @@ impl EtcdStore {
         endpoints: &[String],
         options: EtcdOptions,
     ) -> Result<EtcdStore, MetaError> {
+        check_max_txn_ops(options.max_txn_ops)?;
         let connect = ec::ConnectOptions::new()
             .with_connect_timeout(options.connect_timeout)
             .with_keep_alive(options.keep_alive_interval, options.keep_alive_timeout);
@@ -95,8 +101,36 @@ impl EtcdStore {
                 )),
                 other => other,
             })?;
+        if store.options.max_txn_ops > DEFAULT_MAX_TXN_OPS {
+            store.check_server_txn_limit().await?;
+        }
         tracing::debug!(endpoints = ?store.endpoints, "connected to etcd");
         Ok(store)
+    }
+
+    /// Sends a read-only transaction of `max_txn_ops` reads, so a server started with a lower
+    /// `--max-txn-ops` is found when the process starts, with the fix named, rather than by
+    /// the first large flush commit.
+    async fn check_server_txn_limit(&self) -> Result<(), MetaError> {
+        let max = self.options.max_txn_ops;
+        let reads: Vec<ec::TxnOp> = (0..max)
+            .map(|i| ec::TxnOp::get(format!("/strata-txn-limit-probe/{i}"), None))
+            .collect();
+        let mut kv = self.kv.clone();
+        match self
+            .call("txn", None, kv.txn(ec::Txn::new().and_then(reads)))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(MetaError::InvalidArgument(message)) if message.contains("too many operations") => {
+                Err(MetaError::InvalidArgument(format!(
+                    "etcd refused a transaction of {max} operations ({message}): start etcd with \
+                     --max-txn-ops={max} or more, or set Strata's meta max_txn_ops \
+                     (STRATA_META_MAX_TXN_OPS) to etcd's value"
+                )))
+            }
+            Err(other) => Err(other),
+        }
     }
 
     /// The underlying client, for operations the trait does not cover (compaction, status).
@@ -195,7 +229,7 @@ impl MetaStore for EtcdStore {
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnResult, MetaError> {
-        txn.validate()?;
+        txn.validate(self.options.max_txn_ops)?;
         let lease = txn
             .success
             .iter()
@@ -258,6 +292,10 @@ impl MetaStore for EtcdStore {
         self.call("lease revoke", Some(lease), leases.revoke(lease))
             .await?;
         Ok(())
+    }
+
+    fn max_txn_ops(&self) -> usize {
+        self.options.max_txn_ops
     }
 
     async fn watch_prefix(

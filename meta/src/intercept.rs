@@ -68,6 +68,9 @@ impl<H: Hook> MetaStore for Intercepted<H> {
     async fn txn(&self, txn: Txn) -> Result<TxnResult, MetaError> {
         self.hook.txn(self.inner.as_ref(), txn).await
     }
+    fn max_txn_ops(&self) -> usize {
+        self.inner.max_txn_ops()
+    }
     async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, MetaError> {
         self.inner.grant_lease(ttl).await
     }

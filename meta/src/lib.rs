@@ -36,7 +36,8 @@ pub use error::MetaError;
 pub use etcd::{EtcdOptions, EtcdStore};
 pub use lease::LeaseKeeper;
 pub use txn::{
-    Compare, CompareOp, CompareTarget, MAX_REQUEST_BYTES, MAX_TXN_OPS, Txn, TxnOp, TxnResult,
+    Compare, CompareOp, CompareTarget, DEFAULT_MAX_TXN_OPS, MAX_REQUEST_BYTES, MAX_TXN_OPS_CEILING,
+    Txn, TxnOp, TxnResult, check_max_txn_ops,
 };
 pub use watch::{WatchEvent, WatchStream};
 
@@ -104,6 +105,11 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
     /// Runs a transaction atomically. See [`Txn::validate`] for the rules both backends apply.
     async fn txn(&self, txn: Txn) -> Result<TxnResult, MetaError>;
 
+    /// The most compares, or operations per branch, one transaction may carry here
+    /// ([`DEFAULT_MAX_TXN_OPS`] unless configured): callers that group many keys into one
+    /// transaction size their groups by it.
+    fn max_txn_ops(&self) -> usize;
+
     /// Grants a lease that ends `ttl` (rounded up to whole seconds) after its last keep-alive.
     /// etcd raises TTLs below its minimum (2 s with default flags).
     async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, MetaError>;
@@ -136,13 +142,27 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
 /// - `embedded:///path/to/dir` (the part after `embedded://` is the directory path): the
 ///   embedded store with [`EmbeddedOptions::default`], creating the directory if needed.
 pub async fn open(url: &str) -> Result<Arc<dyn MetaStore>, MetaError> {
+    open_with(url, DEFAULT_MAX_TXN_OPS).await
+}
+
+/// [`open`], with the store's per-transaction limit (etcd's `--max-txn-ops`; see
+/// [`MetaStore::max_txn_ops`]) set to `max_txn_ops` instead of the default.
+pub async fn open_with(url: &str, max_txn_ops: usize) -> Result<Arc<dyn MetaStore>, MetaError> {
     match parse_url(url)? {
-        Target::Etcd(endpoints) => Ok(Arc::new(
-            EtcdStore::connect(&endpoints, EtcdOptions::default()).await?,
-        )),
-        Target::Embedded(dir) => Ok(Arc::new(
-            EmbeddedStore::open(dir, EmbeddedOptions::default()).await?,
-        )),
+        Target::Etcd(endpoints) => {
+            let options = EtcdOptions {
+                max_txn_ops,
+                ..EtcdOptions::default()
+            };
+            Ok(Arc::new(EtcdStore::connect(&endpoints, options).await?))
+        }
+        Target::Embedded(dir) => {
+            let options = EmbeddedOptions {
+                max_txn_ops,
+                ..EmbeddedOptions::default()
+            };
+            Ok(Arc::new(EmbeddedStore::open(dir, options).await?))
+        }
     }
 }
 

@@ -6,10 +6,28 @@ use bytes::Bytes;
 
 use crate::{KeyValue, LeaseId, MetaError, Revision};
 
-/// The most compares, or operations per branch, one transaction may carry. etcd's default
-/// `--max-txn-ops`; the embedded store enforces the same number so code tested on one backend
-/// does not fail on the other.
-pub const MAX_TXN_OPS: usize = 128;
+/// The most compares, or operations per branch, one transaction may carry unless the store is
+/// told otherwise: etcd's default `--max-txn-ops`. Each store enforces its own limit
+/// ([`MetaStore::max_txn_ops`](crate::MetaStore::max_txn_ops)), the embedded one too, so code
+/// tested on one backend does not fail on the other.
+pub const DEFAULT_MAX_TXN_OPS: usize = 128;
+
+/// The highest limit a store may be configured with. etcd accepts any `--max-txn-ops`, but a
+/// transaction this large already takes a noticeable share of a commit's time to apply.
+pub const MAX_TXN_OPS_CEILING: usize = 8192;
+
+/// Checks a configured per-transaction limit: at least etcd's default (every caller sizes its
+/// transactions for that much), at most [`MAX_TXN_OPS_CEILING`].
+pub fn check_max_txn_ops(max_ops: usize) -> Result<usize, MetaError> {
+    if (DEFAULT_MAX_TXN_OPS..=MAX_TXN_OPS_CEILING).contains(&max_ops) {
+        Ok(max_ops)
+    } else {
+        Err(MetaError::InvalidArgument(format!(
+            "max_txn_ops = {max_ops} is outside {DEFAULT_MAX_TXN_OPS}..={MAX_TXN_OPS_CEILING}; \
+             set it to etcd's --max-txn-ops (128 unless etcd was started with another value)"
+        )))
+    }
+}
 
 /// The most key and value bytes one request may carry. etcd refuses requests over
 /// `--max-request-bytes` (1.5 MiB by default, counted on the encoded request); this lower
@@ -240,16 +258,17 @@ impl Txn {
     }
 
     /// Checks the rules etcd enforces, so both backends refuse the same transactions: at most
-    /// [`MAX_TXN_OPS`] compares and operations per branch, no empty keys or delete prefixes,
-    /// no key written twice in a branch (two puts, or a put inside a deleted range), and at
-    /// most [`MAX_REQUEST_BYTES`] of keys and values.
-    pub fn validate(&self) -> Result<(), MetaError> {
-        if self.compares.len() > MAX_TXN_OPS
-            || self.success.len() > MAX_TXN_OPS
-            || self.failure.len() > MAX_TXN_OPS
+    /// `max_ops` compares and operations per branch (the store's
+    /// [`max_txn_ops`](crate::MetaStore::max_txn_ops)), no empty keys or delete prefixes, no key
+    /// written twice in a branch (two puts, or a put inside a deleted range), and at most
+    /// [`MAX_REQUEST_BYTES`] of keys and values.
+    pub fn validate(&self, max_ops: usize) -> Result<(), MetaError> {
+        if self.compares.len() > max_ops
+            || self.success.len() > max_ops
+            || self.failure.len() > max_ops
         {
             return Err(MetaError::InvalidArgument(format!(
-                "a transaction may have at most {MAX_TXN_OPS} compares and operations per branch"
+                "a transaction may have at most {max_ops} compares and operations per branch"
             )));
         }
         let mut bytes = 0usize;

@@ -483,8 +483,8 @@ async fn txn_is_atomic_and_validated(h: &Harness) {
         s.txn(put_in_deleted).await,
         Err(MetaError::InvalidArgument(_))
     ));
-    let too_many = Txn::new()
-        .and_then((0..=strata_meta::MAX_TXN_OPS).map(|i| TxnOp::get(format!("/t/atomic/{i}"))));
+    let too_many =
+        Txn::new().and_then((0..=s.max_txn_ops()).map(|i| TxnOp::get(format!("/t/atomic/{i}"))));
     assert!(matches!(
         s.txn(too_many).await,
         Err(MetaError::InvalidArgument(_))
@@ -992,5 +992,76 @@ mod etcd_only {
             assert!(err.is_retriable(), "{err:?}");
         })
         .await;
+    }
+}
+
+/// A store configured for more operations per transaction than etcd's default takes
+/// transactions that large and no larger; an etcd that allows fewer is found at connect.
+mod txn_limits {
+    use super::*;
+
+    fn reads(n: usize) -> Txn {
+        Txn::new().and_then((0..n).map(|i| TxnOp::get(format!("/t/limits/{i}"))))
+    }
+
+    async fn takes_exactly(store: &dyn MetaStore, limit: usize) {
+        assert_eq!(store.max_txn_ops(), limit);
+        let result = store.txn(reads(limit)).await.unwrap();
+        assert!(result.succeeded);
+        assert_eq!(result.gets.len(), limit);
+        let err = store.txn(reads(limit + 1)).await.unwrap_err();
+        assert!(
+            matches!(&err, MetaError::InvalidArgument(m) if m.contains(&limit.to_string())),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn etcd_started_with_a_higher_limit_takes_transactions_that_large() {
+        bounded(async {
+            let server = EtcdServer::start().expect("etcd must be installed");
+            let url = format!("etcd://{}", server.endpoint().trim_start_matches("http://"));
+            let limit = strata_testkit::ETCD_MAX_TXN_OPS;
+            takes_exactly(
+                strata_meta::open_with(&url, limit).await.unwrap().as_ref(),
+                limit,
+            )
+            .await;
+            takes_exactly(strata_meta::open(&url).await.unwrap().as_ref(), 128).await;
+
+            let err = strata_meta::open_with(&url, 2 * limit).await.unwrap_err();
+            let message = err.to_string();
+            assert!(
+                message.contains(&format!("--max-txn-ops={}", 2 * limit))
+                    && message.contains("STRATA_META_MAX_TXN_OPS"),
+                "the error names both fixes: {message}"
+            );
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_embedded_store_enforces_its_configured_limit() {
+        bounded(async {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("embedded://{}", dir.path().join("meta").display());
+            let store = strata_meta::open_with(&url, 1024).await.unwrap();
+            takes_exactly(store.as_ref(), 1024).await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_limit_outside_the_range_is_refused_before_connecting() {
+        for limit in [0, 127, strata_meta::MAX_TXN_OPS_CEILING + 1] {
+            // Nothing listens on port 1: the limit is checked first.
+            let err = strata_meta::open_with("etcd://127.0.0.1:1", limit)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, MetaError::InvalidArgument(m) if m.contains("max_txn_ops")),
+                "{limit}: {err:?}"
+            );
+        }
     }
 }

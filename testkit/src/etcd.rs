@@ -6,6 +6,10 @@ use std::time::{Duration, Instant};
 
 use crate::process::{ChildGuard, ServerOptions, find_binary, free_port, reserved_port, retry};
 
+/// The `--max-txn-ops` every test etcd runs with, as the Helm chart and the Compose file ship
+/// it; processes the harness starts are told the same (`STRATA_META_MAX_TXN_OPS`).
+pub const MAX_TXN_OPS: usize = 1024;
+
 /// Where and how to run an [`EtcdServer`]; the default is what [`EtcdServer::start`] does
 /// (its log is `etcd.log` in the server's temporary directory).
 pub type EtcdOptions = ServerOptions;
@@ -89,6 +93,7 @@ impl EtcdServer {
             .arg(format!("--initial-advertise-peer-urls={peer_url}"))
             .arg(format!("--initial-cluster=strata-test={peer_url}"))
             .arg("--log-level=warn")
+            .arg(format!("--max-txn-ops={MAX_TXN_OPS}"))
             .envs(env.iter().map(|(k, v)| (k, v)));
         let mut process = ChildGuard::spawn("etcd", command, log.to_owned())?;
         process.wait_for_tcp(client_addr, Duration::from_secs(15))?;

@@ -147,6 +147,7 @@ impl StrataCluster {
     fn role(&self, role: &str, id: &str, placement: &Placement) -> StrataServer {
         let mut server = StrataServer::new(id, &self.binary, self.log_of(id), placement);
         server.args([role, "--cluster", &self.name, "--meta", &self.meta_url]);
+        server.args(["--meta-max-txn-ops", &crate::etcd::MAX_TXN_OPS.to_string()]);
         server.log_filter.clone_from(&self.log_filter);
         server
     }

@@ -396,6 +396,11 @@ def check_common(checks: Checks, objs: list[dict], values: dict, documented: dic
         args = container(etcd).get("args", [])
         initial = next((a for a in args if a.startswith("--initial-cluster=")), "")
         checks.ok(initial.count("=http://") == n, "etcd's initial cluster names every member")
+        limit = cfg.get("meta", {}).get("max_txn_ops")
+        checks.ok(
+            limit == values["meta"]["max_txn_ops"] and f"--max-txn-ops={limit}" in args,
+            "etcd allows the transactions strata.toml's max_txn_ops says it may send",
+        )
         checks.ok(
             meta_url.startswith("etcd://") and meta_url.count(":2379") == n,
             "strata.toml points at every bundled etcd member",

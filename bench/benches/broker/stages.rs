@@ -11,7 +11,7 @@ use object_store::PutPayload;
 use serde::Serialize;
 use strata_bench::baseline::random_bytes;
 use strata_bench::stats::{fmt_opt, median_ms};
-use strata_broker::{Ack, PARTITIONS_PER_TXN};
+use strata_broker::{Ack, partitions_per_txn};
 use strata_meta::{Txn, TxnOp};
 
 use crate::TOPIC;
@@ -32,7 +32,9 @@ pub struct Stages {
     /// The PUT phase of a cycle with [`WAVE_OBJECTS`] partitions, without the broker.
     pub put_wave_ms: Option<f64>,
     pub txn_1p_ms: Option<f64>,
-    pub txn_40p_ms: Option<f64>,
+    /// A transaction of as many partitions as a flush commits in one.
+    pub txn_full_ms: Option<f64>,
+    pub partitions_per_txn: usize,
     /// A whole `flush_once` of that many partitions with one batch each, nothing else running.
     pub flush_alone: Vec<FlushAlone>,
 }
@@ -51,12 +53,13 @@ impl Stages {
             .map(|f| format!("{}: {} ms", f.partitions, fmt_opt(f.ms, 2)))
             .collect();
         format!(
-            "stages alone (medians): PUT 16 KiB {} ms, PUT 1 MiB {} ms, {WAVE_OBJECTS} PUTs of 16 KiB {WAVE_PARALLEL} at a time {} ms; meta txn for 1 partition {} ms, for {PARTITIONS_PER_TXN} partitions {} ms\nflush_once alone, partitions with one 16 KiB batch each: {}",
+            "stages alone (medians): PUT 16 KiB {} ms, PUT 1 MiB {} ms, {WAVE_OBJECTS} PUTs of 16 KiB {WAVE_PARALLEL} at a time {} ms; meta txn for 1 partition {} ms, for {} partitions {} ms\nflush_once alone, partitions with one 16 KiB batch each: {}",
             fmt_opt(self.put_16k_ms, 2),
             fmt_opt(self.put_1m_ms, 2),
             fmt_opt(self.put_wave_ms, 2),
             fmt_opt(self.txn_1p_ms, 2),
-            fmt_opt(self.txn_40p_ms, 2),
+            self.partitions_per_txn,
+            fmt_opt(self.txn_full_ms, 2),
             flushes.join(", ")
         )
     }
@@ -107,7 +110,8 @@ pub async fn probe(root: &Path, batch: &Bytes) -> anyhow::Result<Stages> {
     // size those encode to.
     let value = Bytes::from(vec![b'x'; 200]);
     let mut txn_ms = Vec::new();
-    for partitions in [1, PARTITIONS_PER_TXN] {
+    let per_txn = partitions_per_txn(meta.max_txn_ops());
+    for partitions in [1, per_txn] {
         let mut samples = Vec::with_capacity(PROBE_SAMPLES);
         for i in 0..PROBE_SAMPLES {
             let ops = (0..partitions).flat_map(|p| {
@@ -135,7 +139,8 @@ pub async fn probe(root: &Path, batch: &Bytes) -> anyhow::Result<Stages> {
         put_1m_ms: put_ms[1],
         put_wave_ms: median_ms(&wave_samples),
         txn_1p_ms: txn_ms[0],
-        txn_40p_ms: txn_ms[1],
+        txn_full_ms: txn_ms[1],
+        partitions_per_txn: per_txn,
         flush_alone,
     })
 }

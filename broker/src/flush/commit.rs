@@ -2,8 +2,9 @@
 //! order, many transactions at once.
 
 use futures::StreamExt;
-use strata_log::PARTITIONS_PER_TXN;
 use strata_log::write::{self, CommitUnit, Refusal};
+use strata_log::{partitions_per_txn, unit_bytes_bound};
+use strata_meta::MAX_REQUEST_BYTES;
 
 use super::{FlushStats, Flusher, InFlight};
 use crate::error::Result;
@@ -47,7 +48,8 @@ impl Flusher {
         }
     }
 
-    /// Commits the written units, [`PARTITIONS_PER_TXN`] per transaction, up to
+    /// Commits the written units, as many per transaction as the store's limits allow
+    /// ([`partitions_per_txn`], and the request size), up to
     /// [`PARALLEL_COMMITS`] transactions at once: the chunks hold different partitions, so
     /// their order does not matter, and a cycle of 1,000 partitions pays about one round trip
     /// per [`PARALLEL_COMMITS`] transactions instead of one per transaction. A refused
@@ -59,13 +61,10 @@ impl Flusher {
         pending: &mut Vec<InFlight>,
         stats: &mut FlushStats,
     ) {
+        let per_txn = partitions_per_txn(self.log.meta.max_txn_ops());
         let mut queue = ready;
         while !queue.is_empty() {
-            let mut chunks = Vec::new();
-            while !queue.is_empty() {
-                let rest = queue.split_off(queue.len().min(PARTITIONS_PER_TXN));
-                chunks.push(std::mem::replace(&mut queue, rest));
-            }
+            let chunks = into_chunks(std::mem::take(&mut queue), per_txn);
             stats.txns += chunks.len();
             let mut commits = futures::stream::iter(chunks)
                 .map(|chunk| self.commit_chunk(chunk))
@@ -150,4 +149,30 @@ impl Flusher {
         )
         .await
     }
+}
+
+/// Splits units into commit transactions of at most `per_txn` units and
+/// [`MAX_REQUEST_BYTES`] of keys and values (by [`unit_bytes_bound`]); a unit larger than
+/// that alone goes alone, and the store says what is wrong with it.
+fn into_chunks(units: Vec<InFlight>, per_txn: usize) -> Vec<Vec<InFlight>> {
+    let mut chunks: Vec<Vec<InFlight>> = Vec::new();
+    let mut bytes = 0;
+    for item in units {
+        let size = unit_bytes_bound(
+            &item.partition.topic,
+            item.record.as_ref().expect("only written units commit"),
+            item.unit.producers.as_ref(),
+        );
+        match chunks.last_mut() {
+            Some(chunk) if chunk.len() < per_txn && bytes + size <= MAX_REQUEST_BYTES => {
+                chunk.push(item);
+                bytes += size;
+            }
+            _ => {
+                chunks.push(vec![item]);
+                bytes = size;
+            }
+        }
+    }
+    chunks
 }

@@ -427,6 +427,7 @@ impl ContainerCluster {
                 "--initial-advertise-peer-urls=http://127.0.0.1:2380".into(),
                 "--initial-cluster=etcd=http://127.0.0.1:2380".into(),
                 "--log-level=warn".into(),
+                format!("--max-txn-ops={}", strata_testkit::ETCD_MAX_TXN_OPS),
             ],
             networks: vec![self.meta_net.clone()],
         }
@@ -564,6 +565,10 @@ impl ContainerCluster {
             .with_hostname(node.name.clone())
             .with_network(launch.networks[0].clone())
             .with_env_var("STRATA_LOG", "info")
+            .with_env_var(
+                "STRATA_META_MAX_TXN_OPS",
+                strata_testkit::ETCD_MAX_TXN_OPS.to_string(),
+            )
             .with_env_var("NO_COLOR", "1")
             .with_env_var("RUST_LOG", "warn")
             .with_startup_timeout(Duration::from_secs(60))
