@@ -12,13 +12,19 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "strata",
     version,
-    about = "Strata: a message broker whose brokers hold no data"
+    about = "Strata: a message broker whose brokers hold no data",
+    after_help = crate::report::EXIT_CODES_HELP
 )]
 pub struct Cli {
     /// TOML configuration file; settings it leaves out keep their defaults (config/strata.toml
     /// lists every setting with its default).
     #[arg(long, global = true, env = "STRATA_CONFIG")]
     pub config: Option<PathBuf>,
+
+    /// On failure, print the error's full chain and, with RUST_BACKTRACE set, its backtrace
+    /// (also when STRATA_LOG asks for debug or trace).
+    #[arg(long, global = true)]
+    pub debug: bool,
 
     #[command(subcommand)]
     pub command: Command,
