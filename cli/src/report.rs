@@ -160,8 +160,14 @@ mod tests {
             let _ = Failure::of_code(code);
         }
         assert_eq!(Failure::of_code(ErrorCode::UnknownTopic), Failure::NotFound);
-        assert_eq!(Failure::of_code(ErrorCode::Unavailable), Failure::Unavailable);
-        assert_eq!(Failure::of_code(ErrorCode::InvalidArgument), Failure::Refused);
+        assert_eq!(
+            Failure::of_code(ErrorCode::Unavailable),
+            Failure::Unavailable
+        );
+        assert_eq!(
+            Failure::of_code(ErrorCode::InvalidArgument),
+            Failure::Refused
+        );
         assert_eq!(Failure::of_code(ErrorCode::TopicExists), Failure::Refused);
     }
 
@@ -173,8 +179,9 @@ mod tests {
         })
         .context("cannot describe group g");
         assert_eq!(classify(&err).0, Failure::NotFound);
-        let err = anyhow::Error::new(CliError::new(Failure::Unavailable, "x").with_hint("start it"))
-            .context("outer");
+        let err =
+            anyhow::Error::new(CliError::new(Failure::Unavailable, "x").with_hint("start it"))
+                .context("outer");
         assert_eq!(
             classify(&err),
             (Failure::Unavailable, Some("start it".into()))

@@ -188,6 +188,16 @@ pub fn run_cli(
     envs: &[(&str, &str)],
     stdin: Option<String>,
 ) -> (bool, String, String) {
+    let (code, out, err) = run_cli_code(args, envs, stdin);
+    (code == Some(0), out, err)
+}
+
+/// [`run_cli`], with the exit code (`None` when a signal ended the process).
+pub fn run_cli_code(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    stdin: Option<String>,
+) -> (Option<i32>, String, String) {
     use std::io::Write;
     use std::process::Stdio;
     let mut command = Command::new(BINARY);
@@ -207,7 +217,7 @@ pub fn run_cli(
     let output = child.wait_with_output().unwrap();
     writer.join().unwrap();
     (
-        output.status.success(),
+        output.status.code(),
         String::from_utf8(output.stdout).unwrap(),
         String::from_utf8(output.stderr).unwrap(),
     )
