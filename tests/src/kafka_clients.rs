@@ -36,10 +36,6 @@ pub struct KafkaClients {
     pub strata: PathBuf,
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
 /// The workspace's root folder.
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -54,11 +50,12 @@ impl KafkaClients {
     pub fn find(test: &str) -> Option<Self> {
         match Self::locate() {
             Ok(clients) => Some(clients),
-            Err(why) if in_ci() => {
-                panic!("{test}: {why:#}. Run `scripts/setup.sh` (it installs kcat and the venv)")
-            }
             Err(why) => {
-                eprintln!("SKIPPED {test}: {why:#}. Run `scripts/setup.sh` to install it.");
+                crate::prerequisite::missing(
+                    test,
+                    format!("{why:#}"),
+                    "run `scripts/setup.sh` (it installs kcat and the venv)",
+                );
                 None
             }
         }

@@ -8,6 +8,8 @@
 //!   the fault tests (`tests/faults.rs`, `tests/containers.rs`, `scripts/faults.sh`).
 //! - [`kafka_clients`] runs real Kafka clients (kcat, confluent-kafka, kafka-python) against
 //!   a standalone server or a process cluster (`tests/kafka_clients.rs`, `tests/kafka_faults.rs`).
+//! - [`prerequisite`] is what every test does when something it needs is missing: skip with
+//!   the reason outside CI, fail under `CI=true`.
 
 // Test harnesses wait on real time against real servers.
 #![allow(clippy::disallowed_methods)]
@@ -16,5 +18,6 @@ pub mod harness;
 mod inprocess;
 pub mod kafka_clients;
 pub mod kafka_wire;
+pub mod prerequisite;
 
 pub use inprocess::InProcess;

@@ -4,9 +4,9 @@
 //! storage by disconnecting it from `store` (etcd still reachable). The same checks as the
 //! process-mode suite (`tests/faults.rs`).
 //!
-//! Runs where a Docker engine answers. Without one the tests say why and pass; without the
-//! image they say how to build it (`scripts/image.sh`) and pass, except in CI (`CI=true`),
-//! where `scripts/test.sh` builds the image first, so a missing image is a failure.
+//! Runs where a Docker engine answers. Without one, or without the image, the tests say why
+//! and how to fix it and pass, except under `CI=true`, where either is a failure that names
+//! it (`scripts/test.sh` builds the image first; CI machines run Docker).
 //!
 //! The partition scenarios and kill -9 / pause run by default; the other scenarios are
 //! ignored here (their process-mode tests run) and `scripts/faults.sh --containers` runs
@@ -18,25 +18,28 @@ use strata_integration_tests::harness;
 use strata_integration_tests::harness::containers::{ContainerCluster, Unavailable, docker_status};
 use strata_integration_tests::harness::scenarios::{Scenario, run_scenario};
 use strata_integration_tests::harness::workload::LoadConfig;
+use strata_integration_tests::prerequisite::missing;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Whether container tests can run; prints why not (or panics, in CI without the image).
+/// Whether container tests can run; prints why not, or fails under `CI=true`.
 async fn docker_or_skip(test: &str) -> bool {
     match docker_status().await {
         Ok(()) => true,
         Err(Unavailable::Engine(why)) => {
-            eprintln!("SKIPPED {test}: {why}; container tests need a Docker engine");
+            missing(
+                test,
+                format!("{why}; container tests need a Docker engine"),
+                "start Docker (`systemctl start docker`, or dockerd)",
+            );
             false
         }
         Err(Unavailable::Image(why)) => {
-            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-            assert!(
-                !ci,
-                "{test}: {why}. In CI scripts/test.sh builds the image before the tests, so \
-                 its absence is a failure."
+            missing(
+                test,
+                why,
+                "scripts/test.sh builds the image before the tests (or run scripts/image.sh)",
             );
-            eprintln!("SKIPPED {test}: {why}");
             false
         }
     }

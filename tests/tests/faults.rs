@@ -27,11 +27,11 @@ async fn scenario(scenario: Scenario, slug: &str) {
     let mut spec = Spec::standard(slug);
     if scenario.needs_cut() {
         if let Err(why) = Net::available() {
-            // Not silently green: the reason is printed, and container mode covers partitions.
-            eprintln!(
-                "SKIPPED {}: {why}. Run as root, or see the container-mode test of the same \
-                 partition (tests/containers.rs).",
-                scenario.name()
+            strata_integration_tests::prerequisite::missing(
+                scenario.name(),
+                why,
+                "run as root (network namespaces); the container-mode test of the same \
+                 partition is in tests/containers.rs",
             );
             return;
         }

@@ -207,6 +207,11 @@ pub async fn long_run<C: Cluster>(
     let mut skipped = Vec::new();
     let mut scenarios: Vec<Scenario> = long.scenarios.clone();
     if let Err(why) = cluster.can_cut() {
+        anyhow::ensure!(
+            !crate::prerequisite::in_ci(),
+            "the partition scenarios cannot run: {why}. Under CI=true a missing prerequisite \
+             fails the run instead of leaving them out"
+        );
         skipped.push(format!("partition scenarios: {why}"));
         scenarios.retain(|s| !s.needs_cut());
     }
