@@ -8,6 +8,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod user;
+
+pub use user::*;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "strata",
@@ -52,6 +56,10 @@ pub enum Command {
     Group(GroupCommand),
     /// Move a partition to another broker (no data is copied; takes about a second).
     Reassign(ReassignArgs),
+    /// List brokers, or drain and undrain one (through the admin API). `strata broker` runs
+    /// a broker.
+    #[command(subcommand)]
+    Brokers(BrokersCommand),
     /// Measure a running Strata: throughput, latency, scaling, failover; prints a table.
     Bench(Box<strata_bench::BenchArgs>),
 }
@@ -291,184 +299,4 @@ pub struct StandaloneArgs {
     /// Print the settings standalone would run with as a config file, and exit.
     #[arg(long)]
     pub print_config: bool,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum TopicCommand {
-    /// Create a topic.
-    Create {
-        /// The topic's name: letters, digits, `.`, `_` and `-`.
-        name: String,
-        /// How many partitions (more can be added later, never fewer).
-        #[arg(long, default_value_t = 1)]
-        partitions: i64,
-        /// Keep data this long (ms); -1 forever. Default: 7 days.
-        #[arg(long)]
-        retention_ms: Option<i64>,
-        #[command(flatten)]
-        admin: AdminArgs,
-    },
-    /// List topics.
-    List {
-        #[command(flatten)]
-        admin: AdminArgs,
-    },
-    /// Show a topic's partitions: owner, epoch, state, high watermark.
-    Describe {
-        /// The topic.
-        name: String,
-        #[command(flatten)]
-        admin: AdminArgs,
-    },
-    /// Delete a topic and its data.
-    Delete {
-        /// The topic.
-        name: String,
-        #[command(flatten)]
-        admin: AdminArgs,
-    },
-}
-
-#[derive(Debug, Args)]
-pub struct AdminArgs {
-    /// Admin API address of any controller.
-    #[arg(long, env = "STRATA_ADMIN", default_value = "127.0.0.1:7080")]
-    pub admin: String,
-}
-
-#[derive(Debug, Args)]
-pub struct ServerArgs {
-    /// Proxy address (any proxy of the cluster).
-    #[arg(long, env = "STRATA_SERVER", default_value = "127.0.0.1:7070")]
-    pub server: String,
-}
-
-#[derive(Debug, Args)]
-pub struct ProduceArgs {
-    /// The topic to write to.
-    pub topic: String,
-
-    #[command(flatten)]
-    pub server: ServerArgs,
-
-    /// Split each line at the first occurrence of this string into key and value; messages
-    /// with the same key go to the same partition (Kafka's murmur2 partitioner).
-    #[arg(long)]
-    pub key_separator: Option<String>,
-
-    /// Send every message to this partition.
-    #[arg(long)]
-    pub partition: Option<u32>,
-
-    /// Spread messages without a key over partitions: `round-robin` (one each, in turn) or
-    /// `sticky` (a batch to one partition, then the next).
-    #[arg(long, default_value = "round-robin")]
-    pub partitioner: String,
-
-    /// When a message counts as sent: durable (stored and committed), buffered (in the
-    /// broker's memory) or none.
-    #[arg(long, default_value = "durable")]
-    pub acks: String,
-
-    /// Compression of record batches: none, gzip, snappy, lz4 or zstd.
-    #[arg(long, default_value = "none")]
-    pub compression: String,
-
-    /// Bytes per partition batch before it is sent without waiting for the linger.
-    #[arg(long, default_value_t = 256 * 1024)]
-    pub batch_bytes: usize,
-
-    /// Milliseconds a batch waits for more messages.
-    #[arg(long, default_value_t = 5)]
-    pub linger_ms: u64,
-}
-
-#[derive(Debug, Args)]
-pub struct ConsumeArgs {
-    /// The topic to read.
-    pub topic: String,
-
-    #[command(flatten)]
-    pub server: ServerArgs,
-
-    /// Read as a member of this consumer group: partitions are shared with the group's
-    /// other members and positions are committed.
-    #[arg(long)]
-    pub group: Option<String>,
-
-    /// Start at the oldest stored message instead of the end (with --group: only for
-    /// partitions the group never committed).
-    #[arg(long)]
-    pub from_beginning: bool,
-
-    /// Read only this partition (not with --group).
-    #[arg(long, conflicts_with = "group")]
-    pub partition: Option<u32>,
-
-    /// Start at this offset (needs --partition).
-    #[arg(long, requires = "partition")]
-    pub offset: Option<i64>,
-
-    /// Stop after this many messages.
-    #[arg(long)]
-    pub max_messages: Option<u64>,
-
-    /// Stop when no message arrived for this long (ms). Without it, runs until the message
-    /// count is reached or Ctrl-C.
-    #[arg(long)]
-    pub timeout_ms: Option<u64>,
-
-    /// Print `partition<TAB>offset<TAB>` before each message.
-    #[arg(long)]
-    pub print_offsets: bool,
-
-    /// Print `timestamp<TAB>` (ms since the Unix epoch, as the producer set it) before each
-    /// message, after the offsets.
-    #[arg(long)]
-    pub print_timestamp: bool,
-
-    /// Print `key<TAB>` before each message.
-    #[arg(long)]
-    pub print_key: bool,
-
-    /// Print the headers as `name=value,name=value<TAB>` before each message, after the key
-    /// (a header without a value prints as its name alone).
-    #[arg(long)]
-    pub print_headers: bool,
-
-    /// With --group: the group drops this consumer after this long without a heartbeat.
-    #[arg(long, default_value_t = 10_000)]
-    pub session_timeout_ms: u64,
-
-    /// With --group: commit positions this often.
-    #[arg(long, default_value_t = 1_000)]
-    pub commit_interval_ms: u64,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum GroupCommand {
-    /// List consumer groups with their state and member count.
-    List {
-        #[command(flatten)]
-        server: ServerArgs,
-    },
-    /// Show a group's members, their partitions, committed offsets and lag.
-    Describe {
-        /// The consumer group.
-        group: String,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
-}
-
-#[derive(Debug, Args)]
-pub struct ReassignArgs {
-    /// The topic of the partition to move.
-    pub topic: String,
-    /// The partition to move.
-    pub partition: u32,
-    /// The broker that takes it over.
-    pub broker: String,
-    #[command(flatten)]
-    pub admin: AdminArgs,
 }

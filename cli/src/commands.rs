@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
+mod admin_api;
 mod broker;
+mod brokers;
 mod consume;
 mod controller;
 mod group;
@@ -32,8 +34,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Consume(args) => consume::run(args).await,
         Command::Group(command) => group::run(command).await,
         Command::Reassign(args) => reassign::run(args).await,
+        Command::Brokers(command) => brokers::run(command).await,
         Command::Bench(args) => strata_bench::run(*args).await,
     }
+}
+
+/// Prints a JSON document for `--format json`, pretty, with a final newline.
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
 }
 
 /// Runs a server role with the settings its flags, the config `file` and the defaults give

@@ -46,6 +46,7 @@ impl Failure {
             | C::CorruptMessage
             | C::MessageTooLarge
             | C::MethodNotAllowed
+            | C::GroupNotEmpty
             | C::UnknownMember
             | C::IllegalGeneration
             | C::RebalanceInProgress

@@ -1,5 +1,7 @@
 //! The admin client: topics, partitions, offsets and consumer groups.
 
+use std::collections::BTreeMap;
+
 use strata_proto::v1;
 
 use crate::connection::Connection;
@@ -380,6 +382,77 @@ impl Admin {
                 members: g.members,
             })
             .collect())
+    }
+
+    /// Deletes a consumer group: its state and committed offsets (Kafka's
+    /// `deleteConsumerGroups`). Refused with `GROUP_NOT_EMPTY` while the group has live
+    /// members, `UNKNOWN_GROUP` when it has nothing to delete.
+    ///
+    /// ```no_run
+    /// # async fn example(admin: &strata_client::Admin) -> strata_client::Result<()> {
+    /// admin.delete_group("old-billing").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete_group(&self, group: &str) -> Result<()> {
+        let answer = self
+            .connection
+            .grpc()
+            .delete_group(v1::DeleteGroupRequest {
+                group: group.to_owned(),
+            })
+            .await
+            .map_err(|s| self.connection.call_error(s))?
+            .into_inner();
+        check(answer.error)
+    }
+
+    /// Sets a group's committed offsets from outside the group (Kafka's
+    /// `alterConsumerGroupOffsets`): each is the next offset its partition's consumers read.
+    /// Refused while the group has live members (they commit their own positions), and per
+    /// partition for an offset outside the log.
+    ///
+    /// ```no_run
+    /// # async fn example(admin: &strata_client::Admin) -> strata_client::Result<()> {
+    /// use std::collections::BTreeMap;
+    /// use strata_client::TopicPartition;
+    /// admin.alter_group_offsets("billing", &BTreeMap::from([(TopicPartition::new("orders", 0), 0)])).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn alter_group_offsets(
+        &self,
+        group: &str,
+        offsets: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<()> {
+        let answer = self
+            .connection
+            .grpc()
+            .offset_commit(v1::OffsetCommitRequest {
+                group: group.to_owned(),
+                generation: -1,
+                member_id: String::new(),
+                offsets: offsets
+                    .iter()
+                    .map(|(tp, offset)| v1::PartitionOffset {
+                        topic: tp.topic.clone(),
+                        partition: tp.partition,
+                        offset: *offset,
+                        metadata: String::new(),
+                    })
+                    .collect(),
+            })
+            .await
+            .map_err(|s| self.connection.call_error(s))?
+            .into_inner();
+        check(answer.error)?;
+        for p in answer.partitions {
+            if let Some(e) = p.error {
+                return Err(Error::Server {
+                    code: e.error_code().unwrap_or(strata_proto::ErrorCode::Internal),
+                    message: format!("{}/{}: {}", p.topic, p.partition, e.message),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// A group's members, their partitions, and committed offsets with lag.

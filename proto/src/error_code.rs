@@ -69,6 +69,9 @@ error_codes! {
     UnknownBroker: "UNKNOWN_BROKER", http 404, grpc NotFound, retriable false;
     /// The consumer group does not exist.
     UnknownGroup: "UNKNOWN_GROUP", http 404, grpc NotFound, retriable false;
+    /// The consumer group has live members; stop its consumers (or wait for their sessions to
+    /// end) first.
+    GroupNotEmpty: "GROUP_NOT_EMPTY", http 409, grpc FailedPrecondition, retriable false;
     /// The topic already exists.
     TopicExists: "TOPIC_EXISTS", http 409, grpc AlreadyExists, retriable false;
     /// The target broker cannot take partitions (dead or draining).

@@ -13,6 +13,7 @@ use strata_proto::{Coded, ErrorCode};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
+use crate::ProxyError;
 use crate::checkpoints::CheckpointWatch;
 use crate::groups::GroupCoordinator;
 use crate::metrics::ProxyMetrics;
@@ -169,7 +170,8 @@ with_error!(
     v1::OffsetCommitResponse,
     v1::OffsetFetchResponse,
     v1::ListGroupsResponse,
-    v1::DescribeGroupResponse
+    v1::DescribeGroupResponse,
+    v1::DeleteGroupResponse
 );
 
 impl ProxyService {
@@ -459,5 +461,19 @@ impl strata_server::Strata for ProxyService {
         let group = request.into_inner().group;
         let result = self.groups.describe(&group).await;
         self.answer_result("DescribeGroup", result)
+    }
+
+    async fn delete_group(
+        &self,
+        request: Request<v1::DeleteGroupRequest>,
+    ) -> Result<Response<v1::DeleteGroupResponse>, Status> {
+        let group = request.into_inner().group;
+        let result = self
+            .groups
+            .delete(&group)
+            .await
+            .map(|()| v1::DeleteGroupResponse::default())
+            .map_err(ProxyError::from);
+        self.answer_result("DeleteGroup", result)
     }
 }

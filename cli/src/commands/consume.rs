@@ -4,9 +4,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use anyhow::Context;
-use strata_client::{Admin, Connection, Consumer, ConsumerConfig, Offset, TopicPartition};
+use strata_client::{
+    Admin, Connection, Consumer, ConsumerConfig, ConsumerRecord, Offset, TopicPartition,
+};
 
-use crate::cli::ConsumeArgs;
+use crate::cli::{ConsumeArgs, Format};
 
 pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let connection = Connection::connect(&args.server.server).await?;
@@ -48,6 +50,14 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
             consumer.assign(all).await?;
         }
     }
+    if let Some(ms) = args.from_timestamp {
+        for p in &topic.partitions {
+            if args.partition.is_none_or(|only| only == p.partition) {
+                let tp = TopicPartition::new(args.topic.clone(), p.partition);
+                consumer.seek(&tp, Offset::Timestamp(ms)).await?;
+            }
+        }
+    }
 
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -77,6 +87,13 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
             last_message = Instant::now();
         }
         for record in records {
+            if args.format == Format::Json {
+                bytes += record.value.as_ref().map_or(0, |v| v.len() as u64);
+                messages += 1;
+                serde_json::to_writer(&mut out, &record_json(&record))?;
+                out.write_all(b"\n")?;
+                continue;
+            }
             if args.print_offsets {
                 write!(out, "{}\t{}\t", record.partition, record.offset)?;
             }
@@ -123,6 +140,43 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One message as `--format json` prints it: bytes as strings when they are UTF-8, else in
+/// base64 under `key_base64` / `value_base64`, so no byte is lost or mangled.
+fn record_json(record: &ConsumerRecord) -> serde_json::Value {
+    let mut json = serde_json::json!({
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "timestamp": record.timestamp,
+    });
+    put_bytes(&mut json, "key", record.key.as_deref());
+    let headers: Vec<serde_json::Value> = record
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let mut header = serde_json::json!({ "name": name });
+            put_bytes(&mut header, "value", value.as_deref());
+            header
+        })
+        .collect();
+    json["headers"] = headers.into();
+    put_bytes(&mut json, "value", record.value.as_deref());
+    json
+}
+
+fn put_bytes(json: &mut serde_json::Value, field: &str, bytes: Option<&[u8]>) {
+    use base64::Engine as _;
+    match bytes.map(std::str::from_utf8) {
+        None => json[field] = serde_json::Value::Null,
+        Some(Ok(text)) => json[field] = text.into(),
+        Some(Err(_)) => {
+            let encoded =
+                base64::engine::general_purpose::STANDARD.encode(bytes.unwrap_or_default());
+            json[format!("{field}_base64")] = encoded.into();
+        }
+    }
+}
+
 /// Headers as `name=value,name=value`, in the order the producer wrote them (kcat's `%h`).
 fn write_headers(
     out: &mut impl Write,
@@ -158,5 +212,26 @@ mod tests {
         let mut none = Vec::new();
         write_headers(&mut none, &[]).unwrap();
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn json_keeps_text_as_text_and_other_bytes_in_base64() {
+        let record = ConsumerRecord {
+            topic: "t".into(),
+            partition: 3,
+            offset: 42,
+            timestamp: 1_700_000_000_000,
+            key: Some(bytes::Bytes::from_static(b"k1")),
+            value: Some(bytes::Bytes::from_static(&[0xff, 0x00])),
+            headers: vec![("h".to_owned(), Some(bytes::Bytes::from_static(b"v")))],
+        };
+        let json = record_json(&record);
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "topic": "t", "partition": 3, "offset": 42, "timestamp": 1_700_000_000_000i64,
+                "key": "k1", "headers": [{"name": "h", "value": "v"}], "value_base64": "/wA=",
+            })
+        );
     }
 }

@@ -1,21 +1,46 @@
-use strata_client::Admin;
+mod reset;
 
-use crate::cli::GroupCommand;
+use serde_json::json;
+use strata_client::{Admin, GroupDescription};
+
+use super::print_json;
+use crate::cli::{Format, GroupCommand};
 
 pub async fn run(command: GroupCommand) -> anyhow::Result<()> {
     match command {
-        GroupCommand::List { server } => {
+        GroupCommand::List { server, format } => {
             let admin = Admin::connect(&server.server).await?;
             let groups = admin.list_groups().await?;
+            if format.format == Format::Json {
+                let list: Vec<_> = groups
+                    .iter()
+                    .map(|g| {
+                        json!({
+                            "group": g.group,
+                            "state": g.state,
+                            "protocol_type": g.protocol_type,
+                            "members": g.members,
+                        })
+                    })
+                    .collect();
+                return print_json(&list);
+            }
             println!("{:<32} {:<20} {:>7}", "group", "state", "members");
             for g in &groups {
                 println!("{:<32} {:<20} {:>7}", g.group, g.state, g.members);
             }
             eprintln!("{} groups", groups.len());
         }
-        GroupCommand::Describe { group, server } => {
+        GroupCommand::Describe {
+            group,
+            server,
+            format,
+        } => {
             let admin = Admin::connect(&server.server).await?;
             let g = admin.describe_group(&group).await?;
+            if format.format == Format::Json {
+                return print_json(&group_json(&g));
+            }
             println!(
                 "group {}: {}, generation {}, protocol {} ({}), {} members",
                 g.group,
@@ -68,6 +93,57 @@ pub async fn run(command: GroupCommand) -> anyhow::Result<()> {
             }
             println!("total lag {total}");
         }
+        GroupCommand::Delete { group, server } => {
+            let admin = Admin::connect(&server.server).await?;
+            admin.delete_group(&group).await?;
+            println!("deleted group {group}");
+        }
+        GroupCommand::ResetOffsets(args) => reset::run(args).await?,
     }
     Ok(())
+}
+
+/// A group's description as `--format json` prints it.
+fn group_json(g: &GroupDescription) -> serde_json::Value {
+    let members: Vec<_> = g
+        .members
+        .iter()
+        .map(|m| {
+            let assignment: Vec<_> = m
+                .assignment
+                .iter()
+                .map(|tp| json!({ "topic": tp.topic, "partition": tp.partition }))
+                .collect();
+            json!({
+                "member_id": m.member_id,
+                "client_id": m.client_id,
+                "client_host": m.client_host,
+                "assignment": assignment,
+            })
+        })
+        .collect();
+    let offsets: Vec<_> = g
+        .offsets
+        .iter()
+        .map(|o| {
+            json!({
+                "topic": o.partition.topic,
+                "partition": o.partition.partition,
+                "committed": o.committed,
+                "high_watermark": o.high_watermark,
+                "lag": o.lag,
+                "member_id": o.member_id,
+            })
+        })
+        .collect();
+    json!({
+        "group": g.group,
+        "state": g.state,
+        "generation": g.generation,
+        "protocol_type": g.protocol_type,
+        "protocol": g.protocol,
+        "leader": g.leader,
+        "members": members,
+        "offsets": offsets,
+    })
 }

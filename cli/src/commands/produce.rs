@@ -10,6 +10,7 @@ use strata_client::{Ack, Compression, Partitioner, Producer, ProducerConfig, Pro
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::cli::ProduceArgs;
+use crate::report::{CliError, Failure};
 
 /// Acknowledgements awaited at once; more lines wait until some arrive.
 const MAX_PENDING: usize = 100_000;
@@ -36,6 +37,7 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         linger: Duration::from_millis(args.linger_ms),
         ..ProducerConfig::default()
     };
+    let headers = parse_headers(&args.headers)?;
     let producer = Producer::builder(&args.server.server)
         .config(config)
         .build()
@@ -64,6 +66,7 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         let mut record = ProducerRecord::new(args.topic.clone(), value);
         record.key = key;
         record.partition = args.partition;
+        record.headers.clone_from(&headers);
         pending.push(producer.enqueue(record).await?);
         // Collect acknowledgements as they come, so an error stops the input early.
         while let Some(Some(done)) = futures::FutureExt::now_or_never(pending.next()) {
@@ -95,4 +98,47 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         bytes as f64 / 1e6 / secs
     );
     Ok(())
+}
+
+/// `--header` values: `name=value`, or `name` alone for a header without a value (as
+/// `strata consume --print-headers` prints them). The name may not be empty.
+fn parse_headers(given: &[String]) -> anyhow::Result<Vec<(String, Option<Bytes>)>> {
+    given
+        .iter()
+        .map(|header| {
+            let (name, value) = match header.split_once('=') {
+                Some((name, value)) => (name, Some(Bytes::from(value.to_owned()))),
+                None => (header.as_str(), None),
+            };
+            if name.is_empty() {
+                return Err(CliError::new(
+                    Failure::Usage,
+                    format!("--header {header:?}: the name before `=` is empty"),
+                )
+                .with_hint("write --header name=value")
+                .into());
+            }
+            Ok((name.to_owned(), value))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_parse_as_consume_prints_them() {
+        let parsed = parse_headers(&["trace=abc".into(), "flag".into(), "eq=a=b".into()]).unwrap();
+        assert_eq!(
+            parsed,
+            vec![
+                ("trace".to_owned(), Some(Bytes::from_static(b"abc"))),
+                ("flag".to_owned(), None),
+                ("eq".to_owned(), Some(Bytes::from_static(b"a=b"))),
+            ]
+        );
+        let err = parse_headers(&["=v".into()]).unwrap_err();
+        assert_eq!(crate::report::classify(&err).0, Failure::Usage);
+    }
 }

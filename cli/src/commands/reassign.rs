@@ -11,7 +11,7 @@ pub async fn run(args: ReassignArgs) -> anyhow::Result<()> {
         "partition": args.partition,
         "broker": args.broker,
     });
-    let answer = super::topic::call(
+    let answer = super::admin_api::call(
         reqwest::Method::POST,
         &args.admin.admin,
         "/v1/reassignments",

@@ -1,57 +1,8 @@
-use serde_json::{Value, json};
-use strata_proto::ErrorCode;
+use serde_json::json;
 
-use crate::cli::TopicCommand;
-use crate::report::{CliError, Failure};
-
-pub(super) async fn call(
-    method: reqwest::Method,
-    admin: &str,
-    path: &str,
-    body: Option<Value>,
-) -> anyhow::Result<Value> {
-    let url = format!("http://{admin}{path}");
-    let mut request = reqwest::Client::new().request(method, &url);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.map_err(|e| {
-        CliError::new(
-            Failure::Unavailable,
-            format!("cannot reach the admin API at {admin}: {e}"),
-        )
-        .with_hint("is a controller (or `strata standalone`) running there? pass --admin")
-    })?;
-    let status = response.status();
-    let text = response.text().await?;
-    let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    if !status.is_success() {
-        let code = value["error"]["code"].as_str().unwrap_or("ERROR");
-        let message = value["error"]["message"].as_str().unwrap_or(&text);
-        let failure = match code.parse::<ErrorCode>() {
-            Ok(code) => Failure::of_code(code),
-            Err(_) if status.is_server_error() => Failure::Unavailable,
-            Err(_) => Failure::Refused,
-        };
-        let mut error = CliError::new(failure, format!("{code}: {message}"));
-        if let Some(hint) = hint_for(code) {
-            error = error.with_hint(hint);
-        }
-        return Err(error.into());
-    }
-    Ok(value)
-}
-
-/// What to try after the admin API refused a request with `code`.
-fn hint_for(code: &str) -> Option<&'static str> {
-    match code {
-        "UNKNOWN_TOPIC" => Some("`strata topic list` shows the topics"),
-        "UNKNOWN_GROUP" => Some("`strata group list` shows the groups"),
-        "UNKNOWN_BROKER" => Some("`GET /v1/brokers` on the admin API lists the live brokers"),
-        "TOPIC_EXISTS" => Some("`strata topic describe NAME` shows it"),
-        _ => None,
-    }
-}
+use super::admin_api::call;
+use super::print_json;
+use crate::cli::{Format, TopicCommand};
 
 pub async fn run(command: TopicCommand) -> anyhow::Result<()> {
     use reqwest::Method;
@@ -72,8 +23,11 @@ pub async fn run(command: TopicCommand) -> anyhow::Result<()> {
                 topic["partitions"]
             );
         }
-        TopicCommand::List { admin } => {
+        TopicCommand::List { admin, format } => {
             let topics = call(Method::GET, &admin.admin, "/v1/topics", None).await?;
+            if format.format == Format::Json {
+                return print_json(&topics);
+            }
             for topic in topics.as_array().into_iter().flatten() {
                 println!(
                     "{}\t{} partitions",
@@ -82,7 +36,11 @@ pub async fn run(command: TopicCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        TopicCommand::Describe { name, admin } => {
+        TopicCommand::Describe {
+            name,
+            admin,
+            format,
+        } => {
             let topic = call(
                 Method::GET,
                 &admin.admin,
@@ -90,6 +48,9 @@ pub async fn run(command: TopicCommand) -> anyhow::Result<()> {
                 None,
             )
             .await?;
+            if format.format == Format::Json {
+                return print_json(&topic);
+            }
             println!(
                 "topic {name}: {} partitions, retention_ms {}, segment_bytes {}",
                 topic["partitions"], topic["retention_ms"], topic["segment_bytes"]
@@ -107,6 +68,25 @@ pub async fn run(command: TopicCommand) -> anyhow::Result<()> {
                     p["state"].as_str().unwrap_or("?"),
                     p["high_watermark"].to_string()
                 );
+            }
+        }
+        TopicCommand::Alter {
+            name,
+            retention_ms,
+            partitions,
+            admin,
+        } => {
+            if let Some(ms) = retention_ms {
+                let path = format!("/v1/topics/{name}");
+                let body = json!({ "retention_ms": ms });
+                call(Method::PATCH, &admin.admin, &path, Some(body)).await?;
+                println!("topic {name}: retention_ms {ms}");
+            }
+            if let Some(total) = partitions {
+                let path = format!("/v1/topics/{name}/partitions");
+                let body = json!({ "partitions": total });
+                let topic = call(Method::POST, &admin.admin, &path, Some(body)).await?;
+                println!("topic {name}: {} partitions", topic["partitions"]);
             }
         }
         TopicCommand::Delete { name, admin } => {

@@ -2,6 +2,7 @@
 
 use strata_meta::schema::{self, GroupState};
 use strata_meta::{Compare, CompareOp, Txn, TxnOp};
+use strata_proto::ErrorCode;
 
 use super::{GroupCoordinator, validate_group};
 use crate::error::ProxyError;
@@ -24,6 +25,20 @@ pub enum DeleteGroupError {
     Busy(String),
     #[error(transparent)]
     Failed(#[from] ProxyError),
+}
+
+impl From<DeleteGroupError> for ProxyError {
+    fn from(e: DeleteGroupError) -> Self {
+        match e {
+            DeleteGroupError::NotEmpty { .. } | DeleteGroupError::Busy(_) => {
+                ProxyError::refused(ErrorCode::GroupNotEmpty, e.to_string())
+            }
+            DeleteGroupError::NotFound(_) => {
+                ProxyError::refused(ErrorCode::UnknownGroup, e.to_string())
+            }
+            DeleteGroupError::Failed(e) => e,
+        }
+    }
 }
 
 impl From<strata_meta::MetaError> for DeleteGroupError {

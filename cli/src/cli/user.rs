@@ -1,0 +1,320 @@
+//! Arguments of the user commands: topics, groups, brokers, produce, consume, reassign.
+
+use clap::{Args, Subcommand};
+
+#[derive(Debug, Subcommand)]
+pub enum TopicCommand {
+    /// Create a topic.
+    Create {
+        /// The topic's name: letters, digits, `.`, `_` and `-`.
+        name: String,
+        /// How many partitions (more can be added later, never fewer).
+        #[arg(long, default_value_t = 1)]
+        partitions: i64,
+        /// Keep data this long (ms); -1 forever. Default: 7 days.
+        #[arg(long)]
+        retention_ms: Option<i64>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// List topics.
+    List {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// Show a topic's partitions: owner, epoch, state, high watermark.
+    Describe {
+        /// The topic.
+        name: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// Change a topic's retention or add partitions (a partition count never shrinks).
+    #[command(group = clap::ArgGroup::new("change").required(true).multiple(true))]
+    Alter {
+        /// The topic.
+        name: String,
+        /// Keep data this long (ms); -1 forever. Brokers apply it at their next pass.
+        #[arg(long, group = "change")]
+        retention_ms: Option<i64>,
+        /// The new total number of partitions, more than it has now.
+        #[arg(long, group = "change")]
+        partitions: Option<i64>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Delete a topic and its data.
+    Delete {
+        /// The topic.
+        name: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+/// How a list or a description is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Columns for people.
+    Text,
+    /// JSON for programs: one document (for consume, one object per message and line).
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct FormatArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BrokersCommand {
+    /// List live brokers: address, partitions, draining or not.
+    List {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// Move every partition off a broker and keep new ones off it (before maintenance).
+    Drain {
+        /// The broker's id.
+        broker: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Let a drained broker take partitions again.
+    Undrain {
+        /// The broker's id.
+        broker: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Admin API address of any controller.
+    #[arg(long, env = "STRATA_ADMIN", default_value = "127.0.0.1:7080")]
+    pub admin: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Proxy address (any proxy of the cluster).
+    #[arg(long, env = "STRATA_SERVER", default_value = "127.0.0.1:7070")]
+    pub server: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// The topic to write to.
+    pub topic: String,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+
+    /// Split each line at the first occurrence of this string into key and value; messages
+    /// with the same key go to the same partition (Kafka's murmur2 partitioner).
+    #[arg(long)]
+    pub key_separator: Option<String>,
+
+    /// Send every message to this partition.
+    #[arg(long)]
+    pub partition: Option<u32>,
+
+    /// Spread messages without a key over partitions: `round-robin` (one each, in turn) or
+    /// `sticky` (a batch to one partition, then the next).
+    #[arg(long, default_value = "round-robin")]
+    pub partitioner: String,
+
+    /// When a message counts as sent: durable (stored and committed), buffered (in the
+    /// broker's memory) or none.
+    #[arg(long, default_value = "durable")]
+    pub acks: String,
+
+    /// Compression of record batches: none, gzip, snappy, lz4 or zstd.
+    #[arg(long, default_value = "none")]
+    pub compression: String,
+
+    /// Bytes per partition batch before it is sent without waiting for the linger.
+    #[arg(long, default_value_t = 256 * 1024)]
+    pub batch_bytes: usize,
+
+    /// Milliseconds a batch waits for more messages.
+    #[arg(long, default_value_t = 5)]
+    pub linger_ms: u64,
+
+    /// A header on every message, `name=value` (or `name` alone for a header without a
+    /// value); repeat for several.
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    pub headers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// The topic to read.
+    pub topic: String,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+
+    /// Read as a member of this consumer group: partitions are shared with the group's
+    /// other members and positions are committed.
+    #[arg(long)]
+    pub group: Option<String>,
+
+    /// Start at the oldest stored message instead of the end (with --group: only for
+    /// partitions the group never committed).
+    #[arg(long)]
+    pub from_beginning: bool,
+
+    /// Read only this partition (not with --group).
+    #[arg(long, conflicts_with = "group")]
+    pub partition: Option<u32>,
+
+    /// Start at this offset (needs --partition).
+    #[arg(long, requires = "partition")]
+    pub offset: Option<i64>,
+
+    /// Start at the first message with a timestamp at or after this time: RFC 3339
+    /// (`2026-12-06T18:00:00Z`) or milliseconds since the Unix epoch. Not with --group (reset
+    /// the group's offsets instead: `strata group reset-offsets --to-datetime`).
+    #[arg(long, value_parser = parse_time, conflicts_with_all = ["group", "offset", "from_beginning"])]
+    pub from_timestamp: Option<i64>,
+
+    /// Stop after this many messages.
+    #[arg(long)]
+    pub max_messages: Option<u64>,
+
+    /// Stop when no message arrived for this long (ms). Without it, runs until the message
+    /// count is reached or Ctrl-C.
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+
+    /// Print `partition<TAB>offset<TAB>` before each message.
+    #[arg(long)]
+    pub print_offsets: bool,
+
+    /// Print `timestamp<TAB>` (ms since the Unix epoch, as the producer set it) before each
+    /// message, after the offsets.
+    #[arg(long)]
+    pub print_timestamp: bool,
+
+    /// Print `key<TAB>` before each message.
+    #[arg(long)]
+    pub print_key: bool,
+
+    /// Print the headers as `name=value,name=value<TAB>` before each message, after the key
+    /// (a header without a value prints as its name alone).
+    #[arg(long)]
+    pub print_headers: bool,
+
+    /// With --group: the group drops this consumer after this long without a heartbeat.
+    #[arg(long, default_value_t = 10_000)]
+    pub session_timeout_ms: u64,
+
+    /// With --group: commit positions this often.
+    #[arg(long, default_value_t = 1_000)]
+    pub commit_interval_ms: u64,
+
+    /// `text`: the value per line, with the --print-* fields before it. `json`: one object
+    /// per line with topic, partition, offset, timestamp, key, headers and value (strings
+    /// when UTF-8, else `key_base64`/`value_base64`).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// A time as milliseconds since the Unix epoch, from RFC 3339 or from milliseconds.
+pub fn parse_time(text: &str) -> Result<i64, String> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    let time = humantime::parse_rfc3339_weak(text).map_err(|e| {
+        format!("{e}: give RFC 3339 (2026-12-06T18:00:00Z) or milliseconds since the Unix epoch")
+    })?;
+    let since = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| "the time is before 1970".to_owned())?;
+    i64::try_from(since.as_millis()).map_err(|_| "the time is too far ahead".to_owned())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// List consumer groups with their state and member count.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// Show a group's members, their partitions, committed offsets and lag.
+    Describe {
+        /// The consumer group.
+        group: String,
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// Delete a group's state and committed offsets; refused while it has live members.
+    Delete {
+        /// The consumer group.
+        group: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Move a group's committed offsets (Kafka's kafka-consumer-groups --reset-offsets).
+    /// Prints the plan and changes nothing unless --execute; refused while the group has live
+    /// members.
+    ResetOffsets(ResetOffsetsArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("target").required(true))]
+pub struct ResetOffsetsArgs {
+    /// The consumer group.
+    pub group: String,
+    /// A topic whose partitions to reset (all of them); repeat for several.
+    #[arg(long = "topic", required = true)]
+    pub topics: Vec<String>,
+    /// To the oldest stored message.
+    #[arg(long, group = "target")]
+    pub to_earliest: bool,
+    /// To the end: only messages produced from now on are read.
+    #[arg(long, group = "target")]
+    pub to_latest: bool,
+    /// To this offset in every partition (kept within each partition's log).
+    #[arg(long, group = "target")]
+    pub to_offset: Option<i64>,
+    /// To the first message at or after this time: RFC 3339 or ms since the Unix epoch.
+    #[arg(long, group = "target", value_parser = parse_time)]
+    pub to_datetime: Option<i64>,
+    /// By this many messages from the committed offset (negative: back), within the log.
+    #[arg(long, group = "target", allow_hyphen_values = true)]
+    pub shift_by: Option<i64>,
+    /// Commit the new offsets; without it, only print them.
+    #[arg(long)]
+    pub execute: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReassignArgs {
+    /// The topic of the partition to move.
+    pub topic: String,
+    /// The partition to move.
+    pub partition: u32,
+    /// The broker that takes it over.
+    pub broker: String,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}

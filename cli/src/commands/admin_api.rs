@@ -1,0 +1,55 @@
+//! Calls of the controllers' admin REST API, with failures classified for the exit code.
+
+use serde_json::Value;
+use strata_proto::ErrorCode;
+
+use crate::report::{CliError, Failure};
+
+pub(super) async fn call(
+    method: reqwest::Method,
+    admin: &str,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
+    let url = format!("http://{admin}{path}");
+    let mut request = reqwest::Client::new().request(method, &url);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.map_err(|e| {
+        CliError::new(
+            Failure::Unavailable,
+            format!("cannot reach the admin API at {admin}: {e}"),
+        )
+        .with_hint("is a controller (or `strata standalone`) running there? pass --admin")
+    })?;
+    let status = response.status();
+    let text = response.text().await?;
+    let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if !status.is_success() {
+        let code = value["error"]["code"].as_str().unwrap_or("ERROR");
+        let message = value["error"]["message"].as_str().unwrap_or(&text);
+        let failure = match code.parse::<ErrorCode>() {
+            Ok(code) => Failure::of_code(code),
+            Err(_) if status.is_server_error() => Failure::Unavailable,
+            Err(_) => Failure::Refused,
+        };
+        let mut error = CliError::new(failure, format!("{code}: {message}"));
+        if let Some(hint) = hint_for(code) {
+            error = error.with_hint(hint);
+        }
+        return Err(error.into());
+    }
+    Ok(value)
+}
+
+/// What to try after the admin API refused a request with `code`.
+fn hint_for(code: &str) -> Option<&'static str> {
+    match code {
+        "UNKNOWN_TOPIC" => Some("`strata topic list` shows the topics"),
+        "UNKNOWN_GROUP" => Some("`strata group list` shows the groups"),
+        "UNKNOWN_BROKER" => Some("`GET /v1/brokers` on the admin API lists the live brokers"),
+        "TOPIC_EXISTS" => Some("`strata topic describe NAME` shows it"),
+        _ => None,
+    }
+}
