@@ -1,6 +1,12 @@
-//! One gRPC channel to a proxy, shared by every client built from it.
+//! One gRPC channel to a proxy at a time, shared by every client built from it, moving to
+//! another proxy when the current one cannot be reached.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+use strata_clock::RandomSource as _;
+use tokio::time::Instant;
 
 use strata_proto::v1::strata_client::StrataClient;
 use tonic::transport::{Channel, Endpoint};
@@ -10,41 +16,72 @@ use crate::error::{Error, Result};
 /// Largest message the SDK accepts from a proxy (fetch answers carry up to a few MiB).
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
-/// A connection to a Strata proxy (or to any of several behind one address).
+/// A connection to Strata's proxies: one of several addresses at a time, moving to the next
+/// when the current one stops answering.
 ///
 /// Cheap to clone: clones share one HTTP/2 channel, which reconnects by itself after a proxy
-/// restart.
+/// restart. Given several addresses (`a:7070,b:7070`, or a name that resolves to several),
+/// each connection starts at a random one, so clients spread over the proxies; when a call
+/// fails because the proxy cannot be reached (killed, stopped, or gone after telling its
+/// clients to leave), the connection moves to the next address, and the call's retry — every
+/// SDK client retries such failures, idempotently for produces — goes there.
 ///
 /// ```no_run
 /// # async fn example() -> strata_client::Result<()> {
 /// use strata_client::{Admin, Connection, Consumer, ConsumerConfig};
-/// let connection = Connection::connect("127.0.0.1:7070").await?;
+/// let connection = Connection::connect("127.0.0.1:7070,127.0.0.1:7170").await?;
 /// let admin = Admin::new(connection.clone());
 /// let consumer = Consumer::new(connection, ConsumerConfig::default())?;
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
 pub struct Connection {
-    server: String,
-    client: StrataClient<Channel>,
+    inner: Arc<Inner>,
 }
 
+#[derive(Debug)]
+struct Inner {
+    servers: Vec<String>,
+    current: RwLock<Current>,
+    moves: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Current {
+    index: usize,
+    client: StrataClient<Channel>,
+    since: Instant,
+}
+
+/// After a move, failures of calls made before it keep arriving for a moment; they must not
+/// move the connection again, past a proxy that works.
+const SETTLE: Duration = Duration::from_secs(1);
+
 impl Connection {
-    /// Connects to `server` (`host:port` or `http://host:port`), failing fast when nothing
-    /// answers there.
+    /// Connects to `servers` (`host:port` or `http://host:port`, comma-separated for several
+    /// proxies), failing fast when none of them answers.
     ///
     /// ```no_run
     /// # async fn example() -> strata_client::Result<()> {
     /// let connection = strata_client::Connection::connect("127.0.0.1:7070").await?;
     /// # Ok(()) }
     /// ```
-    pub async fn connect(server: &str) -> Result<Self> {
-        let endpoint = endpoint(server)?;
-        let channel = endpoint.connect().await.map_err(|e| Error::Connect {
-            server: server.to_owned(),
-            message: source_chain(&e),
-        })?;
-        Ok(Self::from_channel(server, channel))
+    pub async fn connect(servers: &str) -> Result<Self> {
+        let servers = resolve(parse_servers(servers)?).await;
+        let first = strata_clock::ThreadRandom.below(servers.len());
+        let mut failures = Vec::new();
+        for step in 0..servers.len() {
+            let index = (first + step) % servers.len();
+            let server = &servers[index];
+            match endpoint(server)?.connect().await {
+                Ok(channel) => return Ok(Self::new(servers, index, channel)),
+                Err(e) => failures.push(format!("{server}: {}", source_chain(&e))),
+            }
+        }
+        Err(Error::Connect {
+            server: servers.join(","),
+            message: failures.join("; "),
+        })
     }
 
     /// A connection that dials on first use, so building a client never fails on a proxy that
@@ -55,21 +92,28 @@ impl Connection {
     /// let connection = strata_client::Connection::lazy("proxy.strata.svc:7070")?;
     /// # Ok(()) }
     /// ```
-    pub fn lazy(server: &str) -> Result<Self> {
-        Ok(Self::from_channel(server, endpoint(server)?.connect_lazy()))
+    pub fn lazy(servers: &str) -> Result<Self> {
+        let servers = parse_servers(servers)?;
+        let index = strata_clock::ThreadRandom.below(servers.len());
+        let channel = endpoint(&servers[index])?.connect_lazy();
+        Ok(Self::new(servers, index, channel))
     }
 
-    fn from_channel(server: &str, channel: Channel) -> Self {
-        let client = StrataClient::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    fn new(servers: Vec<String>, index: usize, channel: Channel) -> Self {
         Self {
-            server: server.to_owned(),
-            client,
+            inner: Arc::new(Inner {
+                servers,
+                current: RwLock::new(Current {
+                    index,
+                    client: client(channel),
+                    since: Instant::now(),
+                }),
+                moves: AtomicU64::new(0),
+            }),
         }
     }
 
-    /// The address this connection dials.
+    /// The address this connection dials now.
     ///
     /// ```no_run
     /// # async fn example() -> strata_client::Result<()> {
@@ -77,8 +121,19 @@ impl Connection {
     /// assert_eq!(connection.server(), "127.0.0.1:7070");
     /// # Ok(()) }
     /// ```
-    pub fn server(&self) -> &str {
-        &self.server
+    pub fn server(&self) -> String {
+        self.inner.servers[self.current().index].clone()
+    }
+
+    /// Every address this connection may use.
+    pub fn servers(&self) -> &[String] {
+        &self.inner.servers
+    }
+
+    /// How many times the connection moved to another proxy because its own could not be
+    /// reached (each move is also logged as a warning).
+    pub fn moves(&self) -> u64 {
+        self.inner.moves.load(Ordering::Relaxed)
     }
 
     /// The generated gRPC client, for calls the SDK does not wrap.
@@ -92,20 +147,36 @@ impl Connection {
     /// # Ok(()) }
     /// ```
     pub fn grpc(&self) -> StrataClient<Channel> {
-        self.client.clone()
+        self.current().client.clone()
     }
 
-    /// Maps a failed call to an [`Error`], naming the server on transport failures.
+    fn current(&self) -> std::sync::RwLockReadGuard<'_, Current> {
+        // A panic while holding the lock left a valid `Current`: keep using it.
+        self.inner
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Maps a failed call to an [`Error`], naming the server on transport failures, and moves
+    /// to the next address when the proxy could not be reached.
     pub(crate) fn call_error(&self, status: tonic::Status) -> Error {
-        if status.code() == tonic::Code::Unavailable
-            && status
-                .metadata()
-                .get(strata_proto::ERROR_CODE_METADATA)
-                .is_none()
-        {
+        let from_strata = status
+            .metadata()
+            .get(strata_proto::ERROR_CODE_METADATA)
+            .is_some();
+        // A status whose source is a transport error was made by this side, not sent by a
+        // server: the connection broke under the call (the proxy died, or sent GOAWAY while
+        // the request was on its way, which hyper reports as an internal h2 error), so the
+        // proxy is going away and a retry elsewhere is safe.
+        let broken = std::error::Error::source(&status)
+            .is_some_and(|source| source.is::<tonic::transport::Error>());
+        if !from_strata && (status.code() == tonic::Code::Unavailable || broken) {
+            let server = self.server();
+            self.move_on(&status);
             Error::Connect {
-                server: self.server.clone(),
-                message: status.message().to_owned(),
+                server,
+                message: source_chain(&status),
             }
         } else {
             match strata_proto::code_of_status(&status) {
@@ -116,6 +187,90 @@ impl Connection {
                 None => Error::Transport(status),
             }
         }
+    }
+
+    /// Moves to the next address, unless there is no other or the last move was too recent
+    /// for this failure to be the new proxy's.
+    fn move_on(&self, status: &tonic::Status) {
+        let servers = &self.inner.servers;
+        if servers.len() < 2 {
+            return;
+        }
+        let mut current = self
+            .inner
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if current.since.elapsed() < SETTLE {
+            return;
+        }
+        let next = (current.index + 1) % servers.len();
+        let Ok(endpoint) = endpoint(&servers[next]) else {
+            return;
+        };
+        tracing::warn!(
+            from = %servers[current.index], to = %servers[next], error = %status.message(),
+            "proxy unreachable; moving to the next one"
+        );
+        *current = Current {
+            index: next,
+            client: client(endpoint.connect_lazy()),
+            since: Instant::now(),
+        };
+        self.inner.moves.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn client(channel: Channel) -> StrataClient<Channel> {
+    StrataClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// The comma-separated addresses, trimmed; at least one.
+fn parse_servers(servers: &str) -> Result<Vec<String>> {
+    let list: Vec<String> = servers
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if list.is_empty() {
+        return Err(Error::InvalidConfig(format!(
+            "server address `{servers}`: give host:port, or several separated by commas"
+        )));
+    }
+    Ok(list)
+}
+
+/// A single name that resolves to several addresses (a headless Kubernetes Service, a DNS
+/// round robin) stands for all of them; anything else is kept as given.
+async fn resolve(servers: Vec<String>) -> Vec<String> {
+    let [single] = servers.as_slice() else {
+        return servers;
+    };
+    if single.contains("://") {
+        return servers;
+    }
+    let single = single.clone();
+    match tokio::net::lookup_host(single.as_str()).await {
+        Ok(found) => {
+            // `localhost` resolves to 127.0.0.1 and ::1, and servers often listen on one:
+            // prefer IPv4 addresses when there are any.
+            let found: Vec<std::net::SocketAddr> = found.collect();
+            let v4: Vec<String> = found
+                .iter()
+                .filter(|a| a.is_ipv4())
+                .map(ToString::to_string)
+                .collect();
+            let all = if v4.is_empty() {
+                found.iter().map(ToString::to_string).collect()
+            } else {
+                v4
+            };
+            if all.len() > 1 { all } else { servers }
+        }
+        Err(_) => servers,
     }
 }
 

@@ -79,6 +79,16 @@ async fn container_broker_paused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_proxy_kill_9() {
+    scenario(Scenario::ProxyKill, "c-proxy-kill").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_proxy_rolling_restart() {
+    scenario(Scenario::ProxyRollingRestart, "c-proxy-rolling").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "the process-mode test covers it in CI; scripts/faults.sh --containers runs it"]
 async fn container_rolling_restart() {
     scenario(Scenario::RollingRestart, "c-rolling").await;

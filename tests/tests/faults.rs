@@ -98,6 +98,16 @@ async fn broker_cut_from_storage() {
     scenario(Scenario::CutFromStorage, "cut-storage").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_kill_9() {
+    scenario(Scenario::ProxyKill, "proxy-kill").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_restart_of_every_proxy() {
+    scenario(Scenario::ProxyRollingRestart, "proxy-rolling").await;
+}
+
 /// The checker has teeth: with `buffered` acks (acknowledged from the owner's memory, which a
 /// crash loses; documented) and brokers that flush only every 1.5 s, killing the owner of
 /// partition 0 with -9 loses acknowledged messages, and the checker must count them.

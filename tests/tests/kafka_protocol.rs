@@ -20,6 +20,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use strata_format::{BatchOptions, Record, RecordBatch, encode_batch};
 use strata_integration_tests::InProcess;
+use strata_integration_tests::harness::ops::Cluster as _;
 use strata_integration_tests::kafka_wire::KafkaWire;
 
 const UNSUPPORTED_VERSION: i16 = 35;
@@ -478,7 +479,7 @@ async fn metadata_lists_the_live_proxies_and_a_killed_one_drops_out_within_its_l
         );
     }
 
-    cluster.kill_proxy(1).unwrap();
+    cluster.kill_proxy(1).await.unwrap();
     let survivor = addrs[0];
     // The lease TTL of the harness is 2 s; allow for etcd's minimum TTL and renewal slack.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);

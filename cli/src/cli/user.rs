@@ -106,7 +106,8 @@ pub struct AdminArgs {
 
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// Proxy address (any proxy of the cluster).
+    /// Proxy addresses, comma-separated (any proxies of the cluster): the client starts at a
+    /// random one and moves to the next when it cannot be reached.
     #[arg(long, env = "STRATA_SERVER", default_value = "127.0.0.1:7070")]
     pub server: String,
 }

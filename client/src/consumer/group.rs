@@ -293,18 +293,35 @@ impl Drop for Membership {
     }
 }
 
-/// Sends an OffsetCommit; a stale membership raises the rejoin signal.
+/// Attempts of a commit whose proxy could not be reached: the connection moves to another
+/// proxy on the first failure, so the second attempt normally lands.
+const COMMIT_ATTEMPTS: u32 = 3;
+const COMMIT_RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// Sends an OffsetCommit; a stale membership raises the rejoin signal. A commit is the same
+/// write however often it is sent, so one that never reached a proxy (stopped, killed) is
+/// sent again rather than failed to the caller.
 pub(super) async fn commit_request(
     connection: &Connection,
     request: v1::OffsetCommitRequest,
     signals: &Signals,
 ) -> Result<()> {
-    let answer = connection
-        .grpc()
-        .offset_commit(request)
-        .await
-        .map_err(|s| connection.call_error(s))?
-        .into_inner();
+    let mut attempt = 1;
+    let answer = loop {
+        match connection.grpc().offset_commit(request.clone()).await {
+            Ok(answer) => break answer.into_inner(),
+            Err(status) => {
+                let e = connection.call_error(status);
+                let unreachable = matches!(e, Error::Connect { .. } | Error::Transport(_));
+                if !(unreachable && e.is_retriable()) || attempt == COMMIT_ATTEMPTS {
+                    return Err(e);
+                }
+                tracing::debug!(group = %request.group, error = %e, "commit did not reach a proxy; sending it again");
+                attempt += 1;
+                tokio::time::sleep(COMMIT_RETRY_PAUSE).await;
+            }
+        }
+    };
     if let Err(e) = check(answer.error) {
         match e.code() {
             Some(ErrorCode::UnknownMember) => signals.raise(true),

@@ -745,6 +745,12 @@ impl ContainerCluster {
             .with_context(|| format!("no broker {id}"))
     }
 
+    fn proxy_node(&self, index: usize) -> anyhow::Result<&Node> {
+        self.proxies
+            .get(index)
+            .with_context(|| format!("no proxy {index}"))
+    }
+
     /// Saves every container's log (all its runs) to the log directory.
     pub fn save_logs(&self) {
         let nodes = std::iter::once(&self.etcd)
@@ -920,6 +926,33 @@ impl Cluster for ContainerCluster {
         let url = format!("etcd://127.0.0.1:{}", self.etcd.port(2379));
         // The old client reconnects by itself; a fresh one proves etcd answers.
         self.wait_meta(&url).await.map(drop)
+    }
+
+    async fn kill_proxy(&mut self, index: usize) -> anyhow::Result<()> {
+        let name = self.proxy_node(index)?.name.clone();
+        self.kill(&name).await?;
+        self.proxies[index].running = false;
+        Ok(())
+    }
+
+    async fn stop_proxy(&mut self, index: usize) -> anyhow::Result<()> {
+        let node = self.proxy_node(index)?;
+        node.container()?.stop_with_timeout(Some(30)).await?;
+        let exit = node.container()?.exit_code().await?;
+        self.proxies[index].running = false;
+        match exit {
+            Some(0) | None => Ok(()),
+            Some(code) => bail!("proxy {index} exited with {code} on SIGTERM"),
+        }
+    }
+
+    async fn start_proxy(&mut self, index: usize) -> anyhow::Result<()> {
+        let node = self.proxy_node(index)?;
+        node.container()?.start().await?;
+        let url = format!("http://127.0.0.1:{}/readyz", node.port(7073));
+        self.wait_http(node, &url, true).await?;
+        self.proxies[index].running = true;
+        Ok(())
     }
 
     async fn kill_controller(&mut self, id: &str) -> anyhow::Result<()> {

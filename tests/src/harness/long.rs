@@ -153,7 +153,7 @@ impl LongReport {
         );
         let _ = writeln!(
             t,
-            "| consumer poll errors (retried) | {} |",
+            "| consumer errors (polls, commits; retried) | {} |",
             v.consumer_errors
         );
         let _ = writeln!(t, "| segment records at the end | {} |", self.segments);

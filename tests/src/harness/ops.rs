@@ -71,6 +71,12 @@ pub trait Cluster {
     /// Kills etcd, waits `down`, starts it again on the same data.
     async fn restart_etcd(&mut self, down: Duration) -> anyhow::Result<()>;
     async fn kill_controller(&mut self, id: &str) -> anyhow::Result<()>;
+    /// kill -9 proxy `index` (start order).
+    async fn kill_proxy(&mut self, index: usize) -> anyhow::Result<()>;
+    /// SIGTERM proxy `index` and wait for its exit (it tells its clients to leave first).
+    async fn stop_proxy(&mut self, index: usize) -> anyhow::Result<()>;
+    /// Starts proxy `index` again on its address and waits until it is ready.
+    async fn start_proxy(&mut self, index: usize) -> anyhow::Result<()>;
     async fn start_controller(&mut self, id: &str) -> anyhow::Result<()>;
     /// Whether [`Cluster::cut`] works here; the reason when not.
     fn can_cut(&self) -> Result<(), String>;

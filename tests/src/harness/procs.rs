@@ -268,24 +268,10 @@ impl ProcessCluster {
             .collect()
     }
 
-    /// Kills proxy `index` (0-based, start order) with SIGKILL; its registration ends with its
-    /// lease.
-    pub fn kill_proxy(&mut self, index: usize) -> anyhow::Result<()> {
-        let proxy = self
-            .proxies
+    fn proxy_mut(&mut self, index: usize) -> anyhow::Result<&mut StrataServer> {
+        self.proxies
             .get_mut(index)
-            .ok_or_else(|| anyhow::anyhow!("no proxy {index}"))?;
-        proxy.kill();
-        Ok(())
-    }
-
-    /// Starts proxy `index` again (same flags, addresses and id).
-    pub async fn start_proxy(&mut self, index: usize) -> anyhow::Result<()> {
-        let proxy = self
-            .proxies
-            .get_mut(index)
-            .ok_or_else(|| anyhow::anyhow!("no proxy {index}"))?;
-        blocking(|| proxy.start())
+            .ok_or_else(|| anyhow::anyhow!("no proxy {index}"))
     }
 
     /// The log file of a process (`b1`, `c2`, `p1`, `etcd`, `s3-n1`).
@@ -337,6 +323,26 @@ impl Cluster for ProcessCluster {
 
     fn storage_nodes(&self) -> usize {
         self.s3.len()
+    }
+
+    async fn kill_proxy(&mut self, index: usize) -> anyhow::Result<()> {
+        let proxy = self.proxy_mut(index)?;
+        blocking(|| proxy.kill());
+        Ok(())
+    }
+
+    async fn stop_proxy(&mut self, index: usize) -> anyhow::Result<()> {
+        let proxy = self.proxy_mut(index)?;
+        let status = blocking(|| proxy.terminate(Duration::from_secs(30)))?;
+        if !status.success() {
+            bail!("proxy {index} exited with {status} on SIGTERM");
+        }
+        Ok(())
+    }
+
+    async fn start_proxy(&mut self, index: usize) -> anyhow::Result<()> {
+        let proxy = self.proxy_mut(index)?;
+        blocking(|| proxy.start())
     }
 
     async fn kill_broker(&mut self, id: &str) -> anyhow::Result<()> {

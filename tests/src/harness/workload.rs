@@ -127,7 +127,7 @@ pub struct Ledger {
     /// rebalance), and those whose value differed from the first delivery's.
     pub redelivered: u64,
     pub delivery_mismatches: u64,
-    /// Consumer poll errors by message.
+    /// Consumer errors by message: failed polls, and commits that reached no proxy.
     pub consumer_errors: HashMap<String, u64>,
     /// Pauses of the producers, excluded from gap measurements.
     pub pauses: Vec<(Instant, Instant)>,
@@ -242,8 +242,11 @@ impl Load {
         let (phase, _) = watch::channel(Phase::Run);
         let idle = Arc::new(AtomicUsize::new(0));
         let mut producers = Vec::new();
+        // Every client knows every proxy and moves to the next when its own cannot be reached;
+        // each starts at a random one.
+        let all = proxies.join(",");
         for index in 0..config.producers {
-            let server = &proxies[index % proxies.len()];
+            let server = &all;
             let producer = Producer::builder(server)
                 .linger(config.linger)
                 .acks(config.acks)
@@ -265,9 +268,7 @@ impl Load {
         let stop_consumers = CancellationToken::new();
         let mut consumers = Vec::new();
         for index in 0..config.consumers {
-            // Consumers use the proxies in the other order, so each proxy serves both roles.
-            let server =
-                proxies[(proxies.len() - 1 - index % proxies.len()) % proxies.len()].clone();
+            let server = all.clone();
             consumers.push(tokio::spawn(consume(
                 index,
                 server,
@@ -290,6 +291,13 @@ impl Load {
             stop_consumers,
             paused_at: None,
         })
+    }
+
+    /// Errors clients have seen so far: messages not delivered, and failed polls.
+    pub fn client_errors(&self) -> u64 {
+        let ledger = lock(&self.ledger);
+        let (_, failed, _) = ledger.counts();
+        failed + ledger.consumer_errors.values().sum::<u64>()
     }
 
     /// Waits until every partition has been acknowledged at least `acks` times since `since`.
@@ -609,6 +617,15 @@ async fn consume(
                 if last_commit.elapsed() >= Duration::from_millis(500) {
                     last_commit = Instant::now();
                     if let Err(e) = c.commit_sync().await {
+                        // A refusal (a rebalance moved the partitions) is the group's normal
+                        // life; a commit that reached no proxy, after the SDK's own retries,
+                        // is an error a client saw.
+                        if e.code().is_none() {
+                            *lock(&ledger)
+                                .consumer_errors
+                                .entry(format!("commit: {}", short_error(&e.to_string())))
+                                .or_default() += 1;
+                        }
                         tracing::info!(consumer = index, error = %e, "commit failed (a rebalance or a fault); continuing");
                     }
                 }
