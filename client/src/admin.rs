@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use strata_proto::v1;
 
 use crate::connection::Connection;
+use crate::consumer::group::{offset_commit_request, partition_errors};
 use crate::error::{Error, Result, check};
 use crate::types::{Offset, TopicPartition};
 
@@ -426,33 +427,12 @@ impl Admin {
         let answer = self
             .connection
             .grpc()
-            .offset_commit(v1::OffsetCommitRequest {
-                group: group.to_owned(),
-                generation: -1,
-                member_id: String::new(),
-                offsets: offsets
-                    .iter()
-                    .map(|(tp, offset)| v1::PartitionOffset {
-                        topic: tp.topic.clone(),
-                        partition: tp.partition,
-                        offset: *offset,
-                        metadata: String::new(),
-                    })
-                    .collect(),
-            })
+            .offset_commit(offset_commit_request(group, -1, "", offsets))
             .await
             .map_err(|s| self.connection.call_error(s))?
             .into_inner();
         check(answer.error)?;
-        for p in answer.partitions {
-            if let Some(e) = p.error {
-                return Err(Error::Server {
-                    code: e.error_code().unwrap_or(strata_proto::ErrorCode::Internal),
-                    message: format!("{}/{}: {}", p.topic, p.partition, e.message),
-                });
-            }
-        }
-        Ok(())
+        partition_errors(answer.partitions)
     }
 
     /// A group's members, their partitions, and committed offsets with lag.

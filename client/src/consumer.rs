@@ -3,7 +3,7 @@
 
 mod assignor;
 mod fetcher;
-mod group;
+pub(crate) mod group;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;

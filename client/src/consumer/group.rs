@@ -248,20 +248,7 @@ impl Membership {
         &self,
         offsets: &BTreeMap<TopicPartition, i64>,
     ) -> v1::OffsetCommitRequest {
-        v1::OffsetCommitRequest {
-            group: self.group.clone(),
-            generation: self.generation,
-            member_id: self.member_id.clone(),
-            offsets: offsets
-                .iter()
-                .map(|(tp, offset)| v1::PartitionOffset {
-                    topic: tp.topic.clone(),
-                    partition: tp.partition,
-                    offset: *offset,
-                    metadata: String::new(),
-                })
-                .collect(),
-        }
+        offset_commit_request(&self.group, self.generation, &self.member_id, offsets)
     }
 
     /// Leaves the group so the others rebalance at once instead of after our session times out.
@@ -332,10 +319,38 @@ pub(super) async fn commit_request(
         }
         return Err(e);
     }
-    for p in answer.partitions {
+    partition_errors(answer.partitions)
+}
+
+/// An OffsetCommit of `offsets` as `member_id` in `generation` (-1 and no member: from outside
+/// the group).
+pub(crate) fn offset_commit_request(
+    group: &str,
+    generation: i32,
+    member_id: &str,
+    offsets: &BTreeMap<TopicPartition, i64>,
+) -> v1::OffsetCommitRequest {
+    v1::OffsetCommitRequest {
+        group: group.to_owned(),
+        generation,
+        member_id: member_id.to_owned(),
+        offsets: offsets
+            .iter()
+            .map(|(tp, offset)| v1::PartitionOffset {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                offset: *offset,
+                metadata: String::new(),
+            })
+            .collect(),
+    }
+}
+
+/// The first partition an OffsetCommit refused, as an error naming it.
+pub(crate) fn partition_errors(partitions: Vec<v1::PartitionError>) -> Result<()> {
+    for p in partitions {
         if let Some(e) = p.error {
-            let e = Error::from_wire(&e);
-            return Err(match e {
+            return Err(match Error::from_wire(&e) {
                 Error::Server { code, message } => Error::Server {
                     code,
                     message: format!("{}/{}: {message}", p.topic, p.partition),
