@@ -50,7 +50,8 @@ struct Inner {
 struct Current {
     index: usize,
     client: StrataClient<Channel>,
-    since: Instant,
+    /// When the connection last moved; `None` before its first move.
+    moved_at: Option<Instant>,
 }
 
 /// After a move, failures of calls made before it keep arriving for a moment; they must not
@@ -106,7 +107,7 @@ impl Connection {
                 current: RwLock::new(Current {
                     index,
                     client: client(channel),
-                    since: Instant::now(),
+                    moved_at: None,
                 }),
                 moves: AtomicU64::new(0),
             }),
@@ -201,7 +202,7 @@ impl Connection {
             .current
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if current.since.elapsed() < SETTLE {
+        if current.moved_at.is_some_and(|at| at.elapsed() < SETTLE) {
             return;
         }
         let next = (current.index + 1) % servers.len();
@@ -215,7 +216,7 @@ impl Connection {
         *current = Current {
             index: next,
             client: client(endpoint.connect_lazy()),
-            since: Instant::now(),
+            moved_at: Some(Instant::now()),
         };
         self.inner.moves.fetch_add(1, Ordering::Relaxed);
     }
@@ -298,4 +299,58 @@ fn source_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unreachable() -> tonic::Status {
+        tonic::Status::unavailable("tcp connect error")
+    }
+
+    #[test]
+    fn addresses_are_a_comma_separated_list_of_at_least_one() {
+        assert_eq!(
+            parse_servers(" a:1, b:2 ,").unwrap(),
+            vec!["a:1".to_owned(), "b:2".to_owned()]
+        );
+        assert!(matches!(parse_servers(" , "), Err(Error::InvalidConfig(_))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unreachable_proxy_moves_the_connection_once_per_settle_window() {
+        let connection = Connection::lazy("127.0.0.1:1,127.0.0.1:2,127.0.0.1:3").unwrap();
+        let first = connection.server();
+        let error = connection.call_error(unreachable());
+        assert!(error.is_retriable(), "{error}");
+        let second = connection.server();
+        assert_ne!(second, first);
+        assert_eq!(connection.moves(), 1);
+        // Failures of calls made before the move do not move it past the new proxy.
+        connection.call_error(unreachable());
+        assert_eq!(
+            (connection.server(), connection.moves()),
+            (second.clone(), 1)
+        );
+        tokio::time::advance(SETTLE).await;
+        connection.call_error(unreachable());
+        assert_eq!(connection.moves(), 2);
+        assert!(connection.server() != second && connection.server() != first);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_servers_refusal_does_not_move_the_connection() {
+        let connection = Connection::lazy("127.0.0.1:1,127.0.0.1:2").unwrap();
+        let status = strata_proto::status(
+            strata_proto::ErrorCode::Unavailable,
+            "the metadata store is down",
+        );
+        let error = connection.call_error(status);
+        assert!(matches!(error, Error::Server { .. }), "{error}");
+        assert_eq!(connection.moves(), 0);
+        let single = Connection::lazy("127.0.0.1:1").unwrap();
+        single.call_error(unreachable());
+        assert_eq!(single.moves(), 0, "nowhere to move to");
+    }
 }
