@@ -29,13 +29,14 @@ pub(super) async fn call(
     if !status.is_success() {
         let code = value["error"]["code"].as_str().unwrap_or("ERROR");
         let message = value["error"]["message"].as_str().unwrap_or(&text);
-        let failure = match code.parse::<ErrorCode>() {
-            Ok(code) => Failure::of_code(code),
-            Err(_) if status.is_server_error() => Failure::Unavailable,
-            Err(_) => Failure::Refused,
+        let parsed = code.parse::<ErrorCode>().ok();
+        let failure = match parsed {
+            Some(code) => Failure::of_code(code),
+            None if status.is_server_error() => Failure::Unavailable,
+            None => Failure::Refused,
         };
         let mut error = CliError::new(failure, format!("{code}: {message}"));
-        if let Some(hint) = hint_for(code) {
+        if let Some(hint) = parsed.and_then(hint_for) {
             error = error.with_hint(hint);
         }
         return Err(error.into());
@@ -44,12 +45,12 @@ pub(super) async fn call(
 }
 
 /// What to try after the admin API refused a request with `code`.
-fn hint_for(code: &str) -> Option<&'static str> {
+fn hint_for(code: ErrorCode) -> Option<&'static str> {
     match code {
-        "UNKNOWN_TOPIC" => Some("`strata topic list` shows the topics"),
-        "UNKNOWN_GROUP" => Some("`strata group list` shows the groups"),
-        "UNKNOWN_BROKER" => Some("`GET /v1/brokers` on the admin API lists the live brokers"),
-        "TOPIC_EXISTS" => Some("`strata topic describe NAME` shows it"),
+        ErrorCode::UnknownTopic => Some("`strata topic list` shows the topics"),
+        ErrorCode::UnknownGroup => Some("`strata group list` shows the groups"),
+        ErrorCode::UnknownBroker => Some("`strata brokers list` shows the live brokers"),
+        ErrorCode::TopicExists => Some("`strata topic describe NAME` shows it"),
         _ => None,
     }
 }

@@ -864,20 +864,11 @@ impl Cluster for ContainerCluster {
     }
 
     async fn stop_broker(&mut self, id: &str) -> anyhow::Result<()> {
-        // The broker bounds its graceful stop at 20 s.
-        self.broker_node(id)?
-            .container()?
-            .stop_with_timeout(Some(30))
-            .await?;
-        let node = self.broker_node(id)?;
-        let exit = node.container()?.exit_code().await?;
+        let exit = stop_container(self.broker_node(id)?).await?;
         if let Some(b) = self.brokers.get_mut(id) {
             b.running = false;
         }
-        match exit {
-            Some(0) | None => Ok(()),
-            Some(code) => bail!("broker {id} exited with {code} on SIGTERM"),
-        }
+        clean_exit(exit, &format!("broker {id}"))
     }
 
     async fn start_broker(&mut self, id: &str) -> anyhow::Result<()> {
@@ -936,14 +927,9 @@ impl Cluster for ContainerCluster {
     }
 
     async fn stop_proxy(&mut self, index: usize) -> anyhow::Result<()> {
-        let node = self.proxy_node(index)?;
-        node.container()?.stop_with_timeout(Some(30)).await?;
-        let exit = node.container()?.exit_code().await?;
+        let exit = stop_container(self.proxy_node(index)?).await?;
         self.proxies[index].running = false;
-        match exit {
-            Some(0) | None => Ok(()),
-            Some(code) => bail!("proxy {index} exited with {code} on SIGTERM"),
-        }
+        clean_exit(exit, &format!("proxy {index}"))
     }
 
     async fn start_proxy(&mut self, index: usize) -> anyhow::Result<()> {
@@ -1057,5 +1043,20 @@ impl Drop for ContainerCluster {
                 .stderr(std::process::Stdio::null())
                 .status();
         }
+    }
+}
+
+/// `docker stop` with 30 s before SIGKILL (a broker bounds its own graceful stop at 20 s);
+/// the container's exit code.
+async fn stop_container(node: &Node) -> anyhow::Result<Option<i64>> {
+    node.container()?.stop_with_timeout(Some(30)).await?;
+    Ok(node.container()?.exit_code().await?)
+}
+
+/// An error naming `what` unless it exited cleanly on SIGTERM.
+fn clean_exit(exit: Option<i64>, what: &str) -> anyhow::Result<()> {
+    match exit {
+        Some(0) | None => Ok(()),
+        Some(code) => bail!("{what} exited with {code} on SIGTERM"),
     }
 }

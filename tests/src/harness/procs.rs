@@ -332,12 +332,7 @@ impl Cluster for ProcessCluster {
     }
 
     async fn stop_proxy(&mut self, index: usize) -> anyhow::Result<()> {
-        let proxy = self.proxy_mut(index)?;
-        let status = blocking(|| proxy.terminate(Duration::from_secs(30)))?;
-        if !status.success() {
-            bail!("proxy {index} exited with {status} on SIGTERM");
-        }
-        Ok(())
+        stop_gracefully(self.proxy_mut(index)?, &format!("proxy {index}"))
     }
 
     async fn start_proxy(&mut self, index: usize) -> anyhow::Result<()> {
@@ -360,13 +355,7 @@ impl Cluster for ProcessCluster {
     }
 
     async fn stop_broker(&mut self, id: &str) -> anyhow::Result<()> {
-        let broker = self.running_broker(id)?;
-        // The broker's own bound on a graceful stop is 20 s.
-        let status = blocking(|| broker.terminate(Duration::from_secs(30)))?;
-        if !status.success() {
-            bail!("broker {id} exited with {status} on SIGTERM");
-        }
-        Ok(())
+        stop_gracefully(self.running_broker(id)?, &format!("broker {id}"))
     }
 
     async fn start_broker(&mut self, id: &str) -> anyhow::Result<()> {
@@ -455,4 +444,13 @@ impl Drop for ProcessCluster {
             );
         }
     }
+}
+
+/// SIGTERM and wait for a clean exit; a broker bounds its own graceful stop at 20 s.
+fn stop_gracefully(server: &mut StrataServer, what: &str) -> anyhow::Result<()> {
+    let status = blocking(|| server.terminate(Duration::from_secs(30)))?;
+    if !status.success() {
+        bail!("{what} exited with {status} on SIGTERM");
+    }
+    Ok(())
 }

@@ -388,7 +388,7 @@ async fn proxy_rolling_restart<C: Cluster>(cluster: &mut C, run: &mut Run) -> an
     let seen = run.load.client_errors().saturating_sub(before);
     if seen > 0 {
         run.liveness_failures.push(format!(
-            "clients saw {seen} errors (undelivered messages and failed polls) during a rolling \
+            "clients saw {seen} errors (undelivered messages, failed polls or commits) during a rolling \
              restart of the proxies; a proxy that tells its clients to leave costs them none"
         ));
     }

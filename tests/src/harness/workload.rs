@@ -293,7 +293,8 @@ impl Load {
         })
     }
 
-    /// Errors clients have seen so far: messages not delivered, and failed polls.
+    /// Errors clients have seen so far: messages not delivered, failed polls, and commits
+    /// that reached no proxy.
     pub fn client_errors(&self) -> u64 {
         let ledger = lock(&self.ledger);
         let (_, failed, _) = ledger.counts();

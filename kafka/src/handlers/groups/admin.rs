@@ -12,7 +12,7 @@ use kafka_protocol::messages::{
 use strata_proto::consumer_protocol::{Assignment, PROTOCOL_TYPE};
 use strata_proto::v1::{self, strata_server::Strata};
 use strata_proto::{Coded, ErrorCode};
-use strata_proxy::groups::DeleteGroupError;
+use strata_proxy::ProxyError;
 use tonic::Request;
 
 use super::{settled, str_bytes, text};
@@ -196,14 +196,8 @@ pub(crate) async fn delete(ctx: &Context, request: DeleteGroupsRequest) -> Delet
             Ok(()) => codes::NONE,
             Err(e) => {
                 tracing::debug!(group = %id.0, error = %e, "group not deleted");
-                match e {
-                    // A group whose members keep joining is as good as non-empty.
-                    DeleteGroupError::NotEmpty { .. } | DeleteGroupError::Busy(_) => {
-                        codes::NON_EMPTY_GROUP
-                    }
-                    DeleteGroupError::NotFound(_) => codes::GROUP_ID_NOT_FOUND,
-                    DeleteGroupError::Failed(e) => codes::group_code(Some(&e.to_wire())),
-                }
+                // The gRPC answer's code (GROUP_NOT_EMPTY, UNKNOWN_GROUP, ...) in Kafka's terms.
+                codes::group_code(Some(&ProxyError::from(e).to_wire()))
             }
         };
         results.push(
