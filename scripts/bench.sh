@@ -22,7 +22,8 @@
 # Environment: STRATA_BIN (default target/release/strata, built if missing),
 # STRATA_META_MAX_TXN_OPS (default 1024: etcd's --max-txn-ops and the servers'), KEEP=1 keeps the
 # run folder (data, logs), BENCH_TMP (default /tmp) is where the run folder goes, FILE_WHAT and
-# S3_WHAT replace the --what list of those modes (e.g. FILE_WHAT=move,kill,rolling).
+# S3_WHAT replace the --what list of those modes (e.g. FILE_WHAT=move,kill,rolling), S3_NODES
+# (default 1) runs that many S3 servers with 2 copies of every object when above 1.
 # Kafka mode: STRATA_KAFKA_PYTHON (default target/kafka-venv/bin/python, made by scripts/setup.sh)
 # is a Python with confluent-kafka; KAFKA_PROCESSES (default 2) producer processes;
 # KAFKA_MAX_IN_FLIGHT sets max.in.flight.requests.per.connection (default: librdkafka's).
@@ -143,13 +144,25 @@ start_etcd() {
     META="etcd://127.0.0.1:$ETCD_PORT"
 }
 
+# S3_NODES servers (default 1); with more than one, every object gets 2 copies
+# (STRATA_STORAGE_REPLICAS=2) on nodes n1..nN, as in the fault suite. STORAGE lists them all
+# (comma-separated, as --storage-node takes them); FIRST_STORAGE is n1 alone, for the bench's
+# one-node PUT/GET baseline.
 start_s3() {
-    S3_PORT=$(free_port)
-    mkdir -p "$RUN/s3/strata"
-    RUST_LOG=warn start s3 "$S3S_FS" --host 127.0.0.1 --port "$S3_PORT" \
-        --access-key bench --secret-key bench-secret "$RUN/s3"
-    wait_tcp "$S3_PORT" s3
-    STORAGE="s3://strata?endpoint=http://127.0.0.1:$S3_PORT&region=us-east-1&access_key_id=bench&secret_access_key=bench-secret"
+    local nodes=${S3_NODES:-1} i port url
+    STORAGE=""
+    for i in $(seq 1 "$nodes"); do
+        port=$(free_port)
+        mkdir -p "$RUN/s3/n$i/strata"
+        RUST_LOG=warn start "s3-n$i" "$S3S_FS" --host 127.0.0.1 --port "$port" \
+            --access-key bench --secret-key bench-secret "$RUN/s3/n$i"
+        wait_tcp "$port" "s3 n$i"
+        url="s3://strata?endpoint=http://127.0.0.1:$port&region=us-east-1&access_key_id=bench&secret_access_key=bench-secret"
+        if [[ $nodes -gt 1 ]]; then url="n$i=$url"; fi
+        [[ $i -eq 1 ]] && FIRST_STORAGE=$url
+        STORAGE=${STORAGE:+$STORAGE,}$url
+    done
+    if [[ $nodes -gt 1 ]]; then export STRATA_STORAGE_REPLICAS=2; fi
     STORAGE_DIR=$RUN/s3
 }
 
@@ -335,7 +348,7 @@ for mode in "${MODES[@]}"; do
             run_bench s3 --what "${S3_WHAT:-baselines,produce,consume}" \
                 --server "127.0.0.1:$PROXY_PORT" --admin "127.0.0.1:$ADMIN_PORT" \
                 --meta "$META" --cluster "$CLUSTER" \
-                --storage-dir "$STORAGE_DIR" --storage-node "$STORAGE" \
+                --storage-dir "$STORAGE_DIR" --storage-node "$FIRST_STORAGE" \
                 --broker-http "$(IFS=,; echo "${BROKER_HTTP[*]}")"
             stop_all
             rm -rf "$RUN/s3" "$RUN/etcd"

@@ -319,6 +319,11 @@ impl Broker {
         results
     }
 
+    /// The `/metrics` page: the broker's metrics and its storage pool's.
+    pub fn render_metrics(&self) -> String {
+        self.metrics.render(&self.status(), &self.log().pool)
+    }
+
     /// What this broker serves, for the status RPC, metrics and logs.
     pub fn status(&self) -> Vec<Arc<Partition>> {
         let mut all = self.partitions.all();

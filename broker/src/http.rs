@@ -36,6 +36,6 @@ async fn readyz(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
 async fn metrics(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        broker.metrics.render(&broker.status()),
+        broker.render_metrics(),
     )
 }

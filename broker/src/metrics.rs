@@ -9,6 +9,8 @@ use prometheus_client::registry::Registry;
 
 use std::sync::Arc;
 
+use strata_storage::NodePool;
+
 use crate::partition::Partition;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -70,7 +72,8 @@ pub struct BrokerMetrics {
 
 impl BrokerMetrics {
     /// Renders counters plus gauges read from the served partitions now (by state, buffer).
-    pub fn render(&self, served: &[Arc<Partition>]) -> String {
+    /// Renders every metric, the storage pool's included.
+    pub fn render(&self, served: &[Arc<Partition>], pool: &NodePool) -> String {
         let partitions: Family<StateLabel, Gauge> = Family::default();
         let buffered = Gauge::<i64>::default();
         for p in served {
@@ -174,6 +177,7 @@ impl BrokerMetrics {
             "Objects deleted by garbage collection",
             self.deleted_objects.clone(),
         );
+        pool.register_metrics(&mut r);
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &r)
             .expect("writing to a String cannot fail");

@@ -29,6 +29,8 @@ pub struct NodeConfig {
     /// its partitions move to brokers that can write; it registers again once a probe write
     /// succeeds. Longer than a storage request's timeout, so one slow node is not enough.
     pub storage_stall_limit: Duration,
+    /// The availability zone registered with the broker, for the controller's spread.
+    pub zone: Option<String>,
 }
 
 enum Exit {
@@ -163,6 +165,7 @@ impl Broker {
             id: self.id().to_owned(),
             addr: config.advertised_addr.clone(),
             started_ms: now_ms(),
+            zone: config.zone.clone().unwrap_or_default(),
         };
         self.log()
             .meta

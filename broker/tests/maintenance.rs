@@ -46,6 +46,7 @@ async fn env(topic: NewTopic) -> Env {
         id: "b1".into(),
         addr: "b1:7071".into(),
         started_ms: 0,
+        zone: String::new(),
     };
     meta.put(&keys.broker("b1"), schema::encode(&info), None)
         .await
@@ -437,6 +438,7 @@ async fn objects_of_deleted_topics_are_swept() {
         id: "b9".into(),
         addr: "b9:7071".into(),
         started_ms: 0,
+        zone: String::new(),
     };
     env.meta
         .put(&env.keys.broker("b9"), schema::encode(&info), None)

@@ -65,6 +65,9 @@ fn env_with(
         .collect();
     let mut config = PoolConfig::new(Vec::new(), replicas);
     config.request_timeout = Duration::from_secs(2);
+    // Several tests count requests exactly; a hedge after a scheduling stall on a busy machine
+    // would add one. The pool's own tests cover hedging.
+    config.hedging = strata_storage::pool::Hedging::OFF;
     let pool = Arc::new(
         NodePool::from_stores(
             stores,
@@ -104,6 +107,7 @@ impl Env {
             id: id.into(),
             addr: format!("{id}:7071"),
             started_ms: 0,
+            zone: String::new(),
         };
         self.meta
             .put(&self.keys.broker(id), schema::encode(&info), None)
@@ -1094,6 +1098,7 @@ async fn start_and_recover_show_while_partitions_open() {
             lease_ttl: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(5),
             storage_stall_limit: Duration::from_secs(60),
+            zone: Some("zone-a".into()),
         };
         async move { broker.run_member(node, cancel).await }
     });
@@ -1115,11 +1120,16 @@ async fn start_and_recover_show_while_partitions_open() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let metrics = broker.metrics.render(&broker.status());
+    let metrics = broker.render_metrics();
     for state in ["Start", "Recover"] {
         let line = format!("strata_broker_partitions{{state=\"{state}\"}} 1");
         assert!(metrics.contains(&line), "{line} missing:\n{metrics}");
     }
+    // The storage pool's figures are on the same page.
+    assert!(
+        metrics.contains("strata_broker_storage_node_healthy{"),
+        "pool metrics missing:\n{metrics}"
+    );
     let refused = broker.produce("t", 0, one("early"), Ack::Durable).await;
     assert!(
         matches!(refused, Err(BrokerError::NotLeader { .. })),

@@ -8,8 +8,10 @@
 //! 2. With `n` partitions over `b` brokers, every broker gets `n / b`, and `n % b` of them one
 //!    more. The brokers that already hold the most keep the extra slots, which minimises moves.
 //! 3. Brokers above their target give up their excess; everything that must move goes to the
-//!    least loaded brokers, preferring one with the fewest partitions of the same topic so a
-//!    topic's partitions spread out.
+//!    least loaded brokers, preferring one whose zone holds the fewest partitions of the same
+//!    topic, then one that does itself, so a topic's partitions spread over zones and brokers
+//!    (a zone outage then takes as few of any topic's partitions as it can). A broker without
+//!    a zone counts as a zone of its own.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,13 +37,17 @@ impl std::fmt::Display for PartitionKey {
     }
 }
 
+/// The availability zone of each broker that has one.
+pub type Zones = BTreeMap<String, String>;
+
 /// Computes the new owner of every partition. Returns an empty map when no broker is eligible
 /// (nothing can be assigned; the caller leaves assignments as they are).
 pub fn rebalance(
     current: &BTreeMap<PartitionKey, Option<String>>,
     eligible: &BTreeSet<String>,
+    zones: &Zones,
 ) -> BTreeMap<PartitionKey, String> {
-    assign(current, eligible, true)
+    assign(current, eligible, zones, true)
 }
 
 /// Gives every partition without an eligible owner to the least loaded broker and leaves every
@@ -50,13 +56,15 @@ pub fn rebalance(
 pub fn place_homeless(
     current: &BTreeMap<PartitionKey, Option<String>>,
     eligible: &BTreeSet<String>,
+    zones: &Zones,
 ) -> BTreeMap<PartitionKey, String> {
-    assign(current, eligible, false)
+    assign(current, eligible, zones, false)
 }
 
 fn assign(
     current: &BTreeMap<PartitionKey, Option<String>>,
     eligible: &BTreeSet<String>,
+    zones: &Zones,
     shed_excess: bool,
 ) -> BTreeMap<PartitionKey, String> {
     if eligible.is_empty() {
@@ -72,13 +80,25 @@ fn assign(
         }
     }
 
-    // Targets: the most loaded brokers keep the `extra` slots (ties broken by name).
+    // Targets: the most loaded brokers keep the `extra` slots. Among equally loaded ones the
+    // slots go round the zones (the first broker of each zone, then the second, ...; by name
+    // within a zone), so a topic with fewer partitions than brokers is not all in one zone.
+    let zone_of = |b: &str| -> String { zones.get(b).cloned().unwrap_or_else(|| b.to_owned()) };
     let (base, extra) = (
         current.len() / eligible.len(),
         current.len() % eligible.len(),
     );
+    let mut seen: BTreeMap<(usize, String), usize> = BTreeMap::new();
+    let rank: BTreeMap<&str, usize> = owned
+        .iter()
+        .map(|(b, list)| {
+            let n = seen.entry((list.len(), zone_of(b))).or_default();
+            *n += 1;
+            (*b, *n)
+        })
+        .collect();
     let mut by_load: Vec<&str> = owned.keys().copied().collect();
-    by_load.sort_by_key(|b| (std::cmp::Reverse(owned[b].len()), *b));
+    by_load.sort_by_key(|b| (std::cmp::Reverse(owned[b].len()), rank[b], *b));
     let target: BTreeMap<&str, usize> = by_load
         .iter()
         .enumerate()
@@ -98,10 +118,14 @@ fn assign(
     for partition in homeless {
         let topic_count =
             |list: &Vec<&PartitionKey>| list.iter().filter(|p| p.topic == partition.topic).count();
+        let mut in_zone: BTreeMap<String, usize> = BTreeMap::new();
+        for (b, list) in &owned {
+            *in_zone.entry(zone_of(b)).or_default() += topic_count(list);
+        }
         let broker = owned
             .iter()
             .filter(|(b, list)| !shed_excess || list.len() < target[*b])
-            .min_by_key(|(b, list)| (list.len(), topic_count(list), **b))
+            .min_by_key(|(b, list)| (list.len(), in_zone[&zone_of(b)], topic_count(list), **b))
             .map(|(b, _)| *b)
             .expect("targets add up to the number of partitions");
         owned

@@ -109,9 +109,15 @@ impl ClusterState {
     pub fn plan(&self, mode: PlanMode) -> Vec<Move> {
         let current = self.owners();
         let eligible = self.eligible();
+        let zones: balance::Zones = self
+            .brokers
+            .values()
+            .filter(|b| !b.zone.is_empty())
+            .map(|b| (b.id.clone(), b.zone.clone()))
+            .collect();
         let next = match mode {
-            PlanMode::Rebalance => balance::rebalance(&current, &eligible),
-            PlanMode::HomelessOnly => balance::place_homeless(&current, &eligible),
+            PlanMode::Rebalance => balance::rebalance(&current, &eligible, &zones),
+            PlanMode::HomelessOnly => balance::place_homeless(&current, &eligible, &zones),
         };
         next.into_iter()
             .filter(|(key, to)| current.get(key).and_then(Option::as_ref) != Some(to))

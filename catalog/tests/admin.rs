@@ -44,6 +44,7 @@ async fn scenario(meta: Arc<dyn MetaStore>) {
             id: id.into(),
             addr: format!("{id}:7071"),
             started_ms: 0,
+            zone: String::new(),
         };
         meta.put(&keys.broker(id), schema::encode(&info), None)
             .await

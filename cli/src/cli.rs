@@ -71,6 +71,11 @@ pub struct CommonArgs {
     #[arg(long, env = "STRATA_CLUSTER")]
     pub cluster: Option<String>,
 
+    /// Availability zone of this process: brokers and proxies read from storage nodes of this
+    /// zone first.
+    #[arg(long, env = "STRATA_ZONE")]
+    pub zone: Option<String>,
+
     /// Metadata store: etcd://host:port[,host:port] or embedded:///path/to/dir.
     #[arg(long, env = "STRATA_META")]
     pub meta: Option<String>,
@@ -111,7 +116,8 @@ pub struct ControllerArgs {
 /// Where segment objects go.
 #[derive(Debug, Args)]
 pub struct StorageArgs {
-    /// A storage node, `name=url` or a URL (file:///dir, s3://bucket?endpoint=..., memory://name).
+    /// A storage node, `name=url`, `name@zone=url` or a URL (file:///dir,
+    /// s3://bucket?endpoint=..., memory://name).
     /// Repeat for a pool of nodes.
     #[arg(
         long = "storage-node",
@@ -132,6 +138,18 @@ pub struct StorageArgs {
     /// Milliseconds one storage request may take before its node counts as failed.
     #[arg(long, env = "STRATA_STORAGE_REQUEST_TIMEOUT_MS")]
     pub storage_request_timeout_ms: Option<u64>,
+
+    /// Least milliseconds before a slow storage request is started again on another node.
+    #[arg(long, env = "STRATA_STORAGE_HEDGE_FLOOR_MS")]
+    pub storage_hedge_floor_ms: Option<u64>,
+
+    /// Hedged storage requests allowed per 100 requests, writes and reads apart.
+    #[arg(long, env = "STRATA_STORAGE_HEDGE_BUDGET_PERCENT")]
+    pub storage_hedge_budget_percent: Option<u32>,
+
+    /// Hedged storage requests that may start at once beyond that share (both 0: off).
+    #[arg(long, env = "STRATA_STORAGE_HEDGE_BUDGET_BURST")]
+    pub storage_hedge_budget_burst: Option<u32>,
 }
 
 #[derive(Debug, Args)]

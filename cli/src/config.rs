@@ -31,6 +31,19 @@ pub trait RoleFlags {
 pub fn resolve(file: Option<&Path>, flags: &impl RoleFlags) -> anyhow::Result<Config> {
     let mut config = load(file)?;
     flags.overlay(&mut config)?;
+    // An empty zone (the Helm chart's, on a node without a zone label) is no zone.
+    config.zone = config.zone.take().filter(|z| !z.is_empty());
+    if let Some(zone) = &config.zone
+        && !strata_storage::pool::is_valid_zone(zone)
+    {
+        anyhow::bail!(
+            "zone `{zone}` is not a zone name: use letters, digits, `-`, `_` and `.` (--zone, STRATA_ZONE)"
+        );
+    }
+    // Kafka's rack is the zone, unless set apart.
+    if config.proxy.kafka.rack.is_none() {
+        config.proxy.kafka.rack.clone_from(&config.zone);
+    }
     Ok(config)
 }
 
@@ -61,6 +74,9 @@ fn set<T: Clone, S: From<T>>(setting: &mut S, flag: &Option<T>) {
 impl CommonArgs {
     fn overlay(&self, config: &mut Config) {
         set(&mut config.cluster, &self.cluster);
+        if self.zone.is_some() {
+            config.zone.clone_from(&self.zone);
+        }
         set(&mut config.meta.url, &self.meta);
         set(&mut config.meta.max_txn_ops, &self.meta_max_txn_ops);
     }
@@ -79,6 +95,15 @@ impl StorageArgs {
         set(
             &mut storage.request_timeout_ms,
             &self.storage_request_timeout_ms,
+        );
+        set(&mut storage.hedge_floor_ms, &self.storage_hedge_floor_ms);
+        set(
+            &mut storage.hedge_budget_percent,
+            &self.storage_hedge_budget_percent,
+        );
+        set(
+            &mut storage.hedge_budget_burst,
+            &self.storage_hedge_budget_burst,
         );
     }
 }

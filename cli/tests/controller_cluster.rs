@@ -27,6 +27,7 @@ async fn register(meta: &Arc<dyn MetaStore>, keys: &Keyspace, id: &str) -> Lease
         id: id.into(),
         addr: format!("127.0.0.1:1{id}"),
         started_ms: 0,
+        zone: String::new(),
     };
     meta.put(
         &keys.broker(id),

@@ -31,6 +31,8 @@ pub const SHIPPED: &str = include_str!("../strata.toml");
 pub struct Config {
     /// All metadata lives under `/strata/{cluster}/`.
     pub cluster: String,
+    /// The availability zone (machine room) this process runs in; `None` when zones are not used.
+    pub zone: Option<String>,
     pub meta: MetaSection,
     pub controller: ControllerSection,
     pub broker: BrokerSection,

@@ -45,6 +45,7 @@ async fn register(meta: &dyn MetaStore, keys: &Keyspace, id: &str) {
         id: id.into(),
         addr: format!("{id}:7071"),
         started_ms: 0,
+        zone: String::new(),
     };
     meta.put(&keys.broker(id), schema::encode(&info), None)
         .await

@@ -261,6 +261,10 @@ pub struct BrokerInfo {
     /// Address its gRPC service answers on, as clients and proxies should dial it.
     pub addr: String,
     pub started_ms: i64,
+    /// Availability zone (`--zone`); empty for none. The controller spreads a topic's
+    /// partitions over zones.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub zone: String,
 }
 
 /// A live proxy, registered under its lease: Kafka clients see the live proxies as the

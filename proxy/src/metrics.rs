@@ -28,6 +28,12 @@ pub trait MetricsSource: Send + Sync + std::fmt::Debug {
     fn register(&self, registry: &mut Registry);
 }
 
+impl MetricsSource for strata_storage::NodePool {
+    fn register(&self, registry: &mut Registry) {
+        self.register_metrics(registry);
+    }
+}
+
 /// Counters the service updates.
 #[derive(Debug, Default)]
 pub struct ProxyMetrics {

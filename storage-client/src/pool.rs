@@ -1,36 +1,45 @@
-//! A pool of storage nodes with random replica placement and failover.
+//! A pool of storage nodes with random replica placement, zones, failover and hedging.
 //!
-//! Every object goes to `replicas` nodes chosen at random among the healthy ones, so the
-//! segments of one partition scatter over the whole pool and no node is hot (BMQ). The copies
-//! are written in parallel; a node that fails is replaced by another random node and the
-//! object is written there ("switch node"), and the failed node sits out a backoff. The nodes
-//! that hold the object are returned as a [`Placement`] for the caller to record. Reads try
-//! the replicas in random order, healthy nodes first.
+//! Every object goes to `replicas` nodes chosen at random among the healthy ones, in distinct
+//! zones when the nodes name theirs, so the segments of one partition scatter over the whole
+//! pool and no node is hot (BMQ). The copies are written in parallel; a node that fails is
+//! replaced by another random node and the object is written there ("switch node"), and the
+//! failed node sits out a backoff. A copy that runs longer than its node's recent p99 is
+//! started on a spare node too (hedged), and the first R copies to land win. The nodes that
+//! hold the object are returned as a [`Placement`] for the caller to record. Reads try the
+//! replicas healthy and same-zone first, and hedge the same way.
 
 mod health;
+mod hedge;
+mod latency;
+mod metrics;
+mod placement;
+mod read;
+mod write;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::ops::Range;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use bytes::Bytes;
-use futures::stream::{FuturesUnordered, StreamExt};
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 use strata_config::{Config, StorageSection};
+use tokio::task::JoinSet;
 
 pub use health::Backoff;
 use health::Health;
+use hedge::Budget;
+pub use hedge::Hedging;
+use latency::Latencies;
+use metrics::PoolMetrics;
+pub use read::PoolObject;
 
 use crate::backend::{self, BackendOptions};
 use crate::error::{Result, StorageError};
-use crate::segment::RangeRead;
-use strata_clock::{Clock, RandomSource, SystemClock, ThreadRandom, shuffle};
+use strata_clock::{Clock, RandomSource, SystemClock, ThreadRandom};
 
 /// Stable name of a storage node, recorded in placements.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -43,10 +52,12 @@ impl fmt::Display for NodeId {
     }
 }
 
-/// A configured node: `name=url`, or a bare URL whose name is the URL without its query.
+/// A configured node: `name=url`, `name@zone=url`, or a bare URL whose name is the URL
+/// without its query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeSpec {
     pub id: NodeId,
+    pub zone: Option<String>,
     pub url: String,
 }
 
@@ -54,26 +65,46 @@ impl FromStr for NodeSpec {
     type Err = StorageError;
 
     fn from_str(s: &str) -> Result<Self> {
-        let (id, url) = match s.split_once('=') {
+        let invalid = |reason: &str| StorageError::InvalidUrl {
+            url: backend::redact(s),
+            reason: reason.into(),
+        };
+        let (name, url) = match s.split_once('=') {
             Some((name, url)) if !name.contains(':') && !name.contains('/') => {
-                (name.trim().to_owned(), url.trim().to_owned())
+                (name.trim(), url.trim().to_owned())
             }
-            _ => (
-                s.split('?').next().unwrap_or(s).to_owned(),
-                s.trim().to_owned(),
-            ),
+            _ => (s.split('?').next().unwrap_or(s), s.trim().to_owned()),
+        };
+        let (id, zone) = match name.split_once('@') {
+            Some((id, zone)) => {
+                if !is_valid_zone(zone) {
+                    return Err(invalid(
+                        "a zone is letters, digits, `-`, `_` and `.`, as in name@zone-a=url",
+                    ));
+                }
+                (id.to_owned(), Some(zone.to_owned()))
+            }
+            None => (name.to_owned(), None),
         };
         if id.is_empty() || url.is_empty() {
-            return Err(StorageError::InvalidUrl {
-                url: backend::redact(s),
-                reason: "a storage node is `name=url` or a URL".into(),
-            });
+            return Err(invalid(
+                "a storage node is `name=url`, `name@zone=url` or a URL",
+            ));
         }
         Ok(Self {
             id: NodeId(id),
+            zone,
             url,
         })
     }
+}
+
+/// A zone name: letters, digits, `-`, `_` and `.`, not empty.
+pub fn is_valid_zone(zone: &str) -> bool {
+    !zone.is_empty()
+        && zone
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 /// Where an object's copies live.
@@ -90,6 +121,9 @@ pub struct PoolConfig {
     pub backoff: Backoff,
     /// A node that takes longer than this for one request is treated as failed.
     pub request_timeout: Duration,
+    pub hedging: Hedging,
+    /// The zone of the process using the pool: its replicas are read first.
+    pub local_zone: Option<String>,
     pub backend: BackendOptions,
 }
 
@@ -109,22 +143,119 @@ impl PoolConfig {
             replicas: s.replicas,
             backoff: Backoff::from(s),
             request_timeout: Duration::from_millis(s.request_timeout_ms),
+            hedging: Hedging::from(s),
+            local_zone: None,
             backend: BackendOptions::from(s),
         }
     }
 }
 
+/// The two kinds of request whose latencies are tracked and hedged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Put,
+    Get,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Put => "put",
+            Op::Get => "get",
+        }
+    }
+}
+
+/// A node whose oldest running request has run this long, and four times its usual write
+/// latency, is passed over for new requests until that request ends: it has most likely
+/// vanished (a killed container, a cut link), and its failure only shows at the timeout.
+const STUCK_AFTER: Duration = Duration::from_secs(1);
+
 #[derive(Debug)]
 struct Node {
     id: NodeId,
+    zone: Option<String>,
     store: Arc<dyn ObjectStore>,
     health: Mutex<Health>,
+    /// Put and get latencies, by [`Op`].
+    latencies: Mutex<[Latencies; 2]>,
+    /// Requests running now, by id: when each started.
+    running: Mutex<Running>,
+}
+
+#[derive(Debug, Default)]
+struct Running {
+    next_id: u64,
+    started: BTreeMap<u64, tokio::time::Instant>,
+}
+
+/// A request running on a node, from when it is sent until it ends or is dropped.
+struct InFlight {
+    node: Arc<Node>,
+    id: u64,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.node
+            .running
+            .lock()
+            .expect("running mutex poisoned")
+            .started
+            .remove(&self.id);
+    }
+}
+
+impl Node {
+    fn begin(self: &Arc<Self>) -> InFlight {
+        let mut running = self.running.lock().expect("running mutex poisoned");
+        let id = running.next_id;
+        running.next_id += 1;
+        running.started.insert(id, tokio::time::Instant::now());
+        InFlight {
+            node: self.clone(),
+            id,
+        }
+    }
+
+    /// How long the oldest running request has run.
+    fn oldest_running(&self) -> Option<Duration> {
+        let running = self.running.lock().expect("running mutex poisoned");
+        running.started.values().min().map(|t| t.elapsed())
+    }
+
+    fn p99(&self, op: Op) -> Option<Duration> {
+        self.latencies.lock().expect("latency mutex poisoned")[op as usize].p99()
+    }
+
+    /// Records a finished request: its latency when it succeeded, and the node's health.
+    fn note(
+        &self,
+        op: Op,
+        took: Duration,
+        outcome: Result<(), &StorageError>,
+        now: Instant,
+        backoff: Backoff,
+    ) {
+        if outcome.is_ok() {
+            self.latencies.lock().expect("latency mutex poisoned")[op as usize].record(took);
+        }
+        let mut health = self.health.lock().expect("health mutex poisoned");
+        match outcome {
+            Ok(()) => health.record_success(),
+            Err(e) => {
+                tracing::warn!(node = %self.id, error = %e, "storage node failed a request");
+                health.record_failure(now, backoff, e.to_string());
+            }
+        }
+    }
 }
 
 /// The health of one node, for metrics and the admin API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeStatus {
     pub id: NodeId,
+    pub zone: Option<String>,
     pub healthy: bool,
     pub consecutive_failures: u32,
     pub last_error: Option<String>,
@@ -133,10 +264,19 @@ pub struct NodeStatus {
 /// A set of object stores used as one replicated store.
 #[derive(Debug)]
 pub struct NodePool {
-    nodes: Vec<Node>,
+    nodes: Vec<Arc<Node>>,
+    /// Distinct zones named by the nodes; 0 when none names one.
+    zone_count: usize,
     replicas: usize,
     backoff: Backoff,
     request_timeout: Duration,
+    hedging: Hedging,
+    /// Hedge budgets by [`Op`].
+    budgets: Mutex<[Budget; 2]>,
+    local_zone: Option<String>,
+    metrics: Arc<PoolMetrics>,
+    /// Hedged writes' losing copies, finishing and being deleted; aborted with the pool.
+    cleanup: Mutex<JoinSet<()>>,
     clock: Arc<dyn Clock>,
     rng: Arc<dyn RandomSource>,
 }
@@ -157,7 +297,8 @@ impl NodePool {
         )
     }
 
-    /// Builds a pool over stores opened elsewhere (fault-injecting wrappers in tests).
+    /// Builds a pool over stores opened elsewhere (fault-injecting wrappers in tests). A
+    /// store's zone is that of the spec of the same name in `config.nodes`, if any.
     pub fn from_stores(
         stores: Vec<(NodeId, Arc<dyn ObjectStore>)>,
         config: &PoolConfig,
@@ -184,18 +325,42 @@ impl NodePool {
                 )));
             }
         }
-        Ok(Self {
-            nodes: stores
-                .into_iter()
-                .map(|(id, store)| Node {
+        let zone_of = |id: &NodeId| {
+            config
+                .nodes
+                .iter()
+                .find(|spec| &spec.id == id)
+                .and_then(|spec| spec.zone.clone())
+        };
+        let nodes: Vec<Arc<Node>> = stores
+            .into_iter()
+            .map(|(id, store)| {
+                Arc::new(Node {
+                    zone: zone_of(&id),
                     id,
                     store,
                     health: Mutex::new(Health::default()),
+                    latencies: Mutex::default(),
+                    running: Mutex::default(),
                 })
-                .collect(),
+            })
+            .collect();
+        let zone_count = nodes
+            .iter()
+            .filter_map(|n| n.zone.as_deref())
+            .collect::<HashSet<_>>()
+            .len();
+        Ok(Self {
+            nodes,
+            zone_count,
             replicas: config.replicas,
             backoff: config.backoff,
             request_timeout: config.request_timeout,
+            hedging: config.hedging,
+            budgets: Mutex::default(),
+            local_zone: config.local_zone.clone(),
+            metrics: Arc::default(),
+            cleanup: Mutex::new(JoinSet::new()),
             clock,
             rng,
         })
@@ -219,6 +384,12 @@ impl NodePool {
         self.nodes.iter().map(|n| n.id.clone()).collect()
     }
 
+    /// The zone a node named in its spec, if it is in the pool and named one.
+    pub fn zone_of(&self, id: &NodeId) -> Option<&str> {
+        self.index_of(id)
+            .and_then(|i| self.nodes[i].zone.as_deref())
+    }
+
     pub fn status(&self) -> Vec<NodeStatus> {
         let now = self.clock.now();
         self.nodes
@@ -227,6 +398,7 @@ impl NodePool {
                 let h = n.health.lock().expect("health mutex poisoned");
                 NodeStatus {
                     id: n.id.clone(),
+                    zone: n.zone.clone(),
                     healthy: h.is_healthy(now),
                     consecutive_failures: h.consecutive_failures(),
                     last_error: h.last_error().map(str::to_owned),
@@ -239,175 +411,36 @@ impl NodePool {
         self.nodes.iter().position(|n| &n.id == id)
     }
 
+    /// Not sitting out a backoff, and not stuck on a request (see [`STUCK_AFTER`]).
     fn is_healthy(&self, i: usize) -> bool {
-        self.nodes[i]
+        let node = &self.nodes[i];
+        let rested = node
             .health
             .lock()
             .expect("health mutex poisoned")
-            .is_healthy(self.clock.now())
+            .is_healthy(self.clock.now());
+        let stuck_after = STUCK_AFTER.max(4 * self.hedging.delay(node.p99(Op::Put)));
+        rested && node.oldest_running().is_none_or(|age| age <= stuck_after)
     }
 
-    fn record(&self, i: usize, outcome: Result<(), &StorageError>) {
-        let mut health = self.nodes[i].health.lock().expect("health mutex poisoned");
-        match outcome {
-            Ok(()) => health.record_success(),
-            Err(e) => {
-                tracing::warn!(node = %self.nodes[i].id, error = %e, "storage node failed a request");
-                health.record_failure(self.clock.now(), self.backoff, e.to_string());
-            }
+    fn note(&self, i: usize, op: Op, took: Duration, outcome: Result<(), &StorageError>) {
+        self.nodes[i].note(op, took, outcome, self.clock.now(), self.backoff);
+    }
+
+    /// Counts a request of `op` (not a hedge): it earns its share of the hedging budget.
+    fn sent(&self, op: Op) {
+        self.metrics.request(op);
+        self.budgets.lock().expect("budget mutex poisoned")[op as usize].earn(&self.hedging);
+    }
+
+    /// Takes a hedge of `op` from its budget, counting a refusal.
+    fn take_hedge(&self, op: Op) -> bool {
+        let taken = self.budgets.lock().expect("budget mutex poisoned")[op as usize]
+            .try_take(&self.hedging);
+        if !taken {
+            self.metrics.over_budget(op);
         }
-    }
-
-    /// Untried nodes in the order to try them: healthy ones at random, then the ones sitting
-    /// out a backoff, also at random, as a last resort.
-    fn candidates(&self, tried: &HashSet<usize>) -> Vec<usize> {
-        let (mut healthy, mut resting): (Vec<usize>, Vec<usize>) = (0..self.nodes.len())
-            .filter(|i| !tried.contains(i))
-            .partition(|&i| self.is_healthy(i));
-        shuffle(self.rng.as_ref(), &mut healthy);
-        shuffle(self.rng.as_ref(), &mut resting);
-        healthy.extend(resting);
-        healthy
-    }
-
-    async fn timed<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
-        match tokio::time::timeout(self.request_timeout, fut).await {
-            Ok(result) => result,
-            Err(_) => Err(StorageError::Backend(object_store::Error::Generic {
-                store: "node pool",
-                source: format!("request timed out after {:?}", self.request_timeout).into(),
-            })),
-        }
-    }
-
-    /// Writes `payload` to `replicas` nodes and returns where it went.
-    pub async fn put(&self, path: &Path, payload: PutPayload) -> Result<Placement> {
-        let mut tried = HashSet::new();
-        let mut queue = self.candidates(&tried).into_iter();
-        let mut failures = Vec::new();
-        let mut written = Vec::new();
-        let mut inflight = FuturesUnordered::new();
-        let put_on = |i: usize| {
-            let payload = payload.clone();
-            async move {
-                let result = self
-                    .timed(async { Ok(self.nodes[i].store.put(path, payload).await?) })
-                    .await;
-                (i, result.map(|_| ()))
-            }
-        };
-        for i in queue.by_ref().take(self.replicas) {
-            tried.insert(i);
-            inflight.push(put_on(i));
-        }
-        while let Some((i, result)) = inflight.next().await {
-            self.record(i, result.as_ref().map(|_| ()));
-            match result {
-                Ok(()) => written.push(i),
-                Err(e) => {
-                    failures.push(format!("{}: {e}", self.nodes[i].id));
-                    if let Some(next) = queue.next() {
-                        tracing::info!(failed = %self.nodes[i].id, replacement = %self.nodes[next].id, %path, "switching storage node");
-                        tried.insert(next);
-                        inflight.push(put_on(next));
-                    }
-                }
-            }
-        }
-        if written.len() < self.replicas {
-            // Copies that did land are orphans now; removing them is best effort, GC catches the rest.
-            for &i in &written {
-                let _ = self
-                    .timed(async { Ok(self.nodes[i].store.delete(path).await?) })
-                    .await;
-            }
-            let healthy = (0..self.nodes.len())
-                .filter(|&i| self.is_healthy(i))
-                .count();
-            return Err(StorageError::InsufficientNodes {
-                required: self.replicas,
-                healthy,
-                total: self.nodes.len(),
-                failures: failures.join("; "),
-            });
-        }
-        Ok(Placement {
-            nodes: written
-                .into_iter()
-                .map(|i| self.nodes[i].id.clone())
-                .collect(),
-        })
-    }
-
-    /// Replica indexes of a placement in read order: healthy first, each group shuffled.
-    fn read_order(&self, placement: &Placement) -> Result<Vec<usize>> {
-        let mut indexes = placement
-            .nodes
-            .iter()
-            .map(|id| {
-                self.index_of(id)
-                    .ok_or_else(|| StorageError::UnknownNode(id.0.clone()))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        shuffle(self.rng.as_ref(), &mut indexes);
-        indexes.sort_by_key(|&i| !self.is_healthy(i));
-        Ok(indexes)
-    }
-
-    /// Runs a read against the replicas in turn until one succeeds.
-    async fn read_any<T, F, Fut>(&self, placement: &Placement, path: &Path, read: F) -> Result<T>
-    where
-        F: Fn(Arc<dyn ObjectStore>) -> Fut,
-        Fut: Future<Output = Result<T>>,
-    {
-        let order = self.read_order(placement)?;
-        let mut failures = Vec::new();
-        let mut all_missing = true;
-        for &i in &order {
-            match self.timed(read(self.nodes[i].store.clone())).await {
-                Ok(value) => {
-                    self.record(i, Ok(()));
-                    return Ok(value);
-                }
-                Err(e) => {
-                    if !matches!(e, StorageError::NotFound(_)) {
-                        all_missing = false;
-                        self.record(i, Err(&e));
-                    }
-                    failures.push(format!("{}: {e}", self.nodes[i].id));
-                }
-            }
-        }
-        if all_missing {
-            return Err(StorageError::NotFound(path.to_string()));
-        }
-        Err(StorageError::AllReplicasFailed {
-            key: path.to_string(),
-            tried: order.len(),
-            failures: failures.join("; "),
-        })
-    }
-
-    /// Reads a whole object from any replica.
-    pub async fn get(&self, placement: &Placement, path: &Path) -> Result<Bytes> {
-        self.read_any(placement, path, |store| async move {
-            Ok(store.get(path).await?.bytes().await?)
-        })
-        .await
-    }
-
-    /// Reads a byte range from any replica.
-    pub async fn get_range(
-        &self,
-        placement: &Placement,
-        path: &Path,
-        range: Range<u64>,
-    ) -> Result<Bytes> {
-        self.read_any(placement, path, |store| {
-            let range = range.clone();
-            async move { Ok(store.get_range(path, range).await?) }
-        })
-        .await
+        taken
     }
 
     /// Deletes every copy; copies already gone count as deleted.
@@ -417,9 +450,11 @@ impl NodePool {
             let i = self
                 .index_of(id)
                 .ok_or_else(|| StorageError::UnknownNode(id.0.clone()))?;
-            match self
-                .timed(async { Ok(self.nodes[i].store.delete(path).await?) })
-                .await
+            let store = &self.nodes[i].store;
+            match with_timeout(self.request_timeout, async {
+                Ok(store.delete(path).await?)
+            })
+            .await
             {
                 Ok(()) | Err(StorageError::NotFound(_)) => {}
                 Err(e) => failures.push(format!("{id}: {e}")),
@@ -435,45 +470,15 @@ impl NodePool {
             })
         }
     }
-
-    /// A handle for ranged reads of one placed object (e.g. by a [`crate::SegmentReader`]).
-    pub fn object(&self, placement: Placement, path: Path) -> PoolObject<'_> {
-        PoolObject {
-            pool: self,
-            placement,
-            path,
-        }
-    }
 }
 
-/// One object in the pool, readable from whichever replica answers.
-#[derive(Debug, Clone)]
-pub struct PoolObject<'a> {
-    pool: &'a NodePool,
-    placement: Placement,
-    path: Path,
-}
-
-#[async_trait]
-impl RangeRead for PoolObject<'_> {
-    async fn read_range(&self, range: Range<u64>) -> Result<Bytes> {
-        self.pool
-            .get_range(&self.placement, &self.path, range)
-            .await
-    }
-
-    async fn read_tail(&self, len: u64) -> Result<(Bytes, u64)> {
-        let path = &self.path;
-        self.pool
-            .read_any(&self.placement, path, |store| async move {
-                let options = GetOptions {
-                    range: Some(GetRange::Suffix(len)),
-                    ..Default::default()
-                };
-                let result = store.get_opts(path, options).await?;
-                let size = result.meta.size;
-                Ok((result.bytes().await?, size))
-            })
-            .await
+/// `fut`, failed as the node's failure when it runs longer than `timeout`.
+async fn with_timeout<T>(timeout: Duration, fut: impl Future<Output = Result<T>>) -> Result<T> {
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(result) => result,
+        Err(_) => Err(StorageError::Backend(object_store::Error::Generic {
+            store: "node pool",
+            source: format!("request timed out after {timeout:?}").into(),
+        })),
     }
 }

@@ -14,7 +14,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use strata_clock::{SeededRandom, SystemClock};
 use strata_format::{SegmentBuilder, decode_batch};
 use strata_storage::backend::{self, BackendOptions};
-use strata_storage::pool::{NodeSpec, PoolConfig};
+use strata_storage::pool::{Hedging, NodeSpec, PoolConfig};
 use strata_storage::{NodePool, SegmentReader, StorageError};
 use strata_testkit::S3Server;
 use strata_testkit::fault::{Faults, FaultyStore};
@@ -33,7 +33,9 @@ async fn scenario(urls: [String; 3]) {
             (strata_storage::NodeId(format!("n{i}")), store)
         })
         .collect();
-    let config = PoolConfig::new(Vec::new(), 2);
+    let mut config = PoolConfig::new(Vec::new(), 2);
+    // The request counts below are exact: a slow fsync must not add a hedged copy.
+    config.hedging = Hedging::OFF;
     let pool = NodePool::from_stores(
         stores,
         &config,

@@ -5,76 +5,16 @@
 #![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use bytes::Bytes;
-use object_store::memory::InMemory;
+use common::{Cluster, cluster};
+use object_store::ObjectStoreExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
-use strata_clock::{Clock, ManualClock, SeededRandom};
-use strata_storage::pool::{Backoff, PoolConfig};
-use strata_storage::{NodeId, NodePool, StorageError};
-use strata_testkit::fault::{Faults, FaultyStore};
-
-struct Cluster {
-    pool: NodePool,
-    faults: Vec<Arc<Faults>>,
-    raw: Vec<Arc<InMemory>>,
-    clock: Arc<ManualClock>,
-}
-
-fn cluster(nodes: usize, replicas: usize, seed: u64) -> Cluster {
-    let faults: Vec<Arc<Faults>> = (0..nodes).map(|_| Faults::new()).collect();
-    let raw: Vec<Arc<InMemory>> = (0..nodes).map(|_| Arc::new(InMemory::new())).collect();
-    let stores = (0..nodes)
-        .map(|i| {
-            let store: Arc<dyn ObjectStore> =
-                Arc::new(FaultyStore::new(raw[i].clone(), faults[i].clone()));
-            (NodeId(format!("n{i}")), store)
-        })
-        .collect();
-    let mut config = PoolConfig::new(Vec::new(), replicas);
-    config.backoff = Backoff {
-        initial: Duration::from_secs(1),
-        max: Duration::from_secs(8),
-    };
-    config.request_timeout = Duration::from_millis(300);
-    let clock = Arc::new(ManualClock::new());
-    let pool = NodePool::from_stores(
-        stores,
-        &config,
-        clock.clone(),
-        Arc::new(SeededRandom::new(seed)),
-    )
-    .unwrap();
-    Cluster {
-        pool,
-        faults,
-        raw,
-        clock,
-    }
-}
-
-impl Cluster {
-    fn index(id: &NodeId) -> usize {
-        id.0[1..].parse().unwrap()
-    }
-
-    /// Checks, bypassing the fault wrappers, that every node of the placement holds the object.
-    async fn assert_copies(&self, path: &Path, nodes: &[NodeId], want: &Bytes) {
-        for id in nodes {
-            let got = self.raw[Self::index(id)]
-                .get(path)
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
-            assert_eq!(&got, want, "copy on {id}");
-        }
-    }
-}
+use strata_clock::Clock;
+use strata_storage::{NodeId, StorageError};
 
 #[tokio::test]
 async fn a_node_failing_mid_stream_is_replaced_and_copies_stay_at_r() {

@@ -106,7 +106,14 @@ impl StrataCluster {
 
     /// Starts a proxy.
     pub fn proxy(&self, id: &str) -> anyhow::Result<StrataServer> {
-        self.proxy_server(id).started()
+        self.proxy_with(id, &[])
+    }
+
+    /// Starts a proxy with `extra_args` after the cluster's flags.
+    pub fn proxy_with(&self, id: &str, extra_args: &[String]) -> anyhow::Result<StrataServer> {
+        let mut server = self.proxy_server(id);
+        server.args(extra_args);
+        server.started()
     }
 
     fn controller_server(&self, id: &str) -> StrataServer {

@@ -11,11 +11,16 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::collections::BTreeSet;
+
 use strata_integration_tests::harness;
 use strata_integration_tests::harness::netns::Net;
+use strata_integration_tests::harness::ops::{AdminApi, Cluster};
 use strata_integration_tests::harness::procs::{ProcessCluster, Spec};
 use strata_integration_tests::harness::scenarios::{Scenario, run_scenario};
+use strata_integration_tests::harness::snapshot::Snapshot;
 use strata_integration_tests::harness::workload::LoadConfig;
+use strata_storage::NodeId;
 
 /// One scenario at a time: each starts a dozen processes on a 2-core machine.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -23,8 +28,13 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Runs `scenario` on a fresh process cluster and fails on any problem the checker found.
 async fn scenario(scenario: Scenario, slug: &str) {
     let _one_at_a_time = SERIAL.lock().await;
+    run_on(scenario, Spec::standard(slug)).await;
+}
+
+/// Runs `scenario` on a fresh cluster of `spec` and returns the cluster for more checks;
+/// `None` when a prerequisite is missing outside CI (reported as skipped).
+async fn run_on(scenario: Scenario, mut spec: Spec) -> Option<ProcessCluster> {
     harness::init_tracing();
-    let mut spec = Spec::standard(slug);
     if scenario.needs_cut() {
         if let Err(why) = Net::available() {
             strata_integration_tests::prerequisite::missing(
@@ -33,7 +43,7 @@ async fn scenario(scenario: Scenario, slug: &str) {
                 "run as root (network namespaces); the container-mode test of the same \
                  partition is in tests/containers.rs",
             );
-            return;
+            return None;
         }
         spec.isolate_brokers = true;
     }
@@ -42,6 +52,7 @@ async fn scenario(scenario: Scenario, slug: &str) {
         .await
         .unwrap();
     report.print_and_check();
+    Some(cluster)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,6 +117,46 @@ async fn proxy_kill_9() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_restart_of_every_proxy() {
     scenario(Scenario::ProxyRollingRestart, "proxy-rolling").await;
+}
+
+/// Three zones of two storage nodes, a broker and (in two of them) a proxy each; two copies of
+/// every object. One zone goes dark under load. Besides the scenario's checks: every broker
+/// registered its zone, and every committed object has its copies in two zones, those
+/// written during the outage included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zone_outage() {
+    let _one_at_a_time = SERIAL.lock().await;
+    let cluster = run_on(Scenario::ZoneOutage, Spec::zoned("zones"))
+        .await
+        .expect("needs nothing the other scenarios do not");
+    let admin = AdminApi::new(cluster.admin_urls());
+    let brokers = admin.brokers().await.unwrap();
+    let zones: BTreeSet<&str> = brokers.iter().map(|b| b.zone.as_str()).collect();
+    assert_eq!(
+        zones,
+        BTreeSet::from(["zone-a", "zone-b", "zone-c"]),
+        "{brokers:?}"
+    );
+    let snapshot = Snapshot::take(cluster.meta().as_ref(), &cluster.keys(), None)
+        .await
+        .unwrap();
+    let pool = cluster.storage();
+    assert!(!snapshot.segments.is_empty());
+    for segment in snapshot.segments.values() {
+        let zones: BTreeSet<&str> = segment
+            .nodes
+            .iter()
+            .map(|n| {
+                pool.zone_of(&NodeId(n.clone()))
+                    .expect("every node has a zone")
+            })
+            .collect();
+        assert_eq!(zones.len(), 2, "{segment:?}");
+    }
+    eprintln!(
+        "{} committed segment records, each with copies in 2 zones",
+        snapshot.segments.len()
+    );
 }
 
 /// The checker has teeth: with `buffered` acks (acknowledged from the owner's memory, which a

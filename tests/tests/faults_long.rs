@@ -32,7 +32,12 @@ fn settings() -> (LongConfig, LoadConfig) {
     let long = LongConfig {
         duration: Duration::from_secs_f64(minutes * 60.0),
         seed,
-        scenarios: Scenario::ALL.to_vec(),
+        // Zone outages run where the cluster has zones (process mode).
+        scenarios: Scenario::ALL
+            .iter()
+            .chain(&Scenario::ZONED)
+            .copied()
+            .collect(),
         pause: (Duration::from_secs(3), Duration::from_secs(10)),
     };
     let mut load = LoadConfig::standard("long");
@@ -81,7 +86,7 @@ async fn random_faults_for_minutes() {
             .unwrap();
         long_run(&mut cluster, load, long).await.unwrap()
     } else {
-        let mut spec = Spec::standard("long");
+        let mut spec = Spec::zoned("long");
         spec.broker_args = broker_args();
         match Net::available() {
             Ok(()) => spec.isolate_brokers = true,

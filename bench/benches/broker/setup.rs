@@ -78,6 +78,7 @@ pub async fn set_up(root: &Path, name: &str, partitions: u32) -> anyhow::Result<
         id: "b1".into(),
         addr: "b1:7071".into(),
         started_ms: 0,
+        zone: String::new(),
     };
     meta.put(&keys.broker("b1"), schema::encode(&info), None)
         .await?;

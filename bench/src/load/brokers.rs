@@ -16,6 +16,10 @@ pub struct BrokerRates {
     pub segment_mb_per_s: f64,
     /// Mean object size: how much each PUT carried.
     pub bytes_per_put: f64,
+    /// Copies the brokers' storage pools started again on another node (hedged), as a
+    /// percentage of every copy they wrote (flushes and compaction alike).
+    #[serde(default)]
+    pub hedged_put_pct: f64,
 }
 
 /// Counter totals summed over every broker, at one moment.
@@ -25,6 +29,8 @@ pub struct BrokerCounters {
     pub puts: f64,
     pub txns: f64,
     pub segment_bytes: f64,
+    pub storage_puts: f64,
+    pub hedged_puts: f64,
 }
 
 impl BrokerCounters {
@@ -38,6 +44,8 @@ impl BrokerCounters {
                     "strata_broker_flush_objects_total" => &mut sum.puts,
                     "strata_broker_commit_txns_total" => &mut sum.txns,
                     "strata_broker_segment_bytes_total" => &mut sum.segment_bytes,
+                    r#"strata_broker_storage_requests_total{op="put"}"# => &mut sum.storage_puts,
+                    r#"strata_broker_storage_hedges_total{op="put"}"# => &mut sum.hedged_puts,
                     _ => continue,
                 };
                 *counter += value;
@@ -52,12 +60,19 @@ impl BrokerCounters {
         let per_s = |x: f64, y: f64| (y - x).max(0.0) / secs;
         let puts = per_s(a.puts, b.puts);
         let bytes = per_s(a.segment_bytes, b.segment_bytes);
+        let copies = per_s(a.storage_puts, b.storage_puts);
+        let hedged = per_s(a.hedged_puts, b.hedged_puts);
         Some(BrokerRates {
             flushes_per_s: per_s(a.flushes, b.flushes),
             puts_per_s: puts,
             txns_per_s: per_s(a.txns, b.txns),
             segment_mb_per_s: bytes / MB,
             bytes_per_put: if puts > 0.0 { bytes / puts } else { 0.0 },
+            hedged_put_pct: if copies > 0.0 {
+                100.0 * hedged / copies
+            } else {
+                0.0
+            },
         })
     }
 }
@@ -130,12 +145,16 @@ mod tests {
             puts: 100.0,
             txns: 5.0,
             segment_bytes: 1e6,
+            storage_puts: 200.0,
+            hedged_puts: 1.0,
         };
         let after = BrokerCounters {
             flushes: 30.0,
             puts: 300.0,
             txns: 15.0,
             segment_bytes: 5e6,
+            storage_puts: 600.0,
+            hedged_puts: 5.0,
         };
         let rates = BrokerCounters::rates(Some(before), Some(after), 2.0).unwrap();
         assert_eq!(rates.flushes_per_s, 10.0);
@@ -143,6 +162,7 @@ mod tests {
         assert_eq!(rates.txns_per_s, 5.0);
         assert_eq!(rates.segment_mb_per_s, 2.0);
         assert_eq!(rates.bytes_per_put, 20_000.0);
+        assert_eq!(rates.hedged_put_pct, 1.0);
         assert!(BrokerCounters::rates(None, Some(after), 2.0).is_none());
     }
 }

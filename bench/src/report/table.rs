@@ -69,7 +69,7 @@ impl Results {
         );
         let _ = writeln!(
             out,
-            "{:>7} {:>5} {:>8} {:>8} | {:>9} {:>8} {:>6} {:>8} {:>8} {:>8} | {:>8} {:>8} | {:>7} {:>7} {:>7} {:>8} | {:>5} {:>5} {:>6}",
+            "{:>7} {:>5} {:>8} {:>8} | {:>9} {:>8} {:>6} {:>8} {:>8} {:>8} | {:>8} {:>8} | {:>7} {:>7} {:>7} {:>8} {:>6} | {:>5} {:>5} {:>6}",
             "size",
             "parts",
             "ack",
@@ -86,6 +86,7 @@ impl Results {
             "PUTs/s",
             "txns/s",
             "KB/PUT",
+            "hedge%",
             "cpu",
             "other",
             "errors"
@@ -188,7 +189,7 @@ fn write_produce_row(out: &mut String, p: &Point, run: &str, r: &LoadResult, rat
     let broker = |rate: fn(&crate::load::BrokerRates) -> f64| r.broker.as_ref().map(rate);
     let _ = writeln!(
         out,
-        "{:>7} {:>5} {:>8} {:>8} | {:>9.0} {:>8.1} {:>6} {:>8} {:>8} {:>8} | {:>8} {:>8} | {:>7} {:>7} {:>7} {:>8} | {:>5} {:>5} {:>6}",
+        "{:>7} {:>5} {:>8} {:>8} | {:>9.0} {:>8.1} {:>6} {:>8} {:>8} {:>8} | {:>8} {:>8} | {:>7} {:>7} {:>7} {:>8} {:>6} | {:>5} {:>5} {:>6}",
         size_name(p.size),
         p.partitions,
         p.ack,
@@ -205,6 +206,7 @@ fn write_produce_row(out: &mut String, p: &Point, run: &str, r: &LoadResult, rat
         fmt_opt(broker(|b| b.puts_per_s), 0),
         fmt_opt(broker(|b| b.txns_per_s), 0),
         fmt_opt(broker(|b| b.bytes_per_put / 1e3), 1),
+        fmt_opt(broker(|b| b.hedged_put_pct), 2),
         fmt_opt(r.cpu.bench_cores, 2),
         fmt_opt(r.cpu.others_cores, 2),
         r.errors,

@@ -16,6 +16,9 @@ pub struct BrokerView {
     pub started_ms: i64,
     pub draining: bool,
     pub partitions: usize,
+    /// Availability zone; empty for none.
+    #[serde(default)]
+    pub zone: String,
 }
 
 impl Admin {
@@ -29,6 +32,7 @@ impl Admin {
                 id: b.id.clone(),
                 addr: b.addr.clone(),
                 started_ms: b.started_ms,
+                zone: b.zone.clone(),
                 draining: state.drained.contains(&b.id),
                 partitions: owners
                     .values()

@@ -12,7 +12,16 @@ fn check(
     current: &BTreeMap<PartitionKey, Option<String>>,
     eligible: &BTreeSet<String>,
 ) -> BTreeMap<PartitionKey, String> {
-    let next = rebalance(current, eligible);
+    check_in_zones(current, eligible, &Zones::new())
+}
+
+/// [`check`], with brokers in `zones`.
+fn check_in_zones(
+    current: &BTreeMap<PartitionKey, Option<String>>,
+    eligible: &BTreeSet<String>,
+    zones: &Zones,
+) -> BTreeMap<PartitionKey, String> {
+    let next = rebalance(current, eligible, zones);
     assert_eq!(next.len(), current.len(), "every partition is assigned");
     let mut counts: BTreeMap<&str, usize> = eligible.iter().map(|b| (b.as_str(), 0)).collect();
     for owner in next.values() {
@@ -93,7 +102,7 @@ fn homeless_placement_keeps_manual_moves() {
         .into_iter()
         .map(|(b, p)| (PartitionKey::new("t", p), Some(b.to_string())))
         .collect();
-    let next = place_homeless(&current, &brokers(&["a", "b"]));
+    let next = place_homeless(&current, &brokers(&["a", "b"]), &Zones::new());
     assert_eq!(next[&PartitionKey::new("t", 4)], "a");
     assert_eq!(next.values().filter(|b| *b == "b").count(), 3);
 }
@@ -101,7 +110,37 @@ fn homeless_placement_keeps_manual_moves() {
 #[test]
 fn no_eligible_broker_assigns_nothing() {
     let current = BTreeMap::from([(PartitionKey::new("t", 0), Some("a".to_string()))]);
-    assert!(rebalance(&current, &BTreeSet::new()).is_empty());
+    assert!(rebalance(&current, &BTreeSet::new(), &Zones::new()).is_empty());
+}
+
+#[test]
+fn a_topics_partitions_spread_over_zones_before_brokers() {
+    // Zone x holds a1 and a2, zone y holds b1 and b2; each broker already has one partition of
+    // another topic. By name alone t's two partitions would go to a1 and a2, both in x.
+    let zones: Zones = [("a1", "x"), ("a2", "x"), ("b1", "y"), ("b2", "y")]
+        .into_iter()
+        .map(|(b, z)| (b.to_string(), z.to_string()))
+        .collect();
+    let mut current: BTreeMap<_, _> = ["a1", "a2", "b1", "b2"]
+        .into_iter()
+        .enumerate()
+        .map(|(p, b)| (PartitionKey::new("other", p as u32), Some(b.to_string())))
+        .collect();
+    current.insert(PartitionKey::new("t", 0), None);
+    current.insert(PartitionKey::new("t", 1), None);
+    let eligible = brokers(&["a1", "a2", "b1", "b2"]);
+    let next = check_in_zones(&current, &eligible, &zones);
+    let t_zones: BTreeSet<&str> = (0..2)
+        .map(|p| zones[&next[&PartitionKey::new("t", p)]].as_str())
+        .collect();
+    assert_eq!(t_zones, BTreeSet::from(["x", "y"]));
+    // Without zones the same state puts both on zone x's brokers: the rule above is what
+    // spread them.
+    let plain = check(&current, &eligible);
+    let plain_zones: BTreeSet<&str> = (0..2)
+        .map(|p| zones[&plain[&PartitionKey::new("t", p)]].as_str())
+        .collect();
+    assert_eq!(plain_zones, BTreeSet::from(["x"]));
 }
 
 proptest! {
@@ -109,6 +148,7 @@ proptest! {
     fn always_balanced_with_fewest_moves(
         owners in proptest::collection::vec(proptest::option::of(0usize..8), 0..120),
         alive in proptest::collection::btree_set(0usize..8, 1..8),
+        zone_count in 0usize..4,
     ) {
         let current = owners
             .iter()
@@ -116,6 +156,11 @@ proptest! {
             .map(|(i, o)| (PartitionKey::new(format!("t{}", i % 3), i as u32), o.map(|b| format!("b{b}"))))
             .collect();
         let eligible = alive.iter().map(|b| format!("b{b}")).collect();
-        check(&current, &eligible);
+        // Zones change which broker takes what, never the balance or the number of moves.
+        let zones: Zones = (0..8)
+            .filter(|_| zone_count > 0)
+            .map(|b| (format!("b{b}"), format!("z{}", b % zone_count.max(1))))
+            .collect();
+        check_in_zones(&current, &eligible, &zones);
     }
 }

@@ -10,10 +10,11 @@ use strata_storage::pool::{NodeSpec, PoolConfig};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{BrokerSection, Config, StorageSection};
+use crate::config::{BrokerSection, Config};
 
-/// The node pool `[storage]` describes.
-pub fn open_pool(settings: &StorageSection) -> anyhow::Result<NodePool> {
+/// The node pool `[storage]` describes, read from `zone` first.
+pub fn open_pool(config: &Config) -> anyhow::Result<NodePool> {
+    let settings = &config.storage;
     let nodes = settings.nodes.as_deref().unwrap_or_default();
     if nodes.is_empty() {
         bail!(
@@ -24,15 +25,18 @@ pub fn open_pool(settings: &StorageSection) -> anyhow::Result<NodePool> {
         .iter()
         .map(|n| n.parse::<NodeSpec>())
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(NodePool::open(&PoolConfig::from_section(specs, settings))?)
+    let mut pool_config = PoolConfig::from_section(specs, settings);
+    pool_config.local_zone.clone_from(&config.zone);
+    Ok(NodePool::open(&pool_config)?)
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let pool = Arc::new(open_pool(&config.storage)?);
+    let pool = Arc::new(open_pool(&config)?);
     let (meta, keys) = super::open_meta(&config).await?;
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    spawn(&mut tasks, &cancel, meta, keys, pool, &config.broker).await?;
+    let zone = config.zone.as_deref();
+    spawn(&mut tasks, &cancel, meta, keys, pool, &config.broker, zone).await?;
     super::run_until_stopped(tasks, cancel, "broker").await
 }
 
@@ -49,7 +53,11 @@ fn broker_id(settings: &BrokerSection) -> anyhow::Result<String> {
 
 /// Membership settings of a broker whose storage requests time out after
 /// `storage_request_timeout`.
-fn node_config(settings: &BrokerSection, storage_request_timeout: Duration) -> NodeConfig {
+fn node_config(
+    settings: &BrokerSection,
+    zone: Option<&str>,
+    storage_request_timeout: Duration,
+) -> NodeConfig {
     // A zero lease would expire before its first renewal.
     let lease_ttl = Duration::from_secs(settings.lease_ttl_secs.max(1));
     NodeConfig {
@@ -60,6 +68,7 @@ fn node_config(settings: &BrokerSection, storage_request_timeout: Duration) -> N
         lease_ttl,
         shutdown_timeout: Duration::from_secs(settings.shutdown_timeout_secs),
         storage_stall_limit: storage_request_timeout + 2 * lease_ttl,
+        zone: zone.map(str::to_owned),
     }
 }
 
@@ -72,9 +81,10 @@ pub async fn spawn(
     keys: Keyspace,
     pool: Arc<NodePool>,
     settings: &BrokerSection,
+    zone: Option<&str>,
 ) -> anyhow::Result<()> {
     let id = broker_id(settings)?;
-    let node = node_config(settings, pool.request_timeout());
+    let node = node_config(settings, zone, pool.request_timeout());
     let broker = Broker::new(BrokerConfig::from_section(&id, settings), meta, keys, pool);
     let listen = settings.listen;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -145,10 +155,11 @@ mod tests {
         assert_eq!(broker.flush.flush_bytes, 1024);
         assert_eq!(broker.limits.buffer_wait, Duration::from_millis(250));
 
-        let node = node_config(&settings, Duration::from_secs(10));
+        let node = node_config(&settings, Some("zone-b"), Duration::from_secs(10));
         assert_eq!(node.shutdown_timeout, Duration::from_secs(3));
         assert_eq!(node.lease_ttl, Duration::from_secs(4));
         assert_eq!(node.storage_stall_limit, Duration::from_secs(18));
         assert_eq!(node.advertised_addr, "127.0.0.1:7071", "the listen address");
+        assert_eq!(node.zone.as_deref(), Some("zone-b"));
     }
 }

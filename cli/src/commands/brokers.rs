@@ -12,15 +12,17 @@ pub async fn run(command: BrokersCommand) -> anyhow::Result<()> {
                 return print_json(&brokers);
             }
             println!(
-                "{:<20} {:<24} {:>10}  state",
-                "broker", "address", "partitions"
+                "{:<20} {:<24} {:<12} {:>10}  state",
+                "broker", "address", "zone", "partitions"
             );
             let list = brokers.as_array().cloned().unwrap_or_default();
             for b in &list {
+                let zone = b["zone"].as_str().filter(|z| !z.is_empty());
                 println!(
-                    "{:<20} {:<24} {:>10}  {}",
+                    "{:<20} {:<24} {:<12} {:>10}  {}",
                     b["id"].as_str().unwrap_or("?"),
                     b["addr"].as_str().unwrap_or("?"),
+                    zone.unwrap_or("-"),
                     b["partitions"].to_string(),
                     if b["draining"].as_bool() == Some(true) {
                         "draining"

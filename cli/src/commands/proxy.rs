@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, ProxySection};
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let pool = Arc::new(super::broker::open_pool(&config.storage)?);
+    let pool = Arc::new(super::broker::open_pool(&config)?);
     let (meta, keys) = super::open_meta(&config).await?;
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
@@ -39,7 +39,7 @@ pub async fn spawn(
         .await
         .context("cannot read the routing table from the metadata store")?;
     let cache = (cache_config.capacity_bytes > 0).then(|| Arc::new(ReadCache::new(cache_config)));
-    let mut reader = LogReader::new(meta.clone(), keys.clone(), pool);
+    let mut reader = LogReader::new(meta.clone(), keys.clone(), pool.clone());
     if let Some(cache) = &cache {
         reader = reader.with_cache(cache.clone());
     }
@@ -80,7 +80,7 @@ pub async fn spawn(
         ready: ready.clone(),
         metrics: metrics.clone(),
         cache,
-        extra: vec![kafka_metrics.clone()],
+        extra: vec![kafka_metrics.clone(), pool],
     };
     let http_cancel = cancel.clone();
     tasks.spawn(async move {

@@ -39,7 +39,7 @@ pub async fn spawn(
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create data directory {}", dir.display()))?;
     let (meta, keys) = super::open_meta(config).await?;
-    let pool = Arc::new(super::broker::open_pool(&config.storage)?);
+    let pool = Arc::new(super::broker::open_pool(config)?);
     super::controller::spawn(
         tasks,
         cancel,
@@ -55,6 +55,7 @@ pub async fn spawn(
         keys.clone(),
         pool.clone(),
         &config.broker,
+        config.zone.as_deref(),
     )
     .await?;
     super::proxy::spawn(tasks, cancel, meta, keys, pool, &config.proxy).await

@@ -278,7 +278,8 @@ fn schemas() -> Value {
         "Broker": { "type": "object", "properties": {
             "id": { "type": "string" }, "addr": { "type": "string" },
             "started_ms": { "type": "integer", "format": "int64" },
-            "draining": { "type": "boolean" }, "partitions": { "type": "integer" }
+            "draining": { "type": "boolean" }, "partitions": { "type": "integer" },
+            "zone": { "type": "string", "description": "availability zone; empty for none" }
         } },
         "BrokerList": { "type": "array", "items": schema_ref("Broker") },
         "Move": { "type": "object", "properties": {

@@ -144,6 +144,15 @@ escapes <, > and & for HTML's sake; TOML does not need that and people read this
 {{- define "strata.commonEnv" -}}
 - name: STRATA_LOG
   value: {{ .Values.logLevel | quote }}
+{{- if not .Values.zone }}
+{{- /* The node's zone, on pods where Kubernetes copies it from the node (PodTopologyLabels
+admission: beta in 1.35, alpha in 1.33). Missing, the variable is empty and Strata runs
+without a zone. */}}
+- name: STRATA_ZONE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.labels['topology.kubernetes.io/zone']
+{{- end }}
 {{- $secret := include "strata.credentialsSecret" . }}
 {{- if $secret }}
 - name: AWS_ACCESS_KEY_ID

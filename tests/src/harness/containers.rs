@@ -358,7 +358,7 @@ impl ContainerCluster {
         let since = now_ms();
         for i in 1..=3 {
             let id = format!("b{i}");
-            let node = self.new_node(&id, &[]);
+            let node = self.new_node(&id, &[7072]);
             self.brokers.insert(id, node);
         }
         let launches: Vec<Launch> = self
@@ -832,6 +832,14 @@ impl Cluster for ContainerCluster {
             .collect()
     }
 
+    fn broker_http_urls(&self) -> Vec<String> {
+        self.brokers
+            .values()
+            .filter(|b| b.running)
+            .map(|b| format!("http://127.0.0.1:{}", b.port(7072)))
+            .collect()
+    }
+
     fn controllers(&self) -> Vec<String> {
         self.controllers
             .values()
@@ -879,7 +887,7 @@ impl Cluster for ContainerCluster {
             }
             node.container()?.start().await?;
         } else {
-            let mut node = self.new_node(id, &[]);
+            let mut node = self.new_node(id, &[7072]);
             let launch = self.broker_launch(&node);
             node.container = Some(self.create(&node, &launch).await?);
             self.brokers.insert(id.to_owned(), node);

@@ -215,6 +215,10 @@ pub async fn long_run<C: Cluster>(
         skipped.push(format!("partition scenarios: {why}"));
         scenarios.retain(|s| !s.needs_cut());
     }
+    if cluster.zones().is_empty() && scenarios.iter().any(|s| Scenario::ZONED.contains(s)) {
+        skipped.push("zone outages: this cluster has no zones".into());
+        scenarios.retain(|s| !Scenario::ZONED.contains(s));
+    }
     let mut run = Run::start(cluster, config, format!("long:{}", cluster.mode())).await?;
     let mut kinds: BTreeMap<&'static str, KindFigures> = BTreeMap::new();
     let mut errors = Vec::new();

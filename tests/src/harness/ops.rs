@@ -54,6 +54,16 @@ pub trait Cluster {
     fn logs(&self) -> String;
     /// Ids of brokers that have been started and not stopped (paused ones included).
     fn brokers(&self) -> Vec<String>;
+    /// `http://host:port` of every running broker's HTTP endpoint (`/metrics`).
+    fn broker_http_urls(&self) -> Vec<String>;
+    /// The cluster's availability zones; empty when it has none.
+    fn zones(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// The storage nodes (by index) and brokers (started ones) in `zone`.
+    fn zone_members(&self, _zone: &str) -> ZoneMembers {
+        ZoneMembers::default()
+    }
     /// Ids of controllers that are running.
     fn controllers(&self) -> Vec<String>;
     /// Number of storage nodes.
@@ -85,6 +95,85 @@ pub trait Cluster {
     async fn heal(&mut self, broker: &str, link: Link) -> anyhow::Result<()>;
 }
 
+/// What lives in one zone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ZoneMembers {
+    pub storage: Vec<usize>,
+    pub brokers: Vec<String>,
+}
+
+/// What the running brokers' storage pools did, summed from their `/metrics` (counters
+/// restart with a broker, so a run with restarts shows what the survivors did).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StorageCounts {
+    pub puts: f64,
+    pub hedged_puts: f64,
+    pub hedged_puts_won: f64,
+    pub gets: f64,
+    pub hedged_gets: f64,
+    /// Brokers that answered.
+    pub brokers: usize,
+}
+
+impl StorageCounts {
+    /// Scrapes every URL's `/metrics`; a broker that does not answer in 2 s (paused, dead) is
+    /// left out.
+    pub async fn scrape(urls: &[String]) -> Self {
+        let http = reqwest::Client::new();
+        let mut sum = Self::default();
+        for url in urls {
+            let page = async {
+                http.get(format!("{url}/metrics"))
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await?
+                    .text()
+                    .await
+            };
+            let Ok(page) = page.await else { continue };
+            sum.brokers += 1;
+            for line in page.lines() {
+                let Some((name, value)) = line.split_once(' ') else {
+                    continue;
+                };
+                let Ok(value) = value.trim().parse::<f64>() else {
+                    continue;
+                };
+                let counter = match name {
+                    r#"strata_broker_storage_requests_total{op="put"}"# => &mut sum.puts,
+                    r#"strata_broker_storage_hedges_total{op="put"}"# => &mut sum.hedged_puts,
+                    r#"strata_broker_storage_hedges_won_total{op="put"}"# => {
+                        &mut sum.hedged_puts_won
+                    }
+                    r#"strata_broker_storage_requests_total{op="get"}"# => &mut sum.gets,
+                    r#"strata_broker_storage_hedges_total{op="get"}"# => &mut sum.hedged_gets,
+                    _ => continue,
+                };
+                *counter += value;
+            }
+        }
+        sum
+    }
+}
+
+impl std::fmt::Display for StorageCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pct = |part: f64, all: f64| if all > 0.0 { 100.0 * part / all } else { 0.0 };
+        write!(
+            f,
+            "{:.0} PUTs, {:.0} hedged ({:.2}%, {:.0} won); {:.0} GETs, {:.0} hedged ({:.2}%) — {} brokers",
+            self.puts,
+            self.hedged_puts,
+            pct(self.hedged_puts, self.puts),
+            self.hedged_puts_won,
+            self.gets,
+            self.hedged_gets,
+            pct(self.hedged_gets, self.gets),
+            self.brokers
+        )
+    }
+}
+
 /// One partition as the admin API shows it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PartitionView {
@@ -100,6 +189,8 @@ pub struct PartitionView {
 #[derive(Debug, Clone, Deserialize)]
 pub struct BrokerView {
     pub id: String,
+    #[serde(default)]
+    pub zone: String,
     pub draining: bool,
     pub partitions: usize,
 }

@@ -20,7 +20,7 @@ use strata_testkit::{
 };
 
 use super::netns::Net;
-use super::ops::{CLUSTER, Cluster, Link};
+use super::ops::{CLUSTER, Cluster, Link, ZoneMembers};
 
 /// The shape of a process cluster.
 #[derive(Debug, Clone)]
@@ -40,6 +40,9 @@ pub struct Spec {
     pub election_ttl_secs: u64,
     /// More flags for every broker (e.g. `--linger-ms 500`).
     pub broker_args: Vec<String>,
+    /// Availability zones; 0 for none. Storage node `n{i}`, broker `b{i}` and proxy `p{i}`
+    /// are in zone `(i - 1) % zones` (named by [`zone_name`]).
+    pub zones: usize,
 }
 
 impl Spec {
@@ -56,8 +59,37 @@ impl Spec {
             lease_ttl_secs: 2,
             election_ttl_secs: 2,
             broker_args: Vec::new(),
+            zones: 0,
         }
     }
+
+    /// [`Spec::standard`] over 3 zones: 6 storage nodes (2 a zone, 2 copies of every object),
+    /// a broker in each zone, the two proxies in the first two zones.
+    pub fn zoned(name: &str) -> Self {
+        Self {
+            storage_nodes: 6,
+            zones: 3,
+            ..Self::standard(name)
+        }
+    }
+
+    /// The zone of the `ordinal`-th (from 1) storage node, broker or proxy.
+    pub fn zone_of(&self, ordinal: usize) -> Option<String> {
+        (self.zones > 0).then(|| zone_name((ordinal.max(1) - 1) % self.zones))
+    }
+
+    /// `--zone` for the member whose id ends in its ordinal (`b2`, `p1`), if zoned.
+    fn zone_args(&self, id: &str) -> Vec<String> {
+        let ordinal = id[1..].parse().unwrap_or(1);
+        self.zone_of(ordinal)
+            .map(|zone| vec!["--zone".to_owned(), zone])
+            .unwrap_or_default()
+    }
+}
+
+/// `zone-a`, `zone-b`, ...
+pub fn zone_name(index: usize) -> String {
+    format!("zone-{}", char::from(b'a' + (index % 26) as u8))
 }
 
 /// A broker and the namespace it runs in, when it is isolated.
@@ -130,7 +162,11 @@ impl ProcessCluster {
                 })
             })?;
             server.create_bucket("strata")?;
-            node_specs.push(format!("n{i}={}", server.url("strata")));
+            let name = match spec.zone_of(i) {
+                Some(zone) => format!("n{i}@{zone}"),
+                None => format!("n{i}"),
+            };
+            node_specs.push(format!("{name}={}", server.url("strata")));
             s3.push(server);
         }
         let meta = strata_meta::open(&meta_url).await?;
@@ -164,7 +200,9 @@ impl ProcessCluster {
             cluster.start_broker(&format!("b{i}")).await?;
         }
         for i in 1..=cluster.spec.proxies {
-            let proxy = blocking(|| cluster.strata.proxy(&format!("p{i}")))?;
+            let id = format!("p{i}");
+            let args = cluster.spec.zone_args(&id);
+            let proxy = blocking(|| cluster.strata.proxy_with(&id, &args))?;
             cluster.proxies.push(proxy);
         }
         cluster.wait_registered().await?;
@@ -201,7 +239,9 @@ impl ProcessCluster {
             }
             None => (Placement::loopback(), None),
         };
-        let server = blocking(|| self.strata.broker(id, &placement, &self.spec.broker_args))?;
+        let mut args = self.spec.broker_args.clone();
+        args.extend(self.spec.zone_args(id));
+        let server = blocking(|| self.strata.broker(id, &placement, &args))?;
         Ok(Broker { server, namespace })
     }
 
@@ -310,6 +350,31 @@ impl Cluster for ProcessCluster {
             .values()
             .filter(|b| b.server.is_started())
             .map(|b| b.server.id().to_owned())
+            .collect()
+    }
+
+    fn zones(&self) -> Vec<String> {
+        (0..self.spec.zones).map(zone_name).collect()
+    }
+
+    fn zone_members(&self, zone: &str) -> ZoneMembers {
+        let in_zone = |ordinal: usize| self.spec.zone_of(ordinal).as_deref() == Some(zone);
+        ZoneMembers {
+            storage: (0..self.s3.len()).filter(|i| in_zone(i + 1)).collect(),
+            brokers: self
+                .brokers
+                .keys()
+                .filter(|id| id[1..].parse().is_ok_and(in_zone))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    fn broker_http_urls(&self) -> Vec<String> {
+        self.brokers
+            .values()
+            .filter(|b| b.server.is_started())
+            .filter_map(|b| b.server.http_url())
             .collect()
     }
 

@@ -10,7 +10,7 @@ use strata_client::Admin;
 use tokio::time::Instant;
 
 use super::checker::{Stalled, Verdict, check, diagnose_stall};
-use super::ops::{AdminApi, Cluster, Link};
+use super::ops::{AdminApi, Cluster, Link, StorageCounts};
 use super::snapshot::{Copied, Quiet, Snapshot, copied, quiet};
 use super::workload::{Load, LoadConfig};
 
@@ -58,6 +58,9 @@ pub enum Scenario {
     /// SIGTERM each proxy in turn and start it again: the proxy tells its clients to leave
     /// before it stops, and no client may see an error.
     ProxyRollingRestart,
+    /// kill -9 every storage node and broker of one zone (a cluster with zones only), keep
+    /// them down a while, start them again: the other zones hold a copy of everything.
+    ZoneOutage,
 }
 
 impl Scenario {
@@ -75,6 +78,9 @@ impl Scenario {
         Self::ProxyRollingRestart,
     ];
 
+    /// The scenarios that need a cluster with zones ([`Cluster::zones`]).
+    pub const ZONED: [Self; 1] = [Self::ZoneOutage];
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Kill9 => "broker kill -9",
@@ -88,6 +94,7 @@ impl Scenario {
             Self::CutFromStorage => "broker cut from storage",
             Self::ProxyKill => "proxy kill -9",
             Self::ProxyRollingRestart => "proxy rolling restart",
+            Self::ZoneOutage => "zone outage",
         }
     }
 
@@ -123,6 +130,7 @@ impl Scenario {
             Self::CutFromStorage => cut(cluster, run, Link::Storage).await,
             Self::ProxyKill => proxy_kill(cluster, run).await,
             Self::ProxyRollingRestart => proxy_rolling_restart(cluster, run).await,
+            Self::ZoneOutage => zone_outage(cluster, run).await,
         };
         run.current = None;
         result
@@ -489,6 +497,49 @@ async fn storage_node_kill<C: Cluster>(cluster: &mut C, run: &mut Run) -> anyhow
     Ok(())
 }
 
+async fn zone_outage<C: Cluster>(cluster: &mut C, run: &mut Run) -> anyhow::Result<()> {
+    let zones = cluster.zones();
+    anyhow::ensure!(
+        !zones.is_empty(),
+        "a zone outage needs a cluster with zones"
+    );
+    let zone = zones[(run.faults.values().sum::<u64>() as usize) % zones.len()].clone();
+    let members = cluster.zone_members(&zone);
+    anyhow::ensure!(
+        !members.storage.is_empty() && !members.brokers.is_empty(),
+        "zone {zone} holds no storage node or no broker: {members:?}"
+    );
+    for &node in &members.storage {
+        cluster.kill_storage(node).await?;
+    }
+    let at = Instant::now();
+    for broker in &members.brokers {
+        cluster.kill_broker(broker).await?;
+    }
+    let nodes: Vec<String> = members
+        .storage
+        .iter()
+        .map(|i| format!("n{}", i + 1))
+        .collect();
+    run.event(format!(
+        "zone {zone} down: kill -9 storage nodes {} and brokers {}",
+        nodes.join(", "),
+        members.brokers.join(", ")
+    ));
+    run.expect_writable(at, "the zone's brokers died").await;
+    // The zone stays dark a while: writes go to the other zones' nodes, reads of older objects
+    // to their copy outside it.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for &node in &members.storage {
+        cluster.start_storage(node).await?;
+    }
+    for broker in &members.brokers {
+        cluster.start_broker(broker).await?;
+    }
+    run.event(format!("zone {zone} back"));
+    Ok(())
+}
+
 async fn etcd_restart<C: Cluster>(cluster: &mut C, run: &mut Run) -> anyhow::Result<()> {
     run.event("kill -9 etcd; started again at once");
     let at = Instant::now();
@@ -589,6 +640,8 @@ pub struct Report {
     pub catch_up: Option<Duration>,
     /// Segment records in the metadata store at the end.
     pub segments: usize,
+    /// The surviving brokers' storage requests and hedges, at the end.
+    pub storage: StorageCounts,
     /// Offset ranges below a high watermark that no segment record covers, at the end.
     pub holes: Vec<String>,
     pub logs: String,
@@ -712,6 +765,7 @@ impl Report {
                 v.consumer_errors.to_string(),
             ),
             ("segment records at end", self.segments.to_string()),
+            ("storage requests of brokers", self.storage.to_string()),
         ];
         let mut text = String::new();
         for (k, value) in rows {
@@ -795,6 +849,7 @@ pub async fn run_scenario<C: Cluster>(
     let catch_up = run.load.stop(Duration::from_secs(60)).await?;
     run.event("producers stopped; consumers caught up or gave up");
     let after = run.snapshot(cluster, false).await?;
+    let storage = StorageCounts::scrape(&cluster.broker_http_urls()).await;
     let verdict = check_cluster(cluster, &run.load)
         .await
         .with_context(|| format!("checking the log; logs in {}", cluster.logs()))?;
@@ -815,6 +870,7 @@ pub async fn run_scenario<C: Cluster>(
         known_issues: run.known_issues.clone(),
         catch_up,
         segments: after.segments.len(),
+        storage,
         holes: after.holes(),
         logs: cluster.logs(),
     })

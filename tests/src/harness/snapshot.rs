@@ -37,6 +37,8 @@ pub struct Segment {
     pub path: String,
     pub size: u64,
     pub copies: usize,
+    /// The storage nodes holding its object.
+    pub nodes: Vec<String>,
 }
 
 /// Metadata and storage at one moment.
@@ -89,6 +91,7 @@ impl Snapshot {
                             path: record.path.clone(),
                             size: record.meta.size,
                             copies: record.placement.nodes.len(),
+                            nodes: record.placement.nodes.iter().map(|n| n.0.clone()).collect(),
                         },
                     );
                 }
