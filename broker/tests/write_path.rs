@@ -19,7 +19,7 @@ use strata_meta::{EmbeddedOptions, EmbeddedStore, MetaError, MetaStore};
 use strata_proto::{Coded, ErrorCode};
 use strata_storage::pool::PoolConfig;
 use strata_storage::{NodeId, NodePool};
-use strata_testkit::fault::{Faults, FaultyStore};
+use strata_testkit::fault::{Faults, faulty_nodes};
 use tokio_util::sync::CancellationToken;
 
 struct Env {
@@ -49,20 +49,14 @@ fn env_with(
     replicas: usize,
 ) -> Env {
     let keys = Keyspace::new("broker-test").unwrap();
-    let faults: Vec<Arc<Faults>> = (0..nodes).map(|_| Faults::new()).collect();
     let raw: Vec<Arc<dyn ObjectStore>> = (0..nodes)
         .map(|i| {
             let url = format!("file://{}", dir.path().join(format!("node{i}")).display());
             strata_storage::backend::open(&url, Default::default()).unwrap()
         })
         .collect();
-    let stores = (0..nodes)
-        .map(|i| {
-            let store: Arc<dyn ObjectStore> =
-                Arc::new(FaultyStore::new(raw[i].clone(), faults[i].clone()));
-            (NodeId(format!("n{i}")), store)
-        })
-        .collect();
+    let (faults, named) = faulty_nodes(&raw);
+    let stores = named.into_iter().map(|(n, s)| (NodeId(n), s)).collect();
     let mut config = PoolConfig::new(Vec::new(), replicas);
     config.request_timeout = Duration::from_secs(2);
     // Several tests count requests exactly; a hedge after a scheduling stall on a busy machine

@@ -30,6 +30,18 @@ fn hedged(budget_percent: u32, budget_burst: u32) -> impl FnOnce(&mut strata_sto
     }
 }
 
+/// Each of the `on_slow` requests that went to the slow node was hedged, and each hedge won.
+fn assert_each_hedged_and_won(c: &Cluster, op: &str, on_slow: u64) {
+    assert!(
+        on_slow > 0,
+        "the seed sends some {op}s to the slow node first"
+    );
+    for counter in ["hedges", "hedges_won"] {
+        let sample = format!("storage_{counter}_total{{op=\"{op}\"}}");
+        assert_eq!(c.metric(&sample), on_slow as f64, "{sample}");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_write_to_a_hanging_node_is_hedged_and_its_late_copy_deleted() {
     let c = cluster_with(3, 2, 11, hedged(100, 100));
@@ -45,16 +57,8 @@ async fn a_write_to_a_hanging_node_is_hedged_and_its_late_copy_deleted() {
         assert_eq!(placement.nodes.len(), 2);
         assert!(!placement.nodes.contains(&NodeId("n0".into())), "{path}");
     }
-    let started_on_n0 = c.faults[0].counts().puts as f64;
-    assert!(
-        started_on_n0 > 0.0,
-        "the seed puts n0 in some first choices"
-    );
-    assert_eq!(c.metric(r#"storage_hedges_total{op="put"}"#), started_on_n0);
-    assert_eq!(
-        c.metric(r#"storage_hedges_won_total{op="put"}"#),
-        started_on_n0
-    );
+    let started_on_n0 = c.faults[0].counts().puts;
+    assert_each_hedged_and_won(&c, "put", started_on_n0);
     // The late copies land on n0 after 3 s; each is then deleted, since no placement names it.
     tokio::time::sleep(Duration::from_secs(4)).await;
     for path in &paths {
@@ -62,7 +66,7 @@ async fn a_write_to_a_hanging_node_is_hedged_and_its_late_copy_deleted() {
     }
     assert_eq!(
         c.metric("storage_hedge_copies_deleted_total"),
-        started_on_n0
+        started_on_n0 as f64
     );
     // A slow node is not a failed one: it stays in use.
     assert!(c.pool.status()[0].healthy);
@@ -197,16 +201,7 @@ async fn a_read_from_a_hanging_replica_is_hedged() {
         );
         assert!(started.elapsed() <= 2 * FLOOR + Duration::from_millis(2));
     }
-    let reads_on_slow = c.faults[slow].counts().gets as f64;
-    assert!(
-        reads_on_slow > 0.0,
-        "the seed reads the slow replica first sometimes"
-    );
-    assert_eq!(c.metric(r#"storage_hedges_total{op="get"}"#), reads_on_slow);
-    assert_eq!(
-        c.metric(r#"storage_hedges_won_total{op="get"}"#),
-        reads_on_slow
-    );
+    assert_each_hedged_and_won(&c, "get", c.faults[slow].counts().gets);
 }
 
 #[tokio::test(start_paused = true)]

@@ -133,6 +133,23 @@ fn injected(what: &str) -> object_store::Error {
     }
 }
 
+/// A store with its node name.
+pub type NamedStore = (String, Arc<dyn ObjectStore>);
+
+/// Wraps each store in a [`FaultyStore`] of its own: the switches, and the wrapped stores named
+/// `n0`, `n1`, ... as a test's storage nodes.
+pub fn faulty_nodes(raw: &[Arc<dyn ObjectStore>]) -> (Vec<Arc<Faults>>, Vec<NamedStore>) {
+    raw.iter()
+        .enumerate()
+        .map(|(i, inner)| {
+            let faults = Faults::new();
+            let store: Arc<dyn ObjectStore> =
+                Arc::new(FaultyStore::new(inner.clone(), faults.clone()));
+            (faults, (format!("n{i}"), store))
+        })
+        .unzip()
+}
+
 /// An object store that fails, stalls and counts requests as its [`Faults`] say.
 #[derive(Debug)]
 pub struct FaultyStore {

@@ -24,7 +24,7 @@ struct Landed {
 }
 
 /// A copy being written, and when to hedge it (`None`: not to be hedged, or hedged already).
-struct Running {
+struct Copying {
     node: usize,
     hedge_at: Option<Instant>,
 }
@@ -35,7 +35,7 @@ struct Write<'a> {
     path: &'a Path,
     payload: PutPayload,
     tried: HashSet<usize>,
-    running: Vec<Running>,
+    running: Vec<Copying>,
     written: Vec<usize>,
     failures: Vec<String>,
     inflight: FuturesUnordered<BoxFuture<'static, Landed>>,
@@ -61,7 +61,7 @@ impl<'a> Write<'a> {
         }
         let hedge_at = (pool.hedging.is_on() && !hedge)
             .then(|| Instant::now() + pool.hedging.delay(pool.nodes[node].p99(Op::Put)));
-        self.running.push(Running { node, hedge_at });
+        self.running.push(Copying { node, hedge_at });
         let (store, path, payload) = (
             pool.nodes[node].store.clone(),
             self.path.clone(),

@@ -14,7 +14,7 @@ use prometheus_client::registry::Registry;
 use strata_clock::{ManualClock, SeededRandom};
 use strata_storage::pool::{Backoff, Hedging, NodeSpec, PoolConfig};
 use strata_storage::{NodeId, NodePool};
-use strata_testkit::fault::{Faults, FaultyStore};
+use strata_testkit::fault::{Faults, faulty_nodes};
 
 pub struct Cluster {
     pub pool: NodePool,
@@ -38,15 +38,10 @@ pub fn cluster_with(
     seed: u64,
     tune: impl FnOnce(&mut PoolConfig),
 ) -> Cluster {
-    let faults: Vec<Arc<Faults>> = (0..nodes).map(|_| Faults::new()).collect();
     let raw: Vec<Arc<InMemory>> = (0..nodes).map(|_| Arc::new(InMemory::new())).collect();
-    let stores = (0..nodes)
-        .map(|i| {
-            let store: Arc<dyn ObjectStore> =
-                Arc::new(FaultyStore::new(raw[i].clone(), faults[i].clone()));
-            (NodeId(format!("n{i}")), store)
-        })
-        .collect();
+    let dyn_raw: Vec<Arc<dyn ObjectStore>> = raw.iter().map(|r| r.clone() as _).collect();
+    let (faults, named) = faulty_nodes(&dyn_raw);
+    let stores = named.into_iter().map(|(n, s)| (NodeId(n), s)).collect();
     let mut config = PoolConfig::new(Vec::new(), replicas);
     config.backoff = Backoff {
         initial: Duration::from_secs(1),

@@ -363,9 +363,9 @@ impl Cluster for ProcessCluster {
             storage: (0..self.s3.len()).filter(|i| in_zone(i + 1)).collect(),
             brokers: self
                 .brokers
-                .keys()
-                .filter(|id| id[1..].parse().is_ok_and(in_zone))
-                .cloned()
+                .iter()
+                .filter(|(id, b)| b.server.is_started() && id[1..].parse().is_ok_and(in_zone))
+                .map(|(id, _)| id.clone())
                 .collect(),
         }
     }
