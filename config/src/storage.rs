@@ -13,7 +13,7 @@ pub struct StorageSection {
     pub request_timeout_ms: u64,
     pub backoff_initial_ms: u64,
     pub backoff_max_ms: u64,
-    /// A request still running after its node's recent p99 latency, and at least this long,
+    /// A request still running after twice its node's recent p99 latency, and at least this long,
     /// is started again on another node (hedged).
     pub hedge_floor_ms: u64,
     /// Hedges earned per 100 requests (writes and reads apart): the most extra requests

@@ -4,7 +4,7 @@
 //! zones when the nodes name theirs, so the segments of one partition scatter over the whole
 //! pool and no node is hot (BMQ). The copies are written in parallel; a node that fails is
 //! replaced by another random node and the object is written there ("switch node"), and the
-//! failed node sits out a backoff. A copy that runs longer than its node's recent p99 is
+//! failed node sits out a backoff. A copy that runs past twice its node's recent p99 is
 //! started on a spare node too (hedged), and the first R copies to land win. The nodes that
 //! hold the object are returned as a [`Placement`] for the caller to record. Reads try the
 //! replicas healthy and same-zone first, and hedge the same way.

@@ -69,7 +69,7 @@ impl NodePool {
         );
         r.register(
             "hedges",
-            "Requests started again on another node because the first was slower than its node's p99",
+            "Requests started again on another node because the first ran past twice its node's p99",
             m.hedges.clone(),
         );
         r.register(
@@ -118,7 +118,7 @@ impl NodePool {
         );
         r.register(
             "node_p99_seconds",
-            "Recent p99 latency of a storage node, the hedging threshold when above the floor",
+            "Recent p99 latency of a storage node; twice it is the hedging threshold when above the floor",
             p99,
         );
     }
