@@ -128,6 +128,9 @@ def documented_settings(config_file: Path) -> dict[str, set[str]]:
 # config/strata.toml settings the chart does not render: what differs per pod (ids, the
 # advertised address) comes from the environment, and the chart never runs standalone.
 UNRENDERED = {
+    # The pod's zone, from its node's label by an environment variable, unless the values
+    # fix one (then it is rendered).
+    "": {"zone"},
     "controller": {"id"},
     "broker": {"id", "advertised_addr"},
     # The pod name and IP, by environment variables; both set only when the values set them.
@@ -280,6 +283,24 @@ def check_common(checks: Checks, objs: list[dict], values: dict, documented: dic
         checks.ok(
             ctrl["spec"].get("replicas", 0) >= 2 or values["controller"]["replicaCount"] < 2,
             "controller runs the configured number of replicas",
+        )
+
+    # The zone: fixed by the values (rendered, no variable), or each pod's node label.
+    zone = values.get("zone", "")
+    checks.ok(
+        cfg.get("zone") == (zone or None),
+        f"zone is rendered as the values set it ({zone!r}), got {cfg.get('zone')!r}",
+    )
+    for role in ("broker", "proxy"):
+        w = workload(objs, role)
+        if not w:
+            continue
+        var = env_value(container(w), "STRATA_ZONE")
+        label = "metadata.labels['topology.kubernetes.io/zone']"
+        path = (var or {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        checks.ok(
+            (var is None) if zone else path == label,
+            f"{role} takes its zone from {'the values' if zone else 'its node label'}, got {var}",
         )
 
     broker = workload(objs, "broker")
