@@ -488,7 +488,7 @@ async fn a_flush_commits_as_many_partitions_per_transaction_as_the_store_allows(
         strata_testkit::ETCD_MAX_TXN_OPS,
         strata_meta::DEFAULT_MAX_TXN_OPS,
     ] {
-        let meta = strata_meta::open_with(&url, limit).await.unwrap();
+        let meta = strata_meta::open_with(&url, limit, None).await.unwrap();
         // A cluster per limit: each run has a keyspace of its own in the one etcd.
         let mut env = env_with(meta, tempfile::tempdir().unwrap(), 1, 1);
         env.keys = Keyspace::new(&format!("limit-{limit}")).unwrap();

@@ -84,10 +84,54 @@ pub struct CommonArgs {
     #[arg(long, env = "STRATA_META_MAX_TXN_OPS")]
     pub meta_max_txn_ops: Option<usize>,
 
+    /// etcd over TLS: the CA bundle etcd's certificate chains to.
+    #[arg(long, env = "STRATA_META_CA")]
+    pub meta_ca: Option<PathBuf>,
+
+    /// The client certificate presented to etcd (with --meta-key).
+    #[arg(long, env = "STRATA_META_CERT")]
+    pub meta_cert: Option<PathBuf>,
+
+    /// The key of --meta-cert.
+    #[arg(long, env = "STRATA_META_KEY")]
+    pub meta_key: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
     /// Print the settings this role would run with (defaults, then the --config file, then
     /// environment and flags) as a config file, and exit.
     #[arg(long)]
     pub print_config: bool,
+}
+
+/// `[tls]`: TLS on the process's listeners.
+#[derive(Debug, Default, Args)]
+pub struct TlsArgs {
+    /// PEM certificate chain every listener presents; with --tls-key, turns TLS on.
+    #[arg(long, env = "STRATA_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "STRATA_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// The cluster's CA bundle: trusted when dialling brokers, and what client certificates
+    /// must chain to.
+    #[arg(long, env = "STRATA_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Client certificates (mTLS): none, optional or required.
+    #[arg(long, env = "STRATA_TLS_CLIENT_AUTH", value_parser = ["none", "optional", "required"])]
+    pub tls_client_auth: Option<String>,
+
+    /// Which certificate name is the principal User:<name>: cn or san.
+    #[arg(long, env = "STRATA_TLS_PRINCIPAL", value_parser = ["cn", "san"])]
+    pub tls_principal: Option<String>,
+
+    /// Also serve /healthz, /readyz and /metrics over TLS.
+    #[arg(long, env = "STRATA_TLS_HTTP")]
+    pub tls_http: Option<bool>,
 }
 
 #[derive(Debug, Args)]
@@ -313,6 +357,9 @@ pub struct StandaloneArgs {
 
     #[command(flatten)]
     pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     /// Print the settings standalone would run with as a config file, and exit.
     #[arg(long)]

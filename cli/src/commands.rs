@@ -3,6 +3,7 @@
 mod admin_api;
 mod broker;
 mod brokers;
+mod client_tls;
 mod consume;
 mod controller;
 mod group;
@@ -10,7 +11,10 @@ mod produce;
 mod proxy;
 mod reassign;
 pub mod standalone;
+mod tls;
 mod topic;
+
+pub use tls::ProcessTls;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -63,17 +67,17 @@ where
     run(config).await
 }
 
-/// The metadata store of `[meta]` and the keyspace of the cluster.
 /// The host's name (a pod's name in Kubernetes), which server roles take as their default id
 /// and a proxy listening on every interface advertises.
 pub fn host_name() -> Option<String> {
     std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty())
 }
 
+/// The metadata store of `[meta]` and the keyspace of the cluster.
 pub async fn open_meta(config: &Config) -> anyhow::Result<(Arc<dyn MetaStore>, Keyspace)> {
     let keys = Keyspace::new(&config.cluster)?;
     let url = &config.meta.url;
-    let meta = strata_meta::open_with(url, config.meta.max_txn_ops)
+    let meta = strata_meta::open_with(url, config.meta.max_txn_ops, tls::etcd(config)?)
         .await
         .with_context(|| format!("cannot open metadata store {url}"))?;
     Ok((meta, keys))
@@ -101,28 +105,17 @@ pub async fn run_until_stopped(
     Ok(())
 }
 
-/// Serves a gRPC router on `listener` as a task of `tasks` until `cancel` fires.
+/// Serves a gRPC router on `incoming` as a task of `tasks` until `cancel` fires.
 pub fn spawn_grpc(
     tasks: &mut tokio::task::JoinSet<anyhow::Result<()>>,
     cancel: &tokio_util::sync::CancellationToken,
-    listener: tokio::net::TcpListener,
+    incoming: strata_tls::Incoming,
     router: tonic::transport::server::Router,
     what: &'static str,
 ) {
     let shutdown = cancel.clone().cancelled_owned();
     tasks.spawn(async move {
         use anyhow::Context as _;
-        use futures::StreamExt as _;
-        // Small answers (acks) must leave at once: with Nagle's algorithm on, an ack waits
-        // for the client's delayed ACK, about 40 ms. tonic sets TCP_NODELAY only on
-        // listeners it binds itself, not on an incoming stream like this one.
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {
-            stream.inspect(|s| {
-                if let Err(e) = s.set_nodelay(true) {
-                    tracing::warn!(error = %e, "cannot set TCP_NODELAY");
-                }
-            })
-        });
         router
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await

@@ -16,7 +16,9 @@ pub use strata_config::{
 
 use crate::cli::{
     BrokerArgs, CommonArgs, ControllerArgs, KafkaArgs, ProxyArgs, StandaloneArgs, StorageArgs,
+    TlsArgs,
 };
+use strata_config::{ClientAuth, PrincipalRule, TlsSection};
 
 /// The flags of a server role.
 pub trait RoleFlags {
@@ -79,6 +81,38 @@ impl CommonArgs {
         }
         set(&mut config.meta.url, &self.meta);
         set(&mut config.meta.max_txn_ops, &self.meta_max_txn_ops);
+        set_optional(&mut config.meta.ca, &self.meta_ca);
+        set_optional(&mut config.meta.cert, &self.meta_cert);
+        set_optional(&mut config.meta.key, &self.meta_key);
+        self.tls.overlay(&mut config.tls);
+    }
+}
+
+/// An optional setting takes the flag's value when the flag is given.
+fn set_optional<T: Clone>(setting: &mut Option<T>, flag: &Option<T>) {
+    if flag.is_some() {
+        setting.clone_from(flag);
+    }
+}
+
+impl TlsArgs {
+    fn overlay(&self, tls: &mut TlsSection) {
+        set_optional(&mut tls.cert, &self.tls_cert);
+        set_optional(&mut tls.key, &self.tls_key);
+        set_optional(&mut tls.ca, &self.tls_ca);
+        // clap admits only the values below.
+        match self.tls_client_auth.as_deref() {
+            Some("optional") => tls.client_auth = ClientAuth::Optional,
+            Some("required") => tls.client_auth = ClientAuth::Required,
+            Some(_) => tls.client_auth = ClientAuth::None,
+            None => {}
+        }
+        match self.tls_principal.as_deref() {
+            Some("san") => tls.principal = PrincipalRule::San,
+            Some(_) => tls.principal = PrincipalRule::Cn,
+            None => {}
+        }
+        set(&mut tls.http, &self.tls_http);
     }
 }
 
@@ -204,6 +238,7 @@ impl RoleFlags for StandaloneArgs {
         set(&mut config.broker.listen, &self.broker_addr);
         set(&mut config.broker.http_addr, &self.broker_http_addr);
         self.kafka.overlay(&mut config.proxy.kafka);
+        self.tls.overlay(&mut config.tls);
 
         let dir = std::path::absolute(&config.standalone.data_dir)
             .context("cannot resolve the data directory")?;

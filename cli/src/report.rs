@@ -97,6 +97,10 @@ impl CliError {
     }
 }
 
+/// What to check when a server cannot be reached: a TLS mismatch looks like a broken
+/// connection from either side.
+pub const TLS_HINT: &str = "a cluster with TLS needs --tls-ca, and --tls-cert with --tls-key when it requires client certificates; without TLS, leave them out";
+
 /// The kind of failure and the hint of an error, from the first cause that says.
 pub fn classify(err: &anyhow::Error) -> (Failure, Option<String>) {
     for cause in err.chain() {
@@ -113,7 +117,8 @@ pub fn classify(err: &anyhow::Error) -> (Failure, Option<String>) {
                 _ => None,
             };
             if let Some(failure) = failure {
-                return (failure, None);
+                let hint = matches!(e, E::Connect { .. }).then(|| TLS_HINT.to_owned());
+                return (failure, hint);
             }
         }
         if let Some(e) = cause.downcast_ref::<strata_meta::MetaError>() {

@@ -12,6 +12,7 @@ use strata_proto::v1::strata_client::StrataClient;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{Error, Result};
+use crate::tls::Tls;
 
 /// Largest message the SDK accepts from a proxy (fetch answers carry up to a few MiB).
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
@@ -42,6 +43,7 @@ pub struct Connection {
 #[derive(Debug)]
 struct Inner {
     servers: Vec<String>,
+    tls: Option<Tls>,
     current: RwLock<Current>,
     moves: AtomicU64,
 }
@@ -68,14 +70,19 @@ impl Connection {
     /// # Ok(()) }
     /// ```
     pub async fn connect(servers: &str) -> Result<Self> {
+        Self::connect_with_tls(servers, None).await
+    }
+
+    /// [`Connection::connect`], over TLS when `tls` is given.
+    pub async fn connect_with_tls(servers: &str, tls: Option<Tls>) -> Result<Self> {
         let servers = resolve(parse_servers(servers)?).await;
         let first = strata_clock::ThreadRandom.below(servers.len());
         let mut failures = Vec::new();
         for step in 0..servers.len() {
             let index = (first + step) % servers.len();
             let server = &servers[index];
-            match endpoint(server)?.connect().await {
-                Ok(channel) => return Ok(Self::new(servers, index, channel)),
+            match endpoint(server, tls.as_ref())?.connect().await {
+                Ok(channel) => return Ok(Self::new(servers, tls, index, channel)),
                 Err(e) => failures.push(format!("{server}: {}", source_chain(&e))),
             }
         }
@@ -94,16 +101,22 @@ impl Connection {
     /// # Ok(()) }
     /// ```
     pub fn lazy(servers: &str) -> Result<Self> {
-        let servers = parse_servers(servers)?;
-        let index = strata_clock::ThreadRandom.below(servers.len());
-        let channel = endpoint(&servers[index])?.connect_lazy();
-        Ok(Self::new(servers, index, channel))
+        Self::lazy_with_tls(servers, None)
     }
 
-    fn new(servers: Vec<String>, index: usize, channel: Channel) -> Self {
+    /// [`Connection::lazy`], over TLS when `tls` is given.
+    pub fn lazy_with_tls(servers: &str, tls: Option<Tls>) -> Result<Self> {
+        let servers = parse_servers(servers)?;
+        let index = strata_clock::ThreadRandom.below(servers.len());
+        let channel = endpoint(&servers[index], tls.as_ref())?.connect_lazy();
+        Ok(Self::new(servers, tls, index, channel))
+    }
+
+    fn new(servers: Vec<String>, tls: Option<Tls>, index: usize, channel: Channel) -> Self {
         Self {
             inner: Arc::new(Inner {
                 servers,
+                tls,
                 current: RwLock::new(Current {
                     index,
                     client: client(channel),
@@ -206,7 +219,7 @@ impl Connection {
             return;
         }
         let next = (current.index + 1) % servers.len();
-        let Ok(endpoint) = endpoint(&servers[next]) else {
+        let Ok(endpoint) = endpoint(&servers[next], self.inner.tls.as_ref()) else {
             return;
         };
         tracing::warn!(
@@ -275,14 +288,20 @@ async fn resolve(servers: Vec<String>) -> Vec<String> {
     }
 }
 
-fn endpoint(server: &str) -> Result<Endpoint> {
-    let url = if server.contains("://") {
-        server.to_owned()
-    } else {
-        format!("http://{server}")
+fn endpoint(server: &str, tls: Option<&Tls>) -> Result<Endpoint> {
+    let url = match (server.contains("://"), tls) {
+        (true, _) => server.to_owned(),
+        (false, Some(_)) => format!("https://{server}"),
+        (false, None) => format!("http://{server}"),
     };
-    Ok(Endpoint::from_shared(url)
-        .map_err(|e| Error::InvalidConfig(format!("server address `{server}`: {e}")))?
+    let mut endpoint = Endpoint::from_shared(url)
+        .map_err(|e| Error::InvalidConfig(format!("server address `{server}`: {e}")))?;
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls.tonic()).map_err(|e| {
+            Error::InvalidConfig(format!("TLS settings for `{server}`: {}", source_chain(&e)))
+        })?;
+    }
+    Ok(endpoint
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(20))

@@ -174,6 +174,7 @@ impl ConsumerConfig {
 pub struct ConsumerBuilder {
     server: String,
     config: ConsumerConfig,
+    tls: Option<crate::Tls>,
 }
 
 impl ConsumerBuilder {
@@ -301,6 +302,12 @@ impl ConsumerBuilder {
         self
     }
 
+    /// Connects over TLS with `tls` (see [`crate::Tls`]).
+    pub fn tls(mut self, tls: crate::Tls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Connects to the proxy; fails with [`Error::Connect`] when none answers, or with
     /// [`Error::InvalidConfig`] naming a setting that cannot work.
     ///
@@ -310,7 +317,7 @@ impl ConsumerBuilder {
     /// # Ok(()) }
     /// ```
     pub async fn build(self) -> Result<Consumer> {
-        let connection = Connection::connect(&self.server).await?;
+        let connection = Connection::connect_with_tls(&self.server, self.tls).await?;
         Consumer::new(connection, self.config)
     }
 }
@@ -370,6 +377,7 @@ impl Consumer {
         ConsumerBuilder {
             server: server.to_owned(),
             config: ConsumerConfig::default(),
+            tls: None,
         }
     }
 

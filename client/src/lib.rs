@@ -41,6 +41,7 @@ mod consumer;
 mod error;
 mod partitioner;
 mod producer;
+mod tls;
 mod types;
 
 pub use admin::{
@@ -55,4 +56,5 @@ pub use producer::{
 };
 pub use strata_format::Compression;
 pub use strata_proto::ErrorCode;
+pub use tls::Tls;
 pub use types::{Ack, Offset, TopicPartition};

@@ -290,6 +290,7 @@ impl ProducerConfig {
 pub struct ProducerBuilder {
     server: String,
     config: ProducerConfig,
+    tls: Option<crate::Tls>,
 }
 
 macro_rules! setter {
@@ -442,6 +443,12 @@ impl ProducerBuilder {
         self
     }
 
+    /// Connects over TLS with `tls` (see [`crate::Tls`]).
+    pub fn tls(mut self, tls: crate::Tls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Checks the settings and connects, failing fast when no proxy answers.
     ///
     /// ```no_run
@@ -451,7 +458,7 @@ impl ProducerBuilder {
     /// ```
     pub async fn build(self) -> Result<Producer> {
         self.config.check().map_err(Error::InvalidConfig)?;
-        let connection = Connection::connect(&self.server).await?;
+        let connection = Connection::connect_with_tls(&self.server, self.tls).await?;
         Ok(Producer::new(connection, self.config))
     }
 }
@@ -529,6 +536,7 @@ impl Producer {
         ProducerBuilder {
             server: server.to_owned(),
             config: ProducerConfig::default(),
+            tls: None,
         }
     }
 

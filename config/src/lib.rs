@@ -11,6 +11,7 @@ mod broker;
 mod controller;
 mod proxy;
 mod storage;
+mod tls;
 
 use std::path::PathBuf;
 use std::sync::LazyLock;
@@ -21,6 +22,7 @@ pub use broker::{BrokerSection, MaintenanceSection};
 pub use controller::ControllerSection;
 pub use proxy::{KafkaSection, ProxySection};
 pub use storage::StorageSection;
+pub use tls::{ClientAuth, PrincipalRule, TlsSection};
 
 /// `config/strata.toml` as shipped.
 pub const SHIPPED: &str = include_str!("../strata.toml");
@@ -38,6 +40,7 @@ pub struct Config {
     pub broker: BrokerSection,
     pub proxy: ProxySection,
     pub storage: StorageSection,
+    pub tls: TlsSection,
     pub standalone: StandaloneSection,
 }
 
@@ -50,6 +53,11 @@ pub struct MetaSection {
     /// The most compares, or operations per branch, of one transaction: etcd's
     /// `--max-txn-ops`, which a flush's commits are sized by.
     pub max_txn_ops: usize,
+    /// PEM bundle of the CA etcd's certificate chains to; set, etcd is dialled over TLS.
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate and key presented to etcd (its `--client-cert-auth`).
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 /// `[standalone]`: what only `strata standalone` reads.

@@ -46,6 +46,8 @@ fn the_shipped_file_shows_an_example_of_every_optional_setting() {
     assert!(config.broker.id.is_some());
     assert!(config.broker.advertised_addr.is_some());
     assert!(config.storage.nodes.is_some());
+    assert!(config.tls.enabled() && config.tls.ca.is_some());
+    assert!(config.meta.ca.is_some() && config.meta.cert.is_some() && config.meta.key.is_some());
 }
 
 #[test]

@@ -25,7 +25,7 @@ use strata_proto::{Coded, ErrorCode};
 
 use crate::error::ControllerError;
 use crate::metrics::{Metrics, RequestLabels};
-use crate::probe::BrokerStatus;
+pub use crate::probe::BrokerStatus;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -34,6 +34,8 @@ pub struct ApiState {
     pub meta: Arc<dyn MetaStore>,
     pub metrics: Arc<Metrics>,
     pub election: Election,
+    /// Asks brokers for their partitions' states.
+    pub brokers: BrokerStatus,
 }
 
 /// An error answer.
@@ -216,7 +218,7 @@ async fn describe_topic(
     Path(topic): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(
-        state.admin.describe_topic(&topic, &BrokerStatus).await?,
+        state.admin.describe_topic(&topic, &state.brokers).await?,
     ))
 }
 
@@ -267,7 +269,7 @@ async fn list_partitions(
     Ok(Json(
         state
             .admin
-            .list_partitions(filter.topic.as_deref(), &BrokerStatus)
+            .list_partitions(filter.topic.as_deref(), &state.brokers)
             .await?,
     ))
 }

@@ -12,13 +12,23 @@ use strata_proto::v1::{StatusRequest, broker_client::BrokerClient};
 const STATUS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Asks every registered broker's gRPC `Status`, all at once.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct BrokerStatus;
+#[derive(Debug, Clone, Default)]
+pub struct BrokerStatus {
+    tls: Option<strata_tls::ClientTls>,
+}
+
+impl BrokerStatus {
+    /// Dials brokers over TLS with `tls` (the controller's own pair, the cluster's CA).
+    pub fn new(tls: Option<strata_tls::ClientTls>) -> Self {
+        Self { tls }
+    }
+}
 
 impl OwnerStates for BrokerStatus {
     async fn report(&self, brokers: &BTreeMap<String, BrokerInfo>) -> ReportedStates {
+        let tls = self.tls.as_ref();
         let probes = brokers.values().map(|b| async move {
-            let answer = tokio::time::timeout(STATUS_TIMEOUT, partition_states(&b.addr))
+            let answer = tokio::time::timeout(STATUS_TIMEOUT, partition_states(&b.addr, tls))
                 .await
                 .ok()
                 .flatten();
@@ -28,8 +38,16 @@ impl OwnerStates for BrokerStatus {
     }
 }
 
-async fn partition_states(addr: &str) -> Option<HashMap<(String, u32), String>> {
-    let mut client = BrokerClient::connect(format!("http://{addr}")).await.ok()?;
+async fn partition_states(
+    addr: &str,
+    tls: Option<&strata_tls::ClientTls>,
+) -> Option<HashMap<(String, u32), String>> {
+    let channel = strata_tls::ClientTls::endpoint(addr, tls)
+        .ok()?
+        .connect()
+        .await
+        .ok()?;
+    let mut client = BrokerClient::new(channel);
     let status = client.status(StatusRequest {}).await.ok()?.into_inner();
     Some(
         status

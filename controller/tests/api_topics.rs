@@ -31,6 +31,7 @@ async fn patch_changes_the_named_settings_only() {
         meta: meta.clone(),
         metrics: Arc::new(Metrics::default()),
         election: Election::new(meta.clone(), &keys.controller(), Duration::from_secs(5)),
+        brokers: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tokio::net::TcpListener;
+use strata_tls::Incoming;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -58,30 +58,20 @@ impl KafkaServer {
 
     /// Accepts connections until `cancel`; then stops accepting and ends every connection
     /// after the request it is answering.
-    pub async fn serve(self, listener: TcpListener, cancel: CancellationToken) {
+    pub async fn serve(self, mut incoming: Incoming, cancel: CancellationToken) {
         let mut connections = JoinSet::new();
         loop {
-            let accepted = tokio::select! {
+            let conn = tokio::select! {
                 () = cancel.cancelled() => break,
-                accepted = listener.accept() => accepted,
+                conn = incoming.accept() => conn,
                 Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             };
-            match accepted {
-                Ok((stream, peer)) => {
-                    let (ctx, metrics, cancel) =
-                        (self.ctx.clone(), self.metrics.clone(), cancel.clone());
-                    connections.spawn(async move {
-                        metrics.connections.inc();
-                        connection::serve(&ctx, &metrics, stream, peer, cancel).await;
-                        metrics.connections.dec();
-                    });
-                }
-                Err(e) => {
-                    // Out of file descriptors, mostly: back off instead of spinning.
-                    tracing::warn!(error = %e, "cannot accept a Kafka connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
+            let (ctx, metrics, cancel) = (self.ctx.clone(), self.metrics.clone(), cancel.clone());
+            connections.spawn(async move {
+                metrics.connections.inc();
+                connection::serve(&ctx, &metrics, conn, cancel).await;
+                metrics.connections.dec();
+            });
         }
         while connections.join_next().await.is_some() {}
     }

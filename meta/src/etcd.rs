@@ -35,7 +35,12 @@ pub struct EtcdOptions {
     /// transaction. Raising it lets a flush commit many more partitions per transaction; it
     /// must not exceed the server's setting, which [`EtcdStore::connect`] checks.
     pub max_txn_ops: usize,
+    /// Dial etcd over TLS with these trust anchors and client identity; `None`: plaintext.
+    pub tls: Option<EtcdTls>,
 }
+
+/// etcd over TLS: tonic's client TLS settings (CA, optional client certificate).
+pub type EtcdTls = ec::TlsOptions;
 
 impl Default for EtcdOptions {
     fn default() -> Self {
@@ -45,6 +50,7 @@ impl Default for EtcdOptions {
             keep_alive_interval: Duration::from_secs(5),
             keep_alive_timeout: Duration::from_secs(5),
             max_txn_ops: DEFAULT_MAX_TXN_OPS,
+            tls: None,
         }
     }
 }
@@ -73,9 +79,19 @@ impl EtcdStore {
         options: EtcdOptions,
     ) -> Result<EtcdStore, MetaError> {
         check_max_txn_ops(options.max_txn_ops)?;
-        let connect = ec::ConnectOptions::new()
+        let mut connect = ec::ConnectOptions::new()
             .with_connect_timeout(options.connect_timeout)
             .with_keep_alive(options.keep_alive_interval, options.keep_alive_timeout);
+        let mut endpoints = endpoints.to_vec();
+        if let Some(tls) = &options.tls {
+            connect = connect.with_tls(tls.clone());
+            for endpoint in &mut endpoints {
+                if let Some(host) = endpoint.strip_prefix("http://") {
+                    *endpoint = format!("https://{host}");
+                }
+            }
+        }
+        let endpoints = endpoints.as_slice();
         let client = ec::Client::connect(endpoints, Some(connect))
             .await
             .map_err(|e| map_error(e, None))?;

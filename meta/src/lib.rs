@@ -33,7 +33,7 @@ use bytes::Bytes;
 pub use election::{Election, LeaderInfo, Leadership};
 pub use embedded::{EmbeddedOptions, EmbeddedStore};
 pub use error::MetaError;
-pub use etcd::{EtcdOptions, EtcdStore};
+pub use etcd::{EtcdOptions, EtcdStore, EtcdTls};
 pub use lease::LeaseKeeper;
 pub use txn::{
     Compare, CompareOp, CompareTarget, DEFAULT_MAX_TXN_OPS, MAX_REQUEST_BYTES, MAX_TXN_OPS_CEILING,
@@ -142,16 +142,22 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
 /// - `embedded:///path/to/dir` (the part after `embedded://` is the directory path): the
 ///   embedded store with [`EmbeddedOptions::default`], creating the directory if needed.
 pub async fn open(url: &str) -> Result<Arc<dyn MetaStore>, MetaError> {
-    open_with(url, DEFAULT_MAX_TXN_OPS).await
+    open_with(url, DEFAULT_MAX_TXN_OPS, None).await
 }
 
 /// [`open`], with the store's per-transaction limit (etcd's `--max-txn-ops`; see
-/// [`MetaStore::max_txn_ops`]) set to `max_txn_ops` instead of the default.
-pub async fn open_with(url: &str, max_txn_ops: usize) -> Result<Arc<dyn MetaStore>, MetaError> {
+/// [`MetaStore::max_txn_ops`]) set to `max_txn_ops` instead of the default, and etcd dialled
+/// over TLS when `tls` is given (the embedded store has no connection to secure).
+pub async fn open_with(
+    url: &str,
+    max_txn_ops: usize,
+    tls: Option<EtcdTls>,
+) -> Result<Arc<dyn MetaStore>, MetaError> {
     match parse_url(url)? {
         Target::Etcd(endpoints) => {
             let options = EtcdOptions {
                 max_txn_ops,
+                tls,
                 ..EtcdOptions::default()
             };
             Ok(Arc::new(EtcdStore::connect(&endpoints, options).await?))

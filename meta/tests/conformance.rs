@@ -1023,13 +1023,18 @@ mod txn_limits {
             let url = format!("etcd://{}", server.endpoint().trim_start_matches("http://"));
             let limit = strata_testkit::ETCD_MAX_TXN_OPS;
             takes_exactly(
-                strata_meta::open_with(&url, limit).await.unwrap().as_ref(),
+                strata_meta::open_with(&url, limit, None)
+                    .await
+                    .unwrap()
+                    .as_ref(),
                 limit,
             )
             .await;
             takes_exactly(strata_meta::open(&url).await.unwrap().as_ref(), 128).await;
 
-            let err = strata_meta::open_with(&url, 2 * limit).await.unwrap_err();
+            let err = strata_meta::open_with(&url, 2 * limit, None)
+                .await
+                .unwrap_err();
             let message = err.to_string();
             assert!(
                 message.contains(&format!("--max-txn-ops={}", 2 * limit))
@@ -1045,7 +1050,7 @@ mod txn_limits {
         bounded(async {
             let dir = tempfile::tempdir().unwrap();
             let url = format!("embedded://{}", dir.path().join("meta").display());
-            let store = strata_meta::open_with(&url, 1024).await.unwrap();
+            let store = strata_meta::open_with(&url, 1024, None).await.unwrap();
             takes_exactly(store.as_ref(), 1024).await;
         })
         .await;
@@ -1055,7 +1060,7 @@ mod txn_limits {
     async fn a_limit_outside_the_range_is_refused_before_connecting() {
         for limit in [0, 127, strata_meta::MAX_TXN_OPS_CEILING + 1] {
             // Nothing listens on port 1: the limit is checked first.
-            let err = strata_meta::open_with("etcd://127.0.0.1:1", limit)
+            let err = strata_meta::open_with("etcd://127.0.0.1:1", limit, None)
                 .await
                 .unwrap_err();
             assert!(

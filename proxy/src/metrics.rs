@@ -28,6 +28,12 @@ pub trait MetricsSource: Send + Sync + std::fmt::Debug {
     fn register(&self, registry: &mut Registry);
 }
 
+impl MetricsSource for strata_tls::ServerTls {
+    fn register(&self, registry: &mut Registry) {
+        self.metrics().register(registry);
+    }
+}
+
 impl MetricsSource for strata_storage::NodePool {
     fn register(&self, registry: &mut Registry) {
         self.register_metrics(registry);

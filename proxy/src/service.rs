@@ -40,6 +40,8 @@ pub struct ProxyService {
     admin: strata_catalog::Admin,
     metrics: Arc<ProxyMetrics>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// How brokers are dialled: over TLS with the cluster's trust, or plaintext.
+    broker_tls: Option<strata_tls::ClientTls>,
 }
 
 fn error(code: ErrorCode, message: impl Into<String>) -> v1::Error {
@@ -67,7 +69,14 @@ impl ProxyService {
             admin,
             metrics,
             channels: Arc::default(),
+            broker_tls: None,
         }
+    }
+
+    /// Dials brokers over TLS with `tls` (the process's own pair, the cluster's CA).
+    pub fn with_broker_tls(mut self, tls: Option<strata_tls::ClientTls>) -> Self {
+        self.broker_tls = tls;
+        self
     }
 
     /// The routing table the service follows (topics, partition counts, owners).
@@ -371,7 +380,10 @@ impl strata_server::Strata for ProxyService {
         request: Request<v1::JoinGroupRequest>,
     ) -> Result<Response<v1::JoinGroupResponse>, Status> {
         let host = request
-            .remote_addr()
+            .extensions()
+            .get::<strata_tls::Peer>()
+            .map(|p| p.addr)
+            .or_else(|| request.remote_addr())
             .map(|a| a.ip().to_string())
             .unwrap_or_default();
         let r = request.into_inner();

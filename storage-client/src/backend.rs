@@ -8,7 +8,8 @@
 //!
 //! S3 credentials not in the URL come from the usual `AWS_*` environment variables. Plain
 //! `http://` endpoints are allowed (loopback test servers, in-cluster MinIO); set
-//! `virtual_hosted=true` for stores that require virtual-hosted-style requests.
+//! `virtual_hosted=true` for stores that require virtual-hosted-style requests. An `https://`
+//! endpoint whose certificate a private CA issued takes `ca_file=/path/to/ca.pem`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -149,9 +150,29 @@ fn open_s3(url: &str, parsed: &Url) -> Result<Arc<dyn ObjectStore>> {
             retry_timeout: std::time::Duration::from_secs(5),
             ..RetryConfig::default()
         });
+    // Client options replace each other whole, so the CA goes in before the settings below
+    // (allow_http) add theirs.
+    if let Some((_, ca)) = parsed.query_pairs().find(|(k, _)| k == "ca_file") {
+        let pem = std::fs::read(ca.as_ref())
+            .map_err(|e| invalid(url, format!("cannot read ca_file {ca}: {e}")))?;
+        let mut options = object_store::ClientOptions::new();
+        let certs = object_store::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| invalid(url, format!("ca_file {ca} is not a PEM CA bundle: {e}")))?;
+        if certs.is_empty() {
+            return Err(invalid(
+                url,
+                format!("ca_file {ca} holds no PEM certificate"),
+            ));
+        }
+        for cert in certs {
+            options = options.with_root_certificate(cert);
+        }
+        builder = builder.with_client_options(options);
+    }
     let mut region_set = false;
     for (key, value) in parsed.query_pairs() {
         builder = match key.as_ref() {
+            "ca_file" => builder,
             "endpoint" => {
                 let allow_http = value.starts_with("http://");
                 builder
@@ -171,7 +192,7 @@ fn open_s3(url: &str, parsed: &Url) -> Result<Arc<dyn ObjectStore>> {
                     url,
                     format!(
                         "unknown parameter `{other}`; accepted: endpoint, region, access_key_id, \
-                         secret_access_key, session_token, virtual_hosted"
+                         secret_access_key, session_token, virtual_hosted, ca_file"
                     ),
                 ));
             }

@@ -23,7 +23,18 @@ pub struct EtcdServer {
     binary: PathBuf,
     log: PathBuf,
     env: Vec<(String, String)>,
+    /// A second client listener over TLS, and the flags that set it up.
+    tls: Option<(SocketAddr, Vec<String>)>,
     dir: tempfile::TempDir,
+}
+
+/// The files of an etcd client listener over TLS that requires client certificates.
+#[derive(Debug, Clone)]
+pub struct EtcdTlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// What client certificates must chain to.
+    pub ca: PathBuf,
 }
 
 impl EtcdServer {
@@ -36,10 +47,26 @@ impl EtcdServer {
     pub fn start_with(options: EtcdOptions) -> anyhow::Result<Self> {
         let binary = find_binary("etcd")?;
         // Each attempt picks new ports.
-        retry(5, Duration::ZERO, || Self::try_start(&binary, &options))
+        retry(5, Duration::ZERO, || {
+            Self::try_start(&binary, &options, None)
+        })
     }
 
-    fn try_start(binary: &Path, options: &EtcdOptions) -> anyhow::Result<Self> {
+    /// Starts etcd with a second client listener over TLS ([`EtcdServer::tls_endpoint`]) that
+    /// requires a client certificate chaining to `files.ca`; the plaintext one stays for the
+    /// harness's health checks.
+    pub fn start_tls(files: &EtcdTlsFiles) -> anyhow::Result<Self> {
+        let binary = find_binary("etcd")?;
+        retry(5, Duration::ZERO, || {
+            Self::try_start(&binary, &EtcdOptions::default(), Some(files))
+        })
+    }
+
+    fn try_start(
+        binary: &Path,
+        options: &EtcdOptions,
+        tls_files: Option<&EtcdTlsFiles>,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("strata-etcd-").tempdir()?;
         let port = || {
             if options.restartable {
@@ -54,6 +81,16 @@ impl EtcdServer {
             .log
             .clone()
             .unwrap_or_else(|| dir.path().join("etcd.log"));
+        let tls = tls_files.map(|files| {
+            let addr = SocketAddr::new(options.host, port());
+            let flags = vec![
+                format!("--cert-file={}", files.cert.display()),
+                format!("--key-file={}", files.key.display()),
+                format!("--trusted-ca-file={}", files.ca.display()),
+                "--client-cert-auth".to_owned(),
+            ];
+            (addr, flags)
+        });
         let process = Self::spawn(
             binary,
             dir.path(),
@@ -61,6 +98,7 @@ impl EtcdServer {
             peer_addr,
             &log,
             &options.env,
+            tls.as_ref(),
         )?;
         Ok(Self {
             process,
@@ -69,6 +107,7 @@ impl EtcdServer {
             binary: binary.to_owned(),
             log,
             env: options.env.clone(),
+            tls,
             dir,
         })
     }
@@ -80,8 +119,12 @@ impl EtcdServer {
         peer_addr: SocketAddr,
         log: &Path,
         env: &[(String, String)],
+        tls: Option<&(SocketAddr, Vec<String>)>,
     ) -> anyhow::Result<ChildGuard> {
-        let client_url = format!("http://{client_addr}");
+        let mut client_url = format!("http://{client_addr}");
+        if let Some((addr, _)) = tls {
+            client_url.push_str(&format!(",https://{addr}"));
+        }
         let peer_url = format!("http://{peer_addr}");
         let mut command = Command::new(binary);
         command
@@ -94,6 +137,7 @@ impl EtcdServer {
             .arg(format!("--initial-cluster=strata-test={peer_url}"))
             .arg("--log-level=warn")
             .arg(format!("--max-txn-ops={MAX_TXN_OPS}"))
+            .args(tls.map(|(_, flags)| flags.as_slice()).unwrap_or_default())
             .envs(env.iter().map(|(k, v)| (k, v)));
         let mut process = ChildGuard::spawn("etcd", command, log.to_owned())?;
         process.wait_for_tcp(client_addr, Duration::from_secs(15))?;
@@ -104,6 +148,11 @@ impl EtcdServer {
     /// The client endpoint, e.g. `http://127.0.0.1:23790`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.client_addr)
+    }
+
+    /// The TLS client endpoint of [`EtcdServer::start_tls`], e.g. `etcd://127.0.0.1:23791`.
+    pub fn tls_endpoint(&self) -> Option<String> {
+        self.tls.as_ref().map(|(addr, _)| format!("etcd://{addr}"))
     }
 
     /// The client address.
@@ -139,6 +188,7 @@ impl EtcdServer {
                 self.peer_addr,
                 &self.log,
                 &self.env,
+                self.tls.as_ref(),
             )
         })?;
         Ok(())

@@ -18,7 +18,7 @@ mod s3;
 mod strata;
 mod test_run;
 
-pub use etcd::{EtcdOptions, EtcdServer, MAX_TXN_OPS as ETCD_MAX_TXN_OPS};
+pub use etcd::{EtcdOptions, EtcdServer, EtcdTlsFiles, MAX_TXN_OPS as ETCD_MAX_TXN_OPS};
 pub use process::{ChildGuard, ServerOptions, find_binary, free_port, reserved_port, wait_for_tcp};
 pub use s3::{S3Options, S3Server};
 pub use strata::{Placement, StrataCluster, StrataServer};

@@ -207,11 +207,22 @@ impl StrataServer {
         data_dir: &Path,
         logs: &Path,
     ) -> anyhow::Result<Self> {
+        Self::standalone_with(binary, data_dir, logs, &[])
+    }
+
+    /// [`StrataServer::standalone`] with `extra_args` (TLS settings, say) after the others.
+    pub fn standalone_with(
+        binary: impl Into<PathBuf>,
+        data_dir: &Path,
+        logs: &Path,
+        extra_args: &[String],
+    ) -> anyhow::Result<Self> {
         let binary = binary.into();
         let log = logs.join("standalone.log");
         let mut server = Self::new("standalone", &binary, log, &Placement::loopback());
         server.args(["standalone", "--data-dir"]);
         server.args([data_dir]);
+        server.args(extra_args);
         for flag in [
             "--proxy-addr",
             "--admin-addr",

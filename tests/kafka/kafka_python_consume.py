@@ -19,12 +19,20 @@ def main():
     ap.add_argument("--expect", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--idle", type=float, default=10)
+    ap.add_argument("--ssl-ca", help="connect over TLS, trusting this CA bundle")
+    ap.add_argument("--ssl-cert", help="client certificate (mTLS), with --ssl-key")
+    ap.add_argument("--ssl-key")
     args = ap.parse_args()
 
+    tls = {}
+    if args.ssl_ca:
+        tls = {"security_protocol": "SSL", "ssl_cafile": args.ssl_ca,
+               "ssl_certfile": args.ssl_cert, "ssl_keyfile": args.ssl_key,
+               "ssl_check_hostname": True}
     deadline = Deadline(args.timeout)
     consumer = KafkaConsumer(bootstrap_servers=args.bootstrap.split(","),
                              client_id="strata-test-kafka-python",
-                             enable_auto_commit=False, auto_offset_reset="earliest")
+                             enable_auto_commit=False, auto_offset_reset="earliest", **tls)
     parts = None
     while parts is None and not deadline.passed():
         parts = consumer.partitions_for_topic(args.topic)

@@ -99,9 +99,12 @@ pub enum BrokersCommand {
 
 #[derive(Debug, Args)]
 pub struct AdminArgs {
-    /// Admin API address of any controller.
+    /// Admin API address of any controller (`https://host:port` or `host:port`; with
+    /// --tls-ca, https is assumed).
     #[arg(long, env = "STRATA_ADMIN", default_value = "127.0.0.1:7080")]
     pub admin: String,
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -110,6 +113,22 @@ pub struct ServerArgs {
     /// random one and moves to the next when it cannot be reached.
     #[arg(long, env = "STRATA_SERVER", default_value = "127.0.0.1:7070")]
     pub server: String,
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
+}
+
+/// TLS to the cluster: off unless --tls-ca is given.
+#[derive(Debug, Args)]
+pub struct ClientTlsArgs {
+    /// PEM CA bundle the servers' certificates chain to; turns TLS on.
+    #[arg(long, env = "STRATA_TLS_CA")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// PEM client certificate, for clusters that require one (mTLS); with --tls-key.
+    #[arg(long, env = "STRATA_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "STRATA_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

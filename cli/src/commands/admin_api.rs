@@ -3,25 +3,42 @@
 use serde_json::Value;
 use strata_proto::ErrorCode;
 
+use crate::cli::AdminArgs;
 use crate::report::{CliError, Failure};
+
+/// The error with its causes: reqwest hides the TLS reason in its sources.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
 
 pub(super) async fn call(
     method: reqwest::Method,
-    admin: &str,
+    admin: &AdminArgs,
     path: &str,
     body: Option<Value>,
 ) -> anyhow::Result<Value> {
-    let url = format!("http://{admin}{path}");
-    let mut request = reqwest::Client::new().request(method, &url);
+    let (base, client) = admin.http()?;
+    let url = format!("{base}{path}");
+    let mut request = client.request(method, &url);
     if let Some(body) = body {
         request = request.json(&body);
     }
     let response = request.send().await.map_err(|e| {
         CliError::new(
             Failure::Unavailable,
-            format!("cannot reach the admin API at {admin}: {e}"),
+            format!("cannot reach the admin API at {base}: {}", chain(&e)),
         )
-        .with_hint("is a controller (or `strata standalone`) running there? pass --admin")
+        .with_hint(format!(
+            "is a controller (or `strata standalone`) running there? pass --admin; {}",
+            crate::report::TLS_HINT
+        ))
     })?;
     let status = response.status();
     let text = response.text().await?;

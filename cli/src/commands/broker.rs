@@ -7,6 +7,7 @@ use strata_meta::MetaStore;
 use strata_meta::schema::Keyspace;
 use strata_storage::NodePool;
 use strata_storage::pool::{NodeSpec, PoolConfig};
+use strata_tls::Alpn;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -36,7 +37,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let zone = config.zone.as_deref();
-    spawn(&mut tasks, &cancel, meta, keys, pool, &config.broker, zone).await?;
+    let tls = super::ProcessTls::from_config(&config)?;
+    spawn(
+        &mut tasks,
+        &cancel,
+        meta,
+        keys,
+        pool,
+        &config.broker,
+        zone,
+        &tls,
+    )
+    .await?;
     super::run_until_stopped(tasks, cancel, "broker").await
 }
 
@@ -74,6 +86,7 @@ fn node_config(
 
 /// Starts a broker (gRPC service, HTTP endpoint, membership with flusher and maintenance) as
 /// tasks of `tasks`.
+#[allow(clippy::too_many_arguments)]
 pub async fn spawn(
     tasks: &mut JoinSet<anyhow::Result<()>>,
     cancel: &CancellationToken,
@@ -82,22 +95,19 @@ pub async fn spawn(
     pool: Arc<NodePool>,
     settings: &BrokerSection,
     zone: Option<&str>,
+    tls: &super::ProcessTls,
 ) -> anyhow::Result<()> {
     let id = broker_id(settings)?;
     let node = node_config(settings, zone, pool.request_timeout());
     let broker = Broker::new(BrokerConfig::from_section(&id, settings), meta, keys, pool);
     let listen = settings.listen;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| {
-            format!("cannot listen on {listen} for the broker service; pass --listen")
-        })?;
+    let listener = tls
+        .bind(listen, Alpn::Grpc, "the broker service", "--listen")
+        .await?;
     let http_addr = settings.http_addr;
-    let http_listener = tokio::net::TcpListener::bind(http_addr)
-        .await
-        .with_context(|| {
-            format!("cannot listen on {http_addr} for the broker's HTTP endpoint; pass --http-addr")
-        })?;
+    let http_listener = tls
+        .bind_health(http_addr, "the broker's HTTP endpoint", "--http-addr")
+        .await?;
     tracing::info!(%listen, advertised_addr = %node.advertised_addr, %id, "broker starting");
     let service = BrokerService::new(broker.clone()).into_server();
     let router = tonic::transport::Server::builder().add_service(service);

@@ -7,7 +7,7 @@ use crate::cli::{BrokersCommand, Format};
 pub async fn run(command: BrokersCommand) -> anyhow::Result<()> {
     match command {
         BrokersCommand::List { admin, format } => {
-            let brokers = call(Method::GET, &admin.admin, "/v1/brokers", None).await?;
+            let brokers = call(Method::GET, &admin, "/v1/brokers", None).await?;
             if format.format == Format::Json {
                 return print_json(&brokers);
             }
@@ -35,12 +35,12 @@ pub async fn run(command: BrokersCommand) -> anyhow::Result<()> {
         }
         BrokersCommand::Drain { broker, admin } => {
             let path = format!("/v1/brokers/{broker}/drain");
-            let answer = call(Method::POST, &admin.admin, &path, None).await?;
+            let answer = call(Method::POST, &admin, &path, None).await?;
             print_moves(&broker, "drained", &answer);
         }
         BrokersCommand::Undrain { broker, admin } => {
             let path = format!("/v1/brokers/{broker}/drain");
-            let answer = call(Method::DELETE, &admin.admin, &path, None).await?;
+            let answer = call(Method::DELETE, &admin, &path, None).await?;
             print_moves(&broker, "undrained", &answer);
         }
     }

@@ -4,14 +4,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use anyhow::Context;
-use strata_client::{
-    Admin, Connection, Consumer, ConsumerConfig, ConsumerRecord, Offset, TopicPartition,
-};
+use strata_client::{Admin, Consumer, ConsumerConfig, ConsumerRecord, Offset, TopicPartition};
 
 use crate::cli::{ConsumeArgs, Format};
 
 pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
-    let connection = Connection::connect(&args.server.server).await?;
+    let connection = args.server.connect().await?;
     let reset = if args.from_beginning {
         Offset::Earliest
     } else {

@@ -16,7 +16,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (meta, keys) = super::open_meta(&config).await?;
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    spawn(&mut tasks, &cancel, meta, keys, &config.controller).await?;
+    let tls = super::ProcessTls::from_config(&config)?;
+    spawn(&mut tasks, &cancel, meta, keys, &config.controller, &tls).await?;
     super::run_until_stopped(tasks, cancel, "controller").await
 }
 
@@ -27,6 +28,7 @@ pub async fn spawn(
     meta: Arc<dyn MetaStore>,
     keys: Keyspace,
     settings: &ControllerSection,
+    tls: &super::ProcessTls,
 ) -> anyhow::Result<()> {
     let admin_addr = settings.admin_addr;
     let controller_config = ControllerConfig::from(settings);
@@ -40,12 +42,17 @@ pub async fn spawn(
             &keys.controller(),
             controller_config.election_ttl,
         ),
+        brokers: api::BrokerStatus::new(tls.dial.clone()),
     };
-    let listener = tokio::net::TcpListener::bind(admin_addr)
-        .await
-        .with_context(|| {
-            format!("cannot listen on {admin_addr} for the admin API; pass --admin-addr")
-        })?;
+    let listener = strata_tls::HttpListener(
+        tls.bind(
+            admin_addr,
+            strata_tls::Alpn::Http,
+            "the admin API",
+            "--admin-addr",
+        )
+        .await?,
+    );
     tracing::info!(%admin_addr, cluster = %keys.root(), id = %controller_config.id, "controller starting");
     let http_cancel = cancel.clone();
     tasks.spawn(async move {

@@ -9,7 +9,7 @@ use crate::cli::{Format, GroupCommand};
 pub async fn run(command: GroupCommand) -> anyhow::Result<()> {
     match command {
         GroupCommand::List { server, format } => {
-            let admin = Admin::connect(&server.server).await?;
+            let admin = Admin::new(server.connect().await?);
             let groups = admin.list_groups().await?;
             if format.format == Format::Json {
                 let list: Vec<_> = groups
@@ -36,7 +36,7 @@ pub async fn run(command: GroupCommand) -> anyhow::Result<()> {
             server,
             format,
         } => {
-            let admin = Admin::connect(&server.server).await?;
+            let admin = Admin::new(server.connect().await?);
             let g = admin.describe_group(&group).await?;
             if format.format == Format::Json {
                 return print_json(&group_json(&g));
@@ -94,7 +94,7 @@ pub async fn run(command: GroupCommand) -> anyhow::Result<()> {
             println!("total lag {total}");
         }
         GroupCommand::Delete { group, server } => {
-            let admin = Admin::connect(&server.server).await?;
+            let admin = Admin::new(server.connect().await?);
             admin.delete_group(&group).await?;
             println!("deleted group {group}");
         }

@@ -38,10 +38,11 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         ..ProducerConfig::default()
     };
     let headers = parse_headers(&args.headers)?;
-    let producer = Producer::builder(&args.server.server)
-        .config(config)
-        .build()
-        .await?;
+    let mut producer = Producer::builder(&args.server.server).config(config);
+    if let Some(tls) = args.server.tls.sdk()? {
+        producer = producer.tls(tls);
+    }
+    let producer = producer.build().await?;
     // Fail on an unknown topic before reading any input.
     producer
         .partitions(&args.topic)

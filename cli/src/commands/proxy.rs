@@ -8,6 +8,7 @@ use strata_meta::MetaStore;
 use strata_meta::schema::Keyspace;
 use strata_proxy::{CheckpointWatch, GroupCoordinator, ProxyMetrics, ProxyService, Routes};
 use strata_storage::NodePool;
+use strata_tls::Alpn;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -18,7 +19,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (meta, keys) = super::open_meta(&config).await?;
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    spawn(&mut tasks, &cancel, meta, keys, pool, &config.proxy).await?;
+    let tls = super::ProcessTls::from_config(&config)?;
+    spawn(&mut tasks, &cancel, meta, keys, pool, &config.proxy, &tls).await?;
     super::run_until_stopped(tasks, cancel, "proxy").await
 }
 
@@ -31,6 +33,7 @@ pub async fn spawn(
     keys: Keyspace,
     pool: Arc<NodePool>,
     settings: &ProxySection,
+    tls: &super::ProcessTls,
 ) -> anyhow::Result<()> {
     let cache_config = CacheConfig::from(settings);
     let routes = Routes::new(meta.clone(), keys.clone());
@@ -47,21 +50,17 @@ pub async fn spawn(
     let groups = GroupCoordinator::new(meta.clone(), keys.clone(), routes.clone(), reader.clone());
     let admin = strata_catalog::Admin::new(meta.clone(), keys.clone());
     let listen = settings.listen;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen} for the proxy; pass --listen"))?;
+    let listener = tls
+        .bind(listen, Alpn::Grpc, "the proxy", "--listen")
+        .await?;
     let kafka_addr = settings.kafka.listen;
-    let kafka_listener = tokio::net::TcpListener::bind(kafka_addr)
-        .await
-        .with_context(|| {
-            format!("cannot listen on {kafka_addr} for Kafka clients; pass --kafka-addr")
-        })?;
+    let kafka_listener = tls
+        .bind(kafka_addr, Alpn::None, "Kafka clients", "--kafka-addr")
+        .await?;
     let http_addr = settings.http_addr;
-    let http_listener = tokio::net::TcpListener::bind(http_addr)
-        .await
-        .with_context(|| {
-            format!("cannot listen on {http_addr} for the proxy's HTTP endpoint; pass --http-addr")
-        })?;
+    let http_listener = tls
+        .bind_health(http_addr, "the proxy's HTTP endpoint", "--http-addr")
+        .await?;
     tracing::info!(%listen, %kafka_addr, %http_addr, cache_bytes = cache_config.capacity_bytes, "proxy starting");
     let (follower, token) = (routes.clone(), cancel.clone());
     tasks.spawn(async move {
@@ -76,11 +75,15 @@ pub async fn spawn(
     let metrics = Arc::new(ProxyMetrics::default());
     let kafka_metrics = Arc::new(strata_kafka::KafkaMetrics::default());
     let ready = Arc::new(AtomicBool::new(true));
+    let mut extra: Vec<Arc<dyn strata_proxy::MetricsSource>> = vec![kafka_metrics.clone(), pool];
+    if let Some(server) = &tls.server {
+        extra.push(server.clone());
+    }
     let health = strata_proxy::http::Health {
         ready: ready.clone(),
         metrics: metrics.clone(),
         cache,
-        extra: vec![kafka_metrics.clone(), pool],
+        extra,
     };
     let http_cancel = cancel.clone();
     tasks.spawn(async move {
@@ -93,7 +96,8 @@ pub async fn spawn(
             .context("proxy HTTP endpoint failed")
     });
     let cluster_id = keys.root().trim_start_matches('/').replace('/', "-");
-    let service = ProxyService::new(routes, checkpoints, reader, groups, admin, metrics);
+    let service = ProxyService::new(routes, checkpoints, reader, groups, admin, metrics)
+        .with_broker_tls(tls.dial.clone());
     spawn_kafka(
         tasks,
         cancel,
@@ -154,7 +158,7 @@ async fn spawn_kafka(
     keys: Keyspace,
     service: ProxyService,
     settings: &ProxySection,
-    listener: tokio::net::TcpListener,
+    listener: strata_tls::Incoming,
     metrics: Arc<strata_kafka::KafkaMetrics>,
     cluster_id: String,
 ) -> anyhow::Result<()> {

@@ -13,7 +13,7 @@ pub async fn run(args: ReassignArgs) -> anyhow::Result<()> {
     });
     let answer = super::admin_api::call(
         reqwest::Method::POST,
-        &args.admin.admin,
+        &args.admin,
         "/v1/reassignments",
         Some(body),
     )

@@ -40,12 +40,14 @@ pub async fn spawn(
         .with_context(|| format!("cannot create data directory {}", dir.display()))?;
     let (meta, keys) = super::open_meta(config).await?;
     let pool = Arc::new(super::broker::open_pool(config)?);
+    let tls = super::ProcessTls::from_config(config)?;
     super::controller::spawn(
         tasks,
         cancel,
         meta.clone(),
         keys.clone(),
         &config.controller,
+        &tls,
     )
     .await?;
     super::broker::spawn(
@@ -56,7 +58,8 @@ pub async fn spawn(
         pool.clone(),
         &config.broker,
         config.zone.as_deref(),
+        &tls,
     )
     .await?;
-    super::proxy::spawn(tasks, cancel, meta, keys, pool, &config.proxy).await
+    super::proxy::spawn(tasks, cancel, meta, keys, pool, &config.proxy, &tls).await
 }

@@ -17,14 +17,14 @@ pub async fn run(command: TopicCommand) -> anyhow::Result<()> {
             if let Some(ms) = retention_ms {
                 body["retention_ms"] = json!(ms);
             }
-            let topic = call(Method::POST, &admin.admin, "/v1/topics", Some(body)).await?;
+            let topic = call(Method::POST, &admin, "/v1/topics", Some(body)).await?;
             println!(
                 "created topic {name} with {} partitions",
                 topic["partitions"]
             );
         }
         TopicCommand::List { admin, format } => {
-            let topics = call(Method::GET, &admin.admin, "/v1/topics", None).await?;
+            let topics = call(Method::GET, &admin, "/v1/topics", None).await?;
             if format.format == Format::Json {
                 return print_json(&topics);
             }
@@ -41,13 +41,7 @@ pub async fn run(command: TopicCommand) -> anyhow::Result<()> {
             admin,
             format,
         } => {
-            let topic = call(
-                Method::GET,
-                &admin.admin,
-                &format!("/v1/topics/{name}"),
-                None,
-            )
-            .await?;
+            let topic = call(Method::GET, &admin, &format!("/v1/topics/{name}"), None).await?;
             if format.format == Format::Json {
                 return print_json(&topic);
             }
@@ -79,24 +73,18 @@ pub async fn run(command: TopicCommand) -> anyhow::Result<()> {
             if let Some(ms) = retention_ms {
                 let path = format!("/v1/topics/{name}");
                 let body = json!({ "retention_ms": ms });
-                call(Method::PATCH, &admin.admin, &path, Some(body)).await?;
+                call(Method::PATCH, &admin, &path, Some(body)).await?;
                 println!("topic {name}: retention_ms {ms}");
             }
             if let Some(total) = partitions {
                 let path = format!("/v1/topics/{name}/partitions");
                 let body = json!({ "partitions": total });
-                let topic = call(Method::POST, &admin.admin, &path, Some(body)).await?;
+                let topic = call(Method::POST, &admin, &path, Some(body)).await?;
                 println!("topic {name}: {} partitions", topic["partitions"]);
             }
         }
         TopicCommand::Delete { name, admin } => {
-            call(
-                Method::DELETE,
-                &admin.admin,
-                &format!("/v1/topics/{name}"),
-                None,
-            )
-            .await?;
+            call(Method::DELETE, &admin, &format!("/v1/topics/{name}"), None).await?;
             println!("deleted topic {name}");
         }
     }

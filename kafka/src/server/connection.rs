@@ -18,9 +18,9 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{RequestHeader, RequestKind};
+use strata_tls::Conn;
+use tokio::io::ReadHalf;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -59,12 +59,11 @@ enum Item {
 pub(super) async fn serve(
     ctx: &Context,
     metrics: &KafkaMetrics,
-    stream: TcpStream,
-    peer: SocketAddr,
+    conn: Conn,
     cancel: CancellationToken,
 ) {
-    let _ = stream.set_nodelay(true);
-    let (reader, mut writer) = stream.into_split();
+    let peer = conn.peer().addr;
+    let (reader, mut writer) = tokio::io::split(conn);
     let max = ctx.config.max_request_bytes;
     let budget = budget_size(max);
     let (frames, received) = mpsc::channel(MAX_COALESCED);
@@ -78,7 +77,7 @@ pub(super) async fn serve(
 }
 
 async fn read_frames(
-    reader: OwnedReadHalf,
+    reader: ReadHalf<Conn>,
     max: usize,
     budget: usize,
     frames: mpsc::Sender<Read>,

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use futures::future::join_all;
 use strata_proto::ErrorCode;
 use strata_proto::v1::{self, broker_client::BrokerClient};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::{ProxyService, error, retriable};
 
@@ -140,7 +140,7 @@ impl ProxyService {
         if let Some(c) = channels.get(addr) {
             return Ok(c.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        let endpoint = strata_tls::ClientTls::endpoint(addr, self.broker_tls.as_ref())
             .map_err(|e| {
                 error(
                     ErrorCode::Internal,

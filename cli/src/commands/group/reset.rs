@@ -47,7 +47,7 @@ struct Step {
 }
 
 pub(super) async fn run(args: ResetOffsetsArgs) -> anyhow::Result<()> {
-    let admin = Admin::connect(&args.server.server).await?;
+    let admin = Admin::new(args.server.connect().await?);
     let group = args.group.as_str();
     let committed = committed_of_idle_group(&admin, group).await?;
     let target = Target::of(&args);

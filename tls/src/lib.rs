@@ -1,0 +1,32 @@
+//! TLS for every Strata listener and client.
+//!
+//! One [`ServerTls`] per process serves all of its listeners: it re-reads the certificate,
+//! key and CA files within a second of a change, so a rotation needs no restart, and keeps
+//! the last good set when a new one does not load. [`Incoming`] turns a TCP listener into a
+//! stream of connections, TLS or not, whose handshakes run beside each other so a slow client
+//! holds up no other; tonic serves it through `serve_with_incoming`, axum through
+//! [`HttpListener`], and the Kafka listener reads it directly. A client certificate, when the
+//! listener asks for one, names the connection's principal ([`Peer::principal`]).
+//!
+//! rustls runs on aws-lc-rs, the provider object_store's HTTP client already links.
+
+mod client;
+mod error;
+mod incoming;
+mod principal;
+mod server;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::sync::Arc;
+
+pub use client::ClientTls;
+pub use error::TlsError;
+pub use incoming::{Alpn, Conn, HttpListener, Incoming, Peer};
+pub use server::{ServerTls, TlsMetrics};
+
+/// The crypto provider every config of this crate is built with; chosen explicitly, since a
+/// process that links both aws-lc-rs and ring has no default.
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
