@@ -137,6 +137,10 @@ UNRENDERED = {
     "proxy": {"id"},
     "proxy.kafka": {"advertised_addr", "rack"},
     "standalone": {"data_dir"},
+    # Paths into the mounted TLS Secrets, rendered only when the values name a Secret
+    # (checked both ways below).
+    "tls": {"cert", "key", "ca"},
+    "meta": {"ca", "cert", "key"},
 }
 
 
@@ -257,17 +261,66 @@ def check_common(checks: Checks, objs: list[dict], values: dict, documented: dic
         "broker": values["broker"]["http_port"],
         "proxy": values["proxy"]["http_port"],
     }
+    tls = values.get("tls", {})
+    tls_on = bool(tls.get("secretName"))
+    required = tls.get("client_auth") == "required"
     for comp, port in probe_ports.items():
         w = workload(objs, comp)
         if w is None:
             continue
         c = container(w)
+        # The controller's probes hit the admin API, which is TLS whenever TLS is on; with
+        # client certificates required, kubelet (without one) can only check the port.
+        https = tls_on and (comp == "controller" or tls.get("http", False))
         for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+            if comp == "controller" and required:
+                sock = c.get(probe, {}).get("tcpSocket", {})
+                checks.ok(
+                    port_number(c, sock.get("port")) == port,
+                    f"{comp} {probe} checks port {port} opens (mTLS required), got {c.get(probe)}",
+                )
+                continue
             get = c.get(probe, {}).get("httpGet", {})
             checks.ok(
                 get.get("path") == path and port_number(c, get.get("port")) == port,
                 f"{comp} {probe} is GET {path} on port {port} (got {get.get('path')} on {get.get('port')})",
             )
+            scheme = "HTTPS" if https else "HTTP"
+            checks.ok(
+                get.get("scheme") == scheme,
+                f"{comp} {probe} uses {scheme}, got {get.get('scheme')}",
+            )
+
+    # TLS: the Secret is mounted in every Strata pod and strata.toml points into it, or
+    # neither. The same for etcd's.
+    meta_tls = values.get("meta", {}).get("tls", {})
+    for secret, mount, section, keys in (
+        (tls.get("secretName"), "/etc/strata/tls", cfg.get("tls", {}), {"cert": "tls.crt", "key": "tls.key", "ca": "ca.crt"}),
+        (
+            meta_tls.get("secretName"),
+            "/etc/strata/etcd",
+            cfg.get("meta", {}),
+            {"ca": "ca.crt", **({"cert": "tls.crt", "key": "tls.key"} if meta_tls.get("clientCert", True) else {})},
+        ),
+    ):
+        for key, file in keys.items():
+            want = f"{mount}/{file}" if secret else None
+            checks.ok(section.get(key) == want, f"strata.toml {key} is {want}, got {section.get(key)}")
+        for comp in ("controller", "broker", "proxy"):
+            w = workload(objs, comp)
+            if w is None:
+                continue
+            mounts = {m["mountPath"]: m["name"] for m in container(w).get("volumeMounts", [])}
+            vols = {v["name"]: v for v in w["spec"]["template"]["spec"].get("volumes", [])}
+            mounted = vols.get(mounts.get(mount, ""), {}).get("secret", {}).get("secretName")
+            checks.ok(
+                mounted == (secret or None),
+                f"{comp} mounts Secret {secret!r} at {mount}, got {mounted!r}",
+            )
+    checks.ok(
+        cfg.get("tls", {}).get("client_auth") == tls.get("client_auth", "none"),
+        f"[tls] client_auth is the values', got {cfg.get('tls', {}).get('client_auth')}",
+    )
 
     ctrl = workload(objs, "controller")
     if ctrl:
@@ -522,6 +575,22 @@ REFUSED = [
         {"storage": {"credentials": {"accessKeyId": "AKIA"}}},
         "secretAccessKey",
     ),
+    (
+        "client certificates without TLS",
+        {"tls": {"client_auth": "required"}},
+        "set tls.secretName",
+    ),
+    (
+        "TLS health endpoints that kubelet cannot probe",
+        {"tls": {"secretName": "strata-tls", "client_auth": "required", "http": True}},
+        "set tls.http false",
+    ),
+    (
+        "etcd TLS for the bundled etcd",
+        {"meta": {"tls": {"secretName": "etcd-client"}}},
+        "set meta.url",
+    ),
+    ("an unknown client_auth", {"tls": {"secretName": "s", "client_auth": "always"}}, "client_auth"),
 ]
 
 

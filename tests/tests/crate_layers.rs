@@ -18,6 +18,9 @@ const LAYERS: &[(&str, u32)] = &[
     ("strata-proto", 0),
     ("strata-testkit", 0),
     ("strata-format", 1),
+    // TLS for every listener and client: above the settings it reads, below every crate
+    // that serves or dials.
+    ("strata-tls", 1),
     ("strata-storage", 2),
     ("strata-meta", 2),
     ("strata-log", 3),

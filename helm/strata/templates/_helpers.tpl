@@ -317,3 +317,52 @@ spec:
       {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/* Refuses TLS values that would start pods that cannot serve or cannot be probed. */}}
+{{- define "strata.tlsChecks" -}}
+{{- if and (ne .Values.tls.client_auth "none") (not .Values.tls.secretName) -}}
+{{- fail "tls.client_auth asks for client certificates, but TLS is off: set tls.secretName to a Secret with tls.crt, tls.key and ca.crt" -}}
+{{- end -}}
+{{- if and .Values.tls.http (not .Values.tls.secretName) -}}
+{{- fail "tls.http serves the health endpoints over TLS, but TLS is off: set tls.secretName" -}}
+{{- end -}}
+{{- if and .Values.tls.http (eq .Values.tls.client_auth "required") -}}
+{{- fail "tls.http with tls.client_auth required leaves kubelet's probes without a client certificate: set tls.http false (the health endpoints carry no data) or client_auth optional" -}}
+{{- end -}}
+{{- if and .Values.meta.tls.secretName (not .Values.meta.url) -}}
+{{- fail "meta.tls is for your own etcd over TLS (set meta.url); the bundled etcd serves plaintext inside the cluster" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Read-only mounts of the TLS Secrets, for a Strata container's volumeMounts. */}}
+{{- define "strata.tlsMounts" -}}
+{{- if .Values.tls.secretName }}
+- name: tls
+  mountPath: /etc/strata/tls
+  readOnly: true
+{{- end }}
+{{- if .Values.meta.tls.secretName }}
+- name: etcd-tls
+  mountPath: /etc/strata/etcd
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* The TLS Secrets as volumes, for a Strata pod's volumes. */}}
+{{- define "strata.tlsVolumes" -}}
+{{- if .Values.tls.secretName }}
+- name: tls
+  secret:
+    secretName: {{ .Values.tls.secretName }}
+{{- end }}
+{{- if .Values.meta.tls.secretName }}
+- name: etcd-tls
+  secret:
+    secretName: {{ .Values.meta.tls.secretName }}
+{{- end }}
+{{- end -}}
+
+{{/* The scheme of the brokers' and proxies' health endpoints. */}}
+{{- define "strata.healthScheme" -}}
+{{- if and .Values.tls.secretName .Values.tls.http }}HTTPS{{ else }}HTTP{{ end -}}
+{{- end -}}
