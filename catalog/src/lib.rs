@@ -17,6 +17,7 @@ pub mod balance;
 mod error;
 pub mod groups;
 pub mod state;
+pub mod users;
 
 pub use admin::{Admin, OwnerStates, ReportedStates, Unreported};
 pub use error::{CatalogError, Result};

@@ -60,6 +60,9 @@ pub enum Command {
     /// a broker.
     #[command(subcommand)]
     Brokers(BrokersCommand),
+    /// Add, list or remove the users Kafka clients log in as with SASL (through the admin API).
+    #[command(subcommand)]
+    User(UserCommand),
     /// Measure a running Strata: throughput, latency, scaling, failover; prints a table.
     Bench(Box<strata_bench::BenchArgs>),
 }
@@ -325,6 +328,15 @@ pub struct KafkaArgs {
     /// Partitions of an auto-created topic.
     #[arg(long, env = "STRATA_DEFAULT_PARTITIONS")]
     pub default_partitions: Option<u32>,
+
+    /// SASL mechanisms Kafka clients must log in with (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512),
+    /// comma-separated; `none` for no SASL.
+    #[arg(long, env = "STRATA_KAFKA_SASL_MECHANISMS", value_delimiter = ',')]
+    pub kafka_sasl_mechanisms: Vec<String>,
+
+    /// Principals allowed everything (User:name), comma-separated.
+    #[arg(long, env = "STRATA_SUPER_USERS", value_delimiter = ',')]
+    pub super_users: Vec<String>,
 }
 
 /// Unset, each comes from its setting in the config: `[standalone] data_dir`, `[proxy] listen`,

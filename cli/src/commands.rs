@@ -13,6 +13,7 @@ mod reassign;
 pub mod standalone;
 mod tls;
 mod topic;
+mod user;
 
 pub use tls::ProcessTls;
 
@@ -39,6 +40,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Group(command) => group::run(command).await,
         Command::Reassign(args) => reassign::run(args).await,
         Command::Brokers(command) => brokers::run(command).await,
+        Command::User(command) => user::run(command).await,
         Command::Bench(args) => strata_bench::run(*args).await,
     }
 }

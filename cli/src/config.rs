@@ -203,6 +203,12 @@ impl RoleFlags for ProxyArgs {
             p.id.clone_from(&self.id);
         }
         self.kafka.overlay(&mut p.kafka);
+        if !self.kafka.super_users.is_empty() {
+            config
+                .security
+                .super_users
+                .clone_from(&self.kafka.super_users);
+        }
         Ok(())
     }
 
@@ -223,6 +229,14 @@ impl KafkaArgs {
         set(&mut k.max_request_bytes, &self.kafka_max_request_bytes);
         set(&mut k.auto_create_topics, &self.auto_create_topics);
         set(&mut k.default_partitions, &self.default_partitions);
+        if !self.kafka_sasl_mechanisms.is_empty() {
+            k.sasl_mechanisms = self
+                .kafka_sasl_mechanisms
+                .iter()
+                .filter(|m| !m.eq_ignore_ascii_case("none") && !m.is_empty())
+                .cloned()
+                .collect();
+        }
     }
 }
 
@@ -238,6 +252,12 @@ impl RoleFlags for StandaloneArgs {
         set(&mut config.broker.listen, &self.broker_addr);
         set(&mut config.broker.http_addr, &self.broker_http_addr);
         self.kafka.overlay(&mut config.proxy.kafka);
+        if !self.kafka.super_users.is_empty() {
+            config
+                .security
+                .super_users
+                .clone_from(&self.kafka.super_users);
+        }
         self.tls.overlay(&mut config.tls);
 
         let dir = std::path::absolute(&config.standalone.data_dir)

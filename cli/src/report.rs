@@ -51,7 +51,8 @@ impl Failure {
             | C::IllegalGeneration
             | C::RebalanceInProgress
             | C::PartitionNotAssigned
-            | C::OutOfOrderSequence => Failure::Refused,
+            | C::OutOfOrderSequence
+            | C::Unauthenticated => Failure::Refused,
         }
     }
 

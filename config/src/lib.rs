@@ -41,6 +41,7 @@ pub struct Config {
     pub proxy: ProxySection,
     pub storage: StorageSection,
     pub tls: TlsSection,
+    pub security: SecuritySection,
     pub standalone: StandaloneSection,
 }
 
@@ -58,6 +59,14 @@ pub struct MetaSection {
     /// PEM client certificate and key presented to etcd (its `--client-cert-auth`).
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+}
+
+/// `[security]`: who may do what, across listeners.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySection {
+    /// Principals (`User:name`) allowed everything, such as managing users over Kafka.
+    pub super_users: Vec<String>,
 }
 
 /// `[standalone]`: what only `strata standalone` reads.

@@ -37,4 +37,6 @@ pub struct KafkaSection {
     pub max_request_bytes: u64,
     pub auto_create_topics: bool,
     pub default_partitions: u32,
+    /// SASL mechanisms offered (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`); empty: no SASL.
+    pub sasl_mechanisms: Vec<String>,
 }

@@ -32,6 +32,12 @@ pub const INVALID_CONFIG: i16 = 40;
 pub const INVALID_REQUEST: i16 = 42;
 pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
+pub const ILLEGAL_SASL_STATE: i16 = 34;
+pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
+pub const RESOURCE_NOT_FOUND: i16 = 91;
+pub const UNACCEPTABLE_CREDENTIAL: i16 = 93;
 pub const NON_EMPTY_GROUP: i16 = 68;
 pub const GROUP_ID_NOT_FOUND: i16 = 69;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
@@ -62,6 +68,7 @@ pub fn kafka_code(code: ErrorCode) -> i16 {
         // partition only happens across a rebalance, which the client recovers from by rejoining.
         ErrorCode::RebalanceInProgress | ErrorCode::PartitionNotAssigned => REBALANCE_IN_PROGRESS,
         ErrorCode::OutOfOrderSequence => OUT_OF_ORDER_SEQUENCE_NUMBER,
+        ErrorCode::Unauthenticated => SASL_AUTHENTICATION_FAILED,
         ErrorCode::Internal
         | ErrorCode::NotFound
         | ErrorCode::MethodNotAllowed

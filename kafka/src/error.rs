@@ -34,6 +34,12 @@ pub enum KafkaError {
     #[cfg(feature = "server")]
     #[error(transparent)]
     BadValue(#[from] strata_meta::schema::BadValue),
+    #[error(
+        "{api} before SASL authentication: this listener requires SASL; set security.protocol=SASL_PLAINTEXT (or SASL_SSL) and a mechanism it offers"
+    )]
+    Unauthenticated { api: &'static str },
+    #[error("SASL authentication failed: {0}")]
+    AuthenticationFailed(String),
     #[error("connection: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -47,6 +53,9 @@ impl Coded for KafkaError {
             | Self::UnknownApi(_)
             | Self::Decode { .. } => ErrorCode::InvalidArgument,
             Self::Encode { .. } => ErrorCode::Internal,
+            Self::Unauthenticated { .. } | Self::AuthenticationFailed(_) => {
+                ErrorCode::Unauthenticated
+            }
             #[cfg(feature = "server")]
             Self::Meta(e) => e.code(),
             #[cfg(feature = "server")]

@@ -9,6 +9,7 @@ mod metadata;
 mod offsets;
 mod produce;
 mod topic_ids;
+mod users;
 
 use std::net::SocketAddr;
 
@@ -34,6 +35,7 @@ pub(crate) struct Context {
     pub service: ProxyService,
     pub cluster: Cluster,
     pub config: ServerConfig,
+    pub failed_logins: crate::server::sasl::FailedLogins,
 }
 
 impl Context {
@@ -42,6 +44,7 @@ impl Context {
             service,
             cluster,
             config,
+            failed_logins: Default::default(),
         }
     }
 
@@ -74,6 +77,7 @@ pub(crate) fn answer<T>(result: Result<tonic::Response<T>, tonic::Status>) -> Re
 pub(crate) async fn handle(
     ctx: &Context,
     peer: SocketAddr,
+    principal: Option<&str>,
     header: &RequestHeader,
     api: &'static Supported,
     body: RequestKind,
@@ -137,6 +141,12 @@ pub(crate) async fn handle(
             ResponseKind::DescribeGroups(groups::describe(ctx, r).await)
         }
         RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(groups::delete(ctx, r).await),
+        RequestKind::DescribeUserScramCredentials(r) => {
+            ResponseKind::DescribeUserScramCredentials(users::describe(ctx, principal, r).await)
+        }
+        RequestKind::AlterUserScramCredentials(r) => {
+            ResponseKind::AlterUserScramCredentials(users::alter(ctx, principal, r).await)
+        }
         other => {
             // The table advertises an API no arm answers: a bug, not the client's fault.
             return Err(KafkaError::Encode {

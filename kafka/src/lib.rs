@@ -33,4 +33,4 @@ pub use error::KafkaError;
 #[cfg(feature = "server")]
 pub use metrics::KafkaMetrics;
 #[cfg(feature = "server")]
-pub use server::{KafkaServer, ServerConfig};
+pub use server::{KafkaServer, Mechanism, ServerConfig};

@@ -19,8 +19,17 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MechanismLabel {
+    pub mechanism: &'static str,
+}
+
 #[derive(Debug, Default)]
 pub struct KafkaMetrics {
+    /// Successful SASL logins, by mechanism.
+    pub sasl_logins: Family<MechanismLabel, Counter>,
+    /// Failed SASL logins, by mechanism ("none" when the client named none).
+    pub sasl_failures: Family<MechanismLabel, Counter>,
     pub connections: Gauge,
     pub requests: Family<ApiLabel, Counter>,
     /// Answers that carried an error code somewhere, by API.
@@ -56,5 +65,15 @@ impl MetricsSource for KafkaMetrics {
             self.bytes_in.clone(),
         );
         r.register("sent_bytes", "Response bytes sent", self.bytes_out.clone());
+        r.register(
+            "sasl_logins",
+            "Successful SASL logins, by mechanism",
+            self.sasl_logins.clone(),
+        );
+        r.register(
+            "sasl_failures",
+            "Failed SASL logins, by mechanism",
+            self.sasl_failures.clone(),
+        );
     }
 }

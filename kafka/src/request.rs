@@ -142,6 +142,10 @@ fn decode_body(
         DeleteGroups: DeleteGroupsRequest,
         IncrementalAlterConfigs: IncrementalAlterConfigsRequest,
         DescribeCluster: DescribeClusterRequest,
+        SaslHandshake: SaslHandshakeRequest,
+        SaslAuthenticate: SaslAuthenticateRequest,
+        DescribeUserScramCredentials: DescribeUserScramCredentialsRequest,
+        AlterUserScramCredentials: AlterUserScramCredentialsRequest,
     }
     .map_err(|e| e.to_string())
 }

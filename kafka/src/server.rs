@@ -8,6 +8,9 @@
 //! [`WRITE_TIMEOUT`].
 
 mod connection;
+pub(crate) mod sasl;
+
+pub use sasl::Mechanism;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +37,10 @@ pub struct ServerConfig {
     pub auto_create_topics: bool,
     /// Partitions of an auto-created topic.
     pub default_partitions: u32,
+    /// SASL mechanisms offered; empty: no SASL, every connection is served as it comes.
+    pub sasl: Vec<Mechanism>,
+    /// Principals allowed everything (`User:name`), such as managing users.
+    pub super_users: Vec<String>,
 }
 
 /// The Kafka listener of one proxy.

@@ -40,6 +40,7 @@ supported! {
     SyncGroup 0..=5;
     DescribeGroups 0..=5;
     ListGroups 0..=4;
+    SaslHandshake 0..=1;
     ApiVersions 0..=4;
     CreateTopics 2..=7;
     DeleteTopics 1..=6;
@@ -47,9 +48,12 @@ supported! {
     OffsetForLeaderEpoch 2..=4;
     DescribeConfigs 1..=4;
     AlterConfigs 0..=2;
+    SaslAuthenticate 0..=2;
     CreatePartitions 0..=3;
     DeleteGroups 0..=2;
     IncrementalAlterConfigs 0..=1;
+    DescribeUserScramCredentials 0..=0;
+    AlterUserScramCredentials 0..=0;
     DescribeCluster 0..=1;
 }
 

@@ -233,6 +233,14 @@ impl Keyspace {
     pub fn proxy(&self, id: &str) -> String {
         format!("{}{id}", self.proxies())
     }
+    /// Prefix of the users of SASL (`users/{name}` → `UserRecord` of strata-catalog): SCRAM
+    /// credentials, never passwords.
+    pub fn users(&self) -> String {
+        format!("{}/users/", self.root)
+    }
+    pub fn user(&self, name: &str) -> String {
+        format!("{}{name}", self.users())
+    }
     /// The Kafka node id a proxy id got the first time it registered (`kafka/nodes/{id}` → i32):
     /// Kafka clients key connections by node id, so a restarted proxy keeps its own.
     pub fn kafka_node(&self, proxy: &str) -> String {

@@ -92,6 +92,8 @@ error_codes! {
     Throttled: "THROTTLED", http 429, grpc ResourceExhausted, retriable true;
     /// A dependency (metadata store, storage) is unavailable; retry.
     Unavailable: "UNAVAILABLE", http 503, grpc Unavailable, retriable true;
+    /// The caller did not prove who it is (no credentials, or wrong ones).
+    Unauthenticated: "UNAUTHENTICATED", http 401, grpc Unauthenticated, retriable false;
     /// A bug or an unexpected condition; the message says what happened.
     Internal: "INTERNAL", http 500, grpc Internal, retriable false;
     /// No such route or resource.
@@ -125,6 +127,7 @@ enum Grpc {
     Unimplemented = 12,
     Internal = 13,
     Unavailable = 14,
+    Unauthenticated = 16,
 }
 
 impl ErrorCode {

@@ -317,6 +317,17 @@ def check_common(checks: Checks, objs: list[dict], values: dict, documented: dic
                 mounted == (secret or None),
                 f"{comp} mounts Secret {secret!r} at {mount}, got {mounted!r}",
             )
+    kafka_cfg = cfg.get("proxy", {}).get("kafka", {})
+    want = values.get("proxy", {}).get("kafka", {}).get("sasl_mechanisms") or []
+    checks.ok(
+        kafka_cfg.get("sasl_mechanisms") == want,
+        f"[proxy.kafka] sasl_mechanisms is {want}, got {kafka_cfg.get('sasl_mechanisms')}",
+    )
+    want = values.get("security", {}).get("super_users") or []
+    checks.ok(
+        cfg.get("security", {}).get("super_users") == want,
+        f"[security] super_users is {want}, got {cfg.get('security', {}).get('super_users')}",
+    )
     checks.ok(
         cfg.get("tls", {}).get("client_auth") == tls.get("client_auth", "none"),
         f"[tls] client_auth is the values', got {cfg.get('tls', {}).get('client_auth')}",
@@ -591,6 +602,12 @@ REFUSED = [
         "set meta.url",
     ),
     ("an unknown client_auth", {"tls": {"secretName": "s", "client_auth": "always"}}, "client_auth"),
+    (
+        "SASL PLAIN without TLS",
+        {"proxy": {"kafka": {"sasl_mechanisms": ["PLAIN"]}}},
+        "offer SCRAM only",
+    ),
+    ("an unknown SASL mechanism", {"proxy": {"kafka": {"sasl_mechanisms": ["GSSAPI"]}}}, "sasl_mechanisms"),
 ]
 
 

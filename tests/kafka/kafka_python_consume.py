@@ -22,6 +22,9 @@ def main():
     ap.add_argument("--ssl-ca", help="connect over TLS, trusting this CA bundle")
     ap.add_argument("--ssl-cert", help="client certificate (mTLS), with --ssl-key")
     ap.add_argument("--ssl-key")
+    ap.add_argument("--sasl-mechanism", help="log in with SASL (PLAIN, SCRAM-SHA-256, ...)")
+    ap.add_argument("--sasl-user")
+    ap.add_argument("--sasl-password")
     args = ap.parse_args()
 
     tls = {}
@@ -29,6 +32,11 @@ def main():
         tls = {"security_protocol": "SSL", "ssl_cafile": args.ssl_ca,
                "ssl_certfile": args.ssl_cert, "ssl_keyfile": args.ssl_key,
                "ssl_check_hostname": True}
+    if args.sasl_mechanism:
+        tls["security_protocol"] = "SASL_SSL" if args.ssl_ca else "SASL_PLAINTEXT"
+        tls.update({"sasl_mechanism": args.sasl_mechanism,
+                    "sasl_plain_username": args.sasl_user,
+                    "sasl_plain_password": args.sasl_password})
     deadline = Deadline(args.timeout)
     consumer = KafkaConsumer(bootstrap_servers=args.bootstrap.split(","),
                              client_id="strata-test-kafka-python",

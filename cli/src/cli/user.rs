@@ -97,6 +97,41 @@ pub enum BrokersCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a SASL user, or set a new password for one (kept as SCRAM keys, never as is). The
+    /// password comes from --password-file, else the first line of standard input.
+    Add {
+        /// The user's name: letters, digits, `.`, `_`, `-` and `@`.
+        name: String,
+        /// A file whose first line is the password (a mounted Kubernetes Secret, say).
+        #[arg(long)]
+        password_file: Option<std::path::PathBuf>,
+        /// SCRAM mechanisms to set (repeatable); default both SCRAM-SHA-256 and -512.
+        #[arg(long = "mechanism")]
+        mechanisms: Vec<String>,
+        /// PBKDF2 iterations (4096 to 16384); default 8192.
+        #[arg(long)]
+        iterations: Option<u32>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// List users and their mechanisms.
+    List {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// Remove a user and its credentials.
+    Remove {
+        /// The user's name.
+        name: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct AdminArgs {
     /// Admin API address of any controller (`https://host:port` or `host:port`; with

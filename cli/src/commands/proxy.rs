@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ProxySection};
+use strata_config::SecuritySection;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let pool = Arc::new(super::broker::open_pool(&config)?);
@@ -20,7 +21,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let tls = super::ProcessTls::from_config(&config)?;
-    spawn(&mut tasks, &cancel, meta, keys, pool, &config.proxy, &tls).await?;
+    let settings = (&config.proxy, &config.security);
+    spawn(&mut tasks, &cancel, meta, keys, pool, settings, &tls).await?;
     super::run_until_stopped(tasks, cancel, "proxy").await
 }
 
@@ -32,7 +34,7 @@ pub async fn spawn(
     meta: Arc<dyn MetaStore>,
     keys: Keyspace,
     pool: Arc<NodePool>,
-    settings: &ProxySection,
+    (settings, security): (&ProxySection, &SecuritySection),
     tls: &super::ProcessTls,
 ) -> anyhow::Result<()> {
     let cache_config = CacheConfig::from(settings);
@@ -104,7 +106,7 @@ pub async fn spawn(
         meta,
         keys,
         service.clone(),
-        settings,
+        (settings, security),
         kafka_listener,
         kafka_metrics,
         cluster_id,
@@ -149,6 +151,24 @@ fn kafka_advertised_addr(kafka: &strata_config::KafkaSection) -> String {
     format!("{host}:{}", kafka.listen.port())
 }
 
+/// The SASL mechanisms of `[proxy.kafka] sasl_mechanisms`, refusing names it does not know.
+fn sasl_mechanisms(
+    kafka: &strata_config::KafkaSection,
+) -> anyhow::Result<Vec<strata_kafka::Mechanism>> {
+    kafka
+        .sasl_mechanisms
+        .iter()
+        .map(|name| {
+            strata_kafka::Mechanism::parse(name).with_context(|| {
+                format!(
+                    "unknown SASL mechanism `{name}` in [proxy.kafka] sasl_mechanisms; use {}",
+                    strata_kafka::Mechanism::NAMES
+                )
+            })
+        })
+        .collect()
+}
+
 /// Registers the proxy for Kafka clients and starts its Kafka listener.
 #[allow(clippy::too_many_arguments)]
 async fn spawn_kafka(
@@ -157,7 +177,7 @@ async fn spawn_kafka(
     meta: Arc<dyn MetaStore>,
     keys: Keyspace,
     service: ProxyService,
-    settings: &ProxySection,
+    (settings, security): (&ProxySection, &SecuritySection),
     listener: strata_tls::Incoming,
     metrics: Arc<strata_kafka::KafkaMetrics>,
     cluster_id: String,
@@ -185,6 +205,8 @@ async fn spawn_kafka(
             max_request_bytes: usize::try_from(kafka.max_request_bytes).unwrap_or(usize::MAX),
             auto_create_topics: kafka.auto_create_topics,
             default_partitions: kafka.default_partitions.max(1),
+            sasl: sasl_mechanisms(kafka)?,
+            super_users: security.super_users.clone(),
         },
         metrics,
     );

@@ -61,5 +61,6 @@ pub async fn spawn(
         &tls,
     )
     .await?;
-    super::proxy::spawn(tasks, cancel, meta, keys, pool, &config.proxy, &tls).await
+    let settings = (&config.proxy, &config.security);
+    super::proxy::spawn(tasks, cancel, meta, keys, pool, settings, &tls).await
 }

@@ -152,6 +152,27 @@ pub const ROUTES: &[Route] = &[
         None,
         (200, Some("Group")),
     ),
+    route(
+        "get",
+        "/v1/users",
+        "SASL users and their SCRAM mechanisms (never keys or passwords)",
+        None,
+        (200, Some("UserList")),
+    ),
+    route(
+        "put",
+        "/v1/users/{user}",
+        "Set a user's SCRAM credentials from a password (kept as salted keys only)",
+        Some("UserCredentials"),
+        (200, Some("User")),
+    ),
+    route(
+        "delete",
+        "/v1/users/{user}",
+        "Remove a user and its credentials",
+        None,
+        (204, None),
+    ),
 ];
 
 fn schema_ref(name: &str) -> Value {
@@ -322,8 +343,26 @@ fn schemas() -> Value {
             } } }
         } }
     });
-    if let (Some(all), Some(groups)) = (all.as_object_mut(), groups.as_object()) {
-        all.extend(groups.clone());
+    let users = json!({
+        "User": { "type": "object", "properties": {
+            "name": { "type": "string" },
+            "mechanisms": { "type": "array", "items": { "type": "object", "properties": {
+                "mechanism": { "type": "string", "enum": ["SCRAM-SHA-256", "SCRAM-SHA-512"] },
+                "iterations": { "type": "integer" } } } }
+        } },
+        "UserList": { "type": "array", "items": schema_ref("User") },
+        "UserCredentials": { "type": "object", "required": ["password"], "properties": {
+            "password": { "type": "string", "format": "password", "writeOnly": true,
+                "description": "Salted and hashed on arrival; never stored or logged" },
+            "mechanisms": { "type": "array", "items": { "type": "string" },
+                "description": "Default: both SCRAM-SHA-256 and SCRAM-SHA-512" },
+            "iterations": { "type": "integer", "minimum": 4096, "maximum": 16384, "default": 8192 }
+        } }
+    });
+    for extra in [groups, users] {
+        if let (Some(all), Some(extra)) = (all.as_object_mut(), extra.as_object()) {
+            all.extend(extra.clone());
+        }
     }
     all
 }

@@ -329,6 +329,9 @@ spec:
 {{- if and .Values.tls.http (eq .Values.tls.client_auth "required") -}}
 {{- fail "tls.http with tls.client_auth required leaves kubelet's probes without a client certificate: set tls.http false (the health endpoints carry no data) or client_auth optional" -}}
 {{- end -}}
+{{- if and (has "PLAIN" .Values.proxy.kafka.sasl_mechanisms) (not .Values.tls.secretName) -}}
+{{- fail "proxy.kafka.sasl_mechanisms offers PLAIN, which sends passwords as they are: set tls.secretName too, or offer SCRAM only" -}}
+{{- end -}}
 {{- if and .Values.meta.tls.secretName (not .Values.meta.url) -}}
 {{- fail "meta.tls is for your own etcd over TLS (set meta.url); the bundled etcd serves plaintext inside the cluster" -}}
 {{- end -}}

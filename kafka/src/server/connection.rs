@@ -24,10 +24,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use super::sasl::{Answer, Session};
 use super::{WRITE_TIMEOUT, close};
 use crate::error::{KafkaError, Result};
 use crate::handlers::{self, Context};
-use crate::metrics::{ApiLabel, KafkaMetrics};
+use crate::metrics::{ApiLabel, KafkaMetrics, ReasonLabel};
 use crate::request::{self, Parsed};
 use crate::versions::Supported;
 
@@ -144,6 +145,7 @@ async fn answer_in_order<W: AsyncWriteExt + Unpin>(
     peer: SocketAddr,
 ) {
     let mut held: Option<Item> = None;
+    let mut session = Session::new(ctx);
     loop {
         let item = match held.take() {
             Some(item) => item,
@@ -155,6 +157,10 @@ async fn answer_in_order<W: AsyncWriteExt + Unpin>(
         let answers = match item {
             Item::Close(reason, e) => return close(metrics, peer, reason, &e),
             Item::Answer(answer) => vec![Ok(Some(answer))],
+            Item::Request { api, .. } if session.check(api).is_err() => {
+                let e = session.check(api).expect_err("checked above");
+                return close(metrics, peer, "request before SASL authentication", &e);
+            }
             Item::Request {
                 header,
                 api,
@@ -192,10 +198,37 @@ async fn answer_in_order<W: AsyncWriteExt + Unpin>(
             Item::Request {
                 header,
                 api,
+                body: RequestKind::SaslHandshake(request),
+                ..
+            } => {
+                let answer = session.handshake(ctx, &header, api, &request);
+                if !sasl_answered(metrics, writer, peer, answer).await {
+                    return;
+                }
+                continue;
+            }
+            Item::Request {
+                header,
+                api,
+                body: RequestKind::SaslAuthenticate(request),
+                ..
+            } => {
+                let answer = session
+                    .authenticate(ctx, metrics, peer, &header, api, request)
+                    .await;
+                if !sasl_answered(metrics, writer, peer, answer).await {
+                    return;
+                }
+                continue;
+            }
+            Item::Request {
+                header,
+                api,
                 body,
                 permit,
             } => {
-                let answer = handlers::handle(ctx, peer, &header, api, body).await;
+                let answer =
+                    handlers::handle(ctx, peer, session.principal(), &header, api, body).await;
                 drop(permit);
                 vec![answer]
             }
@@ -210,6 +243,35 @@ async fn answer_in_order<W: AsyncWriteExt + Unpin>(
                 Ok(None) => {}
                 Err(e) => return close(metrics, peer, "cannot answer", &e),
             }
+        }
+    }
+}
+
+/// Writes a SASL answer; `false` when the connection ends (a failed login ends it after the
+/// answer, already logged within the peer's budget, so not logged again here).
+async fn sasl_answered<W: AsyncWriteExt + Unpin>(
+    metrics: &KafkaMetrics,
+    writer: &mut W,
+    peer: SocketAddr,
+    answer: Result<Answer>,
+) -> bool {
+    match answer {
+        Ok(Answer { frame, close }) => {
+            let written = write(metrics, writer, &frame, peer).await;
+            if close.is_some() {
+                metrics
+                    .closed
+                    .get_or_create(&ReasonLabel {
+                        reason: "authentication failed",
+                    })
+                    .inc();
+                return false;
+            }
+            written
+        }
+        Err(e) => {
+            close(metrics, peer, "cannot answer", &e);
+            false
         }
     }
 }
