@@ -323,11 +323,35 @@ def check_common(checks: Checks, objs: list[dict], values: dict, documented: dic
         kafka_cfg.get("sasl_mechanisms") == want,
         f"[proxy.kafka] sasl_mechanisms is {want}, got {kafka_cfg.get('sasl_mechanisms')}",
     )
-    want = values.get("security", {}).get("super_users") or []
+    want = list(values.get("security", {}).get("super_users") or [])
+    admin = values.get("security", {}).get("initialAdmin", {})
+    if admin.get("name") and f"User:{admin['name']}" not in want:
+        want.append(f"User:{admin['name']}")
     checks.ok(
         cfg.get("security", {}).get("super_users") == want,
         f"[security] super_users is {want}, got {cfg.get('security', {}).get('super_users')}",
     )
+    # The initial admin: a Job adding the user from its Secret, over TLS when TLS is on.
+    jobs = [o for o in objs if o["kind"] == "Job"]
+    if admin.get("name"):
+        if checks.ok(len(jobs) == 1, f"one initial-admin Job, got {len(jobs)}"):
+            pod = jobs[0]["spec"]["template"]["spec"]
+            c = pod["containers"][0]
+            checks.ok(
+                c["args"][:4] == ["user", "add", admin["name"], "--password-file"],
+                f"the Job runs `strata user add {admin['name']} --password-file ...`, got {c['args']}",
+            )
+            vols = {v["name"]: v for v in pod.get("volumes", [])}
+            mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+            secret = vols.get(mounts.get("/etc/strata/admin", ""), {}).get("secret", {}).get("secretName")
+            checks.ok(secret == admin.get("passwordSecret"), f"the Job mounts the password Secret, got {secret}")
+            names = [e["name"] for e in c.get("env", [])]
+            checks.ok(
+                ("STRATA_TLS_CA" in names) == tls_on,
+                f"the Job trusts the cluster CA exactly when TLS is on, env {names}",
+            )
+    else:
+        checks.ok(not jobs, f"no Job without security.initialAdmin.name, got {len(jobs)}")
     checks.ok(
         cfg.get("tls", {}).get("client_auth") == tls.get("client_auth", "none"),
         f"[tls] client_auth is the values', got {cfg.get('tls', {}).get('client_auth')}",
@@ -606,6 +630,11 @@ REFUSED = [
         "SASL PLAIN without TLS",
         {"proxy": {"kafka": {"sasl_mechanisms": ["PLAIN"]}}},
         "offer SCRAM only",
+    ),
+    (
+        "an initial admin without a password Secret",
+        {"security": {"initialAdmin": {"name": "admin"}}},
+        "passwordSecret",
     ),
     ("an unknown SASL mechanism", {"proxy": {"kafka": {"sasl_mechanisms": ["GSSAPI"]}}}, "sasl_mechanisms"),
 ]

@@ -6,18 +6,6 @@ use strata_proto::ErrorCode;
 use crate::cli::AdminArgs;
 use crate::report::{CliError, Failure};
 
-/// The error with its causes: reqwest hides the TLS reason in its sources.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 pub(super) async fn call(
     method: reqwest::Method,
     admin: &AdminArgs,
@@ -33,7 +21,11 @@ pub(super) async fn call(
     let response = request.send().await.map_err(|e| {
         CliError::new(
             Failure::Unavailable,
-            format!("cannot reach the admin API at {base}: {}", chain(&e)),
+            // With its causes: reqwest keeps the TLS reason in its sources.
+            format!(
+                "cannot reach the admin API at {base}: {:#}",
+                anyhow::Error::new(e)
+            ),
         )
         .with_hint(format!(
             "is a controller (or `strata standalone`) running there? pass --admin; {}",

@@ -198,35 +198,18 @@ async fn answer_in_order<W: AsyncWriteExt + Unpin>(
             Item::Request {
                 header,
                 api,
-                body: RequestKind::SaslHandshake(request),
-                ..
-            } => {
-                let answer = session.handshake(ctx, &header, api, &request);
-                if !sasl_answered(metrics, writer, peer, answer).await {
-                    return;
-                }
-                continue;
-            }
-            Item::Request {
-                header,
-                api,
-                body: RequestKind::SaslAuthenticate(request),
-                ..
-            } => {
-                let answer = session
-                    .authenticate(ctx, metrics, peer, &header, api, request)
-                    .await;
-                if !sasl_answered(metrics, writer, peer, answer).await {
-                    return;
-                }
-                continue;
-            }
-            Item::Request {
-                header,
-                api,
                 body,
                 permit,
             } => {
+                let body = match session.answer(ctx, metrics, peer, &header, api, body).await {
+                    Ok(answer) => {
+                        if !sasl_answered(metrics, writer, peer, answer).await {
+                            return;
+                        }
+                        continue;
+                    }
+                    Err(other) => other,
+                };
                 let answer =
                     handlers::handle(ctx, peer, session.principal(), &header, api, body).await;
                 drop(permit);

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    ApiKey, RequestHeader, ResponseKind, SaslAuthenticateRequest, SaslAuthenticateResponse,
-    SaslHandshakeRequest, SaslHandshakeResponse,
+    ApiKey, RequestHeader, RequestKind, ResponseKind, SaslAuthenticateRequest,
+    SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use strata_catalog::users::{ScramExchange, ScramMechanism, ScramStep};
@@ -135,7 +135,26 @@ impl Session {
         Err(KafkaError::Unauthenticated { api: api.name })
     }
 
-    pub fn handshake(
+    /// Answers a SaslHandshake or SaslAuthenticate request; any other request comes back.
+    pub async fn answer(
+        &mut self,
+        ctx: &Context,
+        metrics: &KafkaMetrics,
+        peer: SocketAddr,
+        header: &RequestHeader,
+        api: &'static Supported,
+        body: RequestKind,
+    ) -> std::result::Result<Result<Answer>, RequestKind> {
+        match body {
+            RequestKind::SaslHandshake(r) => Ok(self.handshake(ctx, header, api, &r)),
+            RequestKind::SaslAuthenticate(r) => {
+                Ok(self.authenticate(ctx, metrics, peer, header, api, r).await)
+            }
+            other => Err(other),
+        }
+    }
+
+    fn handshake(
         &mut self,
         ctx: &Context,
         header: &RequestHeader,
@@ -192,7 +211,7 @@ impl Session {
         })
     }
 
-    pub async fn authenticate(
+    async fn authenticate(
         &mut self,
         ctx: &Context,
         metrics: &KafkaMetrics,
