@@ -83,7 +83,7 @@ impl std::fmt::Debug for ScramCredential {
 impl ScramCredential {
     /// A credential for `password` with a new random salt.
     pub fn from_password(mechanism: ScramMechanism, password: &str, iterations: u32) -> Self {
-        let salt: [u8; 24] = rand::random();
+        let salt: [u8; 24] = strata_clock::secret_bytes();
         let salted = scram::salted_password(mechanism, password.as_bytes(), &salt, iterations);
         Self::from_salted_password(mechanism, salt.to_vec(), iterations, &salted)
     }

@@ -134,6 +134,17 @@ pub fn shuffle<T>(rng: &dyn RandomSource, items: &mut [T]) {
     }
 }
 
+/// `N` bytes from the operating system's random source, for secrets: salts, nonces, tokens.
+/// Deliberately not a [`RandomSource`]: a secret must not be predictable, in tests or not.
+pub fn secret_bytes<const N: usize>() -> [u8; N] {
+    use rand::TryRngCore as _;
+    let mut bytes = [0u8; N];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut bytes)
+        .expect("the operating system's random source is readable");
+    bytes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

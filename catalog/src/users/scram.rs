@@ -176,7 +176,7 @@ impl ScramExchange {
     /// The server-first message, salting with `credential`'s salt. An unknown user
     /// (`None`) gets a made-up salt, so the answer does not tell who exists; its proof fails.
     pub fn challenge(&mut self, credential: Option<ScramCredential>) -> Result<ScramStep> {
-        let server_nonce = STANDARD.encode(rand::random::<[u8; 18]>());
+        let server_nonce = STANDARD.encode(strata_clock::secret_bytes::<18>());
         self.challenge_with(credential, &server_nonce)
     }
 
@@ -197,7 +197,7 @@ impl ScramExchange {
         let credential = credential.filter(|c| c.mechanism == self.mechanism);
         let (salt, iterations) = match &credential {
             Some(c) => (c.salt.clone(), c.iterations),
-            None => (rand::random::<[u8; 24]>().to_vec(), MIN_ITERATIONS),
+            None => (strata_clock::secret_bytes::<24>().to_vec(), MIN_ITERATIONS),
         };
         let nonce = format!("{client_nonce}{server_nonce}");
         let server_first = format!("r={nonce},s={},i={iterations}", STANDARD.encode(&salt));
