@@ -419,8 +419,12 @@ impl NodePool {
             .lock()
             .expect("health mutex poisoned")
             .is_healthy(self.clock.now());
-        let stuck_after = STUCK_AFTER.max(4 * self.hedging.delay(node.p99(Op::Put)));
-        rested && node.oldest_running().is_none_or(|age| age <= stuck_after)
+        // A node's p99 is computed only for a request old enough to be stuck at all: most
+        // calls see none running past the one-second floor.
+        rested
+            && node.oldest_running().is_none_or(|age| {
+                age <= STUCK_AFTER || age <= 4 * self.hedging.delay(node.p99(Op::Put))
+            })
     }
 
     fn note(&self, i: usize, op: Op, took: Duration, outcome: Result<(), &StorageError>) {
@@ -469,6 +473,14 @@ impl NodePool {
                 failures: failures.join("; "),
             })
         }
+    }
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wait for (no hedge due).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -11,7 +11,7 @@ use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use tokio::time::Instant;
 
-use super::write::sleep_until;
+use super::sleep_until;
 use super::{NodePool, Op, Placement, with_timeout};
 use crate::error::{Result, StorageError};
 use crate::segment::RangeRead;

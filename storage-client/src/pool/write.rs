@@ -12,7 +12,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use tokio::time::Instant;
 
-use super::{Node, NodePool, Op, Placement, with_timeout};
+use super::{Node, NodePool, Op, Placement, sleep_until, with_timeout};
 use crate::error::{Result, StorageError};
 
 /// One copy's attempt, finished.
@@ -239,13 +239,5 @@ impl NodePool {
                 }
             }
         });
-    }
-}
-
-/// Sleeps until `at`, or forever when there is nothing to wait for.
-pub(super) async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
