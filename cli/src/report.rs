@@ -34,6 +34,7 @@ impl Failure {
             | C::UnknownPartition
             | C::UnknownBroker
             | C::UnknownGroup
+            | C::UnknownUser
             | C::NotFound => Failure::NotFound,
             C::Unavailable | C::NotLeader | C::Throttled => Failure::Unavailable,
             C::Internal => Failure::Usage,

@@ -434,7 +434,8 @@ async fn openapi_document_matches_the_live_routes() {
             let concrete = path
                 .replace("{topic}", "some-topic")
                 .replace("{broker}", "some-broker")
-                .replace("{group}", "some-group");
+                .replace("{group}", "some-group")
+                .replace("{user}", "some-user");
             let body = op.get("requestBody").map(|_| "{}");
             let method: reqwest::Method = method.to_uppercase().parse().unwrap();
             let (status, answer) = call(
@@ -458,7 +459,7 @@ async fn openapi_document_matches_the_live_routes() {
             }
         }
     }
-    assert_eq!(operations, 18, "every route is documented");
+    assert_eq!(operations, 21, "every route is documented");
     // Methods a path does not document are refused as such.
     for (path, item) in paths {
         for method in ["get", "post", "delete", "put", "patch"] {
@@ -466,7 +467,8 @@ async fn openapi_document_matches_the_live_routes() {
                 let concrete = path
                     .replace("{topic}", "x")
                     .replace("{broker}", "x")
-                    .replace("{group}", "x");
+                    .replace("{group}", "x")
+                    .replace("{user}", "x");
                 let (status, _) = call(
                     &http,
                     method.to_uppercase().parse().unwrap(),

@@ -403,7 +403,7 @@ async fn delete_user(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::new(
-            ErrorCode::NotFound,
+            ErrorCode::UnknownUser,
             format!("user `{user}` does not exist; list users with GET /v1/users"),
         ))
     }

@@ -69,6 +69,8 @@ error_codes! {
     UnknownBroker: "UNKNOWN_BROKER", http 404, grpc NotFound, retriable false;
     /// The consumer group does not exist.
     UnknownGroup: "UNKNOWN_GROUP", http 404, grpc NotFound, retriable false;
+    /// The SASL user does not exist.
+    UnknownUser: "UNKNOWN_USER", http 404, grpc NotFound, retriable false;
     /// The consumer group has live members; stop its consumers (or wait for their sessions to
     /// end) first.
     GroupNotEmpty: "GROUP_NOT_EMPTY", http 409, grpc FailedPrecondition, retriable false;

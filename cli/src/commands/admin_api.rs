@@ -58,6 +58,7 @@ fn hint_for(code: ErrorCode) -> Option<&'static str> {
     match code {
         ErrorCode::UnknownTopic => Some("`strata topic list` shows the topics"),
         ErrorCode::UnknownGroup => Some("`strata group list` shows the groups"),
+        ErrorCode::UnknownUser => Some("`strata user list` shows the users"),
         ErrorCode::UnknownBroker => Some("`strata brokers list` shows the live brokers"),
         ErrorCode::TopicExists => Some("`strata topic describe NAME` shows it"),
         _ => None,

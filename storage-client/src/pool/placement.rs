@@ -51,7 +51,9 @@ impl NodePool {
             .len();
         if spread < self.replicas.min(self.zone_count) {
             self.metrics.placements_short_of_zones.inc();
-            tracing::debug!(%path, zones = spread, "object placed in fewer zones than it could be");
+            // Rare (nodes of the other zones were failing or stuck when it was placed) and
+            // worth an operator's look: said at info, with the path.
+            tracing::info!(%path, zones = spread, "object placed in fewer zones than it could be");
         }
     }
 
