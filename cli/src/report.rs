@@ -53,7 +53,8 @@ impl Failure {
             | C::RebalanceInProgress
             | C::PartitionNotAssigned
             | C::OutOfOrderSequence
-            | C::Unauthenticated => Failure::Refused,
+            | C::Unauthenticated
+            | C::PermissionDenied => Failure::Refused,
         }
     }
 

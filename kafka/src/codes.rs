@@ -70,6 +70,7 @@ pub fn kafka_code(code: ErrorCode) -> i16 {
         ErrorCode::RebalanceInProgress | ErrorCode::PartitionNotAssigned => REBALANCE_IN_PROGRESS,
         ErrorCode::OutOfOrderSequence => OUT_OF_ORDER_SEQUENCE_NUMBER,
         ErrorCode::Unauthenticated => SASL_AUTHENTICATION_FAILED,
+        ErrorCode::PermissionDenied => CLUSTER_AUTHORIZATION_FAILED,
         ErrorCode::Internal
         | ErrorCode::NotFound
         | ErrorCode::MethodNotAllowed

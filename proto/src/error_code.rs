@@ -96,6 +96,8 @@ error_codes! {
     Unavailable: "UNAVAILABLE", http 503, grpc Unavailable, retriable true;
     /// The caller did not prove who it is (no credentials, or wrong ones).
     Unauthenticated: "UNAUTHENTICATED", http 401, grpc Unauthenticated, retriable false;
+    /// The caller is known but may not do this; the message names what it lacks.
+    PermissionDenied: "PERMISSION_DENIED", http 403, grpc PermissionDenied, retriable false;
     /// A bug or an unexpected condition; the message says what happened.
     Internal: "INTERNAL", http 500, grpc Internal, retriable false;
     /// No such route or resource.
@@ -130,6 +132,7 @@ enum Grpc {
     Internal = 13,
     Unavailable = 14,
     Unauthenticated = 16,
+    PermissionDenied = 7,
 }
 
 impl ErrorCode {

@@ -5,7 +5,7 @@ use std::path::Path;
 use strata_config::TlsSection;
 
 use crate::TlsError;
-use crate::server::{read, read_certs, read_key};
+use crate::server::{parse_certs, parse_key, read};
 
 /// Trust anchors and an optional client identity, as PEM, checked when built.
 #[derive(Clone)]
@@ -31,13 +31,10 @@ impl ClientTls {
         cert: Option<&Path>,
         key: Option<&Path>,
     ) -> Result<Self, TlsError> {
-        read_certs("CA bundle", ca)?;
+        let ca_pem = read("CA bundle", ca)?;
+        parse_certs("CA bundle", ca, &ca_pem)?;
         let identity = match (cert, key) {
-            (Some(cert), Some(key)) => {
-                read_certs("certificate", cert)?;
-                read_key(key)?;
-                Some((read("certificate", cert)?, read("private key", key)?))
-            }
+            (Some(cert), Some(key)) => Some(identity(cert, key)?),
             (None, None) => None,
             _ => {
                 return Err(TlsError::Incomplete(
@@ -46,7 +43,7 @@ impl ClientTls {
             }
         };
         Ok(Self {
-            ca: read("CA bundle", ca)?,
+            ca: ca_pem,
             identity,
         })
     }
@@ -62,13 +59,12 @@ impl ClientTls {
         if let Some(ca) = &section.ca {
             return Self::from_files(ca, Some(cert), Some(key)).map(Some);
         }
-        let chain = read_certs("certificate", cert)?;
-        let last = chain.last().expect("read_certs returns at least one");
-        let ca = pem("CERTIFICATE", last.as_ref());
-        read_key(key)?;
+        let (chain_pem, key_pem) = identity(cert, key)?;
+        let chain = parse_certs("certificate", cert, &chain_pem)?;
+        let last = chain.last().expect("parse_certs returns at least one");
         Ok(Some(Self {
-            ca: ca.into_bytes(),
-            identity: Some((read("certificate", cert)?, read("private key", key)?)),
+            ca: pem("CERTIFICATE", last.as_ref()).into_bytes(),
+            identity: Some((chain_pem, key_pem)),
         }))
     }
 
@@ -140,6 +136,15 @@ impl ClientTls {
             None => config,
         }
     }
+}
+
+/// The PEM chain and key at `cert` and `key`, each read once and checked.
+fn identity(cert: &Path, key: &Path) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
+    let chain = read("certificate", cert)?;
+    parse_certs("certificate", cert, &chain)?;
+    let key_pem = read("private key", key)?;
+    parse_key(key, &key_pem)?;
+    Ok((chain, key_pem))
 }
 
 fn pem(label: &str, der: &[u8]) -> String {

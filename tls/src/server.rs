@@ -281,9 +281,17 @@ pub(crate) fn read_certs(
     what: &'static str,
     path: &Path,
 ) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    parse_certs(what, path, &read(what, path)?)
+}
+
+/// The certificates in `bytes`, read from `path` (named in errors).
+pub(crate) fn parse_certs(
+    what: &'static str,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     use rustls_pki_types::pem::PemObject as _;
-    let bytes = read(what, path)?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
+    let certs = CertificateDer::pem_slice_iter(bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TlsError::Pem {
             what,
@@ -301,9 +309,13 @@ pub(crate) fn read_certs(
 }
 
 pub(crate) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    parse_key(path, &read("private key", path)?)
+}
+
+/// The private key in `bytes`, read from `path` (named in errors).
+pub(crate) fn parse_key(path: &Path, bytes: &[u8]) -> Result<PrivateKeyDer<'static>, TlsError> {
     use rustls_pki_types::pem::{Error, PemObject as _};
-    let bytes = read("private key", path)?;
-    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| match e {
+    PrivateKeyDer::from_pem_slice(bytes).map_err(|e| match e {
         Error::NoItemsFound => TlsError::Empty {
             what: "private key",
             path: path.to_owned(),

@@ -43,10 +43,7 @@ impl ProcessTls {
         what: &str,
         flag: &str,
     ) -> anyhow::Result<Incoming> {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr} for {what}; pass {flag}"))?;
-        Ok(Incoming::new(listener, self.server.clone(), kind))
+        listen(addr, self.server.clone(), kind, what, flag).await
     }
 
     /// [`Self::bind`] for an HTTP endpoint, which is plaintext unless `[tls] http`, since
@@ -58,11 +55,21 @@ impl ProcessTls {
         flag: &str,
     ) -> anyhow::Result<HttpListener> {
         let tls = if self.http { self.server.clone() } else { None };
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr} for {what}; pass {flag}"))?;
-        Ok(HttpListener(Incoming::new(listener, tls, Alpn::Http)))
+        Ok(HttpListener(listen(addr, tls, Alpn::Http, what, flag).await?))
     }
+}
+
+async fn listen(
+    addr: SocketAddr,
+    tls: Option<Arc<ServerTls>>,
+    kind: Alpn,
+    what: &str,
+    flag: &str,
+) -> anyhow::Result<Incoming> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for {what}; pass {flag}"))?;
+    Ok(Incoming::new(listener, tls, kind))
 }
 
 /// etcd's TLS from `[meta] ca`, `cert` and `key`; `None` without a CA.

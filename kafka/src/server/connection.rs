@@ -154,13 +154,16 @@ async fn answer_in_order<W: AsyncWriteExt + Unpin>(
                 None => return,
             },
         };
+        // Produce requests coalesced below with this one pass too: the check depends on the
+        // session alone, which only a SASL request (answered on its own) changes.
+        if let Item::Request { api, .. } = &item
+            && let Err(e) = session.check(api)
+        {
+            return close(metrics, peer, "request before SASL authentication", &e);
+        }
         let answers = match item {
             Item::Close(reason, e) => return close(metrics, peer, reason, &e),
             Item::Answer(answer) => vec![Ok(Some(answer))],
-            Item::Request { api, .. } if session.check(api).is_err() => {
-                let e = session.check(api).expect_err("checked above");
-                return close(metrics, peer, "request before SASL authentication", &e);
-            }
             Item::Request {
                 header,
                 api,

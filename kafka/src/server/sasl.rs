@@ -201,12 +201,7 @@ impl Session {
             .with_error_code(code)
             .with_mechanisms(offered);
         Ok(Answer {
-            frame: encode(
-                api,
-                header.correlation_id,
-                header.request_api_version,
-                &ResponseKind::SaslHandshake(response),
-            )?,
+            frame: frame(api, header, ResponseKind::SaslHandshake(response))?,
             close,
         })
     }
@@ -222,12 +217,7 @@ impl Session {
     ) -> Result<Answer> {
         let outcome = self.step(ctx, &request.auth_bytes).await;
         let respond = |response: SaslAuthenticateResponse| {
-            encode(
-                api,
-                header.correlation_id,
-                header.request_api_version,
-                &ResponseKind::SaslAuthenticate(response),
-            )
+            frame(api, header, ResponseKind::SaslAuthenticate(response))
         };
         match outcome {
             Ok(Step::Continue(bytes)) => Ok(Answer {
@@ -376,6 +366,16 @@ struct Failure {
 }
 
 /// PLAIN: `authzid NUL user NUL password`, checked against the user's SCRAM credential.
+/// The answer to `header`'s request as a frame.
+fn frame(api: &'static Supported, header: &RequestHeader, response: ResponseKind) -> Result<Bytes> {
+    encode(
+        api,
+        header.correlation_id,
+        header.request_api_version,
+        &response,
+    )
+}
+
 async fn plain(ctx: &Context, bytes: &[u8]) -> Result<Step, Failure> {
     let fail = |user: Option<&str>, reason: &str| Failure {
         mechanism: Some(Mechanism::Plain),
