@@ -34,6 +34,12 @@ pub enum CatalogError {
         "consumer group `{0}` does not exist (no member ever joined it or committed); list groups with GET /v1/groups"
     )]
     UnknownGroup(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("token `{0}` does not exist (never made, or revoked); list tokens with GET /v1/tokens")]
+    UnknownToken(String),
     #[error("a concurrent change won the race ({0}); read the current state and retry")]
     Conflict(String),
     #[error(transparent)]
@@ -54,6 +60,9 @@ impl Coded for CatalogError {
             Self::UnknownGroup(_) => ErrorCode::UnknownGroup,
             Self::BrokerDraining(_) | Self::NoBrokers(_) => ErrorCode::BrokerUnavailable,
             Self::Conflict(_) => ErrorCode::Conflict,
+            Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            Self::PermissionDenied(_) => ErrorCode::PermissionDenied,
+            Self::UnknownToken(_) => ErrorCode::UnknownToken,
             Self::BadValue(e) => e.code(),
             Self::Meta(e) => e.code(),
         }

@@ -13,10 +13,13 @@
 //!   [`balance`] decides who owns what with the fewest moves.
 
 pub mod admin;
+pub mod auth;
+mod b64;
 pub mod balance;
 mod error;
 pub mod groups;
 pub mod state;
+pub mod tokens;
 pub mod users;
 
 pub use admin::{Admin, OwnerStates, ReportedStates, Unreported};

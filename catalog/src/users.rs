@@ -61,12 +61,12 @@ impl ScramMechanism {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScramCredential {
     pub mechanism: ScramMechanism,
-    #[serde(with = "b64")]
+    #[serde(with = "crate::b64")]
     pub salt: Vec<u8>,
     pub iterations: u32,
-    #[serde(with = "b64")]
+    #[serde(with = "crate::b64")]
     pub stored_key: Vec<u8>,
-    #[serde(with = "b64")]
+    #[serde(with = "crate::b64")]
     pub server_key: Vec<u8>,
 }
 
@@ -267,20 +267,5 @@ impl Admin {
             tracing::info!(user = %name, "user removed");
         }
         Ok(removed)
-    }
-}
-
-mod b64 {
-    use base64::Engine as _;
-    use base64::engine::general_purpose::STANDARD;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&STANDARD.encode(bytes))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let text = String::deserialize(d)?;
-        STANDARD.decode(text).map_err(serde::de::Error::custom)
     }
 }

@@ -63,6 +63,9 @@ pub enum Command {
     /// Add, list or remove the users Kafka clients log in as with SASL (through the admin API).
     #[command(subcommand)]
     User(UserCommand),
+    /// Make, list or revoke bearer tokens for the gRPC and REST APIs (through the admin API).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Measure a running Strata: throughput, latency, scaling, failover; prints a table.
     Bench(Box<strata_bench::BenchArgs>),
 }
@@ -101,6 +104,9 @@ pub struct CommonArgs {
 
     #[command(flatten)]
     pub tls: TlsArgs,
+
+    #[command(flatten)]
+    pub security: SecurityArgs,
 
     /// Print the settings this role would run with (defaults, then the --config file, then
     /// environment and flags) as a config file, and exit.
@@ -333,10 +339,24 @@ pub struct KafkaArgs {
     /// comma-separated; `none` for no SASL.
     #[arg(long, env = "STRATA_KAFKA_SASL_MECHANISMS", value_delimiter = ',')]
     pub kafka_sasl_mechanisms: Vec<String>,
+}
 
+/// `[security]`: who may call, and who may do everything.
+#[derive(Debug, Default, Args)]
+pub struct SecurityArgs {
     /// Principals allowed everything (User:name), comma-separated.
     #[arg(long, env = "STRATA_SUPER_USERS", value_delimiter = ',')]
     pub super_users: Vec<String>,
+
+    /// gRPC and REST callers must bring a bearer token or a client certificate; brokers
+    /// admit only the cluster's own processes.
+    #[arg(long, env = "STRATA_AUTHENTICATE", num_args = 0..=1, default_missing_value = "true")]
+    pub authenticate: Option<bool>,
+
+    /// Principals of the cluster's proxies and controllers (User:name), comma-separated;
+    /// default: this process's own certificate's.
+    #[arg(long, env = "STRATA_CLUSTER_PRINCIPALS", value_delimiter = ',')]
+    pub cluster_principals: Vec<String>,
 }
 
 /// Unset, each comes from its setting in the config: `[standalone] data_dir`, `[proxy] listen`,
@@ -372,6 +392,9 @@ pub struct StandaloneArgs {
 
     #[command(flatten)]
     pub tls: TlsArgs,
+
+    #[command(flatten)]
+    pub security: SecurityArgs,
 
     /// Print the settings standalone would run with as a config file, and exit.
     #[arg(long)]

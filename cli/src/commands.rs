@@ -12,6 +12,7 @@ mod proxy;
 mod reassign;
 pub mod standalone;
 mod tls;
+mod token;
 mod topic;
 mod user;
 
@@ -41,6 +42,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reassign(args) => reassign::run(args).await,
         Command::Brokers(command) => brokers::run(command).await,
         Command::User(command) => user::run(command).await,
+        Command::Token(command) => token::run(command).await,
         Command::Bench(args) => strata_bench::run(*args).await,
     }
 }
@@ -105,6 +107,19 @@ pub async fn run_until_stopped(
         done??;
     }
     Ok(())
+}
+
+/// Who calls the gRPC and REST APIs, under `[security]`.
+pub fn authenticator(
+    admin: strata_catalog::Admin,
+    security: &strata_config::SecuritySection,
+) -> Arc<strata_catalog::auth::Authenticator> {
+    Arc::new(strata_catalog::auth::Authenticator::new(
+        admin,
+        security.authenticate,
+        security.super_users.clone(),
+        Arc::new(strata_clock::SystemClock),
+    ))
 }
 
 /// Serves a gRPC router on `incoming` as a task of `tasks` until `cancel` fires.

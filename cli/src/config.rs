@@ -11,12 +11,12 @@ use anyhow::Context;
 
 pub use strata_config::{
     BrokerSection, Config, ControllerSection, MaintenanceSection, MetaSection, ProxySection,
-    StandaloneSection, StorageSection,
+    SecuritySection, StandaloneSection, StorageSection,
 };
 
 use crate::cli::{
-    BrokerArgs, CommonArgs, ControllerArgs, KafkaArgs, ProxyArgs, StandaloneArgs, StorageArgs,
-    TlsArgs,
+    BrokerArgs, CommonArgs, ControllerArgs, KafkaArgs, ProxyArgs, SecurityArgs, StandaloneArgs,
+    StorageArgs, TlsArgs,
 };
 use strata_config::{ClientAuth, PrincipalRule, TlsSection};
 
@@ -85,6 +85,7 @@ impl CommonArgs {
         set_optional(&mut config.meta.cert, &self.meta_cert);
         set_optional(&mut config.meta.key, &self.meta_key);
         self.tls.overlay(&mut config.tls);
+        self.security.overlay(&mut config.security);
     }
 }
 
@@ -92,6 +93,20 @@ impl CommonArgs {
 fn set_optional<T: Clone>(setting: &mut Option<T>, flag: &Option<T>) {
     if flag.is_some() {
         setting.clone_from(flag);
+    }
+}
+
+impl SecurityArgs {
+    fn overlay(&self, security: &mut SecuritySection) {
+        if !self.super_users.is_empty() {
+            security.super_users.clone_from(&self.super_users);
+        }
+        set(&mut security.authenticate, &self.authenticate);
+        if !self.cluster_principals.is_empty() {
+            security
+                .cluster_principals
+                .clone_from(&self.cluster_principals);
+        }
     }
 }
 
@@ -203,12 +218,6 @@ impl RoleFlags for ProxyArgs {
             p.id.clone_from(&self.id);
         }
         self.kafka.overlay(&mut p.kafka);
-        if !self.kafka.super_users.is_empty() {
-            config
-                .security
-                .super_users
-                .clone_from(&self.kafka.super_users);
-        }
         Ok(())
     }
 
@@ -252,13 +261,8 @@ impl RoleFlags for StandaloneArgs {
         set(&mut config.broker.listen, &self.broker_addr);
         set(&mut config.broker.http_addr, &self.broker_http_addr);
         self.kafka.overlay(&mut config.proxy.kafka);
-        if !self.kafka.super_users.is_empty() {
-            config
-                .security
-                .super_users
-                .clone_from(&self.kafka.super_users);
-        }
         self.tls.overlay(&mut config.tls);
+        self.security.overlay(&mut config.security);
 
         let dir = std::path::absolute(&config.standalone.data_dir)
             .context("cannot resolve the data directory")?;

@@ -35,6 +35,7 @@ impl Failure {
             | C::UnknownBroker
             | C::UnknownGroup
             | C::UnknownUser
+            | C::UnknownToken
             | C::NotFound => Failure::NotFound,
             C::Unavailable | C::NotLeader | C::Throttled => Failure::Unavailable,
             C::Internal => Failure::Usage,

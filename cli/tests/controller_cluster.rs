@@ -435,7 +435,8 @@ async fn openapi_document_matches_the_live_routes() {
                 .replace("{topic}", "some-topic")
                 .replace("{broker}", "some-broker")
                 .replace("{group}", "some-group")
-                .replace("{user}", "some-user");
+                .replace("{user}", "some-user")
+                .replace("{id}", "0123456789abcdef");
             let body = op.get("requestBody").map(|_| "{}");
             let method: reqwest::Method = method.to_uppercase().parse().unwrap();
             let (status, answer) = call(
@@ -459,7 +460,7 @@ async fn openapi_document_matches_the_live_routes() {
             }
         }
     }
-    assert_eq!(operations, 21, "every route is documented");
+    assert_eq!(operations, 24, "every route is documented");
     // Methods a path does not document are refused as such.
     for (path, item) in paths {
         for method in ["get", "post", "delete", "put", "patch"] {
@@ -468,7 +469,8 @@ async fn openapi_document_matches_the_live_routes() {
                     .replace("{topic}", "x")
                     .replace("{broker}", "x")
                     .replace("{group}", "x")
-                    .replace("{user}", "x");
+                    .replace("{user}", "x")
+                    .replace("{id}", "x");
                 let (status, _) = call(
                     &http,
                     method.to_uppercase().parse().unwrap(),

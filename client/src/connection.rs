@@ -11,8 +11,13 @@ use tokio::time::Instant;
 use strata_proto::v1::strata_client::StrataClient;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::credentials::{Authorization, ConnectOptions};
 use crate::error::{Error, Result};
 use crate::tls::Tls;
+
+/// The generated gRPC client over a [`Connection`]'s channel, sending its credentials.
+pub type GrpcClient =
+    StrataClient<tonic::service::interceptor::InterceptedService<Channel, Authorization>>;
 
 /// Largest message the SDK accepts from a proxy (fetch answers carry up to a few MiB).
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
@@ -43,7 +48,7 @@ pub struct Connection {
 #[derive(Debug)]
 struct Inner {
     servers: Vec<String>,
-    tls: Option<Tls>,
+    options: ConnectOptions,
     current: RwLock<Current>,
     moves: AtomicU64,
 }
@@ -51,7 +56,7 @@ struct Inner {
 #[derive(Debug)]
 struct Current {
     index: usize,
-    client: StrataClient<Channel>,
+    client: GrpcClient,
     /// When the connection last moved; `None` before its first move.
     moved_at: Option<Instant>,
 }
@@ -70,19 +75,24 @@ impl Connection {
     /// # Ok(()) }
     /// ```
     pub async fn connect(servers: &str) -> Result<Self> {
-        Self::connect_with_tls(servers, None).await
+        Self::connect_with(servers, ConnectOptions::default()).await
     }
 
     /// [`Connection::connect`], over TLS when `tls` is given.
     pub async fn connect_with_tls(servers: &str, tls: Option<Tls>) -> Result<Self> {
+        Self::connect_with(servers, ConnectOptions { tls, token: None }).await
+    }
+
+    /// [`Connection::connect`] with TLS and credentials as `options` say.
+    pub async fn connect_with(servers: &str, options: ConnectOptions) -> Result<Self> {
         let servers = resolve(parse_servers(servers)?).await;
         let first = strata_clock::ThreadRandom.below(servers.len());
         let mut failures = Vec::new();
         for step in 0..servers.len() {
             let index = (first + step) % servers.len();
             let server = &servers[index];
-            match endpoint(server, tls.as_ref())?.connect().await {
-                Ok(channel) => return Ok(Self::new(servers, tls, index, channel)),
+            match endpoint(server, options.tls.as_ref())?.connect().await {
+                Ok(channel) => return Ok(Self::new(servers, options, index, channel)),
                 Err(e) => failures.push(format!("{server}: {}", source_chain(&e))),
             }
         }
@@ -101,25 +111,31 @@ impl Connection {
     /// # Ok(()) }
     /// ```
     pub fn lazy(servers: &str) -> Result<Self> {
-        Self::lazy_with_tls(servers, None)
+        Self::lazy_with(servers, ConnectOptions::default())
     }
 
     /// [`Connection::lazy`], over TLS when `tls` is given.
     pub fn lazy_with_tls(servers: &str, tls: Option<Tls>) -> Result<Self> {
-        let servers = parse_servers(servers)?;
-        let index = strata_clock::ThreadRandom.below(servers.len());
-        let channel = endpoint(&servers[index], tls.as_ref())?.connect_lazy();
-        Ok(Self::new(servers, tls, index, channel))
+        Self::lazy_with(servers, ConnectOptions { tls, token: None })
     }
 
-    fn new(servers: Vec<String>, tls: Option<Tls>, index: usize, channel: Channel) -> Self {
+    /// [`Connection::lazy`] with TLS and credentials as `options` say.
+    pub fn lazy_with(servers: &str, options: ConnectOptions) -> Result<Self> {
+        let servers = parse_servers(servers)?;
+        let index = strata_clock::ThreadRandom.below(servers.len());
+        let channel = endpoint(&servers[index], options.tls.as_ref())?.connect_lazy();
+        Ok(Self::new(servers, options, index, channel))
+    }
+
+    fn new(servers: Vec<String>, options: ConnectOptions, index: usize, channel: Channel) -> Self {
+        let client = client(channel, &options);
         Self {
             inner: Arc::new(Inner {
                 servers,
-                tls,
+                options,
                 current: RwLock::new(Current {
                     index,
-                    client: client(channel),
+                    client,
                     moved_at: None,
                 }),
                 moves: AtomicU64::new(0),
@@ -160,7 +176,7 @@ impl Connection {
     /// println!("{} topics", answer.topics.len());
     /// # Ok(()) }
     /// ```
-    pub fn grpc(&self) -> StrataClient<Channel> {
+    pub fn grpc(&self) -> GrpcClient {
         self.current().client.clone()
     }
 
@@ -219,7 +235,7 @@ impl Connection {
             return;
         }
         let next = (current.index + 1) % servers.len();
-        let Ok(endpoint) = endpoint(&servers[next], self.inner.tls.as_ref()) else {
+        let Ok(endpoint) = endpoint(&servers[next], self.inner.options.tls.as_ref()) else {
             return;
         };
         tracing::warn!(
@@ -228,15 +244,15 @@ impl Connection {
         );
         *current = Current {
             index: next,
-            client: client(endpoint.connect_lazy()),
+            client: client(endpoint.connect_lazy(), &self.inner.options),
             moved_at: Some(Instant::now()),
         };
         self.inner.moves.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-fn client(channel: Channel) -> StrataClient<Channel> {
-    StrataClient::new(channel)
+fn client(channel: Channel, options: &ConnectOptions) -> GrpcClient {
+    StrataClient::with_interceptor(channel, Authorization::new(options.token.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }

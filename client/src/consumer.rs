@@ -174,7 +174,7 @@ impl ConsumerConfig {
 pub struct ConsumerBuilder {
     server: String,
     config: ConsumerConfig,
-    tls: Option<crate::Tls>,
+    options: crate::ConnectOptions,
 }
 
 impl ConsumerBuilder {
@@ -304,7 +304,19 @@ impl ConsumerBuilder {
 
     /// Connects over TLS with `tls` (see [`crate::Tls`]).
     pub fn tls(mut self, tls: crate::Tls) -> Self {
-        self.tls = Some(tls);
+        self.options = self.options.tls(tls);
+        self
+    }
+
+    /// TLS and credentials together, replacing any set by [`Self::tls`] or [`Self::token`].
+    pub fn connect_options(mut self, options: crate::ConnectOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Sends `token` with every call (see [`crate::Token`]).
+    pub fn token(mut self, token: crate::Token) -> Self {
+        self.options = self.options.token(token);
         self
     }
 
@@ -317,7 +329,7 @@ impl ConsumerBuilder {
     /// # Ok(()) }
     /// ```
     pub async fn build(self) -> Result<Consumer> {
-        let connection = Connection::connect_with_tls(&self.server, self.tls).await?;
+        let connection = Connection::connect_with(&self.server, self.options).await?;
         Consumer::new(connection, self.config)
     }
 }
@@ -377,7 +389,7 @@ impl Consumer {
         ConsumerBuilder {
             server: server.to_owned(),
             config: ConsumerConfig::default(),
-            tls: None,
+            options: Default::default(),
         }
     }
 

@@ -38,6 +38,7 @@
 pub mod admin;
 mod connection;
 mod consumer;
+mod credentials;
 mod error;
 mod partitioner;
 mod producer;
@@ -47,8 +48,9 @@ mod types;
 pub use admin::{
     Admin, GroupDescription, GroupListing, GroupMember, PartitionInfo, PartitionLag, TopicInfo,
 };
-pub use connection::Connection;
+pub use connection::{Connection, GrpcClient};
 pub use consumer::{Assignor, Consumer, ConsumerBuilder, ConsumerConfig, ConsumerRecord};
+pub use credentials::{Authorization, ConnectOptions, Token};
 pub use error::{Error, Result};
 pub use partitioner::{Partitioner, murmur2, partition_for_key};
 pub use producer::{

@@ -290,7 +290,7 @@ impl ProducerConfig {
 pub struct ProducerBuilder {
     server: String,
     config: ProducerConfig,
-    tls: Option<crate::Tls>,
+    options: crate::ConnectOptions,
 }
 
 macro_rules! setter {
@@ -445,7 +445,19 @@ impl ProducerBuilder {
 
     /// Connects over TLS with `tls` (see [`crate::Tls`]).
     pub fn tls(mut self, tls: crate::Tls) -> Self {
-        self.tls = Some(tls);
+        self.options = self.options.tls(tls);
+        self
+    }
+
+    /// TLS and credentials together, replacing any set by [`Self::tls`] or [`Self::token`].
+    pub fn connect_options(mut self, options: crate::ConnectOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Sends `token` with every call (see [`crate::Token`]).
+    pub fn token(mut self, token: crate::Token) -> Self {
+        self.options = self.options.token(token);
         self
     }
 
@@ -458,7 +470,7 @@ impl ProducerBuilder {
     /// ```
     pub async fn build(self) -> Result<Producer> {
         self.config.check().map_err(Error::InvalidConfig)?;
-        let connection = Connection::connect_with_tls(&self.server, self.tls).await?;
+        let connection = Connection::connect_with(&self.server, self.options).await?;
         Ok(Producer::new(connection, self.config))
     }
 }
@@ -536,7 +548,7 @@ impl Producer {
         ProducerBuilder {
             server: server.to_owned(),
             config: ProducerConfig::default(),
-            tls: None,
+            options: Default::default(),
         }
     }
 

@@ -65,8 +65,14 @@ pub struct MetaSection {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecuritySection {
-    /// Principals (`User:name`) allowed everything, such as managing users over Kafka.
+    /// Principals (`User:name`) allowed everything, such as managing users and tokens.
     pub super_users: Vec<String>,
+    /// gRPC and REST callers must bring a bearer token or a client certificate, and brokers
+    /// admit only [`Self::cluster_principals`]. Needs `[tls]`.
+    pub authenticate: bool,
+    /// The principals of the cluster's own proxies and controllers, the only callers brokers
+    /// admit when authenticating; empty: the principal of the process's own certificate.
+    pub cluster_principals: Vec<String>,
 }
 
 /// `[standalone]`: what only `strata standalone` reads.

@@ -6,6 +6,7 @@
 //! table a test walks against the live router.
 
 pub mod openapi;
+mod security;
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use axum::extract::{FromRequest, MatchedPath, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -36,6 +37,8 @@ pub struct ApiState {
     pub election: Election,
     /// Asks brokers for their partitions' states.
     pub brokers: BrokerStatus,
+    /// Who calls; see [`security`].
+    pub auth: Arc<strata_catalog::auth::Authenticator>,
 }
 
 /// An error answer.
@@ -123,8 +126,16 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/reassignments", post(reassign))
         .route("/v1/groups", get(list_groups))
         .route("/v1/groups/{group}", get(describe_group))
-        .route("/v1/users", get(list_users))
-        .route("/v1/users/{user}", put(set_user).delete(delete_user))
+        .route("/v1/users", get(security::list_users))
+        .route(
+            "/v1/users/{user}",
+            put(security::set_user).delete(security::delete_user),
+        )
+        .route(
+            "/v1/tokens",
+            get(security::list_tokens).post(security::create_token),
+        )
+        .route("/v1/tokens/{id}", delete(security::delete_token))
         .fallback(|| async {
             ApiError::new(ErrorCode::NotFound, "no such route; see /openapi.json")
         })
@@ -134,6 +145,10 @@ pub fn router(state: ApiState) -> Router {
                 "this route does not take that method; see /openapi.json",
             )
         })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security::authenticate,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -305,108 +320,6 @@ async fn undrain(
     Ok(Json(
         json!({ "moves": state.admin.undrain(&broker).await? }),
     ))
-}
-
-/// A user as listed: its mechanisms, never its keys.
-fn user_view(user: &strata_catalog::users::UserRecord) -> serde_json::Value {
-    json!({
-        "name": user.name,
-        "mechanisms": user.credentials.iter().map(|c| json!({
-            "mechanism": c.mechanism.name(), "iterations": c.iterations,
-        })).collect::<Vec<_>>(),
-    })
-}
-
-async fn list_users(State(state): State<ApiState>) -> ApiResult<impl IntoResponse> {
-    let users = state.admin.users().await?;
-    Ok(Json(users.iter().map(user_view).collect::<Vec<_>>()))
-}
-
-/// A user's password, turned into SCRAM credentials on arrival. No `Debug`: it would print
-/// the password.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UserCredentials {
-    password: String,
-    #[serde(default)]
-    mechanisms: Option<Vec<String>>,
-    #[serde(default)]
-    iterations: Option<u32>,
-}
-
-/// The iterations a password set without a count gets: twice RFC 7677's floor.
-const DEFAULT_ITERATIONS: u32 = 8192;
-
-async fn set_user(
-    State(state): State<ApiState>,
-    Path(user): Path<String>,
-    body: axum::body::Bytes,
-) -> ApiResult<impl IntoResponse> {
-    use strata_catalog::users::{ScramCredential, ScramMechanism};
-    // Parsed here rather than by `ApiJson`: serde's messages quote a mistyped value, which
-    // could be the password.
-    let body: UserCredentials = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            ErrorCode::InvalidArgument,
-            format!(
-                "malformed user body near line {} column {}: expected {{\"password\": \"...\", \"mechanisms\": [...], \"iterations\": n}}",
-                e.line(),
-                e.column()
-            ),
-        )
-    })?;
-    if body.password.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidArgument,
-            "password is empty",
-        ));
-    }
-    let mechanisms = match &body.mechanisms {
-        None => ScramMechanism::ALL.to_vec(),
-        Some(names) => names
-            .iter()
-            .map(|n| {
-                ScramMechanism::parse(n).ok_or_else(|| {
-                    ApiError::new(
-                        ErrorCode::InvalidArgument,
-                        format!("unknown mechanism `{n}`; use SCRAM-SHA-256 or SCRAM-SHA-512"),
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-    };
-    let iterations = body.iterations.unwrap_or(DEFAULT_ITERATIONS);
-    for mechanism in mechanisms {
-        // PBKDF2 is deliberately slow: off the runtime's threads.
-        let password = body.password.clone();
-        let credential = tokio::task::spawn_blocking(move || {
-            ScramCredential::from_password(mechanism, &password, iterations)
-        })
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-        state.admin.upsert_credential(&user, credential).await?;
-    }
-    let record = state.admin.user(&user).await?.ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::Conflict,
-            "the user was removed while it was being set",
-        )
-    })?;
-    Ok(Json(user_view(&record)))
-}
-
-async fn delete_user(
-    State(state): State<ApiState>,
-    Path(user): Path<String>,
-) -> ApiResult<impl IntoResponse> {
-    if state.admin.delete_user(&user).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::new(
-            ErrorCode::UnknownUser,
-            format!("user `{user}` does not exist; list users with GET /v1/users"),
-        ))
-    }
 }
 
 /// Either one partition to one broker, or `{"rebalance": true}`.

@@ -32,6 +32,12 @@ async fn patch_changes_the_named_settings_only() {
         metrics: Arc::new(Metrics::default()),
         election: Election::new(meta.clone(), &keys.controller(), Duration::from_secs(5)),
         brokers: Default::default(),
+        auth: Arc::new(strata_catalog::auth::Authenticator::new(
+            admin.clone(),
+            false,
+            Vec::new(),
+            Arc::new(strata_clock::SystemClock),
+        )),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -49,7 +49,7 @@ pub fn kafka_code(code: ErrorCode) -> i16 {
         ErrorCode::InvalidArgument => INVALID_REQUEST,
         ErrorCode::UnknownTopic | ErrorCode::UnknownPartition => UNKNOWN_TOPIC_OR_PARTITION,
         ErrorCode::UnknownGroup => GROUP_ID_NOT_FOUND,
-        ErrorCode::UnknownUser => RESOURCE_NOT_FOUND,
+        ErrorCode::UnknownUser | ErrorCode::UnknownToken => RESOURCE_NOT_FOUND,
         ErrorCode::GroupNotEmpty => NON_EMPTY_GROUP,
         ErrorCode::TopicExists => TOPIC_ALREADY_EXISTS,
         // The partition has no live owner yet: retriable, as it is for gRPC clients.

@@ -35,7 +35,7 @@ pub(crate) struct Context {
     pub service: ProxyService,
     pub cluster: Cluster,
     pub config: ServerConfig,
-    pub failed_logins: crate::server::sasl::FailedLogins,
+    pub failed_logins: strata_catalog::auth::FailedLogins,
 }
 
 impl Context {

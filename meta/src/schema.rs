@@ -241,6 +241,14 @@ impl Keyspace {
     pub fn user(&self, name: &str) -> String {
         format!("{}{name}", self.users())
     }
+    /// Prefix of the bearer tokens of the gRPC and REST APIs (`tokens/{id}` → `TokenRecord` of
+    /// strata-catalog): a SHA-256 of each secret, never the secret.
+    pub fn tokens(&self) -> String {
+        format!("{}/tokens/", self.root)
+    }
+    pub fn token(&self, id: &str) -> String {
+        format!("{}{id}", self.tokens())
+    }
     /// The Kafka node id a proxy id got the first time it registered (`kafka/nodes/{id}` → i32):
     /// Kafka clients key connections by node id, so a restarted proxy keeps its own.
     pub fn kafka_node(&self, proxy: &str) -> String {

@@ -71,6 +71,8 @@ error_codes! {
     UnknownGroup: "UNKNOWN_GROUP", http 404, grpc NotFound, retriable false;
     /// The SASL user does not exist.
     UnknownUser: "UNKNOWN_USER", http 404, grpc NotFound, retriable false;
+    /// No bearer token has this id (never made, or revoked).
+    UnknownToken: "UNKNOWN_TOKEN", http 404, grpc NotFound, retriable false;
     /// The consumer group has live members; stop its consumers (or wait for their sessions to
     /// end) first.
     GroupNotEmpty: "GROUP_NOT_EMPTY", http 409, grpc FailedPrecondition, retriable false;

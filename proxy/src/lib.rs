@@ -13,6 +13,7 @@
 //!
 //! Any number of proxies can run behind one address: they share nothing but the metadata store.
 
+pub mod auth;
 mod checkpoints;
 mod error;
 pub mod groups;

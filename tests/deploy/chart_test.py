@@ -323,10 +323,23 @@ def check_common(checks: Checks, objs: list[dict], values: dict, documented: dic
         kafka_cfg.get("sasl_mechanisms") == want,
         f"[proxy.kafka] sasl_mechanisms is {want}, got {kafka_cfg.get('sasl_mechanisms')}",
     )
-    want = list(values.get("security", {}).get("super_users") or [])
-    admin = values.get("security", {}).get("initialAdmin", {})
+    security = values.get("security", {})
+    want = list(security.get("super_users") or [])
+    admin = security.get("initialAdmin", {})
     if admin.get("name") and f"User:{admin['name']}" not in want:
         want.append(f"User:{admin['name']}")
+    cluster = list(security.get("cluster_principals") or [])
+    if security.get("authenticate"):
+        want += [p for p in cluster if p not in want]
+    sec_cfg = cfg.get("security", {})
+    checks.ok(
+        sec_cfg.get("authenticate") == bool(security.get("authenticate")),
+        f"[security] authenticate is the values', got {sec_cfg.get('authenticate')}",
+    )
+    checks.ok(
+        sec_cfg.get("cluster_principals") == cluster,
+        f"[security] cluster_principals is {cluster}, got {sec_cfg.get('cluster_principals')}",
+    )
     checks.ok(
         cfg.get("security", {}).get("super_users") == want,
         f"[security] super_users is {want}, got {cfg.get('security', {}).get('super_users')}",
@@ -637,6 +650,18 @@ REFUSED = [
         "passwordSecret",
     ),
     ("an unknown SASL mechanism", {"proxy": {"kafka": {"sasl_mechanisms": ["GSSAPI"]}}}, "sasl_mechanisms"),
+    ("authentication without TLS", {"security": {"authenticate": True}}, "set tls.secretName"),
+    (
+        "authentication without client certificates requested",
+        {"security": {"authenticate": True, "cluster_principals": ["User:strata"]}, "tls": {"secretName": "s"}},
+        "client_auth optional",
+    ),
+    (
+        "authentication without the cluster's principal",
+        {"security": {"authenticate": True}, "tls": {"secretName": "s", "client_auth": "optional"}},
+        "security.cluster_principals",
+    ),
+    ("a principal without User:", {"security": {"cluster_principals": ["strata"]}}, "cluster_principals"),
 ]
 
 

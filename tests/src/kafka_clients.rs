@@ -15,13 +15,14 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+
+use crate::cli::run;
 use serde_json::Value;
 use strata_client::Admin;
 use strata_testkit::{
     EtcdOptions, EtcdServer, Placement, StrataCluster, StrataServer, find_binary, owner_env,
     reap_orphans, strata_binary,
 };
-use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 
 use crate::harness::ops::AdminApi;
@@ -138,53 +139,8 @@ impl KafkaClients {
         stdin: Option<&[u8]>,
         timeout: Duration,
     ) -> anyhow::Result<String> {
-        let mut command = Command::new(&self.strata);
-        command
-            .args(args)
-            .env("STRATA_LOG", "warn")
-            .kill_on_drop(true);
-        run(command, stdin, timeout, "strata").await
+        crate::cli::strata_with(&self.strata, args, stdin, timeout).await
     }
-}
-
-/// Runs `command` to its end, at most `timeout` (then it is killed and this fails); its
-/// stdout. A non-zero exit fails with stderr's tail.
-async fn run(
-    mut command: Command,
-    stdin: Option<&[u8]>,
-    timeout: Duration,
-    what: &str,
-) -> anyhow::Result<String> {
-    command
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("cannot start {what}"))?;
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input).await?;
-        pipe.shutdown().await?;
-    }
-    let output = tokio::time::timeout(timeout, child.wait_with_output())
-        .await
-        .with_context(|| format!("{what} did not finish within {timeout:?}; killed"))??;
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if !output.status.success() {
-        let tail: Vec<&str> = stderr.lines().rev().take(30).collect();
-        bail!(
-            "{what} exited with {}:\n{}\nstdout: {}",
-            output.status,
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
-            stdout.chars().take(2000).collect::<String>()
-        );
-    }
-    Ok(stdout)
 }
 
 /// Starts a long-running client whose stdout is read line by line (a group member). Its

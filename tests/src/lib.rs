@@ -8,12 +8,14 @@
 //!   the fault tests (`tests/faults.rs`, `tests/containers.rs`, `scripts/faults.sh`).
 //! - [`kafka_clients`] runs real Kafka clients (kcat, confluent-kafka, kafka-python) against
 //!   a standalone server or a process cluster (`tests/kafka_clients.rs`, `tests/kafka_faults.rs`).
+//! - [`cli`] runs the `strata` CLI (and other programs) to their end, bound in time.
 //! - [`prerequisite`] is what every test does when something it needs is missing: skip with
 //!   the reason outside CI, fail under `CI=true`.
 
 // Test harnesses wait on real time against real servers.
 #![allow(clippy::disallowed_methods)]
 
+pub mod cli;
 pub mod harness;
 mod inprocess;
 pub mod kafka_clients;

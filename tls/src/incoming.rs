@@ -205,6 +205,16 @@ impl axum::serve::Listener for HttpListener {
     }
 }
 
+/// For axum's `into_make_service_with_connect_info::<Peer>()`: handlers and middleware find
+/// the connection's [`Peer`], principal included, as `ConnectInfo<Peer>`.
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, HttpListener>>
+    for Peer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, HttpListener>) -> Self {
+        stream.io().peer.clone()
+    }
+}
+
 impl tonic::transport::server::Connected for Conn {
     type ConnectInfo = Peer;
 

@@ -10,6 +10,7 @@
 //!
 //! rustls runs on aws-lc-rs, the provider object_store's HTTP client already links.
 
+mod admit;
 mod client;
 mod error;
 mod incoming;
@@ -20,10 +21,23 @@ pub mod testing;
 
 use std::sync::Arc;
 
+pub use admit::AdmitOnly;
 pub use client::ClientTls;
 pub use error::TlsError;
 pub use incoming::{Alpn, Conn, HttpListener, Incoming, Peer};
 pub use server::{ServerTls, TlsMetrics};
+
+/// The principal the first certificate of the PEM chain at `path` names under `rule`: who a
+/// process is to the servers it dials with that certificate.
+pub fn certificate_principal(
+    path: &std::path::Path,
+    rule: strata_config::PrincipalRule,
+) -> Result<Option<String>, TlsError> {
+    let chain = server::read_certs("certificate", path)?;
+    Ok(chain
+        .first()
+        .and_then(|leaf| principal::principal(leaf, rule)))
+}
 
 /// The crypto provider every config of this crate is built with; chosen explicitly, since a
 /// process that links both aws-lc-rs and ring has no default.

@@ -132,6 +132,38 @@ pub enum UserCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a bearer token for a principal and print it: the only time it is shown.
+    Create {
+        /// Who the token's bearer is, `User:<name>`; your own principal, or any as a super user.
+        #[arg(long)]
+        principal: String,
+        /// What the token is for (shown by `token list`).
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Refuse the token after this many seconds; default: until revoked.
+        #[arg(long)]
+        expires_in_secs: Option<u64>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// List tokens (never their secrets): all for a super user, else your own.
+    List {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// Revoke a token; callers holding it are refused within 10 seconds.
+    Revoke {
+        /// The token's id: the 16 hex digits after `strata_`.
+        id: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct AdminArgs {
     /// Admin API address of any controller (`https://host:port` or `host:port`; with
@@ -152,9 +184,20 @@ pub struct ServerArgs {
     pub tls: ClientTlsArgs,
 }
 
-/// TLS to the cluster: off unless --tls-ca is given.
+/// TLS to the cluster (off unless --tls-ca is given) and credentials.
 #[derive(Debug, Args)]
 pub struct ClientTlsArgs {
+    /// Bearer token (from `strata token create`), for clusters that authenticate callers.
+    #[arg(
+        long,
+        env = "STRATA_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
+    pub token: Option<String>,
+    /// File holding the bearer token (a Kubernetes Secret mount), instead of --token.
+    #[arg(long, env = "STRATA_TOKEN_FILE")]
+    pub token_file: Option<std::path::PathBuf>,
     /// PEM CA bundle the servers' certificates chain to; turns TLS on.
     #[arg(long, env = "STRATA_TLS_CA")]
     pub tls_ca: Option<std::path::PathBuf>,

@@ -59,6 +59,13 @@ fn hint_for(code: ErrorCode) -> Option<&'static str> {
         ErrorCode::UnknownTopic => Some("`strata topic list` shows the topics"),
         ErrorCode::UnknownGroup => Some("`strata group list` shows the groups"),
         ErrorCode::UnknownUser => Some("`strata user list` shows the users"),
+        ErrorCode::UnknownToken => Some("`strata token list` shows the tokens"),
+        ErrorCode::Unauthenticated => Some(
+            "pass --token or --token-file (a token from `strata token create`), or a client certificate with --tls-cert and --tls-key",
+        ),
+        ErrorCode::PermissionDenied => {
+            Some("a super user ([security] super_users) can do it, or grant it")
+        }
         ErrorCode::UnknownBroker => Some("`strata brokers list` shows the live brokers"),
         ErrorCode::TopicExists => Some("`strata topic describe NAME` shows it"),
         _ => None,

@@ -109,7 +109,10 @@ pub async fn spawn(
         .bind_health(http_addr, "the broker's HTTP endpoint", "--http-addr")
         .await?;
     tracing::info!(%listen, advertised_addr = %node.advertised_addr, %id, "broker starting");
-    let service = BrokerService::new(broker.clone()).into_server();
+    let service = tonic::service::interceptor::InterceptedService::new(
+        BrokerService::new(broker.clone()).into_server(),
+        strata_tls::AdmitOnly::new(tls.cluster_principals.clone()),
+    );
     let router = tonic::transport::Server::builder().add_service(service);
     // The servers outlive the member task: during a graceful stop the broker keeps accepting
     // connections (refusing writes as not ready) until it has flushed, committed and left,

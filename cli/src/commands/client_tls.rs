@@ -1,29 +1,42 @@
-//! The client commands' connections, over TLS when `--tls-ca` is given.
+//! The client commands' connections: over TLS when `--tls-ca` is given, with a bearer token
+//! when `--token` or `--token-file` is.
 
 use anyhow::Context as _;
-use strata_client::{Connection, Tls};
+use strata_client::{ConnectOptions, Connection, Tls, Token};
 
 use crate::cli::{AdminArgs, ClientTlsArgs, ServerArgs};
 
 impl ClientTlsArgs {
-    /// The SDK's TLS settings, or `None` without a CA.
-    pub fn sdk(&self) -> anyhow::Result<Option<Tls>> {
+    /// The SDK's TLS settings and token.
+    pub fn sdk(&self) -> anyhow::Result<ConnectOptions> {
+        let mut options = ConnectOptions::default();
+        if let Some(token) = self.token()? {
+            options = options.token(token);
+        }
         let Some(ca) = &self.tls_ca else {
             anyhow::ensure!(
                 self.tls_cert.is_none(),
                 "--tls-cert needs --tls-ca: the CA the servers' certificates chain to"
             );
-            return Ok(None);
+            return Ok(options);
         };
         let identity = self.tls_cert.as_ref().zip(self.tls_key.as_ref());
-        Ok(Some(Tls::from_files(ca, identity)?))
+        Ok(options.tls(Tls::from_files(ca, identity)?))
+    }
+
+    fn token(&self) -> anyhow::Result<Option<Token>> {
+        Ok(match (&self.token, &self.token_file) {
+            (Some(token), _) => Some(Token::new(token).context("--token")?),
+            (None, Some(file)) => Some(Token::from_file(file).context("--token-file")?),
+            (None, None) => None,
+        })
     }
 }
 
 impl ServerArgs {
     /// A connection to the proxies.
     pub async fn connect(&self) -> anyhow::Result<Connection> {
-        Ok(Connection::connect_with_tls(&self.server, self.tls.sdk()?).await?)
+        Ok(Connection::connect_with(&self.server, self.tls.sdk()?).await?)
     }
 }
 
@@ -57,6 +70,15 @@ impl AdminArgs {
                 reqwest::Identity::from_pem(&pem)
                     .context("--tls-cert and --tls-key do not make a client identity")?,
             );
+        }
+        if let Some(token) = tls.token()? {
+            let mut value = reqwest::header::HeaderValue::from_str(&token.header_value())
+                .context("the token is not a valid header value")?;
+            value.set_sensitive(true);
+            client = client.default_headers(reqwest::header::HeaderMap::from_iter([(
+                reqwest::header::AUTHORIZATION,
+                value,
+            )]));
         }
         let base = if self.admin.contains("://") {
             self.admin.trim_end_matches('/').to_owned()

@@ -10,14 +10,15 @@ use strata_meta::{Election, MetaStore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, ControllerSection};
+use crate::config::{Config, ControllerSection, SecuritySection};
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let (meta, keys) = super::open_meta(&config).await?;
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let tls = super::ProcessTls::from_config(&config)?;
-    spawn(&mut tasks, &cancel, meta, keys, &config.controller, &tls).await?;
+    let settings = (&config.controller, &config.security);
+    spawn(&mut tasks, &cancel, meta, keys, settings, &tls).await?;
     super::run_until_stopped(tasks, cancel, "controller").await
 }
 
@@ -27,7 +28,7 @@ pub async fn spawn(
     cancel: &CancellationToken,
     meta: Arc<dyn MetaStore>,
     keys: Keyspace,
-    settings: &ControllerSection,
+    (settings, security): (&ControllerSection, &SecuritySection),
     tls: &super::ProcessTls,
 ) -> anyhow::Result<()> {
     let admin_addr = settings.admin_addr;
@@ -43,6 +44,7 @@ pub async fn spawn(
             controller_config.election_ttl,
         ),
         brokers: api::BrokerStatus::new(tls.dial.clone()),
+        auth: super::authenticator(Admin::new(meta.clone(), keys.clone()), security),
     };
     let listener = strata_tls::HttpListener(
         tls.bind(
@@ -56,7 +58,8 @@ pub async fn spawn(
     tracing::info!(%admin_addr, cluster = %keys.root(), id = %controller_config.id, "controller starting");
     let http_cancel = cancel.clone();
     tasks.spawn(async move {
-        axum::serve(listener, api::router(state))
+        let app = api::router(state).into_make_service_with_connect_info::<strata_tls::Peer>();
+        axum::serve(listener, app)
             .with_graceful_shutdown(http_cancel.cancelled_owned())
             .await
             .context("admin API server failed")

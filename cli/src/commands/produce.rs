@@ -38,11 +38,11 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         ..ProducerConfig::default()
     };
     let headers = parse_headers(&args.headers)?;
-    let mut producer = Producer::builder(&args.server.server).config(config);
-    if let Some(tls) = args.server.tls.sdk()? {
-        producer = producer.tls(tls);
-    }
-    let producer = producer.build().await?;
+    let producer = Producer::builder(&args.server.server)
+        .config(config)
+        .connect_options(args.server.tls.sdk()?)
+        .build()
+        .await?;
     // Fail on an unknown topic before reading any input.
     producer
         .partitions(&args.topic)

@@ -51,6 +51,7 @@ pub async fn spawn(
     let checkpoints = CheckpointWatch::prefetching(meta.clone(), keys.clone(), reader.clone());
     let groups = GroupCoordinator::new(meta.clone(), keys.clone(), routes.clone(), reader.clone());
     let admin = strata_catalog::Admin::new(meta.clone(), keys.clone());
+    let admin_for_auth = admin.clone();
     let listen = settings.listen;
     let listener = tls
         .bind(listen, Alpn::Grpc, "the proxy", "--listen")
@@ -112,7 +113,8 @@ pub async fn spawn(
         cluster_id,
     )
     .await?;
-    let service = service.into_server();
+    let auth = super::authenticator(admin_for_auth, security);
+    let service = strata_proxy::auth::Authenticate::new(service.into_server(), auth);
     // A consumer long-polls every partition it reads on one HTTP/2 connection; hyper's default
     // of 200 streams would queue the rest of a 1,000-partition consumer behind the waits.
     let router = tonic::transport::Server::builder()

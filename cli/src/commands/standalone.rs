@@ -46,7 +46,7 @@ pub async fn spawn(
         cancel,
         meta.clone(),
         keys.clone(),
-        &config.controller,
+        (&config.controller, &config.security),
         &tls,
     )
     .await?;

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use strata_tls::{Alpn, ClientTls, HttpListener, Incoming, ServerTls};
 
 use crate::config::Config;
+use strata_config::ClientAuth;
 
 #[derive(Debug, Clone, Default)]
 pub struct ProcessTls {
@@ -17,6 +18,8 @@ pub struct ProcessTls {
     pub dial: Option<ClientTls>,
     /// The health and metrics endpoints are served over TLS too.
     http: bool,
+    /// With `[security] authenticate`: the only principals a broker admits.
+    pub cluster_principals: Option<Vec<String>>,
 }
 
 impl ProcessTls {
@@ -31,6 +34,7 @@ impl ProcessTls {
             server,
             dial,
             http: config.tls.http,
+            cluster_principals: cluster_principals(config)?,
         })
     }
 
@@ -55,8 +59,46 @@ impl ProcessTls {
         flag: &str,
     ) -> anyhow::Result<HttpListener> {
         let tls = if self.http { self.server.clone() } else { None };
-        Ok(HttpListener(listen(addr, tls, Alpn::Http, what, flag).await?))
+        Ok(HttpListener(
+            listen(addr, tls, Alpn::Http, what, flag).await?,
+        ))
     }
+}
+
+/// Whom brokers admit when `[security] authenticate` is on: `cluster_principals`, else the
+/// principal of the process's own certificate. Authentication stands on TLS with client
+/// certificates requested, since that is how brokers know the cluster's processes.
+fn cluster_principals(config: &Config) -> anyhow::Result<Option<Vec<String>>> {
+    let security = &config.security;
+    if !security.authenticate {
+        return Ok(None);
+    }
+    let Some(cert) = &config.tls.cert else {
+        anyhow::bail!(
+            "[security] authenticate needs TLS: set [tls] cert, key and ca (--tls-cert, --tls-key, --tls-ca), since tokens must not travel in the clear and brokers know the cluster's processes by their certificates"
+        );
+    };
+    anyhow::ensure!(
+        config.tls.client_auth != ClientAuth::None,
+        "[security] authenticate needs client certificates requested: set [tls] client_auth to \"optional\" (tokens or certificates) or \"required\" (--tls-client-auth)"
+    );
+    if !security.cluster_principals.is_empty() {
+        for principal in &security.cluster_principals {
+            strata_catalog::tokens::validate_principal(principal)
+                .context("[security] cluster_principals")?;
+        }
+        return Ok(Some(security.cluster_principals.clone()));
+    }
+    let own = strata_tls::certificate_principal(cert, config.tls.principal)
+        .context("[tls] cert")?
+        .with_context(|| {
+            format!(
+                "[security] cluster_principals is empty and [tls] cert {} names no principal under [tls] principal = {:?}; list the cluster's principals",
+                cert.display(),
+                config.tls.principal
+            )
+        })?;
+    Ok(Some(vec![own]))
 }
 
 async fn listen(

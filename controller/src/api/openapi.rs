@@ -173,6 +173,27 @@ pub const ROUTES: &[Route] = &[
         None,
         (204, None),
     ),
+    route(
+        "get",
+        "/v1/tokens",
+        "Bearer tokens (never their secrets): all for a super user, else the caller's own",
+        None,
+        (200, Some("TokenList")),
+    ),
+    route(
+        "post",
+        "/v1/tokens",
+        "Make a bearer token; the answer is the only place its secret appears",
+        Some("NewToken"),
+        (201, Some("IssuedToken")),
+    ),
+    route(
+        "delete",
+        "/v1/tokens/{id}",
+        "Revoke a token (refused everywhere within 10 seconds)",
+        None,
+        (204, None),
+    ),
 ];
 
 fn schema_ref(name: &str) -> Value {
@@ -359,7 +380,27 @@ fn schemas() -> Value {
             "iterations": { "type": "integer", "minimum": 4096, "maximum": 16384, "default": 8192 }
         } }
     });
-    for extra in [groups, users] {
+    let tokens = json!({
+        "Token": { "type": "object", "properties": {
+            "id": { "type": "string", "description": "16 hex digits; public" },
+            "principal": { "type": "string", "example": "User:alice" },
+            "description": { "type": "string" },
+            "created_ms": { "type": "integer" },
+            "expires_ms": { "type": "integer", "nullable": true }
+        } },
+        "TokenList": { "type": "array", "items": schema_ref("Token") },
+        "NewToken": { "type": "object", "required": ["principal"], "properties": {
+            "principal": { "type": "string", "example": "User:alice" },
+            "description": { "type": "string" },
+            "expires_in_secs": { "type": "integer", "minimum": 1,
+                "description": "Absent: until revoked" }
+        } },
+        "IssuedToken": { "allOf": [schema_ref("Token"), { "type": "object", "properties": {
+            "token": { "type": "string", "format": "password", "readOnly": true,
+                "description": "strata_<id>_<secret>: shown once, stored only as a SHA-256" }
+        } }] }
+    });
+    for extra in [groups, users, tokens] {
         if let (Some(all), Some(extra)) = (all.as_object_mut(), extra.as_object()) {
             all.extend(extra.clone());
         }

@@ -332,6 +332,15 @@ spec:
 {{- if and (has "PLAIN" .Values.proxy.kafka.sasl_mechanisms) (not .Values.tls.secretName) -}}
 {{- fail "proxy.kafka.sasl_mechanisms offers PLAIN, which sends passwords as they are: set tls.secretName too, or offer SCRAM only" -}}
 {{- end -}}
+{{- if and .Values.security.authenticate (not .Values.tls.secretName) -}}
+{{- fail "security.authenticate needs TLS (tokens must not travel in the clear, and brokers know the cluster by its certificate): set tls.secretName" -}}
+{{- end -}}
+{{- if and .Values.security.authenticate (eq .Values.tls.client_auth "none") -}}
+{{- fail "security.authenticate needs client certificates requested: set tls.client_auth optional (tokens or certificates) or required" -}}
+{{- end -}}
+{{- if and .Values.security.authenticate (not .Values.security.cluster_principals) -}}
+{{- fail "security.authenticate needs security.cluster_principals: the principal tls.secretName's certificate names (User:<CN>, or User:<SAN> with tls.principal san), which brokers admit" -}}
+{{- end -}}
 {{- if and .Values.meta.tls.secretName (not .Values.meta.url) -}}
 {{- fail "meta.tls is for your own etcd over TLS (set meta.url); the bundled etcd serves plaintext inside the cluster" -}}
 {{- end -}}

@@ -7,10 +7,7 @@
 //! keeps failing), logged once for its connection unless the peer is over its log budget, and
 //! the connection is closed.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::net::SocketAddr;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
@@ -18,8 +15,8 @@ use kafka_protocol::messages::{
     SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::StrBytes;
+use strata_catalog::auth::failure_pause;
 use strata_catalog::users::{ScramExchange, ScramMechanism, ScramStep};
-use tokio::time::Instant;
 
 use crate::codes;
 use crate::error::{KafkaError, Result};
@@ -49,39 +46,6 @@ impl Mechanism {
             return Some(Self::Plain);
         }
         ScramMechanism::parse(name).map(Self::Scram)
-    }
-}
-
-/// How long a failed login waits before its answer; a peer over its failure budget waits
-/// [`PUNISHED_DELAY`].
-const FAILED_DELAY: Duration = Duration::from_millis(100);
-const PUNISHED_DELAY: Duration = Duration::from_secs(1);
-/// Failures per peer address per [`WINDOW`] that are logged one by one and answered after
-/// [`FAILED_DELAY`]; beyond, they are counted but not logged.
-const LOGGED_PER_WINDOW: u32 = 5;
-const WINDOW: Duration = Duration::from_secs(60);
-
-/// Failed logins per peer address, shared by the listener's connections.
-#[derive(Debug, Default)]
-pub(crate) struct FailedLogins {
-    peers: Mutex<HashMap<IpAddr, (Instant, u32)>>,
-}
-
-impl FailedLogins {
-    /// Counts a failure of `peer`; whether it is within the budget (logged, short pause).
-    fn record(&self, peer: IpAddr) -> bool {
-        let mut peers = self.peers.lock().expect("failed-login table poisoned");
-        let now = Instant::now();
-        // Forget quiet peers so the table stays as small as the set of recent offenders.
-        if peers.len() > 10_000 {
-            peers.retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
-        }
-        let entry = peers.entry(peer).or_insert((now, 0));
-        if now.duration_since(entry.0) >= WINDOW {
-            *entry = (now, 0);
-        }
-        entry.1 += 1;
-        entry.1 <= LOGGED_PER_WINDOW
     }
 }
 
@@ -251,13 +215,15 @@ impl Session {
                         mechanism: mechanism.map_or("none", Mechanism::name),
                     })
                     .inc();
-                let logged = ctx.failed_logins.record(peer.ip());
+                let logged = ctx
+                    .failed_logins
+                    .record(peer.ip(), tokio::time::Instant::now().into_std());
                 if logged {
                     tracing::warn!(%peer, user = failure.user.as_deref().unwrap_or("?"),
                         mechanism = mechanism.map_or("none", Mechanism::name),
                         reason = %failure.reason, "Kafka client failed to authenticate");
                 }
-                tokio::time::sleep(if logged { FAILED_DELAY } else { PUNISHED_DELAY }).await;
+                tokio::time::sleep(failure_pause(logged)).await;
                 let (code, message) = if failure.illegal_state {
                     (codes::ILLEGAL_SASL_STATE, failure.reason.clone())
                 } else {
