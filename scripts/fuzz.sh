@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 export RUSTC_BOOTSTRAP=1
 # Every crate with a fuzz/ folder: format (record batches, segments, flush objects), proto (the
-# consumer protocol bytes groups exchange) and kafka (every request frame Kafka clients send).
+# consumer protocol bytes groups exchange), kafka (every request frame Kafka clients send) and
+# sasl (SCRAM and PLAIN messages, read before a client has proved anything).
 # Targets are found by `cargo fuzz list`, so a new [[bin]] in a fuzz/Cargo.toml runs here as is.
-for crate in format proto kafka; do
+for crate in format proto kafka sasl; do
 pushd "$crate" >/dev/null
 for target in $(cargo fuzz list); do
   echo "[fuzz] $target for ${seconds}s" >&2

@@ -44,6 +44,8 @@ pub enum CatalogError {
     Conflict(String),
     #[error(transparent)]
     BadValue(#[from] BadValue),
+    #[error(transparent)]
+    Sasl(#[from] strata_sasl::SaslError),
     #[error("metadata store: {0}")]
     Meta(#[from] MetaError),
 }
@@ -64,6 +66,7 @@ impl Coded for CatalogError {
             Self::PermissionDenied(_) => ErrorCode::PermissionDenied,
             Self::UnknownToken(_) => ErrorCode::UnknownToken,
             Self::BadValue(e) => e.code(),
+            Self::Sasl(e) => e.code(),
             Self::Meta(e) => e.code(),
         }
     }

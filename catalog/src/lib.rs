@@ -14,7 +14,6 @@
 
 pub mod admin;
 pub mod auth;
-mod b64;
 pub mod balance;
 mod error;
 pub mod groups;

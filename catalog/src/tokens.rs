@@ -30,8 +30,8 @@ pub struct TokenRecord {
     pub created_ms: i64,
     /// After this the token is refused; `None`: until revoked.
     pub expires_ms: Option<i64>,
-    #[serde(with = "crate::b64")]
-    secret_sha256: Vec<u8>,
+    /// Hex.
+    secret_sha256: String,
 }
 
 /// Leaves out the secret's hash.
@@ -48,13 +48,9 @@ impl std::fmt::Debug for TokenRecord {
 impl TokenRecord {
     /// Whether `secret` is this token's, and the token has not expired at `now_ms`.
     pub fn admits(&self, secret: &str, now_ms: i64) -> bool {
-        let digest = Sha256::digest(secret.as_bytes());
-        let same = digest.len() == self.secret_sha256.len()
-            && digest
-                .iter()
-                .zip(&self.secret_sha256)
-                .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-                == 0;
+        use subtle::ConstantTimeEq as _;
+        let digest = hex(&Sha256::digest(secret.as_bytes()));
+        let same: bool = digest.as_bytes().ct_eq(self.secret_sha256.as_bytes()).into();
         same && self.expires_ms.is_none_or(|at| now_ms < at)
     }
 }
@@ -128,7 +124,7 @@ impl Admin {
             description: description.to_owned(),
             created_ms,
             expires_ms,
-            secret_sha256: Sha256::digest(secret.as_bytes()).to_vec(),
+            secret_sha256: hex(&Sha256::digest(secret.as_bytes())),
         };
         let key = self.keys().token(&id);
         let txn = Txn::new()

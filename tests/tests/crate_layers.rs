@@ -21,6 +21,8 @@ const LAYERS: &[(&str, u32)] = &[
     // TLS for every listener and client: above the settings it reads, below every crate
     // that serves or dials.
     ("strata-tls", 1),
+    // SASL's mechanisms without I/O: below the catalog that stores the credentials.
+    ("strata-sasl", 1),
     ("strata-storage", 2),
     ("strata-meta", 2),
     ("strata-log", 3),

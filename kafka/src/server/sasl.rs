@@ -17,6 +17,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use strata_catalog::auth::failure_pause;
 use strata_catalog::users::{ScramExchange, ScramMechanism, ScramStep};
+use strata_sasl::plain::PlainMessage;
 
 use crate::codes;
 use crate::error::{KafkaError, Result};
@@ -349,22 +350,8 @@ async fn plain(ctx: &Context, bytes: &[u8]) -> Result<Step, Failure> {
         reason: reason.to_owned(),
         illegal_state: false,
     };
-    let mut parts = bytes.split(|b| *b == 0);
-    let (Some(authzid), Some(user), Some(password), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(fail(None, "malformed PLAIN message"));
-    };
-    let (Ok(authzid), Ok(user), Ok(password)) = (
-        std::str::from_utf8(authzid),
-        std::str::from_utf8(user),
-        std::str::from_utf8(password),
-    ) else {
-        return Err(fail(None, "PLAIN message is not UTF-8"));
-    };
-    if !authzid.is_empty() && authzid != user {
-        return Err(fail(Some(user), "an authorization id other than the user"));
-    }
+    let PlainMessage { user, password } =
+        PlainMessage::parse(bytes).map_err(|e| fail(None, &e.to_string()))?;
     let record = ctx
         .service
         .admin()

@@ -6,10 +6,10 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq as _;
 
-use super::{MIN_ITERATIONS, ScramCredential, ScramMechanism};
-use crate::error::{CatalogError, Result};
+use crate::error::{Result, SaslError};
+use crate::{MIN_ITERATIONS, ScramCredential, ScramMechanism};
 
-pub(super) fn salted_password(
+pub(crate) fn salted_password(
     mechanism: ScramMechanism,
     password: &[u8],
     salt: &[u8],
@@ -52,15 +52,18 @@ fn hash(mechanism: ScramMechanism, data: &[u8]) -> Vec<u8> {
 }
 
 /// StoredKey and ServerKey of a salted password.
-pub(super) fn keys(mechanism: ScramMechanism, salted_password: &[u8]) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn keys(mechanism: ScramMechanism, salted_password: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let client_key = hmac(mechanism, salted_password, b"Client Key");
     let stored_key = hash(mechanism, &client_key);
     let server_key = hmac(mechanism, salted_password, b"Server Key");
     (stored_key, server_key)
 }
 
-fn malformed(what: &str) -> CatalogError {
-    CatalogError::InvalidArgument(format!("malformed SCRAM message: {what}"))
+fn malformed(what: &str) -> SaslError {
+    SaslError::Malformed {
+        mechanism: "SCRAM",
+        reason: what.to_owned(),
+    }
 }
 
 /// What the server says next in a SCRAM login.
