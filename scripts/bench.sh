@@ -11,6 +11,10 @@
 #               produce, consume
 #   standalone  `strata standalone` (embedded metadata store, one process): baselines, produce,
 #               consume
+#   tls         `strata standalone` twice, plaintext and then with TLS on every listener and
+#               callers authenticated by a token (--authenticate): produce and consume, 1 KiB
+#               records, 1/10/100 partitions, durable acks; DIR/tls.txt compares them with the
+#               goal (TLS >= 80% of plaintext MB/s). Not in the default.
 #   kafka       (also --kafka) the file cluster; 1 KiB records, 8 partitions, durable acks through
 #               the gRPC SDK (`strata bench`) and then through the proxy's Kafka listener
 #               (confluent-kafka, acks=all): DIR/kafka.txt is the side-by-side table and the
@@ -40,7 +44,7 @@ while [[ $# -gt 0 ]]; do
         --quick) QUICK=(--quick); shift ;;
         --out) OUT=$2; shift 2 ;;
         --) shift; EXTRA=("$@"); break ;;
-        file|s3|standalone|kafka) MODES+=("$1"); shift ;;
+        file|s3|standalone|kafka|tls) MODES+=("$1"); shift ;;
         --kafka) MODES+=(kafka); shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
@@ -314,8 +318,65 @@ run_kafka() {
         || { FAILED=1; echo "kafka summary failed; raw results in $dir" >&2; }
 }
 
+# A CA, a certificate for the servers (loopback, principal User:strata) and one for the bench's
+# super user (User:bench), in $1.
+make_pki() {
+    local dir=$1
+    mkdir -p "$dir"
+    (cd "$dir"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj "/CN=Strata bench CA" -keyout ca.key -out ca.crt 2>/dev/null
+    local name
+    for name in strata bench; do
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$name" \
+            -keyout "$name.key" -out "$name.csr" 2>/dev/null
+        printf "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n" >"$name.ext"
+        openssl x509 -req -in "$name.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+            -extfile "$name.ext" -out "$name.crt" 2>/dev/null
+    done)
+}
+
+# Plaintext, then TLS with token authentication, on the same machine with the same load.
+run_tls() {
+    local pki="$RUN/pki" variant
+    make_pki "$pki"
+    for variant in plain tls; do
+        local P PH A B BH K sec=() creds=()
+        P=$(free_port); PH=$(free_port); A=$(free_port); B=$(free_port); BH=$(free_port); K=$(free_port)
+        if [[ $variant == tls ]]; then
+            sec=(--tls-cert "$pki/strata.crt" --tls-key "$pki/strata.key" --tls-ca "$pki/ca.crt"
+                --tls-client-auth optional --authenticate --super-users User:bench)
+        fi
+        start "standalone-$variant" "$BIN" standalone --data-dir "$RUN/standalone-$variant" \
+            --proxy-addr "127.0.0.1:$P" --proxy-http-addr "127.0.0.1:$PH" --admin-addr "127.0.0.1:$A" \
+            --kafka-addr "127.0.0.1:$K" --broker-addr "127.0.0.1:$B" --broker-http-addr "127.0.0.1:$BH" \
+            "${sec[@]}"
+        wait_tcp "$P" "standalone-$variant"
+        if [[ $variant == tls ]]; then
+            local token
+            token=$("$BIN" token create --principal User:bench --description bench \
+                --admin "127.0.0.1:$A" --tls-ca "$pki/ca.crt" --tls-cert "$pki/bench.crt" \
+                --tls-key "$pki/bench.key" 2>/dev/null) || { FAILED=1; echo "no token" >&2; return 0; }
+            echo "$token" >"$pki/bench.token"
+            creds=(--tls-ca "$pki/ca.crt" --token-file "$pki/bench.token")
+        fi
+        run_bench "tls-$variant" --what produce,consume --sizes 1024 --partitions 1,10,100 \
+            --acks durable --server "127.0.0.1:$P" --admin "127.0.0.1:$A" \
+            --storage-dir "$RUN/standalone-$variant/data" \
+            --storage-node "file://$RUN/standalone-$variant/data" --broker-http "127.0.0.1:$BH" \
+            "${creds[@]}"
+        stop_all
+        rm -rf "$RUN/standalone-$variant"
+    done
+    python3 bench/tls_summary.py "$OUT/tls-plain.json" "$OUT/tls-tls.json" | tee "$OUT/tls.txt" \
+        || { FAILED=1; echo "tls summary failed" >&2; }
+}
+
 for mode in "${MODES[@]}"; do
     case "$mode" in
+        tls)
+            run_tls
+            ;;
         kafka)
             start_etcd
             mkdir -p "$RUN/data"
@@ -372,7 +433,7 @@ done
 JSONS=()
 # kafka.json is the side-by-side summary, not a `strata bench` document the chart can read.
 for mode in "${MODES[@]}"; do
-    [[ $mode != kafka && -s $OUT/$mode.json ]] && JSONS+=("$OUT/$mode.json")
+    [[ $mode != kafka && $mode != tls && -s $OUT/$mode.json ]] && JSONS+=("$OUT/$mode.json")
 done
 if [[ ${#JSONS[@]} -gt 0 ]]; then
     "$BIN" bench --chart "$OUT/chart.svg" --chart-from "$(IFS=,; echo "${JSONS[*]}")"

@@ -33,16 +33,17 @@ pub struct Move {
 }
 
 impl AdminApi {
+    /// The admin API at `addr`, with the run's credentials (see [`crate::credentials`]).
     pub fn new(addr: &str) -> Self {
+        let (http, tls) = crate::credentials::admin_http();
         let base = if addr.contains("://") {
             addr.trim_end_matches('/').to_owned()
+        } else if tls {
+            format!("https://{addr}")
         } else {
             format!("http://{addr}")
         };
-        Self {
-            base,
-            http: reqwest::Client::new(),
-        }
+        Self { base, http }
     }
 
     async fn call(
@@ -253,7 +254,7 @@ async fn wait_until(
 /// Waits until the proxy serves `topic` (its routing table follows the metadata store a
 /// moment after a topic is created).
 async fn wait_known(server: &str, topic: &str) -> anyhow::Result<()> {
-    let admin = strata_client::Admin::connect(server).await?;
+    let admin = strata_client::Admin::new(crate::credentials::connect(server).await?);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match admin.describe_topic(topic).await {

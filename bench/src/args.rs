@@ -34,6 +34,26 @@ pub struct BenchArgs {
     #[arg(long, env = "STRATA_ADMIN", default_value = "127.0.0.1:7080")]
     pub admin: String,
 
+    /// PEM CA bundle of a cluster with TLS; turns TLS on for the proxies and the admin API.
+    #[arg(long, env = "STRATA_TLS_CA")]
+    pub tls_ca: Option<std::path::PathBuf>,
+
+    /// PEM client certificate, for clusters that require one; with --tls-key.
+    #[arg(long, env = "STRATA_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "STRATA_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// Bearer token, for clusters that authenticate callers.
+    #[arg(long, env = "STRATA_TOKEN", hide_env_values = true, conflicts_with = "token_file")]
+    pub token: Option<String>,
+
+    /// File holding the bearer token, instead of --token.
+    #[arg(long, env = "STRATA_TOKEN_FILE")]
+    pub token_file: Option<std::path::PathBuf>,
+
     /// What to measure, comma-separated: baselines, produce, consume, move, kill, rolling.
     #[arg(
         long,

@@ -46,7 +46,7 @@ pub async fn consume(
     cap_bytes: u64,
     progress: &mut Progress,
 ) -> anyhow::Result<ConsumeResult> {
-    let connection = Connection::connect(server).await?;
+    let connection = crate::credentials::connect(server).await?;
     let per_partition = (cap_bytes / u64::from(partitions.max(1)) / size.max(1) as u64).max(1);
     let mut result = ConsumeResult {
         partitions,

@@ -18,6 +18,7 @@ mod args;
 pub mod baseline;
 mod chart;
 mod consume;
+mod credentials;
 mod elastic;
 mod load;
 mod plan;
@@ -43,6 +44,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         return chart_only(&args);
     }
     let plan = Plan::new(&args)?;
+    credentials::set(&args)?;
     let started = Instant::now();
     let cpu_start = CpuSample::now();
     let mut progress = Progress::new();

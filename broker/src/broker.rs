@@ -321,7 +321,12 @@ impl Broker {
 
     /// The `/metrics` page: the broker's metrics and its storage pool's.
     pub fn render_metrics(&self) -> String {
-        self.metrics.render(&self.status(), &self.log().pool)
+        self.render_metrics_with(None)
+    }
+
+    /// [`Self::render_metrics`] with the TLS listener's metrics (`strata_broker_tls_*`).
+    pub fn render_metrics_with(&self, tls: Option<&strata_tls::ServerTls>) -> String {
+        self.metrics.render(&self.status(), &self.log().pool, tls)
     }
 
     /// What this broker serves, for the status RPC, metrics and logs.

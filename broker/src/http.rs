@@ -12,8 +12,16 @@ use serde_json::json;
 
 use crate::broker::Broker;
 
-/// `/healthz` (the process serves), `/readyz` (registered and not shutting down), `/metrics`.
-pub fn router(broker: Arc<Broker>) -> Router {
+/// What the endpoint reports on: the broker, and its listeners' TLS when it has any.
+#[derive(Debug, Clone)]
+struct Endpoint {
+    broker: Arc<Broker>,
+    tls: Option<Arc<strata_tls::ServerTls>>,
+}
+
+/// `/healthz` (the process serves), `/readyz` (registered and not shutting down), `/metrics`
+/// (with `strata_broker_tls_*` when `tls` is given).
+pub fn router(broker: Arc<Broker>, tls: Option<Arc<strata_tls::ServerTls>>) -> Router {
     Router::new()
         .route(
             "/healthz",
@@ -21,11 +29,11 @@ pub fn router(broker: Arc<Broker>) -> Router {
         )
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(broker)
+        .with_state(Endpoint { broker, tls })
 }
 
-async fn readyz(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
-    if broker.ready.load(Ordering::SeqCst) {
+async fn readyz(State(endpoint): State<Endpoint>) -> impl IntoResponse {
+    if endpoint.broker.ready.load(Ordering::SeqCst) {
         (StatusCode::OK, Json(json!({ "status": "ready" })))
     } else {
         let body = json!({ "error": { "code": "UNAVAILABLE", "message": "broker is not registered, or is shutting down" } });
@@ -33,9 +41,11 @@ async fn readyz(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
+async fn metrics(State(endpoint): State<Endpoint>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        broker.render_metrics(),
+        endpoint
+            .broker
+            .render_metrics_with(endpoint.tls.as_deref()),
     )
 }

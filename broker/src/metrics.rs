@@ -73,7 +73,12 @@ pub struct BrokerMetrics {
 impl BrokerMetrics {
     /// Renders counters plus gauges read from the served partitions now (by state, buffer).
     /// Renders every metric, the storage pool's included.
-    pub fn render(&self, served: &[Arc<Partition>], pool: &NodePool) -> String {
+    pub fn render(
+        &self,
+        served: &[Arc<Partition>],
+        pool: &NodePool,
+        tls: Option<&strata_tls::ServerTls>,
+    ) -> String {
         let partitions: Family<StateLabel, Gauge> = Family::default();
         let buffered = Gauge::<i64>::default();
         for p in served {
@@ -85,6 +90,9 @@ impl BrokerMetrics {
             buffered.inc_by(p.buffered_bytes() as i64);
         }
         let mut r = Registry::with_prefix("strata_broker");
+        if let Some(tls) = tls {
+            tls.metrics().register(&mut r);
+        }
         r.register(
             "partitions",
             "Partitions served, by state machine state",

@@ -79,6 +79,11 @@ impl ConnectOptions {
         self
     }
 
+    /// Whether connections dial over TLS.
+    pub fn has_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// Send `token` with every call.
     pub fn token(mut self, token: Token) -> Self {
         self.token = Some(token);

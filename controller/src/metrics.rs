@@ -22,12 +22,17 @@ pub struct Metrics {
     pub partitions: Gauge,
     pub homeless_partitions: Gauge,
     pub admin_requests: Family<RequestLabels, Counter>,
+    /// The admin API's TLS, exported as `strata_controller_tls_*`.
+    pub tls: Option<std::sync::Arc<strata_tls::ServerTls>>,
 }
 
 impl Metrics {
     /// Renders the Prometheus text format.
     pub fn render(&self) -> String {
         let mut registry = Registry::with_prefix("strata_controller");
+        if let Some(tls) = &self.tls {
+            tls.metrics().register(&mut registry);
+        }
         registry.register(
             "is_leader",
             "1 while this controller is the active one",

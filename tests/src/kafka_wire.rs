@@ -24,6 +24,24 @@ pub struct KafkaWire {
 }
 
 impl KafkaWire {
+    /// A connection from `source` (a loopback address such as 127.0.0.2, to be another peer).
+    pub async fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> anyhow::Result<Self> {
+        let socket = if source.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.bind(SocketAddr::new(source, 0))?;
+        let stream = socket
+            .connect(addr)
+            .await
+            .with_context(|| format!("cannot connect from {source} to {addr}"))?;
+        Ok(Self {
+            stream,
+            correlation_id: 0,
+        })
+    }
+
     pub async fn connect(addr: SocketAddr) -> anyhow::Result<Self> {
         let stream = TcpStream::connect(addr)
             .await

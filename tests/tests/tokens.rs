@@ -314,6 +314,20 @@ async fn tokens_and_certificates_authenticate_grpc_and_rest_callers() {
     let denied = status(Some(no_cert)).await.unwrap().unwrap_err();
     assert_eq!(denied.code(), tonic::Code::Unauthenticated, "{denied:?}");
 
+    // Brokers export their listener's TLS metrics too (the health endpoint is plain HTTP).
+    let broker_http = standalone.listener("--broker-http-addr").unwrap();
+    let metrics = reqwest::get(format!("http://{broker_http}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("strata_broker_tls_cert_not_after_seconds"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(&token[24..]), "no secret in metrics");
+
     // The refusals were logged, and no secret was.
     let log = std::fs::read_to_string(standalone.log_path()).unwrap();
     assert!(

@@ -119,7 +119,7 @@ async fn off_runtime<T: Send + 'static>(
 
 /// One Metadata call at a time to the proxy: the gRPC round trip under every produce.
 async fn proxy_rtt(server: &str) -> anyhow::Result<Percentiles> {
-    let connection = strata_client::Connection::connect(server).await?;
+    let connection = crate::credentials::connect(server).await?;
     let mut grpc = connection.grpc();
     let mut took = Vec::with_capacity(200);
     // The first call opens the HTTP/2 stream and is not timed.

@@ -82,7 +82,10 @@ pub async fn producer(
         max_request_size: 1 << 20,
         ..ProducerConfig::default()
     };
-    Ok(Producer::builder(server).config(config).build().await?)
+    Ok(crate::credentials::producer(server)
+        .config(config)
+        .build()
+        .await?)
 }
 
 /// Runs the producer (and the tailing consumer) for warm-up + window and reports on the window.

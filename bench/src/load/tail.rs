@@ -4,7 +4,7 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use strata_client::{Connection, Consumer, ConsumerConfig, Offset, TopicPartition};
+use strata_client::{Consumer, ConsumerConfig, Offset, TopicPartition};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -23,7 +23,7 @@ impl Tail {
     /// Starts a consumer on every partition from the current end, and returns once its
     /// positions are set, so nothing produced afterwards is missed.
     pub async fn start(server: &str, topic: &str, partitions: u32) -> anyhow::Result<Self> {
-        let connection = Connection::connect(server).await?;
+        let connection = crate::credentials::connect(server).await?;
         let config = ConsumerConfig {
             client_id: "strata-bench".into(),
             auto_offset_reset: Offset::Latest,

@@ -121,7 +121,7 @@ pub async fn spawn(
     let servers = CancellationToken::new();
     super::spawn_grpc(tasks, &servers, listener, router, "broker");
     let http_stop = servers.clone();
-    let http = strata_broker::http::router(broker.clone());
+    let http = strata_broker::http::router(broker.clone(), tls.server.clone());
     tasks.spawn(async move {
         axum::serve(http_listener, http)
             .with_graceful_shutdown(http_stop.cancelled_owned())

@@ -33,7 +33,10 @@ pub async fn spawn(
 ) -> anyhow::Result<()> {
     let admin_addr = settings.admin_addr;
     let controller_config = ControllerConfig::from(settings);
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics {
+        tls: tls.server.clone(),
+        ..Metrics::default()
+    });
     let state = ApiState {
         admin: Admin::new(meta.clone(), keys.clone()),
         meta: meta.clone(),

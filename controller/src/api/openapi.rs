@@ -428,3 +428,48 @@ pub fn document() -> Value {
         "components": { "schemas": schemas() }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every field that carries a secret, with where it was found.
+    fn secret_fields(value: &Value, path: &str, found: &mut Vec<(String, Value)>) {
+        match value {
+            Value::Object(map) => {
+                if map.get("format").and_then(Value::as_str) == Some("password") {
+                    found.push((path.to_owned(), value.clone()));
+                }
+                for (k, v) in map {
+                    secret_fields(v, &format!("{path}/{k}"), found);
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    secret_fields(v, &format!("{path}/{i}"), found);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn secrets_are_marked_and_never_shown_by_example() {
+        let doc = document();
+        let mut found = Vec::new();
+        secret_fields(&doc, "", &mut found);
+        let paths: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
+        assert!(
+            paths.iter().any(|p| p.ends_with("UserCredentials/properties/password"))
+                && paths.iter().any(|p| p.contains("IssuedToken")),
+            "the password and the issued token are marked as secrets: {paths:?}"
+        );
+        for (path, field) in &found {
+            assert!(field.get("example").is_none(), "{path} shows an example secret");
+        }
+        // No example anywhere looks like a credential.
+        let text = doc.to_string();
+        assert!(!text.contains("\"example\":\"strata_"), "an example token");
+        assert!(!text.to_lowercase().contains("\"example\":\"secret"), "an example secret");
+    }
+}
