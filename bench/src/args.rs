@@ -47,7 +47,12 @@ pub struct BenchArgs {
     pub tls_key: Option<std::path::PathBuf>,
 
     /// Bearer token, for clusters that authenticate callers.
-    #[arg(long, env = "STRATA_TOKEN", hide_env_values = true, conflicts_with = "token_file")]
+    #[arg(
+        long,
+        env = "STRATA_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
     pub token: Option<String>,
 
     /// File holding the bearer token, instead of --token.

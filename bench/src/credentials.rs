@@ -32,11 +32,7 @@ pub(crate) fn set(args: &BenchArgs) -> anyhow::Result<()> {
     if let Some(ca) = &args.tls_ca {
         let identity = args.tls_cert.as_ref().zip(args.tls_key.as_ref());
         options = options.tls(Tls::from_files(ca, identity)?);
-        let tls = ClientTls::from_files(
-            ca,
-            args.tls_cert.as_deref(),
-            args.tls_key.as_deref(),
-        )?;
+        let tls = ClientTls::from_files(ca, args.tls_cert.as_deref(), args.tls_key.as_deref())?;
         http = http.tls_backend_preconfigured((*tls.rustls()?).clone());
     }
     if let Some(token) = &token {

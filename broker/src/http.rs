@@ -44,8 +44,6 @@ async fn readyz(State(endpoint): State<Endpoint>) -> impl IntoResponse {
 async fn metrics(State(endpoint): State<Endpoint>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        endpoint
-            .broker
-            .render_metrics_with(endpoint.tls.as_deref()),
+        endpoint.broker.render_metrics_with(endpoint.tls.as_deref()),
     )
 }

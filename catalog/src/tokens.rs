@@ -50,7 +50,10 @@ impl TokenRecord {
     pub fn admits(&self, secret: &str, now_ms: i64) -> bool {
         use subtle::ConstantTimeEq as _;
         let digest = hex(&Sha256::digest(secret.as_bytes()));
-        let same: bool = digest.as_bytes().ct_eq(self.secret_sha256.as_bytes()).into();
+        let same: bool = digest
+            .as_bytes()
+            .ct_eq(self.secret_sha256.as_bytes())
+            .into();
         same && self.expires_ms.is_none_or(|at| now_ms < at)
     }
 }

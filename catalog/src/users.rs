@@ -6,11 +6,12 @@ use serde::{Deserialize, Serialize};
 use strata_meta::schema;
 use strata_meta::{Compare, CompareOp, Txn, TxnOp};
 
-pub use strata_sasl::{
-    MAX_ITERATIONS, MIN_ITERATIONS, ScramCredential, ScramExchange, ScramMechanism, ScramStep,
-};
 use crate::admin::Admin;
 use crate::error::{CatalogError, Result};
+pub use strata_sasl::{
+    DEFAULT_ITERATIONS, MAX_ITERATIONS, MIN_ITERATIONS, ScramCredential, ScramExchange,
+    ScramMechanism, ScramStep,
+};
 
 /// A user as stored: its credentials, one per mechanism.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -24,6 +24,8 @@ pub enum ScramMechanism {
 
 /// Fewer iterations are refused (RFC 7677's floor; Kafka's too).
 pub const MIN_ITERATIONS: u32 = 4096;
+/// The iterations a password set without a count gets: twice RFC 7677's floor.
+pub const DEFAULT_ITERATIONS: u32 = 8192;
 /// More would let one login cost seconds of a proxy's CPU.
 pub const MAX_ITERATIONS: u32 = 16384;
 
@@ -137,7 +139,6 @@ impl ScramCredential {
         Ok(())
     }
 }
-
 
 mod b64 {
     use base64::Engine as _;

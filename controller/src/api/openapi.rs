@@ -460,16 +460,24 @@ mod tests {
         secret_fields(&doc, "", &mut found);
         let paths: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
         assert!(
-            paths.iter().any(|p| p.ends_with("UserCredentials/properties/password"))
+            paths
+                .iter()
+                .any(|p| p.ends_with("UserCredentials/properties/password"))
                 && paths.iter().any(|p| p.contains("IssuedToken")),
             "the password and the issued token are marked as secrets: {paths:?}"
         );
         for (path, field) in &found {
-            assert!(field.get("example").is_none(), "{path} shows an example secret");
+            assert!(
+                field.get("example").is_none(),
+                "{path} shows an example secret"
+            );
         }
         // No example anywhere looks like a credential.
         let text = doc.to_string();
         assert!(!text.contains("\"example\":\"strata_"), "an example token");
-        assert!(!text.to_lowercase().contains("\"example\":\"secret"), "an example secret");
+        assert!(
+            !text.to_lowercase().contains("\"example\":\"secret"),
+            "an example secret"
+        );
     }
 }

@@ -198,9 +198,6 @@ struct UserCredentials {
     iterations: Option<u32>,
 }
 
-/// The iterations a password set without a count gets: twice RFC 7677's floor.
-const DEFAULT_ITERATIONS: u32 = 8192;
-
 pub(super) async fn set_user(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -241,7 +238,9 @@ pub(super) async fn set_user(
             })
             .collect::<Result<Vec<_>, _>>()?,
     };
-    let iterations = body.iterations.unwrap_or(DEFAULT_ITERATIONS);
+    let iterations = body
+        .iterations
+        .unwrap_or(strata_catalog::users::DEFAULT_ITERATIONS);
     for mechanism in mechanisms {
         // PBKDF2 is deliberately slow: off the runtime's threads.
         let password = body.password.clone();

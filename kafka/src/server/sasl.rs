@@ -16,7 +16,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use strata_catalog::auth::failure_pause;
-use strata_catalog::users::{ScramExchange, ScramMechanism, ScramStep};
+use strata_catalog::users::{
+    DEFAULT_ITERATIONS, ScramCredential, ScramExchange, ScramMechanism, ScramStep,
+};
 use strata_sasl::plain::PlainMessage;
 
 use crate::codes;
@@ -343,6 +345,11 @@ fn frame(api: &'static Supported, header: &RequestHeader, response: ResponseKind
     )
 }
 
+/// What a PLAIN login for a user that does not exist is checked against.
+static NOBODY: std::sync::LazyLock<ScramCredential> = std::sync::LazyLock::new(|| {
+    ScramCredential::from_password(ScramMechanism::Sha256, "", DEFAULT_ITERATIONS)
+});
+
 async fn plain(ctx: &Context, bytes: &[u8]) -> Result<Step, Failure> {
     let fail = |user: Option<&str>, reason: &str| Failure {
         mechanism: Some(Mechanism::Plain),
@@ -358,10 +365,22 @@ async fn plain(ctx: &Context, bytes: &[u8]) -> Result<Step, Failure> {
         .user(user)
         .await
         .map_err(|e| fail(Some(user), &e.to_string()))?;
-    // Kafka's AlterUserScramCredentials may give each mechanism its own password.
-    let matches = record
-        .as_ref()
-        .is_some_and(|u| u.credentials.iter().any(|c| c.matches_password(password)));
+    // Kafka's AlterUserScramCredentials may give each mechanism its own password. A user
+    // that does not exist costs the same derivation, against a made-up credential, so the
+    // answer's timing does not tell who exists. PBKDF2 takes about a millisecond of CPU: off
+    // the runtime's threads, so a flood of wrong passwords does not stall other connections.
+    let credentials = match &record {
+        Some(u) => u.credentials.clone(),
+        None => vec![NOBODY.clone()],
+    };
+    let known = record.is_some();
+    let password = password.to_owned();
+    let matches = tokio::task::spawn_blocking(move || {
+        credentials.iter().any(|c| c.matches_password(&password))
+    })
+    .await
+    .unwrap_or(false)
+        && known;
     if !matches {
         return Err(fail(Some(user), "wrong password, or no such user"));
     }
