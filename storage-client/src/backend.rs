@@ -6,7 +6,9 @@
 //! | `file:///abs/dir` | local directory; writes fsync file and directories before returning |
 //! | `s3://bucket[/prefix]?endpoint=…&region=…&access_key_id=…&secret_access_key=…` | S3 protocol, path-style requests |
 //!
-//! S3 credentials not in the URL come from the usual `AWS_*` environment variables. Plain
+//! S3 credentials not in the URL come from the usual `AWS_*` environment variables. Each may
+//! instead name a file holding it (`access_key_id_file=`, `secret_access_key_file=`,
+//! `session_token_file=`: a mounted Kubernetes Secret), so no secret sits in a config file. Plain
 //! `http://` endpoints are allowed (loopback test servers, in-cluster MinIO); set
 //! `virtual_hosted=true` for stores that require virtual-hosted-style requests. An `https://`
 //! endpoint whose certificate a private CA issued takes `ca_file=/path/to/ca.pem`.
@@ -171,6 +173,21 @@ fn open_s3(url: &str, parsed: &Url) -> Result<Arc<dyn ObjectStore>> {
     }
     let mut region_set = false;
     for (key, value) in parsed.query_pairs() {
+        // A secret from a file: the file's text, without the line end a Secret may carry.
+        let (key, value) = match key.strip_suffix("_file").filter(|k| {
+            matches!(*k, "access_key_id" | "secret_access_key" | "session_token")
+        }) {
+            Some(setting) => {
+                let text = std::fs::read_to_string(value.as_ref()).map_err(|e| {
+                    invalid(url, format!("cannot read {key} {value}: {e}"))
+                })?;
+                (
+                    std::borrow::Cow::Owned(setting.to_owned()),
+                    std::borrow::Cow::Owned(text.trim().to_owned()),
+                )
+            }
+            None => (key, value),
+        };
         builder = match key.as_ref() {
             "ca_file" => builder,
             "endpoint" => {
@@ -192,7 +209,8 @@ fn open_s3(url: &str, parsed: &Url) -> Result<Arc<dyn ObjectStore>> {
                     url,
                     format!(
                         "unknown parameter `{other}`; accepted: endpoint, region, access_key_id, \
-                         secret_access_key, session_token, virtual_hosted, ca_file"
+                         secret_access_key, session_token (each also as NAME_file=PATH), \
+                         virtual_hosted, ca_file"
                     ),
                 ));
             }

@@ -123,10 +123,20 @@ async fn s3_backend() {
     for bucket in ["node-a", "node-b", "node-c"] {
         server.create_bucket(bucket).unwrap();
     }
-    let prefixed = server
-        .url("node-c")
-        .replacen("s3://node-c", "s3://node-c/with/prefix", 1);
-    scenario([server.url("node-a"), server.url("node-b"), prefixed]).await;
+    // The third node under a prefix, its secret from a file as a mounted Kubernetes Secret
+    // gives it (with a line end).
+    let secrets = tempfile::tempdir().unwrap();
+    let secret_file = secrets.path().join("secret_access_key");
+    let plain_c = server.url("node-c");
+    let (head, secret) = plain_c.split_once("&secret_access_key=").unwrap();
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+    let from_file = format!(
+        "{}&secret_access_key_file={}",
+        head.replacen("s3://node-c", "s3://node-c/with/prefix", 1),
+        secret_file.display()
+    );
+    assert!(!from_file.contains(secret));
+    scenario([server.url("node-a"), server.url("node-b"), from_file]).await;
 }
 
 #[tokio::test]
@@ -151,6 +161,10 @@ fn bad_urls_name_the_problem() {
         ("ftp://x", "scheme `ftp`"),
         ("not a url", "expected e.g."),
         ("s3://bucket?colour=blue", "unknown parameter `colour`"),
+        (
+            "s3://bucket?secret_access_key_file=/nonexistent/key",
+            "cannot read secret_access_key_file",
+        ),
         ("memory://", "name"),
     ] {
         let err = backend::open(url, BackendOptions::default()).unwrap_err();
