@@ -12,6 +12,7 @@
 //! - [`state`] reads a snapshot of the cluster, plans assignment changes and writes them;
 //!   [`balance`] decides who owns what with the fewest moves.
 
+pub mod acls;
 pub mod admin;
 pub mod auth;
 pub mod balance;

@@ -241,6 +241,14 @@ impl Keyspace {
     pub fn user(&self, name: &str) -> String {
         format!("{}{name}", self.users())
     }
+    /// Prefix of the access rules (`acls/{id}` → `AclRule` of strata-catalog; the id is a
+    /// hash of the rule, so a rule added twice is one key).
+    pub fn acls(&self) -> String {
+        format!("{}/acls/", self.root)
+    }
+    pub fn acl(&self, id: &str) -> String {
+        format!("{}{id}", self.acls())
+    }
     /// Prefix of the bearer tokens of the gRPC and REST APIs (`tokens/{id}` → `TokenRecord` of
     /// strata-catalog): a SHA-256 of each secret, never the secret.
     pub fn tokens(&self) -> String {

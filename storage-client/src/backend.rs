@@ -174,13 +174,13 @@ fn open_s3(url: &str, parsed: &Url) -> Result<Arc<dyn ObjectStore>> {
     let mut region_set = false;
     for (key, value) in parsed.query_pairs() {
         // A secret from a file: the file's text, without the line end a Secret may carry.
-        let (key, value) = match key.strip_suffix("_file").filter(|k| {
-            matches!(*k, "access_key_id" | "secret_access_key" | "session_token")
-        }) {
+        let (key, value) = match key
+            .strip_suffix("_file")
+            .filter(|k| matches!(*k, "access_key_id" | "secret_access_key" | "session_token"))
+        {
             Some(setting) => {
-                let text = std::fs::read_to_string(value.as_ref()).map_err(|e| {
-                    invalid(url, format!("cannot read {key} {value}: {e}"))
-                })?;
+                let text = std::fs::read_to_string(value.as_ref())
+                    .map_err(|e| invalid(url, format!("cannot read {key} {value}: {e}")))?;
                 (
                     std::borrow::Cow::Owned(setting.to_owned()),
                     std::borrow::Cow::Owned(text.trim().to_owned()),

@@ -1,0 +1,349 @@
+//! Access rules on Kafka's model, kept in the metadata store under `acls/{id}`.
+//!
+//! A rule names a principal (`User:<name>`, or `User:*` for everyone), a resource (a topic, a
+//! group, a transactional id, or the cluster) as a literal name or a prefix, an operation, and
+//! whether it allows or denies. A request is allowed when a rule allows it and no rule denies
+//! it: deny wins. Super users pass every check; anyone else with no rule that allows is
+//! refused. Kafka's implications hold: Read, Write, Delete and Alter allow Describe, and
+//! AlterConfigs allows DescribeConfigs.
+//!
+//! This module is the model, the store and the decision ([`decide`], [`Authorizer`]); the
+//! listeners call [`Authorizer::authorize`] with what each request touches.
+
+mod filter;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use strata_clock::Clock;
+use strata_meta::schema;
+use strata_meta::{Txn, TxnOp};
+
+pub use self::filter::{AclFilter, PatternFilter};
+use crate::admin::Admin;
+use crate::error::{CatalogError, Result};
+
+/// The one name of the cluster resource, as Kafka spells it.
+pub const CLUSTER_NAME: &str = "kafka-cluster";
+
+/// How long a process trusts the rules it read: a rule added or removed applies everywhere
+/// within this time.
+pub const RULES_CACHE_TTL: Duration = Duration::from_secs(2);
+
+/// What a rule guards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ResourceType {
+    Topic,
+    Group,
+    Cluster,
+    TransactionalId,
+}
+
+/// How a rule's resource name matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum PatternType {
+    /// The name itself, or every resource when the name is `*`.
+    Literal,
+    /// Every resource whose name starts with the name.
+    Prefixed,
+}
+
+/// What a principal does to a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Operation {
+    All,
+    Read,
+    Write,
+    Create,
+    Delete,
+    Alter,
+    Describe,
+    ClusterAction,
+    DescribeConfigs,
+    AlterConfigs,
+    IdempotentWrite,
+}
+
+/// Allow or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Permission {
+    Allow,
+    Deny,
+}
+
+/// One rule.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AclRule {
+    /// `User:<name>`, or `User:*` for every authenticated principal.
+    pub principal: String,
+    /// `*`: rules hold wherever the caller connects from.
+    pub host: String,
+    pub resource_type: ResourceType,
+    pub pattern_type: PatternType,
+    pub resource_name: String,
+    pub operation: Operation,
+    pub permission: Permission,
+}
+
+impl ResourceType {
+    pub const ALL: [Self; 4] = [
+        Self::Topic,
+        Self::Group,
+        Self::Cluster,
+        Self::TransactionalId,
+    ];
+
+    /// The operations a rule on this kind of resource may name (Kafka's table).
+    pub fn operations(self) -> &'static [Operation] {
+        use Operation as O;
+        match self {
+            Self::Topic => &[
+                O::All,
+                O::Read,
+                O::Write,
+                O::Create,
+                O::Delete,
+                O::Alter,
+                O::Describe,
+                O::DescribeConfigs,
+                O::AlterConfigs,
+            ],
+            Self::Group => &[O::All, O::Read, O::Describe, O::Delete],
+            Self::Cluster => &[
+                O::All,
+                O::Create,
+                O::ClusterAction,
+                O::DescribeConfigs,
+                O::AlterConfigs,
+                O::IdempotentWrite,
+                O::Alter,
+                O::Describe,
+            ],
+            Self::TransactionalId => &[O::All, O::Describe, O::Write],
+        }
+    }
+}
+
+impl Operation {
+    /// Whether a rule naming `self` covers a request for `wanted`: the same operation, All,
+    /// or (for allow rules) one that implies it.
+    fn covers(self, wanted: Operation, permission: Permission) -> bool {
+        use Operation as O;
+        if self == wanted || self == O::All {
+            return true;
+        }
+        // Kafka's implications hold for allow rules only: denying Read does not deny Describe.
+        permission == Permission::Allow
+            && match wanted {
+                O::Describe => matches!(self, O::Read | O::Write | O::Delete | O::Alter),
+                O::DescribeConfigs => self == O::AlterConfigs,
+                _ => false,
+            }
+    }
+}
+
+impl AclRule {
+    /// Refuses a rule that could never match, naming what is wrong and how to write it.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |why: String| Err(CatalogError::InvalidArgument(why));
+        if self.principal != "User:*" {
+            crate::tokens::validate_principal(&self.principal)?;
+        }
+        if self.host != "*" {
+            return bad(format!(
+                "host `{}`: rules hold for every host; write `*`",
+                self.host
+            ));
+        }
+        if self.resource_name.is_empty() {
+            return bad("a rule names a resource: give its name, or `*` for all".into());
+        }
+        if self.resource_type == ResourceType::Cluster
+            && (self.resource_name != CLUSTER_NAME || self.pattern_type != PatternType::Literal)
+        {
+            return bad(format!(
+                "the cluster resource is the literal `{CLUSTER_NAME}`"
+            ));
+        }
+        if self.pattern_type == PatternType::Prefixed && self.resource_name == "*" {
+            return bad(
+                "a prefix of `*` matches only names starting with `*`; use a literal `*` for all"
+                    .into(),
+            );
+        }
+        if !self.resource_type.operations().contains(&self.operation) {
+            return bad(format!(
+                "{:?} is not an operation on a {:?}; it takes {:?}",
+                self.operation,
+                self.resource_type,
+                self.resource_type.operations()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether this rule speaks about `principal` doing `operation` on `resource`.
+    pub fn applies(
+        &self,
+        principal: &str,
+        operation: Operation,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> bool {
+        (self.principal == principal || self.principal == "User:*")
+            && self.resource_type == resource_type
+            && self.operation.covers(operation, self.permission)
+            && match self.pattern_type {
+                PatternType::Literal => self.resource_name == name || self.resource_name == "*",
+                PatternType::Prefixed => name.starts_with(&self.resource_name),
+            }
+    }
+
+    /// The rule's key: the same rule added twice is one rule.
+    fn id(&self) -> String {
+        let canonical = schema::encode(self);
+        Sha256::digest(&canonical)
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// Whether `principal` may do `operation` on `resource_type` `name` under `rules`: some rule
+/// allows it and none denies it.
+pub fn decide(
+    rules: &[AclRule],
+    principal: &str,
+    operation: Operation,
+    resource_type: ResourceType,
+    name: &str,
+) -> bool {
+    let mut allowed = false;
+    for rule in rules {
+        if rule.applies(principal, operation, resource_type, name) {
+            match rule.permission {
+                Permission::Deny => return false,
+                Permission::Allow => allowed = true,
+            }
+        }
+    }
+    allowed
+}
+
+impl Admin {
+    /// Adds `rules` (all or none, each checked first); a rule that exists stays one rule.
+    pub async fn create_acls(&self, rules: &[AclRule]) -> Result<()> {
+        for rule in rules {
+            rule.validate()?;
+        }
+        let ops: Vec<TxnOp> = rules
+            .iter()
+            .map(|r| TxnOp::put(self.keys().acl(&r.id()), schema::encode(r)))
+            .collect();
+        for chunk in ops.chunks(self.meta().max_txn_ops().max(1)) {
+            self.meta().txn(Txn::new().and_then(chunk.to_vec())).await?;
+        }
+        for rule in rules {
+            tracing::info!(?rule, "ACL rule added");
+        }
+        Ok(())
+    }
+
+    /// The rules `filter` matches.
+    pub async fn acls(&self, filter: &AclFilter) -> Result<Vec<AclRule>> {
+        let (kvs, _) = self.meta().range(&self.keys().acls()).await?;
+        let mut rules = kvs
+            .iter()
+            .map(|kv| Ok(schema::decode::<AclRule>(&kv.key, &kv.value)?))
+            .collect::<Result<Vec<_>>>()?;
+        rules.retain(|r| filter.matches(r));
+        rules.sort();
+        Ok(rules)
+    }
+
+    /// Removes the rules `filter` matches; the rules removed.
+    pub async fn delete_acls(&self, filter: &AclFilter) -> Result<Vec<AclRule>> {
+        let rules = self.acls(filter).await?;
+        for rule in &rules {
+            if self.meta().delete(&self.keys().acl(&rule.id())).await? {
+                tracing::info!(?rule, "ACL rule removed");
+            }
+        }
+        Ok(rules)
+    }
+}
+
+/// Decides requests against the cluster's rules, read at most every [`RULES_CACHE_TTL`].
+#[derive(Debug)]
+pub struct Authorizer {
+    admin: Admin,
+    enforced: bool,
+    super_users: Vec<String>,
+    clock: Arc<dyn Clock>,
+    cache: Mutex<Option<(Instant, Arc<Vec<AclRule>>)>>,
+}
+
+impl Authorizer {
+    /// `enforced`: rules decide (authentication is on); else every request is allowed.
+    pub fn new(
+        admin: Admin,
+        enforced: bool,
+        super_users: Vec<String>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            admin,
+            enforced,
+            super_users,
+            clock,
+            cache: Mutex::new(None),
+        }
+    }
+
+    /// Whether `principal` may do `operation` on `resource_type` `name`. An anonymous caller
+    /// of a cluster that enforces rules may do nothing.
+    pub async fn authorize(
+        &self,
+        principal: Option<&str>,
+        operation: Operation,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> Result<bool> {
+        if !self.enforced {
+            return Ok(true);
+        }
+        let Some(principal) = principal else {
+            return Ok(false);
+        };
+        if self.super_users.iter().any(|s| s == principal) {
+            return Ok(true);
+        }
+        let rules = self.rules().await?;
+        Ok(decide(&rules, principal, operation, resource_type, name))
+    }
+
+    async fn rules(&self) -> Result<Arc<Vec<AclRule>>> {
+        let now = self.clock.now();
+        if let Some((at, rules)) = &*self.cached()
+            && now.duration_since(*at) < RULES_CACHE_TTL
+        {
+            return Ok(rules.clone());
+        }
+        let rules = Arc::new(self.admin.acls(&AclFilter::default()).await?);
+        *self.cached() = Some((now, rules.clone()));
+        Ok(rules)
+    }
+
+    fn cached(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Arc<Vec<AclRule>>)>> {
+        // The cache holds whole values: a panic elsewhere cannot leave one half-written.
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,217 @@
+//! Access rules on both metadata backends: added once however often, listed and removed by
+//! Kafka's filters, and decided by the authorizer, which sees changes within its cache's
+//! lifetime.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use strata_catalog::Admin;
+use strata_catalog::acls::{
+    AclFilter, AclRule, Authorizer, CLUSTER_NAME, Operation, PatternFilter, PatternType,
+    Permission, RULES_CACHE_TTL, ResourceType,
+};
+use strata_clock::ManualClock;
+use strata_meta::schema::Keyspace;
+use strata_meta::{EmbeddedOptions, EmbeddedStore, MetaStore};
+use strata_proto::{Coded as _, ErrorCode};
+use strata_testkit::EtcdServer;
+
+fn allow(
+    principal: &str,
+    resource_type: ResourceType,
+    name: &str,
+    operation: Operation,
+) -> AclRule {
+    AclRule {
+        principal: principal.into(),
+        host: "*".into(),
+        resource_type,
+        pattern_type: PatternType::Literal,
+        resource_name: name.into(),
+        operation,
+        permission: Permission::Allow,
+    }
+}
+
+async fn scenario(meta: Arc<dyn MetaStore>) {
+    let admin = Admin::new(meta, Keyspace::new("acls-test").unwrap());
+    let write = allow(
+        "User:alice",
+        ResourceType::Topic,
+        "orders",
+        Operation::Write,
+    );
+    let read_group = allow(
+        "User:alice",
+        ResourceType::Group,
+        "billing",
+        Operation::Read,
+    );
+    let prefix = AclRule {
+        pattern_type: PatternType::Prefixed,
+        resource_name: "ord".into(),
+        operation: Operation::Describe,
+        principal: "User:bob".into(),
+        ..write.clone()
+    };
+    admin
+        .create_acls(&[write.clone(), read_group.clone(), prefix.clone()])
+        .await
+        .unwrap();
+    admin
+        .create_acls(std::slice::from_ref(&write))
+        .await
+        .unwrap();
+    assert_eq!(
+        admin.acls(&AclFilter::default()).await.unwrap().len(),
+        3,
+        "one rule once"
+    );
+
+    let alices = AclFilter {
+        principal: Some("User:alice".into()),
+        ..AclFilter::default()
+    };
+    assert_eq!(admin.acls(&alices).await.unwrap().len(), 2);
+    let on_orders = AclFilter {
+        resource_type: Some(ResourceType::Topic),
+        resource_name: Some("orders".into()),
+        pattern: PatternFilter::Match,
+        ..AclFilter::default()
+    };
+    assert_eq!(
+        admin.acls(&on_orders).await.unwrap(),
+        vec![write.clone(), prefix.clone()]
+    );
+
+    // A bad rule is refused and nothing of its batch is added.
+    let bad = AclRule {
+        resource_type: ResourceType::Cluster,
+        ..write.clone()
+    };
+    let e = admin
+        .create_acls(&[
+            allow("User:carol", ResourceType::Topic, "t", Operation::Read),
+            bad,
+        ])
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    assert_eq!(admin.acls(&AclFilter::default()).await.unwrap().len(), 3);
+
+    // The authorizer: rules decide when enforced; super users pass; changes show within the
+    // cache's lifetime.
+    let clock = Arc::new(ManualClock::new());
+    let authorizer = Authorizer::new(admin.clone(), true, vec!["User:root".into()], clock.clone());
+    let may = |p: Option<&'static str>, op, rt, name: &'static str| {
+        let authorizer = &authorizer;
+        async move { authorizer.authorize(p, op, rt, name).await.unwrap() }
+    };
+    assert!(
+        may(
+            Some("User:alice"),
+            Operation::Write,
+            ResourceType::Topic,
+            "orders"
+        )
+        .await
+    );
+    assert!(
+        may(
+            Some("User:alice"),
+            Operation::Describe,
+            ResourceType::Topic,
+            "orders"
+        )
+        .await
+    );
+    assert!(
+        !may(
+            Some("User:alice"),
+            Operation::Read,
+            ResourceType::Topic,
+            "orders"
+        )
+        .await
+    );
+    assert!(
+        may(
+            Some("User:bob"),
+            Operation::Describe,
+            ResourceType::Topic,
+            "orders.eu"
+        )
+        .await
+    );
+    assert!(!may(None, Operation::Describe, ResourceType::Topic, "orders").await);
+    assert!(
+        may(
+            Some("User:root"),
+            Operation::Alter,
+            ResourceType::Cluster,
+            CLUSTER_NAME
+        )
+        .await
+    );
+
+    let removed = admin
+        .delete_acls(&AclFilter::exactly(&write))
+        .await
+        .unwrap();
+    assert_eq!(removed, vec![write.clone()]);
+    assert!(
+        may(
+            Some("User:alice"),
+            Operation::Write,
+            ResourceType::Topic,
+            "orders"
+        )
+        .await,
+        "the cached rules hold until their lifetime ends"
+    );
+    clock.advance(RULES_CACHE_TTL);
+    assert!(
+        !may(
+            Some("User:alice"),
+            Operation::Write,
+            ResourceType::Topic,
+            "orders"
+        )
+        .await
+    );
+
+    let open = Authorizer::new(admin.clone(), false, Vec::new(), clock);
+    assert!(
+        open.authorize(None, Operation::Delete, ResourceType::Topic, "orders")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        admin
+            .delete_acls(&AclFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(admin.acls(&AclFilter::default()).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acls_on_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path().join("meta"), EmbeddedOptions::default())
+        .await
+        .unwrap();
+    scenario(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acls_on_etcd() {
+    let etcd = EtcdServer::start().expect("real etcd must start");
+    let meta = strata_meta::open(&etcd.endpoint().replace("http://", "etcd://"))
+        .await
+        .unwrap();
+    scenario(meta).await;
+}
