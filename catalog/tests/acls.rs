@@ -13,9 +13,8 @@ use strata_catalog::acls::{
 };
 use strata_clock::ManualClock;
 use strata_meta::schema::Keyspace;
-use strata_meta::{EmbeddedOptions, EmbeddedStore, MetaStore};
+use strata_meta::MetaStore;
 use strata_proto::{Coded as _, ErrorCode};
-use strata_testkit::EtcdServer;
 
 fn allow(
     principal: &str,
@@ -200,18 +199,12 @@ async fn scenario(meta: Arc<dyn MetaStore>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acls_on_embedded_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path().join("meta"), EmbeddedOptions::default())
-        .await
-        .unwrap();
-    scenario(Arc::new(store)).await;
+    let (_dir, meta) = strata_meta::testing::embedded().await;
+    scenario(meta).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acls_on_etcd() {
-    let etcd = EtcdServer::start().expect("real etcd must start");
-    let meta = strata_meta::open(&etcd.endpoint().replace("http://", "etcd://"))
-        .await
-        .unwrap();
+    let (_etcd, meta) = strata_meta::testing::etcd().await;
     scenario(meta).await;
 }

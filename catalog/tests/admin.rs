@@ -9,8 +9,7 @@ use std::sync::Arc;
 use strata_catalog::admin::{NewTopic, TopicConfigChange};
 use strata_catalog::{Admin, CatalogError, OwnerStates, ReportedStates, Unreported};
 use strata_meta::schema::{self, BrokerInfo, Keyspace};
-use strata_meta::{EmbeddedOptions, EmbeddedStore, MetaStore};
-use strata_testkit::EtcdServer;
+use strata_meta::MetaStore;
 
 async fn owners(admin: &Admin, topic: &str) -> BTreeMap<u32, Option<String>> {
     admin
@@ -267,18 +266,12 @@ async fn alter_config(admin: &Admin, meta: &Arc<dyn MetaStore>, keys: &Keyspace)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_scenario_on_embedded_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path().join("meta"), EmbeddedOptions::default())
-        .await
-        .unwrap();
-    scenario(Arc::new(store)).await;
+    let (_dir, meta) = strata_meta::testing::embedded().await;
+    scenario(meta).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_scenario_on_etcd() {
-    let etcd = EtcdServer::start().expect("real etcd must start");
-    let meta = strata_meta::open(&etcd.endpoint().replace("http://", "etcd://"))
-        .await
-        .unwrap();
+    let (_etcd, meta) = strata_meta::testing::etcd().await;
     scenario(meta).await;
 }

@@ -11,9 +11,8 @@ use strata_catalog::auth::{Authenticator, TOKEN_CACHE_TTL};
 use strata_catalog::{Admin, CatalogError};
 use strata_clock::{Clock as _, ManualClock};
 use strata_meta::schema::Keyspace;
-use strata_meta::{EmbeddedOptions, EmbeddedStore, MetaStore};
+use strata_meta::MetaStore;
 use strata_proto::{Coded as _, ErrorCode};
-use strata_testkit::EtcdServer;
 
 const PEER: Option<std::net::SocketAddr> = Some(std::net::SocketAddr::new(
     std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
@@ -156,18 +155,12 @@ async fn scenario(meta: Arc<dyn MetaStore>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_on_embedded_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path().join("meta"), EmbeddedOptions::default())
-        .await
-        .unwrap();
-    scenario(Arc::new(store)).await;
+    let (_dir, meta) = strata_meta::testing::embedded().await;
+    scenario(meta).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_on_etcd() {
-    let etcd = EtcdServer::start().expect("real etcd must start");
-    let meta = strata_meta::open(&etcd.endpoint().replace("http://", "etcd://"))
-        .await
-        .unwrap();
+    let (_etcd, meta) = strata_meta::testing::etcd().await;
     scenario(meta).await;
 }

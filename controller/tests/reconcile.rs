@@ -13,8 +13,7 @@ use strata_catalog::{Admin, Unreported};
 use strata_controller::metrics::Metrics;
 use strata_controller::{Controller, ControllerConfig, ProbeConfig};
 use strata_meta::schema::{self, BrokerInfo, Keyspace};
-use strata_meta::{EmbeddedOptions, EmbeddedStore, MetaStore};
-use strata_testkit::EtcdServer;
+use strata_meta::MetaStore;
 use tokio_util::sync::CancellationToken;
 
 /// How many partitions of `topic` each broker owns.
@@ -101,18 +100,12 @@ async fn scenario(meta: Arc<dyn MetaStore>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconcile_scenario_on_embedded_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path().join("meta"), EmbeddedOptions::default())
-        .await
-        .unwrap();
-    scenario(Arc::new(store)).await;
+    let (_dir, meta) = strata_meta::testing::embedded().await;
+    scenario(meta).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconcile_scenario_on_etcd() {
-    let etcd = EtcdServer::start().expect("real etcd must start");
-    let meta = strata_meta::open(&etcd.endpoint().replace("http://", "etcd://"))
-        .await
-        .unwrap();
+    let (_etcd, meta) = strata_meta::testing::etcd().await;
     scenario(meta).await;
 }

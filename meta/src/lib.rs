@@ -18,6 +18,8 @@ mod error;
 mod etcd;
 #[cfg(feature = "test-util")]
 pub mod intercept;
+#[cfg(feature = "test-util")]
+pub mod testing;
 mod lease;
 pub mod schema;
 mod txn;

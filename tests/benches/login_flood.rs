@@ -176,15 +176,10 @@ async fn main() -> anyhow::Result<()> {
     );
     summary("good client alone", alone);
     summary("good client during the flood", during);
-    let metrics = reqwest::get(format!(
-        "http://{}/metrics",
-        server
-            .listener("--proxy-http-addr")
-            .context("no proxy HTTP")?
-    ))
-    .await?
-    .text()
-    .await?;
+    let proxy_http = server
+        .listener("--proxy-http-addr")
+        .context("no proxy HTTP")?;
+    let metrics = strata_integration_tests::cli::metrics(proxy_http).await?;
     for line in metrics
         .lines()
         .filter(|l| l.contains("sasl_") && !l.starts_with('#'))

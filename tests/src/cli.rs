@@ -1,5 +1,5 @@
 //! Runs programs the tests drive (the `strata` CLI, Kafka clients) to their end, each bound
-//! in time.
+//! in time, and reads the servers' metrics pages.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -8,6 +8,15 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
+
+/// The Prometheus page of an HTTP endpoint at `addr` (`host:port`, plain HTTP).
+pub async fn metrics(addr: impl std::fmt::Display) -> anyhow::Result<String> {
+    let url = format!("http://{addr}/metrics");
+    let response = reqwest::get(&url)
+        .await
+        .with_context(|| format!("cannot fetch {url}"))?;
+    Ok(response.text().await?)
+}
 
 /// Runs the `strata` binary the tests use (`STRATA_BIN`, else `target/debug/strata`) with
 /// `args`: its stdout, or an error with the tail of its stderr.

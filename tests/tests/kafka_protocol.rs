@@ -410,10 +410,7 @@ async fn bad_frames_close_their_connection_and_the_others_keep_working() {
         let answer = bystander.call(3, &ApiVersionsRequest::default()).await;
         assert_eq!(answer.unwrap().error_code, 0, "after {what}");
     }
-    let metrics = reqwest::get(format!("http://{}/metrics", server.proxy_http))
-        .await
-        .unwrap()
-        .text()
+    let metrics = strata_integration_tests::cli::metrics(&server.proxy_http)
         .await
         .unwrap();
     assert!(

@@ -134,10 +134,7 @@ async fn hot_segments_are_served_from_the_proxy_cache() {
         "the same batches, from the cache"
     );
 
-    let page = reqwest::get(format!("http://{}/metrics", server.proxy_http))
-        .await
-        .unwrap()
-        .text()
+    let page = strata_integration_tests::cli::metrics(&server.proxy_http)
         .await
         .unwrap();
     assert!(

@@ -249,16 +249,10 @@ async fn kafka_clients_log_in_with_scram_and_plain_and_strangers_are_refused() {
     );
 
     // Failures are counted, and logged with the user and the peer, never the password.
-    let health = format!(
-        "http://{}",
-        standalone.listener("--proxy-http-addr").unwrap()
-    );
-    let metrics = reqwest::get(format!("{health}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics =
+        strata_integration_tests::cli::metrics(standalone.listener("--proxy-http-addr").unwrap())
+            .await
+            .unwrap();
     let failures: f64 = metrics
         .lines()
         .filter(|l| l.starts_with("strata_proxy_kafka_sasl_failures_total"))

@@ -316,10 +316,7 @@ async fn tokens_and_certificates_authenticate_grpc_and_rest_callers() {
 
     // Brokers export their listener's TLS metrics too (the health endpoint is plain HTTP).
     let broker_http = standalone.listener("--broker-http-addr").unwrap();
-    let metrics = reqwest::get(format!("http://{broker_http}/metrics"))
-        .await
-        .unwrap()
-        .text()
+    let metrics = strata_integration_tests::cli::metrics(broker_http)
         .await
         .unwrap();
     assert!(
