@@ -12,8 +12,8 @@ use strata_catalog::acls::{
     Permission, RULES_CACHE_TTL, ResourceType,
 };
 use strata_clock::ManualClock;
-use strata_meta::schema::Keyspace;
 use strata_meta::MetaStore;
+use strata_meta::schema::Keyspace;
 use strata_proto::{Coded as _, ErrorCode};
 
 fn allow(

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use strata_catalog::admin::{NewTopic, TopicConfigChange};
 use strata_catalog::{Admin, CatalogError, OwnerStates, ReportedStates, Unreported};
-use strata_meta::schema::{self, BrokerInfo, Keyspace};
 use strata_meta::MetaStore;
+use strata_meta::schema::{self, BrokerInfo, Keyspace};
 
 async fn owners(admin: &Admin, topic: &str) -> BTreeMap<u32, Option<String>> {
     admin

@@ -10,8 +10,8 @@ use std::time::Duration;
 use strata_catalog::auth::{Authenticator, TOKEN_CACHE_TTL};
 use strata_catalog::{Admin, CatalogError};
 use strata_clock::{Clock as _, ManualClock};
-use strata_meta::schema::Keyspace;
 use strata_meta::MetaStore;
+use strata_meta::schema::Keyspace;
 use strata_proto::{Coded as _, ErrorCode};
 
 const PEER: Option<std::net::SocketAddr> = Some(std::net::SocketAddr::new(

@@ -12,8 +12,8 @@ use strata_catalog::admin::NewTopic;
 use strata_catalog::{Admin, Unreported};
 use strata_controller::metrics::Metrics;
 use strata_controller::{Controller, ControllerConfig, ProbeConfig};
-use strata_meta::schema::{self, BrokerInfo, Keyspace};
 use strata_meta::MetaStore;
+use strata_meta::schema::{self, BrokerInfo, Keyspace};
 use tokio_util::sync::CancellationToken;
 
 /// How many partitions of `topic` each broker owns.

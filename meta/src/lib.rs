@@ -18,10 +18,10 @@ mod error;
 mod etcd;
 #[cfg(feature = "test-util")]
 pub mod intercept;
-#[cfg(feature = "test-util")]
-pub mod testing;
 mod lease;
 pub mod schema;
+#[cfg(feature = "test-util")]
+pub mod testing;
 mod txn;
 mod watch;
 
