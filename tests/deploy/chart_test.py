@@ -2,7 +2,8 @@
 """Checks the Helm chart with real Helm (the helm-sdkpy shared library):
 
 1. `helm lint` on the chart with its default values: no message at all, not even info.
-2. For the default values and every file in helm/strata/ci/: a real `helm install` against
+2. For the default values, every file in helm/strata/ci/ and values-production.yaml: a real
+   `helm install` against
    fake_kube (a stand-in API server on loopback); the objects Helm creates are the rendered
    release. Each is validated against the Kubernetes JSON schemas (kubernetes-validate,
    strict: unknown fields fail) of the oldest supported and the newest known Kubernetes, and
@@ -707,9 +708,12 @@ def main() -> int:
     )
     log(f"lint: {'clean' if not messages else 'NOT clean'}")
 
-    scenarios = [("default values", {})] + [
-        (f"ci/{f.name}", yaml.safe_load(f.read_text()) or {}) for f in sorted((chart / "ci").glob("*.yaml"))
-    ]
+    production = chart / "values-production.yaml"
+    scenarios = (
+        [("default values", {})]
+        + [(f"ci/{f.name}", yaml.safe_load(f.read_text()) or {}) for f in sorted((chart / "ci").glob("*.yaml"))]
+        + [(production.name, yaml.safe_load(production.read_text()) or {})]
+    )
     for label, overrides in scenarios:
         checks.scope = label
         values = deep_merge(defaults, overrides)
