@@ -10,6 +10,7 @@
 //! This module is the model, the store and the decision ([`decide`], [`Authorizer`]); the
 //! listeners call [`Authorizer::authorize`] with what each request touches.
 
+mod access;
 mod filter;
 
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,7 @@ use strata_clock::Clock;
 use strata_meta::schema;
 use strata_meta::{Txn, TxnOp};
 
+pub use self::access::Access;
 pub use self::filter::{AclFilter, PatternFilter};
 use crate::admin::Admin;
 use crate::error::{CatalogError, Result};
@@ -87,6 +89,14 @@ pub struct AclRule {
     pub permission: Permission,
 }
 
+impl PatternType {
+    pub const ALL: [Self; 2] = [Self::Literal, Self::Prefixed];
+}
+
+impl Permission {
+    pub const ALL: [Self; 2] = [Self::Allow, Self::Deny];
+}
+
 impl ResourceType {
     pub const ALL: [Self; 4] = [
         Self::Topic,
@@ -127,6 +137,20 @@ impl ResourceType {
 }
 
 impl Operation {
+    pub const ALL: [Self; 11] = [
+        Self::All,
+        Self::Read,
+        Self::Write,
+        Self::Create,
+        Self::Delete,
+        Self::Alter,
+        Self::Describe,
+        Self::ClusterAction,
+        Self::DescribeConfigs,
+        Self::AlterConfigs,
+        Self::IdempotentWrite,
+    ];
+
     /// Whether a rule naming `self` covers a request for `wanted`: the same operation, All,
     /// or (for allow rules) one that implies it.
     fn covers(self, wanted: Operation, permission: Permission) -> bool {
@@ -221,16 +245,70 @@ pub fn decide(
     resource_type: ResourceType,
     name: &str,
 ) -> bool {
-    let mut allowed = false;
+    verdict(rules.iter(), principal, operation, resource_type, name) == Some(Permission::Allow)
+}
+
+/// Deny if any of `rules` denies, else allow if one allows, else no verdict.
+fn verdict<'a>(
+    rules: impl Iterator<Item = &'a AclRule>,
+    principal: &str,
+    operation: Operation,
+    resource_type: ResourceType,
+    name: &str,
+) -> Option<Permission> {
+    let mut verdict = None;
     for rule in rules {
         if rule.applies(principal, operation, resource_type, name) {
             match rule.permission {
-                Permission::Deny => return false,
-                Permission::Allow => allowed = true,
+                Permission::Deny => return Some(Permission::Deny),
+                Permission::Allow => verdict = Some(Permission::Allow),
             }
         }
     }
-    allowed
+    verdict
+}
+
+/// The rules as a check reads them: by principal, so a check scans the caller's rules and the
+/// ones for everyone, not the whole cluster's.
+#[derive(Debug, Default)]
+struct RuleIndex {
+    by_principal: std::collections::HashMap<String, Vec<AclRule>>,
+    everyone: Vec<AclRule>,
+}
+
+impl RuleIndex {
+    fn new(rules: Vec<AclRule>) -> Self {
+        let mut index = Self::default();
+        for rule in rules {
+            if rule.principal == "User:*" {
+                index.everyone.push(rule);
+            } else {
+                index
+                    .by_principal
+                    .entry(rule.principal.clone())
+                    .or_default()
+                    .push(rule);
+            }
+        }
+        index
+    }
+
+    fn decide(
+        &self,
+        principal: &str,
+        operation: Operation,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> bool {
+        let own = self.by_principal.get(principal).into_iter().flatten();
+        verdict(
+            own.chain(&self.everyone),
+            principal,
+            operation,
+            resource_type,
+            name,
+        ) == Some(Permission::Allow)
+    }
 }
 
 impl Admin {
@@ -239,9 +317,13 @@ impl Admin {
         for rule in rules {
             rule.validate()?;
         }
-        let ops: Vec<TxnOp> = rules
+        // One put per key: a rule named twice in one call is one rule, and a transaction may
+        // write a key once.
+        let unique: std::collections::BTreeMap<String, &AclRule> =
+            rules.iter().map(|r| (r.id(), r)).collect();
+        let ops: Vec<TxnOp> = unique
             .iter()
-            .map(|r| TxnOp::put(self.keys().acl(&r.id()), schema::encode(r)))
+            .map(|(id, r)| TxnOp::put(self.keys().acl(id), schema::encode(r)))
             .collect();
         for chunk in ops.chunks(self.meta().max_txn_ops().max(1)) {
             self.meta().txn(Txn::new().and_then(chunk.to_vec())).await?;
@@ -283,7 +365,7 @@ pub struct Authorizer {
     enforced: bool,
     super_users: Vec<String>,
     clock: Arc<dyn Clock>,
-    cache: Mutex<Option<(Instant, Arc<Vec<AclRule>>)>>,
+    cache: Mutex<Option<(Instant, Arc<RuleIndex>)>>,
 }
 
 impl Authorizer {
@@ -301,6 +383,11 @@ impl Authorizer {
             clock,
             cache: Mutex::new(None),
         }
+    }
+
+    /// Whether rules decide (authentication is on).
+    pub fn enforced(&self) -> bool {
+        self.enforced
     }
 
     /// Whether `principal` may do `operation` on `resource_type` `name`. An anonymous caller
@@ -322,22 +409,24 @@ impl Authorizer {
             return Ok(true);
         }
         let rules = self.rules().await?;
-        Ok(decide(&rules, principal, operation, resource_type, name))
+        Ok(rules.decide(principal, operation, resource_type, name))
     }
 
-    async fn rules(&self) -> Result<Arc<Vec<AclRule>>> {
+    async fn rules(&self) -> Result<Arc<RuleIndex>> {
         let now = self.clock.now();
         if let Some((at, rules)) = &*self.cached()
             && now.duration_since(*at) < RULES_CACHE_TTL
         {
             return Ok(rules.clone());
         }
-        let rules = Arc::new(self.admin.acls(&AclFilter::default()).await?);
+        let rules = Arc::new(RuleIndex::new(
+            self.admin.acls(&AclFilter::default()).await?,
+        ));
         *self.cached() = Some((now, rules.clone()));
         Ok(rules)
     }
 
-    fn cached(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Arc<Vec<AclRule>>)>> {
+    fn cached(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Arc<RuleIndex>)>> {
         // The cache holds whole values: a panic elsewhere cannot leave one half-written.
         self.cache
             .lock()

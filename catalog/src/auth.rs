@@ -38,12 +38,6 @@ const PUNISHED_DELAY: Duration = Duration::from_secs(1);
 const LOGGED_PER_WINDOW: u32 = 5;
 const WINDOW: Duration = Duration::from_secs(60);
 
-/// How long to hold the answer to a failed login: short while the peer is within its budget
-/// (`logged`), longer past it, so guessing is slow and floods cost the flooder.
-pub fn failure_pause(logged: bool) -> Duration {
-    if logged { FAILED_DELAY } else { PUNISHED_DELAY }
-}
-
 /// Failed logins per peer address, shared by a listener's connections: the Kafka listener's
 /// SASL, the proxy's gRPC and the admin API each keep one.
 #[derive(Debug, Default)]
@@ -52,9 +46,24 @@ pub struct FailedLogins {
 }
 
 impl FailedLogins {
-    /// Counts a failure of `peer` at `now`; whether it is within the budget (to be logged,
-    /// with the short pause).
-    pub fn record(&self, peer: IpAddr, now: Instant) -> bool {
+    /// Handles a failed login of `peer` at `now`: counts it, calls `log` while the peer is
+    /// within its budget, and holds the answer — briefly within the budget, longer past it,
+    /// so guessing is slow and floods cost the flooder.
+    pub async fn refuse(&self, peer: IpAddr, now: Instant, log: impl FnOnce()) {
+        let within_budget = self.record(peer, now);
+        if within_budget {
+            log();
+        }
+        let pause = if within_budget {
+            FAILED_DELAY
+        } else {
+            PUNISHED_DELAY
+        };
+        tokio::time::sleep(pause).await;
+    }
+
+    /// Counts a failure of `peer` at `now`; whether it is within the budget.
+    fn record(&self, peer: IpAddr, now: Instant) -> bool {
         let mut peers = self
             .peers
             .lock()
@@ -77,7 +86,6 @@ impl FailedLogins {
 pub struct Authenticator {
     admin: Admin,
     required: bool,
-    super_users: Vec<String>,
     clock: Arc<dyn Clock>,
     cache: Mutex<HashMap<String, (TokenRecord, Instant)>>,
     failures: FailedLogins,
@@ -85,16 +93,10 @@ pub struct Authenticator {
 
 impl Authenticator {
     /// `required`: a request without credentials is refused; else it runs with no principal.
-    pub fn new(
-        admin: Admin,
-        required: bool,
-        super_users: Vec<String>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    pub fn new(admin: Admin, required: bool, clock: Arc<dyn Clock>) -> Self {
         Self {
             admin,
             required,
-            super_users,
             clock,
             cache: Mutex::new(HashMap::new()),
             failures: FailedLogins::default(),
@@ -110,7 +112,7 @@ impl Authenticator {
     /// certificate came too: a caller that sends a wrong token wants to know.
     ///
     /// A refusal from `peer` is logged with the peer and the token's id (while the peer is
-    /// within its budget of [`FailedLogins`]) and answered after [`failure_pause`].
+    /// within its budget of [`FailedLogins`]) and answered after [`FailedLogins::refuse`]'s pause.
     pub async fn authenticate(
         &self,
         peer: Option<SocketAddr>,
@@ -119,17 +121,17 @@ impl Authenticator {
     ) -> Result<Option<String>> {
         let outcome = self.decide(certificate, authorization).await;
         if let (Err(e @ CatalogError::Unauthenticated(_)), Some(peer)) = (&outcome, peer) {
-            let logged = self.failures.record(peer.ip(), self.clock.now());
-            if logged {
-                let token = authorization
-                    .and_then(|h| h.split_whitespace().nth(1))
-                    .and_then(split)
-                    .map(|(id, _)| id);
-                tracing::warn!(%peer, token = token.unwrap_or("none"),
-                    certificate = certificate.unwrap_or("none"), reason = %e,
-                    "caller failed to authenticate");
-            }
-            tokio::time::sleep(failure_pause(logged)).await;
+            self.failures
+                .refuse(peer.ip(), self.clock.now(), || {
+                    let token = authorization
+                        .and_then(|h| h.split_whitespace().nth(1))
+                        .and_then(split)
+                        .map(|(id, _)| id);
+                    tracing::warn!(%peer, token = token.unwrap_or("none"),
+                        certificate = certificate.unwrap_or("none"), reason = %e,
+                        "caller failed to authenticate");
+                })
+                .await;
         }
         outcome
     }
@@ -181,29 +183,6 @@ impl Authenticator {
         } else {
             Err(refused())
         }
-    }
-
-    /// Whether `principal` is one of `[security] super_users`.
-    pub fn is_super_user(&self, principal: Option<&str>) -> bool {
-        principal.is_some_and(|p| self.super_users.iter().any(|s| s == p))
-    }
-
-    /// Whether `principal` may do what only super users may: anyone when authentication is
-    /// off.
-    pub fn may_administer(&self, principal: Option<&str>) -> bool {
-        !self.required || self.is_super_user(principal)
-    }
-
-    /// Lets `principal` manage the cluster's users and tokens: anyone when authentication is
-    /// off, else a super user only.
-    pub fn require_super_user(&self, principal: Option<&str>, what: &str) -> Result<()> {
-        if self.may_administer(principal) {
-            return Ok(());
-        }
-        Err(CatalogError::PermissionDenied(format!(
-            "{what} takes a super user ([security] super_users); {} is not one",
-            principal.unwrap_or("an anonymous caller")
-        )))
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (TokenRecord, Instant)>> {

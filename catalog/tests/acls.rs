@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use strata_catalog::Admin;
 use strata_catalog::acls::{
-    AclFilter, AclRule, Authorizer, CLUSTER_NAME, Operation, PatternFilter, PatternType,
+    Access, AclFilter, AclRule, Authorizer, CLUSTER_NAME, Operation, PatternFilter, PatternType,
     Permission, RULES_CACHE_TTL, ResourceType,
 };
 use strata_clock::ManualClock;
@@ -60,6 +60,10 @@ async fn scenario(meta: Arc<dyn MetaStore>) {
         .unwrap();
     admin
         .create_acls(std::slice::from_ref(&write))
+        .await
+        .unwrap();
+    admin
+        .create_acls(&[write.clone(), write.clone()])
         .await
         .unwrap();
     assert_eq!(
@@ -179,6 +183,75 @@ async fn scenario(meta: Arc<dyn MetaStore>) {
         )
         .await
     );
+
+    // A request's access: refusals say who lacks what and the rule that would allow it;
+    // creating a topic takes Create on the cluster or on the topic; listings leave out the
+    // rest.
+    let authorizer = Arc::new(authorizer);
+    let alice = Access::new(Some("User:alice".into()), authorizer.clone());
+    let refusal = alice
+        .check(Operation::Delete, ResourceType::Topic, "orders")
+        .await
+        .unwrap_err();
+    assert_eq!(refusal.code(), ErrorCode::PermissionDenied);
+    let message = refusal.to_string();
+    assert!(
+        message.contains("User:alice may not Delete topic `orders`")
+            && message.contains(
+                "strata acl add --allow-principal User:alice --operation Delete --topic orders"
+            ),
+        "{message}"
+    );
+    let anonymous = Access::new(None, authorizer.clone());
+    let refusal = anonymous
+        .check_cluster(Operation::Describe)
+        .await
+        .unwrap_err();
+    assert!(refusal.to_string().contains("anonymous"), "{refusal}");
+    assert!(alice.check_topic_creation("orders.new").await.is_err());
+    let added = [
+        allow(
+            "User:alice",
+            ResourceType::Topic,
+            "orders.new",
+            Operation::Create,
+        ),
+        allow(
+            "User:carol",
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+            Operation::Create,
+        ),
+        allow(
+            "User:alice",
+            ResourceType::Topic,
+            "payroll",
+            Operation::Read,
+        ),
+    ];
+    admin.create_acls(&added).await.unwrap();
+    clock.advance(RULES_CACHE_TTL);
+    alice.check_topic_creation("orders.new").await.unwrap();
+    assert!(alice.check_topic_creation("orders.other").await.is_err());
+    let carol = Access::new(Some("User:carol".into()), authorizer.clone());
+    carol.check_topic_creation("anything").await.unwrap();
+    let visible = alice
+        .retain(
+            vec!["orders", "payroll", "orders.new"],
+            Operation::Describe,
+            ResourceType::Topic,
+            |t| t,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        visible,
+        ["payroll"],
+        "Create implies no Describe; Read does"
+    );
+    for rule in &added {
+        admin.delete_acls(&AclFilter::exactly(rule)).await.unwrap();
+    }
 
     let open = Authorizer::new(admin.clone(), false, Vec::new(), clock);
     assert!(

@@ -8,8 +8,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod acl;
 mod user;
 
+pub use acl::*;
 pub use user::*;
 
 #[derive(Debug, Parser)]
@@ -66,6 +68,10 @@ pub enum Command {
     /// Make, list or revoke bearer tokens for the gRPC and REST APIs (through the admin API).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Add, list or remove ACL rules: who may do what to which topics, groups, transactional
+    /// ids and the cluster (through the admin API).
+    #[command(subcommand)]
+    Acl(AclCommand),
     /// Measure a running Strata: throughput, latency, scaling, failover; prints a table.
     Bench(Box<strata_bench::BenchArgs>),
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod acl;
 mod admin_api;
 mod broker;
 mod brokers;
@@ -43,6 +44,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Brokers(command) => brokers::run(command).await,
         Command::User(command) => user::run(command).await,
         Command::Token(command) => token::run(command).await,
+        Command::Acl(command) => acl::run(command).await,
         Command::Bench(args) => strata_bench::run(*args).await,
     }
 }
@@ -115,6 +117,18 @@ pub fn authenticator(
     security: &strata_config::SecuritySection,
 ) -> Arc<strata_catalog::auth::Authenticator> {
     Arc::new(strata_catalog::auth::Authenticator::new(
+        admin,
+        security.authenticate,
+        Arc::new(strata_clock::SystemClock),
+    ))
+}
+
+/// The ACL rules for the gRPC and REST APIs, enforced when `[security] authenticate` is on.
+pub fn authorizer(
+    admin: strata_catalog::Admin,
+    security: &strata_config::SecuritySection,
+) -> Arc<strata_catalog::acls::Authorizer> {
+    Arc::new(strata_catalog::acls::Authorizer::new(
         admin,
         security.authenticate,
         security.super_users.clone(),

@@ -5,6 +5,7 @@
 //! methods. The OpenAPI document at `/openapi.json` is built from [`openapi::ROUTES`], the same
 //! table a test walks against the live router.
 
+mod acls;
 pub mod openapi;
 mod security;
 
@@ -16,10 +17,11 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use strata_catalog::Admin;
+use strata_catalog::acls::{Access, Operation, ResourceType};
 use strata_catalog::admin::{NewTopic, TopicConfigChange};
 use strata_meta::{Election, MetaStore};
 use strata_proto::{Coded, ErrorCode};
@@ -39,6 +41,8 @@ pub struct ApiState {
     pub brokers: BrokerStatus,
     /// Who calls; see [`security`].
     pub auth: Arc<strata_catalog::auth::Authenticator>,
+    /// What callers may do: the ACL rules, enforced when authentication is on.
+    pub authorizer: Arc<strata_catalog::acls::Authorizer>,
 }
 
 /// An error answer.
@@ -136,6 +140,12 @@ pub fn router(state: ApiState) -> Router {
             get(security::list_tokens).post(security::create_token),
         )
         .route("/v1/tokens/{id}", delete(security::delete_token))
+        .route(
+            "/v1/acls",
+            get(acls::list_acls)
+                .post(acls::create_acls)
+                .delete(acls::delete_acls),
+        )
         .fallback(|| async {
             ApiError::new(ErrorCode::NotFound, "no such route; see /openapi.json")
         })
@@ -204,7 +214,11 @@ async fn openapi_json() -> Json<serde_json::Value> {
     Json(openapi::document())
 }
 
-async fn controller_leader(State(state): State<ApiState>) -> ApiResult<Json<serde_json::Value>> {
+async fn controller_leader(
+    State(state): State<ApiState>,
+    Extension(access): Extension<Access>,
+) -> ApiResult<Json<serde_json::Value>> {
+    access.check_cluster(Operation::Describe).await?;
     let leader = state
         .election
         .leader()
@@ -216,14 +230,26 @@ async fn controller_leader(State(state): State<ApiState>) -> ApiResult<Json<serd
     })))
 }
 
-async fn list_topics(State(state): State<ApiState>) -> ApiResult<impl IntoResponse> {
-    Ok(Json(state.admin.list_topics().await?))
+async fn list_topics(
+    State(state): State<ApiState>,
+    Extension(access): Extension<Access>,
+) -> ApiResult<impl IntoResponse> {
+    let topics = state.admin.list_topics().await?;
+    Ok(Json(
+        access
+            .retain(topics, Operation::Describe, ResourceType::Topic, |t| {
+                t.name.as_str()
+            })
+            .await?,
+    ))
 }
 
 async fn create_topic(
     State(state): State<ApiState>,
+    Extension(access): Extension<Access>,
     ApiJson(new): ApiJson<NewTopic>,
 ) -> ApiResult<impl IntoResponse> {
+    access.check_topic_creation(&new.name).await?;
     Ok((
         StatusCode::CREATED,
         Json(state.admin.create_topic(new).await?),
@@ -232,8 +258,12 @@ async fn create_topic(
 
 async fn describe_topic(
     State(state): State<ApiState>,
+    Extension(access): Extension<Access>,
     Path(topic): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
+    access
+        .check(Operation::Describe, ResourceType::Topic, &topic)
+        .await?;
     Ok(Json(
         state.admin.describe_topic(&topic, &state.brokers).await?,
     ))
@@ -241,8 +271,12 @@ async fn describe_topic(
 
 async fn delete_topic(
     State(state): State<ApiState>,
+    Extension(access): Extension<Access>,
     Path(topic): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
+    access
+        .check(Operation::Delete, ResourceType::Topic, &topic)
+        .await?;
     state.admin.delete_topic(&topic).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -251,9 +285,13 @@ async fn delete_topic(
 /// retention up at their next maintenance pass.
 async fn alter_topic_config(
     State(state): State<ApiState>,
+    Extension(access): Extension<Access>,
     Path(topic): Path<String>,
     ApiJson(change): ApiJson<TopicConfigChange>,
 ) -> ApiResult<impl IntoResponse> {
+    access
+        .check(Operation::AlterConfigs, ResourceType::Topic, &topic)
+        .await?;
     Ok(Json(state.admin.alter_topic_config(&topic, &change).await?))
 }
 
@@ -265,9 +303,13 @@ struct AddPartitions {
 
 async fn add_partitions(
     State(state): State<ApiState>,
+    Extension(access): Extension<Access>,
     Path(topic): Path<String>,
     ApiJson(body): ApiJson<AddPartitions>,
 ) -> ApiResult<impl IntoResponse> {
+    access
+        .check(Operation::Alter, ResourceType::Topic, &topic)
+        .await?;
     Ok(Json(
         state.admin.add_partitions(&topic, body.partitions).await?,
     ))
@@ -281,42 +323,75 @@ struct PartitionFilter {
 
 async fn list_partitions(
     State(state): State<ApiState>,
+    Extension(access): Extension<Access>,
     Query(filter): Query<PartitionFilter>,
 ) -> ApiResult<impl IntoResponse> {
+    if let Some(topic) = &filter.topic {
+        access
+            .check(Operation::Describe, ResourceType::Topic, topic)
+            .await?;
+    }
+    let partitions = state
+        .admin
+        .list_partitions(filter.topic.as_deref(), &state.brokers)
+        .await?;
     Ok(Json(
-        state
-            .admin
-            .list_partitions(filter.topic.as_deref(), &state.brokers)
+        access
+            .retain(partitions, Operation::Describe, ResourceType::Topic, |p| {
+                p.topic.as_str()
+            })
             .await?,
     ))
 }
 
-async fn list_groups(State(state): State<ApiState>) -> ApiResult<impl IntoResponse> {
-    Ok(Json(state.admin.list_groups().await?))
+async fn list_groups(
+    State(state): State<ApiState>,
+    Extension(access): Extension<Access>,
+) -> ApiResult<impl IntoResponse> {
+    let groups = state.admin.list_groups().await?;
+    Ok(Json(
+        access
+            .retain(groups, Operation::Describe, ResourceType::Group, |g| {
+                g.group.as_str()
+            })
+            .await?,
+    ))
 }
 
 async fn describe_group(
     State(state): State<ApiState>,
+    Extension(access): Extension<Access>,
     Path(group): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
+    access
+        .check(Operation::Describe, ResourceType::Group, &group)
+        .await?;
     Ok(Json(state.admin.describe_group(&group).await?))
 }
 
-async fn list_brokers(State(state): State<ApiState>) -> ApiResult<impl IntoResponse> {
+async fn list_brokers(
+    State(state): State<ApiState>,
+    Extension(access): Extension<Access>,
+) -> ApiResult<impl IntoResponse> {
+    access.check_cluster(Operation::Describe).await?;
     Ok(Json(state.admin.list_brokers().await?))
 }
 
 async fn drain(
     State(state): State<ApiState>,
+    Extension(access): Extension<Access>,
     Path(broker): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
+    access.check_cluster(Operation::Alter).await?;
     Ok(Json(json!({ "moves": state.admin.drain(&broker).await? })))
 }
 
 async fn undrain(
     State(state): State<ApiState>,
+    Extension(access): Extension<Access>,
     Path(broker): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
+    access.check_cluster(Operation::Alter).await?;
     Ok(Json(
         json!({ "moves": state.admin.undrain(&broker).await? }),
     ))
@@ -338,8 +413,10 @@ enum Reassignment {
 
 async fn reassign(
     State(state): State<ApiState>,
+    Extension(access): Extension<Access>,
     ApiJson(body): ApiJson<Reassignment>,
 ) -> ApiResult<impl IntoResponse> {
+    access.check_cluster(Operation::Alter).await?;
     let moves = match body {
         Reassignment::One {
             topic,

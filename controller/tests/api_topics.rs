@@ -35,6 +35,11 @@ async fn patch_changes_the_named_settings_only() {
         auth: Arc::new(strata_catalog::auth::Authenticator::new(
             admin.clone(),
             false,
+            Arc::new(strata_clock::SystemClock),
+        )),
+        authorizer: Arc::new(strata_catalog::acls::Authorizer::new(
+            admin.clone(),
+            false,
             Vec::new(),
             Arc::new(strata_clock::SystemClock),
         )),

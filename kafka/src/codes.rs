@@ -34,6 +34,8 @@ pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 pub const INVALID_PRODUCER_EPOCH: i16 = 47;
 pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
 pub const ILLEGAL_SASL_STATE: i16 = 34;
+pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
 pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
 pub const RESOURCE_NOT_FOUND: i16 = 91;
@@ -70,11 +72,22 @@ pub fn kafka_code(code: ErrorCode) -> i16 {
         ErrorCode::RebalanceInProgress | ErrorCode::PartitionNotAssigned => REBALANCE_IN_PROGRESS,
         ErrorCode::OutOfOrderSequence => OUT_OF_ORDER_SEQUENCE_NUMBER,
         ErrorCode::Unauthenticated => SASL_AUTHENTICATION_FAILED,
-        ErrorCode::PermissionDenied => CLUSTER_AUTHORIZATION_FAILED,
+        // An ACL refusal in a data-path or topic call: the topic is what the caller lacks.
+        // Group and cluster calls say so themselves ([`group_code`], CLUSTER_AUTHORIZATION_FAILED).
+        ErrorCode::PermissionDenied => TOPIC_AUTHORIZATION_FAILED,
         ErrorCode::Internal
         | ErrorCode::NotFound
         | ErrorCode::MethodNotAllowed
         | ErrorCode::UnknownBroker => UNKNOWN_SERVER_ERROR,
+    }
+}
+
+/// The Kafka code for a Strata code in a call about the cluster (users, ACLs, cluster and broker
+/// settings, producer ids): there an ACL refusal is about the cluster.
+pub fn cluster_code(code: ErrorCode) -> i16 {
+    match code {
+        ErrorCode::PermissionDenied => CLUSTER_AUTHORIZATION_FAILED,
+        other => kafka_code(other),
     }
 }
 
@@ -95,6 +108,7 @@ pub fn group_code(error: Option<&v1::Error>) -> i16 {
         None if error.is_none() => NONE,
         Some(ErrorCode::Unavailable | ErrorCode::Conflict) => COORDINATOR_NOT_AVAILABLE,
         Some(ErrorCode::InvalidArgument) => INVALID_GROUP_ID,
+        Some(ErrorCode::PermissionDenied) => GROUP_AUTHORIZATION_FAILED,
         Some(code) => kafka_code(code),
         None => UNKNOWN_SERVER_ERROR,
     }

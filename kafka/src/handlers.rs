@@ -1,6 +1,7 @@
 //! One handler per API. Each turns a decoded Kafka request into calls of the proxy's service
 //! (the same calls gRPC clients make) and the answers into a Kafka response.
 
+mod acls;
 mod admin;
 mod api_versions;
 mod fetch;
@@ -12,12 +13,14 @@ mod topic_ids;
 mod users;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
     ProduceRequest, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
 };
 use kafka_protocol::protocol::Encodable;
+use strata_catalog::acls::{Access, Authorizer};
 use strata_proto::ErrorCode;
 use strata_proto::v1;
 use strata_proxy::ProxyService;
@@ -36,15 +39,32 @@ pub(crate) struct Context {
     pub cluster: Cluster,
     pub config: ServerConfig,
     pub failed_logins: strata_catalog::auth::FailedLogins,
+    /// The ACL rules, enforced when SASL is on: then every caller is someone.
+    pub authorizer: Arc<Authorizer>,
 }
 
 impl Context {
     pub fn new(service: ProxyService, cluster: Cluster, config: ServerConfig) -> Self {
+        let authorizer = Arc::new(Authorizer::new(
+            service.admin().clone(),
+            !config.sasl.is_empty(),
+            config.super_users.clone(),
+            Arc::new(strata_clock::SystemClock),
+        ));
         Self {
             service,
             cluster,
             config,
             failed_logins: Default::default(),
+            authorizer,
+        }
+    }
+
+    /// A request of `principal` (`None` before or without SASL), to be answered.
+    pub fn call(&self, principal: Option<&str>) -> Call<'_> {
+        Call {
+            ctx: self,
+            access: Access::new(principal.map(str::to_owned), self.authorizer.clone()),
         }
     }
 
@@ -58,6 +78,31 @@ impl Context {
             .find(|name| {
                 topic_ids::topic_uuid(name, routes.topic_id(name).unwrap_or_default()) == id
             })
+    }
+}
+
+/// One request being answered: what every handler can reach, and what the caller may do.
+#[derive(Debug)]
+pub(crate) struct Call<'a> {
+    ctx: &'a Context,
+    pub access: Access,
+}
+
+impl std::ops::Deref for Call<'_> {
+    type Target = Context;
+
+    fn deref(&self) -> &Context {
+        self.ctx
+    }
+}
+
+impl Call<'_> {
+    /// A request of the proxy's service on the caller's behalf: the service checks the
+    /// caller's access as it would a gRPC client's.
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.extensions_mut().insert(self.access.clone());
+        request
     }
 }
 
@@ -75,9 +120,8 @@ pub(crate) fn answer<T>(result: Result<tonic::Response<T>, tonic::Status>) -> Re
 /// Answers one request: the encoded response frame, or `None` when Kafka sends no response
 /// (a produce with acks=0).
 pub(crate) async fn handle(
-    ctx: &Context,
+    ctx: &Call<'_>,
     peer: SocketAddr,
-    principal: Option<&str>,
     header: &RequestHeader,
     api: &'static Supported,
     body: RequestKind,
@@ -142,11 +186,14 @@ pub(crate) async fn handle(
         }
         RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(groups::delete(ctx, r).await),
         RequestKind::DescribeUserScramCredentials(r) => {
-            ResponseKind::DescribeUserScramCredentials(users::describe(ctx, principal, r).await)
+            ResponseKind::DescribeUserScramCredentials(users::describe(ctx, r).await)
         }
         RequestKind::AlterUserScramCredentials(r) => {
-            ResponseKind::AlterUserScramCredentials(users::alter(ctx, principal, r).await)
+            ResponseKind::AlterUserScramCredentials(users::alter(ctx, r).await)
         }
+        RequestKind::DescribeAcls(r) => ResponseKind::DescribeAcls(acls::describe(ctx, r).await),
+        RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(acls::create(ctx, r).await),
+        RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(acls::delete(ctx, r).await),
         other => {
             // The table advertises an API no arm answers: a bug, not the client's fault.
             return Err(KafkaError::Encode {
@@ -162,7 +209,7 @@ pub(crate) async fn handle(
 /// Answers Produce requests of one connection, in order, forwarded in one call of the service
 /// ([`produce::forward`]); all must have the same acks. `None` for each acks=0 request.
 pub(crate) async fn produce_together(
-    ctx: &Context,
+    ctx: &Call<'_>,
     requests: Vec<(RequestHeader, &'static Supported, ProduceRequest)>,
 ) -> Vec<Result<Option<Bytes>>> {
     let mut heads = Vec::with_capacity(requests.len());

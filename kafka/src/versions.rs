@@ -46,6 +46,9 @@ supported! {
     DeleteTopics 1..=6;
     InitProducerId 0..=4;
     OffsetForLeaderEpoch 2..=4;
+    DescribeAcls 1..=3;
+    CreateAcls 1..=3;
+    DeleteAcls 1..=3;
     DescribeConfigs 1..=4;
     AlterConfigs 0..=2;
     SaslAuthenticate 0..=2;

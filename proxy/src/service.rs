@@ -13,12 +13,16 @@ use strata_proto::{Coded, ErrorCode};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
+use strata_catalog::acls::{Authorizer, Operation, ResourceType};
+
+use self::access::{TopicDecisions, check, group_check, visible_groups};
 use crate::ProxyError;
 use crate::checkpoints::CheckpointWatch;
 use crate::groups::GroupCoordinator;
 use crate::metrics::ProxyMetrics;
 use crate::routes::Routes;
 
+mod access;
 mod admin;
 mod produce;
 
@@ -42,6 +46,8 @@ pub struct ProxyService {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     /// How brokers are dialled: over TLS with the cluster's trust, or plaintext.
     broker_tls: Option<strata_tls::ClientTls>,
+    /// The rules for gRPC callers (Kafka requests bring their listener's own).
+    authorizer: Arc<Authorizer>,
 }
 
 fn error(code: ErrorCode, message: impl Into<String>) -> v1::Error {
@@ -61,6 +67,13 @@ impl ProxyService {
         admin: strata_catalog::Admin,
         metrics: Arc<ProxyMetrics>,
     ) -> Self {
+        // Until told otherwise, no rules are enforced: as with authentication off.
+        let authorizer = Arc::new(Authorizer::new(
+            admin.clone(),
+            false,
+            Vec::new(),
+            Arc::new(strata_clock::SystemClock),
+        ));
         Self {
             routes,
             checkpoints,
@@ -70,7 +83,14 @@ impl ProxyService {
             metrics,
             channels: Arc::default(),
             broker_tls: None,
+            authorizer,
         }
+    }
+
+    /// Judges gRPC callers by `authorizer` (enforced when `[security] authenticate` is on).
+    pub fn with_authorizer(mut self, authorizer: Arc<Authorizer>) -> Self {
+        self.authorizer = authorizer;
+        self
     }
 
     /// Dials brokers over TLS with `tls` (the process's own pair, the cluster's CA).
@@ -240,6 +260,7 @@ impl strata_server::Strata for ProxyService {
         let budget = grpc_timeout(request.metadata())
             .map_or(PRODUCE_DEADLINE, |t| t.mul_f64(0.9).min(PRODUCE_DEADLINE));
         let deadline = Instant::now() + budget;
+        let access = self.access(&request);
         let request = request.into_inner();
         if v1::Ack::try_from(request.ack).is_err() {
             return Err(strata_proto::status(
@@ -256,7 +277,7 @@ impl strata_server::Strata for ProxyService {
                 .sum(),
         );
         let partitions = self
-            .forward_all(request.ack, request.partitions, deadline)
+            .forward_permitted(&access, request.ack, request.partitions, deadline)
             .await;
         let first_error = partitions
             .iter()
@@ -270,7 +291,19 @@ impl strata_server::Strata for ProxyService {
         &self,
         request: Request<v1::FetchRequest>,
     ) -> Result<Response<v1::FetchResponse>, Status> {
-        let answer = self.long_poll(request.into_inner()).await;
+        let access = self.access(&request);
+        let request = request.into_inner();
+        let answer = match check(
+            &access,
+            Operation::Read,
+            ResourceType::Topic,
+            &request.topic,
+        )
+        .await
+        {
+            Ok(()) => self.long_poll(request).await,
+            Err(e) => failed_fetch(e),
+        };
         self.metrics.record("Fetch", answer.error.as_ref());
         self.metrics
             .fetched_bytes
@@ -282,19 +315,33 @@ impl strata_server::Strata for ProxyService {
         &self,
         request: Request<v1::MetadataRequest>,
     ) -> Result<Response<v1::MetadataResponse>, Status> {
+        let access = self.access(&request);
         let wanted = request.into_inner().topics;
         for topic in &wanted {
             self.routes.refresh_if_unknown(topic).await;
         }
-        let names: Vec<String> = if wanted.is_empty() {
+        let listing = wanted.is_empty();
+        let names: Vec<String> = if listing {
             self.routes.topics().into_iter().map(|(t, _)| t).collect()
         } else {
             wanted
         };
-        let topics = names
-            .into_iter()
-            .map(|name| self.topic_metadata(name))
-            .collect();
+        let mut decisions = TopicDecisions::new(&access, Operation::Describe);
+        let mut topics = Vec::with_capacity(names.len());
+        for name in names {
+            match decisions.refusal(&name).await {
+                None => topics.push(self.topic_metadata(name)),
+                // A listing leaves out what the caller may not see; a named topic is refused
+                // whether or not it exists, so refusals do not tell which topics exist.
+                Some(_) if listing => {}
+                Some(refusal) => topics.push(v1::TopicMetadata {
+                    name,
+                    partitions: Vec::new(),
+                    error: Some(refusal),
+                    topic_id: 0,
+                }),
+            }
+        }
         Ok(Response::new(v1::MetadataResponse { topics }))
     }
 
@@ -302,6 +349,7 @@ impl strata_server::Strata for ProxyService {
         &self,
         request: Request<v1::ListOffsetsRequest>,
     ) -> Result<Response<v1::ListOffsetsResponse>, Status> {
+        let access = self.access(&request);
         let r = request.into_inner();
         let fail = |e: v1::Error| {
             self.answer(
@@ -312,6 +360,9 @@ impl strata_server::Strata for ProxyService {
                 },
             )
         };
+        if let Err(e) = check(&access, Operation::Describe, ResourceType::Topic, &r.topic).await {
+            return fail(e);
+        }
         if let Err((code, message)) = self.routes.route(&r.topic, r.partition) {
             return fail(error(code, message));
         }
@@ -349,9 +400,10 @@ impl strata_server::Strata for ProxyService {
         &self,
         request: Request<v1::CreateTopicRequest>,
     ) -> Result<Response<v1::CreateTopicResponse>, Status> {
+        let access = self.access(&request);
         self.answer(
             "CreateTopic",
-            self.create_topic_call(request.into_inner()).await,
+            self.create_topic_call(&access, request.into_inner()).await,
         )
     }
 
@@ -359,9 +411,10 @@ impl strata_server::Strata for ProxyService {
         &self,
         request: Request<v1::DeleteTopicRequest>,
     ) -> Result<Response<v1::DeleteTopicResponse>, Status> {
+        let access = self.access(&request);
         self.answer(
             "DeleteTopic",
-            self.delete_topic_call(request.into_inner()).await,
+            self.delete_topic_call(&access, request.into_inner()).await,
         )
     }
 
@@ -369,9 +422,11 @@ impl strata_server::Strata for ProxyService {
         &self,
         request: Request<v1::CreatePartitionsRequest>,
     ) -> Result<Response<v1::CreatePartitionsResponse>, Status> {
+        let access = self.access(&request);
         self.answer(
             "CreatePartitions",
-            self.create_partitions_call(request.into_inner()).await,
+            self.create_partitions_call(&access, request.into_inner())
+                .await,
         )
     }
 
@@ -386,13 +441,18 @@ impl strata_server::Strata for ProxyService {
             .or_else(|| request.remote_addr())
             .map(|a| a.ip().to_string())
             .unwrap_or_default();
+        let access = self.access(&request);
         let r = request.into_inner();
+        let joined = match check(&access, Operation::Read, ResourceType::Group, &r.group).await {
+            Ok(()) => self.groups.join(&r, &host).await.map_err(|e| e.to_wire()),
+            Err(e) => Err(e),
+        };
         self.answer(
             "JoinGroup",
-            match self.groups.join(&r, &host).await {
+            match joined {
                 Ok(answer) => answer,
                 Err(e) => v1::JoinGroupResponse {
-                    error: Some(e.to_wire()),
+                    error: Some(e),
                     member_id: r.member_id,
                     ..Default::default()
                 },
@@ -404,7 +464,12 @@ impl strata_server::Strata for ProxyService {
         &self,
         request: Request<v1::SyncGroupRequest>,
     ) -> Result<Response<v1::SyncGroupResponse>, Status> {
-        let result = self.groups.sync(&request.into_inner()).await;
+        let access = self.access(&request);
+        let r = request.into_inner();
+        let result = match group_check(&access, Operation::Read, &r.group).await {
+            Ok(()) => self.groups.sync(&r).await,
+            Err(e) => Err(e),
+        };
         self.answer_result("SyncGroup", result)
     }
 
@@ -412,7 +477,12 @@ impl strata_server::Strata for ProxyService {
         &self,
         request: Request<v1::HeartbeatRequest>,
     ) -> Result<Response<v1::HeartbeatResponse>, Status> {
-        let result = self.groups.heartbeat(&request.into_inner()).await;
+        let access = self.access(&request);
+        let r = request.into_inner();
+        let result = match group_check(&access, Operation::Read, &r.group).await {
+            Ok(()) => self.groups.heartbeat(&r).await,
+            Err(e) => Err(e),
+        };
         self.answer_result("Heartbeat", result.map(|()| Default::default()))
     }
 
@@ -420,7 +490,12 @@ impl strata_server::Strata for ProxyService {
         &self,
         request: Request<v1::LeaveGroupRequest>,
     ) -> Result<Response<v1::LeaveGroupResponse>, Status> {
-        let result = self.groups.leave(&request.into_inner()).await;
+        let access = self.access(&request);
+        let r = request.into_inner();
+        let result = match group_check(&access, Operation::Read, &r.group).await {
+            Ok(()) => self.groups.leave(&r).await,
+            Err(e) => Err(e),
+        };
         self.answer_result("LeaveGroup", result.map(|()| Default::default()))
     }
 
@@ -428,7 +503,12 @@ impl strata_server::Strata for ProxyService {
         &self,
         request: Request<v1::OffsetCommitRequest>,
     ) -> Result<Response<v1::OffsetCommitResponse>, Status> {
-        let result = self.groups.commit(&request.into_inner()).await;
+        let access = self.access(&request);
+        let r = request.into_inner();
+        let result = match self.commit_check(&access, &r).await {
+            Ok(()) => self.groups.commit(&r).await,
+            Err(e) => Err(e),
+        };
         self.answer_result(
             "OffsetCommit",
             result.map(|partitions| v1::OffsetCommitResponse {
@@ -442,7 +522,12 @@ impl strata_server::Strata for ProxyService {
         &self,
         request: Request<v1::OffsetFetchRequest>,
     ) -> Result<Response<v1::OffsetFetchResponse>, Status> {
-        let result = self.groups.fetch_offsets(&request.into_inner()).await;
+        let access = self.access(&request);
+        let r = request.into_inner();
+        let result = match group_check(&access, Operation::Describe, &r.group).await {
+            Ok(()) => self.groups.fetch_offsets(&r).await,
+            Err(e) => Err(e),
+        };
         self.answer_result(
             "OffsetFetch",
             result.map(|offsets| v1::OffsetFetchResponse {
@@ -454,9 +539,13 @@ impl strata_server::Strata for ProxyService {
 
     async fn list_groups(
         &self,
-        _request: Request<v1::ListGroupsRequest>,
+        request: Request<v1::ListGroupsRequest>,
     ) -> Result<Response<v1::ListGroupsResponse>, Status> {
-        let result = self.groups.list().await;
+        let access = self.access(&request);
+        let result = match self.groups.list().await {
+            Ok(groups) => visible_groups(&access, groups).await,
+            Err(e) => Err(e),
+        };
         self.answer_result(
             "ListGroups",
             result.map(|groups| v1::ListGroupsResponse {
@@ -470,8 +559,12 @@ impl strata_server::Strata for ProxyService {
         &self,
         request: Request<v1::DescribeGroupRequest>,
     ) -> Result<Response<v1::DescribeGroupResponse>, Status> {
+        let access = self.access(&request);
         let group = request.into_inner().group;
-        let result = self.groups.describe(&group).await;
+        let result = match group_check(&access, Operation::Describe, &group).await {
+            Ok(()) => self.groups.describe(&group).await,
+            Err(e) => Err(e),
+        };
         self.answer_result("DescribeGroup", result)
     }
 
@@ -479,13 +572,17 @@ impl strata_server::Strata for ProxyService {
         &self,
         request: Request<v1::DeleteGroupRequest>,
     ) -> Result<Response<v1::DeleteGroupResponse>, Status> {
+        let access = self.access(&request);
         let group = request.into_inner().group;
-        let result = self
-            .groups
-            .delete(&group)
-            .await
-            .map(|()| v1::DeleteGroupResponse::default())
-            .map_err(ProxyError::from);
+        let result = match group_check(&access, Operation::Delete, &group).await {
+            Ok(()) => self
+                .groups
+                .delete(&group)
+                .await
+                .map(|()| v1::DeleteGroupResponse::default())
+                .map_err(ProxyError::from),
+            Err(e) => Err(e),
+        };
         self.answer_result("DeleteGroup", result)
     }
 }

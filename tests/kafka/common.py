@@ -65,3 +65,26 @@ class Deadline:
 
     def passed(self):
         return time.monotonic() >= self.end
+
+
+def add_security_args(ap):
+    """TLS and SASL options of the confluent-kafka programs, as librdkafka names them."""
+    ap.add_argument("--ssl-ca", help="connect over TLS, trusting this CA bundle")
+    ap.add_argument("--sasl-mechanism", help="log in with SASL (PLAIN, SCRAM-SHA-512, ...)")
+    ap.add_argument("--sasl-user")
+    ap.add_argument("--sasl-password")
+
+
+def security_conf(args):
+    """The librdkafka settings for the options of add_security_args."""
+    conf = {}
+    if args.ssl_ca:
+        conf.update({"security.protocol": "SSL", "ssl.ca.location": args.ssl_ca})
+    if args.sasl_mechanism:
+        conf.update({
+            "security.protocol": "SASL_SSL" if args.ssl_ca else "SASL_PLAINTEXT",
+            "sasl.mechanisms": args.sasl_mechanism,
+            "sasl.username": args.sasl_user,
+            "sasl.password": args.sasl_password,
+        })
+    return conf

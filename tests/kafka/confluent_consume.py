@@ -16,8 +16,8 @@ import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from common import (Deadline, emit, headers_dict, index_of, key_of, log, text,
-                    value_of)
+from common import (Deadline, add_security_args, emit, headers_dict, index_of, key_of, log,
+                    security_conf, text, value_of)
 
 
 def main():
@@ -36,6 +36,7 @@ def main():
     ap.add_argument("--dump", action="store_true")
     ap.add_argument("--keys-file", help="writes key<TAB>partition<TAB>offset per message read")
     ap.add_argument("--debug", default="")
+    add_security_args(ap)
     args = ap.parse_args()
 
     expected = set()
@@ -59,6 +60,7 @@ def main():
         "enable.partition.eof": False,
         "topic.metadata.refresh.interval.ms": 2000,
     }
+    conf.update(security_conf(args))
     if args.debug:
         conf["debug"] = args.debug
     errors = {}

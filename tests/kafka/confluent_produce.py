@@ -15,7 +15,8 @@ import time
 
 from confluent_kafka import Producer
 
-from common import Deadline, emit, key_of, log, value_of
+from common import (Deadline, add_security_args, emit, key_of, log, security_conf,
+                    value_of)
 
 
 def main():
@@ -34,6 +35,7 @@ def main():
     ap.add_argument("--timeout", type=float, default=120, help="seconds for the whole run")
     ap.add_argument("--acked-file")
     ap.add_argument("--debug", default="", help="librdkafka debug contexts, e.g. protocol,broker")
+    add_security_args(ap)
     args = ap.parse_args()
 
     conf = {
@@ -49,6 +51,7 @@ def main():
         "retry.backoff.ms": 100,
         "topic.metadata.refresh.interval.ms": 2000,
     }
+    conf.update(security_conf(args))
     if args.debug:
         conf["debug"] = args.debug
     errors = {}

@@ -143,6 +143,27 @@ async fn kafka_clients_log_in_with_scram_and_plain_and_strangers_are_refused() {
     .await
     .unwrap();
 
+    // With SASL on, the Kafka listener enforces ACLs: alice may write and read `guarded`.
+    strata(
+        &[
+            "acl",
+            "add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Write",
+            "--operation",
+            "Read",
+            "--topic",
+            "guarded",
+            "--admin",
+            &admin,
+        ],
+        None,
+    )
+    .await
+    .unwrap();
+
     // kcat: produce with SCRAM-SHA-256, read back with SCRAM-SHA-512, list with PLAIN.
     let mut produce = vec![s("-b"), kafka.clone(), s("-t"), s("guarded"), s("-P")];
     produce.extend(sasl("SCRAM-SHA-256", "alice", ALICE_PASSWORD));

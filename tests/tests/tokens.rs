@@ -3,8 +3,8 @@
 //! - callers without credentials, or with a made-up token, are refused (UNAUTHENTICATED) by the
 //!   admin API, the proxy's gRPC (CLI and SDK) alike, while the probes stay open;
 //! - a super user (by client certificate) makes a token for alice; alice's token works for the
-//!   CLI over REST and gRPC and for the SDK; alice may manage her own tokens, not others' or
-//!   users (PERMISSION_DENIED);
+//!   CLI over REST and gRPC and for the SDK, within the ACL rules the super user gave her;
+//!   alice may manage her own tokens, not others' or users (PERMISSION_DENIED);
 //! - a revoked token is refused within the cache's lifetime, and the other token still works;
 //! - the broker admits only the cluster's own certificate: alice's certificate, from the same
 //!   CA, is refused, and so is a caller without one;
@@ -130,6 +130,25 @@ async fn tokens_and_certificates_authenticate_grpc_and_rest_callers() {
     .to_owned();
     assert!(token.starts_with("strata_"), "{token}");
     let alice = with_token(&token);
+    // Authentication on means ACLs on: alice gets everything on `orders`, nothing else.
+    cli(
+        &[
+            "acl",
+            "add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "All",
+            "--topic",
+            "orders",
+            "--admin",
+            &admin,
+        ],
+        &as_root,
+        None,
+    )
+    .await
+    .unwrap();
     cli(
         &[
             "topic",

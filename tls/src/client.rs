@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use rustls_pki_types::CertificateDer;
 use strata_config::TlsSection;
 
 use crate::TlsError;
@@ -34,7 +35,10 @@ impl ClientTls {
         let ca_pem = read("CA bundle", ca)?;
         parse_certs("CA bundle", ca, &ca_pem)?;
         let identity = match (cert, key) {
-            (Some(cert), Some(key)) => Some(identity(cert, key)?),
+            (Some(cert), Some(key)) => {
+                let (_, chain_pem, key_pem) = identity(cert, key)?;
+                Some((chain_pem, key_pem))
+            }
             (None, None) => None,
             _ => {
                 return Err(TlsError::Incomplete(
@@ -59,8 +63,7 @@ impl ClientTls {
         if let Some(ca) = &section.ca {
             return Self::from_files(ca, Some(cert), Some(key)).map(Some);
         }
-        let (chain_pem, key_pem) = identity(cert, key)?;
-        let chain = parse_certs("certificate", cert, &chain_pem)?;
+        let (chain, chain_pem, key_pem) = identity(cert, key)?;
         let last = chain.last().expect("parse_certs returns at least one");
         Ok(Some(Self {
             ca: pem("CERTIFICATE", last.as_ref()).into_bytes(),
@@ -138,13 +141,17 @@ impl ClientTls {
     }
 }
 
-/// The PEM chain and key at `cert` and `key`, each read once and checked.
-fn identity(cert: &Path, key: &Path) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
-    let chain = read("certificate", cert)?;
-    parse_certs("certificate", cert, &chain)?;
+/// A certificate chain, parsed and as PEM, and its PEM key.
+type Identity = (Vec<CertificateDer<'static>>, Vec<u8>, Vec<u8>);
+
+/// The chain at `cert` (parsed, and as PEM) and the PEM key at `key`, each read once and
+/// checked.
+fn identity(cert: &Path, key: &Path) -> Result<Identity, TlsError> {
+    let chain_pem = read("certificate", cert)?;
+    let chain = parse_certs("certificate", cert, &chain_pem)?;
     let key_pem = read("private key", key)?;
     parse_key(key, &key_pem)?;
-    Ok((chain, key_pem))
+    Ok((chain, chain_pem, key_pem))
 }
 
 fn pem(label: &str, der: &[u8]) -> String {

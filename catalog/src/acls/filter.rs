@@ -31,6 +31,10 @@ pub struct AclFilter {
     pub permission: Option<Permission>,
 }
 
+impl PatternFilter {
+    pub const ALL: [Self; 4] = [Self::Any, Self::Literal, Self::Prefixed, Self::Match];
+}
+
 impl AclFilter {
     /// The filter that picks exactly `rule`.
     pub fn exactly(rule: &AclRule) -> Self {

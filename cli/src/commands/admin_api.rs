@@ -63,9 +63,9 @@ fn hint_for(code: ErrorCode) -> Option<&'static str> {
         ErrorCode::Unauthenticated => Some(
             "pass --token or --token-file (a token from `strata token create`), or a client certificate with --tls-cert and --tls-key",
         ),
-        ErrorCode::PermissionDenied => {
-            Some("a super user ([security] super_users) can do it, or grant it")
-        }
+        ErrorCode::PermissionDenied => Some(
+            "a super user ([security] super_users) can do it, or grant it with `strata acl add`",
+        ),
         ErrorCode::UnknownBroker => Some("`strata brokers list` shows the live brokers"),
         ErrorCode::TopicExists => Some("`strata topic describe NAME` shows it"),
         _ => None,

@@ -100,7 +100,8 @@ pub async fn spawn(
     });
     let cluster_id = keys.root().trim_start_matches('/').replace('/', "-");
     let service = ProxyService::new(routes, checkpoints, reader, groups, admin, metrics)
-        .with_broker_tls(tls.dial.clone());
+        .with_broker_tls(tls.dial.clone())
+        .with_authorizer(super::authorizer(admin_for_auth.clone(), security));
     spawn_kafka(
         tasks,
         cancel,

@@ -194,6 +194,27 @@ pub const ROUTES: &[Route] = &[
         None,
         (204, None),
     ),
+    route(
+        "get",
+        "/v1/acls",
+        "ACL rules the query's filters match (all without filters)",
+        None,
+        (200, Some("AclRuleList")),
+    ),
+    route(
+        "post",
+        "/v1/acls",
+        "Add ACL rules: all or none, each checked first; they apply within 2 seconds",
+        Some("NewAclRules"),
+        (201, Some("AclRules")),
+    ),
+    route(
+        "delete",
+        "/v1/acls",
+        "Remove the ACL rules the query's filters match; no filter needs all=true",
+        None,
+        (200, Some("RemovedAclRules")),
+    ),
 ];
 
 fn schema_ref(name: &str) -> Value {
@@ -228,6 +249,9 @@ fn operation(route: &Route) -> Value {
     if route.path == "/v1/partitions" {
         parameters.push(json!({ "name": "topic", "in": "query", "required": false, "schema": { "type": "string" } }));
     }
+    if route.path == "/v1/acls" && route.method != "post" {
+        parameters.extend(acl_filters(route.method == "delete"));
+    }
     if !parameters.is_empty() {
         op["parameters"] = Value::Array(parameters);
     }
@@ -238,6 +262,43 @@ fn operation(route: &Route) -> Value {
         });
     }
     op
+}
+
+/// The query parameters that pick ACL rules; `all` for removals.
+fn acl_filters(removal: bool) -> Vec<Value> {
+    let text = |name: &str, description: &str| {
+        json!({ "name": name, "in": "query", "required": false,
+            "description": description, "schema": { "type": "string" } })
+    };
+    let mut filters = vec![
+        text(
+            "principal",
+            "`User:<name>`, or `User:*` for the rules about everyone",
+        ),
+        text(
+            "resource_type",
+            "Topic, Group, Cluster or TransactionalId (any case)",
+        ),
+        text(
+            "resource_name",
+            "A resource name (`kafka-cluster` for the cluster)",
+        ),
+        text(
+            "pattern",
+            "Any (default), Literal, Prefixed, or Match: every rule that applies to resource_name",
+        ),
+        text(
+            "operation",
+            "An operation (any case; `idempotent-write` works too)",
+        ),
+        text("permission", "Allow or Deny"),
+    ];
+    if removal {
+        filters.push(json!({ "name": "all", "in": "query", "required": false,
+            "description": "Needed to remove with no filter, that is every rule",
+            "schema": { "type": "boolean" } }));
+    }
+    filters
 }
 
 fn schemas() -> Value {
@@ -400,7 +461,42 @@ fn schemas() -> Value {
                 "description": "strata_<id>_<secret>: shown once, stored only as a SHA-256" }
         } }] }
     });
-    for extra in [groups, users, tokens] {
+    let acls = json!({
+        "AclRule": { "type": "object",
+            "required": ["principal", "host", "resource_type", "pattern_type", "resource_name", "operation", "permission"],
+            "properties": {
+                "principal": { "type": "string", "example": "User:alice",
+                    "description": "`User:<name>`, or `User:*` for every authenticated principal" },
+                "host": { "type": "string", "enum": ["*"] },
+                "resource_type": { "type": "string", "enum": ["Topic", "Group", "Cluster", "TransactionalId"] },
+                "pattern_type": { "type": "string", "enum": ["Literal", "Prefixed"] },
+                "resource_name": { "type": "string", "example": "orders",
+                    "description": "`*` (literal) for every resource; `kafka-cluster` for the cluster" },
+                "operation": { "type": "string", "enum": ["All", "Read", "Write", "Create", "Delete",
+                    "Alter", "Describe", "ClusterAction", "DescribeConfigs", "AlterConfigs", "IdempotentWrite"] },
+                "permission": { "type": "string", "enum": ["Allow", "Deny"] }
+            } },
+        "AclRuleList": { "type": "array", "items": schema_ref("AclRule") },
+        "NewAclRule": { "type": "object", "additionalProperties": false,
+            "required": ["principal", "resource_type", "resource_name", "operation", "permission"],
+            "description": "As AclRule; enum values in any case, `-` and `_` ignored",
+            "properties": {
+                "principal": { "type": "string", "example": "User:alice" },
+                "host": { "type": "string", "default": "*", "description": "only `*`" },
+                "resource_type": { "type": "string", "example": "topic" },
+                "pattern_type": { "type": "string", "default": "Literal", "example": "prefixed" },
+                "resource_name": { "type": "string", "example": "orders" },
+                "operation": { "type": "string", "example": "read" },
+                "permission": { "type": "string", "example": "allow" }
+            } },
+        "NewAclRules": { "type": "object", "required": ["rules"], "additionalProperties": false,
+            "properties": { "rules": { "type": "array", "minItems": 1, "items": schema_ref("NewAclRule") } } },
+        "AclRules": { "type": "object", "properties": {
+            "rules": { "type": "array", "items": schema_ref("AclRule") } } },
+        "RemovedAclRules": { "type": "object", "properties": {
+            "removed": { "type": "array", "items": schema_ref("AclRule") } } }
+    });
+    for extra in [groups, users, tokens, acls] {
         if let (Some(all), Some(extra)) = (all.as_object_mut(), extra.as_object()) {
             all.extend(extra.clone());
         }
@@ -422,7 +518,7 @@ pub fn document() -> Value {
         "info": {
             "title": "Strata admin API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Topics, partitions, brokers, reassignment and consumer groups of a Strata cluster."
+            "description": "Topics, partitions, brokers, reassignment, consumer groups, users, tokens and ACL rules of a Strata cluster."
         },
         "paths": paths,
         "components": { "schemas": schemas() }

@@ -1,9 +1,9 @@
 //! The security routes of the admin API: who the caller is (a middleware in front of every
 //! route but the probes, the metrics and the OpenAPI document), SASL users, and bearer tokens.
 //!
-//! Users and tokens are managed by super users when authentication is on; a principal may also
-//! make, list and revoke tokens of its own, so a holder of a client certificate can get a
-//! token for a client that cannot present one.
+//! Users and tokens are managed by principals with Alter on the cluster (listed with Describe)
+//! when authentication is on; a principal may also make, list and revoke tokens of its own, so
+//! a holder of a client certificate can get a token for a client that cannot present one.
 
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Path, Request, State};
@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
-use strata_catalog::auth::Caller;
+use strata_catalog::acls::{Access, Operation};
 use strata_catalog::tokens::TokenRecord;
 use strata_clock::Clock as _;
 use strata_proto::ErrorCode;
@@ -25,7 +25,8 @@ use super::{ApiError, ApiJson, ApiResult, ApiState};
 const OPEN_ROUTES: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/openapi.json"];
 
 /// Finds out who calls every route but [`OPEN_ROUTES`], refusing callers the cluster does not
-/// let in; the handlers find the principal as an [`Extension<Caller>`].
+/// let in; the handlers find the principal, with the rules that judge it, as an
+/// [`Extension<Access>`].
 pub(super) async fn authenticate(
     State(state): State<ApiState>,
     mut request: Request,
@@ -52,7 +53,9 @@ pub(super) async fn authenticate(
         .await;
     match outcome {
         Ok(principal) => {
-            request.extensions_mut().insert(Caller(principal));
+            request
+                .extensions_mut()
+                .insert(Access::new(principal, state.authorizer.clone()));
             next.run(request).await
         }
         Err(e) => {
@@ -65,20 +68,13 @@ pub(super) async fn authenticate(
     }
 }
 
-fn super_user(state: &ApiState, caller: &Caller, what: &str) -> ApiResult<()> {
-    Ok(state.auth.require_super_user(caller.0.as_deref(), what)?)
-}
-
-/// Whether `caller` may act on tokens of `principal`: its own, or any as a super user.
-fn may_manage_tokens_of(state: &ApiState, caller: &Caller, principal: &str) -> ApiResult<()> {
-    if caller.0.as_deref() == Some(principal) {
+/// Whether `caller` may act on tokens of `principal`: its own, or any with Alter on the
+/// cluster.
+async fn may_manage_tokens_of(caller: &Access, principal: &str) -> ApiResult<()> {
+    if caller.principal() == Some(principal) {
         return Ok(());
     }
-    super_user(
-        state,
-        caller,
-        &format!("managing the tokens of {principal}"),
-    )
+    Ok(caller.check_cluster(Operation::Alter).await?)
 }
 
 fn token_view(token: &TokenRecord) -> serde_json::Value {
@@ -91,18 +87,24 @@ fn token_view(token: &TokenRecord) -> serde_json::Value {
     })
 }
 
-/// Tokens: every one for a super user (or anyone when authentication is off), else the
-/// caller's own.
+/// Tokens: every one for a principal with Describe on the cluster (anyone when authentication
+/// is off), else the caller's own.
 pub(super) async fn list_tokens(
     State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Access>,
 ) -> ApiResult<impl IntoResponse> {
-    let all = state.auth.may_administer(caller.0.as_deref());
+    let all = caller
+        .allows(
+            Operation::Describe,
+            strata_catalog::acls::ResourceType::Cluster,
+            strata_catalog::acls::CLUSTER_NAME,
+        )
+        .await?;
     let tokens = state.admin.tokens().await?;
     Ok(Json(
         tokens
             .iter()
-            .filter(|t| all || caller.0.as_deref() == Some(t.principal.as_str()))
+            .filter(|t| all || caller.principal() == Some(t.principal.as_str()))
             .map(token_view)
             .collect::<Vec<_>>(),
     ))
@@ -122,10 +124,10 @@ pub(super) struct NewToken {
 /// Makes a token; the answer is the only place its secret ever appears.
 pub(super) async fn create_token(
     State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Access>,
     ApiJson(body): ApiJson<NewToken>,
 ) -> ApiResult<impl IntoResponse> {
-    may_manage_tokens_of(&state, &caller, &body.principal)?;
+    may_manage_tokens_of(&caller, &body.principal).await?;
     let now = strata_clock::SystemClock.unix_millis();
     let expires_ms = match body.expires_in_secs {
         Some(0) => {
@@ -154,12 +156,12 @@ pub(super) async fn create_token(
 
 pub(super) async fn delete_token(
     State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Access>,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let unknown = || ApiError::from(strata_catalog::CatalogError::UnknownToken(id.clone()));
     let token = state.admin.token(&id).await?.ok_or_else(unknown)?;
-    may_manage_tokens_of(&state, &caller, &token.principal)?;
+    may_manage_tokens_of(&caller, &token.principal).await?;
     if state.admin.delete_token(&id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -179,9 +181,9 @@ fn user_view(user: &strata_catalog::users::UserRecord) -> serde_json::Value {
 
 pub(super) async fn list_users(
     State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Access>,
 ) -> ApiResult<impl IntoResponse> {
-    super_user(&state, &caller, "listing users")?;
+    caller.check_cluster(Operation::Describe).await?;
     let users = state.admin.users().await?;
     Ok(Json(users.iter().map(user_view).collect::<Vec<_>>()))
 }
@@ -200,11 +202,11 @@ struct UserCredentials {
 
 pub(super) async fn set_user(
     State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Access>,
     Path(user): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<impl IntoResponse> {
-    super_user(&state, &caller, "setting a user's credentials")?;
+    caller.check_cluster(Operation::Alter).await?;
     use strata_catalog::users::{ScramCredential, ScramMechanism};
     // Parsed here rather than by `ApiJson`: serde's messages quote a mistyped value, which
     // could be the password.
@@ -262,10 +264,10 @@ pub(super) async fn set_user(
 
 pub(super) async fn delete_user(
     State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Access>,
     Path(user): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    super_user(&state, &caller, "removing a user")?;
+    caller.check_cluster(Operation::Alter).await?;
     if state.admin.delete_user(&user).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

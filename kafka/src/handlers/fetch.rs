@@ -16,9 +16,8 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use strata_proto::v1::{self, strata_server::Strata};
 use tokio::time::Instant;
-use tonic::Request;
 
-use super::{Context, answer};
+use super::{Call, answer};
 use crate::codes;
 
 /// Longest wait a client may ask for (the proxy's long-poll bound).
@@ -44,7 +43,7 @@ impl Slot {
     }
 }
 
-async fn read(ctx: &Context, slot: &Slot, wait: Duration) -> v1::FetchResponse {
+async fn read(ctx: &Call<'_>, slot: &Slot, wait: Duration) -> v1::FetchResponse {
     let request = v1::FetchRequest {
         topic: slot.topic.clone(),
         partition: slot.partition as u32,
@@ -52,7 +51,7 @@ async fn read(ctx: &Context, slot: &Slot, wait: Duration) -> v1::FetchResponse {
         max_bytes: slot.max_bytes,
         max_wait_ms: wait.as_millis() as u32,
     };
-    answer(ctx.service.fetch(Request::new(request)).await).unwrap_or_else(|e| v1::FetchResponse {
+    answer(ctx.service.fetch(ctx.request(request)).await).unwrap_or_else(|e| v1::FetchResponse {
         high_watermark: -1,
         log_start: -1,
         error: Some(e),
@@ -60,7 +59,7 @@ async fn read(ctx: &Context, slot: &Slot, wait: Duration) -> v1::FetchResponse {
     })
 }
 
-pub(super) async fn handle(ctx: &Context, request: FetchRequest) -> FetchResponse {
+pub(super) async fn handle(ctx: &Call<'_>, request: FetchRequest) -> FetchResponse {
     let deadline =
         Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let min_bytes = request.min_bytes.max(1) as usize;
@@ -130,7 +129,7 @@ pub(super) async fn handle(ctx: &Context, request: FetchRequest) -> FetchRespons
     response(&request, slots, request.max_bytes.max(1) as usize)
 }
 
-async fn read_all(ctx: &Context, slots: &mut [Slot], wait: Duration) {
+async fn read_all(ctx: &Call<'_>, slots: &mut [Slot], wait: Duration) {
     let reads = futures::future::join_all(
         slots
             .iter()

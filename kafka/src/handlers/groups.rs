@@ -20,7 +20,7 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 use strata_proto::v1;
 
-use super::Context;
+use super::Call;
 use crate::cluster::host_port;
 use crate::codes;
 
@@ -56,7 +56,7 @@ fn str_bytes(s: impl Into<String>) -> StrBytes {
 }
 
 pub(super) fn find_coordinator(
-    ctx: &Context,
+    ctx: &Call<'_>,
     request: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {

@@ -9,9 +9,8 @@ use kafka_protocol::protocol::StrBytes;
 use strata_meta::schema::ProxyInfo;
 use strata_proto::ErrorCode;
 use strata_proto::v1::{self, strata_server::Strata};
-use tonic::Request;
 
-use super::{Context, answer, topic_ids};
+use super::{Call, answer, topic_ids};
 use crate::cluster::{host_port, leader_of};
 use crate::codes;
 use crate::error::Result;
@@ -21,7 +20,7 @@ use crate::error::Result;
 pub(crate) const NO_EPOCH: i32 = -1;
 
 pub(super) async fn handle(
-    ctx: &Context,
+    ctx: &Call<'_>,
     request: MetadataRequest,
     version: i16,
 ) -> Result<MetadataResponse> {
@@ -62,9 +61,9 @@ pub(super) async fn handle(
         .with_topics(topics.iter().map(|t| topic(t, &nodes)).collect()))
 }
 
-async fn describe(ctx: &Context, names: Vec<String>) -> Vec<v1::TopicMetadata> {
+async fn describe(ctx: &Call<'_>, names: Vec<String>) -> Vec<v1::TopicMetadata> {
     let request = v1::MetadataRequest { topics: names };
-    match answer(ctx.service.metadata(Request::new(request.clone())).await) {
+    match answer(ctx.service.metadata(ctx.request(request.clone())).await) {
         Ok(response) => response.topics,
         Err(e) => request
             .topics
@@ -86,13 +85,13 @@ fn unknown(topic: &v1::TopicMetadata) -> bool {
 }
 
 /// Creates an auto-created topic; `true` if it exists afterwards (made here or by a racer).
-async fn create(ctx: &Context, name: &str) -> bool {
+async fn create(ctx: &Call<'_>, name: &str) -> bool {
     let request = v1::CreateTopicRequest {
         name: name.to_owned(),
         partitions: ctx.config.default_partitions,
         ..Default::default()
     };
-    match answer(ctx.service.create_topic(Request::new(request)).await) {
+    match answer(ctx.service.create_topic(ctx.request(request)).await) {
         Ok(v1::CreateTopicResponse { error: None, .. }) => {
             tracing::info!(
                 topic = name,
@@ -103,7 +102,10 @@ async fn create(ctx: &Context, name: &str) -> bool {
         }
         Ok(v1::CreateTopicResponse { error: Some(e), .. }) | Err(e) => {
             let exists = e.error_code() == Some(ErrorCode::TopicExists);
-            if !exists {
+            // A caller without Create hears UNKNOWN_TOPIC_OR_PARTITION, as from Kafka; its
+            // every Metadata request is no news for the log.
+            let refused = e.error_code() == Some(ErrorCode::PermissionDenied);
+            if !exists && !refused {
                 tracing::warn!(topic = name, error = %e.message, "cannot auto-create topic");
             }
             exists

@@ -11,10 +11,9 @@ use kafka_protocol::messages::{
     OffsetForLeaderEpochResponse,
 };
 use strata_proto::v1::{self, strata_server::Strata};
-use tonic::Request;
 
 use super::metadata::NO_EPOCH;
-use super::{Context, answer};
+use super::{Call, answer};
 use crate::codes;
 
 const LATEST: i64 = -1;
@@ -25,7 +24,7 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 
 /// `(offset, error)` for one partition and one timestamp query of the service.
-async fn offset(ctx: &Context, topic: &str, partition: i32, timestamp: i64) -> (i64, i16) {
+async fn offset(ctx: &Call<'_>, topic: &str, partition: i32, timestamp: i64) -> (i64, i16) {
     let Ok(partition) = u32::try_from(partition) else {
         return (-1, codes::UNKNOWN_TOPIC_OR_PARTITION);
     };
@@ -34,7 +33,7 @@ async fn offset(ctx: &Context, topic: &str, partition: i32, timestamp: i64) -> (
         partition,
         timestamp,
     };
-    match answer(ctx.service.list_offsets(Request::new(request)).await) {
+    match answer(ctx.service.list_offsets(ctx.request(request)).await) {
         Ok(v1::ListOffsetsResponse {
             error: None,
             offset,
@@ -43,7 +42,7 @@ async fn offset(ctx: &Context, topic: &str, partition: i32, timestamp: i64) -> (
     }
 }
 
-pub(super) async fn list(ctx: &Context, request: ListOffsetsRequest) -> ListOffsetsResponse {
+pub(super) async fn list(ctx: &Call<'_>, request: ListOffsetsRequest) -> ListOffsetsResponse {
     let mut topics = Vec::with_capacity(request.topics.len());
     for t in request.topics {
         let name = t.name.0.to_string();
@@ -82,7 +81,7 @@ pub(super) async fn list(ctx: &Context, request: ListOffsetsRequest) -> ListOffs
 /// A Strata log is never truncated when its owner changes, so the end of any epoch a client
 /// asks about is the current end of the log: the client's position is always valid.
 pub(super) async fn for_leader_epoch(
-    ctx: &Context,
+    ctx: &Call<'_>,
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let mut topics = Vec::with_capacity(request.topics.len());

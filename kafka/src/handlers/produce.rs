@@ -14,9 +14,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use strata_proto::ErrorCode;
 use strata_proto::v1::{self, strata_server::Strata};
-use tonic::Request;
 
-use super::{Context, answer};
+use strata_catalog::acls::{CLUSTER_NAME, Operation, ResourceType};
+
+use super::{Call, answer};
 use crate::codes;
 
 /// The batches of one partition's `records` field, split without copying. Kafka clients send
@@ -109,7 +110,7 @@ impl Prepared {
     }
 }
 
-pub(crate) async fn prepare(ctx: &Context, request: ProduceRequest) -> Prepared {
+pub(crate) async fn prepare(ctx: &Call<'_>, request: ProduceRequest) -> Prepared {
     let acks = request.acks;
     let mut prepared = Prepared {
         acks,
@@ -159,7 +160,7 @@ pub(crate) async fn prepare(ctx: &Context, request: ProduceRequest) -> Prepared 
 /// all with the same acks) in one call of the service: one entry per partition holding its
 /// batches in request order, so the owner appends them in that order, and the commit that
 /// makes one durable makes the others durable too.
-pub(crate) async fn forward(ctx: &Context, requests: &mut [Prepared]) {
+pub(crate) async fn forward(ctx: &Call<'_>, requests: &mut [Prepared]) {
     let Some(ack) = requests.first().and_then(|r| ack_of(r.acks)) else {
         return;
     };
@@ -198,7 +199,7 @@ pub(crate) async fn forward(ctx: &Context, requests: &mut [Prepared]) {
         .map(|r| r.timeout_ms)
         .filter(|t| *t > 0)
         .min();
-    let mut call = Request::new(v1::ProduceRequest {
+    let mut call = ctx.request(v1::ProduceRequest {
         ack: ack as i32,
         partitions: merged.clone(),
     });
@@ -249,7 +250,7 @@ fn partition_result(index: i32, batches: &[v1::BatchResult]) -> PartitionProduce
 }
 
 pub(super) async fn init_producer_id(
-    ctx: &Context,
+    ctx: &Call<'_>,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let failed = |code| {
@@ -266,6 +267,9 @@ pub(super) async fn init_producer_id(
         // Transactions are not built; clients that need them stop here, before sending any
         // transactional data.
         return failed(codes::INVALID_REQUEST);
+    }
+    if !may_write_idempotently(ctx).await {
+        return failed(codes::CLUSTER_AUTHORIZATION_FAILED);
     }
     // KIP-360: a producer that asks with its current id and epoch gets the next epoch of the same
     // id; the broker treats a higher epoch as a new session and restarts its sequences.
@@ -294,6 +298,34 @@ pub(super) async fn init_producer_id(
             failed(code)
         }
     }
+}
+
+/// An idempotent producer needs IdempotentWrite on the cluster, or Write on some topic
+/// (KIP-679: a producer that may write anywhere may write idempotently).
+async fn may_write_idempotently(ctx: &Call<'_>) -> bool {
+    let access = &ctx.access;
+    if !access.enforced()
+        || access
+            .allows(
+                Operation::IdempotentWrite,
+                ResourceType::Cluster,
+                CLUSTER_NAME,
+            )
+            .await
+            .unwrap_or(false)
+    {
+        return true;
+    }
+    for (topic, _) in ctx.service.routes().topics() {
+        if access
+            .allows(Operation::Write, ResourceType::Topic, &topic)
+            .await
+            .unwrap_or(false)
+        {
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! DescribeUserScramCredentials and AlterUserScramCredentials (KIP-554): SCRAM users managed by
 //! Kafka's own tools (`kafka-configs.sh --alter --add-config 'SCRAM-SHA-256=[...]'`), kept as
-//! `strata user` keeps them. With SASL on, only super users may call them.
+//! `strata user` keeps them. With SASL on, describing takes Describe on the cluster, altering
+//! Alter on the cluster (super users pass).
 
 use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
 use kafka_protocol::messages::describe_user_scram_credentials_response::{
@@ -11,32 +12,32 @@ use kafka_protocol::messages::{
     DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
+use strata_catalog::acls::Operation;
 use strata_catalog::users::{ScramCredential, ScramMechanism, UserRecord};
 use strata_proto::Coded as _;
 
-use super::Context;
+use super::Call;
 use crate::codes;
 
 fn text(s: impl Into<String>) -> Option<StrBytes> {
     Some(StrBytes::from_string(s.into()))
 }
 
-/// Whether `principal` may manage users: anyone without SASL (nobody is authenticated, as
-/// for every other admin API), super users with it.
-fn may_manage(ctx: &Context, principal: Option<&str>) -> bool {
-    ctx.config.sasl.is_empty()
-        || principal.is_some_and(|p| ctx.config.super_users.iter().any(|s| s == p))
+/// Whether the caller may `operation` the cluster's users: anyone without SASL; with it, as
+/// the ACL rules say. Else the Kafka code and message of the refusal.
+async fn permission(ctx: &Call<'_>, operation: Operation) -> Result<(), (i16, String)> {
+    ctx.access
+        .check_cluster(operation)
+        .await
+        .map_err(|e| (codes::cluster_code(e.code()), e.to_string()))
 }
 
-const DENIED: &str = "only super users ([security] super_users) may manage SCRAM users";
-
 pub(crate) async fn describe(
-    ctx: &Context,
-    principal: Option<&str>,
+    ctx: &Call<'_>,
     request: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
     let response = DescribeUserScramCredentialsResponse::default();
-    if !may_manage(ctx, principal) {
+    if let Err((code, message)) = permission(ctx, Operation::Describe).await {
         // Each named user carries the error too: librdkafka reads the results, and an
         // empty list beside a top-level error crashes confluent-kafka 2.x's Python binding.
         let results = request
@@ -46,13 +47,13 @@ pub(crate) async fn describe(
             .map(|u| {
                 DescribeUserScramCredentialsResult::default()
                     .with_user(u.name)
-                    .with_error_code(codes::CLUSTER_AUTHORIZATION_FAILED)
-                    .with_error_message(text(DENIED))
+                    .with_error_code(code)
+                    .with_error_message(text(message.clone()))
             })
             .collect();
         return response
-            .with_error_code(codes::CLUSTER_AUTHORIZATION_FAILED)
-            .with_error_message(text(DENIED))
+            .with_error_code(code)
+            .with_error_message(text(message))
             .with_results(results);
     }
     let admin = ctx.service.admin();
@@ -86,7 +87,6 @@ pub(crate) async fn describe(
         Some(names) if names.is_empty() => {
             return Box::pin(describe(
                 ctx,
-                principal,
                 DescribeUserScramCredentialsRequest::default().with_users(None),
             ))
             .await;
@@ -116,17 +116,16 @@ pub(crate) async fn describe(
 }
 
 pub(crate) async fn alter(
-    ctx: &Context,
-    principal: Option<&str>,
+    ctx: &Call<'_>,
     request: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
-    let allowed = may_manage(ctx, principal);
+    let allowed = permission(ctx, Operation::Alter).await;
     let admin = ctx.service.admin();
     let mut results = Vec::new();
     for deletion in request.deletions {
         let result = AlterUserScramCredentialsResult::default().with_user(deletion.name.clone());
-        let outcome = if !allowed {
-            Err((codes::CLUSTER_AUTHORIZATION_FAILED, DENIED.to_owned()))
+        let outcome = if let Err(refusal) = &allowed {
+            Err(refusal.clone())
         } else if let Some(mechanism) = ScramMechanism::from_kafka_type(deletion.mechanism) {
             match admin.delete_credential(&deletion.name, mechanism).await {
                 Ok(true) => Ok(()),
@@ -147,8 +146,8 @@ pub(crate) async fn alter(
     }
     for upsertion in request.upsertions {
         let result = AlterUserScramCredentialsResult::default().with_user(upsertion.name.clone());
-        let outcome = if !allowed {
-            Err((codes::CLUSTER_AUTHORIZATION_FAILED, DENIED.to_owned()))
+        let outcome = if let Err(refusal) = &allowed {
+            Err(refusal.clone())
         } else if let Some(mechanism) = ScramMechanism::from_kafka_type(upsertion.mechanism) {
             let credential = ScramCredential::from_salted_password(
                 mechanism,

@@ -194,7 +194,8 @@ async fn answer_in_order<W: AsyncWriteExt + Unpin>(
                         }
                     }
                 }
-                let answers = handlers::produce_together(ctx, group).await;
+                let answers =
+                    handlers::produce_together(&ctx.call(session.principal()), group).await;
                 drop(permits);
                 answers
             }
@@ -214,7 +215,8 @@ async fn answer_in_order<W: AsyncWriteExt + Unpin>(
                     Err(other) => other,
                 };
                 let answer =
-                    handlers::handle(ctx, peer, session.principal(), &header, api, body).await;
+                    handlers::handle(&ctx.call(session.principal()), peer, &header, api, body)
+                        .await;
                 drop(permit);
                 vec![answer]
             }

@@ -15,7 +15,6 @@ use kafka_protocol::messages::{
     SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::StrBytes;
-use strata_catalog::auth::failure_pause;
 use strata_catalog::users::{
     DEFAULT_ITERATIONS, ScramCredential, ScramExchange, ScramMechanism, ScramStep,
 };
@@ -128,12 +127,7 @@ impl Session {
         api: &'static Supported,
         request: &SaslHandshakeRequest,
     ) -> Result<Answer> {
-        let offered: Vec<StrBytes> = ctx
-            .config
-            .sasl
-            .iter()
-            .map(|m| StrBytes::from_static_str(m.name()))
-            .collect();
+        let offered: Vec<&'static str> = ctx.config.sasl.iter().map(|m| m.name()).collect();
         let chosen = Mechanism::parse(&request.mechanism).filter(|m| ctx.config.sasl.contains(m));
         let (code, close) = match (&self.state, chosen) {
             (State::Fresh, Some(m)) => {
@@ -148,12 +142,7 @@ impl Session {
                     if offered.is_empty() {
                         "none, SASL is off".to_owned()
                     } else {
-                        ctx.config
-                            .sasl
-                            .iter()
-                            .map(|m| m.name())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        offered.join(", ")
                     }
                 ))),
             ),
@@ -166,7 +155,7 @@ impl Session {
         };
         let response = SaslHandshakeResponse::default()
             .with_error_code(code)
-            .with_mechanisms(offered);
+            .with_mechanisms(offered.into_iter().map(StrBytes::from_static_str).collect());
         Ok(Answer {
             frame: frame(api, header, ResponseKind::SaslHandshake(response))?,
             close,
@@ -218,15 +207,13 @@ impl Session {
                         mechanism: mechanism.map_or("none", Mechanism::name),
                     })
                     .inc();
-                let logged = ctx
-                    .failed_logins
-                    .record(peer.ip(), tokio::time::Instant::now().into_std());
-                if logged {
-                    tracing::warn!(%peer, user = failure.user.as_deref().unwrap_or("?"),
-                        mechanism = mechanism.map_or("none", Mechanism::name),
-                        reason = %failure.reason, "Kafka client failed to authenticate");
-                }
-                tokio::time::sleep(failure_pause(logged)).await;
+                ctx.failed_logins
+                    .refuse(peer.ip(), tokio::time::Instant::now().into_std(), || {
+                        tracing::warn!(%peer, user = failure.user.as_deref().unwrap_or("?"),
+                            mechanism = mechanism.map_or("none", Mechanism::name),
+                            reason = %failure.reason, "Kafka client failed to authenticate");
+                    })
+                    .await;
                 let (code, message) = if failure.illegal_state {
                     (codes::ILLEGAL_SASL_STATE, failure.reason.clone())
                 } else {

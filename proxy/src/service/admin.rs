@@ -2,10 +2,12 @@
 //! compare-and-swap safety) as the controller's admin REST API, which any controller serves
 //! without being the active one.
 
+use strata_catalog::acls::{Access, Operation, ResourceType};
 use strata_catalog::admin::NewTopic;
 use strata_proto::{Coded, v1};
 
 use super::ProxyService;
+use super::access::check;
 
 impl ProxyService {
     /// A topic's partitions with their owners, as the routing table knows them.
@@ -48,8 +50,15 @@ impl ProxyService {
 
     pub(super) async fn create_topic_call(
         &self,
+        access: &Access,
         r: v1::CreateTopicRequest,
     ) -> v1::CreateTopicResponse {
+        if let Err(e) = access.check_topic_creation(&r.name).await {
+            return v1::CreateTopicResponse {
+                error: Some(e.to_wire()),
+                topic: None,
+            };
+        }
         let new = NewTopic {
             name: r.name.clone(),
             partitions: i64::from(r.partitions),
@@ -71,8 +80,12 @@ impl ProxyService {
 
     pub(super) async fn delete_topic_call(
         &self,
+        access: &Access,
         r: v1::DeleteTopicRequest,
     ) -> v1::DeleteTopicResponse {
+        if let Err(e) = check(access, Operation::Delete, ResourceType::Topic, &r.name).await {
+            return v1::DeleteTopicResponse { error: Some(e) };
+        }
         let error = match self.admin.delete_topic(&r.name).await {
             Ok(()) => {
                 let _ = self.routes.reload().await;
@@ -85,8 +98,15 @@ impl ProxyService {
 
     pub(super) async fn create_partitions_call(
         &self,
+        access: &Access,
         r: v1::CreatePartitionsRequest,
     ) -> v1::CreatePartitionsResponse {
+        if let Err(e) = check(access, Operation::Alter, ResourceType::Topic, &r.topic).await {
+            return v1::CreatePartitionsResponse {
+                error: Some(e),
+                topic: None,
+            };
+        }
         match self
             .admin
             .add_partitions(&r.topic, i64::from(r.partitions))

@@ -10,12 +10,58 @@ use strata_proto::ErrorCode;
 use strata_proto::v1::{self, broker_client::BrokerClient};
 use tonic::transport::Channel;
 
+use strata_catalog::acls::{Access, Operation};
+
+use super::access::TopicDecisions;
 use super::{ProxyService, error, retriable};
 
 /// How long one broker call may take before the proxy counts the broker as unreachable.
 const BROKER_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl ProxyService {
+    /// Forwards the partitions of a produce the caller may write to; the others are answered
+    /// with the refusal, in the order asked.
+    pub(super) async fn forward_permitted(
+        &self,
+        access: &Access,
+        ack: i32,
+        partitions: Vec<v1::PartitionBatches>,
+        deadline: Instant,
+    ) -> Vec<v1::PartitionResult> {
+        let mut decisions = TopicDecisions::new(access, Operation::Write);
+        let mut refusals = Vec::with_capacity(partitions.len());
+        let mut permitted = Vec::with_capacity(partitions.len());
+        for p in partitions {
+            match decisions.refusal(&p.topic).await {
+                None => {
+                    refusals.push(None);
+                    permitted.push(p);
+                }
+                Some(refusal) => refusals.push(Some(v1::PartitionResult {
+                    batches: vec![
+                        v1::BatchResult {
+                            base_offset: -1,
+                            error: Some(refusal),
+                        };
+                        p.batches.len()
+                    ],
+                    topic: p.topic,
+                    partition: p.partition,
+                })),
+            }
+        }
+        let mut forwarded = if permitted.is_empty() {
+            Vec::new()
+        } else {
+            self.forward_all(ack, permitted, deadline).await
+        }
+        .into_iter();
+        refusals
+            .into_iter()
+            .map(|refused| refused.or_else(|| forwarded.next()).unwrap_or_default())
+            .collect()
+    }
+
     /// Forwards a produce: first one request per owning broker carrying all of its
     /// partitions (fewer calls when a client writes many partitions at once), then, for the
     /// batches that got a retriable answer or none, the per-partition retry loop of

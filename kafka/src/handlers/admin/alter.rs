@@ -10,7 +10,8 @@ use strata_meta::schema;
 use super::configs::{invalid_config, set};
 use super::{RESOURCE_BROKER, RESOURCE_TOPIC, Refusal, outcome};
 use crate::codes;
-use crate::handlers::Context;
+use crate::handlers::Call;
+use strata_catalog::acls::{Operation, ResourceType};
 
 /// IncrementalAlterConfigs operations.
 const OP_SET: i8 = 0;
@@ -21,11 +22,15 @@ const OP_SUBTRACT: i8 = 3;
 /// Applies `change` to topic `name` (or only checks it); an empty change only checks that the
 /// topic exists, since the catalog refuses a change of nothing.
 async fn apply(
-    ctx: &Context,
+    ctx: &Call<'_>,
     name: &str,
     change: &TopicConfigChange,
     validate_only: bool,
 ) -> Result<(), Refusal> {
+    ctx.access
+        .check(Operation::AlterConfigs, ResourceType::Topic, name)
+        .await
+        .map_err(|e| Refusal::of_catalog(&e, codes::INVALID_CONFIG))?;
     let admin = ctx.service.admin();
     let result = if change.is_empty() {
         admin.topic(name).await.map(drop)
@@ -62,7 +67,7 @@ fn not_a_topic(resource_type: i8) -> Refusal {
 }
 
 pub(in crate::handlers) async fn incremental_alter_configs(
-    ctx: &Context,
+    ctx: &Call<'_>,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
@@ -118,7 +123,7 @@ pub(in crate::handlers) async fn incremental_alter_configs(
 /// The legacy full replace: the settings named take their values, the others go back to
 /// their defaults (what Kafka does with a topic's dynamic configs).
 pub(in crate::handlers) async fn alter_configs(
-    ctx: &Context,
+    ctx: &Call<'_>,
     request: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());

@@ -7,13 +7,14 @@ use strata_proto::Coded;
 
 use crate::cluster::host_port;
 use crate::codes;
-use crate::handlers::Context;
+use crate::handlers::Call;
+use strata_catalog::acls::Operation;
 
 /// Brokers (as opposed to KRaft controllers, type 2): the only endpoints clients talk to.
 const ENDPOINT_BROKERS: i8 = 1;
 
 pub(in crate::handlers) async fn describe_cluster(
-    ctx: &Context,
+    ctx: &Call<'_>,
     request: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let response = DescribeClusterResponse::default()
@@ -25,6 +26,12 @@ pub(in crate::handlers) async fn describe_cluster(
                 "endpoint type {} is not served; proxies are brokers (endpoint type 1) and there are no separate controllers",
                 request.endpoint_type
             ))))
+            .with_controller_id(BrokerId(-1));
+    }
+    if let Err(e) = ctx.access.check_cluster(Operation::Describe).await {
+        return response
+            .with_error_code(codes::cluster_code(e.code()))
+            .with_error_message(Some(StrBytes::from_string(e.to_string())))
             .with_controller_id(BrokerId(-1));
     }
     match ctx.cluster.nodes().await {

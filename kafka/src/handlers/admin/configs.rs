@@ -14,7 +14,9 @@ use strata_meta::schema::{self, TopicConfig};
 
 use super::{RESOURCE_BROKER, RESOURCE_TOPIC, Refusal, outcome};
 use crate::codes;
-use crate::handlers::Context;
+use crate::handlers::Call;
+use strata_catalog::acls::{Operation, ResourceType};
+use strata_proto::Coded as _;
 
 const RETENTION_MS: &str = "retention.ms";
 const RETENTION_BYTES: &str = "retention.bytes";
@@ -120,7 +122,7 @@ pub(super) fn topic_entries(config: &TopicConfig) -> Vec<Entry> {
 
 /// What a broker resource shows: the listener's fixed settings and the topic defaults, all
 /// read-only, because tools describe brokers routinely and an error would stop them.
-fn broker_entries(ctx: &Context) -> Vec<Entry> {
+fn broker_entries(ctx: &Call<'_>) -> Vec<Entry> {
     vec![
         Entry::fixed(
             "auto.create.topics.enable",
@@ -235,26 +237,36 @@ pub(super) fn set(
 }
 
 pub(in crate::handlers) async fn describe_configs(
-    ctx: &Context,
+    ctx: &Call<'_>,
     request: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
     let mut results = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
         let entries = match resource.resource_type {
-            RESOURCE_TOPIC => ctx
-                .service
-                .admin()
-                .topic(&resource.resource_name)
-                .await
+            RESOURCE_TOPIC => {
+                let name = &resource.resource_name;
+                match ctx
+                    .access
+                    .check(Operation::DescribeConfigs, ResourceType::Topic, name)
+                    .await
+                {
+                    Ok(()) => ctx.service.admin().topic(name).await,
+                    Err(e) => Err(e),
+                }
                 .map(|view| topic_entries(&view.config))
-                .map_err(|e| Refusal::of_catalog(&e, codes::INVALID_REQUEST)),
+                .map_err(|e| Refusal::of_catalog(&e, codes::INVALID_REQUEST))
+            }
             // An empty name is the cluster-wide default; a number is one broker. Every proxy
             // has the same settings, so all get the same answer.
             RESOURCE_BROKER
                 if resource.resource_name.is_empty()
                     || resource.resource_name.parse::<i32>().is_ok() =>
             {
-                Ok(broker_entries(ctx))
+                ctx.access
+                    .check_cluster(Operation::DescribeConfigs)
+                    .await
+                    .map(|()| broker_entries(ctx))
+                    .map_err(|e| Refusal::new(codes::cluster_code(e.code()), e.to_string()))
             }
             RESOURCE_BROKER => Err(Refusal::new(
                 codes::INVALID_REQUEST,

@@ -17,13 +17,14 @@ use strata_catalog::Admin;
 use strata_catalog::admin::NewTopic;
 use strata_meta::schema::{self, TopicConfig};
 use strata_proto::v1::{self, strata_server::Strata};
-use tonic::Request;
 use uuid::Uuid;
 
 use super::configs::{self, topic_entries};
 use super::{Refusal, outcome};
 use crate::codes;
-use crate::handlers::{Context, answer, topic_ids};
+use strata_catalog::acls::{Operation, ResourceType};
+
+use crate::handlers::{Call, answer, topic_ids};
 
 /// What CreateTopics v5+ reports as a topic's replication factor. Storage replicates every
 /// partition below the brokers, so Kafka's replication factor has no meaning here and the one
@@ -34,7 +35,7 @@ const BROKER_DEFAULT: i32 = -1;
 
 /// A topic as requested, checked in the order Kafka reports problems: name, partition count,
 /// replication, assignments, settings.
-fn new_topic(ctx: &Context, topic: &CreatableTopic) -> Result<NewTopic, Refusal> {
+fn new_topic(ctx: &Call<'_>, topic: &CreatableTopic) -> Result<NewTopic, Refusal> {
     let name = topic.name.0.to_string();
     schema::validate_name("topic", &name)
         .map_err(|e| Refusal::new(codes::INVALID_TOPIC_EXCEPTION, e.to_string()))?;
@@ -87,8 +88,12 @@ fn new_topic(ctx: &Context, topic: &CreatableTopic) -> Result<NewTopic, Refusal>
 }
 
 /// Creates (or, with `validate_only`, checks) one topic; its Kafka topic id when created.
-async fn create_one(ctx: &Context, new: &NewTopic, validate_only: bool) -> Result<Uuid, Refusal> {
+async fn create_one(ctx: &Call<'_>, new: &NewTopic, validate_only: bool) -> Result<Uuid, Refusal> {
     if validate_only {
+        ctx.access
+            .check_topic_creation(&new.name)
+            .await
+            .map_err(|e| Refusal::of_catalog(&e, codes::INVALID_REQUEST))?;
         ctx.service
             .admin()
             .validate_new_topic(new)
@@ -105,7 +110,7 @@ async fn create_one(ctx: &Context, new: &NewTopic, validate_only: bool) -> Resul
         retention_bytes: new.retention_bytes,
         segment_bytes: new.segment_bytes,
     };
-    match answer(ctx.service.create_topic(Request::new(request)).await) {
+    match answer(ctx.service.create_topic(ctx.request(request)).await) {
         Ok(v1::CreateTopicResponse { error: None, topic }) => {
             Ok(topic.map_or(Uuid::nil(), |t| topic_ids::topic_uuid(&t.name, t.topic_id)))
         }
@@ -132,7 +137,7 @@ fn named_twice() -> Refusal {
 }
 
 pub(in crate::handlers) async fn create_topics(
-    ctx: &Context,
+    ctx: &Call<'_>,
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
     let repeated = repeated_names(request.topics.iter().map(|t| t.name.0.as_str()));
@@ -196,11 +201,11 @@ pub(in crate::handlers) async fn create_topics(
     CreateTopicsResponse::default().with_topics(results)
 }
 
-async fn delete_one(ctx: &Context, name: &str) -> Result<(), Refusal> {
+async fn delete_one(ctx: &Call<'_>, name: &str) -> Result<(), Refusal> {
     let request = v1::DeleteTopicRequest {
         name: name.to_owned(),
     };
-    match answer(ctx.service.delete_topic(Request::new(request)).await) {
+    match answer(ctx.service.delete_topic(ctx.request(request)).await) {
         Ok(v1::DeleteTopicResponse { error: None }) => {
             tracing::info!(topic = name, "topic deleted by a Kafka client");
             Ok(())
@@ -213,7 +218,7 @@ async fn delete_one(ctx: &Context, name: &str) -> Result<(), Refusal> {
 
 /// v1-5 name topics in `topic_names`; v6 in `topics`, each by name or by id.
 pub(in crate::handlers) async fn delete_topics(
-    ctx: &Context,
+    ctx: &Call<'_>,
     request: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
     let wanted: Vec<(Option<String>, Uuid)> = request
@@ -255,12 +260,16 @@ pub(in crate::handlers) async fn delete_topics(
 }
 
 async fn grow_one(
-    ctx: &Context,
+    ctx: &Call<'_>,
     name: &str,
     count: i32,
     validate_only: bool,
 ) -> Result<(), Refusal> {
     if validate_only {
+        ctx.access
+            .check(Operation::Alter, ResourceType::Topic, name)
+            .await
+            .map_err(|e| Refusal::of_catalog(&e, codes::INVALID_PARTITIONS))?;
         return ctx
             .service
             .admin()
@@ -278,7 +287,7 @@ async fn grow_one(
         topic: name.to_owned(),
         partitions,
     };
-    match answer(ctx.service.create_partitions(Request::new(request)).await) {
+    match answer(ctx.service.create_partitions(ctx.request(request)).await) {
         Ok(v1::CreatePartitionsResponse { error: None, .. }) => {
             tracing::info!(
                 topic = name,
@@ -294,7 +303,7 @@ async fn grow_one(
 }
 
 pub(in crate::handlers) async fn create_partitions(
-    ctx: &Context,
+    ctx: &Call<'_>,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let repeated = repeated_names(request.topics.iter().map(|t| t.name.0.as_str()));

@@ -9,15 +9,15 @@ use kafka_protocol::messages::{
     DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
     GroupId, ListGroupsRequest, ListGroupsResponse,
 };
+use strata_catalog::acls::{Operation, ResourceType};
 use strata_proto::consumer_protocol::{Assignment, PROTOCOL_TYPE};
 use strata_proto::v1::{self, strata_server::Strata};
 use strata_proto::{Coded, ErrorCode};
 use strata_proxy::ProxyError;
-use tonic::Request;
 
 use super::{settled, str_bytes, text};
 use crate::codes;
-use crate::handlers::{Context, answer};
+use crate::handlers::{Call, answer};
 
 /// The first ListGroups version that reports (and filters by) group state.
 const LIST_STATES_VERSION: i16 = 4;
@@ -25,14 +25,14 @@ const LIST_STATES_VERSION: i16 = 4;
 const DEAD: &str = "Dead";
 
 pub(crate) async fn list(
-    ctx: &Context,
+    ctx: &Call<'_>,
     request: ListGroupsRequest,
     version: i16,
 ) -> ListGroupsResponse {
     let mut listed = match settled(
         answer(
             ctx.service
-                .list_groups(Request::new(v1::ListGroupsRequest {}))
+                .list_groups(ctx.request(v1::ListGroupsRequest {}))
                 .await,
         ),
         |r: &v1::ListGroupsResponse| r.error.as_ref(),
@@ -76,7 +76,7 @@ pub(crate) async fn list(
 
 /// Evicts the group's members whose session ended (best effort: a failure leaves the view as
 /// the store has it); `true` if some were.
-async fn evict_expired(ctx: &Context, group: &str) -> bool {
+async fn evict_expired(ctx: &Call<'_>, group: &str) -> bool {
     match ctx.service.groups().evict_expired(group).await {
         Ok(evicted) => evicted,
         Err(e) => {
@@ -87,11 +87,11 @@ async fn evict_expired(ctx: &Context, group: &str) -> bool {
 }
 
 /// The group's state now, if it can be read.
-async fn describe_state(ctx: &Context, group: &str) -> Option<String> {
+async fn describe_state(ctx: &Call<'_>, group: &str) -> Option<String> {
     let call = v1::DescribeGroupRequest {
         group: group.to_owned(),
     };
-    match answer(ctx.service.describe_group(Request::new(call)).await) {
+    match answer(ctx.service.describe_group(ctx.request(call)).await) {
         Ok(v1::DescribeGroupResponse {
             error: None, state, ..
         }) => Some(state),
@@ -100,7 +100,7 @@ async fn describe_state(ctx: &Context, group: &str) -> Option<String> {
 }
 
 pub(crate) async fn describe(
-    ctx: &Context,
+    ctx: &Call<'_>,
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     let mut groups = Vec::with_capacity(request.groups.len());
@@ -112,7 +112,7 @@ pub(crate) async fn describe(
 
 /// A group in Kafka's terms. A group that does not exist is "Dead" without an error, as Kafka
 /// answers below DescribeGroups v6.
-async fn describe_one(ctx: &Context, id: GroupId) -> DescribedGroup {
+async fn describe_one(ctx: &Call<'_>, id: GroupId) -> DescribedGroup {
     let name = text(&id.0);
     let call = v1::DescribeGroupRequest {
         group: name.clone(),
@@ -120,7 +120,7 @@ async fn describe_one(ctx: &Context, id: GroupId) -> DescribedGroup {
     // Kafka expires members on its own; here the view does it, so a group whose consumers
     // crashed shows as empty.
     evict_expired(ctx, &name).await;
-    let result = match answer(ctx.service.describe_group(Request::new(call)).await) {
+    let result = match answer(ctx.service.describe_group(ctx.request(call)).await) {
         Ok(v1::DescribeGroupResponse { error: Some(e), .. }) | Err(e) => Err(e),
         Ok(described) => Ok(described),
     };
@@ -189,10 +189,19 @@ async fn describe_one(ctx: &Context, id: GroupId) -> DescribedGroup {
         .with_members(members)
 }
 
-pub(crate) async fn delete(ctx: &Context, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+pub(crate) async fn delete(ctx: &Call<'_>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(request.groups_names.len());
     for id in request.groups_names {
-        let error = match ctx.service.groups().delete(&text(&id.0)).await {
+        let name = text(&id.0);
+        let allowed = ctx
+            .access
+            .check(Operation::Delete, ResourceType::Group, &name)
+            .await;
+        let deleted = match allowed {
+            Ok(()) => ctx.service.groups().delete(&name).await,
+            Err(e) => Err(ProxyError::from(e).into()),
+        };
+        let error = match deleted {
             Ok(()) => codes::NONE,
             Err(e) => {
                 tracing::debug!(group = %id.0, error = %e, "group not deleted");

@@ -14,12 +14,11 @@ use strata_meta::schema;
 use strata_proto::ErrorCode;
 use strata_proto::v1::{self, strata_server::Strata};
 use strata_proxy::groups::{MAX_SESSION_MS, MIN_SESSION_MS};
-use tonic::Request;
 use tonic::transport::server::TcpConnectInfo;
 
 use super::{settled, str_bytes, text};
 use crate::codes;
-use crate::handlers::{Context, answer};
+use crate::handlers::{Call, answer};
 
 /// The first version whose JoinGroup answer names the protocol type and may leave the
 /// protocol name null.
@@ -57,7 +56,7 @@ fn join_failed(request: &JoinGroupRequest, error: i16, version: i16) -> JoinGrou
 /// through MEMBER_ID_REQUIRED (KIP-394): every client version accepts an id assigned on the
 /// first join, and the coordinator ends the session of a member that never learns its id.
 pub(crate) async fn join(
-    ctx: &Context,
+    ctx: &Call<'_>,
     peer: SocketAddr,
     header: &RequestHeader,
     request: JoinGroupRequest,
@@ -83,7 +82,7 @@ pub(crate) async fn join(
             })
             .collect(),
     };
-    let mut call = Request::new(call);
+    let mut call = ctx.request(call);
     // The coordinator records the member's host (DescribeGroups shows it) from the connection
     // a gRPC call came in on; this one came in on the Kafka connection.
     call.extensions_mut().insert(TcpConnectInfo {
@@ -124,7 +123,7 @@ pub(crate) async fn join(
 }
 
 pub(crate) async fn sync(
-    ctx: &Context,
+    ctx: &Call<'_>,
     request: SyncGroupRequest,
     version: i16,
 ) -> SyncGroupResponse {
@@ -142,7 +141,7 @@ pub(crate) async fn sync(
             .collect(),
     };
     let synced = match settled(
-        answer(ctx.service.sync_group(Request::new(call)).await),
+        answer(ctx.service.sync_group(ctx.request(call)).await),
         |r: &v1::SyncGroupResponse| r.error.as_ref(),
     ) {
         Ok(synced) => synced,
@@ -158,14 +157,14 @@ pub(crate) async fn sync(
     }
 }
 
-pub(crate) async fn heartbeat(ctx: &Context, request: HeartbeatRequest) -> HeartbeatResponse {
+pub(crate) async fn heartbeat(ctx: &Call<'_>, request: HeartbeatRequest) -> HeartbeatResponse {
     let call = v1::HeartbeatRequest {
         group: text(&request.group_id.0),
         generation: request.generation_id,
         member_id: text(&request.member_id),
     };
     let error = match settled(
-        answer(ctx.service.heartbeat(Request::new(call)).await),
+        answer(ctx.service.heartbeat(ctx.request(call)).await),
         |r: &v1::HeartbeatResponse| r.error.as_ref(),
     ) {
         Ok(_) => codes::NONE,
@@ -174,13 +173,13 @@ pub(crate) async fn heartbeat(ctx: &Context, request: HeartbeatRequest) -> Heart
     HeartbeatResponse::default().with_error_code(error)
 }
 
-async fn leave_one(ctx: &Context, group: &str, member_id: &str) -> i16 {
+async fn leave_one(ctx: &Call<'_>, group: &str, member_id: &str) -> i16 {
     let call = v1::LeaveGroupRequest {
         group: group.to_owned(),
         member_id: member_id.to_owned(),
     };
     match settled(
-        answer(ctx.service.leave_group(Request::new(call)).await),
+        answer(ctx.service.leave_group(ctx.request(call)).await),
         |r: &v1::LeaveGroupResponse| r.error.as_ref(),
     ) {
         Ok(_) => codes::NONE,
@@ -191,7 +190,7 @@ async fn leave_one(ctx: &Context, group: &str, member_id: &str) -> i16 {
 /// v3+ leaves a batch of members, each answered on its own (a static member named only by
 /// its instance id is unknown here: static members are served as dynamic ones).
 pub(crate) async fn leave(
-    ctx: &Context,
+    ctx: &Call<'_>,
     request: LeaveGroupRequest,
     version: i16,
 ) -> LeaveGroupResponse {

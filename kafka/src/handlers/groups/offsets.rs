@@ -20,12 +20,11 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use strata_proto::ErrorCode;
 use strata_proto::v1::{self, strata_server::Strata};
-use tonic::Request;
 
 use super::{settled, text};
 use crate::codes;
 use crate::handlers::metadata::NO_EPOCH;
-use crate::handlers::{Context, answer};
+use crate::handlers::{Call, answer};
 
 /// The first OffsetFetch version with a top-level error code.
 const FETCH_ERROR_VERSION: i16 = 2;
@@ -42,7 +41,7 @@ fn partition_code(error: Option<&v1::Error>) -> i16 {
 }
 
 /// The retention time of v2-v4 is ignored: committed offsets stay until the group is deleted.
-pub(crate) async fn commit(ctx: &Context, request: OffsetCommitRequest) -> OffsetCommitResponse {
+pub(crate) async fn commit(ctx: &Call<'_>, request: OffsetCommitRequest) -> OffsetCommitResponse {
     let offsets: Vec<v1::PartitionOffset> = request
         .topics
         .iter()
@@ -67,7 +66,7 @@ pub(crate) async fn commit(ctx: &Context, request: OffsetCommitRequest) -> Offse
             offsets,
         };
         settled(
-            answer(ctx.service.offset_commit(Request::new(call)).await),
+            answer(ctx.service.offset_commit(ctx.request(call)).await),
             |r: &v1::OffsetCommitResponse| r.error.as_ref(),
         )
         .map(|r| {
@@ -129,7 +128,7 @@ struct Committed {
 /// The group-level error and, by topic, the committed offsets of `wanted` (`None`: every
 /// partition the group committed).
 async fn fetch_group(
-    ctx: &Context,
+    ctx: &Call<'_>,
     group: &GroupId,
     wanted: Option<Vec<(TopicName, Vec<i32>)>>,
 ) -> (i16, Vec<(TopicName, Vec<Committed>)>) {
@@ -155,7 +154,7 @@ async fn fetch_group(
             partitions,
         };
         settled(
-            answer(ctx.service.offset_fetch(Request::new(call)).await),
+            answer(ctx.service.offset_fetch(ctx.request(call)).await),
             |r: &v1::OffsetFetchResponse| r.error.as_ref(),
         )
         .map(|r| r.offsets)
@@ -210,7 +209,7 @@ async fn fetch_group(
 }
 
 pub(crate) async fn fetch_offsets(
-    ctx: &Context,
+    ctx: &Call<'_>,
     request: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
