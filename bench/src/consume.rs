@@ -112,6 +112,7 @@ async fn read_partition(
                 offset,
                 max_bytes: 1 << 20,
                 max_wait_ms: 0,
+                tags: String::new(),
             })
             .await
             .with_context(|| format!("fetch {topic}/{partition} at {offset}"))?

@@ -111,6 +111,10 @@ pub struct ConsumerConfig {
     pub metadata_max_age: Duration,
     /// Pause before retrying a failed group call (100 ms).
     pub retry_backoff: Duration,
+    /// Which records to receive by their tags: `*` (every record) or tags joined by `||`
+    /// (`TagA || TagB`). The proxy leaves the others out before they are sent; the position
+    /// and the committed offsets move past them all the same.
+    pub tags: String,
 }
 
 impl Default for ConsumerConfig {
@@ -130,6 +134,7 @@ impl Default for ConsumerConfig {
             max_poll_records: 500,
             metadata_max_age: Duration::from_secs(5),
             retry_backoff: Duration::from_millis(100),
+            tags: "*".into(),
         }
     }
 }
@@ -154,6 +159,8 @@ impl ConsumerConfig {
         if self.group.as_deref() == Some("") {
             return bad("group is empty; use None for a consumer without a group");
         }
+        strata_format::tags::TagFilter::parse(&self.tags)
+            .map_err(|e| Error::InvalidConfig(e.to_string()))?;
         Ok(())
     }
 }
@@ -288,6 +295,16 @@ impl ConsumerBuilder {
         self.config.fetch_max_wait = wait;
         self
     }
+    /// Receives only the records carrying one of some tags (`"TagA || TagB"`), or every
+    /// record (`"*"`, the default). A tag expression that does not parse fails `build`.
+    ///
+    /// ```
+    /// let builder = strata_client::Consumer::builder("127.0.0.1:7070").tags("paid || refunded");
+    /// ```
+    pub fn tags(mut self, expression: impl Into<String>) -> Self {
+        self.config.tags = expression.into();
+        self
+    }
     /// Replaces every setting.
     ///
     /// ```
@@ -410,6 +427,12 @@ impl Consumer {
                 max_bytes: config.fetch_max_bytes,
                 max_wait: config.fetch_max_wait,
                 reset: config.auto_offset_reset,
+                // `*` asks for everything, which an empty expression says to older proxies too.
+                tags: if config.tags.trim() == "*" {
+                    String::new()
+                } else {
+                    config.tags.trim().to_owned()
+                },
             },
         );
         let membership = config.group.clone().map(Membership::new);
@@ -669,9 +692,15 @@ impl Consumer {
             } else {
                 Vec::new()
             };
-            if let Some(last) = records.last() {
-                self.positions
-                    .insert(fetched.tp.clone(), Some(last.offset + 1));
+            // Handed out whole, the fetch moves the position past what the proxy left out
+            // too, so commits and lag count filtered records as consumed.
+            let next = if rest.is_empty() {
+                Some(fetched.next_offset)
+            } else {
+                records.last().map(|last| last.offset + 1)
+            };
+            if let Some(next) = next.filter(|n| *n > position) {
+                self.positions.insert(fetched.tp.clone(), Some(next));
             }
             out.append(records);
             if !rest.is_empty() {

@@ -122,6 +122,25 @@ impl ProducerRecord {
         self
     }
 
+    /// Tags the record, for consumers that subscribe by tag (`Consumer::builder(..).tags(..)`).
+    /// The tags travel in the `strata-tags` header, which Kafka producers can set too. A tag
+    /// is 1 to 128 letters, digits, `.`, `_` or `-`; sending a record with another fails.
+    ///
+    /// ```
+    /// let record = strata_client::ProducerRecord::new("orders", "paid").with_tags(["eu", "card"]);
+    /// assert_eq!(record.headers[0], ("strata-tags".into(), Some("eu,card".into())));
+    /// ```
+    pub fn with_tags<T: AsRef<str>>(mut self, tags: impl IntoIterator<Item = T>) -> Self {
+        let joined: Vec<String> = tags.into_iter().map(|t| t.as_ref().to_owned()).collect();
+        self.headers
+            .retain(|(k, _)| k != strata_format::tags::TAGS_HEADER);
+        self.headers.push((
+            strata_format::tags::TAGS_HEADER.to_owned(),
+            Some(Bytes::from(joined.join(","))),
+        ));
+        self
+    }
+
     /// Sets the record's timestamp (milliseconds since the Unix epoch).
     ///
     /// ```
@@ -649,6 +668,11 @@ impl Producer {
             headers,
             timestamp,
         } = record;
+        for tag in strata_format::tags::tags_of(&headers) {
+            strata_format::tags::check_tag(tag).map_err(|reason| {
+                Error::InvalidConfig(format!("the record's tags cannot be sent: {reason}"))
+            })?;
+        }
         let timestamp = timestamp.unwrap_or_else(now_ms);
         let record = Record {
             offset: 0,

@@ -39,6 +39,14 @@ mod field {
     pub const RECORD_COUNT: usize = 57;
 }
 
+/// Whether a batch must hold every offset of its range (as produced) or may have gaps (as a
+/// filtered read leaves it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Density {
+    Dense,
+    Sparse,
+}
+
 /// A validated record batch: the header has been bounds-checked and the CRC verified.
 ///
 /// `base_offset` is held beside the bytes so that assigning offsets never copies the batch;
@@ -72,6 +80,18 @@ fn read_i64(b: &[u8], at: usize) -> i64 {
 impl RecordBatch {
     /// Validates `bytes` as exactly one v2 record batch.
     pub fn parse(bytes: Bytes) -> Result<Self> {
+        Self::parse_with(bytes, Density::Dense)
+    }
+
+    /// Validates `bytes` as one v2 record batch as a reader may receive it: some of its
+    /// records may have been left out (by a consumer's tag filter, as Kafka's compaction
+    /// does), so its offsets may have gaps and `lastOffsetDelta` may exceed the record count
+    /// less one. Batches a producer sends are [`RecordBatch::parse`]d: those are dense.
+    pub fn parse_sparse(bytes: Bytes) -> Result<Self> {
+        Self::parse_with(bytes, Density::Sparse)
+    }
+
+    fn parse_with(bytes: Bytes, density: Density) -> Result<Self> {
         let total = Self::check_frame(&bytes)?;
         if total != bytes.len() {
             return Err(FormatError::corrupt(
@@ -82,7 +102,7 @@ impl RecordBatch {
                 ),
             ));
         }
-        Self::check_body(&bytes)?;
+        Self::check_body(&bytes, density)?;
         let base_offset = read_i64(&bytes, field::BASE_OFFSET);
         Ok(Self { bytes, base_offset })
     }
@@ -130,7 +150,7 @@ impl RecordBatch {
     }
 
     /// Checks attributes, counts and the CRC of a batch whose frame is already known good.
-    fn check_body(batch: &[u8]) -> Result<()> {
+    fn check_body(batch: &[u8], density: Density) -> Result<()> {
         let attributes = read_i16(batch, field::ATTRIBUTES);
         if codec::Compression::from_attributes(attributes).is_none() {
             return Err(FormatError::corrupt(
@@ -149,7 +169,11 @@ impl RecordBatch {
                 format!("record count {count} is outside 1..={MAX_RECORDS_PER_BATCH}"),
             ));
         }
-        if last_delta != count - 1 {
+        let fits = match density {
+            Density::Dense => last_delta == count - 1,
+            Density::Sparse => last_delta >= count - 1,
+        };
+        if !fits {
             return Err(FormatError::corrupt(
                 Corrupted::RecordBatch,
                 format!("lastOffsetDelta {last_delta} does not match record count {count}"),

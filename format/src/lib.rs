@@ -4,6 +4,7 @@
 //! - [`segment`]: immutable segment objects — whole batches of one partition plus a footer
 //!   with a sparse offset index and a timestamp index — and lookups that say which byte range
 //!   to fetch and how to cut batches out of it, so a reader needs at most two ranged GETs.
+//! - [`tags`]: record tags and the tag expressions consumers filter with.
 //! - [`flush`]: flush objects — one per broker flush, the segments of many partitions back
 //!   to back plus a table of contents saying where each one is.
 //!
@@ -15,8 +16,11 @@ pub mod batch;
 mod error;
 pub mod flush;
 pub mod segment;
+pub mod tags;
 
-pub use batch::codec::{BatchOptions, Compression, Record, decode_batch, encode_batch};
+pub use batch::codec::{
+    BatchOptions, Compression, Record, decode_batch, encode_batch, encode_records_at,
+};
 pub use batch::{BatchIter, RecordBatch};
 pub use error::{Corrupted, FormatError, Result};
 pub use flush::{

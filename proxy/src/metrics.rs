@@ -49,6 +49,9 @@ pub struct ProxyMetrics {
     /// Forwarding attempts that were retried (moved partition, restarting broker).
     pub produce_retries: Counter,
     pub fetched_bytes: Counter,
+    /// Records a consumer's tag expression left out, and the batch bytes that saved.
+    pub filtered_records: Counter,
+    pub filtered_bytes: Counter,
 }
 
 impl ProxyMetrics {
@@ -92,6 +95,16 @@ impl ProxyMetrics {
             "fetched_bytes",
             "Record batch bytes served to consumers",
             self.fetched_bytes.clone(),
+        );
+        r.register(
+            "filtered_records",
+            "Records left out of fetches by the consumer's tag expression",
+            self.filtered_records.clone(),
+        );
+        r.register(
+            "filtered_bytes",
+            "Record batch bytes not sent because a tag expression left records out",
+            self.filtered_bytes.clone(),
         );
         if let Some(cache) = cache {
             let (hits, misses, evictions, loads, prefetches, bytes) = (

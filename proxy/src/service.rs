@@ -7,6 +7,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use bytes::Bytes;
+use strata_format::RecordBatch;
+use strata_format::tags::{Filtered, TagFilter, filter_batch};
 use strata_log::LogReader;
 use strata_proto::v1::{self, strata_server};
 use strata_proto::{Coded, ErrorCode};
@@ -120,7 +122,11 @@ impl ProxyService {
         strata_server::StrataServer::new(self).max_decoding_message_size(64 << 20)
     }
 
-    async fn fetch_once(&self, r: &v1::FetchRequest) -> Result<v1::FetchResponse, v1::Error> {
+    async fn fetch_once(
+        &self,
+        r: &v1::FetchRequest,
+        filter: &TagFilter,
+    ) -> Result<v1::FetchResponse, v1::Error> {
         let max_bytes = if r.max_bytes == 0 {
             DEFAULT_FETCH_BYTES
         } else {
@@ -131,20 +137,58 @@ impl ProxyService {
             .read(&r.topic, r.partition, r.offset, max_bytes)
             .await
             .map_err(|e| e.to_wire())?;
+        let next_offset = result
+            .batches
+            .last()
+            .map_or(r.offset, RecordBatch::next_offset)
+            .max(r.offset);
+        let batches = if filter.is_all() {
+            result.batches.iter().map(RecordBatch::to_bytes).collect()
+        } else {
+            self.filter(&result.batches, filter)?
+        };
         Ok(v1::FetchResponse {
-            batches: result
-                .batches
-                .iter()
-                .map(|b| b.to_bytes())
-                .collect::<Vec<Bytes>>(),
+            batches,
             high_watermark: result.high_watermark,
             log_start: result.log_start,
             error: None,
+            next_offset,
         })
     }
 
+    /// The records of `batches` that `filter` takes, as batches at their own offsets.
+    fn filter(&self, batches: &[RecordBatch], filter: &TagFilter) -> Result<Vec<Bytes>, v1::Error> {
+        let mut out = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let kept = match filter_batch(batch, filter) {
+                Ok(Filtered::Whole(b) | Filtered::Part(b)) => Some(b),
+                Ok(Filtered::Nothing) => None,
+                Err(e) => {
+                    return Err(error(
+                        ErrorCode::CorruptMessage,
+                        format!(
+                            "the stored batch at offset {} cannot be filtered: {e}",
+                            batch.base_offset()
+                        ),
+                    ));
+                }
+            };
+            let (sent_bytes, sent_records) = kept
+                .as_ref()
+                .map_or((0, 0), |b| (b.len() as u64, b.record_count() as u64));
+            self.metrics
+                .filtered_records
+                .inc_by((batch.record_count() as u64).saturating_sub(sent_records));
+            self.metrics
+                .filtered_bytes
+                .inc_by((batch.len() as u64).saturating_sub(sent_bytes));
+            out.extend(kept.map(|b| b.to_bytes()));
+        }
+        Ok(out)
+    }
+
     /// A fetch that waits for the partition's next commit when nothing is there yet.
-    async fn long_poll(&self, r: v1::FetchRequest) -> v1::FetchResponse {
+    async fn long_poll(&self, r: v1::FetchRequest, filter: &TagFilter) -> v1::FetchResponse {
         self.routes.refresh_if_unknown(&r.topic).await;
         if let Err((code, message)) = self.routes.route(&r.topic, r.partition) {
             return failed_fetch(error(code, message));
@@ -154,12 +198,13 @@ impl ProxyService {
         let notifier = self.checkpoints.notifier(&r.topic, r.partition);
         loop {
             let notified = notifier.notified();
-            let answer = match self.fetch_once(&r).await {
+            let answer = match self.fetch_once(&r, filter).await {
                 Ok(answer) => answer,
                 Err(e) => return failed_fetch(e),
             };
             let now = Instant::now();
-            if !answer.batches.is_empty() || now >= deadline {
+            // Records read and all filtered out are progress too: the consumer moves past them.
+            if !answer.batches.is_empty() || answer.next_offset > r.offset || now >= deadline {
                 return answer;
             }
             // Woken by the partition's next commit; the bound guards against a missed wake-up.
@@ -247,6 +292,7 @@ fn failed_fetch(e: v1::Error) -> v1::FetchResponse {
         high_watermark: -1,
         log_start: -1,
         error: Some(e),
+        next_offset: 0,
     }
 }
 
@@ -293,15 +339,19 @@ impl strata_server::Strata for ProxyService {
     ) -> Result<Response<v1::FetchResponse>, Status> {
         let access = self.access(&request);
         let request = request.into_inner();
-        let answer = match check(
+        let filter = match request.tags.as_str() {
+            "" => Ok(TagFilter::All),
+            expression => TagFilter::parse(expression).map_err(|e| e.to_wire()),
+        };
+        let allowed = check(
             &access,
             Operation::Read,
             ResourceType::Topic,
             &request.topic,
         )
-        .await
-        {
-            Ok(()) => self.long_poll(request).await,
+        .await;
+        let answer = match allowed.and(filter) {
+            Ok(filter) => self.long_poll(request, &filter).await,
             Err(e) => failed_fetch(e),
         };
         self.metrics.record("Fetch", answer.error.as_ref());

@@ -72,6 +72,7 @@ async fn corrupt_metadata_on_the_read_path_is_internal_and_not_retriable() {
             offset: 0,
             max_bytes: 1024,
             max_wait_ms: 0,
+            tags: String::new(),
         }))
         .await
         .unwrap()

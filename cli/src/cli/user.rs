@@ -252,6 +252,21 @@ pub struct ProduceArgs {
     /// value); repeat for several.
     #[arg(long = "header", value_name = "NAME=VALUE")]
     pub headers: Vec<String>,
+
+    /// A tag on every message, for consumers that read by tag (`strata consume --tags`);
+    /// repeat for several. Sent in the `strata-tags` header.
+    #[arg(long = "tag", value_name = "TAG", value_parser = parse_tag)]
+    pub tags: Vec<String>,
+}
+
+fn parse_tag(tag: &str) -> Result<String, String> {
+    strata_format::tags::check_tag(tag).map(|()| tag.to_owned())
+}
+
+fn parse_tag_expression(expression: &str) -> Result<String, String> {
+    strata_format::tags::TagFilter::parse(expression)
+        .map(|_| expression.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]
@@ -285,6 +300,11 @@ pub struct ConsumeArgs {
     /// the group's offsets instead: `strata group reset-offsets --to-datetime`).
     #[arg(long, value_parser = parse_time, conflicts_with_all = ["group", "offset", "from_beginning"])]
     pub from_timestamp: Option<i64>,
+
+    /// Read only the messages carrying one of these tags: `TagA || TagB`, or `*` for every
+    /// message. The proxy leaves the others out; positions move past them all the same.
+    #[arg(long, default_value = "*", value_parser = parse_tag_expression)]
+    pub tags: String,
 
     /// Stop after this many messages.
     #[arg(long)]

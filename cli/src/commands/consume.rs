@@ -22,6 +22,7 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         auto_commit_interval: Duration::from_millis(args.commit_interval_ms),
         session_timeout: Duration::from_millis(args.session_timeout_ms),
         heartbeat_interval: Duration::from_millis((args.session_timeout_ms / 3).max(100)),
+        tags: args.tags.clone(),
         ..ConsumerConfig::default()
     };
     let mut consumer = Consumer::new(connection.clone(), config)?;

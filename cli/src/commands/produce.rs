@@ -37,7 +37,11 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         linger: Duration::from_millis(args.linger_ms),
         ..ProducerConfig::default()
     };
-    let headers = parse_headers(&args.headers)?;
+    let mut headers = parse_headers(&args.headers)?;
+    if !args.tags.is_empty() {
+        let tags = strata_format::tags::tags_header(&args.tags)?;
+        headers.push((strata_format::tags::TAGS_HEADER.to_owned(), Some(tags)));
+    }
     let producer = Producer::builder(&args.server.server)
         .config(config)
         .connect_options(args.server.tls.sdk()?)

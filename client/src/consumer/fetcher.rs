@@ -29,14 +29,19 @@ pub(super) struct Fetched {
     pub tp: TopicPartition,
     pub epoch: u64,
     pub records: Result<Vec<ConsumerRecord>>,
+    /// Where the partition's position goes once these records are handed out: past records
+    /// the tag expression left out too.
+    pub next_offset: i64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct FetchSettings {
     pub max_bytes: u32,
     pub max_wait: Duration,
     /// Where to go when the position is no longer in the log (Earliest or Latest).
     pub reset: Offset,
+    /// The tag expression the proxy filters with; empty for every record.
+    pub tags: String,
 }
 
 #[derive(Debug)]
@@ -73,7 +78,7 @@ impl Fetchers {
         self.running.insert(tp.clone(), (epoch, cancel.clone()));
         let task = FetchTask {
             connection: self.connection.clone(),
-            settings: self.settings,
+            settings: self.settings.clone(),
             tx: self.tx.clone(),
             tp,
             epoch,
@@ -139,11 +144,17 @@ impl FetchTask {
         let mut failures = 0u32;
         loop {
             match self.fetch(offset).await {
-                Ok(records) => {
+                Ok((records, next_offset)) => {
                     failures = 0;
-                    let Some(last) = records.last() else { continue };
-                    offset = last.offset + 1;
-                    if !self.deliver(Ok(records)).await {
+                    let next_offset = records
+                        .last()
+                        .map_or(offset, |last| last.offset + 1)
+                        .max(next_offset);
+                    if next_offset == offset {
+                        continue;
+                    }
+                    offset = next_offset;
+                    if !self.deliver(Ok(records), next_offset).await {
                         return;
                     }
                 }
@@ -163,7 +174,7 @@ impl FetchTask {
                 }
                 Err(e) if e.is_retriable() => failures = self.backoff(failures, &e).await,
                 Err(e) => {
-                    let _ = self.deliver(Err(e)).await;
+                    let _ = self.deliver(Err(e), offset).await;
                     return;
                 }
             }
@@ -180,24 +191,27 @@ impl FetchTask {
         failures
     }
 
-    async fn deliver(&self, records: Result<Vec<ConsumerRecord>>) -> bool {
+    async fn deliver(&self, records: Result<Vec<ConsumerRecord>>, next_offset: i64) -> bool {
         self.tx
             .send(Fetched {
                 tp: self.tp.clone(),
                 epoch: self.epoch,
                 records,
+                next_offset,
             })
             .await
             .is_ok()
     }
 
-    async fn fetch(&self, offset: i64) -> Result<Vec<ConsumerRecord>> {
+    /// The records from `offset` on that the proxy sent, and where the next fetch starts.
+    async fn fetch(&self, offset: i64) -> Result<(Vec<ConsumerRecord>, i64)> {
         let request = v1::FetchRequest {
             topic: self.tp.topic.clone(),
             partition: self.tp.partition,
             offset,
             max_bytes: self.settings.max_bytes,
             max_wait_ms: self.settings.max_wait.as_millis() as u32,
+            tags: self.settings.tags.clone(),
         };
         let answer = self
             .connection
@@ -209,7 +223,8 @@ impl FetchTask {
         check(answer.error)?;
         let mut records = Vec::new();
         for bytes in answer.batches {
-            let batch = RecordBatch::parse(bytes)?;
+            // Sparse: a tag filter may have left records out of a batch.
+            let batch = RecordBatch::parse_sparse(bytes)?;
             for r in decode_batch(&batch)? {
                 // A fetch starts at the batch holding `offset`; skip what came before it.
                 if r.offset < offset {
@@ -226,7 +241,7 @@ impl FetchTask {
                 });
             }
         }
-        Ok(records)
+        Ok((records, answer.next_offset))
     }
 }
 

@@ -118,16 +118,55 @@ impl Default for BatchOptions {
 
 /// Encodes `records` as one v2 batch with base offset 0.
 pub fn encode_batch(records: &[Record], options: &BatchOptions) -> Result<RecordBatch> {
-    if records.is_empty() {
-        return Err(FormatError::Codec(
-            "a record batch needs at least one record".into(),
-        ));
-    }
-    let kafka_records: Vec<kp::Record> = records
+    RecordBatch::parse(encode(
+        records.iter().enumerate().map(|(i, r)| (i as i64, r)),
+        0,
+        options,
+    )?)
+}
+
+/// Encodes `records`, which keep their offsets, as one batch with the producer fields of
+/// `like`, which holds them, in `compression`: what is left of a batch when some records are
+/// dropped. Their offsets, timestamps and sequence numbers stay what they were.
+pub fn encode_records_at(
+    records: &[Record],
+    like: &RecordBatch,
+    compression: Compression,
+) -> Result<RecordBatch> {
+    let options = BatchOptions {
+        compression,
+        producer_id: like.producer_id(),
+        producer_epoch: like.producer_epoch(),
+        base_sequence: like.base_sequence(),
+    };
+    let origin = like.base_offset();
+    let outside = records
         .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let delta = i as i32;
+        .find(|r| r.offset < origin || r.offset > like.last_offset());
+    if let Some(r) = outside {
+        return Err(FormatError::Codec(format!(
+            "record at {} is not in the batch [{origin}, {}]",
+            r.offset,
+            like.last_offset()
+        )));
+    }
+    RecordBatch::parse_sparse(encode(
+        records.iter().map(|r| (r.offset - origin, r)),
+        origin,
+        &options,
+    )?)
+}
+
+/// Encodes records at `origin` + their delta, the sequence numbers advancing with the deltas,
+/// as the bytes of one batch (checked by the caller, which knows whether gaps are allowed).
+fn encode<'a>(
+    records: impl Iterator<Item = (i64, &'a Record)>,
+    origin: i64,
+    options: &BatchOptions,
+) -> Result<Bytes> {
+    let kafka_records: Vec<kp::Record> = records
+        .map(|(delta, r)| {
+            let delta = delta as i32;
             kp::Record {
                 transactional: false,
                 control: false,
@@ -136,7 +175,7 @@ pub fn encode_batch(records: &[Record], options: &BatchOptions) -> Result<Record
                 producer_id: options.producer_id,
                 producer_epoch: options.producer_epoch,
                 timestamp_type: TimestampType::Creation,
-                offset: i64::from(delta),
+                offset: origin + i64::from(delta),
                 // The encoder starts a new batch whenever offset − sequence changes, so the
                 // sequence must advance with the offset even without idempotence.
                 sequence: options.base_sequence.wrapping_add(delta),
@@ -151,6 +190,11 @@ pub fn encode_batch(records: &[Record], options: &BatchOptions) -> Result<Record
             }
         })
         .collect();
+    if kafka_records.is_empty() {
+        return Err(FormatError::Codec(
+            "a record batch needs at least one record".into(),
+        ));
+    }
     let mut buf = BytesMut::new();
     let encode_options = RecordEncodeOptions {
         version: MAGIC_V2,
@@ -158,7 +202,7 @@ pub fn encode_batch(records: &[Record], options: &BatchOptions) -> Result<Record
     };
     RecordBatchEncoder::encode(&mut buf, kafka_records.iter(), &encode_options)
         .map_err(|e| FormatError::Codec(format!("encoding failed: {e}")))?;
-    RecordBatch::parse(buf.freeze())
+    Ok(buf.freeze())
 }
 
 /// Decodes every record of a validated batch, decompressing as needed.

@@ -50,6 +50,7 @@ async fn read(ctx: &Call<'_>, slot: &Slot, wait: Duration) -> v1::FetchResponse 
         offset: slot.offset,
         max_bytes: slot.max_bytes,
         max_wait_ms: wait.as_millis() as u32,
+        tags: String::new(),
     };
     answer(ctx.service.fetch(ctx.request(request)).await).unwrap_or_else(|e| v1::FetchResponse {
         high_watermark: -1,

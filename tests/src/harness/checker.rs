@@ -116,6 +116,7 @@ pub async fn diagnose_stall(
                     offset,
                     max_bytes: 64 << 10,
                     max_wait_ms: 0,
+                    tags: String::new(),
                 })
                 .await;
             let _ = match answer {
@@ -216,6 +217,7 @@ pub async fn read_all(
                     offset,
                     max_bytes: 1 << 20,
                     max_wait_ms: 0,
+                    tags: String::new(),
                 })
                 .await;
             let error = match answer {
