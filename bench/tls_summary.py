@@ -55,6 +55,14 @@ def main():
             ratio = y / x if x else 0.0
             ratios.append(ratio)
             print(f"{'consume ' + str(key[0]) + ' p ' + str(key[1]):<22} {x:>10.2f} {y:>9.2f} {ratio:>6.0%}")
+    for name, doc in (("plain", plain), ("TLS", tls)):
+        waits = [
+            f"{c.get('partitions')} p {c.get('settle_secs', 0):.0f} s"
+            + ("" if c.get("settled") else " (still writing: compaction overlapped the read)")
+            for c in doc.get("consume") or []
+        ]
+        if waits:
+            print(f"{name}: waited for compaction before reading: {', '.join(waits)}")
     if ratios:
         worst = min(ratios)
         verdict = "met" if worst >= 0.8 else "NOT met"

@@ -30,6 +30,12 @@ pub struct ConsumeResult {
     pub cached: ReadPass,
     pub errors: u64,
     pub first_error: Option<String>,
+    /// Seconds waited before the cold pass for the brokers to stop writing to storage (their
+    /// compaction of what was just produced), and whether they did within the limit.
+    #[serde(default)]
+    pub settle_secs: f64,
+    #[serde(default)]
+    pub settled: bool,
 }
 
 /// Partitions read at the same time.
@@ -112,7 +118,7 @@ async fn read_partition(
                 offset,
                 max_bytes: 1 << 20,
                 max_wait_ms: 0,
-                tags: String::new(),
+                ..Default::default()
             })
             .await
             .with_context(|| format!("fetch {topic}/{partition} at {offset}"))?

@@ -14,6 +14,12 @@ use crate::plan::{Plan, ack_name};
 use crate::report::{Point, Results, or_failure};
 use crate::stats::{Progress, fmt_opt};
 
+/// Before the consume suite reads a topic, the brokers must have written nothing to storage
+/// for this long: their compaction of what was just produced has finished.
+const CONSUME_QUIET: Duration = Duration::from_secs(3);
+/// Longest wait for that; a read that starts anyway says so.
+const CONSUME_SETTLE_LIMIT: Duration = Duration::from_secs(180);
+
 pub(crate) async fn run(
     args: &BenchArgs,
     plan: &Plan,
@@ -157,7 +163,19 @@ impl Cell<'_> {
     }
 
     async fn consume(&self, progress: &mut Progress) -> anyhow::Result<consume::ConsumeResult> {
-        let c = consume::consume(
+        progress.update(&format!(
+            "consume {}: waiting for the brokers' compaction",
+            self.topic
+        ));
+        let http = reqwest::Client::new();
+        let settled = load::wait_for_quiet_storage(
+            &http,
+            &self.args.broker_http,
+            CONSUME_QUIET,
+            CONSUME_SETTLE_LIMIT,
+        )
+        .await;
+        let mut c = consume::consume(
             &self.args.server,
             &self.topic,
             self.partitions,
@@ -166,8 +184,16 @@ impl Cell<'_> {
             progress,
         )
         .await?;
+        if let Some((waited, quiet)) = settled {
+            c.settle_secs = waited.as_secs_f64();
+            c.settled = quiet;
+        }
+        let overlap = match settled {
+            Some((_, false)) => " (the brokers were still writing: compaction overlapped)",
+            _ => "",
+        };
         progress.done(&format!(
-            "{} consume: cold {:.1} MB/s, cached {:.1} MB/s",
+            "{} consume: cold {:.1} MB/s, cached {:.1} MB/s{overlap}",
             self.name, c.cold.mb_per_s, c.cached.mb_per_s
         ));
         Ok(c)

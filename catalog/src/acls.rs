@@ -7,8 +7,8 @@
 //! refused. Kafka's implications hold: Read, Write, Delete and Alter allow Describe, and
 //! AlterConfigs allows DescribeConfigs.
 //!
-//! This module is the model, the store and the decision ([`decide`], [`Authorizer`]); the
-//! listeners call [`Authorizer::authorize`] with what each request touches.
+//! This module is the model, the store and the decision ([`Authorizer`]); the listeners call
+//! [`Authorizer::authorize`] with what each request touches.
 
 mod access;
 mod filter;
@@ -236,18 +236,6 @@ impl AclRule {
     }
 }
 
-/// Whether `principal` may do `operation` on `resource_type` `name` under `rules`: some rule
-/// allows it and none denies it.
-pub fn decide(
-    rules: &[AclRule],
-    principal: &str,
-    operation: Operation,
-    resource_type: ResourceType,
-    name: &str,
-) -> bool {
-    verdict(rules.iter(), principal, operation, resource_type, name) == Some(Permission::Allow)
-}
-
 /// Deny if any of `rules` denies, else allow if one allows, else no verdict.
 fn verdict<'a>(
     rules: impl Iterator<Item = &'a AclRule>,
@@ -293,6 +281,8 @@ impl RuleIndex {
         index
     }
 
+    /// Whether `principal` may do `operation` on `resource_type` `name`: some rule allows it
+    /// and none denies it.
     fn decide(
         &self,
         principal: &str,
@@ -308,6 +298,44 @@ impl RuleIndex {
             resource_type,
             name,
         ) == Some(Permission::Allow)
+    }
+
+    /// Whether `principal` may do `operation` on at least one `resource_type` resource, named
+    /// or not yet made: Kafka's `authorizeByResourceType`. It looks at the rules, not at the
+    /// resources that exist. A literal `*` deny refuses; a literal `*` allow allows; else some
+    /// other allow rule must not be fully overridden by a deny: a literal allow by a literal
+    /// deny of the same name, and either kind by a prefix deny its name starts with (a prefix
+    /// allow with a deny on a longer prefix, or on one of its names, still allows the rest).
+    fn allows_some(
+        &self,
+        principal: &str,
+        operation: Operation,
+        resource_type: ResourceType,
+    ) -> bool {
+        let own = self.by_principal.get(principal).into_iter().flatten();
+        let rules: Vec<&AclRule> = own
+            .chain(&self.everyone)
+            .filter(|r| {
+                r.resource_type == resource_type && r.operation.covers(operation, r.permission)
+            })
+            .collect();
+        let (allows, denies): (Vec<&AclRule>, Vec<&AclRule>) = rules
+            .into_iter()
+            .partition(|r| r.permission == Permission::Allow);
+        let every = |r: &&AclRule| r.pattern_type == PatternType::Literal && r.resource_name == "*";
+        if denies.iter().any(every) {
+            return false;
+        }
+        let overridden = |allow: &AclRule| {
+            denies.iter().any(|deny| match deny.pattern_type {
+                PatternType::Literal => {
+                    allow.pattern_type == PatternType::Literal
+                        && allow.resource_name == deny.resource_name
+                }
+                PatternType::Prefixed => allow.resource_name.starts_with(&deny.resource_name),
+            })
+        };
+        allows.iter().any(every) || allows.iter().any(|allow| !overridden(allow))
     }
 }
 
@@ -399,6 +427,33 @@ impl Authorizer {
         resource_type: ResourceType,
         name: &str,
     ) -> Result<bool> {
+        self.judge(principal, |rules, principal| {
+            rules.decide(principal, operation, resource_type, name)
+        })
+        .await
+    }
+
+    /// Whether `principal` may do `operation` on at least one `resource_type` resource (see
+    /// `RuleIndex::allows_some`): Kafka's test of "Write on any topic".
+    pub async fn authorize_some(
+        &self,
+        principal: Option<&str>,
+        operation: Operation,
+        resource_type: ResourceType,
+    ) -> Result<bool> {
+        self.judge(principal, |rules, principal| {
+            rules.allows_some(principal, operation, resource_type)
+        })
+        .await
+    }
+
+    /// Everyone passes when rules are not enforced, an anonymous caller fails and a super user
+    /// passes; anyone else is judged by `by_rules` on the cluster's rules.
+    async fn judge(
+        &self,
+        principal: Option<&str>,
+        by_rules: impl FnOnce(&RuleIndex, &str) -> bool,
+    ) -> Result<bool> {
         if !self.enforced {
             return Ok(true);
         }
@@ -409,7 +464,7 @@ impl Authorizer {
             return Ok(true);
         }
         let rules = self.rules().await?;
-        Ok(rules.decide(principal, operation, resource_type, name))
+        Ok(by_rules(&rules, principal))
     }
 
     async fn rules(&self) -> Result<Arc<RuleIndex>> {

@@ -19,9 +19,11 @@ pub use self::brokers::BrokerView;
 pub use self::partitions::{OwnerStates, PartitionView, ReportedStates, Unreported};
 pub use self::topics::{
     MAX_PARTITIONS, MIN_SEGMENT_BYTES, NewTopic, TopicConfigChange, TopicDescription, TopicView,
+    lanes_named,
 };
 use crate::error::Result;
 use crate::state::ClusterState;
+pub use strata_format::lanes::MAX_LANES;
 
 fn now_ms() -> i64 {
     strata_clock::SystemClock.unix_millis()

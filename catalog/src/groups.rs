@@ -36,6 +36,8 @@ pub struct MemberView {
     pub client_id: String,
     pub client_host: String,
     pub assignment: Vec<AssignedPartition>,
+    /// The swimlane it serves; empty for the main lane.
+    pub lane: String,
 }
 
 /// A partition's committed offset (-1: none) and lag behind its high watermark.
@@ -137,6 +139,7 @@ impl Admin {
                     client_id: m.client_id.clone(),
                     client_host: m.client_host.clone(),
                     assignment: partitions,
+                    lane: m.lane.clone(),
                 }
             })
             .collect();

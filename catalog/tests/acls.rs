@@ -228,6 +228,10 @@ async fn scenario(meta: Arc<dyn MetaStore>) {
             "payroll",
             Operation::Read,
         ),
+        AclRule {
+            pattern_type: PatternType::Prefixed,
+            ..allow("User:dave", ResourceType::Topic, "logs.", Operation::Write)
+        },
     ];
     admin.create_acls(&added).await.unwrap();
     clock.advance(RULES_CACHE_TTL);
@@ -235,6 +239,17 @@ async fn scenario(meta: Arc<dyn MetaStore>) {
     assert!(alice.check_topic_creation("orders.other").await.is_err());
     let carol = Access::new(Some("User:carol".into()), authorizer.clone());
     carol.check_topic_creation("anything").await.unwrap();
+    // Write on some topic (what Kafka asks of an idempotent producer without IdempotentWrite)
+    // is judged from the rules, not from the topics that exist: no topic starts with `logs.`.
+    let dave = Access::new(Some("User:dave".into()), authorizer.clone());
+    assert!(dave.may_write_some_topic().await.unwrap());
+    assert!(
+        !alice.may_write_some_topic().await.unwrap(),
+        "Create and Read are not Write"
+    );
+    assert!(!anonymous.may_write_some_topic().await.unwrap());
+    let root = Access::new(Some("User:root".into()), authorizer.clone());
+    assert!(root.may_write_some_topic().await.unwrap());
     let visible = alice
         .retain(
             vec!["orders", "payroll", "orders.new"],
@@ -256,6 +271,11 @@ async fn scenario(meta: Arc<dyn MetaStore>) {
     let open = Authorizer::new(admin.clone(), false, Vec::new(), clock);
     assert!(
         open.authorize(None, Operation::Delete, ResourceType::Topic, "orders")
+            .await
+            .unwrap()
+    );
+    assert!(
+        open.authorize_some(None, Operation::Write, ResourceType::Topic)
             .await
             .unwrap()
     );

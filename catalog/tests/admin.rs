@@ -190,6 +190,31 @@ async fn alter_config(admin: &Admin, meta: &Arc<dyn MetaStore>, keys: &Keyspace)
     .unwrap();
     assert_eq!(stored, after.config);
 
+    // Lanes: a whole list, then additions (a lane already there is no change) and removals.
+    let lanes = |change: TopicConfigChange| async move {
+        admin
+            .alter_topic_config("t", &change)
+            .await
+            .unwrap()
+            .config
+            .lanes
+    };
+    let set = TopicConfigChange {
+        lanes: Some(vec!["test-alice".into()]),
+        ..Default::default()
+    };
+    assert_eq!(lanes(set).await, ["test-alice"]);
+    let add = TopicConfigChange {
+        add_lanes: vec!["test-bob".into(), "test-alice".into()],
+        ..Default::default()
+    };
+    assert_eq!(lanes(add).await, ["test-alice", "test-bob"]);
+    let remove = TopicConfigChange {
+        remove_lanes: vec!["test-alice".into(), "test-bob".into()],
+        ..Default::default()
+    };
+    assert!(lanes(remove).await.is_empty());
+
     let both = TopicConfigChange {
         retention_bytes: Some(1 << 30),
         segment_bytes: Some(4096),
@@ -228,6 +253,27 @@ async fn alter_config(admin: &Admin, meta: &Arc<dyn MetaStore>, keys: &Keyspace)
             "segment_bytes must be at least",
         ),
         (TopicConfigChange::default(), "nothing to change"),
+        (
+            TopicConfigChange {
+                remove_lanes: vec!["test-carol".into()],
+                ..Default::default()
+            },
+            "lane `test-carol` is not a lane of this topic (it has no lanes)",
+        ),
+        (
+            TopicConfigChange {
+                lanes: Some(vec!["a b".into()]),
+                ..Default::default()
+            },
+            "lane `a b` holds ` `",
+        ),
+        (
+            TopicConfigChange {
+                lanes: Some(vec!["x".into(), "x".into()]),
+                ..Default::default()
+            },
+            "lane `x` is declared twice",
+        ),
     ] {
         match admin.alter_topic_config("t", &bad).await {
             Err(CatalogError::InvalidArgument(message)) => {

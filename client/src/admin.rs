@@ -23,6 +23,8 @@ pub struct TopicInfo {
     pub name: String,
     /// Every partition, in order.
     pub partitions: Vec<PartitionInfo>,
+    /// The swimlanes it declares (`ProducerRecord::with_lane`, `ConsumerBuilder::lane`).
+    pub lanes: Vec<String>,
 }
 
 /// One partition's owner.
@@ -86,6 +88,8 @@ pub struct GroupMember {
     pub client_host: String,
     /// The partitions it reads in the current generation.
     pub assignment: Vec<TopicPartition>,
+    /// The swimlane it serves on topics with lanes; empty for the main lane.
+    pub lane: String,
 }
 
 /// A partition's committed offset and how far behind the log end it is.
@@ -158,6 +162,8 @@ pub struct TopicSettings {
     pub retention_bytes: Option<i64>,
     /// Size compaction merges small objects into (default 128 MiB).
     pub segment_bytes: Option<u64>,
+    /// Swimlanes the topic carries besides the main lane (none by default).
+    pub lanes: Vec<String>,
 }
 
 /// Administers topics and inspects groups through any proxy.
@@ -188,6 +194,7 @@ fn topic_info(t: v1::TopicMetadata) -> TopicInfo {
                 epoch: p.epoch,
             })
             .collect(),
+        lanes: t.lanes,
     }
 }
 
@@ -252,6 +259,7 @@ impl Admin {
                 retention_ms: settings.retention_ms,
                 retention_bytes: settings.retention_bytes,
                 segment_bytes: settings.segment_bytes,
+                lanes: settings.lanes,
             })
             .await
             .map_err(|s| self.connection.call_error(s))?
@@ -468,6 +476,7 @@ impl Admin {
                     member_id: m.member_id,
                     client_id: m.client_id,
                     client_host: m.client_host,
+                    lane: m.lane,
                     assignment: m
                         .assignment
                         .into_iter()

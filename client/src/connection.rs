@@ -320,6 +320,10 @@ fn endpoint(server: &str, tls: Option<&Tls>) -> Result<Endpoint> {
     Ok(endpoint
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
+        // Fetch answers of a megabyte on many streams at once: with h2's default 64 KiB stream
+        // window a reader stalls on window updates, and more so when TLS adds to each round
+        // trip; the adaptive window grows to the connection's bandwidth-delay product.
+        .http2_adaptive_window(true)
         .http2_keep_alive_interval(Duration::from_secs(20))
         .keep_alive_while_idle(true))
 }

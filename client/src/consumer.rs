@@ -12,6 +12,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use bytes::Bytes;
+use strata_format::lanes::LaneFilter;
+use strata_format::select::Selector;
 use strata_proto::v1;
 use tokio::task::JoinSet;
 
@@ -115,6 +117,17 @@ pub struct ConsumerConfig {
     /// (`TagA || TagB`). The proxy leaves the others out before they are sent; the position
     /// and the committed offsets move past them all the same.
     pub tags: String,
+    /// A SQL-92 condition on record headers, RocketMQ's property filter
+    /// (`region = 'eu' AND amount > 100`); empty for none. Taken records pass both this and
+    /// `tags`; the others are left out at the proxy, as with tags.
+    pub filter: String,
+    /// The swimlane this consumer serves on topics that declare lanes; empty for the main
+    /// lane, whose consumers never receive lane records. A lane a topic does not declare is
+    /// refused by every fetch of that topic.
+    pub lane: String,
+    /// With `lane`: also receive the main lane's records (a tester's service that handles
+    /// production traffic it has no test version of).
+    pub lane_with_main: bool,
 }
 
 impl Default for ConsumerConfig {
@@ -135,6 +148,9 @@ impl Default for ConsumerConfig {
             metadata_max_age: Duration::from_secs(5),
             retry_backoff: Duration::from_millis(100),
             tags: "*".into(),
+            filter: String::new(),
+            lane: String::new(),
+            lane_with_main: false,
         }
     }
 }
@@ -159,9 +175,30 @@ impl ConsumerConfig {
         if self.group.as_deref() == Some("") {
             return bad("group is empty; use None for a consumer without a group");
         }
-        strata_format::tags::TagFilter::parse(&self.tags)
-            .map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        self.selector()?;
         Ok(())
+    }
+
+    /// What this consumer takes. The proxy applies it; the consumer checks again, which
+    /// covers a lane consumer too (a main-lane one cannot tell here whether a topic has
+    /// lanes).
+    fn selector(&self) -> Result<Selector> {
+        let selector = Selector::parse(&self.tags, &self.filter)
+            .map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        let lane = self.lane.trim();
+        if lane.is_empty() {
+            if self.lane_with_main {
+                return Err(Error::InvalidConfig(
+                    "lane_with_main is set without a lane; name the lane to serve".into(),
+                ));
+            }
+            return Ok(selector);
+        }
+        strata_format::lanes::check_lane(lane).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        Ok(selector.on_lanes(LaneFilter::Lane {
+            name: lane.to_owned(),
+            with_main: self.lane_with_main,
+        }))
     }
 }
 
@@ -305,6 +342,43 @@ impl ConsumerBuilder {
         self.config.tags = expression.into();
         self
     }
+    /// Receives only the records whose headers satisfy a SQL-92 condition, as RocketMQ's
+    /// `MessageSelector.bySql`: `=`, `<>`, `<`, `<=`, `>`, `>=`, `[NOT] BETWEEN`, `[NOT] IN`,
+    /// `IS [NOT] NULL`, `AND`, `OR`, `NOT`. A record without a header the condition needs is
+    /// not taken. A condition that does not parse fails `build`.
+    ///
+    /// ```
+    /// let builder = strata_client::Consumer::builder("127.0.0.1:7070")
+    ///     .filter("region IN ('eu', 'uk') AND amount > 100");
+    /// ```
+    pub fn filter(mut self, condition: impl Into<String>) -> Self {
+        self.config.filter = condition.into();
+        self
+    }
+    /// Serves a swimlane: on topics that declare it, receives that lane's records only (and
+    /// the main lane's with [`lane_with_main`](Self::lane_with_main)). Consumers without a
+    /// lane never receive lane records.
+    ///
+    /// ```
+    /// let builder = strata_client::Consumer::builder("127.0.0.1:7070")
+    ///     .group("billing-alice")
+    ///     .lane("test-alice");
+    /// ```
+    pub fn lane(mut self, lane: impl Into<String>) -> Self {
+        self.config.lane = lane.into();
+        self
+    }
+    /// With a lane: also receive the main lane's records.
+    ///
+    /// ```
+    /// let builder = strata_client::Consumer::builder("127.0.0.1:7070")
+    ///     .lane("test-alice")
+    ///     .lane_with_main(true);
+    /// ```
+    pub fn lane_with_main(mut self, with_main: bool) -> Self {
+        self.config.lane_with_main = with_main;
+        self
+    }
     /// Replaces every setting.
     ///
     /// ```
@@ -421,6 +495,7 @@ impl Consumer {
     /// ```
     pub fn new(connection: Connection, config: ConsumerConfig) -> Result<Self> {
         config.validate()?;
+        let selector = config.selector()?;
         let fetchers = Fetchers::new(
             connection.clone(),
             FetchSettings {
@@ -433,6 +508,10 @@ impl Consumer {
                 } else {
                     config.tags.trim().to_owned()
                 },
+                filter: config.filter.trim().to_owned(),
+                lane: config.lane.trim().to_owned(),
+                lane_with_main: config.lane_with_main,
+                selector,
             },
         );
         let membership = config.group.clone().map(Membership::new);

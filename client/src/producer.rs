@@ -122,6 +122,23 @@ impl ProducerRecord {
         self
     }
 
+    /// Puts the record on a swimlane the topic declares (`strata topic alter T --add-lane L`):
+    /// only that lane's consumers receive it, never the main lane's. The lane travels in the
+    /// `strata-lane` header, which Kafka producers can set too; sending to a lane the topic
+    /// does not declare fails.
+    ///
+    /// ```
+    /// let record = strata_client::ProducerRecord::new("orders", "test order").with_lane("test-alice");
+    /// assert_eq!(record.headers[0], ("strata-lane".into(), Some("test-alice".into())));
+    /// ```
+    pub fn with_lane(mut self, lane: impl Into<String>) -> Self {
+        let header = strata_format::lanes::LANE_HEADER;
+        self.headers.retain(|(k, _)| k != header);
+        self.headers
+            .push((header.to_owned(), Some(Bytes::from(lane.into()))));
+        self
+    }
+
     /// Tags the record, for consumers that subscribe by tag (`Consumer::builder(..).tags(..)`).
     /// The tags travel in the `strata-tags` header, which Kafka producers can set too. A tag
     /// is 1 to 128 letters, digits, `.`, `_` or `-`; sending a record with another fails.
@@ -709,6 +726,9 @@ impl Producer {
                     format!("waiting for the partitions of topic `{topic}`"),
                 )
             })??;
+        if let Some(lane) = strata_format::lanes::lane_of(&record.headers) {
+            self.check_lane(&topic, lane, deadline).await?;
+        }
         let (target, partitions) = match (partition, &record.key) {
             (Some(p), _) => {
                 let partitions = self
@@ -868,6 +888,36 @@ impl Producer {
         }
         shared.accumulator().clear();
         flushed
+    }
+
+    /// Refuses a record for a lane the topic does not declare, before it is buffered: the
+    /// proxy would refuse its whole batch. A lane missing from the cached metadata is looked
+    /// up once more, since it may have been declared since.
+    async fn check_lane(&self, topic: &str, lane: &str, deadline: Instant) -> Result<()> {
+        strata_format::lanes::check_lane(lane)
+            .map_err(|e| Error::InvalidConfig(format!("the record's lane cannot be sent: {e}")))?;
+        let metadata = &self.inner.shared.metadata;
+        let declared = |lanes: &[String]| lanes.iter().any(|l| l == lane);
+        if declared(&metadata.lanes(topic)) {
+            return Ok(());
+        }
+        let _ = tokio::time::timeout_at(deadline, metadata.refresh(topic)).await;
+        let lanes = metadata.lanes(topic);
+        if declared(&lanes) {
+            return Ok(());
+        }
+        Err(Error::Server {
+            code: ErrorCode::InvalidArgument,
+            message: format!(
+                "lane `{lane}` is not a lane of topic `{topic}` (it declares {}); declare it \
+                 with `strata topic alter {topic} --add-lane {lane}`",
+                if lanes.is_empty() {
+                    "none".to_owned()
+                } else {
+                    lanes.join(", ")
+                }
+            ),
+        })
     }
 
     /// The topic's partition count (cached for `metadata_max_age`).

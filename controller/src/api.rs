@@ -43,6 +43,8 @@ pub struct ApiState {
     pub auth: Arc<strata_catalog::auth::Authenticator>,
     /// What callers may do: the ACL rules, enforced when authentication is on.
     pub authorizer: Arc<strata_catalog::acls::Authorizer>,
+    /// The process's clock: when a token is made, and from when it expires.
+    pub clock: Arc<dyn strata_clock::Clock>,
 }
 
 /// An error answer.

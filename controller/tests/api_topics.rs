@@ -43,6 +43,7 @@ async fn patch_changes_the_named_settings_only() {
             Vec::new(),
             Arc::new(strata_clock::SystemClock),
         )),
+        clock: Arc::new(strata_clock::SystemClock),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

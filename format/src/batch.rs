@@ -8,7 +8,7 @@
 
 pub mod codec;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, BufMut, Bytes};
 
 use crate::error::{Corrupted, FormatError, Result};
 
@@ -45,6 +45,32 @@ mod field {
 enum Density {
     Dense,
     Sparse,
+}
+
+/// The bytes of a batch of no records spanning offsets `[base_offset, next_offset)`, as
+/// Kafka's compaction leaves when it removes every record of a batch: a Kafka consumer moves
+/// its position past it. A filtered read sends one where the records it left out end the
+/// answer, so a consumer that cannot be told `next_offset` does not ask for them again.
+/// Only for Kafka clients: Strata's own readers refuse empty batches.
+pub fn skip_batch(base_offset: i64, next_offset: i64) -> Bytes {
+    let last_delta = i32::try_from(next_offset - base_offset - 1).unwrap_or(i32::MAX);
+    let mut b = bytes::BytesMut::with_capacity(HEADER_LEN);
+    b.put_i64(base_offset);
+    b.put_i32((HEADER_LEN - field::PARTITION_LEADER_EPOCH) as i32);
+    b.put_i32(-1); // partition leader epoch
+    b.put_i8(MAGIC_V2);
+    b.put_u32(0); // CRC, below
+    b.put_i16(0); // attributes: no compression, create time
+    b.put_i32(last_delta);
+    b.put_i64(-1); // base timestamp
+    b.put_i64(-1); // max timestamp
+    b.put_i64(-1); // producer id
+    b.put_i16(-1); // producer epoch
+    b.put_i32(-1); // base sequence
+    b.put_i32(0); // record count
+    let crc = crc32c::crc32c(&b[field::ATTRIBUTES..]);
+    b[field::CRC..field::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    b.freeze()
 }
 
 /// A validated record batch: the header has been bounds-checked and the CRC verified.

@@ -5,6 +5,9 @@
 //!   with a sparse offset index and a timestamp index — and lookups that say which byte range
 //!   to fetch and how to cut batches out of it, so a reader needs at most two ranged GETs.
 //! - [`tags`]: record tags and the tag expressions consumers filter with.
+//! - [`lanes`]: swimlanes, test traffic kept apart on a production topic by a header.
+//! - [`properties`]: SQL-92 conditions on record headers, RocketMQ's property filters.
+//! - [`select`]: both together, and the cutting of stored batches down to what a consumer takes.
 //! - [`flush`]: flush objects — one per broker flush, the segments of many partitions back
 //!   to back plus a table of contents saying where each one is.
 //!
@@ -15,7 +18,10 @@
 pub mod batch;
 mod error;
 pub mod flush;
+pub mod lanes;
+pub mod properties;
 pub mod segment;
+pub mod select;
 pub mod tags;
 
 pub use batch::codec::{

@@ -3,16 +3,13 @@
 //! A record's tags travel in its [`TAGS_HEADER`] header, names separated by commas, so Kafka
 //! producers can set them too. A consumer subscribes with `*` (everything, tagged or not) or
 //! tags joined by `||` (a record carrying any of them). The proxy drops the records a
-//! consumer's expression does not take before they leave it ([`filter_batch`]), keeping the
+//! consumer's expression does not take before they leave it ([`crate::select`]), keeping the
 //! offsets of the rest, so positions, commits and lag count every record.
 
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use strata_proto::{Coded, ErrorCode};
-
-use crate::batch::codec::{Compression, Record, decode_batch, encode_records_at};
-use crate::{RecordBatch, Result};
 
 /// The header holding a record's tags: `TagA` or `TagA,TagB`.
 pub const TAGS_HEADER: &str = "strata-tags";
@@ -46,18 +43,24 @@ impl Coded for TagError {
 
 /// Checks one tag name.
 pub fn check_tag(tag: &str) -> std::result::Result<(), String> {
-    if tag.is_empty() {
-        return Err("a tag is empty".into());
+    check_word("tag", tag, MAX_TAG_LEN)
+}
+
+/// Checks a name that travels in a header beside others (a tag, a lane): 1 to `max` bytes of
+/// letters, digits, `.`, `_` and `-`, so separators and operators can never be part of one.
+pub(crate) fn check_word(kind: &str, word: &str, max: usize) -> std::result::Result<(), String> {
+    if word.is_empty() {
+        return Err(format!("a {kind} is empty"));
     }
-    if tag.len() > MAX_TAG_LEN {
-        let start: String = tag.chars().take(16).collect();
-        return Err(format!("tag `{start}…` is longer than {MAX_TAG_LEN} bytes"));
+    if word.len() > max {
+        let start: String = word.chars().take(16).collect();
+        return Err(format!("{kind} `{start}…` is longer than {max} bytes"));
     }
-    match tag
+    match word
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
-        Some(c) => Err(format!("tag `{tag}` holds `{c}`")),
+        Some(c) => Err(format!("{kind} `{word}` holds `{c}`")),
         None => Ok(()),
     }
 }
@@ -136,53 +139,6 @@ pub fn tags_header(tags: &[String]) -> std::result::Result<Bytes, TagError> {
         })?;
     }
     Ok(Bytes::from(tags.join(",")))
-}
-
-/// What filtering one batch left.
-#[derive(Debug)]
-pub enum Filtered {
-    /// Every record is taken: the batch as it was, not re-encoded.
-    Whole(RecordBatch),
-    /// Some are taken: a new batch of those records at their own offsets, with the original's
-    /// producer fields, in the codec [`reencoding`] picks.
-    Part(RecordBatch),
-    /// None is taken.
-    Nothing,
-}
-
-/// The records of `batch` that `filter` takes.
-pub fn filter_batch(batch: &RecordBatch, filter: &TagFilter) -> Result<Filtered> {
-    if filter.is_all() {
-        return Ok(Filtered::Whole(batch.clone()));
-    }
-    let records = decode_batch(batch)?;
-    let total = records.len();
-    let kept: Vec<Record> = records
-        .into_iter()
-        .filter(|r| filter.matches(&r.headers))
-        .collect();
-    Ok(if kept.is_empty() {
-        Filtered::Nothing
-    } else if kept.len() == total {
-        Filtered::Whole(batch.clone())
-    } else {
-        Filtered::Part(encode_records_at(
-            &kept,
-            batch,
-            reencoding(batch.compression()),
-        )?)
-    })
-}
-
-/// The codec a batch that lost records goes out in: its own, but for gzip and LZ4, whose
-/// encoders in the record codec run at about 50 MB/s (gzip level 6, LZ4-HC): those become
-/// zstd (level 3, several times faster, at least as small), which every reader of Strata's
-/// batches decodes.
-pub fn reencoding(compression: Compression) -> Compression {
-    match compression {
-        Compression::Gzip | Compression::Lz4 => Compression::Zstd,
-        other => other,
-    }
 }
 
 #[cfg(test)]

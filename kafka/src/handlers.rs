@@ -49,7 +49,7 @@ impl Context {
             service.admin().clone(),
             !config.sasl.is_empty(),
             config.super_users.clone(),
-            Arc::new(strata_clock::SystemClock),
+            service.clock().clone(),
         ));
         Self {
             service,

@@ -326,6 +326,10 @@ pub struct TopicConfig {
     /// Compaction merges small flushed objects into segments of about this size.
     pub segment_bytes: u64,
     pub created_ms: i64,
+    /// The swimlanes the topic carries besides the main lane (`strata_format::lanes`); empty:
+    /// none, and consumers are not filtered by lane.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lanes: Vec<String>,
 }
 
 /// Defaults of new topics, as in Kafka: keep a week, no size limit, 128 MiB segments.

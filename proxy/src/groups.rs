@@ -88,6 +88,11 @@ impl GroupCoordinator {
         self
     }
 
+    /// The clock the coordinator was given (the system's unless [`Self::with_sources`]).
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     async fn load(&self, group: &str) -> Result<Loaded> {
         let key = self.keys.group_state(group);
         Ok(match self.meta.get(&key).await? {

@@ -16,6 +16,18 @@ pub struct RpcLabel {
     pub rpc: &'static str,
 }
 
+/// A swimlane's records, by direction: `produced` (accepted from producers) or `delivered`
+/// (sent to that lane's consumers). The main lane is `(main)`, which no lane can be named.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LaneLabel {
+    pub topic: String,
+    pub lane: String,
+    pub direction: &'static str,
+}
+
+/// The label value of the main lane.
+pub const MAIN_LANE: &str = "(main)";
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabel {
     pub rpc: &'static str,
@@ -52,6 +64,8 @@ pub struct ProxyMetrics {
     /// Records a consumer's tag expression left out, and the batch bytes that saved.
     pub filtered_records: Counter,
     pub filtered_bytes: Counter,
+    /// Records per topic and lane, on topics that declare lanes (at most 64 lanes each).
+    pub lane_records: Family<LaneLabel, Counter>,
 }
 
 impl ProxyMetrics {
@@ -98,13 +112,18 @@ impl ProxyMetrics {
         );
         r.register(
             "filtered_records",
-            "Records left out of fetches by the consumer's tag expression",
+            "Records left out of fetches by the consumer's tags, property filter or lane",
             self.filtered_records.clone(),
         );
         r.register(
             "filtered_bytes",
-            "Record batch bytes not sent because a tag expression left records out",
+            "Record batch bytes not sent because a consumer's selector left records out",
             self.filtered_bytes.clone(),
+        );
+        r.register(
+            "lane_records",
+            "Records of each swimlane on topics that declare lanes, produced and delivered",
+            self.lane_records.clone(),
         );
         if let Some(cache) = cache {
             let (hits, misses, evictions, loads, prefetches, bytes) = (

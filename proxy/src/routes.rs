@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Default, Clone)]
 struct Table {
-    /// Partition count and topic id (incarnation).
-    topics: HashMap<String, (u32, u64)>,
+    /// Partition count, topic id (incarnation) and declared lanes.
+    topics: HashMap<String, (u32, u64, Arc<[String]>)>,
     assignments: HashMap<(String, u32), (String, u64)>,
     brokers: HashMap<String, String>,
 }
@@ -58,9 +58,10 @@ impl Routes {
                 self.keys.topic_name_of(&kv.key),
                 schema::decode::<TopicConfig>(&kv.key, &kv.value),
             ) {
-                table
-                    .topics
-                    .insert(name.to_owned(), (config.partitions, config.id));
+                table.topics.insert(
+                    name.to_owned(),
+                    (config.partitions, config.id, config.lanes.into()),
+                );
             }
         }
         for kv in self.meta.range(&self.keys.assignments()).await?.0 {
@@ -169,6 +170,20 @@ impl Routes {
     pub fn topic_id(&self, topic: &str) -> Option<u64> {
         let table = self.table.read().expect("routes poisoned");
         table.topics.get(topic).map(|t| t.1)
+    }
+
+    /// The lanes the topic declares (none for an unknown topic).
+    pub fn lanes(&self, topic: &str) -> Vec<String> {
+        self.declared_lanes(topic).to_vec()
+    }
+
+    /// The same, shared: empty for an unknown topic or one without lanes.
+    pub fn declared_lanes(&self, topic: &str) -> Arc<[String]> {
+        let table = self.table.read().expect("routes poisoned");
+        table
+            .topics
+            .get(topic)
+            .map_or_else(|| Arc::from([]), |t| t.2.clone())
     }
 
     /// The owner of a partition; `Ok(None)` while it has none.

@@ -7,8 +7,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use bytes::Bytes;
+use strata_catalog::admin::lanes_named;
 use strata_format::RecordBatch;
-use strata_format::tags::{Filtered, TagFilter, filter_batch};
+use strata_format::lanes::LaneFilter;
+use strata_format::select::{Filtered, Selector, filter_batch};
+
+use crate::metrics::{LaneLabel, MAIN_LANE};
 use strata_log::LogReader;
 use strata_proto::v1::{self, strata_server};
 use strata_proto::{Coded, ErrorCode};
@@ -74,7 +78,7 @@ impl ProxyService {
             admin.clone(),
             false,
             Vec::new(),
-            Arc::new(strata_clock::SystemClock),
+            groups.clock().clone(),
         ));
         Self {
             routes,
@@ -118,6 +122,11 @@ impl ProxyService {
         &self.groups
     }
 
+    /// The process's clock, as injected into the group coordinator.
+    pub fn clock(&self) -> &Arc<dyn strata_clock::Clock> {
+        self.groups.clock()
+    }
+
     pub fn into_server(self) -> strata_server::StrataServer<Self> {
         strata_server::StrataServer::new(self).max_decoding_message_size(64 << 20)
     }
@@ -125,7 +134,7 @@ impl ProxyService {
     async fn fetch_once(
         &self,
         r: &v1::FetchRequest,
-        filter: &TagFilter,
+        filter: &Selector,
     ) -> Result<v1::FetchResponse, v1::Error> {
         let max_bytes = if r.max_bytes == 0 {
             DEFAULT_FETCH_BYTES
@@ -145,7 +154,7 @@ impl ProxyService {
         let batches = if filter.is_all() {
             result.batches.iter().map(RecordBatch::to_bytes).collect()
         } else {
-            self.filter(&result.batches, filter)?
+            self.filter(&r.topic, &result.batches, filter)?
         };
         Ok(v1::FetchResponse {
             batches,
@@ -157,8 +166,14 @@ impl ProxyService {
     }
 
     /// The records of `batches` that `filter` takes, as batches at their own offsets.
-    fn filter(&self, batches: &[RecordBatch], filter: &TagFilter) -> Result<Vec<Bytes>, v1::Error> {
+    fn filter(
+        &self,
+        topic: &str,
+        batches: &[RecordBatch],
+        filter: &Selector,
+    ) -> Result<Vec<Bytes>, v1::Error> {
         let mut out = Vec::with_capacity(batches.len());
+        let mut delivered = 0;
         for batch in batches {
             let kept = match filter_batch(batch, filter) {
                 Ok(Filtered::Whole(b) | Filtered::Part(b)) => Some(b),
@@ -182,17 +197,56 @@ impl ProxyService {
             self.metrics
                 .filtered_bytes
                 .inc_by((batch.len() as u64).saturating_sub(sent_bytes));
+            delivered += sent_records;
             out.extend(kept.map(|b| b.to_bytes()));
+        }
+        if let Some(lanes) = &filter.lanes {
+            self.metrics
+                .lane_records
+                .get_or_create(&LaneLabel {
+                    topic: topic.to_owned(),
+                    lane: lanes.lane().unwrap_or(MAIN_LANE).to_owned(),
+                    direction: "delivered",
+                })
+                .inc_by(delivered);
         }
         Ok(out)
     }
 
+    /// The consumer's selector on this topic's lanes: main-lane consumers of a topic with
+    /// lanes take only main-lane records, and a lane must be one the topic declares.
+    fn on_lanes(&self, r: &v1::FetchRequest, selector: Selector) -> Result<Selector, v1::Error> {
+        let lanes = self.routes.declared_lanes(&r.topic);
+        let lane = r.lane.trim();
+        if lane.is_empty() {
+            return Ok(if lanes.is_empty() {
+                selector
+            } else {
+                selector.on_lanes(LaneFilter::Main)
+            });
+        }
+        if !lanes.iter().any(|l| l == lane) {
+            let asked = format!("lane `{lane}` was asked for");
+            return Err(unknown_lane(&asked, &r.topic, lane, &lanes));
+        }
+        Ok(selector.on_lanes(LaneFilter::Lane {
+            name: lane.to_owned(),
+            with_main: r.lane_with_main,
+        }))
+    }
+
     /// A fetch that waits for the partition's next commit when nothing is there yet.
-    async fn long_poll(&self, r: v1::FetchRequest, filter: &TagFilter) -> v1::FetchResponse {
+    async fn long_poll(&self, r: v1::FetchRequest, filter: Selector) -> v1::FetchResponse {
         self.routes.refresh_if_unknown(&r.topic).await;
         if let Err((code, message)) = self.routes.route(&r.topic, r.partition) {
             return failed_fetch(error(code, message));
         }
+        // After the refresh: a topic this proxy has only just learnt of may have lanes.
+        let filter = match self.on_lanes(&r, filter) {
+            Ok(filter) => filter,
+            Err(e) => return failed_fetch(e),
+        };
+        let filter = &filter;
         let deadline =
             Instant::now() + Duration::from_millis(u64::from(r.max_wait_ms)).min(MAX_WAIT);
         let notifier = self.checkpoints.notifier(&r.topic, r.partition);
@@ -213,6 +267,22 @@ impl ProxyService {
                     .await;
         }
     }
+}
+
+/// The refusal of a lane topic `topic` does not declare: `what` happened, and how to declare
+/// the lane.
+pub(crate) fn unknown_lane(what: &str, topic: &str, lane: &str, declared: &[String]) -> v1::Error {
+    let has = if declared.is_empty() {
+        "it declares no lanes".to_owned()
+    } else {
+        format!("it has {}", lanes_named(declared))
+    };
+    error(
+        ErrorCode::InvalidArgument,
+        format!(
+            "{what}, but topic `{topic}` does not declare it ({has}); declare it with `strata topic alter {topic} --add-lane {lane}`, or leave the lane out for the main lane"
+        ),
+    )
 }
 
 /// Answers that carry a Strata error, so the metrics can count failures of every call alike.
@@ -339,10 +409,7 @@ impl strata_server::Strata for ProxyService {
     ) -> Result<Response<v1::FetchResponse>, Status> {
         let access = self.access(&request);
         let request = request.into_inner();
-        let filter = match request.tags.as_str() {
-            "" => Ok(TagFilter::All),
-            expression => TagFilter::parse(expression).map_err(|e| e.to_wire()),
-        };
+        let filter = Selector::parse(&request.tags, &request.filter).map_err(|e| e.to_wire());
         let allowed = check(
             &access,
             Operation::Read,
@@ -351,7 +418,7 @@ impl strata_server::Strata for ProxyService {
         )
         .await;
         let answer = match allowed.and(filter) {
-            Ok(filter) => self.long_poll(request, &filter).await,
+            Ok(filter) => self.long_poll(request, filter).await,
             Err(e) => failed_fetch(e),
         };
         self.metrics.record("Fetch", answer.error.as_ref());
@@ -388,7 +455,7 @@ impl strata_server::Strata for ProxyService {
                     name,
                     partitions: Vec::new(),
                     error: Some(refusal),
-                    topic_id: 0,
+                    ..Default::default()
                 }),
             }
         }

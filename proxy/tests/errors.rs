@@ -31,9 +31,7 @@ async fn proxy_over_corrupt_checkpoint(dir: &tempfile::TempDir) -> ProxyService 
         .create_topic(NewTopic {
             name: "t".into(),
             partitions: 1,
-            retention_ms: None,
-            retention_bytes: None,
-            segment_bytes: None,
+            ..NewTopic::default()
         })
         .await
         .unwrap();
@@ -72,7 +70,7 @@ async fn corrupt_metadata_on_the_read_path_is_internal_and_not_retriable() {
             offset: 0,
             max_bytes: 1024,
             max_wait_ms: 0,
-            tags: String::new(),
+            ..Default::default()
         }))
         .await
         .unwrap()

@@ -52,9 +52,7 @@ async fn setup(
         .create_topic(NewTopic {
             name: TOPIC.into(),
             partitions: i64::from(PARTITIONS),
-            retention_ms: None,
-            retention_bytes: None,
-            segment_bytes: None,
+            ..NewTopic::default()
         })
         .await
         .unwrap();
@@ -187,6 +185,7 @@ async fn join_and_sync(
                 rebalance_timeout_ms: 4_000,
                 protocol_type: PROTOCOL_TYPE.into(),
                 protocols: subscription(),
+                ..Default::default()
             },
             "127.0.0.1",
         )
@@ -535,6 +534,7 @@ async fn bad_requests_get_typed_errors(env: &Env) {
             rebalance_timeout_ms: 0,
             protocol_type: PROTOCOL_TYPE.into(),
             protocols,
+            ..Default::default()
         };
     for (request, why) in [
         (join("bad/name", SESSION_MS, subscription()), "group name"),

@@ -1,9 +1,10 @@
-//! What tag filtering saves the client and costs the proxy.
+//! What tag and property filtering save the client and cost the proxy.
 //!
 //! A `strata standalone`; 4 partitions get `TAG_FILTER_MB` (default 256) of 1 KiB records
 //! (text that compresses about 2:1), a tenth tagged `rare` and the rest `common`,
-//! uncompressed and then lz4. Each topic is read whole three times by the SDK from the proxy's
-//! cache: with `*`, with `rare`, and with `common`. For each read it prints the batch bytes
+//! uncompressed and then lz4; each also has an `amount` header, 0 to 99. Each topic is read
+//! whole five times by the SDK from the proxy's cache: with `*`, with `rare`, with `common`,
+//! and with the property filters `amount < 10` and `amount >= 10` (the same shares). For each read it prints the batch bytes
 //! the proxy sent (`strata_proxy_fetched_bytes_total`), the records, the rate and the server
 //! process's CPU (from /proc: the broker is idle during a read, so it is the proxy's), also
 //! as seconds per GB of records read. Asserts nothing: the figures go to `docs/benchmarks.md`.
@@ -25,6 +26,15 @@ use strata_testkit::{StrataServer, log_dir, strata_binary, target_tmp_dir};
 
 const PARTITIONS: u32 = 4;
 const RECORD_BYTES: usize = 1024;
+/// (tags, property filter) of each measured read: everything, then a tenth and nine tenths
+/// by tag, then the same shares by an `amount` header (0 to 99).
+const SELECTORS: [(&str, &str); 5] = [
+    ("*", ""),
+    ("rare", ""),
+    ("common", ""),
+    ("*", "amount < 10"),
+    ("*", "amount >= 10"),
+];
 
 /// CPU seconds (user + system) the process has used so far.
 fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
@@ -58,11 +68,18 @@ struct Read {
     cpu: f64,
 }
 
-/// Reads every partition of `topic` from the start to its end with `tags`.
-async fn read_all(server: &Server, topic: &str, tags: &str, ends: &[i64]) -> anyhow::Result<Read> {
+/// Reads every partition of `topic` from the start to its end with `tags` and the property
+/// filter `filter`.
+async fn read_all(
+    server: &Server,
+    topic: &str,
+    (tags, filter): (&str, &str),
+    ends: &[i64],
+) -> anyhow::Result<Read> {
     let mut consumer = Consumer::builder(&server.grpc)
         .auto_offset_reset(Offset::Earliest)
         .tags(tags)
+        .filter(filter)
         .build()
         .await?;
     let partitions: Vec<TopicPartition> = (0..PARTITIONS)
@@ -133,8 +150,15 @@ async fn main() -> anyhow::Result<()> {
     let admin = Admin::connect(&grpc).await?;
     let records = megabytes * 1024 * 1024 / RECORD_BYTES;
     println!(
-        "{:>6}  {:>7}  {:>9}  {:>9}  {:>6}  {:>10}  {:>10}  {:>13}",
-        "codec", "tags", "records", "sent MB", "saved", "records/s", "proxy CPU", "CPU s per GB"
+        "{:>6}  {:>18}  {:>9}  {:>9}  {:>6}  {:>10}  {:>10}  {:>13}",
+        "codec",
+        "selector",
+        "records",
+        "sent MB",
+        "saved",
+        "records/s",
+        "proxy CPU",
+        "CPU s per GB"
     );
     for compression in [Compression::None, Compression::Lz4] {
         let topic = format!("tags-{compression}");
@@ -160,7 +184,9 @@ async fn main() -> anyhow::Result<()> {
                     format!("{:016x}", state >> 1)
                 })
                 .collect();
-            let record = ProducerRecord::new(&topic, format!("{i:>12}{body}")).with_tags([tag]);
+            let record = ProducerRecord::new(&topic, format!("{i:>12}{body}"))
+                .with_tags([tag])
+                .with_header("amount", (i % 100).to_string());
             acks.push(producer.enqueue(record).await?);
             if acks.len() >= 10_000 {
                 for ack in acks.drain(..) {
@@ -181,16 +207,20 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         // A first read fills the proxy's cache; the measured ones all read from it.
-        read_all(&server, &topic, "*", &ends).await?;
+        read_all(&server, &topic, ("*", ""), &ends).await?;
         let mut whole = None;
-        for tags in ["*", "rare", "common"] {
-            let read = read_all(&server, &topic, tags, &ends).await?;
+        for selector in SELECTORS {
+            let read = read_all(&server, &topic, selector, &ends).await?;
             let whole_sent = *whole.get_or_insert(read.sent);
             let read_gb = (records * RECORD_BYTES) as f64 / 1e9;
             println!(
-                "{:>6}  {:>7}  {:>9}  {:>9.1}  {:>5.0}%  {:>10.0}  {:>9.2}s  {:>13.2}",
+                "{:>6}  {:>18}  {:>9}  {:>9.1}  {:>5.0}%  {:>10.0}  {:>9.2}s  {:>13.2}",
                 compression.to_string(),
-                tags,
+                if selector.1.is_empty() {
+                    selector.0
+                } else {
+                    selector.1
+                },
                 read.records,
                 read.sent / 1e6,
                 100.0 * (1.0 - read.sent / whole_sent),

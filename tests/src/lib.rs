@@ -11,6 +11,8 @@
 //! - [`cli`] runs the `strata` CLI (and other programs) to their end, bound in time.
 //! - [`prerequisite`] is what every test does when something it needs is missing: skip with
 //!   the reason outside CI, fail under `CI=true`.
+//! - [`secured`] starts a standalone with TLS, authentication and SASL as the security tests
+//!   ask, with a throwaway CA, and builds the credential flags of the CLI and kcat.
 
 // Test harnesses wait on real time against real servers.
 #![allow(clippy::disallowed_methods)]
@@ -21,5 +23,6 @@ mod inprocess;
 pub mod kafka_clients;
 pub mod kafka_wire;
 pub mod prerequisite;
+pub mod secured;
 
 pub use inprocess::InProcess;

@@ -20,11 +20,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 use strata_client::{Error, ErrorCode, Producer, ProducerRecord, Tls, Token};
-use strata_integration_tests::cli::strata;
 use strata_integration_tests::harness;
 use strata_integration_tests::kafka_clients::KafkaClients;
-use strata_testkit::{StrataServer, log_dir, strata_binary, target_tmp_dir};
-use strata_tls::testing::TestCa;
+use strata_integration_tests::secured::{SecuredStandalone, Security, cli};
 
 const MINUTE: Duration = Duration::from_secs(60);
 const ALICE_PASSWORD: &str = "alice-Pa55word";
@@ -34,57 +32,27 @@ fn s(v: impl ToString) -> String {
     v.to_string()
 }
 
-/// Runs the CLI with `args` and `extra`; its stdout or the error with its stderr.
-async fn cli(args: &[&str], extra: &[String], stdin: Option<&str>) -> anyhow::Result<String> {
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend(extra.iter().map(String::as_str));
-    strata(&all, stdin.map(str::as_bytes), MINUTE).await
-}
-
 #[tokio::test]
 async fn acl_rules_decide_for_kafka_clients_the_sdk_and_the_admin_api() {
     harness::init_tracing();
     let Some(clients) = KafkaClients::find("authorization") else {
         return;
     };
-    let logs = log_dir(&target_tmp_dir().unwrap(), "authorization").unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let ca = TestCa::new(&logs.join("pki"), "Strata authorization test CA");
-    let server = ca.server("strata", &[]);
-    let root = ca.client("root", "root", &[]);
-    let ca_path = s(ca.ca().display());
-    let standalone = StrataServer::standalone_with(
-        strata_binary().unwrap(),
-        data.path(),
-        &logs,
-        &[
-            s("--tls-cert"),
-            s(server.cert.display()),
-            s("--tls-key"),
-            s(server.key.display()),
-            s("--tls-ca"),
-            ca_path.clone(),
-            s("--tls-client-auth"),
-            s("optional"),
-            s("--authenticate"),
-            s("--kafka-sasl-mechanisms"),
-            s("SCRAM-SHA-512"),
-            s("--super-users"),
-            s("User:root"),
-        ],
+    let standalone = SecuredStandalone::start(
+        "authorization",
+        Security {
+            tls_client_auth: Some("optional"),
+            authenticate: true,
+            sasl_mechanisms: Some("SCRAM-SHA-512"),
+            super_users: Some("User:root"),
+        },
     )
     .unwrap();
-    let admin = s(standalone.listener("--admin-addr").unwrap());
-    let grpc = s(standalone.addr());
-    let kafka = s(standalone.kafka_addr().unwrap());
-    let as_root = vec![
-        s("--tls-ca"),
-        ca_path.clone(),
-        s("--tls-cert"),
-        s(root.cert.display()),
-        s("--tls-key"),
-        s(root.key.display()),
-    ];
+    let ca_path = s(standalone.ca_path().display());
+    let admin = standalone.admin_addr();
+    let grpc = standalone.grpc_addr();
+    let kafka = standalone.kafka_addr();
+    let as_root = standalone.cert_flags(&standalone.client_cert("root"));
     let root_cli = |args: Vec<String>, stdin: Option<String>| {
         let as_root = as_root.clone();
         async move {
@@ -144,22 +112,8 @@ async fn acl_rules_decide_for_kafka_clients_the_sdk_and_the_admin_api() {
     .await
     .unwrap();
 
-    let sasl_ssl = |user: &str, password: &str| -> Vec<String> {
-        [
-            "-X",
-            "security.protocol=SASL_SSL",
-            "-X",
-            &format!("ssl.ca.location={ca_path}"),
-            "-X",
-            "sasl.mechanisms=SCRAM-SHA-512",
-            "-X",
-            &format!("sasl.username={user}"),
-            "-X",
-            &format!("sasl.password={password}"),
-        ]
-        .map(s)
-        .to_vec()
-    };
+    let sasl_ssl =
+        |user: &str, password: &str| standalone.kcat_sasl("SCRAM-SHA-512", user, password);
     let kcat = |mut args: Vec<String>, login: Vec<String>, stdin: Option<String>| {
         let clients = &clients;
         args.extend(login);

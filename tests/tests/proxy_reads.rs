@@ -35,7 +35,7 @@ fn fetch(topic: &str, offset: i64, max_wait_ms: u32) -> v1::FetchRequest {
         offset,
         max_bytes: 1 << 20,
         max_wait_ms,
-        tags: String::new(),
+        ..Default::default()
     }
 }
 

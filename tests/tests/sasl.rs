@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::Value;
 use strata_integration_tests::harness;
 use strata_integration_tests::kafka_clients::KafkaClients;
-use strata_testkit::{StrataServer, log_dir, strata_binary, target_tmp_dir};
+use strata_integration_tests::secured::{SecuredStandalone, Security};
 
 const MINUTE: Duration = Duration::from_secs(60);
 const ALICE_PASSWORD: &str = "alice-Pa55word";
@@ -24,43 +24,26 @@ fn s(v: impl ToString) -> String {
     v.to_string()
 }
 
-fn sasl<'a>(mechanism: &'a str, user: &'a str, password: &'a str) -> Vec<String> {
-    [
-        "-X",
-        "security.protocol=SASL_PLAINTEXT",
-        "-X",
-        &format!("sasl.mechanisms={mechanism}"),
-        "-X",
-        &format!("sasl.username={user}"),
-        "-X",
-        &format!("sasl.password={password}"),
-    ]
-    .map(s)
-    .to_vec()
-}
-
 #[tokio::test]
 async fn kafka_clients_log_in_with_scram_and_plain_and_strangers_are_refused() {
     harness::init_tracing();
     let Some(clients) = KafkaClients::find("sasl") else {
         return;
     };
-    let logs = log_dir(&target_tmp_dir().unwrap(), "sasl").unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let standalone = StrataServer::standalone_with(
-        strata_binary().unwrap(),
-        data.path(),
-        &logs,
-        &[
-            s("--kafka-sasl-mechanisms"),
-            s("SCRAM-SHA-256,SCRAM-SHA-512,PLAIN"),
-            s("--super-users"),
-            s("User:admin"),
-        ],
+    let standalone = SecuredStandalone::start(
+        "sasl",
+        Security {
+            sasl_mechanisms: Some("SCRAM-SHA-256,SCRAM-SHA-512,PLAIN"),
+            super_users: Some("User:admin"),
+            ..Security::default()
+        },
     )
     .unwrap();
-    let admin = s(standalone.listener("--admin-addr").unwrap());
-    let kafka = s(standalone.kafka_addr().unwrap());
+    // Plaintext: kcat logs in with SASL_PLAINTEXT.
+    let sasl = |mechanism, user, password| standalone.kcat_sasl(mechanism, user, password);
+    let logs = &standalone.logs;
+    let admin = standalone.admin_addr();
+    let kafka = standalone.kafka_addr();
     let strata = |args: &[&str], stdin: Option<&str>| {
         let clients = &clients;
         let args: Vec<String> = args.iter().map(s).collect();
@@ -270,17 +253,16 @@ async fn kafka_clients_log_in_with_scram_and_plain_and_strangers_are_refused() {
     );
 
     // Failures are counted, and logged with the user and the peer, never the password.
-    let metrics =
-        strata_integration_tests::cli::metrics(standalone.listener("--proxy-http-addr").unwrap())
-            .await
-            .unwrap();
+    let metrics = strata_integration_tests::cli::metrics(standalone.listener("--proxy-http-addr"))
+        .await
+        .unwrap();
     let failures: f64 = metrics
         .lines()
         .filter(|l| l.starts_with("strata_proxy_kafka_sasl_failures_total"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert!(failures >= 3.0, "failed logins not counted:\n{metrics}");
-    let log = std::fs::read_to_string(standalone.log_path()).unwrap();
+    let log = std::fs::read_to_string(standalone.server.log_path()).unwrap();
     let logged = log
         .lines()
         .filter(|l| l.contains("failed to authenticate"))

@@ -294,7 +294,7 @@ async fn bad_input_gets_typed_errors_and_the_proxy_keeps_serving() {
         offset,
         max_bytes: 0,
         max_wait_ms: 0,
-        tags: String::new(),
+        ..Default::default()
     };
     let answer = grpc.fetch(fetch("nope", 0, 0)).await.unwrap().into_inner();
     assert_eq!(answer.error.unwrap().code, "UNKNOWN_TOPIC");

@@ -63,7 +63,7 @@ async fn read_batches(
                 offset,
                 max_bytes: 4 << 20,
                 max_wait_ms: 500,
-                tags: String::new(),
+                ..Default::default()
             })
             .await?
             .into_inner();

@@ -221,6 +221,7 @@ async fn consumers_receive_only_the_tags_they_subscribe_to() {
             max_bytes: 1 << 20,
             max_wait_ms: 0,
             tags: "paid | eu".into(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -14,9 +14,9 @@ use std::time::Duration;
 use serde_json::Value;
 use strata_integration_tests::harness;
 use strata_integration_tests::kafka_clients::KafkaClients;
-use strata_testkit::{StrataServer, log_dir, strata_binary, target_tmp_dir};
+use strata_integration_tests::secured::{self, SecuredStandalone, Security};
 use strata_tls::ClientTls;
-use strata_tls::testing::{Pair, TestCa};
+use strata_tls::testing::Pair;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -30,43 +30,26 @@ async fn every_listener_serves_mtls_and_refuses_clients_without_a_certificate() 
     let Some(clients) = KafkaClients::find("tls") else {
         return;
     };
-    let logs = log_dir(&target_tmp_dir().unwrap(), "tls").unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let ca = TestCa::new(&logs.join("pki"), "Strata test CA");
-    let server = ca.server("standalone", &[]);
-    let alice = ca.client("alice", "alice", &[]);
-    let ca_path = ca.ca();
-    let standalone = StrataServer::standalone_with(
-        strata_binary().unwrap(),
-        data.path(),
-        &logs,
-        &[
-            s("--tls-cert"),
-            s(server.cert.display()),
-            s("--tls-key"),
-            s(server.key.display()),
-            s("--tls-ca"),
-            s(ca_path.display()),
-            s("--tls-client-auth"),
-            s("required"),
-        ],
+    let standalone = SecuredStandalone::start(
+        "tls",
+        Security {
+            tls_client_auth: Some("required"),
+            ..Security::default()
+        },
     )
     .unwrap();
-    let admin = s(standalone.listener("--admin-addr").unwrap());
-    let grpc = s(standalone.addr());
-    let kafka = s(standalone.kafka_addr().unwrap());
+    let (ca, server) = (&standalone.tls().ca, &standalone.tls().server_cert);
+    let alice = standalone.client_cert("alice");
+    let ca_path = standalone.ca_path();
+    let admin = standalone.admin_addr();
+    let grpc = standalone.grpc_addr();
+    let kafka = standalone.kafka_addr();
     let ca_arg = s(ca_path.display());
     let (cert_arg, key_arg) = (s(alice.cert.display()), s(alice.key.display()));
+    let alice_flags = standalone.cert_flags(&alice);
     let as_alice = |args: &[&str]| -> Vec<String> {
         let mut all: Vec<String> = args.iter().map(s).collect();
-        all.extend([
-            s("--tls-ca"),
-            ca_arg.clone(),
-            s("--tls-cert"),
-            cert_arg.clone(),
-            s("--tls-key"),
-            key_arg.clone(),
-        ]);
+        all.extend(alice_flags.iter().cloned());
         all
     };
     let strata = |args: Vec<String>, stdin: Option<Vec<u8>>| {
@@ -229,10 +212,7 @@ async fn every_listener_serves_mtls_and_refuses_clients_without_a_certificate() 
         .unwrap();
     assert_eq!(summary["count"], 150, "{summary}");
 
-    let health = format!(
-        "http://{}",
-        standalone.listener("--proxy-http-addr").unwrap()
-    );
+    let health = format!("http://{}", standalone.listener("--proxy-http-addr"));
     // The health endpoint stays plain HTTP (kubelet probes, Prometheus) and counts the
     // refused handshakes.
     let metrics = reqwest::get(format!("{}/metrics", health))
@@ -249,8 +229,8 @@ async fn every_listener_serves_mtls_and_refuses_clients_without_a_certificate() 
 
     // A rotation on disk is served to the next connection, without a restart.
     let before = served_certificate(&kafka, &ca_path, &alice).await;
-    assert_eq!(before, first_certificate(&server));
-    let rotated = ca.server("standalone", &["rotated.example"]);
+    assert_eq!(before, first_certificate(server));
+    let rotated = ca.server(secured::SERVER_CERT, &["rotated.example"]);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let now = served_certificate(&kafka, &ca_path, &alice).await;

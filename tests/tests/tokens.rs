@@ -20,21 +20,13 @@ use std::time::Duration;
 use strata_client::{ErrorCode, Producer, ProducerRecord, Tls, Token};
 use strata_integration_tests::cli::strata;
 use strata_integration_tests::harness;
-use strata_testkit::{StrataServer, log_dir, strata_binary, target_tmp_dir};
+use strata_integration_tests::secured::{SecuredStandalone, Security, cli};
 use strata_tls::ClientTls;
-use strata_tls::testing::TestCa;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
 fn s(v: impl ToString) -> String {
     v.to_string()
-}
-
-/// Runs the CLI with `args` and `extra`; its stdout or the error with its stderr.
-async fn cli(args: &[&str], extra: &[String], stdin: Option<&str>) -> anyhow::Result<String> {
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend(extra.iter().map(String::as_str));
-    strata(&all, stdin.map(str::as_bytes), MINUTE).await
 }
 
 fn refused_with(result: anyhow::Result<String>, code: &str) -> String {
@@ -51,47 +43,26 @@ fn refused_with(result: anyhow::Result<String>, code: &str) -> String {
 #[tokio::test]
 async fn tokens_and_certificates_authenticate_grpc_and_rest_callers() {
     harness::init_tracing();
-    let logs = log_dir(&target_tmp_dir().unwrap(), "tokens").unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let ca = TestCa::new(&logs.join("pki"), "Strata token test CA");
-    // The cluster's certificate names User:strata, the brokers' only admitted caller.
-    let server = ca.server("strata", &[]);
-    let root = ca.client("root", "root", &[]);
-    let alice_cert = ca.client("alice", "alice", &[]);
-    let ca_path = ca.ca();
-    let standalone = StrataServer::standalone_with(
-        strata_binary().unwrap(),
-        data.path(),
-        &logs,
-        &[
-            s("--tls-cert"),
-            s(server.cert.display()),
-            s("--tls-key"),
-            s(server.key.display()),
-            s("--tls-ca"),
-            s(ca_path.display()),
-            s("--tls-client-auth"),
-            s("optional"),
-            s("--authenticate"),
-            s("--super-users"),
-            s("User:root"),
-        ],
+    let standalone = SecuredStandalone::start(
+        "tokens",
+        Security {
+            tls_client_auth: Some("optional"),
+            authenticate: true,
+            super_users: Some("User:root"),
+            ..Security::default()
+        },
     )
     .unwrap();
-    let admin = s(standalone.listener("--admin-addr").unwrap());
-    let grpc = s(standalone.addr());
-    let broker = s(standalone.listener("--broker-addr").unwrap());
-    let tls_only = vec![s("--tls-ca"), s(ca_path.display())];
-    let as_root = vec![
-        s("--tls-ca"),
-        s(ca_path.display()),
-        s("--tls-cert"),
-        s(root.cert.display()),
-        s("--tls-key"),
-        s(root.key.display()),
-    ];
-    let with_token =
-        |token: &str| vec![s("--tls-ca"), s(ca_path.display()), s("--token"), s(token)];
+    // The cluster's certificate names User:strata, the brokers' only admitted caller.
+    let server = &standalone.tls().server_cert;
+    let alice_cert = standalone.client_cert("alice");
+    let ca_path = standalone.ca_path();
+    let admin = standalone.admin_addr();
+    let grpc = standalone.grpc_addr();
+    let broker = standalone.listener("--broker-addr");
+    let tls_only = standalone.tls_flags();
+    let as_root = standalone.cert_flags(&standalone.client_cert("root"));
+    let with_token = |token: &str| standalone.token_flags(token);
 
     // No credentials: refused by the admin API and the proxy, with the way in named.
     let text = refused_with(
@@ -334,7 +305,7 @@ async fn tokens_and_certificates_authenticate_grpc_and_rest_callers() {
     assert_eq!(denied.code(), tonic::Code::Unauthenticated, "{denied:?}");
 
     // Brokers export their listener's TLS metrics too (the health endpoint is plain HTTP).
-    let broker_http = standalone.listener("--broker-http-addr").unwrap();
+    let broker_http = standalone.listener("--broker-http-addr");
     let metrics = strata_integration_tests::cli::metrics(broker_http)
         .await
         .unwrap();
@@ -345,7 +316,7 @@ async fn tokens_and_certificates_authenticate_grpc_and_rest_callers() {
     assert!(!metrics.contains(&token[24..]), "no secret in metrics");
 
     // The refusals were logged, and no secret was.
-    let log = std::fs::read_to_string(standalone.log_path()).unwrap();
+    let log = std::fs::read_to_string(standalone.server.log_path()).unwrap();
     assert!(
         log.contains("caller failed to authenticate"),
         "refusals are logged"

@@ -90,6 +90,32 @@ pub async fn buffered_bytes(http: &reqwest::Client, addrs: &[String]) -> Option<
     )
 }
 
+/// Waits until no broker has written to storage for `quiet` (scraped every half second), at
+/// most `limit`: after a produce run the brokers compact what they flushed, and a read measured
+/// while they do measures their copy as well. Returns the time waited and whether the brokers
+/// went quiet; `None` when there are no brokers to ask.
+pub async fn wait_for_quiet_storage(
+    http: &reqwest::Client,
+    addrs: &[String],
+    quiet: Duration,
+    limit: Duration,
+) -> Option<(Duration, bool)> {
+    let started = tokio::time::Instant::now();
+    let mut last = BrokerCounters::scrape(http, addrs).await?.storage_puts;
+    let mut still_since = started;
+    while started.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = BrokerCounters::scrape(http, addrs).await?.storage_puts;
+        if now != last {
+            last = now;
+            still_since = tokio::time::Instant::now();
+        } else if still_since.elapsed() >= quiet {
+            return Some((started.elapsed(), true));
+        }
+    }
+    Some((started.elapsed(), false))
+}
+
 /// Every broker's `/metrics` page; `None` when there are none or one does not answer.
 async fn metrics(http: &reqwest::Client, addrs: &[String]) -> Option<Vec<String>> {
     if addrs.is_empty() {

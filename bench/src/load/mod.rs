@@ -14,7 +14,7 @@ use strata_client::{Ack, DeliveryFuture, Partitioner, Producer, ProducerConfig, 
 use tokio::sync::mpsc;
 
 pub use self::acks::{AckLog, collect};
-pub use self::brokers::{BrokerCounters, BrokerRates};
+pub use self::brokers::{BrokerCounters, BrokerRates, wait_for_quiet_storage};
 pub use self::stamp::{STAMP_BYTES, template};
 use self::tail::Tail;
 use crate::stats::{CpuSample, CpuUse, MB, Percentiles, Progress};

@@ -131,6 +131,19 @@ impl Results {
                 c.errors
             );
         }
+        let waits: Vec<String> = self
+            .consume
+            .iter()
+            .map(|c| {
+                let state = if c.settled { "" } else { ", still writing" };
+                format!("{}p {:.0} s{state}", c.partitions, c.settle_secs)
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "waited for the brokers' compaction before each cold pass: {}",
+            waits.join("; ")
+        );
     }
 
     fn write_elasticity(&self, out: &mut String) {

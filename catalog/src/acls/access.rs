@@ -43,6 +43,16 @@ impl Access {
             .await
     }
 
+    /// Whether the caller may write to at least one topic, existing or not, by the rules
+    /// alone (see [`Authorizer::authorize_some`]). Kafka lets a producer with Write on any
+    /// topic ask for an idempotent producer id without IdempotentWrite on the cluster
+    /// (KIP-679); a failure to read the rules is an error, not a refusal.
+    pub async fn may_write_some_topic(&self) -> Result<bool> {
+        self.authorizer
+            .authorize_some(self.principal(), Operation::Write, ResourceType::Topic)
+            .await
+    }
+
     /// Refuses unless the caller may do `operation` on `resource_type` `name`: PERMISSION_DENIED
     /// with a message naming the resource and the rule that would allow it.
     pub async fn check(

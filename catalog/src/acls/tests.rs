@@ -38,18 +38,13 @@ fn no_rule_means_no_access_and_a_rule_allows_what_it_names() {
         O::Write,
         A::Allow,
     )];
-    assert!(decide(&rules, "User:alice", O::Write, R::Topic, "orders"));
-    assert!(!decide(&rules, "User:alice", O::Read, R::Topic, "orders"));
-    assert!(!decide(&rules, "User:alice", O::Write, R::Topic, "orders2"));
-    assert!(!decide(&rules, "User:bob", O::Write, R::Topic, "orders"));
-    assert!(!decide(&rules, "User:alice", O::Write, R::Group, "orders"));
-    assert!(!decide(
-        &[],
-        "User:alice",
-        O::Describe,
-        R::Cluster,
-        CLUSTER_NAME
-    ));
+    let index = RuleIndex::new(rules);
+    assert!(index.decide("User:alice", O::Write, R::Topic, "orders"));
+    assert!(!index.decide("User:alice", O::Read, R::Topic, "orders"));
+    assert!(!index.decide("User:alice", O::Write, R::Topic, "orders2"));
+    assert!(!index.decide("User:bob", O::Write, R::Topic, "orders"));
+    assert!(!index.decide("User:alice", O::Write, R::Group, "orders"));
+    assert!(!RuleIndex::new(vec![]).decide("User:alice", O::Describe, R::Cluster, CLUSTER_NAME));
 }
 
 #[test]
@@ -65,9 +60,10 @@ fn prefixes_wildcards_and_everyone() {
         ),
         rule("User:*", R::Group, P::Literal, "*", O::Read, A::Allow),
     ];
-    assert!(decide(&rules, "User:alice", O::Read, R::Topic, "orders.eu"));
-    assert!(!decide(&rules, "User:alice", O::Read, R::Topic, "orders"));
-    assert!(decide(&rules, "User:anyone", O::Read, R::Group, "g1"));
+    let index = RuleIndex::new(rules);
+    assert!(index.decide("User:alice", O::Read, R::Topic, "orders.eu"));
+    assert!(!index.decide("User:alice", O::Read, R::Topic, "orders"));
+    assert!(index.decide("User:anyone", O::Read, R::Group, "g1"));
 }
 
 #[test]
@@ -83,52 +79,69 @@ fn deny_wins_and_implications_only_allow() {
             A::Deny,
         ),
     ];
-    assert!(decide(
-        &rules,
-        "User:mallory",
-        O::Write,
-        R::Topic,
-        "secret.x"
-    ));
-    assert!(!decide(
-        &rules,
-        "User:mallory",
-        O::Read,
-        R::Topic,
-        "secret.x"
-    ));
+    let index = RuleIndex::new(rules);
+    assert!(index.decide("User:mallory", O::Write, R::Topic, "secret.x"));
+    assert!(!index.decide("User:mallory", O::Read, R::Topic, "secret.x"));
     // Denying Read does not deny Describe (Kafka's rule); allowing Read allows Describe.
-    assert!(decide(
-        &rules,
-        "User:mallory",
-        O::Describe,
-        R::Topic,
-        "secret.x"
-    ));
-    let reader = vec![rule("User:a", R::Topic, P::Literal, "t", O::Read, A::Allow)];
-    assert!(decide(&reader, "User:a", O::Describe, R::Topic, "t"));
-    assert!(!decide(
-        &reader,
+    assert!(index.decide("User:mallory", O::Describe, R::Topic, "secret.x"));
+    let reader = RuleIndex::new(vec![rule(
         "User:a",
-        O::DescribeConfigs,
         R::Topic,
-        "t"
-    ));
-    let configs = vec![rule(
+        P::Literal,
+        "t",
+        O::Read,
+        A::Allow,
+    )]);
+    assert!(reader.decide("User:a", O::Describe, R::Topic, "t"));
+    assert!(!reader.decide("User:a", O::DescribeConfigs, R::Topic, "t"));
+    let configs = RuleIndex::new(vec![rule(
         "User:a",
         R::Topic,
         P::Literal,
         "t",
         O::AlterConfigs,
         A::Allow,
-    )];
-    assert!(decide(
-        &configs,
+    )]);
+    assert!(configs.decide("User:a", O::DescribeConfigs, R::Topic, "t"));
+}
+
+/// Kafka's `authorizeByResourceType` on examples; `allowed_somewhere_means_allowed_on_some_name`
+/// checks it against `RuleIndex::decide` on random rules.
+#[test]
+fn some_topic_is_writable_unless_every_allow_is_overridden() {
+    let write =
+        |pattern, name, permission| rule("User:a", R::Topic, pattern, name, O::Write, permission);
+    let allows_some = |rules: &[AclRule]| {
+        RuleIndex::new(rules.to_vec()).allows_some("User:a", O::Write, R::Topic)
+    };
+    let literal = write(P::Literal, "orders", A::Allow);
+    let prefixed = write(P::Prefixed, "orders.", A::Allow);
+    assert!(!allows_some(&[]));
+    assert!(allows_some(&[literal.clone(), prefixed.clone()]));
+    // Read on a topic, or Write on a transactional id, is no Write on a topic.
+    let read = rule("User:a", R::Topic, P::Literal, "t", O::Read, A::Allow);
+    let transactional = rule(
         "User:a",
-        O::DescribeConfigs,
-        R::Topic,
-        "t"
-    ));
+        R::TransactionalId,
+        P::Literal,
+        "t",
+        O::Write,
+        A::Allow,
+    );
+    assert!(!allows_some(&[read, transactional]));
+    // Overridden: a literal by a deny of a prefix of its name, a prefix by a shorter one.
+    let deny_ord = write(P::Prefixed, "ord", A::Deny);
+    assert!(!allows_some(&[literal.clone(), prefixed.clone(), deny_ord]));
+    // Not overridden: a prefix with one of its names, and a longer prefix, denied.
+    let deny_one = write(P::Literal, "orders.eu", A::Deny);
+    let deny_longer = write(P::Prefixed, "orders.us", A::Deny);
+    assert!(allows_some(&[prefixed.clone(), deny_one, deny_longer]));
+    // `*`: an allow stands against prefix denies; a deny refuses whatever allows.
+    let everything = write(P::Literal, "*", A::Allow);
+    let deny_o = write(P::Prefixed, "o", A::Deny);
+    assert!(allows_some(&[everything.clone(), deny_o]));
+    let nothing = write(P::Literal, "*", A::Deny);
+    assert!(!allows_some(&[everything, literal, prefixed, nothing]));
 }
 
 #[test]
@@ -235,10 +248,10 @@ proptest! {
         resource_type in prop::sample::select(ResourceType::ALL.to_vec()),
         name in prop::sample::select(vec!["t", "t1", "x", "*"]),
     ) {
-        let before = decide(&rules, principal, operation, resource_type, name);
+        let before = RuleIndex::new(rules.clone()).decide(principal, operation, resource_type, name);
         let mut with = rules.clone();
         with.push(extra.clone());
-        let after = decide(&with, principal, operation, resource_type, name);
+        let after = RuleIndex::new(with.clone()).decide(principal, operation, resource_type, name);
         match extra.permission {
             A::Deny => prop_assert!(!after || before),
             A::Allow => prop_assert!(after || !before),
@@ -249,5 +262,30 @@ proptest! {
         if denied {
             prop_assert!(!after);
         }
+    }
+
+    /// Some resource of a kind is allowed exactly when some name is: the names the rules
+    /// speak of, each with a suffix, or one none of them speaks of.
+    #[test]
+    fn allowed_somewhere_means_allowed_on_some_name(
+        rules in prop::collection::vec(any_rule(), 0..8),
+        principal in prop::sample::select(vec!["User:a", "User:b"]),
+        operation in prop::sample::select(vec![O::Read, O::Write, O::Describe, O::Delete]),
+        resource_type in prop::sample::select(vec![R::Topic, R::Group]),
+    ) {
+        let index = RuleIndex::new(rules.clone());
+        let mut names: Vec<String> = vec!["fresh".into()];
+        for r in &rules {
+            names.push(r.resource_name.clone());
+            names.push(format!("{}~", r.resource_name));
+        }
+        let on_some_name = names
+            .iter()
+            .filter(|n| n.as_str() != "*")
+            .any(|n| index.decide(principal, operation, resource_type, n));
+        prop_assert_eq!(
+            index.allows_some(principal, operation, resource_type),
+            on_some_name
+        );
     }
 }

@@ -35,6 +35,9 @@ pub struct NewTopic {
     pub retention_ms: Option<i64>,
     pub retention_bytes: Option<i64>,
     pub segment_bytes: Option<u64>,
+    /// Swimlanes the topic carries besides the main lane; none by default.
+    #[serde(default)]
+    pub lanes: Option<Vec<String>>,
 }
 
 /// A change of a topic's settings: only the fields given change.
@@ -44,6 +47,15 @@ pub struct TopicConfigChange {
     pub retention_ms: Option<i64>,
     pub retention_bytes: Option<i64>,
     pub segment_bytes: Option<u64>,
+    /// The whole list of lanes (empty: none).
+    #[serde(default)]
+    pub lanes: Option<Vec<String>>,
+    /// Lanes to declare besides the current ones (after `lanes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add_lanes: Vec<String>,
+    /// Lanes to take away (after `add_lanes`); one that is not declared is an error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_lanes: Vec<String>,
 }
 
 impl TopicConfigChange {
@@ -51,8 +63,8 @@ impl TopicConfigChange {
         self == &Self::default()
     }
 
-    /// `config` with this change applied.
-    fn apply(&self, mut config: TopicConfig) -> TopicConfig {
+    /// `config` with this change applied, or why a lane cannot be removed.
+    fn apply(&self, mut config: TopicConfig) -> Result<TopicConfig> {
         if let Some(ms) = self.retention_ms {
             config.retention_ms = ms;
         }
@@ -62,8 +74,35 @@ impl TopicConfigChange {
         if let Some(bytes) = self.segment_bytes {
             config.segment_bytes = bytes;
         }
-        config
+        if let Some(lanes) = &self.lanes {
+            config.lanes = lanes.clone();
+        }
+        for lane in &self.add_lanes {
+            if !config.lanes.contains(lane) {
+                config.lanes.push(lane.clone());
+            }
+        }
+        for lane in &self.remove_lanes {
+            let before = config.lanes.len();
+            config.lanes.retain(|l| l != lane);
+            if config.lanes.len() == before {
+                return Err(CatalogError::InvalidArgument(format!(
+                    "lane `{lane}` is not a lane of this topic (it has {})",
+                    lanes_named(&config.lanes)
+                )));
+            }
+        }
+        Ok(config)
     }
+}
+
+/// `lanes` for a message: "lanes `a`, `b`" or "no lanes".
+pub fn lanes_named(lanes: &[String]) -> String {
+    if lanes.is_empty() {
+        return "no lanes".into();
+    }
+    let quoted: Vec<String> = lanes.iter().map(|l| format!("`{l}`")).collect();
+    format!("lanes {}", quoted.join(", "))
 }
 
 /// A topic as the API shows it.
@@ -117,6 +156,12 @@ impl Admin {
         Ok(())
     }
 
+    /// Why these lanes are refused, if they are.
+    pub fn check_lanes(lanes: &[String]) -> Result<()> {
+        strata_format::lanes::check_lanes(lanes)
+            .map_err(|e| CatalogError::InvalidArgument(e.to_string()))
+    }
+
     /// Everything `create_topic` checks before writing, without writing: name, partition
     /// count, settings, and that no topic of that name exists.
     pub async fn validate_new_topic(&self, new: &NewTopic) -> Result<()> {
@@ -128,6 +173,7 @@ impl Admin {
                 .unwrap_or(schema::DEFAULT_RETENTION_BYTES),
             new.segment_bytes.unwrap_or(schema::DEFAULT_SEGMENT_BYTES),
         )?;
+        Self::check_lanes(new.lanes.as_deref().unwrap_or_default())?;
         if self.meta.get(&self.keys.topic(&new.name)).await?.is_some() {
             return Err(CatalogError::TopicExists(new.name.clone()));
         }
@@ -143,6 +189,8 @@ impl Admin {
             .unwrap_or(schema::DEFAULT_RETENTION_BYTES);
         let segment_bytes = new.segment_bytes.unwrap_or(schema::DEFAULT_SEGMENT_BYTES);
         Self::check_settings(retention_ms, retention_bytes, segment_bytes)?;
+        let lanes = new.lanes.clone().unwrap_or_default();
+        Self::check_lanes(&lanes)?;
         let config = TopicConfig {
             id: ThreadRandom.next_u64() >> 1,
             partitions,
@@ -150,6 +198,7 @@ impl Admin {
             retention_bytes,
             segment_bytes,
             created_ms: now_ms(),
+            lanes,
         };
         let key = self.keys.topic(&new.name);
         // Leftovers of an earlier topic of this name go in the same transaction.
@@ -280,15 +329,16 @@ impl Admin {
     fn changed(name: &str, config: TopicConfig, change: &TopicConfigChange) -> Result<TopicConfig> {
         if change.is_empty() {
             return Err(CatalogError::InvalidArgument(format!(
-                "nothing to change for topic `{name}`: give retention_ms, retention_bytes or segment_bytes"
+                "nothing to change for topic `{name}`: give retention_ms, retention_bytes, segment_bytes or lanes"
             )));
         }
-        let config = change.apply(config);
+        let config = change.apply(config)?;
         Self::check_settings(
             config.retention_ms,
             config.retention_bytes,
             config.segment_bytes,
         )?;
+        Self::check_lanes(&config.lanes)?;
         Ok(config)
     }
 
@@ -313,7 +363,7 @@ impl Admin {
             if self.meta.txn(txn).await?.succeeded {
                 tracing::info!(topic = %name, retention_ms = config.retention_ms,
                     retention_bytes = config.retention_bytes, segment_bytes = config.segment_bytes,
-                    "topic settings changed");
+                    lanes = ?config.lanes, "topic settings changed");
                 return Ok(TopicView {
                     name: name.into(),
                     config,

@@ -14,6 +14,10 @@ pub enum TopicCommand {
         /// Keep data this long (ms); -1 forever. Default: 7 days.
         #[arg(long)]
         retention_ms: Option<i64>,
+        /// Swimlanes the topic carries besides the main lane, comma-separated
+        /// (`test-alice,test-bob`). Main-lane consumers never see their messages.
+        #[arg(long, value_delimiter = ',', value_name = "LANE,...")]
+        lanes: Vec<String>,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -33,7 +37,8 @@ pub enum TopicCommand {
         #[command(flatten)]
         format: FormatArgs,
     },
-    /// Change a topic's retention or add partitions (a partition count never shrinks).
+    /// Change a topic's retention or lanes, or add partitions (a partition count never
+    /// shrinks).
     #[command(group = clap::ArgGroup::new("change").required(true).multiple(true))]
     Alter {
         /// The topic.
@@ -44,6 +49,13 @@ pub enum TopicCommand {
         /// The new total number of partitions, more than it has now.
         #[arg(long, group = "change")]
         partitions: Option<i64>,
+        /// Declare a swimlane on the topic; repeat for several.
+        #[arg(long = "add-lane", group = "change", value_name = "LANE")]
+        add_lanes: Vec<String>,
+        /// Take a swimlane away: its messages stay in the log, and no consumer can ask for
+        /// them until it is declared again. Repeat for several.
+        #[arg(long = "remove-lane", group = "change", value_name = "LANE")]
+        remove_lanes: Vec<String>,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -257,10 +269,22 @@ pub struct ProduceArgs {
     /// repeat for several. Sent in the `strata-tags` header.
     #[arg(long = "tag", value_name = "TAG", value_parser = parse_tag)]
     pub tags: Vec<String>,
+
+    /// Put every message on this swimlane, which the topic must declare (`strata topic alter
+    /// T --add-lane LANE`); only the lane's consumers receive them. Sent in the `strata-lane`
+    /// header.
+    #[arg(long, value_name = "LANE")]
+    pub lane: Option<String>,
 }
 
 fn parse_tag(tag: &str) -> Result<String, String> {
     strata_format::tags::check_tag(tag).map(|()| tag.to_owned())
+}
+
+fn parse_property_filter(condition: &str) -> Result<String, String> {
+    strata_format::properties::PropertyFilter::parse(condition)
+        .map(|_| condition.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 fn parse_tag_expression(expression: &str) -> Result<String, String> {
@@ -305,6 +329,22 @@ pub struct ConsumeArgs {
     /// message. The proxy leaves the others out; positions move past them all the same.
     #[arg(long, default_value = "*", value_parser = parse_tag_expression)]
     pub tags: String,
+
+    /// Read only the messages whose headers satisfy a SQL-92 condition, as RocketMQ's
+    /// property filters: `region = 'eu' AND amount > 100` (=, <>, <, <=, >, >=, BETWEEN, IN,
+    /// IS [NOT] NULL, AND, OR, NOT). A message without a header the condition names is left
+    /// out.
+    #[arg(long, value_name = "CONDITION", value_parser = parse_property_filter)]
+    pub filter: Option<String>,
+
+    /// Read this swimlane of a topic that declares it, instead of the main lane (whose readers
+    /// never see lane messages).
+    #[arg(long, value_name = "LANE")]
+    pub lane: Option<String>,
+
+    /// With --lane: read the main lane's messages too.
+    #[arg(long, requires = "lane")]
+    pub with_main: bool,
 
     /// Stop after this many messages.
     #[arg(long)]

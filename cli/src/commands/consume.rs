@@ -23,6 +23,9 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         session_timeout: Duration::from_millis(args.session_timeout_ms),
         heartbeat_interval: Duration::from_millis((args.session_timeout_ms / 3).max(100)),
         tags: args.tags.clone(),
+        filter: args.filter.clone().unwrap_or_default(),
+        lane: args.lane.clone().unwrap_or_default(),
+        lane_with_main: args.with_main,
         ..ConsumerConfig::default()
     };
     let mut consumer = Consumer::new(connection.clone(), config)?;

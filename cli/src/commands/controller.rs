@@ -49,6 +49,7 @@ pub async fn spawn(
         brokers: api::BrokerStatus::new(tls.dial.clone()),
         auth: super::authenticator(Admin::new(meta.clone(), keys.clone()), security),
         authorizer: super::authorizer(Admin::new(meta.clone(), keys.clone()), security),
+        clock: Arc::new(strata_clock::SystemClock),
     };
     let listener = strata_tls::HttpListener(
         tls.bind(

@@ -1,5 +1,7 @@
 mod reset;
 
+use std::collections::BTreeMap;
+
 use serde_json::json;
 use strata_client::{Admin, GroupDescription};
 
@@ -66,32 +68,55 @@ pub async fn run(command: GroupCommand) -> anyhow::Result<()> {
                 };
                 let parts: Vec<String> = m.assignment.iter().map(ToString::to_string).collect();
                 println!(
-                    "member {}{leader} client {} host {}: {} partitions [{}]",
+                    "member {}{leader} client {} host {} lane {}: {} partitions [{}]",
                     m.member_id,
                     m.client_id,
                     m.client_host,
+                    lane_name(&m.lane),
                     m.assignment.len(),
                     parts.join(" ")
                 );
             }
             println!(
-                "{:<24} {:>9} {:>12} {:>14} {:>10}  member",
-                "topic", "partition", "committed", "high watermark", "lag"
+                "{:<24} {:>9} {:>12} {:>14} {:>10}  {:<16} member",
+                "topic", "partition", "committed", "high watermark", "lag", "lane"
             );
+            let lanes: BTreeMap<&str, &str> = g
+                .members
+                .iter()
+                .map(|m| (m.member_id.as_str(), lane_name(&m.lane)))
+                .collect();
             let mut total = 0i64;
+            let mut by_lane: BTreeMap<&str, i64> = BTreeMap::new();
             for o in &g.offsets {
                 total += o.lag;
+                let lane = o
+                    .member_id
+                    .as_deref()
+                    .and_then(|m| lanes.get(m).copied())
+                    .unwrap_or("-");
+                *by_lane.entry(lane).or_default() += o.lag;
                 println!(
-                    "{:<24} {:>9} {:>12} {:>14} {:>10}  {}",
+                    "{:<24} {:>9} {:>12} {:>14} {:>10}  {:<16} {}",
                     o.partition.topic,
                     o.partition.partition,
                     o.committed,
                     o.high_watermark,
                     o.lag,
+                    lane,
                     o.member_id.as_deref().unwrap_or("-")
                 );
             }
-            println!("total lag {total}");
+            // Per lane only when a member serves one: a group without lanes reads as before.
+            if g.members.iter().all(|m| m.lane.is_empty()) {
+                println!("total lag {total}");
+            } else {
+                let per_lane: Vec<String> = by_lane
+                    .iter()
+                    .map(|(lane, lag)| format!("lane {lane}: {lag}"))
+                    .collect();
+                println!("total lag {total} ({})", per_lane.join(", "));
+            }
         }
         GroupCommand::Delete { group, server } => {
             let admin = Admin::new(server.connect().await?);
@@ -118,6 +143,7 @@ fn group_json(g: &GroupDescription) -> serde_json::Value {
                 "member_id": m.member_id,
                 "client_id": m.client_id,
                 "client_host": m.client_host,
+                "lane": m.lane,
                 "assignment": assignment,
             })
         })
@@ -146,4 +172,9 @@ fn group_json(g: &GroupDescription) -> serde_json::Value {
         "members": members,
         "offsets": offsets,
     })
+}
+
+/// A member's lane as printed: `(main)` for the main lane, which no lane can be named.
+fn lane_name(lane: &str) -> &str {
+    if lane.is_empty() { "(main)" } else { lane }
 }

@@ -42,6 +42,13 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         let tags = strata_format::tags::tags_header(&args.tags)?;
         headers.push((strata_format::tags::TAGS_HEADER.to_owned(), Some(tags)));
     }
+    if let Some(lane) = &args.lane {
+        strata_format::lanes::check_lane(lane)?;
+        headers.push((
+            strata_format::lanes::LANE_HEADER.to_owned(),
+            Some(lane.clone().into()),
+        ));
+    }
     let producer = Producer::builder(&args.server.server)
         .config(config)
         .connect_options(args.server.tls.sdk()?)

@@ -120,6 +120,9 @@ pub async fn spawn(
     // of 200 streams would queue the rest of a 1,000-partition consumer behind the waits.
     let router = tonic::transport::Server::builder()
         .max_concurrent_streams(settings.max_concurrent_streams)
+        // Produce requests of a megabyte on many streams: the window grows past h2's 64 KiB
+        // to what the connection carries, as the SDK's does for fetch answers.
+        .http2_adaptive_window(Some(true))
         .add_service(service);
     super::spawn_grpc(tasks, cancel, listener, router, "proxy");
     Ok(())

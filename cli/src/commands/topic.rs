@@ -11,11 +11,15 @@ pub async fn run(command: TopicCommand) -> anyhow::Result<()> {
             name,
             partitions,
             retention_ms,
+            lanes,
             admin,
         } => {
             let mut body = json!({ "name": name, "partitions": partitions });
             if let Some(ms) = retention_ms {
                 body["retention_ms"] = json!(ms);
+            }
+            if !lanes.is_empty() {
+                body["lanes"] = json!(lanes);
             }
             let topic = call(Method::POST, &admin, "/v1/topics", Some(body)).await?;
             println!(
@@ -46,8 +50,11 @@ pub async fn run(command: TopicCommand) -> anyhow::Result<()> {
                 return print_json(&topic);
             }
             println!(
-                "topic {name}: {} partitions, retention_ms {}, segment_bytes {}",
-                topic["partitions"], topic["retention_ms"], topic["segment_bytes"]
+                "topic {name}: {} partitions, retention_ms {}, segment_bytes {}, lanes {}",
+                topic["partitions"],
+                topic["retention_ms"],
+                topic["segment_bytes"],
+                lanes_of(&topic)
             );
             println!(
                 "{:>9}  {:<16} {:>6}  {:<10} {:>14}",
@@ -68,13 +75,28 @@ pub async fn run(command: TopicCommand) -> anyhow::Result<()> {
             name,
             retention_ms,
             partitions,
+            add_lanes,
+            remove_lanes,
             admin,
         } => {
-            if let Some(ms) = retention_ms {
+            if retention_ms.is_some() || !add_lanes.is_empty() || !remove_lanes.is_empty() {
                 let path = format!("/v1/topics/{name}");
-                let body = json!({ "retention_ms": ms });
-                call(Method::PATCH, &admin, &path, Some(body)).await?;
-                println!("topic {name}: retention_ms {ms}");
+                let mut body = json!({});
+                if let Some(ms) = retention_ms {
+                    body["retention_ms"] = json!(ms);
+                }
+                if !add_lanes.is_empty() {
+                    body["add_lanes"] = json!(add_lanes);
+                }
+                if !remove_lanes.is_empty() {
+                    body["remove_lanes"] = json!(remove_lanes);
+                }
+                let topic = call(Method::PATCH, &admin, &path, Some(body)).await?;
+                println!(
+                    "topic {name}: retention_ms {}, lanes {}",
+                    topic["retention_ms"],
+                    lanes_of(&topic)
+                );
             }
             if let Some(total) = partitions {
                 let path = format!("/v1/topics/{name}/partitions");
@@ -89,4 +111,19 @@ pub async fn run(command: TopicCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A topic's lanes as `a,b`, or `-` for none.
+fn lanes_of(topic: &serde_json::Value) -> String {
+    let lanes: Vec<&str> = topic["lanes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.as_str())
+        .collect();
+    if lanes.is_empty() {
+        "-".into()
+    } else {
+        lanes.join(",")
+    }
 }

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use strata_format::select::Selector;
 use strata_format::{RecordBatch, decode_batch};
 use strata_proto::ErrorCode;
 use strata_proto::v1;
@@ -42,6 +43,14 @@ pub(super) struct FetchSettings {
     pub reset: Offset,
     /// The tag expression the proxy filters with; empty for every record.
     pub tags: String,
+    /// The property filter the proxy filters with; empty for none.
+    pub filter: String,
+    /// The swimlane served (empty: the main lane), and whether with the main lane's records.
+    pub lane: String,
+    pub lane_with_main: bool,
+    /// Both, parsed: records are checked again here, so a proxy that predates a filter and
+    /// ignores it cannot hand out records the consumer did not select.
+    pub selector: Selector,
 }
 
 #[derive(Debug)]
@@ -212,6 +221,9 @@ impl FetchTask {
             max_bytes: self.settings.max_bytes,
             max_wait_ms: self.settings.max_wait.as_millis() as u32,
             tags: self.settings.tags.clone(),
+            filter: self.settings.filter.clone(),
+            lane: self.settings.lane.clone(),
+            lane_with_main: self.settings.lane_with_main,
         };
         let answer = self
             .connection
@@ -223,11 +235,11 @@ impl FetchTask {
         check(answer.error)?;
         let mut records = Vec::new();
         for bytes in answer.batches {
-            // Sparse: a tag filter may have left records out of a batch.
+            // Sparse: a filter may have left records out of a batch.
             let batch = RecordBatch::parse_sparse(bytes)?;
             for r in decode_batch(&batch)? {
                 // A fetch starts at the batch holding `offset`; skip what came before it.
-                if r.offset < offset {
+                if r.offset < offset || !self.settings.selector.matches(&r.headers) {
                     continue;
                 }
                 records.push(ConsumerRecord {

@@ -142,6 +142,7 @@ impl Membership {
                     metadata: subscription.clone().into(),
                 })
                 .collect(),
+            lane: config.lane.trim().to_owned(),
         };
         let mut call = tonic::Request::new(request);
         call.set_timeout(config.rebalance_timeout + Duration::from_secs(10));

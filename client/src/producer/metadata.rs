@@ -30,6 +30,8 @@ pub(crate) struct Metadata {
     /// one broker into one request. Only an optimisation: a stale owner costs nothing but an
     /// extra hop at the proxy.
     owners: Mutex<HashMap<String, Arc<[String]>>>,
+    /// The swimlanes each topic declared at the last lookup.
+    lanes: Mutex<HashMap<String, Arc<[String]>>>,
     /// One lookup at a time, so a burst of sends to a new topic asks the proxy once.
     fetching: tokio::sync::Mutex<()>,
 }
@@ -46,6 +48,7 @@ impl Metadata {
             request_timeout,
             cache: Mutex::default(),
             owners: Mutex::default(),
+            lanes: Mutex::default(),
             fetching: tokio::sync::Mutex::new(()),
         }
     }
@@ -118,6 +121,16 @@ impl Metadata {
         }
     }
 
+    /// The swimlanes `topic` declared at the last lookup; none before one.
+    pub(crate) fn lanes(&self, topic: &str) -> Arc<[String]> {
+        self.lanes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(topic)
+            .cloned()
+            .unwrap_or_else(|| Arc::from([]))
+    }
+
     /// Seeds the cache, for tests that run without a server.
     #[cfg(test)]
     pub(crate) fn insert(&self, topic: &str, partitions: u32) {
@@ -172,6 +185,10 @@ impl Metadata {
         }
         tracing::debug!(topic, partitions, "partition count fetched");
         let owners: Arc<[String]> = found.partitions.iter().map(|p| p.broker.clone()).collect();
+        self.lanes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(topic.to_owned(), found.lanes.into());
         self.owners
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

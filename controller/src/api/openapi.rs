@@ -302,6 +302,8 @@ fn acl_filters(removal: bool) -> Vec<Value> {
 }
 
 fn schemas() -> Value {
+    let lane = json!({ "type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$" });
+    let lanes = json!({ "type": "array", "items": lane.clone(), "maxItems": strata_catalog::admin::MAX_LANES, "uniqueItems": true });
     let topic_fields = json!({
         "name": { "type": "string" },
         "id": { "type": "integer", "format": "int64" },
@@ -309,7 +311,8 @@ fn schemas() -> Value {
         "retention_ms": { "type": "integer", "format": "int64", "description": "-1 keeps data forever" },
         "retention_bytes": { "type": "integer", "format": "int64", "description": "-1 for no limit" },
         "segment_bytes": { "type": "integer", "format": "int64" },
-        "created_ms": { "type": "integer", "format": "int64" }
+        "created_ms": { "type": "integer", "format": "int64" },
+        "lanes": { "type": "array", "items": lane.clone(), "description": "swimlanes besides the main lane; absent when none" }
     });
     let partition = json!({
         "type": "object",
@@ -350,7 +353,8 @@ fn schemas() -> Value {
                 "partitions": { "type": "integer", "minimum": 1, "maximum": strata_catalog::admin::MAX_PARTITIONS },
                 "retention_ms": { "type": "integer", "format": "int64" },
                 "retention_bytes": { "type": "integer", "format": "int64" },
-                "segment_bytes": { "type": "integer", "format": "int64", "minimum": 1024 }
+                "segment_bytes": { "type": "integer", "format": "int64", "minimum": 1024 },
+                "lanes": lanes.clone()
             }
         },
         "Topic": { "type": "object", "properties": topic_fields.clone() },
@@ -369,7 +373,10 @@ fn schemas() -> Value {
             "properties": {
                 "retention_ms": { "type": "integer", "format": "int64", "description": "positive, or -1 to keep data forever" },
                 "retention_bytes": { "type": "integer", "format": "int64", "description": "positive, or -1 for no limit" },
-                "segment_bytes": { "type": "integer", "format": "int64", "minimum": 1024 }
+                "segment_bytes": { "type": "integer", "format": "int64", "minimum": 1024 },
+                "lanes": { "description": "the whole list of swimlanes; empty for none", "allOf": [lanes] },
+                "add_lanes": { "type": "array", "items": lane.clone(), "description": "swimlanes to declare besides the current ones" },
+                "remove_lanes": { "type": "array", "items": lane, "description": "swimlanes to take away; each must be declared" }
             }
         },
         "AddPartitions": {
@@ -413,6 +420,7 @@ fn schemas() -> Value {
             "members": { "type": "array", "items": { "type": "object", "properties": {
                 "member_id": { "type": "string" }, "client_id": { "type": "string" },
                 "client_host": { "type": "string" },
+                "lane": { "type": "string", "description": "the swimlane it serves; empty for the main lane" },
                 "assignment": { "type": "array", "items": { "type": "object", "properties": {
                     "topic": { "type": "string" }, "partition": { "type": "integer" } } } }
             } } },

@@ -15,7 +15,6 @@ use serde::Deserialize;
 use serde_json::json;
 use strata_catalog::acls::{Access, Operation};
 use strata_catalog::tokens::TokenRecord;
-use strata_clock::Clock as _;
 use strata_proto::ErrorCode;
 use strata_tls::Peer;
 
@@ -128,7 +127,7 @@ pub(super) async fn create_token(
     ApiJson(body): ApiJson<NewToken>,
 ) -> ApiResult<impl IntoResponse> {
     may_manage_tokens_of(&caller, &body.principal).await?;
-    let now = strata_clock::SystemClock.unix_millis();
+    let now = state.clock.unix_millis();
     let expires_ms = match body.expires_in_secs {
         Some(0) => {
             return Err(ApiError::new(

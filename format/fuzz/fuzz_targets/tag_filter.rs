@@ -5,7 +5,8 @@
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use strata_format::BatchIter;
-use strata_format::tags::{TagFilter, filter_batch};
+use strata_format::select::filter_batch;
+use strata_format::tags::TagFilter;
 
 fuzz_target!(|data: &[u8]| {
     let split = data.iter().position(|b| *b == 0).unwrap_or(data.len());
@@ -20,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     for batch in BatchIter::new(rest) {
         match batch {
             Ok(batch) => {
-                let _ = filter_batch(&batch, &filter);
+                let _ = filter_batch(&batch, &filter.clone().into());
             }
             Err(_) => break,
         }

@@ -14,6 +14,8 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use strata_format::RecordBatch;
+use strata_format::batch::skip_batch;
 use strata_proto::v1::{self, strata_server::Strata};
 use tokio::time::Instant;
 
@@ -50,7 +52,7 @@ async fn read(ctx: &Call<'_>, slot: &Slot, wait: Duration) -> v1::FetchResponse 
         offset: slot.offset,
         max_bytes: slot.max_bytes,
         max_wait_ms: wait.as_millis() as u32,
-        tags: String::new(),
+        ..Default::default()
     };
     answer(ctx.service.fetch(ctx.request(request)).await).unwrap_or_else(|e| v1::FetchResponse {
         high_watermark: -1,
@@ -159,12 +161,28 @@ fn response(request: &FetchRequest, slots: Vec<Slot>, max_bytes: usize) -> Fetch
         let answer = slot.answer.unwrap_or_default();
         let (code, _) = codes::of(answer.error.as_ref());
         let mut records = BytesMut::new();
+        let mut last = None;
+        let mut whole = true;
         for batch in &answer.batches {
             if used > 0 && used + batch.len() > limit {
+                whole = false;
                 break;
             }
             used += batch.len();
             records.extend_from_slice(batch);
+            last = Some(batch);
+        }
+        // Records left out at the end of what was read (a topic's other lanes): an empty batch
+        // over them moves the consumer on, since Kafka's Fetch cannot say `next_offset`.
+        let end = last.map_or(Ok(slot.offset), |b| {
+            RecordBatch::parse_sparse(b.clone()).map(|b| b.next_offset())
+        });
+        if let Ok(end) = end
+            && whole
+            && answer.error.is_none()
+            && answer.next_offset > end
+        {
+            records.extend_from_slice(&skip_batch(end, answer.next_offset));
         }
         let data = PartitionData::default()
             .with_partition_index(slot.partition)

@@ -15,7 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 use strata_proto::ErrorCode;
 use strata_proto::v1::{self, strata_server::Strata};
 
-use strata_catalog::acls::{CLUSTER_NAME, Operation, ResourceType};
+use strata_catalog::acls::{Access, CLUSTER_NAME, Operation, ResourceType};
 
 use super::{Call, answer};
 use crate::codes;
@@ -268,8 +268,13 @@ pub(super) async fn init_producer_id(
         // transactional data.
         return failed(codes::INVALID_REQUEST);
     }
-    if !may_write_idempotently(ctx).await {
-        return failed(codes::CLUSTER_AUTHORIZATION_FAILED);
+    match may_write_idempotently(&ctx.access).await {
+        Ok(true) => {}
+        Ok(false) => return failed(codes::CLUSTER_AUTHORIZATION_FAILED),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the ACL rules for a producer id");
+            return failed(producer_id_code(&e));
+        }
     }
     // KIP-360: a producer that asks with its current id and epoch gets the next epoch of the same
     // id; the broker treats a higher epoch as a new session and restarts its sequences.
@@ -290,42 +295,34 @@ pub(super) async fn init_producer_id(
             .with_producer_epoch(0),
         Err(e) => {
             tracing::warn!(error = %e, "cannot allocate a producer id");
-            let code = if strata_proto::Coded::code(&e) == ErrorCode::Unavailable {
-                codes::COORDINATOR_NOT_AVAILABLE
-            } else {
-                codes::UNKNOWN_SERVER_ERROR
-            };
-            failed(code)
+            failed(producer_id_code(&e))
         }
     }
 }
 
+/// The InitProducerId code of a failure to decide or allocate: an unavailable metadata store
+/// is "coordinator not available", which producers retry.
+fn producer_id_code(e: &impl strata_proto::Coded) -> i16 {
+    if e.code() == ErrorCode::Unavailable {
+        codes::COORDINATOR_NOT_AVAILABLE
+    } else {
+        codes::UNKNOWN_SERVER_ERROR
+    }
+}
+
 /// An idempotent producer needs IdempotentWrite on the cluster, or Write on some topic
-/// (KIP-679: a producer that may write anywhere may write idempotently).
-async fn may_write_idempotently(ctx: &Call<'_>) -> bool {
-    let access = &ctx.access;
-    if !access.enforced()
-        || access
-            .allows(
-                Operation::IdempotentWrite,
-                ResourceType::Cluster,
-                CLUSTER_NAME,
-            )
-            .await
-            .unwrap_or(false)
-    {
-        return true;
-    }
-    for (topic, _) in ctx.service.routes().topics() {
-        if access
-            .allows(Operation::Write, ResourceType::Topic, &topic)
-            .await
-            .unwrap_or(false)
-        {
-            return true;
-        }
-    }
-    false
+/// (KIP-679: a producer that may write anywhere may write idempotently). "Some topic" is
+/// judged from the rules, as Kafka's `authorizeByResourceType` does, not from the topics that
+/// exist now (see [`Access::may_write_some_topic`]).
+async fn may_write_idempotently(access: &Access) -> strata_catalog::Result<bool> {
+    Ok(access
+        .allows(
+            Operation::IdempotentWrite,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+        )
+        .await?
+        || access.may_write_some_topic().await?)
 }
 
 #[cfg(test)]

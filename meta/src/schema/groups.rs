@@ -57,6 +57,9 @@ pub struct GroupMember {
     /// Its share of the current generation's assignment (protocol-specific bytes).
     #[serde(with = "base64_bytes")]
     pub assignment: Vec<u8>,
+    /// The swimlane it serves on topics with lanes; empty for the main lane.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub lane: String,
 }
 
 /// A group's membership, generation and rebalance progress (`groups/{g}/state`).
@@ -136,6 +139,7 @@ mod tests {
                 }],
                 joined: true,
                 assignment: vec![9; 40],
+                lane: "test-alice".into(),
             },
         );
         let bytes = crate::schema::encode(&state);

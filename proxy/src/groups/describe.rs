@@ -48,6 +48,7 @@ impl GroupCoordinator {
                     member_id: m.member_id,
                     client_id: m.client_id,
                     client_host: m.client_host,
+                    lane: m.lane,
                     assignment: m
                         .assignment
                         .into_iter()

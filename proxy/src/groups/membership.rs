@@ -80,6 +80,10 @@ impl GroupCoordinator {
                 "no protocols (assignors) given; a member must offer at least one".into(),
             ));
         }
+        let lane = request.lane.trim();
+        if !lane.is_empty() {
+            strata_format::lanes::check_lane(lane).map_err(|e| invalid(e.to_string()))?;
+        }
         let session = request.session_timeout_ms;
         if !(MIN_SESSION_MS..=MAX_SESSION_MS).contains(&session) {
             return Err(invalid(format!(
@@ -277,6 +281,7 @@ impl GroupCoordinator {
                 && dead.is_empty()
                 && state.phase == GroupPhase::Stable
                 && m.protocols == j.protocols
+                && m.lane == j.request.lane.trim()
                 && state.leader != j.member_id
             {
                 // Nothing changed for the group: answer with the current generation, as
@@ -296,6 +301,7 @@ impl GroupCoordinator {
                     protocols: j.protocols.clone(),
                     joined: true,
                     assignment: Vec::new(),
+                    lane: j.request.lane.trim().to_owned(),
                 },
             );
             start_rebalance(&mut state, now);

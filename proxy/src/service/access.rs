@@ -4,7 +4,7 @@
 //! and rules); one from a gRPC client carries the [`Caller`] that authentication found, judged
 //! by this service's authorizer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use strata_catalog::CatalogError;
 use strata_catalog::acls::{Access, Operation, ResourceType};
@@ -113,13 +113,12 @@ impl ProxyService {
         r: &v1::OffsetCommitRequest,
     ) -> crate::error::Result<()> {
         group_check(access, Operation::Read, &r.group).await?;
-        let mut decisions = TopicDecisions::new(access, Operation::Read);
+        let mut checked = HashSet::new();
         for offset in &r.offsets {
-            if let Some(refusal) = decisions.refusal(&offset.topic).await {
-                let code = refusal
-                    .error_code()
-                    .unwrap_or(strata_proto::ErrorCode::PermissionDenied);
-                return Err(crate::ProxyError::refused(code, refusal.message));
+            if checked.insert(offset.topic.as_str()) {
+                access
+                    .check(Operation::Read, ResourceType::Topic, &offset.topic)
+                    .await?;
             }
         }
         Ok(())

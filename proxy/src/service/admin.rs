@@ -17,7 +17,7 @@ impl ProxyService {
                 name,
                 partitions: Vec::new(),
                 error: Some(v1::Error::new(code, message)),
-                topic_id: 0,
+                ..Default::default()
             },
             Ok(count) => {
                 let partitions = (0..count)
@@ -32,6 +32,7 @@ impl ProxyService {
                     .collect();
                 v1::TopicMetadata {
                     topic_id: self.routes.topic_id(&name).unwrap_or_default(),
+                    lanes: self.routes.lanes(&name),
                     name,
                     partitions,
                     error: None,
@@ -65,6 +66,7 @@ impl ProxyService {
             retention_ms: r.retention_ms,
             retention_bytes: r.retention_bytes,
             segment_bytes: r.segment_bytes,
+            lanes: (!r.lanes.is_empty()).then(|| r.lanes.clone()),
         };
         match self.admin.create_topic(new).await {
             Ok(_) => v1::CreateTopicResponse {

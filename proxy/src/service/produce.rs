@@ -11,9 +11,13 @@ use strata_proto::v1::{self, broker_client::BrokerClient};
 use tonic::transport::Channel;
 
 use strata_catalog::acls::{Access, Operation};
+use strata_format::lanes::{LANE_HEADER, lane_of};
+use strata_format::{Record, RecordBatch, decode_batch};
+
+use crate::metrics::{LaneLabel, MAIN_LANE};
 
 use super::access::TopicDecisions;
-use super::{ProxyService, error, retriable};
+use super::{ProxyService, error, retriable, unknown_lane};
 
 /// How long one broker call may take before the proxy counts the broker as unreachable.
 const BROKER_CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,7 +36,11 @@ impl ProxyService {
         let mut refusals = Vec::with_capacity(partitions.len());
         let mut permitted = Vec::with_capacity(partitions.len());
         for p in partitions {
-            match decisions.refusal(&p.topic).await {
+            let refusal = match decisions.refusal(&p.topic).await {
+                None => self.lane_refusal(&p),
+                refusal => refusal,
+            };
+            match refusal {
                 None => {
                     refusals.push(None);
                     permitted.push(p);
@@ -60,6 +68,43 @@ impl ProxyService {
             .into_iter()
             .map(|refused| refused.or_else(|| forwarded.next()).unwrap_or_default())
             .collect()
+    }
+
+    /// On a topic that declares lanes, why these batches are refused: a record names a lane
+    /// the topic does not declare, which no consumer could ever be given. Otherwise counts the
+    /// records per lane. Costs a decode of every batch, on such topics only; batches that do
+    /// not parse are left to the broker, which refuses them with its own error.
+    fn lane_refusal(&self, p: &v1::PartitionBatches) -> Option<v1::Error> {
+        let lanes = self.routes.declared_lanes(&p.topic);
+        if lanes.is_empty() {
+            return None;
+        }
+        let mut counts: HashMap<Option<&str>, u64> = HashMap::new();
+        let decoded: Vec<Vec<Record>> = p
+            .batches
+            .iter()
+            .filter_map(|bytes| RecordBatch::parse(bytes.clone()).ok())
+            .filter_map(|batch| decode_batch(&batch).ok())
+            .collect();
+        for record in decoded.iter().flatten() {
+            let lane = lane_of(&record.headers);
+            if let Some(lane) = lane.filter(|l| !lanes.iter().any(|d| d == l)) {
+                let what = format!("a record names lane `{lane}` in its {LANE_HEADER} header");
+                return Some(unknown_lane(&what, &p.topic, lane, &lanes));
+            }
+            *counts.entry(lane).or_default() += 1;
+        }
+        for (lane, n) in counts {
+            self.metrics
+                .lane_records
+                .get_or_create(&LaneLabel {
+                    topic: p.topic.clone(),
+                    lane: lane.unwrap_or(MAIN_LANE).to_owned(),
+                    direction: "produced",
+                })
+                .inc_by(n);
+        }
+        None
     }
 
     /// Forwards a produce: first one request per owning broker carrying all of its

@@ -116,7 +116,7 @@ pub async fn diagnose_stall(
                     offset,
                     max_bytes: 64 << 10,
                     max_wait_ms: 0,
-                    tags: String::new(),
+                    ..Default::default()
                 })
                 .await;
             let _ = match answer {
@@ -217,7 +217,7 @@ pub async fn read_all(
                     offset,
                     max_bytes: 1 << 20,
                     max_wait_ms: 0,
-                    tags: String::new(),
+                    ..Default::default()
                 })
                 .await;
             let error = match answer {

@@ -308,6 +308,14 @@ impl ProcessCluster {
             .collect()
     }
 
+    /// `host:port` of each proxy's HTTP endpoint (`/metrics`), in start order.
+    pub fn proxy_http_addrs(&self) -> Vec<SocketAddr> {
+        self.proxies
+            .iter()
+            .filter_map(|p| p.listener("--http-addr"))
+            .collect()
+    }
+
     fn proxy_mut(&mut self, index: usize) -> anyhow::Result<&mut StrataServer> {
         self.proxies
             .get_mut(index)

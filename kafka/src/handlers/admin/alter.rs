@@ -7,7 +7,7 @@ use kafka_protocol::messages::{
 use strata_catalog::admin::TopicConfigChange;
 use strata_meta::schema;
 
-use super::configs::{invalid_config, set};
+use super::configs::{change_list, invalid_config, set};
 use super::{RESOURCE_BROKER, RESOURCE_TOPIC, Refusal, outcome};
 use crate::codes;
 use crate::handlers::Call;
@@ -88,15 +88,8 @@ pub(in crate::handlers) async fn incremental_alter_configs(
                     }
                     OP_SET => set(&mut change, &config.name, value)?,
                     OP_DELETE => set(&mut change, &config.name, None)?,
-                    OP_APPEND | OP_SUBTRACT => {
-                        return Err(Refusal::new(
-                            codes::INVALID_REQUEST,
-                            format!(
-                                "APPEND and SUBTRACT apply to list settings only, and `{}` is not one; use SET",
-                                &*config.name
-                            ),
-                        ));
-                    }
+                    OP_APPEND => change_list(&mut change, &config.name, value, true)?,
+                    OP_SUBTRACT => change_list(&mut change, &config.name, value, false)?,
                     other => {
                         return Err(Refusal::new(
                             codes::INVALID_REQUEST,
@@ -136,6 +129,8 @@ pub(in crate::handlers) async fn alter_configs(
                 retention_ms: Some(schema::DEFAULT_RETENTION_MS),
                 retention_bytes: Some(schema::DEFAULT_RETENTION_BYTES),
                 segment_bytes: Some(schema::DEFAULT_SEGMENT_BYTES),
+                lanes: Some(Vec::new()),
+                ..TopicConfigChange::default()
             };
             for config in &resource.configs {
                 set(&mut change, &config.name, config.value.as_deref())?;

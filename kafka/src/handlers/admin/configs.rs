@@ -1,8 +1,8 @@
 //! Topic settings under their Kafka names, and DescribeConfigs.
 //!
-//! A Strata topic has three settings (retention.ms, retention.bytes, segment.bytes) and
-//! always deletes old segments, so cleanup.policy is shown as `delete`, read-only, and only
-//! `delete` is accepted for it.
+//! A Strata topic has three Kafka settings (retention.ms, retention.bytes, segment.bytes) and
+//! one of its own, strata.lanes (its swimlanes, a list); it always deletes old segments, so
+//! cleanup.policy is shown as `delete`, read-only, and only `delete` is accepted for it.
 
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -22,6 +22,7 @@ const RETENTION_MS: &str = "retention.ms";
 const RETENTION_BYTES: &str = "retention.bytes";
 const SEGMENT_BYTES: &str = "segment.bytes";
 const CLEANUP_POLICY: &str = "cleanup.policy";
+const LANES: &str = "strata.lanes";
 const DELETE_POLICY: &str = "delete";
 
 /// Kafka's config sources (DescribeConfigs v1+).
@@ -117,6 +118,19 @@ pub(super) fn topic_entries(config: &TopicConfig) -> Vec<Entry> {
             TYPE_LONG,
             "Compaction merges small flushed objects into segments of about this size",
         ),
+        Entry {
+            name: LANES,
+            value: config.lanes.join(","),
+            source: if config.lanes.is_empty() {
+                SOURCE_DEFAULT
+            } else {
+                SOURCE_DYNAMIC_TOPIC
+            },
+            read_only: false,
+            config_type: TYPE_LIST,
+            doc: "Swimlanes the topic carries besides the main lane (the strata-lane header); \
+                  main-lane consumers never receive their records",
+        },
     ]
 }
 
@@ -193,7 +207,7 @@ fn check_cleanup_policy(value: Option<&str>) -> Result<(), Refusal> {
 
 fn unknown_config(name: &str) -> Refusal {
     invalid_config(format!(
-        "unknown topic config `{name}`; Strata topics take {RETENTION_MS}, {RETENTION_BYTES}, {SEGMENT_BYTES} and {CLEANUP_POLICY}=delete"
+        "unknown topic config `{name}`; Strata topics take {RETENTION_MS}, {RETENTION_BYTES}, {SEGMENT_BYTES}, {LANES} and {CLEANUP_POLICY}=delete"
     ))
 }
 
@@ -201,7 +215,7 @@ fn unknown_config(name: &str) -> Refusal {
 pub(super) fn is_known(name: &str) -> bool {
     matches!(
         name,
-        RETENTION_MS | RETENTION_BYTES | SEGMENT_BYTES | CLEANUP_POLICY
+        RETENTION_MS | RETENTION_BYTES | SEGMENT_BYTES | CLEANUP_POLICY | LANES
     )
 }
 
@@ -231,9 +245,45 @@ pub(super) fn set(
             });
         }
         CLEANUP_POLICY => check_cleanup_policy(value)?,
+        LANES => change.lanes = Some(value.map(lane_list).unwrap_or_default()),
         other => return Err(unknown_config(other)),
     }
     Ok(())
+}
+
+/// IncrementalAlterConfigs' APPEND (`add`) or SUBTRACT to a list setting: only strata.lanes
+/// is one.
+pub(super) fn change_list(
+    change: &mut TopicConfigChange,
+    name: &str,
+    value: Option<&str>,
+    add: bool,
+) -> Result<(), Refusal> {
+    if name != LANES {
+        return Err(Refusal::new(
+            codes::INVALID_REQUEST,
+            format!(
+                "APPEND and SUBTRACT apply to list settings only ({LANES}), and `{name}` is not one; use SET"
+            ),
+        ));
+    }
+    let lanes = value.map(lane_list).unwrap_or_default();
+    if add {
+        change.add_lanes.extend(lanes);
+    } else {
+        change.remove_lanes.extend(lanes);
+    }
+    Ok(())
+}
+
+/// `a, b` as lane names; the catalog checks each.
+fn lane_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|lane| !lane.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 pub(in crate::handlers) async fn describe_configs(
@@ -374,6 +424,29 @@ mod tests {
     }
 
     #[test]
+    fn lanes_are_a_list_that_append_and_subtract_change() {
+        let mut change = TopicConfigChange::default();
+        set(&mut change, LANES, Some(" test-alice, test-bob ,")).unwrap();
+        assert_eq!(
+            change.lanes.as_deref(),
+            Some(&["test-alice".to_owned(), "test-bob".to_owned()][..])
+        );
+        set(&mut change, LANES, None).unwrap();
+        assert_eq!(change.lanes, Some(Vec::new()));
+        change_list(&mut change, LANES, Some("test-carol"), true).unwrap();
+        change_list(&mut change, LANES, Some("test-bob"), false).unwrap();
+        assert_eq!(change.add_lanes, ["test-carol"]);
+        assert_eq!(change.remove_lanes, ["test-bob"]);
+        let refusal = change_list(&mut change, RETENTION_MS, Some("1"), true).unwrap_err();
+        assert_eq!(refusal.code, codes::INVALID_REQUEST);
+        assert!(
+            refusal.message.contains("list settings only"),
+            "{}",
+            refusal.message
+        );
+    }
+
+    #[test]
     fn a_setting_is_default_only_when_it_equals_the_default() {
         let mut config = TopicConfig {
             id: 1,
@@ -382,6 +455,7 @@ mod tests {
             retention_bytes: 1 << 20,
             segment_bytes: schema::DEFAULT_SEGMENT_BYTES,
             created_ms: 0,
+            lanes: Vec::new(),
         };
         let sources = |config: &TopicConfig| -> Vec<(&str, i8)> {
             topic_entries(config)
@@ -396,9 +470,14 @@ mod tests {
                 (RETENTION_BYTES, SOURCE_DYNAMIC_TOPIC),
                 (RETENTION_MS, SOURCE_DEFAULT),
                 (SEGMENT_BYTES, SOURCE_DEFAULT),
+                (LANES, SOURCE_DEFAULT),
             ]
         );
         config.retention_ms = 1000;
         assert!(sources(&config).contains(&(RETENTION_MS, SOURCE_DYNAMIC_TOPIC)));
+        config.lanes = vec!["test-alice".into(), "test-bob".into()];
+        assert!(sources(&config).contains(&(LANES, SOURCE_DYNAMIC_TOPIC)));
+        let lanes = topic_entries(&config).into_iter().find(|e| e.name == LANES);
+        assert_eq!(lanes.unwrap().value, "test-alice,test-bob");
     }
 }

@@ -76,6 +76,7 @@ fn new_topic(ctx: &Call<'_>, topic: &CreatableTopic) -> Result<NewTopic, Refusal
         retention_ms: change.retention_ms,
         retention_bytes: change.retention_bytes,
         segment_bytes: change.segment_bytes,
+        lanes: change.lanes,
     };
     Admin::check_settings(
         new.retention_ms.unwrap_or(schema::DEFAULT_RETENTION_MS),
@@ -83,6 +84,7 @@ fn new_topic(ctx: &Call<'_>, topic: &CreatableTopic) -> Result<NewTopic, Refusal
             .unwrap_or(schema::DEFAULT_RETENTION_BYTES),
         new.segment_bytes.unwrap_or(schema::DEFAULT_SEGMENT_BYTES),
     )
+    .and_then(|()| Admin::check_lanes(new.lanes.as_deref().unwrap_or_default()))
     .map_err(|e| Refusal::new(codes::INVALID_CONFIG, e.to_string()))?;
     Ok(new)
 }
@@ -109,6 +111,7 @@ async fn create_one(ctx: &Call<'_>, new: &NewTopic, validate_only: bool) -> Resu
         retention_ms: new.retention_ms,
         retention_bytes: new.retention_bytes,
         segment_bytes: new.segment_bytes,
+        lanes: new.lanes.clone().unwrap_or_default(),
     };
     match answer(ctx.service.create_topic(ctx.request(request)).await) {
         Ok(v1::CreateTopicResponse { error: None, topic }) => {
@@ -170,6 +173,7 @@ pub(in crate::handlers) async fn create_topics(
                         .unwrap_or(schema::DEFAULT_RETENTION_BYTES),
                     segment_bytes: new.segment_bytes.unwrap_or(schema::DEFAULT_SEGMENT_BYTES),
                     created_ms: 0,
+                    lanes: new.lanes.clone().unwrap_or_default(),
                 };
                 let shown = topic_entries(&config)
                     .into_iter()

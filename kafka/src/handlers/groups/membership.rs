@@ -81,6 +81,8 @@ pub(crate) async fn join(
                 metadata: p.metadata.clone(),
             })
             .collect(),
+        // Kafka consumers read the main lane.
+        lane: String::new(),
     };
     let mut call = ctx.request(call);
     // The coordinator records the member's host (DescribeGroups shows it) from the connection

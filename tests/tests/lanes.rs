@@ -1,0 +1,343 @@
+//! Swimlanes (BMQ's 泳道) on a process cluster on real etcd (two proxies, brokers, a
+//! controller):
+//! - a topic declares lanes through the CLI (`topic create --lanes`, `topic alter
+//!   --add-lane`), and `topic describe` shows them;
+//! - records on lanes from the SDK (`with_lane`), the CLI (`produce --lane`) and a Kafka
+//!   producer (kcat setting `strata-lane`) reach only that lane's consumers: main-lane
+//!   consumers, a Kafka consumer among them, never see them, and a lane consumer sees the
+//!   main lane only when it asks to;
+//! - groups end with lag 0, and `group describe` shows each member's lane and the lag per
+//!   lane; the proxies count each lane's records, produced and delivered;
+//! - bad input gets typed errors naming the problem: an unknown lane from a producer (SDK,
+//!   CLI) and a consumer, a lane on a topic without lanes, a malformed lane name, removing a
+//!   lane that is not declared.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use strata_client::{
+    Admin, Connection, Consumer, ConsumerRecord, Error, ErrorCode, Offset, Producer,
+    ProducerRecord, TopicPartition,
+};
+use strata_integration_tests::cli::{metrics, strata};
+use strata_integration_tests::harness;
+use strata_integration_tests::harness::ops::Cluster as _;
+use strata_integration_tests::harness::procs::{ProcessCluster, Spec};
+use strata_integration_tests::kafka_clients::KafkaClients;
+use strata_proto::v1;
+use tokio::time::Instant;
+
+const MINUTE: Duration = Duration::from_secs(60);
+const MAIN: u32 = 120;
+const ALICE: u32 = 40;
+
+fn value(record: &ConsumerRecord) -> String {
+    String::from_utf8(record.value.clone().unwrap().to_vec()).unwrap()
+}
+
+/// Polls until `want` records came or 60 s passed, then a while longer for any extra.
+async fn read(consumer: &mut Consumer, want: usize) -> BTreeSet<String> {
+    let deadline = Instant::now() + MINUTE;
+    let mut all = Vec::new();
+    while all.len() < want && Instant::now() < deadline {
+        all.extend(consumer.poll(Duration::from_millis(300)).await.unwrap());
+    }
+    all.extend(consumer.poll(Duration::from_millis(1_500)).await.unwrap());
+    let values: BTreeSet<String> = all.iter().map(value).collect();
+    assert_eq!(all.len(), values.len(), "no record twice");
+    values
+}
+
+fn values(prefix: &str, n: u32) -> BTreeSet<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// The sum over every proxy of `strata_proxy_lane_records_total` for a lane and direction.
+async fn lane_records(cluster: &ProcessCluster, lane: &str, direction: &str) -> f64 {
+    let mut total = 0.0;
+    for addr in cluster.proxy_http_addrs() {
+        let page = metrics(addr).await.unwrap();
+        total += page
+            .lines()
+            .filter(|l| l.starts_with("strata_proxy_lane_records_total{"))
+            .filter(|l| l.contains(&format!("lane=\"{lane}\"")))
+            .filter(|l| l.contains(&format!("direction=\"{direction}\"")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lanes_keep_test_traffic_apart_on_a_production_topic() {
+    harness::init_tracing();
+    let Some(clients) = KafkaClients::find("lanes") else {
+        return;
+    };
+    let cluster = ProcessCluster::start(Spec::standard("lanes"))
+        .await
+        .unwrap();
+    let proxies = cluster.proxies();
+    let server = proxies[0].clone();
+    let admin_addr = cluster.admin_urls()[0].clone();
+    let cli = |args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        all.extend(["--admin".to_owned(), admin_addr.clone()]);
+        async move {
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            strata(&refs, None, MINUTE).await
+        }
+    };
+
+    // Lanes are declared on the topic, at creation and later.
+    cli(&[
+        "topic",
+        "create",
+        "orders",
+        "--partitions",
+        "2",
+        "--lanes",
+        "test-alice",
+    ])
+    .await
+    .unwrap();
+    cli(&["topic", "alter", "orders", "--add-lane", "test-bob"])
+        .await
+        .unwrap();
+    let described = cli(&["topic", "describe", "orders"]).await.unwrap();
+    assert!(
+        described.contains("lanes test-alice,test-bob"),
+        "{described}"
+    );
+    cli(&["topic", "create", "plain", "--partitions", "1"])
+        .await
+        .unwrap();
+
+    // The SDK on the main lane and on test-alice; the CLI on test-bob; kcat on both.
+    let connection = Connection::connect(&proxies.join(",")).await.unwrap();
+    let admin = Admin::new(connection.clone());
+    let producer = Producer::new(connection.clone(), Default::default());
+    for i in 0..MAIN {
+        producer
+            .send(ProducerRecord::new("orders", format!("main-{i}")))
+            .await
+            .unwrap();
+    }
+    for i in 0..ALICE {
+        let record = ProducerRecord::new("orders", format!("alice-{i}")).with_lane("test-alice");
+        producer.send(record).await.unwrap();
+    }
+    strata(
+        &[
+            "produce", "orders", "--lane", "test-bob", "--server", &server,
+        ],
+        Some(b"bob-0\nbob-1\n"),
+        MINUTE,
+    )
+    .await
+    .unwrap();
+    let kafka = cluster.kafka_addrs()[0].to_string();
+    for (value, headers) in [
+        ("kafka-alice", &["-H", "strata-lane=test-alice"][..]),
+        ("kafka-main", &[][..]),
+    ] {
+        let mut args = vec!["-b", kafka.as_str(), "-t", "orders", "-P"];
+        args.extend(headers);
+        clients
+            .kcat(&args, Some(format!("{value}\n").as_bytes()), MINUTE)
+            .await
+            .unwrap();
+    }
+    let mut main = values("main", MAIN);
+    main.insert("kafka-main".into());
+    let mut alice = values("alice", ALICE);
+    alice.insert("kafka-alice".into());
+
+    // A main-lane group never sees lane records, and its commits move past them.
+    let mut billing = Consumer::builder(&proxies.join(","))
+        .group("billing")
+        .auto_offset_reset(Offset::Earliest)
+        .build()
+        .await
+        .unwrap();
+    billing.subscribe(&["orders"]).await.unwrap();
+    assert_eq!(read(&mut billing, main.len()).await, main);
+    billing.commit_sync().await.unwrap();
+    for lag in admin.describe_group("billing").await.unwrap().offsets {
+        assert_eq!(lag.lag, 0, "{lag:?}");
+    }
+
+    // test-alice's group sees only its lane, and stays in its lane in `group describe`.
+    let mut billing_alice = Consumer::builder(&proxies.join(","))
+        .group("billing-alice")
+        .lane("test-alice")
+        .auto_offset_reset(Offset::Earliest)
+        .build()
+        .await
+        .unwrap();
+    billing_alice.subscribe(&["orders"]).await.unwrap();
+    assert_eq!(read(&mut billing_alice, alice.len()).await, alice);
+    billing_alice.commit_sync().await.unwrap();
+    let group = strata(
+        &["group", "describe", "billing-alice", "--server", &server],
+        None,
+        MINUTE,
+    )
+    .await
+    .unwrap();
+    assert!(group.contains("lane test-alice:"), "{group}");
+    assert!(
+        group.contains("total lag 0 (lane test-alice: 0)"),
+        "{group}"
+    );
+    let described = admin.describe_group("billing-alice").await.unwrap();
+    assert!(described.members.iter().all(|m| m.lane == "test-alice"));
+    billing_alice.close().await.unwrap();
+
+    // With the main lane too, by assignment.
+    let mut alice_and_main = Consumer::builder(&server)
+        .lane("test-alice")
+        .lane_with_main(true)
+        .auto_offset_reset(Offset::Earliest)
+        .build()
+        .await
+        .unwrap();
+    alice_and_main
+        .assign((0..2).map(|p| TopicPartition::new("orders", p)).collect())
+        .await
+        .unwrap();
+    let both: BTreeSet<String> = alice.union(&main).cloned().collect();
+    assert_eq!(read(&mut alice_and_main, both.len()).await, both);
+
+    // The CLI reads a lane; a Kafka consumer reads the main lane, through the gaps lane
+    // records leave in its batches.
+    let bob = strata(
+        &[
+            "consume",
+            "orders",
+            "--lane",
+            "test-bob",
+            "--from-beginning",
+            "--timeout-ms",
+            "3000",
+            "--server",
+            &server,
+        ],
+        None,
+        MINUTE,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        bob.lines().collect::<BTreeSet<_>>(),
+        BTreeSet::from(["bob-0", "bob-1"])
+    );
+    let kafka_read = clients
+        .kcat(
+            &[
+                "-b",
+                &kafka,
+                "-C",
+                "-t",
+                "orders",
+                "-o",
+                "beginning",
+                "-e",
+                "-q",
+            ],
+            None,
+            MINUTE,
+        )
+        .await
+        .unwrap();
+    let kafka_values: BTreeSet<String> = kafka_read.lines().map(str::to_owned).collect();
+    assert_eq!(kafka_values, main);
+
+    // The proxies count each lane's traffic.
+    assert!(lane_records(&cluster, "test-alice", "produced").await >= f64::from(ALICE + 1));
+    assert!(lane_records(&cluster, "test-alice", "delivered").await >= f64::from(ALICE + 1));
+    assert!(lane_records(&cluster, "(main)", "produced").await >= f64::from(MAIN + 1));
+
+    // Bad input, each with an error naming it.
+    let refused = producer
+        .send(ProducerRecord::new("orders", "x").with_lane("test-carol"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, Error::Server { code: ErrorCode::InvalidArgument, message }
+            if message.contains("`test-carol`") && message.contains("--add-lane test-carol")),
+        "{refused:?}"
+    );
+    let cli_refusal = strata(
+        &[
+            "produce",
+            "orders",
+            "--lane",
+            "test carol",
+            "--server",
+            &server,
+        ],
+        Some(b"x\n"),
+        MINUTE,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{cli_refusal:#}").contains("holds ` `"),
+        "{cli_refusal:#}"
+    );
+    for (topic, lane, says) in [
+        (
+            "orders",
+            "test-carol",
+            "it has lanes `test-alice`, `test-bob`",
+        ),
+        ("plain", "test-alice", "it declares no lanes"),
+    ] {
+        let raw = connection
+            .grpc()
+            .fetch(v1::FetchRequest {
+                topic: topic.into(),
+                partition: 0,
+                offset: 0,
+                max_bytes: 1 << 20,
+                lane: lane.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let error = raw.error.unwrap();
+        assert_eq!(error.error_code(), Some(ErrorCode::InvalidArgument));
+        assert!(error.message.contains(says), "{}", error.message);
+        assert!(
+            error.message.contains(&format!("--add-lane {lane}")),
+            "{}",
+            error.message
+        );
+    }
+    let not_declared = cli(&["topic", "alter", "orders", "--remove-lane", "test-carol"])
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{not_declared:#}").contains("`test-carol` is not a lane"),
+        "{not_declared:#}"
+    );
+    let malformed = cli(&["topic", "create", "bad", "--lanes", "a b"])
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{malformed:#}").contains("holds ` `"),
+        "{malformed:#}"
+    );
+    let Err(Error::InvalidConfig(message)) = Consumer::builder(&server)
+        .lane_with_main(true)
+        .build()
+        .await
+    else {
+        panic!("lane_with_main without a lane was accepted");
+    };
+    assert!(message.contains("without a lane"), "{message}");
+}
