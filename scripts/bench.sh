@@ -13,8 +13,9 @@
 #               consume
 #   tls         `strata standalone` twice, plaintext and then with TLS on every listener and
 #               callers authenticated by a token (--authenticate): produce and consume, 1 KiB
-#               records, 1/10/100 partitions, durable acks; DIR/tls.txt compares them with the
-#               goal (TLS >= 80% of plaintext MB/s). Not in the default.
+#               records, 1/10/100 partitions, durable acks; the server on core 0 and the bench
+#               on core 1 (TLS_PIN=0: both share every core); DIR/tls.txt compares them with
+#               the goal (TLS >= 80% of plaintext MB/s). Not in the default.
 #   kafka       (also --kafka) the file cluster; 1 KiB records, 8 partitions, durable acks through
 #               the gRPC SDK (`strata bench`) and then through the proxy's Kafka listener
 #               (confluent-kafka, acks=all): DIR/kafka.txt is the side-by-side table and the
@@ -237,11 +238,14 @@ start_cluster() {
     exit 1
 }
 
+# A command the bench client runs under (the tls mode pins it to a core of its own).
+BENCH_WRAP=()
+
 run_bench() {
     local mode=$1; shift
     echo "== $mode ==" >&2
     machine_note | tee "$OUT/$mode.txt" >&2
-    if ! "$BIN" bench "${QUICK[@]}" --label "$mode" --json "$OUT/$mode.json" "$@" "${EXTRA[@]}" \
+    if ! "${BENCH_WRAP[@]}" "$BIN" bench "${QUICK[@]}" --label "$mode" --json "$OUT/$mode.json" "$@" "${EXTRA[@]}" \
         | tee -a "$OUT/$mode.txt"; then
         FAILED=1
         echo "strata bench ($mode) failed; logs in $RUN/logs" >&2
@@ -338,8 +342,16 @@ make_pki() {
 
 # Plaintext, then TLS with token authentication, on the same machine with the same load.
 run_tls() {
-    local pki="$RUN/pki" variant
+    local pki="$RUN/pki" variant server_wrap=()
     make_pki "$pki"
+    # The server on core 0 and the bench client on core 1, so each end's TLS work (the
+    # server encrypting what it serves, the client decrypting it) is done on its own core,
+    # as with a client on another machine; otherwise the client's half of the cost would be
+    # taken from the server's cores. TLS_PIN=0 shares both cores.
+    if [[ ${TLS_PIN:-1} == 1 ]] && command -v taskset >/dev/null && (( $(nproc) >= 2 )); then
+        server_wrap=(taskset -c 0)
+        BENCH_WRAP=(taskset -c 1)
+    fi
     for variant in plain tls; do
         local P PH A B BH K sec=() creds=()
         P=$(free_port); PH=$(free_port); A=$(free_port); B=$(free_port); BH=$(free_port); K=$(free_port)
@@ -350,7 +362,7 @@ run_tls() {
         # A maintenance pass every second, so the compaction of what the produce runs wrote
         # starts at once and the bench's wait for it before reading is short.
         printf '[broker.maintenance]\ninterval_ms = 1000\n' >"$RUN/maintenance.toml"
-        start "standalone-$variant" "$BIN" standalone --data-dir "$RUN/standalone-$variant" \
+        start "standalone-$variant" "${server_wrap[@]}" "$BIN" standalone --data-dir "$RUN/standalone-$variant" \
             --config "$RUN/maintenance.toml" \
             --proxy-addr "127.0.0.1:$P" --proxy-http-addr "127.0.0.1:$PH" --admin-addr "127.0.0.1:$A" \
             --kafka-addr "127.0.0.1:$K" --broker-addr "127.0.0.1:$B" --broker-http-addr "127.0.0.1:$BH" \
@@ -372,6 +384,7 @@ run_tls() {
         stop_all
         rm -rf "$RUN/standalone-$variant"
     done
+    BENCH_WRAP=()
     python3 bench/tls_summary.py "$OUT/tls-plain.json" "$OUT/tls-tls.json" | tee "$OUT/tls.txt" \
         || { FAILED=1; echo "tls summary failed" >&2; }
 }

@@ -40,7 +40,36 @@ pub fn certificate_principal(
 }
 
 /// The crypto provider every config of this crate is built with; chosen explicitly, since a
-/// process that links both aws-lc-rs and ring has no default.
+/// process that links both aws-lc-rs and ring has no default. AES-128-GCM comes first: on
+/// CPUs with AES instructions it is the cheapest suite (10 rounds to AES-256's 14), and a
+/// broker's or proxy's TLS cost is almost all bulk encryption of record batches.
 pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider
+        .cipher_suites
+        .sort_by_key(|suite| !is_aes_128_gcm(suite.suite()));
+    Arc::new(provider)
+}
+
+fn is_aes_128_gcm(suite: rustls::CipherSuite) -> bool {
+    matches!(
+        suite,
+        rustls::CipherSuite::TLS13_AES_128_GCM_SHA256
+            | rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+            | rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn aes_128_gcm_is_preferred_and_nothing_is_dropped() {
+        let provider = super::provider();
+        let default = rustls::crypto::aws_lc_rs::default_provider();
+        assert_eq!(
+            provider.cipher_suites[0].suite(),
+            rustls::CipherSuite::TLS13_AES_128_GCM_SHA256
+        );
+        assert_eq!(provider.cipher_suites.len(), default.cipher_suites.len());
+    }
 }

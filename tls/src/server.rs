@@ -224,6 +224,10 @@ fn load(files: &Files) -> Result<(Configs, i64), TlsError> {
             key: files.key.clone(),
             source,
         })?;
+    // Our suite order, not the client's: clients list AES-256 first, and what a server
+    // encrypts is every byte it serves.
+    let mut config = config;
+    config.ignore_client_order = true;
     let with_alpn = |protocols: &[&[u8]]| {
         let mut c = config.clone();
         c.alpn_protocols = protocols.iter().map(|p| p.to_vec()).collect();
