@@ -142,4 +142,4 @@ pub fn tags_header(tags: &[String]) -> std::result::Result<Bytes, TagError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

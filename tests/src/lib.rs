@@ -13,6 +13,8 @@
 //!   the reason outside CI, fail under `CI=true`.
 //! - [`secured`] starts a standalone with TLS, authentication and SASL as the security tests
 //!   ask, with a throwaway CA, and builds the credential flags of the CLI and kcat.
+//! - [`selecting`] reads what consumers that select records (tags, property filters, lanes)
+//!   are given, and asks the proxy directly.
 
 // Test harnesses wait on real time against real servers.
 #![allow(clippy::disallowed_methods)]
@@ -24,5 +26,6 @@ pub mod kafka_clients;
 pub mod kafka_wire;
 pub mod prerequisite;
 pub mod secured;
+pub mod selecting;
 
 pub use inprocess::InProcess;

@@ -18,37 +18,21 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use strata_client::{
-    Admin, Connection, Consumer, ConsumerRecord, Error, ErrorCode, Offset, Producer,
-    ProducerRecord, TopicPartition,
+    Admin, Connection, Consumer, Error, ErrorCode, Offset, Producer, ProducerRecord, TopicPartition,
 };
 use strata_integration_tests::cli::{metrics, strata};
 use strata_integration_tests::harness;
 use strata_integration_tests::harness::ops::Cluster as _;
 use strata_integration_tests::harness::procs::{ProcessCluster, Spec};
 use strata_integration_tests::kafka_clients::KafkaClients;
+use strata_integration_tests::selecting::{
+    assert_fetch_refused, consume_with_cli, fetch_from_start, read_values,
+};
 use strata_proto::v1;
-use tokio::time::Instant;
 
 const MINUTE: Duration = Duration::from_secs(60);
 const MAIN: u32 = 120;
 const ALICE: u32 = 40;
-
-fn value(record: &ConsumerRecord) -> String {
-    String::from_utf8(record.value.clone().unwrap().to_vec()).unwrap()
-}
-
-/// Polls until `want` records came or 60 s passed, then a while longer for any extra.
-async fn read(consumer: &mut Consumer, want: usize) -> BTreeSet<String> {
-    let deadline = Instant::now() + MINUTE;
-    let mut all = Vec::new();
-    while all.len() < want && Instant::now() < deadline {
-        all.extend(consumer.poll(Duration::from_millis(300)).await.unwrap());
-    }
-    all.extend(consumer.poll(Duration::from_millis(1_500)).await.unwrap());
-    let values: BTreeSet<String> = all.iter().map(value).collect();
-    assert_eq!(all.len(), values.len(), "no record twice");
-    values
-}
 
 fn values(prefix: &str, n: u32) -> BTreeSet<String> {
     (0..n).map(|i| format!("{prefix}-{i}")).collect()
@@ -163,7 +147,7 @@ async fn lanes_keep_test_traffic_apart_on_a_production_topic() {
         .await
         .unwrap();
     billing.subscribe(&["orders"]).await.unwrap();
-    assert_eq!(read(&mut billing, main.len()).await, main);
+    assert_eq!(read_values(&mut billing, main.len()).await, main);
     billing.commit_sync().await.unwrap();
     for lag in admin.describe_group("billing").await.unwrap().offsets {
         assert_eq!(lag.lag, 0, "{lag:?}");
@@ -178,7 +162,7 @@ async fn lanes_keep_test_traffic_apart_on_a_production_topic() {
         .await
         .unwrap();
     billing_alice.subscribe(&["orders"]).await.unwrap();
-    assert_eq!(read(&mut billing_alice, alice.len()).await, alice);
+    assert_eq!(read_values(&mut billing_alice, alice.len()).await, alice);
     billing_alice.commit_sync().await.unwrap();
     let group = strata(
         &["group", "describe", "billing-alice", "--server", &server],
@@ -209,27 +193,11 @@ async fn lanes_keep_test_traffic_apart_on_a_production_topic() {
         .await
         .unwrap();
     let both: BTreeSet<String> = alice.union(&main).cloned().collect();
-    assert_eq!(read(&mut alice_and_main, both.len()).await, both);
+    assert_eq!(read_values(&mut alice_and_main, both.len()).await, both);
 
     // The CLI reads a lane; a Kafka consumer reads the main lane, through the gaps lane
     // records leave in its batches.
-    let bob = strata(
-        &[
-            "consume",
-            "orders",
-            "--lane",
-            "test-bob",
-            "--from-beginning",
-            "--timeout-ms",
-            "3000",
-            "--server",
-            &server,
-        ],
-        None,
-        MINUTE,
-    )
-    .await
-    .unwrap();
+    let bob = consume_with_cli(&server, "orders", &["--lane", "test-bob"]).await;
     assert_eq!(
         bob.lines().collect::<BTreeSet<_>>(),
         BTreeSet::from(["bob-0", "bob-1"])
@@ -296,27 +264,12 @@ async fn lanes_keep_test_traffic_apart_on_a_production_topic() {
         ),
         ("plain", "test-alice", "it declares no lanes"),
     ] {
-        let raw = connection
-            .grpc()
-            .fetch(v1::FetchRequest {
-                topic: topic.into(),
-                partition: 0,
-                offset: 0,
-                max_bytes: 1 << 20,
-                lane: lane.into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        let error = raw.error.unwrap();
-        assert_eq!(error.error_code(), Some(ErrorCode::InvalidArgument));
-        assert!(error.message.contains(says), "{}", error.message);
-        assert!(
-            error.message.contains(&format!("--add-lane {lane}")),
-            "{}",
-            error.message
-        );
+        let request = v1::FetchRequest {
+            lane: lane.into(),
+            ..fetch_from_start(topic)
+        };
+        let add = format!("--add-lane {lane}");
+        assert_fetch_refused(&connection, request, &[says, &add]).await;
     }
     let not_declared = cli(&["topic", "alter", "orders", "--remove-lane", "test-carol"])
         .await

@@ -14,17 +14,18 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use strata_client::{
-    Admin, Connection, Consumer, ConsumerRecord, Error, ErrorCode, Offset, Producer,
-    ProducerRecord, TopicPartition,
+    Admin, Connection, Consumer, Error, Offset, Producer, ProducerRecord, TopicPartition,
 };
 use strata_format::{RecordBatch, decode_batch};
-use strata_integration_tests::cli::strata;
 use strata_integration_tests::harness;
 use strata_integration_tests::harness::ops::Cluster as _;
 use strata_integration_tests::harness::procs::{ProcessCluster, Spec};
 use strata_integration_tests::kafka_clients::KafkaClients;
+use strata_integration_tests::selecting::{
+    assert_fetch_refused, consume_refused_by_cli, consume_with_cli, fetch_from_start, raw_fetch,
+    read_values,
+};
 use strata_proto::v1;
-use tokio::time::Instant;
 
 const MINUTE: Duration = Duration::from_secs(60);
 const RECORDS: u32 = 300;
@@ -35,23 +36,6 @@ fn region(i: u32) -> &'static str {
 }
 fn amount(i: u32) -> Option<u32> {
     (!i.is_multiple_of(10)).then_some(i)
-}
-
-fn value(record: &ConsumerRecord) -> String {
-    String::from_utf8(record.value.clone().unwrap().to_vec()).unwrap()
-}
-
-/// Polls until `want` records came or 60 s passed, then a while longer for any extra.
-async fn read(consumer: &mut Consumer, want: usize) -> BTreeSet<String> {
-    let deadline = Instant::now() + MINUTE;
-    let mut all = Vec::new();
-    while all.len() < want && Instant::now() < deadline {
-        all.extend(consumer.poll(Duration::from_millis(300)).await.unwrap());
-    }
-    all.extend(consumer.poll(Duration::from_millis(1_500)).await.unwrap());
-    let values: BTreeSet<String> = all.iter().map(value).collect();
-    assert_eq!(all.len(), values.len(), "no record twice");
-    values
 }
 
 fn sdk_values(take: impl Fn(u32) -> bool) -> BTreeSet<String> {
@@ -115,7 +99,7 @@ async fn consumers_receive_only_what_their_condition_holds_for() {
         .await
         .unwrap();
     audit.subscribe(&["payments"]).await.unwrap();
-    assert_eq!(read(&mut audit, wanted.len()).await, wanted);
+    assert_eq!(read_values(&mut audit, wanted.len()).await, wanted);
     audit.commit_sync().await.unwrap();
     let described = admin.describe_group("audit").await.unwrap();
     assert_eq!(described.offsets.len(), 2, "{described:?}");
@@ -141,26 +125,15 @@ async fn consumers_receive_only_what_their_condition_holds_for() {
         i % 2 == 0 && amount(i).is_some_and(|a| (10..=40).contains(&a)) && region(i) != "uk"
     });
     assert!(!wanted.is_empty());
-    assert_eq!(read(&mut small, wanted.len()).await, wanted);
+    assert_eq!(read_values(&mut small, wanted.len()).await, wanted);
 
     // The CLI, with a header missing from some records: those are left out.
-    let out = strata(
-        &[
-            "consume",
-            "payments",
-            "--filter",
-            "region = 'us' AND amount >= 250",
-            "--from-beginning",
-            "--timeout-ms",
-            "3000",
-            "--server",
-            &server,
-        ],
-        None,
-        MINUTE,
+    let out = consume_with_cli(
+        &server,
+        "payments",
+        &["--filter", "region = 'us' AND amount >= 250"],
     )
-    .await
-    .unwrap();
+    .await;
     let expected =
         sdk_values(|i| region(i) == "us" && amount(i).is_some_and(|a| a >= 250)).len() + 1;
     assert_eq!(out.lines().count(), expected, "{out}");
@@ -168,20 +141,11 @@ async fn consumers_receive_only_what_their_condition_holds_for() {
     // The proxy itself leaves records out (the SDK checks again, so only a raw fetch shows
     // what the proxy sent): every record it sends holds, and the next read starts past the
     // last record it read, taken or not.
-    let raw = connection
-        .grpc()
-        .fetch(v1::FetchRequest {
-            topic: "payments".into(),
-            partition: 0,
-            offset: 0,
-            max_bytes: 1 << 20,
-            max_wait_ms: 0,
-            filter: "region = 'uk'".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let uk = v1::FetchRequest {
+        filter: "region = 'uk'".into(),
+        ..fetch_from_start("payments")
+    };
+    let raw = raw_fetch(&connection, uk).await;
     assert!(raw.error.is_none(), "{:?}", raw.error);
     let mut sent = 0;
     for bytes in raw.batches {
@@ -208,44 +172,15 @@ async fn consumers_receive_only_what_their_condition_holds_for() {
         message.contains("`amount >` does not parse at character 9"),
         "{message}"
     );
-    let cli_refusal = strata(
-        &[
-            "consume",
-            "payments",
-            "--filter",
-            "region < 'eu'",
-            "--server",
-            &server,
-        ],
-        None,
-        MINUTE,
-    )
-    .await
-    .unwrap_err();
+    let cli_refusal =
+        consume_refused_by_cli(&server, "payments", &["--filter", "region < 'eu'"]).await;
     assert!(
-        format!("{cli_refusal:#}").contains("compare with = or <> only"),
-        "{cli_refusal:#}"
+        cli_refusal.contains("compare with = or <> only"),
+        "{cli_refusal}"
     );
-    let raw = connection
-        .grpc()
-        .fetch(v1::FetchRequest {
-            topic: "payments".into(),
-            partition: 0,
-            offset: 0,
-            max_bytes: 1 << 20,
-            max_wait_ms: 0,
-            filter: "region = 'eu' AND".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let error = raw.error.unwrap();
-    assert_eq!(error.error_code(), Some(ErrorCode::InvalidArgument));
-    assert!(
-        error.message.contains("`region = 'eu' AND`"),
-        "{}",
-        error.message
-    );
-    assert!(raw.batches.is_empty());
+    let bad = v1::FetchRequest {
+        filter: "region = 'eu' AND".into(),
+        ..fetch_from_start("payments")
+    };
+    assert_fetch_refused(&connection, bad, &["`region = 'eu' AND`"]).await;
 }

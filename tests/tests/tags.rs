@@ -13,16 +13,18 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use strata_client::{
-    Admin, Connection, Consumer, ConsumerRecord, Error, ErrorCode, Offset, Producer,
-    ProducerRecord, TopicPartition,
+    Admin, Connection, Consumer, Error, Offset, Producer, ProducerRecord, TopicPartition,
 };
 use strata_integration_tests::cli::strata;
 use strata_integration_tests::harness;
 use strata_integration_tests::harness::ops::Cluster as _;
 use strata_integration_tests::harness::procs::{ProcessCluster, Spec};
 use strata_integration_tests::kafka_clients::KafkaClients;
+use strata_integration_tests::selecting::{
+    assert_fetch_refused, consume_refused_by_cli, consume_with_cli, fetch_from_start, read_records,
+    value,
+};
 use strata_proto::v1;
-use tokio::time::Instant;
 
 const MINUTE: Duration = Duration::from_secs(60);
 const RECORDS: u32 = 400;
@@ -35,22 +37,6 @@ fn tags_of(i: u32) -> Option<&'static [&'static str]> {
         2 => Some(&["paid", "eu"]),
         _ => None,
     }
-}
-
-fn value(record: &ConsumerRecord) -> String {
-    String::from_utf8(record.value.clone().unwrap().to_vec()).unwrap()
-}
-
-/// Polls until `want` records came or 60 s passed.
-async fn read(consumer: &mut Consumer, want: usize) -> Vec<ConsumerRecord> {
-    let deadline = Instant::now() + MINUTE;
-    let mut all = Vec::new();
-    while all.len() < want && Instant::now() < deadline {
-        all.extend(consumer.poll(Duration::from_millis(300)).await.unwrap());
-    }
-    // Anything more would be a record the filter should have left out.
-    all.extend(consumer.poll(Duration::from_millis(1_500)).await.unwrap());
-    all
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,7 +111,7 @@ async fn consumers_receive_only_the_tags_they_subscribe_to() {
         .await
         .unwrap();
     billing.subscribe(&["orders"]).await.unwrap();
-    let got = read(&mut billing, wanted.len()).await;
+    let got = read_records(&mut billing, wanted.len()).await;
     let values: BTreeSet<String> = got.iter().map(value).collect();
     assert_eq!(got.len(), values.len(), "no record twice");
     assert_eq!(values, wanted);
@@ -163,27 +149,11 @@ async fn consumers_receive_only_the_tags_they_subscribe_to() {
         .assign((0..3).map(|p| TopicPartition::new("orders", p)).collect())
         .await
         .unwrap();
-    let all = read(&mut everything, RECORDS as usize + 4).await;
+    let all = read_records(&mut everything, RECORDS as usize + 4).await;
     assert_eq!(all.len(), RECORDS as usize + 4);
 
     // The CLI reads by tag too.
-    let refunded = strata(
-        &[
-            "consume",
-            "orders",
-            "--tags",
-            "refunded",
-            "--from-beginning",
-            "--timeout-ms",
-            "3000",
-            "--server",
-            &server,
-        ],
-        None,
-        MINUTE,
-    )
-    .await
-    .unwrap();
+    let refunded = consume_with_cli(&server, "orders", &["--tags", "refunded"]).await;
     let expected = (0..RECORDS).filter(|i| i % 4 == 1).count() + 2;
     assert_eq!(refunded.lines().count(), expected, "{refunded}");
 
@@ -194,41 +164,13 @@ async fn consumers_receive_only_the_tags_they_subscribe_to() {
         panic!("an expression that does not parse was accepted");
     };
     assert!(message.contains("`paid ||` does not parse"), "{message}");
-    let cli_refusal = strata(
-        &[
-            "consume",
-            "orders",
-            "--tags",
-            "paid && eu",
-            "--server",
-            &server,
-        ],
-        None,
-        MINUTE,
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        format!("{cli_refusal:#}").contains("does not parse"),
-        "{cli_refusal:#}"
-    );
-    let raw = connection
-        .grpc()
-        .fetch(v1::FetchRequest {
-            topic: "orders".into(),
-            partition: 0,
-            offset: 0,
-            max_bytes: 1 << 20,
-            max_wait_ms: 0,
-            tags: "paid | eu".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let error = raw.error.unwrap();
-    assert_eq!(error.error_code(), Some(ErrorCode::InvalidArgument));
-    assert!(error.message.contains("`paid | eu`"), "{}", error.message);
+    let cli_refusal = consume_refused_by_cli(&server, "orders", &["--tags", "paid && eu"]).await;
+    assert!(cli_refusal.contains("does not parse"), "{cli_refusal}");
+    let bad = v1::FetchRequest {
+        tags: "paid | eu".into(),
+        ..fetch_from_start("orders")
+    };
+    assert_fetch_refused(&connection, bad, &["`paid | eu`"]).await;
     let refused = producer
         .send(ProducerRecord::new("orders", "x").with_tags(["no spaces"]))
         .await

@@ -3,19 +3,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::batch::codec::{BatchOptions, encode_batch};
-use crate::tags::TAGS_HEADER;
-
-fn tagged(tags: Option<&str>, i: i64) -> Record {
-    Record {
-        offset: 0,
-        timestamp: 1_700_000_000_000 + i,
-        key: Some(Bytes::from(format!("k{i}"))),
-        value: Some(Bytes::from(format!("v{i}"))),
-        headers: tags
-            .map(|t| vec![(TAGS_HEADER.to_owned(), Some(Bytes::from(t.to_owned())))])
-            .unwrap_or_default(),
-    }
-}
+use crate::tags::tests::tagged;
 
 #[test]
 fn filtering_keeps_offsets_so_positions_move_past_what_was_dropped() {

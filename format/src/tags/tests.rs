@@ -3,7 +3,8 @@ use bytes::Bytes;
 use super::*;
 use crate::Record;
 
-fn tagged(tags: Option<&str>, i: i64) -> Record {
+/// Record `i`, with `tags` in its tags header when given.
+pub(crate) fn tagged(tags: Option<&str>, i: i64) -> Record {
     Record {
         offset: 0,
         timestamp: 1_700_000_000_000 + i,
