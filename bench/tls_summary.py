@@ -57,8 +57,13 @@ def main():
             print(f"{'consume ' + str(key[0]) + ' p ' + str(key[1]):<22} {x:>10.2f} {y:>9.2f} {ratio:>6.0%}")
     for name, doc in (("plain", plain), ("TLS", tls)):
         waits = [
-            f"{c.get('partitions')} p {c.get('settle_secs', 0):.0f} s"
-            + ("" if c.get("settled") else " (still writing: compaction overlapped the read)")
+            f"{c.get('partitions')} p "
+            + (
+                "not measured"
+                if not c.get("settle_measured")
+                else f"{c.get('settle_secs', 0):.0f} s"
+                + ("" if c.get("settled") else " (still writing: compaction overlapped the read)")
+            )
             for c in doc.get("consume") or []
         ]
         if waits:

@@ -36,6 +36,9 @@ pub struct ConsumeResult {
     pub settle_secs: f64,
     #[serde(default)]
     pub settled: bool,
+    /// False when the brokers could not be asked (no `--broker-http`, or a scrape failed).
+    #[serde(default)]
+    pub settle_measured: bool,
 }
 
 /// Partitions read at the same time.

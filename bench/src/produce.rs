@@ -187,6 +187,7 @@ impl Cell<'_> {
         if let Some((waited, quiet)) = settled {
             c.settle_secs = waited.as_secs_f64();
             c.settled = quiet;
+            c.settle_measured = true;
         }
         let overlap = match settled {
             Some((_, false)) => " (the brokers were still writing: compaction overlapped)",

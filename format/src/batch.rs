@@ -47,6 +47,18 @@ enum Density {
     Sparse,
 }
 
+/// The offset after the last of the batch at the start of `bytes`, from its header alone
+/// (base offset + lastOffsetDelta + 1), without checking the batch: for bytes this process
+/// has already validated. `None` when they are shorter than a header.
+pub fn next_offset_of(bytes: &[u8]) -> Option<i64> {
+    if bytes.len() < HEADER_LEN {
+        return None;
+    }
+    let base = read_i64(bytes, field::BASE_OFFSET);
+    let delta = read_i32(bytes, field::LAST_OFFSET_DELTA);
+    Some(base.saturating_add(i64::from(delta)).saturating_add(1))
+}
+
 /// The bytes of a batch of no records spanning offsets `[base_offset, next_offset)`, as
 /// Kafka's compaction leaves when it removes every record of a batch: a Kafka consumer moves
 /// its position past it. A filtered read sends one where the records it left out end the

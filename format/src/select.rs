@@ -77,6 +77,18 @@ impl Selector {
         self.tags.is_all() && self.properties.is_none() && self.lanes.is_none()
     }
 
+    /// The codec a batch in `compression` that lost records goes out in. A selector of lanes
+    /// alone is what Kafka consumers read with, and Fetch before v10 cannot carry zstd, so
+    /// such batches keep their codec; tags and property filters are for Strata's own
+    /// readers, which take [`reencoding`]'s faster choice.
+    pub fn codec_for(&self, compression: Compression) -> Compression {
+        if self.tags.is_all() && self.properties.is_none() {
+            compression
+        } else {
+            reencoding(compression)
+        }
+    }
+
     /// Whether a record with `headers` is taken.
     pub fn matches(&self, headers: &[(String, Option<Bytes>)]) -> bool {
         self.tags.matches(headers)
@@ -126,7 +138,7 @@ pub fn filter_batch(batch: &RecordBatch, filter: &Selector) -> Result<Filtered> 
         Filtered::Part(encode_records_at(
             &kept,
             batch,
-            reencoding(batch.compression()),
+            filter.codec_for(batch.compression()),
         )?)
     })
 }

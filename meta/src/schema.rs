@@ -330,6 +330,11 @@ pub struct TopicConfig {
     /// none, and consumers are not filtered by lane.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lanes: Vec<String>,
+    /// Set when the topic first declares a lane and never cleared: its log may hold lane
+    /// records from then on, which main-lane consumers must not see even after the last lane
+    /// is removed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lane_filtering: bool,
 }
 
 /// Defaults of new topics, as in Kafka: keep a week, no size limit, 128 MiB segments.

@@ -12,10 +12,19 @@ use strata_proto::ErrorCode;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+/// What the table keeps of a topic.
+#[derive(Debug, Clone)]
+struct TopicRoute {
+    partitions: u32,
+    /// The incarnation.
+    id: u64,
+    /// On a topic that filters by lane, the lanes it declares.
+    lanes: Option<Arc<[String]>>,
+}
+
 #[derive(Debug, Default, Clone)]
 struct Table {
-    /// Partition count, topic id (incarnation) and declared lanes.
-    topics: HashMap<String, (u32, u64, Arc<[String]>)>,
+    topics: HashMap<String, TopicRoute>,
     assignments: HashMap<(String, u32), (String, u64)>,
     brokers: HashMap<String, String>,
 }
@@ -60,7 +69,11 @@ impl Routes {
             ) {
                 table.topics.insert(
                     name.to_owned(),
-                    (config.partitions, config.id, config.lanes.into()),
+                    TopicRoute {
+                        partitions: config.partitions,
+                        id: config.id,
+                        lanes: config.lane_filtering.then(|| config.lanes.into()),
+                    },
                 );
             }
         }
@@ -156,7 +169,7 @@ impl Routes {
     /// The partition count of a topic, or why there is none.
     pub fn partitions(&self, topic: &str) -> Result<u32, (ErrorCode, String)> {
         let table = self.table.read().expect("routes poisoned");
-        table.topics.get(topic).map(|t| t.0).ok_or_else(|| {
+        table.topics.get(topic).map(|t| t.partitions).ok_or_else(|| {
             (
                 ErrorCode::UnknownTopic,
                 format!(
@@ -169,21 +182,21 @@ impl Routes {
     /// The id of the topic's current incarnation.
     pub fn topic_id(&self, topic: &str) -> Option<u64> {
         let table = self.table.read().expect("routes poisoned");
-        table.topics.get(topic).map(|t| t.1)
+        table.topics.get(topic).map(|t| t.id)
     }
 
     /// The lanes the topic declares (none for an unknown topic).
     pub fn lanes(&self, topic: &str) -> Vec<String> {
-        self.declared_lanes(topic).to_vec()
+        self.declared_lanes(topic)
+            .map(|lanes| lanes.to_vec())
+            .unwrap_or_default()
     }
 
-    /// The same, shared: empty for an unknown topic or one without lanes.
-    pub fn declared_lanes(&self, topic: &str) -> Arc<[String]> {
+    /// On a topic that filters by lane (it declares lanes, or once did), the lanes it
+    /// declares now, perhaps none; `None` for other topics and unknown ones.
+    pub fn declared_lanes(&self, topic: &str) -> Option<Arc<[String]>> {
         let table = self.table.read().expect("routes poisoned");
-        table
-            .topics
-            .get(topic)
-            .map_or_else(|| Arc::from([]), |t| t.2.clone())
+        table.topics.get(topic).and_then(|t| t.lanes.clone())
     }
 
     /// The owner of a partition; `Ok(None)` while it has none.
@@ -209,8 +222,11 @@ impl Routes {
     /// Topics (sorted) with their partition count.
     pub fn topics(&self) -> Vec<(String, u32)> {
         let table = self.table.read().expect("routes poisoned");
-        let mut all: Vec<(String, u32)> =
-            table.topics.iter().map(|(t, n)| (t.clone(), n.0)).collect();
+        let mut all: Vec<(String, u32)> = table
+            .topics
+            .iter()
+            .map(|(t, r)| (t.clone(), r.partitions))
+            .collect();
         all.sort();
         all
     }

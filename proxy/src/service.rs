@@ -219,12 +219,13 @@ impl ProxyService {
         let lanes = self.routes.declared_lanes(&r.topic);
         let lane = r.lane.trim();
         if lane.is_empty() {
-            return Ok(if lanes.is_empty() {
+            return Ok(if lanes.is_none() {
                 selector
             } else {
                 selector.on_lanes(LaneFilter::Main)
             });
         }
+        let lanes = lanes.unwrap_or_else(|| Arc::from([]));
         if !lanes.iter().any(|l| l == lane) {
             let asked = format!("lane `{lane}` was asked for");
             return Err(unknown_lane(&asked, &r.topic, lane, &lanes));
@@ -241,18 +242,18 @@ impl ProxyService {
         if let Err((code, message)) = self.routes.route(&r.topic, r.partition) {
             return failed_fetch(error(code, message));
         }
-        // After the refresh: a topic this proxy has only just learnt of may have lanes.
-        let filter = match self.on_lanes(&r, filter) {
-            Ok(filter) => filter,
-            Err(e) => return failed_fetch(e),
-        };
-        let filter = &filter;
         let deadline =
             Instant::now() + Duration::from_millis(u64::from(r.max_wait_ms)).min(MAX_WAIT);
         let notifier = self.checkpoints.notifier(&r.topic, r.partition);
         loop {
             let notified = notifier.notified();
-            let answer = match self.fetch_once(&r, filter).await {
+            // The topic's lanes as they are now, at every pass: a lane declared during a long
+            // poll must be left out of a main-lane consumer's next read.
+            let answer = match self.on_lanes(&r, filter.clone()) {
+                Ok(selector) => self.fetch_once(&r, &selector).await,
+                Err(e) => Err(e),
+            };
+            let answer = match answer {
                 Ok(answer) => answer,
                 Err(e) => return failed_fetch(e),
             };

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use strata_client::{Connection, Consumer, ConsumerRecord, ErrorCode};
+use strata_format::{Record, RecordBatch, decode_batch};
 use strata_proto::v1;
 use tokio::time::Instant;
 
@@ -93,4 +94,16 @@ pub async fn consume_refused_by_cli(server: &str, topic: &str, args: &[&str]) ->
     all.extend(["--server", server]);
     let refusal = crate::cli::strata(&all, None, WAIT).await.unwrap_err();
     format!("{refusal:#}")
+}
+
+/// The records the proxy sent for `request`, which must succeed: what it kept, before any
+/// check of the SDK's.
+pub async fn records_sent(connection: &Connection, request: v1::FetchRequest) -> Vec<Record> {
+    let answer = raw_fetch(connection, request).await;
+    assert!(answer.error.is_none(), "{:?}", answer.error);
+    answer
+        .batches
+        .into_iter()
+        .flat_map(|bytes| decode_batch(&RecordBatch::parse_sparse(bytes).unwrap()).unwrap())
+        .collect()
 }

@@ -26,7 +26,7 @@ use strata_integration_tests::harness::ops::Cluster as _;
 use strata_integration_tests::harness::procs::{ProcessCluster, Spec};
 use strata_integration_tests::kafka_clients::KafkaClients;
 use strata_integration_tests::selecting::{
-    assert_fetch_refused, consume_with_cli, fetch_from_start, read_values,
+    assert_fetch_refused, consume_with_cli, fetch_from_start, read_values, records_sent,
 };
 use strata_proto::v1;
 
@@ -178,7 +178,37 @@ async fn lanes_keep_test_traffic_apart_on_a_production_topic() {
     );
     let described = admin.describe_group("billing-alice").await.unwrap();
     assert!(described.members.iter().all(|m| m.lane == "test-alice"));
+    // A member of another lane cannot join it: the group's positions are test-alice's.
+    let mut intruder = Consumer::builder(&server)
+        .group("billing-alice")
+        .lane("test-bob")
+        .build()
+        .await
+        .unwrap();
+    intruder.subscribe(&["orders"]).await.unwrap();
+    let refused = intruder.poll(Duration::from_secs(10)).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("use a group per lane"),
+        "{refused}"
+    );
     billing_alice.close().await.unwrap();
+
+    // The proxy itself leaves the other lanes out (the SDK checks again, so only a raw fetch
+    // shows what the proxy sent).
+    for (lane, wanted) in [("test-alice", Some("test-alice")), ("", None)] {
+        for partition in 0..2 {
+            let request = v1::FetchRequest {
+                partition,
+                lane: lane.into(),
+                ..fetch_from_start("orders")
+            };
+            for record in records_sent(&connection, request).await {
+                let got = record.headers.iter().find(|(k, _)| k == "strata-lane");
+                let got = got.and_then(|(_, v)| v.as_deref()).map(|v| v.to_vec());
+                assert_eq!(got.as_deref(), wanted.map(str::as_bytes), "lane {lane:?}");
+            }
+        }
+    }
 
     // With the main lane too, by assignment.
     let mut alice_and_main = Consumer::builder(&server)
@@ -293,4 +323,34 @@ async fn lanes_keep_test_traffic_apart_on_a_production_topic() {
         panic!("lane_with_main without a lane was accepted");
     };
     assert!(message.contains("without a lane"), "{message}");
+
+    // Without its lanes the topic still keeps its lane records from main-lane consumers.
+    cli(&[
+        "topic",
+        "alter",
+        "orders",
+        "--remove-lane",
+        "test-alice",
+        "--remove-lane",
+        "test-bob",
+    ])
+    .await
+    .unwrap();
+    let described = cli(&["topic", "describe", "orders"]).await.unwrap();
+    assert!(described.contains("lanes -"), "{described}");
+    let mut after = Consumer::builder(&server)
+        .auto_offset_reset(Offset::Earliest)
+        .build()
+        .await
+        .unwrap();
+    after
+        .assign((0..2).map(|p| TopicPartition::new("orders", p)).collect())
+        .await
+        .unwrap();
+    assert_eq!(read_values(&mut after, main.len()).await, main);
+    let request = v1::FetchRequest {
+        lane: "test-alice".into(),
+        ..fetch_from_start("orders")
+    };
+    assert_fetch_refused(&connection, request, &["it declares no lanes"]).await;
 }

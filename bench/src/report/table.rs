@@ -134,9 +134,10 @@ impl Results {
         let waits: Vec<String> = self
             .consume
             .iter()
-            .map(|c| {
-                let state = if c.settled { "" } else { ", still writing" };
-                format!("{}p {:.0} s{state}", c.partitions, c.settle_secs)
+            .map(|c| match (c.settle_measured, c.settled) {
+                (false, _) => format!("{}p not measured (no broker metrics)", c.partitions),
+                (true, true) => format!("{}p {:.0} s", c.partitions, c.settle_secs),
+                (true, false) => format!("{}p {:.0} s, still writing", c.partitions, c.settle_secs),
             })
             .collect();
         let _ = writeln!(

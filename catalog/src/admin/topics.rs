@@ -92,6 +92,7 @@ impl TopicConfigChange {
                 )));
             }
         }
+        config.lane_filtering |= !config.lanes.is_empty();
         Ok(config)
     }
 }
@@ -198,6 +199,7 @@ impl Admin {
             retention_bytes,
             segment_bytes,
             created_ms: now_ms(),
+            lane_filtering: !lanes.is_empty(),
             lanes,
         };
         let key = self.keys.topic(&new.name);

@@ -234,9 +234,13 @@ impl FetchTask {
             .into_inner();
         check(answer.error)?;
         let mut records = Vec::new();
+        // Past every batch read, whatever was kept of it: where a proxy too old to say
+        // `next_offset` lets the next read start.
+        let mut read_end = offset;
         for bytes in answer.batches {
             // Sparse: a filter may have left records out of a batch.
             let batch = RecordBatch::parse_sparse(bytes)?;
+            read_end = read_end.max(batch.next_offset());
             for r in decode_batch(&batch)? {
                 // A fetch starts at the batch holding `offset`; skip what came before it.
                 if r.offset < offset || !self.settings.selector.matches(&r.headers) {
@@ -253,7 +257,7 @@ impl FetchTask {
                 });
             }
         }
-        Ok((records, answer.next_offset))
+        Ok((records, answer.next_offset.max(read_end)))
     }
 }
 

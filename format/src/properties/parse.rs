@@ -44,8 +44,14 @@ pub(super) fn parse(expression: &str) -> Result<Expr, PropertyFilterError> {
         reason,
     };
     if expression.len() > MAX_FILTER_LEN {
+        // The first character that starts past the limit.
+        let at = expression
+            .char_indices()
+            .take_while(|(i, _)| *i < MAX_FILTER_LEN)
+            .count()
+            + 1;
         return Err(fail(
-            MAX_FILTER_LEN,
+            at,
             format!("it is longer than {MAX_FILTER_LEN} bytes"),
         ));
     }

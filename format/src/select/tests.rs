@@ -94,3 +94,16 @@ fn a_record_is_taken_when_tags_and_properties_both_take_it() {
         Err(SelectorError::Properties(_))
     ));
 }
+
+#[test]
+fn lane_filtering_keeps_the_codec_kafka_consumers_asked_for() {
+    let lanes_only = Selector::ALL.on_lanes(crate::lanes::LaneFilter::Main);
+    assert_eq!(lanes_only.codec_for(Compression::Gzip), Compression::Gzip);
+    assert_eq!(lanes_only.codec_for(Compression::Lz4), Compression::Lz4);
+    let tagged = Selector::parse("paid", "").unwrap();
+    assert_eq!(tagged.codec_for(Compression::Gzip), Compression::Zstd);
+    let filtered = Selector::parse("", "a = 1")
+        .unwrap()
+        .on_lanes(crate::lanes::LaneFilter::Main);
+    assert_eq!(filtered.codec_for(Compression::Lz4), Compression::Zstd);
+}

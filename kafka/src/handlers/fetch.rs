@@ -14,8 +14,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
-use strata_format::RecordBatch;
-use strata_format::batch::skip_batch;
+use strata_format::batch::{next_offset_of, skip_batch};
 use strata_proto::v1::{self, strata_server::Strata};
 use tokio::time::Instant;
 
@@ -42,6 +41,13 @@ impl Slot {
         self.answer
             .as_ref()
             .map_or(0, |a| a.batches.iter().map(Bytes::len).sum())
+    }
+
+    /// Whether the read found only records left out for this consumer.
+    fn skipped(&self) -> bool {
+        self.answer
+            .as_ref()
+            .is_some_and(|a| a.batches.is_empty() && a.next_offset > self.offset)
     }
 }
 
@@ -95,7 +101,9 @@ pub(super) async fn handle(ctx: &Call<'_>, request: FetchRequest) -> FetchRespon
     loop {
         let total: usize = slots.iter().map(Slot::bytes).sum();
         let now = Instant::now();
-        if total >= min_bytes || now >= deadline {
+        // A read whose records were all left out (another lane's) answers at once too: the
+        // consumer must move past them, and asking again would read the same range.
+        if total >= min_bytes || now >= deadline || slots.iter().any(Slot::skipped) {
             break;
         }
         // Wait on the partitions that can still get data; the first to get some wakes us.
@@ -118,7 +126,9 @@ pub(super) async fn handle(ctx: &Call<'_>, request: FetchRequest) -> FetchRespon
             .collect();
         let mut woke = Vec::new();
         while let Some((i, answer)) = polls.next().await {
-            let got_data = !answer.batches.is_empty() || answer.error.is_some();
+            let got_data = !answer.batches.is_empty()
+                || answer.error.is_some()
+                || answer.next_offset > slots[i].offset;
             woke.push((i, answer));
             if got_data {
                 break;
@@ -174,10 +184,8 @@ fn response(request: &FetchRequest, slots: Vec<Slot>, max_bytes: usize) -> Fetch
         }
         // Records left out at the end of what was read (a topic's other lanes): an empty batch
         // over them moves the consumer on, since Kafka's Fetch cannot say `next_offset`.
-        let end = last.map_or(Ok(slot.offset), |b| {
-            RecordBatch::parse_sparse(b.clone()).map(|b| b.next_offset())
-        });
-        if let Ok(end) = end
+        let end = last.map_or(Some(slot.offset), |b| next_offset_of(b));
+        if let Some(end) = end
             && whole
             && answer.error.is_none()
             && answer.next_offset > end

@@ -257,6 +257,26 @@ impl GroupCoordinator {
                         .clone()
                         .all(|(_, m)| m.protocols.iter().any(|q| q.name == p.name))
                 });
+                // Members share positions: one serving another lane would commit past records
+                // the others have not read.
+                let lane = j.request.lane.trim();
+                if let Some((_, other)) = others.clone().find(|(_, m)| m.lane != lane) {
+                    let name = |l: &str| {
+                        if l.is_empty() {
+                            "the main lane".to_owned()
+                        } else {
+                            format!("lane `{l}`")
+                        }
+                    };
+                    return Err(ProxyError::refused(
+                        ErrorCode::InvalidArgument,
+                        format!(
+                            "group `{group}` serves {}, and a member of {} cannot join it: the members of a group share its positions; use a group per lane",
+                            name(&other.lane),
+                            name(lane)
+                        ),
+                    ));
+                }
                 if !common {
                     return Err(ProxyError::refused(
                         ErrorCode::InvalidArgument,

@@ -36,6 +36,8 @@ impl ProxyService {
         let mut refusals = Vec::with_capacity(partitions.len());
         let mut permitted = Vec::with_capacity(partitions.len());
         for p in partitions {
+            // A topic this proxy has not learnt of yet may have lanes to check.
+            self.routes.refresh_if_unknown(&p.topic).await;
             let refusal = match decisions.refusal(&p.topic).await {
                 None => self.lane_refusal(&p),
                 refusal => refusal,
@@ -70,22 +72,30 @@ impl ProxyService {
             .collect()
     }
 
-    /// On a topic that declares lanes, why these batches are refused: a record names a lane
-    /// the topic does not declare, which no consumer could ever be given. Otherwise counts the
-    /// records per lane. Costs a decode of every batch, on such topics only; batches that do
-    /// not parse are left to the broker, which refuses them with its own error.
+    /// On a topic that filters by lane, why these batches are refused: a record names a lane
+    /// the topic does not declare, which no consumer could ever be given, or a batch cannot
+    /// be decoded. Otherwise counts the records per lane. Costs a decode of every batch, on
+    /// such topics only.
     fn lane_refusal(&self, p: &v1::PartitionBatches) -> Option<v1::Error> {
-        let lanes = self.routes.declared_lanes(&p.topic);
-        if lanes.is_empty() {
-            return None;
-        }
+        let lanes = self.routes.declared_lanes(&p.topic)?;
         let mut counts: HashMap<Option<&str>, u64> = HashMap::new();
-        let decoded: Vec<Vec<Record>> = p
-            .batches
-            .iter()
-            .filter_map(|bytes| RecordBatch::parse(bytes.clone()).ok())
-            .filter_map(|batch| decode_batch(&batch).ok())
-            .collect();
+        let mut decoded: Vec<Vec<Record>> = Vec::with_capacity(p.batches.len());
+        for bytes in &p.batches {
+            // Stored, a batch that cannot be read would fail every fetch of the partition,
+            // since on such a topic every reader's fetch decodes it.
+            match RecordBatch::parse(bytes.clone()).and_then(|batch| decode_batch(&batch)) {
+                Ok(records) => decoded.push(records),
+                Err(e) => {
+                    return Some(error(
+                        ErrorCode::CorruptMessage,
+                        format!(
+                            "a batch for topic `{}` cannot be read, and a topic with lanes reads every record: {e}",
+                            p.topic
+                        ),
+                    ));
+                }
+            }
+        }
         for record in decoded.iter().flatten() {
             let lane = lane_of(&record.headers);
             if let Some(lane) = lane.filter(|l| !lanes.iter().any(|d| d == l)) {

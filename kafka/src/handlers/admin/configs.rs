@@ -456,6 +456,7 @@ mod tests {
             segment_bytes: schema::DEFAULT_SEGMENT_BYTES,
             created_ms: 0,
             lanes: Vec::new(),
+            lane_filtering: false,
         };
         let sources = |config: &TopicConfig| -> Vec<(&str, i8)> {
             topic_entries(config)

@@ -174,6 +174,7 @@ pub(in crate::handlers) async fn create_topics(
                     segment_bytes: new.segment_bytes.unwrap_or(schema::DEFAULT_SEGMENT_BYTES),
                     created_ms: 0,
                     lanes: new.lanes.clone().unwrap_or_default(),
+                    lane_filtering: false,
                 };
                 let shown = topic_entries(&config)
                     .into_iter()
