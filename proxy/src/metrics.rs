@@ -1,7 +1,8 @@
 //! Prometheus metrics of the proxy (`strata_proxy_*`), served at `/metrics`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -66,9 +67,27 @@ pub struct ProxyMetrics {
     pub filtered_bytes: Counter,
     /// Records per topic and lane, on topics that declare lanes (at most 64 lanes each).
     pub lane_records: Family<LaneLabel, Counter>,
+    /// Per (topic, lane) and partition: how far the last read by that lane's consumers
+    /// through this proxy was from the partition's end.
+    lane_lag: std::sync::Mutex<HashMap<(String, String), HashMap<u32, i64>>>,
+}
+
+/// A lane's lag on a topic: the sum over its partitions.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LaneLagLabel {
+    topic: String,
+    lane: String,
 }
 
 impl ProxyMetrics {
+    /// Notes where a read by a lane's consumers ended, against the partition's end.
+    pub fn lane_lag(&self, topic: &str, lane: &str, partition: u32, lag: i64) {
+        let mut lags = self.lane_lag.lock().unwrap_or_else(PoisonError::into_inner);
+        lags.entry((topic.to_owned(), lane.to_owned()))
+            .or_default()
+            .insert(partition, lag.max(0));
+    }
+
     /// Counts one call of `rpc`, and its error if it failed.
     pub fn record(&self, rpc: &'static str, error: Option<&v1::Error>) {
         self.requests.get_or_create(&RpcLabel { rpc }).inc();
@@ -124,6 +143,26 @@ impl ProxyMetrics {
             "lane_records",
             "Records of each swimlane on topics that declare lanes, produced and delivered",
             self.lane_records.clone(),
+        );
+        let lane_lag = Family::<LaneLagLabel, Gauge>::default();
+        for ((topic, lane), partitions) in self
+            .lane_lag
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let label = LaneLagLabel {
+                topic: topic.clone(),
+                lane: lane.clone(),
+            };
+            lane_lag
+                .get_or_create(&label)
+                .set(partitions.values().sum());
+        }
+        r.register(
+            "lane_lag_records",
+            "Records between each partition's end and the last read of it by a lane's consumers through this proxy, summed over the topic's partitions",
+            lane_lag,
         );
         if let Some(cache) = cache {
             let (hits, misses, evictions, loads, prefetches, bytes) = (

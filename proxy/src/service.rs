@@ -250,7 +250,15 @@ impl ProxyService {
             // The topic's lanes as they are now, at every pass: a lane declared during a long
             // poll must be left out of a main-lane consumer's next read.
             let answer = match self.on_lanes(&r, filter.clone()) {
-                Ok(selector) => self.fetch_once(&r, &selector).await,
+                Ok(selector) => {
+                    let answer = self.fetch_once(&r, &selector).await;
+                    if let (Some(lanes), Ok(a)) = (&selector.lanes, &answer) {
+                        let lane = lanes.lane().unwrap_or(MAIN_LANE);
+                        let lag = a.high_watermark - a.next_offset;
+                        self.metrics.lane_lag(&r.topic, lane, r.partition, lag);
+                    }
+                    answer
+                }
                 Err(e) => Err(e),
             };
             let answer = match answer {

@@ -15,6 +15,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use strata_client::{
@@ -26,7 +27,7 @@ use strata_integration_tests::harness::ops::Cluster as _;
 use strata_integration_tests::harness::procs::{ProcessCluster, Spec};
 use strata_integration_tests::kafka_clients::KafkaClients;
 use strata_integration_tests::selecting::{
-    assert_fetch_refused, consume_with_cli, fetch_from_start, read_values, records_sent,
+    assert_fetch_refused, consume_with_cli, fetch_from_start, raw_fetch, read_values, records_sent,
 };
 use strata_proto::v1;
 
@@ -38,20 +39,33 @@ fn values(prefix: &str, n: u32) -> BTreeSet<String> {
     (0..n).map(|i| format!("{prefix}-{i}")).collect()
 }
 
-/// The sum over every proxy of `strata_proxy_lane_records_total` for a lane and direction.
-async fn lane_records(cluster: &ProcessCluster, lane: &str, direction: &str) -> f64 {
+/// The sum of a proxy metric's samples whose labels include every one of `labels`, over
+/// the proxies at `addrs`.
+async fn proxy_metric(addrs: &[SocketAddr], metric: &str, labels: &[&str]) -> f64 {
     let mut total = 0.0;
-    for addr in cluster.proxy_http_addrs() {
+    for addr in addrs {
         let page = metrics(addr).await.unwrap();
         total += page
             .lines()
-            .filter(|l| l.starts_with("strata_proxy_lane_records_total{"))
-            .filter(|l| l.contains(&format!("lane=\"{lane}\"")))
-            .filter(|l| l.contains(&format!("direction=\"{direction}\"")))
+            .filter(|l| l.starts_with(&format!("{metric}{{")))
+            .filter(|l| labels.iter().all(|label| l.contains(label)))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>();
     }
     total
+}
+
+/// `strata_proxy_lane_records_total` of a lane and direction, over every proxy.
+async fn lane_records(cluster: &ProcessCluster, lane: &str, direction: &str) -> f64 {
+    let lane = format!("lane=\"{lane}\"");
+    let direction = format!("direction=\"{direction}\"");
+    let addrs = cluster.proxy_http_addrs();
+    proxy_metric(
+        &addrs,
+        "strata_proxy_lane_records_total",
+        &[&lane, &direction],
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,6 +206,28 @@ async fn lanes_keep_test_traffic_apart_on_a_production_topic() {
         "{refused}"
     );
     billing_alice.close().await.unwrap();
+    // The lane's lag shows in the proxies' metrics: a read of partition 0 that stops after
+    // one batch leaves some, and a read to its end takes it away.
+    let first_proxy = Connection::connect(&server).await.unwrap();
+    let first_http = cluster.proxy_http_addrs()[..1].to_vec();
+    let alice_lag = || async {
+        let labels = ["topic=\"orders\"", "lane=\"test-alice\""];
+        proxy_metric(&first_http, "strata_proxy_lane_lag_records", &labels).await
+    };
+    let read_alice = |max_bytes| v1::FetchRequest {
+        max_bytes,
+        lane: "test-alice".into(),
+        ..fetch_from_start("orders")
+    };
+    let early = raw_fetch(&first_proxy, read_alice(1)).await;
+    assert!(early.error.is_none() && early.next_offset < early.high_watermark);
+    let stopped_early = alice_lag().await;
+    raw_fetch(&first_proxy, read_alice(64 << 20)).await;
+    let read_to_end = alice_lag().await;
+    assert!(
+        stopped_early > read_to_end && stopped_early > 0.0,
+        "lag {stopped_early} after one batch, {read_to_end} after all"
+    );
 
     // The proxy itself leaves the other lanes out (the SDK checks again, so only a raw fetch
     // shows what the proxy sent).
