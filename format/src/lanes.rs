@@ -14,6 +14,10 @@ use crate::tags::check_word;
 /// The header holding a record's lane.
 pub const LANE_HEADER: &str = "strata-lane";
 
+/// How the main lane is named where a name must be shown (metric labels, `group describe`):
+/// parentheses are not allowed in lane names, so no lane can be called this.
+pub const MAIN_LANE: &str = "(main)";
+
 /// The longest lane name.
 pub const MAX_LANE_LEN: usize = 64;
 

@@ -27,7 +27,7 @@ pub struct LaneLabel {
 }
 
 /// The label value of the main lane.
-pub const MAIN_LANE: &str = "(main)";
+pub use strata_format::lanes::MAIN_LANE;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabel {

@@ -176,5 +176,9 @@ fn group_json(g: &GroupDescription) -> serde_json::Value {
 
 /// A member's lane as printed: `(main)` for the main lane, which no lane can be named.
 fn lane_name(lane: &str) -> &str {
-    if lane.is_empty() { "(main)" } else { lane }
+    if lane.is_empty() {
+        strata_format::lanes::MAIN_LANE
+    } else {
+        lane
+    }
 }
