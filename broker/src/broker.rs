@@ -15,6 +15,7 @@ use strata_storage::NodePool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::delays::{Budget, DelayWorker};
 use crate::error::{BrokerError, Result};
 use crate::flush::{FlushConfig, FlushStats, Flusher};
 use crate::maintenance::{Maintainer, MaintenanceConfig, MaintenanceStats};
@@ -29,6 +30,10 @@ pub struct BrokerConfig {
     pub limits: Limits,
     pub flush: FlushConfig,
     pub maintenance: MaintenanceConfig,
+    /// Bytes of pending delayed records' bodies held in memory.
+    pub delay_memory_bytes: usize,
+    /// When delayed records are due: the system clock, or a test's.
+    pub clock: Arc<dyn strata_clock::Clock>,
 }
 
 impl BrokerConfig {
@@ -43,6 +48,8 @@ impl BrokerConfig {
             limits: Limits::from(s),
             flush: FlushConfig::from(s),
             maintenance: MaintenanceConfig::from(&s.maintenance),
+            delay_memory_bytes: s.delay_memory_bytes,
+            clock: Arc::new(strata_clock::SystemClock),
         }
     }
 }
@@ -55,6 +62,7 @@ pub struct Broker {
     partitions: Arc<PartitionTable>,
     flusher: Flusher,
     maintainer: Maintainer,
+    delays: DelayWorker,
     /// Asks the membership loop to read the assignments again: a partition still assigned
     /// here may have been fenced, or failed to open, and would otherwise wait for the next
     /// assignment change.
@@ -94,6 +102,12 @@ impl Broker {
                 metrics.clone(),
                 config.maintenance,
             ),
+            delays: DelayWorker::new(
+                log.clone(),
+                partitions.clone(),
+                Budget::new(config.delay_memory_bytes),
+                config.clock,
+            ),
             log,
             limits: config.limits,
             partitions,
@@ -117,6 +131,11 @@ impl Broker {
 
     pub(crate) fn maintainer(&self) -> &Maintainer {
         &self.maintainer
+    }
+
+    /// The schedulers of delayed messages.
+    pub fn delays(&self) -> &DelayWorker {
+        &self.delays
     }
 
     /// The partition if this broker serves it.

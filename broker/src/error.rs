@@ -67,6 +67,16 @@ pub enum BrokerError {
     ShuttingDown,
 }
 
+impl BrokerError {
+    /// Whether the partition is no longer this broker's to write: work on it should stop.
+    pub fn is_fenced_or_gone(&self) -> bool {
+        matches!(
+            self,
+            Self::Fenced { .. } | Self::NotLeader { .. } | Self::ShuttingDown
+        )
+    }
+}
+
 impl From<LogError> for BrokerError {
     fn from(e: LogError) -> Self {
         match e {

@@ -9,8 +9,11 @@
 //!   all of them together through the log's write protocol (`strata_log::write`), each under
 //!   its partition's claim, so a broker that lost a partition can never commit to it again.
 //! - [`Maintainer`]: compaction, retention and garbage collection, under the same guard.
+//! - [`DelayWorker`]: delivers the delayed records of the partitions it writes when they are
+//!   due, as copies appended to the same partitions.
 
 mod broker;
+mod delays;
 mod error;
 mod flush;
 pub mod http;
@@ -23,6 +26,7 @@ mod stall;
 mod table;
 
 pub use broker::{Broker, BrokerConfig};
+pub use delays::DelayWorker;
 pub use error::{BrokerError, Result};
 pub use flush::{FlushConfig, FlushStats, Flusher};
 pub use maintenance::{Maintainer, MaintenanceConfig, MaintenanceStats};

@@ -58,11 +58,16 @@ impl Broker {
             let (broker, token) = (self.clone(), flusher_cancel.clone());
             async move { broker.maintainer().run(token).await }
         });
+        let delays = tokio::spawn({
+            let (broker, token) = (self.clone(), flusher_cancel.clone());
+            async move { broker.delays().run(token).await }
+        });
         let outcome = self.membership(&config, &cancel).await;
         // Stop the background tasks first: shutdown flushes on its own, to the end.
         flusher_cancel.cancel();
         let _ = flusher.await;
         let _ = maintenance.await;
+        let _ = delays.await;
         outcome
     }
 

@@ -109,7 +109,15 @@ struct Inner {
     /// flight (their flush cycles overlap); they commit in the order they were taken.
     units_taken: u64,
     units_committed: u64,
+    /// End of the last committed unit, kept with the feed under one lock so a watcher of
+    /// commits learns exactly where its feed starts.
+    committed_end: i64,
+    /// Where committed batches go for the delayed-message scheduler, when one watches.
+    commit_feed: Option<CommitFeed>,
 }
+
+/// Receives every batch of a partition as it commits.
+pub(crate) type CommitFeed = tokio::sync::mpsc::UnboundedSender<Vec<RecordBatch>>;
 
 /// One partition owned by this broker at one epoch.
 #[derive(Debug)]
@@ -164,6 +172,8 @@ impl Partition {
                 producers_dirty: false,
                 units_taken: 0,
                 units_committed: 0,
+                committed_end: 0,
+                commit_feed: None,
             }),
             progress,
             flush_wanted,
@@ -209,6 +219,7 @@ impl Partition {
             }
             inner.state = PartitionState::Write;
             inner.next_offset = next_offset;
+            inner.committed_end = next_offset;
             inner.producers = recovered.producers;
         }
         self.progress.send_replace(Progress {
@@ -387,12 +398,38 @@ impl Partition {
             let mut inner = self.lock();
             // A partition finished meanwhile counts every unit as done already.
             inner.units_committed = inner.units_committed.max(unit.seq + 1);
+            inner.committed_end = inner.committed_end.max(unit.next_offset);
+            if let Some(feed) = &inner.commit_feed
+                && feed.send(unit.batches.clone()).is_err()
+            {
+                inner.commit_feed = None;
+            }
             inner.state
         };
         self.progress.send_replace(Progress {
             high_watermark: unit.next_offset,
             state,
         });
+    }
+
+    /// Sends every batch committed from now on to `feed`, replacing any earlier watcher;
+    /// returns the offset the feed starts at (everything below it was committed before).
+    pub(crate) fn watch_commits(&self, feed: CommitFeed) -> i64 {
+        let mut inner = self.lock();
+        inner.commit_feed = Some(feed);
+        inner.committed_end
+    }
+
+    /// Waits until the partition stops taking writes (closing, released or fenced).
+    pub(crate) async fn stopped_writing(&self) {
+        let mut progress = self.progress.subscribe();
+        let _ = progress
+            .wait_for(|p| {
+                p.state != PartitionState::Write
+                    && p.state != PartitionState::Recover
+                    && p.state != PartitionState::Start
+            })
+            .await;
     }
 
     /// Whether `unit` is the next of this partition's units to commit: the ones before it
@@ -446,6 +483,7 @@ impl Partition {
         }
         inner.state = state;
         inner.buffer.clear();
+        inner.commit_feed = None;
         inner.buffer_bytes = 0;
         // Units still with the flusher are dropped by it (they no longer want a retry).
         inner.units_committed = inner.units_taken;

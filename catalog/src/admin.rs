@@ -18,8 +18,8 @@ use strata_meta::schema::Keyspace;
 pub use self::brokers::BrokerView;
 pub use self::partitions::{OwnerStates, PartitionView, ReportedStates, Unreported};
 pub use self::topics::{
-    MAX_PARTITIONS, MIN_SEGMENT_BYTES, NewTopic, TopicConfigChange, TopicDescription, TopicView,
-    lanes_named,
+    MAX_DELAY_MS, MAX_PARTITIONS, MIN_SEGMENT_BYTES, NewTopic, TopicConfigChange, TopicDescription,
+    TopicView, lanes_named,
 };
 use crate::error::Result;
 use crate::state::ClusterState;

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use strata_catalog::admin::{NewTopic, TopicConfigChange};
+use strata_catalog::admin::{MAX_DELAY_MS, NewTopic, TopicConfigChange};
 use strata_catalog::{Admin, CatalogError, OwnerStates, ReportedStates, Unreported};
 use strata_meta::MetaStore;
 use strata_meta::schema::{self, BrokerInfo, Keyspace};
@@ -157,6 +157,154 @@ async fn scenario(meta: Arc<dyn MetaStore>) {
     );
     assert_eq!(owners(&admin, "t").await.len(), 2);
     alter_config(&admin, &meta, &keys).await;
+    delays(&admin).await;
+}
+
+/// Asserts `result` is an InvalidArgument refusal whose message holds `needle`.
+fn refused<T: std::fmt::Debug>(result: Result<T, CatalogError>, needle: &str) {
+    match result {
+        Err(CatalogError::InvalidArgument(message)) => {
+            assert!(message.contains(needle), "{message}");
+        }
+        other => panic!("expected a refusal naming `{needle}`, got {other:?}"),
+    }
+}
+
+/// `max_delay_ms`: bounded, below retention, never with size-based retention, checked at
+/// creation and after every change; the topic's delay filtering, once on, stays on.
+async fn delays(admin: &Admin) {
+    let new = |max_delay_ms: i64| NewTopic {
+        name: "delayed".into(),
+        partitions: 1,
+        max_delay_ms: Some(max_delay_ms),
+        ..Default::default()
+    };
+    for (bad, needle) in [
+        (new(-1), "max_delay_ms must be between 0"),
+        (new(MAX_DELAY_MS + 1), "max_delay_ms must be between 0"),
+        (
+            // The default retention is 7 days.
+            new(schema::DEFAULT_RETENTION_MS),
+            "raise retention_ms or lower max_delay_ms",
+        ),
+        (
+            NewTopic {
+                retention_ms: Some(60_000),
+                ..new(60_000)
+            },
+            "could be deleted by retention before it is delivered",
+        ),
+        (
+            NewTopic {
+                retention_bytes: Some(1 << 30),
+                ..new(1000)
+            },
+            "size-based retention",
+        ),
+    ] {
+        refused(admin.validate_new_topic(&bad).await, needle);
+        refused(admin.create_topic(bad).await, needle);
+    }
+    assert!(matches!(
+        admin.topic("delayed").await,
+        Err(CatalogError::UnknownTopic(_))
+    ));
+
+    // Without a delay a topic does not filter delays.
+    let plain = admin
+        .create_topic(NewTopic {
+            name: "plain".into(),
+            partitions: 1,
+            retention_bytes: Some(1 << 30),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (plain.config.max_delay_ms, plain.config.delay_filtering),
+        (0, false)
+    );
+    refused(
+        admin
+            .alter_topic_config(
+                "plain",
+                &TopicConfigChange {
+                    max_delay_ms: Some(1000),
+                    ..Default::default()
+                },
+            )
+            .await,
+        "size-based retention",
+    );
+
+    let hour = 3600 * 1000;
+    admin.validate_new_topic(&new(hour)).await.unwrap();
+    let created = admin.create_topic(new(hour)).await.unwrap().config;
+    assert_eq!(
+        (created.max_delay_ms, created.delay_filtering),
+        (hour, true)
+    );
+    let change = |change: TopicConfigChange| async move {
+        admin.alter_topic_config("delayed", &change).await
+    };
+    // Retention cannot drop to the delay or below, nor become size-based.
+    refused(
+        change(TopicConfigChange {
+            retention_ms: Some(hour),
+            ..Default::default()
+        })
+        .await,
+        "raise retention_ms or lower max_delay_ms",
+    );
+    refused(
+        change(TopicConfigChange {
+            retention_bytes: Some(1 << 30),
+            ..Default::default()
+        })
+        .await,
+        "size-based retention",
+    );
+    refused(
+        change(TopicConfigChange {
+            max_delay_ms: Some(MAX_DELAY_MS + 1),
+            ..Default::default()
+        })
+        .await,
+        "max_delay_ms must be between 0",
+    );
+    // Both at once are judged together.
+    let longer = change(TopicConfigChange {
+        retention_ms: Some(-1),
+        max_delay_ms: Some(MAX_DELAY_MS),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .config;
+    assert_eq!(
+        (longer.max_delay_ms, longer.retention_ms),
+        (MAX_DELAY_MS, -1)
+    );
+    // Turned off, the topic still filters: its log may hold delayed records.
+    let off = change(TopicConfigChange {
+        max_delay_ms: Some(0),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .config;
+    assert_eq!((off.max_delay_ms, off.delay_filtering), (0, true));
+    let sized = change(TopicConfigChange {
+        retention_bytes: Some(1 << 30),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .config;
+    assert!(sized.delay_filtering, "the flag survives other changes");
+    assert_eq!(admin.topic("delayed").await.unwrap().config, sized);
+    admin.delete_topic("delayed").await.unwrap();
+    admin.delete_topic("plain").await.unwrap();
 }
 
 /// Retention changes: a partial compare-and-swap update, refused with reasons, previewed

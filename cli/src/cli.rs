@@ -260,6 +260,10 @@ pub struct BrokerArgs {
     #[arg(long, env = "STRATA_BUFFER_WAIT_MS")]
     pub buffer_wait_ms: Option<u64>,
 
+    /// Bytes of pending delayed messages held in memory; the others are read back when due.
+    #[arg(long, env = "STRATA_DELAY_MEMORY_BYTES")]
+    pub delay_memory_bytes: Option<usize>,
+
     /// Seconds a stopping broker may spend flushing and committing its buffers.
     #[arg(long, env = "STRATA_SHUTDOWN_TIMEOUT_SECS")]
     pub shutdown_timeout_secs: Option<u64>,

@@ -189,6 +189,7 @@ impl RoleFlags for BrokerArgs {
         set(&mut b.max_batch_bytes, &self.max_batch_bytes);
         set(&mut b.max_buffer_bytes, &self.max_buffer_bytes);
         set(&mut b.buffer_wait_ms, &self.buffer_wait_ms);
+        set(&mut b.delay_memory_bytes, &self.delay_memory_bytes);
         let m = &mut b.maintenance;
         set(&mut m.interval_ms, &self.maintenance_interval_ms);
         set(&mut m.gc_grace_ms, &self.gc_grace_ms);

@@ -25,6 +25,9 @@ pub struct TopicInfo {
     pub partitions: Vec<PartitionInfo>,
     /// The swimlanes it declares (`ProducerRecord::with_lane`, `ConsumerBuilder::lane`).
     pub lanes: Vec<String>,
+    /// The longest delay a record may ask for, in milliseconds; 0: delayed records are
+    /// refused.
+    pub max_delay_ms: i64,
 }
 
 /// One partition's owner.
@@ -164,6 +167,10 @@ pub struct TopicSettings {
     pub segment_bytes: Option<u64>,
     /// Swimlanes the topic carries besides the main lane (none by default).
     pub lanes: Vec<String>,
+    /// The longest delay a record may ask for (ms), at most 30 days and below `retention_ms`,
+    /// on a topic without size-based retention. `None` or 0 (the default): delayed records are
+    /// refused.
+    pub max_delay_ms: Option<i64>,
 }
 
 /// Administers topics and inspects groups through any proxy.
@@ -195,6 +202,7 @@ fn topic_info(t: v1::TopicMetadata) -> TopicInfo {
             })
             .collect(),
         lanes: t.lanes,
+        max_delay_ms: t.max_delay_ms,
     }
 }
 
@@ -260,6 +268,7 @@ impl Admin {
                 retention_bytes: settings.retention_bytes,
                 segment_bytes: settings.segment_bytes,
                 lanes: settings.lanes,
+                max_delay_ms: settings.max_delay_ms.unwrap_or(0),
             })
             .await
             .map_err(|s| self.connection.call_error(s))?

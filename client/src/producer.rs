@@ -158,6 +158,54 @@ impl ProducerRecord {
         self
     }
 
+    /// Delivers the record `delay` after its timestamp instead of at once: it is stored
+    /// durably now and consumers see it only then. The topic must accept delays at least this
+    /// long (`strata topic create T --max-delay 1h`). The delay travels in the
+    /// `strata-delay-ms` header, which Kafka producers can set too.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let record = strata_client::ProducerRecord::new("orders", "remind").with_delay(Duration::from_secs(30));
+    /// assert_eq!(record.headers[0], ("strata-delay-ms".into(), Some("30000".into())));
+    /// ```
+    pub fn with_delay(self, delay: std::time::Duration) -> Self {
+        let ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+        self.with_delay_header(strata_format::delay::DELAY_MS_HEADER, ms)
+    }
+
+    /// Delivers the record at `deliver_at_ms` (milliseconds since the Unix epoch), a scheduled
+    /// message: header `strata-deliver-at`.
+    ///
+    /// ```
+    /// let record = strata_client::ProducerRecord::new("orders", "open").with_deliver_at(1_900_000_000_000);
+    /// assert_eq!(record.headers[0], ("strata-deliver-at".into(), Some("1900000000000".into())));
+    /// ```
+    pub fn with_deliver_at(self, deliver_at_ms: i64) -> Self {
+        self.with_delay_header(strata_format::delay::DELIVER_AT_HEADER, deliver_at_ms)
+    }
+
+    /// Delivers the record after RocketMQ delay level `level`, 1 to 18 (1 s, 5 s, 10 s, 30 s,
+    /// 1 to 10 min, 20 min, 30 min, 1 h, 2 h): header `strata-delay-level`.
+    ///
+    /// ```
+    /// let record = strata_client::ProducerRecord::new("orders", "retry").with_delay_level(3);
+    /// assert_eq!(record.headers[0], ("strata-delay-level".into(), Some("3".into())));
+    /// ```
+    pub fn with_delay_level(self, level: u8) -> Self {
+        self.with_delay_header(strata_format::delay::DELAY_LEVEL_HEADER, i64::from(level))
+    }
+
+    /// One delay request per record: a new one replaces any earlier.
+    fn with_delay_header(mut self, header: &str, value: i64) -> Self {
+        use strata_format::delay::{DELAY_LEVEL_HEADER, DELAY_MS_HEADER, DELIVER_AT_HEADER};
+        self.headers.retain(|(k, _)| {
+            ![DELAY_MS_HEADER, DELIVER_AT_HEADER, DELAY_LEVEL_HEADER].contains(&k.as_str())
+        });
+        self.headers
+            .push((header.to_owned(), Some(Bytes::from(value.to_string()))));
+        self
+    }
+
     /// Sets the record's timestamp (milliseconds since the Unix epoch).
     ///
     /// ```
@@ -729,6 +777,9 @@ impl Producer {
         if let Some(lane) = strata_format::lanes::lane_of(&record.headers) {
             self.check_lane(&topic, lane, deadline).await?;
         }
+        if strata_format::delay::is_delayed(&record.headers) {
+            self.check_delay(&topic, &record, deadline).await?;
+        }
         let (target, partitions) = match (partition, &record.key) {
             (Some(p), _) => {
                 let partitions = self
@@ -918,6 +969,28 @@ impl Producer {
                 }
             ),
         })
+    }
+
+    /// Refuses a delayed record the topic would refuse, before it is buffered: a bad delay
+    /// header, a topic that takes no delays, or a delay beyond its maximum. A maximum that
+    /// is too low in the cached metadata is looked up once more, since it may have been raised.
+    async fn check_delay(&self, topic: &str, record: &Record, deadline: Instant) -> Result<()> {
+        let refused = |e: strata_format::delay::DelayError| Error::Server {
+            code: ErrorCode::InvalidArgument,
+            message: e.to_string(),
+        };
+        let metadata = &self.inner.shared.metadata;
+        let now = now_ms();
+        let check = |max: Option<i64>| {
+            strata_format::delay::check_record(record, topic, max.unwrap_or(0), now)
+        };
+        if check(metadata.max_delay_ms(topic)).is_ok() {
+            return Ok(());
+        }
+        let _ = tokio::time::timeout_at(deadline, metadata.refresh(topic)).await;
+        check(metadata.max_delay_ms(topic))
+            .map(|_| ())
+            .map_err(refused)
     }
 
     /// The topic's partition count (cached for `metadata_max_age`).

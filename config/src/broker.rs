@@ -21,6 +21,9 @@ pub struct BrokerSection {
     pub max_batch_bytes: usize,
     pub max_buffer_bytes: usize,
     pub buffer_wait_ms: u64,
+    /// Most bytes of pending delayed records' bodies the broker holds; the others are read
+    /// back from the log when due.
+    pub delay_memory_bytes: usize,
     pub maintenance: MaintenanceSection,
 }
 

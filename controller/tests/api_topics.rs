@@ -106,6 +106,12 @@ async fn patch_changes_the_named_settings_only() {
         ),
         (json!({}), 400, "INVALID_ARGUMENT", "nothing to change"),
         (
+            json!({ "max_delay_ms": 3_600_000 }),
+            400,
+            "INVALID_ARGUMENT",
+            "raise retention_ms or lower max_delay_ms",
+        ),
+        (
             json!({ "retention": 5 }),
             400,
             "INVALID_ARGUMENT",
@@ -134,5 +140,18 @@ async fn patch_changes_the_named_settings_only() {
         view["retention_ms"], 3_600_000,
         "refused changes write nothing"
     );
+    assert!(view.get("max_delay_ms").is_none(), "{view}");
+
+    let delayed: Value = http
+        .patch(&url)
+        .json(&json!({ "max_delay_ms": 60_000 }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(delayed["max_delay_ms"], 60_000, "{delayed}");
+    assert_eq!(delayed["delay_filtering"], true, "{delayed}");
     server.abort();
 }

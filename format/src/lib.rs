@@ -7,6 +7,7 @@
 //! - [`tags`]: record tags and the tag expressions consumers filter with.
 //! - [`lanes`]: swimlanes, test traffic kept apart on a production topic by a header.
 //! - [`properties`]: SQL-92 conditions on record headers, RocketMQ's property filters.
+//! - [`delay`]: delayed and scheduled messages, asked for by a header, delivered as copies.
 //! - [`select`]: both together, and the cutting of stored batches down to what a consumer takes.
 //! - [`flush`]: flush objects — one per broker flush, the segments of many partitions back
 //!   to back plus a table of contents saying where each one is.
@@ -16,6 +17,7 @@
 //! linking an object store, an HTTP client or TLS.
 
 pub mod batch;
+pub mod delay;
 mod error;
 pub mod flush;
 pub mod lanes;

@@ -22,6 +22,9 @@ pub struct Selector {
     pub properties: Option<PropertyFilter>,
     /// `None`: the topic has no lanes, and the lane header means nothing.
     pub lanes: Option<LaneFilter>,
+    /// On a topic that accepts delays: leave out the delayed originals
+    /// ([`crate::delay::is_delayed`]), which consumers read as copies once due.
+    pub hide_delayed: bool,
 }
 
 /// Either half of a selector that does not parse.
@@ -45,6 +48,7 @@ impl Selector {
         tags: TagFilter::All,
         properties: None,
         lanes: None,
+        hide_delayed: false,
     };
 
     /// From a fetch's fields: a tag expression (empty: `*`) and a property filter (empty:
@@ -62,6 +66,7 @@ impl Selector {
             tags,
             properties,
             lanes: None,
+            hide_delayed: false,
         })
     }
 
@@ -73,12 +78,23 @@ impl Selector {
         }
     }
 
+    /// The same, on a topic that accepts delays: delayed originals are left out.
+    pub fn hiding_delayed(self) -> Self {
+        Self {
+            hide_delayed: true,
+            ..self
+        }
+    }
+
     pub fn is_all(&self) -> bool {
-        self.tags.is_all() && self.properties.is_none() && self.lanes.is_none()
+        self.tags.is_all()
+            && self.properties.is_none()
+            && self.lanes.is_none()
+            && !self.hide_delayed
     }
 
     /// The codec a batch in `compression` that lost records goes out in. A selector of lanes
-    /// alone is what Kafka consumers read with, and Fetch before v10 cannot carry zstd, so
+    /// and delays alone is what Kafka consumers read with, and Fetch before v10 cannot carry zstd, so
     /// such batches keep their codec; tags and property filters are for Strata's own
     /// readers, which take [`reencoding`]'s faster choice.
     pub fn codec_for(&self, compression: Compression) -> Compression {
@@ -94,6 +110,7 @@ impl Selector {
         self.tags.matches(headers)
             && self.properties.as_ref().is_none_or(|p| p.matches(headers))
             && self.lanes.as_ref().is_none_or(|l| l.matches(headers))
+            && !(self.hide_delayed && crate::delay::is_delayed(headers))
     }
 }
 
@@ -103,6 +120,7 @@ impl From<TagFilter> for Selector {
             tags,
             properties: None,
             lanes: None,
+            hide_delayed: false,
         }
     }
 }

@@ -187,6 +187,10 @@ impl Keyspace {
     pub fn producers(&self, topic: &str, partition: u32) -> String {
         format!("{}producers", self.log(topic, partition))
     }
+    /// Where the partition's delayed-message scheduler resumes ([`DelayMark`]).
+    pub fn delays(&self, topic: &str, partition: u32) -> String {
+        format!("{}delays", self.log(topic, partition))
+    }
     /// Prefix of a partition's garbage-collection records (objects to delete after a grace).
     pub fn gc_records(&self, topic: &str, partition: u32) -> String {
         format!("{}gc/", self.log(topic, partition))
@@ -335,6 +339,30 @@ pub struct TopicConfig {
     /// is removed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub lane_filtering: bool,
+    /// The longest delay a record of this topic may ask for (`strata_format::delay`); 0: delayed
+    /// records are refused.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_delay_ms: i64,
+    /// Set when the topic first accepts delays and never cleared: its log may hold delayed
+    /// records from then on, which consumers must not see and the partitions' owners must
+    /// deliver, even after delays are turned off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delay_filtering: bool,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
+/// Where a partition's delayed-message scheduler starts reading on recovery: every delayed
+/// record below `low` has been delivered (`log/{topic}/{p}/delays`). Written by the
+/// partition's owner; a lower value only costs a longer scan, so it needs no fencing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelayMark {
+    /// The topic incarnation the mark is for: a mark left by a deleted topic of the same
+    /// name is ignored.
+    pub topic_id: u64,
+    pub low: i64,
 }
 
 /// Defaults of new topics, as in Kafka: keep a week, no size limit, 128 MiB segments.

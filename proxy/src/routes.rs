@@ -20,6 +20,10 @@ struct TopicRoute {
     id: u64,
     /// On a topic that filters by lane, the lanes it declares.
     lanes: Option<Arc<[String]>>,
+    /// The longest delay a record may ask for; 0: delayed records are refused.
+    max_delay_ms: i64,
+    /// Whether the topic has ever accepted delays, so its log may hold delayed records.
+    delay_filtering: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -73,6 +77,8 @@ impl Routes {
                         partitions: config.partitions,
                         id: config.id,
                         lanes: config.lane_filtering.then(|| config.lanes.into()),
+                        max_delay_ms: config.max_delay_ms,
+                        delay_filtering: config.delay_filtering,
                     },
                 );
             }
@@ -197,6 +203,20 @@ impl Routes {
     pub fn declared_lanes(&self, topic: &str) -> Option<Arc<[String]>> {
         let table = self.table.read().expect("routes poisoned");
         table.topics.get(topic).and_then(|t| t.lanes.clone())
+    }
+
+    /// The longest delay a record of the topic may ask for (0: delayed records are refused);
+    /// `None` for an unknown topic.
+    pub fn max_delay_ms(&self, topic: &str) -> Option<i64> {
+        let table = self.table.read().expect("routes poisoned");
+        table.topics.get(topic).map(|t| t.max_delay_ms)
+    }
+
+    /// Whether the topic's log may hold delayed records (it accepts delays, or once did), which
+    /// consumers must not see before their time; `false` for an unknown topic.
+    pub fn filters_delays(&self, topic: &str) -> bool {
+        let table = self.table.read().expect("routes poisoned");
+        table.topics.get(topic).is_some_and(|t| t.delay_filtering)
     }
 
     /// The owner of a partition; `Ok(None)` while it has none.

@@ -213,9 +213,15 @@ impl ProxyService {
         Ok(out)
     }
 
-    /// The consumer's selector on this topic's lanes: main-lane consumers of a topic with
-    /// lanes take only main-lane records, and a lane must be one the topic declares.
-    fn on_lanes(&self, r: &v1::FetchRequest, selector: Selector) -> Result<Selector, v1::Error> {
+    /// The consumer's selector on this topic's lanes and delays: delayed originals are left
+    /// out on topics that accept delays; main-lane consumers of a topic with lanes take only
+    /// main-lane records, and a lane must be one the topic declares.
+    fn on_topic(&self, r: &v1::FetchRequest, selector: Selector) -> Result<Selector, v1::Error> {
+        let selector = if self.routes.filters_delays(&r.topic) {
+            selector.hiding_delayed()
+        } else {
+            selector
+        };
         let lanes = self.routes.declared_lanes(&r.topic);
         let lane = r.lane.trim();
         if lane.is_empty() {
@@ -247,9 +253,9 @@ impl ProxyService {
         let notifier = self.checkpoints.notifier(&r.topic, r.partition);
         loop {
             let notified = notifier.notified();
-            // The topic's lanes as they are now, at every pass: a lane declared during a long
-            // poll must be left out of a main-lane consumer's next read.
-            let answer = match self.on_lanes(&r, filter.clone()) {
+            // The topic's lanes and delays as they are now, at every pass: a lane declared
+            // during a long poll must be left out of a main-lane consumer's next read.
+            let answer = match self.on_topic(&r, filter.clone()) {
                 Ok(selector) => {
                     let answer = self.fetch_once(&r, &selector).await;
                     if let (Some(lanes), Ok(a)) = (&selector.lanes, &answer) {

@@ -1,4 +1,4 @@
-//! Topics: create, list, describe, grow, change retention, delete.
+//! Topics: create, list, describe, grow, change retention, lanes and delays, delete.
 
 use std::time::Duration;
 use strata_clock::{RandomSource, ThreadRandom};
@@ -19,6 +19,9 @@ use crate::state::PlanMode;
 pub const MAX_PARTITIONS: u32 = 10_000;
 /// Smallest segment size: below it compaction would keep rewriting tiny objects.
 pub const MIN_SEGMENT_BYTES: u64 = 1024;
+/// The longest delay a topic may allow its records (`max_delay_ms`): 30 days. Longer waits
+/// belong in a scheduler, not in a log whose retention must outlast them.
+pub const MAX_DELAY_MS: i64 = 30 * 24 * 3600 * 1000;
 /// How many times a settings change re-reads and retries after losing a compare-and-swap race
 /// before it reports the conflict: another writer touching the same topic is rare, and the
 /// change is a merge, so retrying on fresh data is safe.
@@ -38,6 +41,10 @@ pub struct NewTopic {
     /// Swimlanes the topic carries besides the main lane; none by default.
     #[serde(default)]
     pub lanes: Option<Vec<String>>,
+    /// The longest delay a record may ask for, up to [`MAX_DELAY_MS`]; 0 (the default)
+    /// refuses delayed records.
+    #[serde(default)]
+    pub max_delay_ms: Option<i64>,
 }
 
 /// A change of a topic's settings: only the fields given change.
@@ -56,6 +63,10 @@ pub struct TopicConfigChange {
     /// Lanes to take away (after `add_lanes`); one that is not declared is an error.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remove_lanes: Vec<String>,
+    /// The longest delay a record may ask for; 0 turns delays off (records already delayed
+    /// are still delivered at their time).
+    #[serde(default)]
+    pub max_delay_ms: Option<i64>,
 }
 
 impl TopicConfigChange {
@@ -92,7 +103,11 @@ impl TopicConfigChange {
                 )));
             }
         }
+        if let Some(ms) = self.max_delay_ms {
+            config.max_delay_ms = ms;
+        }
         config.lane_filtering |= !config.lanes.is_empty();
+        config.delay_filtering |= config.max_delay_ms > 0;
         Ok(config)
     }
 }
@@ -163,6 +178,31 @@ impl Admin {
             .map_err(|e| CatalogError::InvalidArgument(e.to_string()))
     }
 
+    /// Why a topic's `max_delay_ms` is refused with these retention settings, if it is: it
+    /// must be between 0 and [`MAX_DELAY_MS`], and a delayed record must outlive its delay,
+    /// so a delay topic needs a retention longer than the delay and no size-based retention.
+    pub fn check_delay(max_delay_ms: i64, retention_ms: i64, retention_bytes: i64) -> Result<()> {
+        if !(0..=MAX_DELAY_MS).contains(&max_delay_ms) {
+            return Err(CatalogError::InvalidArgument(format!(
+                "max_delay_ms must be between 0 (no delayed records) and {MAX_DELAY_MS} (30 days), got {max_delay_ms}"
+            )));
+        }
+        if max_delay_ms == 0 {
+            return Ok(());
+        }
+        if retention_ms > 0 && max_delay_ms >= retention_ms {
+            return Err(CatalogError::InvalidArgument(format!(
+                "max_delay_ms {max_delay_ms} is not below retention_ms {retention_ms}: a delayed record could be deleted by retention before it is delivered: raise retention_ms or lower max_delay_ms"
+            )));
+        }
+        if retention_bytes > 0 {
+            return Err(CatalogError::InvalidArgument(format!(
+                "max_delay_ms {max_delay_ms} with retention_bytes {retention_bytes}: size-based retention could delete delayed records before they are delivered: set retention_bytes to -1 (no limit) or max_delay_ms to 0"
+            )));
+        }
+        Ok(())
+    }
+
     /// Everything `create_topic` checks before writing, without writing: name, partition
     /// count, settings, and that no topic of that name exists.
     pub async fn validate_new_topic(&self, new: &NewTopic) -> Result<()> {
@@ -175,6 +215,12 @@ impl Admin {
             new.segment_bytes.unwrap_or(schema::DEFAULT_SEGMENT_BYTES),
         )?;
         Self::check_lanes(new.lanes.as_deref().unwrap_or_default())?;
+        Self::check_delay(
+            new.max_delay_ms.unwrap_or(0),
+            new.retention_ms.unwrap_or(schema::DEFAULT_RETENTION_MS),
+            new.retention_bytes
+                .unwrap_or(schema::DEFAULT_RETENTION_BYTES),
+        )?;
         if self.meta.get(&self.keys.topic(&new.name)).await?.is_some() {
             return Err(CatalogError::TopicExists(new.name.clone()));
         }
@@ -192,6 +238,8 @@ impl Admin {
         Self::check_settings(retention_ms, retention_bytes, segment_bytes)?;
         let lanes = new.lanes.clone().unwrap_or_default();
         Self::check_lanes(&lanes)?;
+        let max_delay_ms = new.max_delay_ms.unwrap_or(0);
+        Self::check_delay(max_delay_ms, retention_ms, retention_bytes)?;
         let config = TopicConfig {
             id: ThreadRandom.next_u64() >> 1,
             partitions,
@@ -200,6 +248,8 @@ impl Admin {
             segment_bytes,
             created_ms: now_ms(),
             lane_filtering: !lanes.is_empty(),
+            max_delay_ms,
+            delay_filtering: max_delay_ms > 0,
             lanes,
         };
         let key = self.keys.topic(&new.name);
@@ -331,7 +381,7 @@ impl Admin {
     fn changed(name: &str, config: TopicConfig, change: &TopicConfigChange) -> Result<TopicConfig> {
         if change.is_empty() {
             return Err(CatalogError::InvalidArgument(format!(
-                "nothing to change for topic `{name}`: give retention_ms, retention_bytes, segment_bytes or lanes"
+                "nothing to change for topic `{name}`: give retention_ms, retention_bytes, segment_bytes, lanes or max_delay_ms"
             )));
         }
         let config = change.apply(config)?;
@@ -341,6 +391,11 @@ impl Admin {
             config.segment_bytes,
         )?;
         Self::check_lanes(&config.lanes)?;
+        Self::check_delay(
+            config.max_delay_ms,
+            config.retention_ms,
+            config.retention_bytes,
+        )?;
         Ok(config)
     }
 
@@ -365,7 +420,8 @@ impl Admin {
             if self.meta.txn(txn).await?.succeeded {
                 tracing::info!(topic = %name, retention_ms = config.retention_ms,
                     retention_bytes = config.retention_bytes, segment_bytes = config.segment_bytes,
-                    lanes = ?config.lanes, "topic settings changed");
+                    lanes = ?config.lanes, max_delay_ms = config.max_delay_ms,
+                    "topic settings changed");
                 return Ok(TopicView {
                     name: name.into(),
                     config,

@@ -18,6 +18,11 @@ pub enum TopicCommand {
         /// (`test-alice,test-bob`). Main-lane consumers never see their messages.
         #[arg(long, value_delimiter = ',', value_name = "LANE,...")]
         lanes: Vec<String>,
+        /// Accept delayed messages, up to this delay (`90s`, `5m`, `2h`, `1d`, `250ms`, or
+        /// milliseconds; at most 30 days, and shorter than the retention). Default: delayed
+        /// messages are refused.
+        #[arg(long = "max-delay", value_name = "DURATION", value_parser = parse_duration_ms)]
+        max_delay_ms: Option<i64>,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -37,8 +42,8 @@ pub enum TopicCommand {
         #[command(flatten)]
         format: FormatArgs,
     },
-    /// Change a topic's retention or lanes, or add partitions (a partition count never
-    /// shrinks).
+    /// Change a topic's retention, lanes or longest delay, or add partitions (a partition
+    /// count never shrinks).
     #[command(group = clap::ArgGroup::new("change").required(true).multiple(true))]
     Alter {
         /// The topic.
@@ -56,6 +61,11 @@ pub enum TopicCommand {
         /// them until it is declared again. Repeat for several.
         #[arg(long = "remove-lane", group = "change", value_name = "LANE")]
         remove_lanes: Vec<String>,
+        /// The longest delay a message may ask for (`90s`, `5m`, `2h`, `1d`, `250ms`, or
+        /// milliseconds); 0 refuses new delayed messages (those already waiting are still
+        /// delivered).
+        #[arg(long = "max-delay", group = "change", value_name = "DURATION", value_parser = parse_duration_ms)]
+        max_delay_ms: Option<i64>,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -275,6 +285,18 @@ pub struct ProduceArgs {
     /// header.
     #[arg(long, value_name = "LANE")]
     pub lane: Option<String>,
+
+    /// Deliver every message this long after it is sent (`90s`, `5m`, `2h`, or
+    /// milliseconds): stored now, seen by consumers only then. The topic must accept delays
+    /// this long (`strata topic create T --max-delay 1h`). Sent in the `strata-delay-ms`
+    /// header.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_ms, group = "delayed")]
+    pub delay: Option<i64>,
+
+    /// Deliver every message after RocketMQ delay level 1 to 18 (1s 5s 10s 30s 1m 2m 3m 4m
+    /// 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h). Sent in the `strata-delay-level` header.
+    #[arg(long, value_name = "LEVEL", value_parser = clap::value_parser!(u8).range(1..=18), group = "delayed")]
+    pub delay_level: Option<u8>,
 }
 
 fn parse_tag(tag: &str) -> Result<String, String> {
@@ -402,6 +424,22 @@ pub fn parse_time(text: &str) -> Result<i64, String> {
     i64::try_from(since.as_millis()).map_err(|_| "the time is too far ahead".to_owned())
 }
 
+/// A duration as milliseconds: `90s`, `5m`, `2h`, `1d`, `250ms` (humantime units, combined as
+/// `1h 30m`), or plain milliseconds.
+pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    if let Ok(ms) = text.parse::<u64>() {
+        return i64::try_from(ms).map_err(|_| format!("`{text}` ms is too long"));
+    }
+    let duration = humantime::parse_duration(text).map_err(|e| {
+        format!("`{text}`: {e}; give a duration such as 90s, 5m, 2h, 1d or 250ms, or milliseconds")
+    })?;
+    if duration.subsec_nanos() % 1_000_000 != 0 {
+        return Err(format!("`{text}` is not a whole number of milliseconds"));
+    }
+    i64::try_from(duration.as_millis()).map_err(|_| format!("`{text}` is too long"))
+}
+
 #[derive(Debug, Subcommand)]
 pub enum GroupCommand {
     /// List consumer groups with their state and member count.
@@ -475,4 +513,30 @@ pub struct ReassignArgs {
     pub broker: String,
     #[command(flatten)]
     pub admin: AdminArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration_ms;
+
+    #[test]
+    fn durations_take_units_or_milliseconds() {
+        for (text, ms) in [
+            ("90s", 90_000),
+            ("5m", 300_000),
+            ("2h", 7_200_000),
+            ("1d", 86_400_000),
+            ("250ms", 250),
+            ("1h 30m", 5_400_000),
+            ("1500", 1500),
+            ("0", 0),
+            (" 10s ", 10_000),
+        ] {
+            assert_eq!(parse_duration_ms(text), Ok(ms), "{text}");
+        }
+        for bad in ["", "-5", "5x", "ten seconds", "1.5", "10us"] {
+            let refused = parse_duration_ms(bad).unwrap_err();
+            assert!(refused.contains(bad.trim()), "{bad}: {refused}");
+        }
+    }
 }

@@ -49,6 +49,18 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
             Some(lane.clone().into()),
         ));
     }
+    let delay = [
+        (strata_format::delay::DELAY_MS_HEADER, args.delay),
+        (
+            strata_format::delay::DELAY_LEVEL_HEADER,
+            args.delay_level.map(i64::from),
+        ),
+    ];
+    for (header, value) in delay {
+        if let Some(value) = value {
+            headers.push((header.to_owned(), Some(value.to_string().into())));
+        }
+    }
     let producer = Producer::builder(&args.server.server)
         .config(config)
         .connect_options(args.server.tls.sdk()?)

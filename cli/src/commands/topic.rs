@@ -12,6 +12,7 @@ pub async fn run(command: TopicCommand) -> anyhow::Result<()> {
             partitions,
             retention_ms,
             lanes,
+            max_delay_ms,
             admin,
         } => {
             let mut body = json!({ "name": name, "partitions": partitions });
@@ -21,10 +22,14 @@ pub async fn run(command: TopicCommand) -> anyhow::Result<()> {
             if !lanes.is_empty() {
                 body["lanes"] = json!(lanes);
             }
+            if let Some(ms) = max_delay_ms {
+                body["max_delay_ms"] = json!(ms);
+            }
             let topic = call(Method::POST, &admin, "/v1/topics", Some(body)).await?;
             println!(
-                "created topic {name} with {} partitions",
-                topic["partitions"]
+                "created topic {name} with {} partitions, max_delay {}",
+                topic["partitions"],
+                max_delay_of(&topic)
             );
         }
         TopicCommand::List { admin, format } => {
@@ -34,9 +39,10 @@ pub async fn run(command: TopicCommand) -> anyhow::Result<()> {
             }
             for topic in topics.as_array().into_iter().flatten() {
                 println!(
-                    "{}\t{} partitions",
+                    "{}\t{} partitions\tmax_delay {}",
                     topic["name"].as_str().unwrap_or("?"),
-                    topic["partitions"]
+                    topic["partitions"],
+                    max_delay_of(topic)
                 );
             }
         }
@@ -50,11 +56,12 @@ pub async fn run(command: TopicCommand) -> anyhow::Result<()> {
                 return print_json(&topic);
             }
             println!(
-                "topic {name}: {} partitions, retention_ms {}, segment_bytes {}, lanes {}",
+                "topic {name}: {} partitions, retention_ms {}, segment_bytes {}, lanes {}, max_delay {}",
                 topic["partitions"],
                 topic["retention_ms"],
                 topic["segment_bytes"],
-                lanes_of(&topic)
+                lanes_of(&topic),
+                max_delay_of(&topic)
             );
             println!(
                 "{:>9}  {:<16} {:>6}  {:<10} {:>14}",
@@ -77,9 +84,14 @@ pub async fn run(command: TopicCommand) -> anyhow::Result<()> {
             partitions,
             add_lanes,
             remove_lanes,
+            max_delay_ms,
             admin,
         } => {
-            if retention_ms.is_some() || !add_lanes.is_empty() || !remove_lanes.is_empty() {
+            if retention_ms.is_some()
+                || !add_lanes.is_empty()
+                || !remove_lanes.is_empty()
+                || max_delay_ms.is_some()
+            {
                 let path = format!("/v1/topics/{name}");
                 let mut body = json!({});
                 if let Some(ms) = retention_ms {
@@ -91,11 +103,15 @@ pub async fn run(command: TopicCommand) -> anyhow::Result<()> {
                 if !remove_lanes.is_empty() {
                     body["remove_lanes"] = json!(remove_lanes);
                 }
+                if let Some(ms) = max_delay_ms {
+                    body["max_delay_ms"] = json!(ms);
+                }
                 let topic = call(Method::PATCH, &admin, &path, Some(body)).await?;
                 println!(
-                    "topic {name}: retention_ms {}, lanes {}",
+                    "topic {name}: retention_ms {}, lanes {}, max_delay {}",
                     topic["retention_ms"],
-                    lanes_of(&topic)
+                    lanes_of(&topic),
+                    max_delay_of(&topic)
                 );
             }
             if let Some(total) = partitions {
@@ -125,5 +141,34 @@ fn lanes_of(topic: &serde_json::Value) -> String {
         "-".into()
     } else {
         lanes.join(",")
+    }
+}
+
+/// A topic's longest delay as `1h 30m` (its milliseconds when not whole seconds), or `off`
+/// when it refuses delayed messages (the API leaves a 0 out).
+fn max_delay_of(topic: &serde_json::Value) -> String {
+    match topic["max_delay_ms"].as_i64().unwrap_or(0) {
+        ms if ms <= 0 => "off".into(),
+        ms if ms % 1000 != 0 => format!("{ms}ms"),
+        ms => humantime::format_duration(std::time::Duration::from_millis(ms.unsigned_abs()))
+            .to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::max_delay_of;
+
+    #[test]
+    fn max_delay_is_shown_as_a_duration_or_off() {
+        assert_eq!(max_delay_of(&json!({ "name": "t" })), "off");
+        assert_eq!(max_delay_of(&json!({ "max_delay_ms": 0 })), "off");
+        assert_eq!(
+            max_delay_of(&json!({ "max_delay_ms": 5_400_000 })),
+            "1h 30m"
+        );
+        assert_eq!(max_delay_of(&json!({ "max_delay_ms": 1250 })), "1250ms");
     }
 }

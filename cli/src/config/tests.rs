@@ -92,6 +92,7 @@ fn every_broker_flag_sets_its_setting() {
         "--max-batch-bytes=15",
         "--max-buffer-bytes=16",
         "--buffer-wait-ms=17",
+        "--delay-memory-bytes=117",
         "--maintenance-interval-ms=18",
         "--gc-grace-ms=19",
         "--orphan-sweep-every=20",
@@ -125,6 +126,7 @@ fn every_broker_flag_sets_its_setting() {
             max_batch_bytes: 15,
             max_buffer_bytes: 16,
             buffer_wait_ms: 17,
+            delay_memory_bytes: 117,
             maintenance: MaintenanceSection {
                 interval_ms: 18,
                 gc_grace_ms: 19,

@@ -32,6 +32,8 @@ pub(crate) struct Metadata {
     owners: Mutex<HashMap<String, Arc<[String]>>>,
     /// The swimlanes each topic declared at the last lookup.
     lanes: Mutex<HashMap<String, Arc<[String]>>>,
+    /// The longest delay each topic allowed at the last lookup (0: none).
+    max_delays: Mutex<HashMap<String, i64>>,
     /// One lookup at a time, so a burst of sends to a new topic asks the proxy once.
     fetching: tokio::sync::Mutex<()>,
 }
@@ -49,6 +51,7 @@ impl Metadata {
             cache: Mutex::default(),
             owners: Mutex::default(),
             lanes: Mutex::default(),
+            max_delays: Mutex::default(),
             fetching: tokio::sync::Mutex::new(()),
         }
     }
@@ -131,6 +134,16 @@ impl Metadata {
             .unwrap_or_else(|| Arc::from([]))
     }
 
+    /// The longest delay a record of `topic` may ask for, in milliseconds, at the last lookup
+    /// (0: the topic refuses delayed records); `None` before one.
+    pub(crate) fn max_delay_ms(&self, topic: &str) -> Option<i64> {
+        self.max_delays
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(topic)
+            .copied()
+    }
+
     /// Seeds the cache, for tests that run without a server.
     #[cfg(test)]
     pub(crate) fn insert(&self, topic: &str, partitions: u32) {
@@ -189,6 +202,10 @@ impl Metadata {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(topic.to_owned(), found.lanes.into());
+        self.max_delays
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(topic.to_owned(), found.max_delay_ms);
         self.owners
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -312,8 +312,12 @@ fn schemas() -> Value {
         "retention_bytes": { "type": "integer", "format": "int64", "description": "-1 for no limit" },
         "segment_bytes": { "type": "integer", "format": "int64" },
         "created_ms": { "type": "integer", "format": "int64" },
-        "lanes": { "type": "array", "items": lane.clone(), "description": "swimlanes besides the main lane; absent when none" }
+        "lanes": { "type": "array", "items": lane.clone(), "description": "swimlanes besides the main lane; absent when none" },
+        "max_delay_ms": { "type": "integer", "format": "int64", "description": "the longest delay a record may ask for; absent when 0 (delayed records refused)" },
+        "delay_filtering": { "type": "boolean", "description": "set once the topic has accepted delays, never cleared: its log may hold delayed records; absent when false" }
     });
+    let max_delay_ms = json!({ "type": "integer", "format": "int64", "minimum": 0, "maximum": strata_catalog::admin::MAX_DELAY_MS,
+        "description": "the longest delay a record may ask for; 0 refuses delayed records. Must be below retention_ms (unless -1), and needs retention_bytes -1" });
     let partition = json!({
         "type": "object",
         "required": ["topic", "partition", "epoch", "high_watermark"],
@@ -354,7 +358,8 @@ fn schemas() -> Value {
                 "retention_ms": { "type": "integer", "format": "int64" },
                 "retention_bytes": { "type": "integer", "format": "int64" },
                 "segment_bytes": { "type": "integer", "format": "int64", "minimum": 1024 },
-                "lanes": lanes.clone()
+                "lanes": lanes.clone(),
+                "max_delay_ms": max_delay_ms.clone()
             }
         },
         "Topic": { "type": "object", "properties": topic_fields.clone() },
@@ -376,7 +381,8 @@ fn schemas() -> Value {
                 "segment_bytes": { "type": "integer", "format": "int64", "minimum": 1024 },
                 "lanes": { "description": "the whole list of swimlanes; empty for none", "allOf": [lanes] },
                 "add_lanes": { "type": "array", "items": lane.clone(), "description": "swimlanes to declare besides the current ones" },
-                "remove_lanes": { "type": "array", "items": lane, "description": "swimlanes to take away; each must be declared" }
+                "remove_lanes": { "type": "array", "items": lane, "description": "swimlanes to take away; each must be declared" },
+                "max_delay_ms": max_delay_ms
             }
         },
         "AddPartitions": {

@@ -107,3 +107,44 @@ fn lane_filtering_keeps_the_codec_kafka_consumers_asked_for() {
         .on_lanes(crate::lanes::LaneFilter::Main);
     assert_eq!(filtered.codec_for(Compression::Lz4), Compression::Zstd);
 }
+
+#[test]
+fn delayed_originals_are_hidden_and_their_copies_shown_in_the_batch_codec() {
+    let delayed = |i: i64| Record {
+        headers: vec![(
+            crate::delay::DELAY_MS_HEADER.to_owned(),
+            Some(Bytes::from_static(b"1000")),
+        )],
+        ..tagged(None, i)
+    };
+    let copy = crate::delay::delivered_copy(delayed(0), 0, 5);
+    let records = [tagged(None, 0), delayed(1), copy];
+    let batch = encode_batch(
+        &records,
+        &BatchOptions {
+            compression: Compression::Gzip,
+            ..BatchOptions::default()
+        },
+    )
+    .unwrap();
+    let hiding = Selector::ALL.hiding_delayed();
+    assert!(!hiding.is_all());
+    let Filtered::Part(part) = filter_batch(&batch, &hiding).unwrap() else {
+        panic!("a part")
+    };
+    assert_eq!(
+        part.compression(),
+        Compression::Gzip,
+        "Kafka consumers read it"
+    );
+    let offsets: Vec<i64> = decode_batch(&part)
+        .unwrap()
+        .iter()
+        .map(|r| r.offset)
+        .collect();
+    assert_eq!(offsets, [0, 2]);
+    assert!(matches!(
+        filter_batch(&batch, &Selector::ALL).unwrap(),
+        Filtered::Whole(_)
+    ));
+}

@@ -33,6 +33,7 @@ impl ProxyService {
                 v1::TopicMetadata {
                     topic_id: self.routes.topic_id(&name).unwrap_or_default(),
                     lanes: self.routes.lanes(&name),
+                    max_delay_ms: self.routes.max_delay_ms(&name).unwrap_or_default(),
                     name,
                     partitions,
                     error: None,
@@ -67,6 +68,7 @@ impl ProxyService {
             retention_bytes: r.retention_bytes,
             segment_bytes: r.segment_bytes,
             lanes: (!r.lanes.is_empty()).then(|| r.lanes.clone()),
+            max_delay_ms: (r.max_delay_ms != 0).then_some(r.max_delay_ms),
         };
         match self.admin.create_topic(new).await {
             Ok(_) => v1::CreateTopicResponse {

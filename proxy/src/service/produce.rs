@@ -11,8 +11,10 @@ use strata_proto::v1::{self, broker_client::BrokerClient};
 use tonic::transport::Channel;
 
 use strata_catalog::acls::{Access, Operation};
+use strata_format::delay;
 use strata_format::lanes::{LANE_HEADER, lane_of};
 use strata_format::{Record, RecordBatch, decode_batch};
+use strata_proto::Coded as _;
 
 use crate::metrics::{LaneLabel, MAIN_LANE};
 
@@ -39,7 +41,7 @@ impl ProxyService {
             // A topic this proxy has not learnt of yet may have lanes to check.
             self.routes.refresh_if_unknown(&p.topic).await;
             let refusal = match decisions.refusal(&p.topic).await {
-                None => self.lane_refusal(&p),
+                None => self.record_refusal(&p),
                 refusal => refusal,
             };
             match refusal {
@@ -72,13 +74,17 @@ impl ProxyService {
             .collect()
     }
 
-    /// On a topic that filters by lane, why these batches are refused: a record names a lane
-    /// the topic does not declare, which no consumer could ever be given, or a batch cannot
-    /// be decoded. Otherwise counts the records per lane. Costs a decode of every batch, on
-    /// such topics only.
-    fn lane_refusal(&self, p: &v1::PartitionBatches) -> Option<v1::Error> {
-        let lanes = self.routes.declared_lanes(&p.topic)?;
-        let mut counts: HashMap<Option<&str>, u64> = HashMap::new();
+    /// On a topic whose records the proxy reads (one with lanes, or accepting delays), why
+    /// these batches are refused: a batch cannot be decoded, a record asks for a delay the
+    /// topic does not allow, or names a lane the topic does not declare, which no consumer
+    /// could ever be given. Otherwise counts the records per lane. Costs a decode of every
+    /// batch, on such topics only.
+    fn record_refusal(&self, p: &v1::PartitionBatches) -> Option<v1::Error> {
+        let lanes = self.routes.declared_lanes(&p.topic);
+        let delays = self.routes.filters_delays(&p.topic);
+        if lanes.is_none() && !delays {
+            return None;
+        }
         let mut decoded: Vec<Vec<Record>> = Vec::with_capacity(p.batches.len());
         for bytes in &p.batches {
             // Stored, a batch that cannot be read would fail every fetch of the partition,
@@ -89,13 +95,24 @@ impl ProxyService {
                     return Some(error(
                         ErrorCode::CorruptMessage,
                         format!(
-                            "a batch for topic `{}` cannot be read, and a topic with lanes reads every record: {e}",
+                            "a batch for topic `{}` cannot be read, and a topic with lanes or delays reads every record: {e}",
                             p.topic
                         ),
                     ));
                 }
             }
         }
+        if delays {
+            let max_delay_ms = self.routes.max_delay_ms(&p.topic).unwrap_or(0);
+            let now_ms = self.clock().unix_millis();
+            for record in decoded.iter().flatten() {
+                if let Err(e) = delay::check_record(record, &p.topic, max_delay_ms, now_ms) {
+                    return Some(e.to_wire());
+                }
+            }
+        }
+        let lanes = lanes?;
+        let mut counts: HashMap<Option<&str>, u64> = HashMap::new();
         for record in decoded.iter().flatten() {
             let lane = lane_of(&record.headers);
             if let Some(lane) = lane.filter(|l| !lanes.iter().any(|d| d == l)) {

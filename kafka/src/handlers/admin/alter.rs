@@ -130,6 +130,7 @@ pub(in crate::handlers) async fn alter_configs(
                 retention_bytes: Some(schema::DEFAULT_RETENTION_BYTES),
                 segment_bytes: Some(schema::DEFAULT_SEGMENT_BYTES),
                 lanes: Some(Vec::new()),
+                max_delay_ms: Some(0),
                 ..TopicConfigChange::default()
             };
             for config in &resource.configs {

@@ -1,8 +1,9 @@
 //! Topic settings under their Kafka names, and DescribeConfigs.
 //!
 //! A Strata topic has three Kafka settings (retention.ms, retention.bytes, segment.bytes) and
-//! one of its own, strata.lanes (its swimlanes, a list); it always deletes old segments, so
-//! cleanup.policy is shown as `delete`, read-only, and only `delete` is accepted for it.
+//! two of its own, strata.lanes (its swimlanes, a list) and strata.max.delay.ms (the longest
+//! delay a record may ask for); it always deletes old segments, so cleanup.policy is shown as
+//! `delete`, read-only, and only `delete` is accepted for it.
 
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -23,6 +24,7 @@ const RETENTION_BYTES: &str = "retention.bytes";
 const SEGMENT_BYTES: &str = "segment.bytes";
 const CLEANUP_POLICY: &str = "cleanup.policy";
 const LANES: &str = "strata.lanes";
+const MAX_DELAY_MS: &str = "strata.max.delay.ms";
 const DELETE_POLICY: &str = "delete";
 
 /// Kafka's config sources (DescribeConfigs v1+).
@@ -131,6 +133,14 @@ pub(super) fn topic_entries(config: &TopicConfig) -> Vec<Entry> {
             doc: "Swimlanes the topic carries besides the main lane (the strata-lane header); \
                   main-lane consumers never receive their records",
         },
+        Entry::topic(
+            MAX_DELAY_MS,
+            config.max_delay_ms.into(),
+            0,
+            TYPE_LONG,
+            "The longest delay a record may ask for, in milliseconds (at most 30 days, below \
+             retention.ms, with retention.bytes -1); 0 refuses delayed records",
+        ),
     ]
 }
 
@@ -196,6 +206,14 @@ fn parse_segment_bytes(value: &str) -> Result<u64, Refusal> {
     })
 }
 
+fn parse_max_delay(value: &str) -> Result<i64, Refusal> {
+    value.trim().parse().map_err(|_| {
+        invalid_config(format!(
+            "{MAX_DELAY_MS} must be a number of milliseconds (0 refuses delayed records); got `{value}`"
+        ))
+    })
+}
+
 fn check_cleanup_policy(value: Option<&str>) -> Result<(), Refusal> {
     match value.map(str::trim) {
         None | Some(DELETE_POLICY) => Ok(()),
@@ -207,7 +225,7 @@ fn check_cleanup_policy(value: Option<&str>) -> Result<(), Refusal> {
 
 fn unknown_config(name: &str) -> Refusal {
     invalid_config(format!(
-        "unknown topic config `{name}`; Strata topics take {RETENTION_MS}, {RETENTION_BYTES}, {SEGMENT_BYTES}, {LANES} and {CLEANUP_POLICY}=delete"
+        "unknown topic config `{name}`; Strata topics take {RETENTION_MS}, {RETENTION_BYTES}, {SEGMENT_BYTES}, {LANES}, {MAX_DELAY_MS} and {CLEANUP_POLICY}=delete"
     ))
 }
 
@@ -215,7 +233,7 @@ fn unknown_config(name: &str) -> Refusal {
 pub(super) fn is_known(name: &str) -> bool {
     matches!(
         name,
-        RETENTION_MS | RETENTION_BYTES | SEGMENT_BYTES | CLEANUP_POLICY | LANES
+        RETENTION_MS | RETENTION_BYTES | SEGMENT_BYTES | CLEANUP_POLICY | LANES | MAX_DELAY_MS
     )
 }
 
@@ -246,6 +264,9 @@ pub(super) fn set(
         }
         CLEANUP_POLICY => check_cleanup_policy(value)?,
         LANES => change.lanes = Some(value.map(lane_list).unwrap_or_default()),
+        MAX_DELAY_MS => {
+            change.max_delay_ms = Some(value.map(parse_max_delay).transpose()?.unwrap_or(0))
+        }
         other => return Err(unknown_config(other)),
     }
     Ok(())
@@ -447,6 +468,31 @@ mod tests {
     }
 
     #[test]
+    fn max_delay_is_milliseconds_and_delete_turns_it_off() {
+        let mut change = TopicConfigChange::default();
+        set(&mut change, MAX_DELAY_MS, Some(" 60000 ")).unwrap();
+        assert_eq!(change.max_delay_ms, Some(60_000));
+        set(&mut change, MAX_DELAY_MS, None).unwrap();
+        assert_eq!(
+            change.max_delay_ms,
+            Some(0),
+            "back to the default: no delays"
+        );
+        let refusal = set(&mut change, MAX_DELAY_MS, Some("1h")).unwrap_err();
+        assert_eq!(refusal.code, codes::INVALID_CONFIG);
+        assert!(
+            refusal
+                .message
+                .contains("strata.max.delay.ms must be a number"),
+            "{}",
+            refusal.message
+        );
+        let refusal = change_list(&mut change, MAX_DELAY_MS, Some("1"), true).unwrap_err();
+        assert_eq!(refusal.code, codes::INVALID_REQUEST);
+        assert!(is_known(MAX_DELAY_MS));
+    }
+
+    #[test]
     fn a_setting_is_default_only_when_it_equals_the_default() {
         let mut config = TopicConfig {
             id: 1,
@@ -457,6 +503,8 @@ mod tests {
             created_ms: 0,
             lanes: Vec::new(),
             lane_filtering: false,
+            max_delay_ms: 0,
+            delay_filtering: false,
         };
         let sources = |config: &TopicConfig| -> Vec<(&str, i8)> {
             topic_entries(config)
@@ -472,6 +520,7 @@ mod tests {
                 (RETENTION_MS, SOURCE_DEFAULT),
                 (SEGMENT_BYTES, SOURCE_DEFAULT),
                 (LANES, SOURCE_DEFAULT),
+                (MAX_DELAY_MS, SOURCE_DEFAULT),
             ]
         );
         config.retention_ms = 1000;
@@ -480,5 +529,11 @@ mod tests {
         assert!(sources(&config).contains(&(LANES, SOURCE_DYNAMIC_TOPIC)));
         let lanes = topic_entries(&config).into_iter().find(|e| e.name == LANES);
         assert_eq!(lanes.unwrap().value, "test-alice,test-bob");
+        config.max_delay_ms = 60_000;
+        assert!(sources(&config).contains(&(MAX_DELAY_MS, SOURCE_DYNAMIC_TOPIC)));
+        let delay = topic_entries(&config)
+            .into_iter()
+            .find(|e| e.name == MAX_DELAY_MS);
+        assert_eq!(delay.unwrap().value, "60000");
     }
 }

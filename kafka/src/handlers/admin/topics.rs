@@ -77,6 +77,7 @@ fn new_topic(ctx: &Call<'_>, topic: &CreatableTopic) -> Result<NewTopic, Refusal
         retention_bytes: change.retention_bytes,
         segment_bytes: change.segment_bytes,
         lanes: change.lanes,
+        max_delay_ms: change.max_delay_ms,
     };
     Admin::check_settings(
         new.retention_ms.unwrap_or(schema::DEFAULT_RETENTION_MS),
@@ -85,6 +86,14 @@ fn new_topic(ctx: &Call<'_>, topic: &CreatableTopic) -> Result<NewTopic, Refusal
         new.segment_bytes.unwrap_or(schema::DEFAULT_SEGMENT_BYTES),
     )
     .and_then(|()| Admin::check_lanes(new.lanes.as_deref().unwrap_or_default()))
+    .and_then(|()| {
+        Admin::check_delay(
+            new.max_delay_ms.unwrap_or(0),
+            new.retention_ms.unwrap_or(schema::DEFAULT_RETENTION_MS),
+            new.retention_bytes
+                .unwrap_or(schema::DEFAULT_RETENTION_BYTES),
+        )
+    })
     .map_err(|e| Refusal::new(codes::INVALID_CONFIG, e.to_string()))?;
     Ok(new)
 }
@@ -112,6 +121,7 @@ async fn create_one(ctx: &Call<'_>, new: &NewTopic, validate_only: bool) -> Resu
         retention_bytes: new.retention_bytes,
         segment_bytes: new.segment_bytes,
         lanes: new.lanes.clone().unwrap_or_default(),
+        max_delay_ms: new.max_delay_ms.unwrap_or(0),
     };
     match answer(ctx.service.create_topic(ctx.request(request)).await) {
         Ok(v1::CreateTopicResponse { error: None, topic }) => {
@@ -175,6 +185,8 @@ pub(in crate::handlers) async fn create_topics(
                     created_ms: 0,
                     lanes: new.lanes.clone().unwrap_or_default(),
                     lane_filtering: false,
+                    max_delay_ms: new.max_delay_ms.unwrap_or(0),
+                    delay_filtering: false,
                 };
                 let shown = topic_entries(&config)
                     .into_iter()

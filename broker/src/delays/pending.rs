@@ -1,0 +1,272 @@
+//! The delayed records of one partition that are not delivered yet, by offset and by due
+//! time, with the bodies of as many as a memory budget allows.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use strata_format::Record;
+
+/// What a delivered copy needs of its original.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Body {
+    pub timestamp: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<(String, Option<Bytes>)>,
+}
+
+impl Body {
+    /// Copies the record's bytes: a decoded record's fields share the whole decompressed
+    /// batch, which a pending body must not keep alive.
+    pub(crate) fn of(record: &Record) -> Self {
+        let own = |b: &Option<Bytes>| b.as_deref().map(Bytes::copy_from_slice);
+        Self {
+            timestamp: record.timestamp,
+            key: own(&record.key),
+            value: own(&record.value),
+            headers: record
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), own(v)))
+                .collect(),
+        }
+    }
+
+    fn size(&self) -> usize {
+        let len = |b: &Option<Bytes>| b.as_ref().map_or(0, Bytes::len);
+        64 + len(&self.key)
+            + len(&self.value)
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| 16 + k.len() + len(v))
+                .sum::<usize>()
+    }
+
+    pub(crate) fn into_record(self, offset: i64) -> Record {
+        Record {
+            offset,
+            timestamp: self.timestamp,
+            key: self.key,
+            value: self.value,
+            headers: self.headers,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    due: i64,
+    body: Option<Body>,
+}
+
+/// The bytes of bodies every scheduler of a broker may hold together.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    limit: usize,
+    used: AtomicUsize,
+}
+
+impl Budget {
+    pub(crate) fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            limit,
+            used: AtomicUsize::new(0),
+        })
+    }
+
+    pub(crate) fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn allows(&self, bytes: usize) -> bool {
+        self.used() + bytes <= self.limit
+    }
+}
+
+/// Pending delayed records. Each costs about 100 bytes without its body; bodies are kept
+/// while the broker's [`Budget`] allows and read again from the log when due otherwise.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    by_offset: BTreeMap<i64, Entry>,
+    by_due: BTreeSet<(i64, i64)>,
+    body_bytes: usize,
+    budget: Arc<Budget>,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.budget
+            .used
+            .fetch_sub(self.body_bytes, Ordering::Relaxed);
+    }
+}
+
+impl Pending {
+    pub(crate) fn new(budget: Arc<Budget>) -> Self {
+        Self {
+            by_offset: BTreeMap::new(),
+            by_due: BTreeSet::new(),
+            body_bytes: 0,
+            budget,
+        }
+    }
+
+    fn hold(&mut self, bytes: usize) {
+        self.body_bytes += bytes;
+        self.budget.used.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn release(&mut self, bytes: usize) {
+        self.body_bytes -= bytes;
+        self.budget.used.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.by_offset.len()
+    }
+
+    /// Adds the original at `offset`, due at `due`; its body only within the budget. A
+    /// record seen again (a scan overlapping the commit feed) keeps its first entry.
+    pub(crate) fn insert(&mut self, offset: i64, due: i64, record: &Record) {
+        if self.by_offset.contains_key(&offset) {
+            return;
+        }
+        let body = self.fits(record).then(|| Body::of(record));
+        self.hold(body.as_ref().map_or(0, Body::size));
+        self.by_offset.insert(offset, Entry { due, body });
+        self.by_due.insert((due, offset));
+    }
+
+    fn fits(&self, record: &Record) -> bool {
+        let len = |b: &Option<Bytes>| b.as_ref().map_or(0, Bytes::len);
+        self.budget
+            .allows(64 + len(&record.key) + len(&record.value))
+    }
+
+    /// Drops the original at `offset` (its copy is committed); its due time if it was pending.
+    pub(crate) fn remove(&mut self, offset: i64) -> Option<i64> {
+        let entry = self.by_offset.remove(&offset)?;
+        self.by_due.remove(&(entry.due, offset));
+        self.release(entry.body.as_ref().map_or(0, Body::size));
+        Some(entry.due)
+    }
+
+    /// The lowest pending offset: every delayed record below it is delivered.
+    pub(crate) fn lowest(&self) -> Option<i64> {
+        self.by_offset.keys().next().copied()
+    }
+
+    /// When the next record is due.
+    pub(crate) fn next_due(&self) -> Option<i64> {
+        self.by_due.first().map(|(due, _)| *due)
+    }
+
+    /// Up to `max` `(due, offset)` pairs due at or before `until`, earliest first.
+    pub(crate) fn due_by(&self, until: i64, max: usize) -> Vec<(i64, i64)> {
+        self.by_due
+            .iter()
+            .take_while(|(due, _)| *due <= until)
+            .take(max)
+            .copied()
+            .collect()
+    }
+
+    /// Whether the body of the record at `offset` is held.
+    pub(crate) fn has_body(&self, offset: i64) -> bool {
+        self.by_offset
+            .get(&offset)
+            .is_some_and(|e| e.body.is_some())
+    }
+
+    /// Keeps the body read again for a pending record: always when `needed` (it is due),
+    /// otherwise within the budget.
+    pub(crate) fn load(&mut self, record: &Record, needed: bool) {
+        let fits = self.fits(record);
+        let Some(entry) = self.by_offset.get_mut(&record.offset) else {
+            return;
+        };
+        if entry.body.is_none() && (needed || fits) {
+            let body = Body::of(record);
+            let size = body.size();
+            entry.body = Some(body);
+            self.hold(size);
+        }
+    }
+
+    /// Takes the body of the pending record at `offset` for delivery.
+    pub(crate) fn take_body(&mut self, offset: i64) -> Option<Body> {
+        let body = self.by_offset.get_mut(&offset)?.body.take()?;
+        self.release(body.size());
+        Some(body)
+    }
+
+    /// Puts back a body taken for a delivery that did not happen.
+    pub(crate) fn restore_body(&mut self, offset: i64, body: Body) {
+        if let Some(entry) = self.by_offset.get_mut(&offset)
+            && entry.body.is_none()
+        {
+            let size = body.size();
+            entry.body = Some(body);
+            self.hold(size);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(offset: i64, value: &'static [u8]) -> Record {
+        Record {
+            offset,
+            timestamp: 0,
+            key: None,
+            value: Some(Bytes::from_static(value)),
+            headers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn due_order_and_the_low_mark() {
+        let mut p = Pending::new(Budget::new(1 << 20));
+        p.insert(10, 300, &record(10, b"a"));
+        p.insert(11, 100, &record(11, b"b"));
+        p.insert(12, 200, &record(12, b"c"));
+        p.insert(11, 999, &record(11, b"again"));
+        assert_eq!(p.len(), 3);
+        assert_eq!(p.next_due(), Some(100));
+        assert_eq!(p.due_by(200, 10), vec![(100, 11), (200, 12)]);
+        assert_eq!(p.lowest(), Some(10));
+        assert_eq!(p.remove(10), Some(300));
+        assert_eq!(p.remove(10), None);
+        assert_eq!(p.lowest(), Some(11));
+    }
+
+    #[test]
+    fn bodies_beyond_the_budget_are_read_again_when_due() {
+        let budget = Budget::new(64 + 3);
+        let mut p = Pending::new(budget.clone());
+        p.insert(1, 5, &record(1, b"abc"));
+        p.insert(2, 6, &record(2, b"def"));
+        assert!(p.has_body(1) && !p.has_body(2));
+        p.load(&record(2, b"def"), false);
+        assert!(!p.has_body(2), "not needed and over budget");
+        p.load(&record(2, b"def"), true);
+        assert!(p.has_body(2), "due: loaded whatever the budget");
+        let body = p.take_body(1).unwrap();
+        assert_eq!(body.value.as_deref(), Some(&b"abc"[..]));
+        p.restore_body(1, body);
+        assert!(p.has_body(1));
+        p.remove(1);
+        assert!(budget.used() > 0);
+        drop(p);
+        assert_eq!(
+            budget.used(),
+            0,
+            "a scheduler's bodies go back to the broker's budget"
+        );
+    }
+}

@@ -1,0 +1,330 @@
+//! One partition's delayed-message scheduler: finds the delayed originals in the partition's
+//! log, and appends each one's copy to the same partition when it is due.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_clock::Clock;
+use strata_format::delay::{self, delayed_from};
+use strata_format::{BatchOptions, Compression, Record, RecordBatch, decode_batch, encode_batch};
+use strata_log::LogReader;
+use strata_meta::schema::{self, DelayMark};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::pending::{Budget, Pending};
+use crate::error::{BrokerError, Result};
+use crate::partition::{Ack, Partition};
+use crate::table::LogAccess;
+
+/// Most copies in one appended batch, and their bytes: one batch per flush cycle keeps up with
+/// tens of thousands of due records a second.
+const MAX_COPIES_PER_BATCH: usize = 4_096;
+const MAX_COPY_BATCH_BYTES: usize = 512 << 10;
+/// How far ahead bodies not held are read back, so due records rarely wait for a read.
+const LOOKAHEAD_MS: i64 = 2_000;
+/// Most reads back per pass, so delivery is never starved by them.
+const MAX_READS_PER_PASS: usize = 64;
+/// How often the low mark is saved when it moved.
+const MARK_EVERY: Duration = Duration::from_secs(2);
+/// Longest sleep with nothing due, so a stalled clock or a lost wake-up costs at most this.
+const IDLE_WAKE: Duration = Duration::from_millis(500);
+/// Bytes per read of the log while scanning.
+const SCAN_READ_BYTES: u64 = 4 << 20;
+
+/// Settings of every scheduler of a broker.
+#[derive(Debug, Clone)]
+pub(crate) struct SchedulerConfig {
+    /// Bytes of pending records' bodies the broker's schedulers hold together.
+    pub budget: Arc<Budget>,
+    pub clock: Arc<dyn Clock>,
+}
+
+pub(crate) struct Scheduler {
+    partition: Arc<Partition>,
+    log: LogAccess,
+    reader: LogReader,
+    config: SchedulerConfig,
+    pending: Pending,
+    /// Everything below this offset has been looked at.
+    seen_end: i64,
+    saved_low: Option<i64>,
+}
+
+impl Scheduler {
+    pub(crate) fn new(partition: Arc<Partition>, log: LogAccess, config: SchedulerConfig) -> Self {
+        let reader = LogReader::new(log.meta.clone(), log.keys.clone(), log.pool.clone());
+        Self {
+            partition,
+            log,
+            reader,
+            pending: Pending::new(config.budget.clone()),
+            config,
+            seen_end: 0,
+            saved_low: None,
+        }
+    }
+
+    fn topic(&self) -> &str {
+        &self.partition.topic
+    }
+
+    /// Runs until the partition stops taking writes or `cancel`.
+    pub(crate) async fn run(mut self, cancel: CancellationToken) {
+        let partition = self.partition.clone();
+        let outcome = tokio::select! {
+            () = cancel.cancelled() => Ok(()),
+            () = partition.stopped_writing() => Ok(()),
+            outcome = self.serve() => outcome,
+        };
+        match outcome {
+            Ok(()) => {}
+            Err(e) if e.is_fenced_or_gone() => {
+                tracing::info!(topic = %self.partition.topic, partition = self.partition.partition, reason = %e, "delay scheduler stopped: the partition moved on");
+            }
+            Err(e) => {
+                tracing::warn!(topic = %self.partition.topic, partition = self.partition.partition, error = %e, "delay scheduler failed; it starts again on the next pass");
+            }
+        }
+    }
+
+    async fn serve(&mut self) -> Result<()> {
+        let (feed_tx, mut feed) = mpsc::unbounded_channel();
+        let feed_start = self.partition.watch_commits(feed_tx);
+        let low = self.saved_mark().await?;
+        self.scan(low, feed_start).await?;
+        self.seen_end = self.seen_end.max(feed_start);
+        tracing::info!(topic = %self.topic(), partition = self.partition.partition, from = low, to = feed_start,
+            pending = self.pending.len(), "delay scheduler recovered its pending records");
+        let mut last_mark = self.config.clock.now();
+        loop {
+            while let Ok(batches) = feed.try_recv() {
+                self.absorb(&batches)?;
+            }
+            let now = self.config.clock.unix_millis();
+            let due = self.pending.due_by(now, MAX_COPIES_PER_BATCH);
+            if !due.is_empty() {
+                self.deliver(&due).await?;
+                continue;
+            }
+            self.read_ahead(now).await?;
+            if self.config.clock.now().duration_since(last_mark) >= MARK_EVERY {
+                self.save_mark().await;
+                last_mark = self.config.clock.now();
+            }
+            let sleep = self.pending.next_due().map_or(IDLE_WAKE, |due| {
+                Duration::from_millis(due.saturating_sub(now).clamp(1, 500) as u64)
+            });
+            tokio::select! {
+                batches = feed.recv() => match batches {
+                    Some(batches) => self.absorb(&batches)?,
+                    None => return Ok(()), // the partition finished
+                },
+                () = tokio::time::sleep(sleep) => {}
+            }
+        }
+    }
+
+    /// Where the last owner's scheduler got to, or the log's start.
+    async fn saved_mark(&mut self) -> Result<i64> {
+        let key = self.log.keys.delays(self.topic(), self.partition.partition);
+        let saved = match self.log.meta.get(&key).await? {
+            Some(kv) => schema::decode::<DelayMark>(&key, &kv.value)
+                .ok()
+                .filter(|m| m.topic_id == self.partition.topic_id)
+                .map(|m| m.low),
+            None => None,
+        };
+        let start = self
+            .reader
+            .log_start(self.topic(), self.partition.partition)
+            .await?;
+        self.saved_low = saved;
+        Ok(saved.unwrap_or(start).max(start))
+    }
+
+    /// Saves the low mark when it moved: the next owner scans from there.
+    async fn save_mark(&mut self) {
+        let low = self.pending.lowest().unwrap_or(self.seen_end);
+        if self.saved_low == Some(low) {
+            return;
+        }
+        let key = self.log.keys.delays(self.topic(), self.partition.partition);
+        let mark = DelayMark {
+            topic_id: self.partition.topic_id,
+            low,
+        };
+        match self.log.meta.put(&key, schema::encode(&mark), None).await {
+            Ok(_) => self.saved_low = Some(low),
+            Err(e) => {
+                tracing::warn!(topic = %self.topic(), partition = self.partition.partition, error = %e, "saving the delay mark failed; retried later");
+            }
+        }
+    }
+
+    /// Reads the committed log over `[from, to)` and takes in what it holds.
+    async fn scan(&mut self, from: i64, to: i64) -> Result<()> {
+        let mut offset = from;
+        self.seen_end = from;
+        while offset < to {
+            let read = self
+                .reader
+                .read(
+                    self.topic(),
+                    self.partition.partition,
+                    offset,
+                    SCAN_READ_BYTES,
+                )
+                .await?;
+            let batches: Vec<RecordBatch> = read
+                .batches
+                .into_iter()
+                .filter(|b| b.base_offset() < to && b.next_offset() > offset)
+                .collect();
+            let Some(last) = batches.last() else {
+                break;
+            };
+            offset = last.next_offset();
+            self.absorb(&batches)?;
+        }
+        Ok(())
+    }
+
+    /// Takes in committed batches: originals become pending, copies settle theirs.
+    fn absorb(&mut self, batches: &[RecordBatch]) -> Result<()> {
+        for batch in batches {
+            if batch.next_offset() <= self.seen_end {
+                continue; // seen by the scan already
+            }
+            let start = self.seen_end;
+            let records = decode_batch(batch).map_err(BrokerError::CorruptBatch)?;
+            // The first batch of a scan may begin below its start, where originals may be
+            // delivered already and their copies not scanned.
+            for record in records.iter().filter(|r| r.offset >= start) {
+                self.take_in(record);
+            }
+            self.seen_end = self.seen_end.max(batch.next_offset());
+        }
+        Ok(())
+    }
+
+    fn take_in(&mut self, record: &Record) {
+        if let Some(original) = delayed_from(&record.headers) {
+            self.pending.remove(original);
+            return;
+        }
+        if !delay::is_delayed(&record.headers) {
+            return;
+        }
+        let due = match delay::due_time(record) {
+            Ok(Some(due)) => due,
+            Ok(None) => return,
+            Err(e) => {
+                // Stored before the topic accepted delays, so never checked: consumers do not
+                // see it, so it is delivered now rather than never.
+                tracing::warn!(topic = %self.topic(), partition = self.partition.partition, offset = record.offset, error = %e,
+                    "a stored delayed record has a bad delay header; delivering it now");
+                record.timestamp
+            }
+        };
+        self.pending.insert(record.offset, due, record);
+    }
+
+    /// Reads back the bodies of records due within the lookahead that are not held.
+    async fn read_ahead(&mut self, now: i64) -> Result<()> {
+        let soon: Vec<i64> = self
+            .pending
+            .due_by(now + LOOKAHEAD_MS, usize::MAX)
+            .into_iter()
+            .map(|(_, offset)| offset)
+            .filter(|o| !self.pending.has_body(*o))
+            .take(MAX_READS_PER_PASS)
+            .collect();
+        self.read_back(&soon, false).await
+    }
+
+    /// Reads the batches holding `offsets` and keeps the pending bodies in them.
+    async fn read_back(&mut self, offsets: &[i64], needed: bool) -> Result<()> {
+        let mut offsets = offsets.to_vec();
+        offsets.sort_unstable();
+        let mut covered = i64::MIN;
+        for offset in offsets {
+            if offset < covered || self.pending.has_body(offset) {
+                continue;
+            }
+            let read = self
+                .reader
+                .read(self.topic(), self.partition.partition, offset, 1)
+                .await?;
+            for batch in &read.batches {
+                covered = covered.max(batch.next_offset());
+                for record in decode_batch(batch).map_err(BrokerError::CorruptBatch)? {
+                    self.pending
+                        .load(&record, needed || record.offset == offset);
+                }
+            }
+            if read.batches.is_empty() {
+                // Gone from the log (retention): nothing to deliver any more.
+                tracing::warn!(topic = %self.topic(), partition = self.partition.partition, offset,
+                    "a pending delayed record is no longer in the log; it cannot be delivered");
+                self.pending.remove(offset);
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends the copies of `due` records (earliest first) as one batch, durably, and drops
+    /// them from the pending set once committed.
+    async fn deliver(&mut self, due: &[(i64, i64)]) -> Result<()> {
+        let missing: Vec<i64> = due
+            .iter()
+            .map(|(_, o)| *o)
+            .filter(|o| !self.pending.has_body(*o))
+            .collect();
+        self.read_back(&missing, true).await?;
+        let mut copies = Vec::with_capacity(due.len());
+        let mut taken = Vec::with_capacity(due.len());
+        let mut bytes = 0;
+        for &(due_ms, offset) in due {
+            let Some(body) = self.pending.take_body(offset) else {
+                continue; // removed by the read back: no longer in the log
+            };
+            let copy = delay::delivered_copy(body.clone().into_record(offset), offset, due_ms);
+            bytes += copy.value.as_ref().map_or(0, |v| v.len())
+                + copy.key.as_ref().map_or(0, |k| k.len())
+                + 64;
+            copies.push(copy);
+            taken.push((offset, body));
+            if bytes >= MAX_COPY_BATCH_BYTES {
+                break;
+            }
+        }
+        if copies.is_empty() {
+            return Ok(());
+        }
+        let batch = encode_batch(
+            &copies,
+            &BatchOptions {
+                compression: Compression::None,
+                ..BatchOptions::default()
+            },
+        )
+        .map_err(BrokerError::CorruptBatch)?;
+        match self.partition.append(batch, Ack::Durable).await {
+            Ok(_) => {
+                for (offset, _) in &taken {
+                    self.pending.remove(*offset);
+                }
+                Ok(())
+            }
+            Err(BrokerError::Throttled(_)) => {
+                for (offset, body) in taken {
+                    self.pending.restore_body(offset, body);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}

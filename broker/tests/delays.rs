@@ -1,0 +1,163 @@
+//! The delayed-message scheduler of one broker on a test clock: copies appear only once the
+//! clock reaches their time, each once, and a new incarnation of the partition delivers what
+//! is left without delivering anything again. The broker holds no bodies (a budget of 0), so
+//! every copy is built from the log read back.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use strata_broker::{Ack, Broker, BrokerConfig};
+use strata_catalog::Admin;
+use strata_catalog::admin::NewTopic;
+use strata_clock::ManualClock;
+use strata_format::delay::{DELAY_MS_HEADER, DELIVER_AT_HEADER, delayed_from, is_delayed};
+use strata_format::{BatchOptions, Record, decode_batch, encode_batch};
+use strata_log::LogReader;
+use strata_meta::schema::{self, BrokerInfo, Keyspace};
+use strata_meta::{EmbeddedOptions, EmbeddedStore, MetaStore};
+use strata_storage::{NodePool, PoolConfig};
+use tokio_util::sync::CancellationToken;
+
+const T0: i64 = 1_800_000_000_000;
+const TOPIC: &str = "timers";
+
+fn record(value: &str, header: Option<(&str, i64)>) -> Bytes {
+    let record = Record {
+        timestamp: T0,
+        value: Some(Bytes::from(value.to_owned())),
+        headers: header
+            .map(|(h, v)| vec![(h.to_owned(), Some(Bytes::from(v.to_string())))])
+            .unwrap_or_default(),
+        ..Record::default()
+    };
+    encode_batch(&[record], &BatchOptions::default())
+        .unwrap()
+        .to_bytes()
+}
+
+async fn wait_for_hw(broker: &Broker, want: i64) {
+    for _ in 0..200 {
+        if broker.partition(TOPIC, 0).unwrap().high_watermark() >= want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the high watermark never reached {want}");
+}
+
+/// The records of the log, read from storage.
+async fn log(reader: &LogReader) -> Vec<Record> {
+    let read = reader.read(TOPIC, 0, 0, 1 << 20).await.unwrap();
+    read.batches
+        .iter()
+        .flat_map(|b| decode_batch(b).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_appear_at_their_time_once_across_incarnations() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta: Arc<dyn MetaStore> = Arc::new(
+        EmbeddedStore::open(dir.path().join("meta"), EmbeddedOptions::default())
+            .await
+            .unwrap(),
+    );
+    let keys = Keyspace::new("delays").unwrap();
+    let spec = format!("n1=file://{}", dir.path().join("data").display())
+        .parse()
+        .unwrap();
+    let pool = Arc::new(NodePool::open(&PoolConfig::new(vec![spec], 1)).unwrap());
+    let info = BrokerInfo {
+        id: "b1".into(),
+        addr: "b1:7071".into(),
+        started_ms: 0,
+        zone: String::new(),
+    };
+    meta.put(&keys.broker("b1"), schema::encode(&info), None)
+        .await
+        .unwrap();
+    Admin::new(meta.clone(), keys.clone())
+        .create_topic(NewTopic {
+            name: TOPIC.into(),
+            partitions: 1,
+            max_delay_ms: Some(60_000),
+            ..NewTopic::default()
+        })
+        .await
+        .unwrap();
+    let clock = Arc::new(ManualClock::at_unix_millis(T0));
+    let config = BrokerConfig {
+        delay_memory_bytes: 0,
+        clock: clock.clone(),
+        ..BrokerConfig::new("b1")
+    };
+    let broker = Broker::new(config, meta.clone(), keys.clone(), pool.clone());
+    broker.open_partition(TOPIC, 0).await.unwrap();
+    let cancel = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn({
+        let (b, c) = (broker.clone(), cancel.clone());
+        async move { b.run_flusher(c).await }
+    });
+    tasks.spawn({
+        let (b, c) = (broker.clone(), cancel.clone());
+        async move { b.delays().run(c).await }
+    });
+
+    for (value, header) in [
+        ("in-5s", Some((DELAY_MS_HEADER, 5_000))),
+        ("in-10s", Some((DELAY_MS_HEADER, 10_000))),
+        ("now", None),
+        ("at-5s", Some((DELIVER_AT_HEADER, T0 + 5_000))),
+    ] {
+        broker
+            .produce(TOPIC, 0, record(value, header), Ack::Durable)
+            .await
+            .unwrap();
+    }
+    // Time stands still: nothing is due, so nothing is appended.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(broker.partition(TOPIC, 0).unwrap().high_watermark(), 4);
+
+    clock.advance(Duration::from_millis(5_000));
+    wait_for_hw(&broker, 6).await;
+    let reader = LogReader::new(meta.clone(), keys.clone(), pool.clone());
+    let records = log(&reader).await;
+    let copies: Vec<(i64, String, i64)> = records[4..]
+        .iter()
+        .map(|r| {
+            assert!(!is_delayed(&r.headers));
+            let value = String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap();
+            (delayed_from(&r.headers).unwrap(), value, r.timestamp)
+        })
+        .collect();
+    assert_eq!(
+        copies,
+        [
+            (0, "in-5s".to_owned(), T0 + 5_000),
+            (3, "at-5s".to_owned(), T0 + 5_000)
+        ]
+    );
+
+    // A new incarnation (the broker lost and regained the partition) scans the log again:
+    // what was delivered stays delivered, and what is pending is still delivered on time.
+    broker.release(TOPIC, 0);
+    broker.open_partition(TOPIC, 0).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(broker.partition(TOPIC, 0).unwrap().high_watermark(), 6);
+    clock.advance(Duration::from_millis(5_000));
+    wait_for_hw(&broker, 7).await;
+    let records = log(&reader).await;
+    assert_eq!(delayed_from(&records[6].headers), Some(1));
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        broker.partition(TOPIC, 0).unwrap().high_watermark(),
+        7,
+        "nothing is delivered twice"
+    );
+    cancel.cancel();
+    while tasks.join_next().await.is_some() {}
+}
