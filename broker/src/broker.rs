@@ -105,7 +105,12 @@ impl Broker {
             delays: DelayWorker::new(
                 log.clone(),
                 partitions.clone(),
-                Budget::new(config.delay_memory_bytes),
+                Budget::shown_in(
+                    config.delay_memory_bytes,
+                    metrics.delays.body_bytes.clone(),
+                    metrics.delays.pending.clone(),
+                ),
+                metrics.clone(),
                 config.clock,
             ),
             log,

@@ -20,6 +20,7 @@ use strata_meta::schema::{self, TopicConfig};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::BrokerMetrics;
 use crate::partition::{Partition, PartitionState};
 use crate::table::{LogAccess, PartitionTable};
 pub(crate) use pending::Budget;
@@ -47,12 +48,17 @@ impl DelayWorker {
         log: LogAccess,
         partitions: Arc<PartitionTable>,
         budget: Arc<Budget>,
+        metrics: Arc<BrokerMetrics>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             log,
             partitions,
-            config: SchedulerConfig { budget, clock },
+            config: SchedulerConfig {
+                budget,
+                metrics,
+                clock,
+            },
         }
     }
 

@@ -48,10 +48,71 @@ impl Default for FlushTimings {
     }
 }
 
+/// What the delayed-message schedulers do.
+#[derive(Debug)]
+pub struct DelayMetrics {
+    /// Delayed records stored and not yet delivered, over the broker's partitions.
+    pub pending: Gauge,
+    /// Copies appended.
+    pub delivered: Counter,
+    /// From a record's due time to its copy's commit, by the broker's clock.
+    pub lateness: Histogram,
+    /// Batches read back from storage for bodies not held in memory.
+    pub read_backs: Counter,
+    /// Bytes of pending bodies held in memory.
+    pub body_bytes: Gauge,
+}
+
+impl Default for DelayMetrics {
+    fn default() -> Self {
+        Self {
+            pending: Gauge::default(),
+            delivered: Counter::default(),
+            // 1 ms to about 65 s.
+            lateness: Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 17),
+            ),
+            read_backs: Counter::default(),
+            body_bytes: Gauge::default(),
+        }
+    }
+}
+
+impl DelayMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "delay_pending_records",
+            "Delayed records stored and not yet delivered",
+            self.pending.clone(),
+        );
+        r.register(
+            "delay_delivered_records",
+            "Copies of delayed records appended when due",
+            self.delivered.clone(),
+        );
+        r.register(
+            "delay_lateness_seconds",
+            "From a delayed record's due time to the commit of its copy",
+            self.lateness.clone(),
+        );
+        r.register(
+            "delay_read_backs",
+            "Batches read back from storage for delayed records not held in memory",
+            self.read_backs.clone(),
+        );
+        r.register(
+            "delay_body_bytes",
+            "Bytes of pending delayed records held in memory (delay_memory_bytes bounds it)",
+            self.body_bytes.clone(),
+        );
+    }
+}
+
 /// Counters the write path updates.
 #[derive(Debug, Default)]
 pub struct BrokerMetrics {
     pub flush_timings: FlushTimings,
+    pub delays: DelayMetrics,
     pub produced_batches: Counter,
     pub produced_bytes: Counter,
     pub produce_errors: Family<CodeLabel, Counter>,
@@ -185,6 +246,7 @@ impl BrokerMetrics {
             "Objects deleted by garbage collection",
             self.deleted_objects.clone(),
         );
+        self.delays.register(&mut r);
         pool.register_metrics(&mut r);
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &r)

@@ -158,6 +158,18 @@ async fn copies_appear_at_their_time_once_across_incarnations() {
         7,
         "nothing is delivered twice"
     );
+    let metrics = broker.render_metrics();
+    for line in [
+        "strata_broker_delay_delivered_records_total 3",
+        "strata_broker_delay_pending_records 0",
+        "strata_broker_delay_body_bytes 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+    assert!(
+        metrics.contains("strata_broker_delay_read_backs_total"),
+        "with no memory for bodies, every copy was read back"
+    );
     cancel.cancel();
     while tasks.join_next().await.is_some() {}
 }

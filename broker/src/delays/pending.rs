@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use prometheus_client::metrics::gauge::Gauge;
+
 use bytes::Bytes;
 use strata_format::Record;
 
@@ -62,19 +64,44 @@ struct Entry {
     body: Option<Body>,
 }
 
-/// The bytes of bodies every scheduler of a broker may hold together.
+/// The bytes of bodies every scheduler of a broker may hold together, and the count of
+/// pending records, shown in the broker's metrics.
 #[derive(Debug)]
 pub(crate) struct Budget {
     limit: usize,
     used: AtomicUsize,
+    shown: Option<(Gauge, Gauge)>,
 }
 
 impl Budget {
+    #[cfg(test)]
     pub(crate) fn new(limit: usize) -> Arc<Self> {
         Arc::new(Self {
             limit,
             used: AtomicUsize::new(0),
+            shown: None,
         })
+    }
+
+    /// A budget whose bytes and pending records show in `bytes` and `pending`.
+    pub(crate) fn shown_in(limit: usize, bytes: Gauge, pending: Gauge) -> Arc<Self> {
+        Arc::new(Self {
+            limit,
+            used: AtomicUsize::new(0),
+            shown: Some((bytes, pending)),
+        })
+    }
+
+    fn add(&self, bytes: isize, records: i64) {
+        if bytes >= 0 {
+            self.used.fetch_add(bytes.unsigned_abs(), Ordering::Relaxed);
+        } else {
+            self.used.fetch_sub(bytes.unsigned_abs(), Ordering::Relaxed);
+        }
+        if let Some((shown_bytes, pending)) = &self.shown {
+            shown_bytes.inc_by(bytes as i64);
+            pending.inc_by(records);
+        }
     }
 
     pub(crate) fn used(&self) -> usize {
@@ -99,8 +126,7 @@ pub(crate) struct Pending {
 impl Drop for Pending {
     fn drop(&mut self) {
         self.budget
-            .used
-            .fetch_sub(self.body_bytes, Ordering::Relaxed);
+            .add(-(self.body_bytes as isize), -(self.by_offset.len() as i64));
     }
 }
 
@@ -116,12 +142,12 @@ impl Pending {
 
     fn hold(&mut self, bytes: usize) {
         self.body_bytes += bytes;
-        self.budget.used.fetch_add(bytes, Ordering::Relaxed);
+        self.budget.add(bytes as isize, 0);
     }
 
     fn release(&mut self, bytes: usize) {
         self.body_bytes -= bytes;
-        self.budget.used.fetch_sub(bytes, Ordering::Relaxed);
+        self.budget.add(-(bytes as isize), 0);
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -138,6 +164,7 @@ impl Pending {
         self.hold(body.as_ref().map_or(0, Body::size));
         self.by_offset.insert(offset, Entry { due, body });
         self.by_due.insert((due, offset));
+        self.budget.add(0, 1);
     }
 
     fn fits(&self, record: &Record) -> bool {
@@ -150,6 +177,7 @@ impl Pending {
     pub(crate) fn remove(&mut self, offset: i64) -> Option<i64> {
         let entry = self.by_offset.remove(&offset)?;
         self.by_due.remove(&(entry.due, offset));
+        self.budget.add(0, -1);
         self.release(entry.body.as_ref().map_or(0, Body::size));
         Some(entry.due)
     }

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::pending::{Budget, Pending};
 use crate::error::{BrokerError, Result};
+use crate::metrics::BrokerMetrics;
 use crate::partition::{Ack, Partition};
 use crate::table::LogAccess;
 
@@ -37,6 +38,7 @@ const SCAN_READ_BYTES: u64 = 4 << 20;
 pub(crate) struct SchedulerConfig {
     /// Bytes of pending records' bodies the broker's schedulers hold together.
     pub budget: Arc<Budget>,
+    pub metrics: Arc<BrokerMetrics>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -256,6 +258,7 @@ impl Scheduler {
                 .reader
                 .read(self.topic(), self.partition.partition, offset, 1)
                 .await?;
+            self.config.metrics.delays.read_backs.inc();
             for batch in &read.batches {
                 covered = covered.max(batch.next_offset());
                 for record in decode_batch(batch).map_err(BrokerError::CorruptBatch)? {
@@ -312,9 +315,15 @@ impl Scheduler {
         .map_err(BrokerError::CorruptBatch)?;
         match self.partition.append(batch, Ack::Durable).await {
             Ok(_) => {
+                let now = self.config.clock.unix_millis();
+                let delays = &self.config.metrics.delays;
                 for (offset, _) in &taken {
-                    self.pending.remove(*offset);
+                    if let Some(due) = self.pending.remove(*offset) {
+                        let late_ms = now.saturating_sub(due).max(0);
+                        delays.lateness.observe(late_ms as f64 / 1000.0);
+                    }
                 }
+                delays.delivered.inc_by(taken.len() as u64);
                 Ok(())
             }
             Err(BrokerError::Throttled(_)) => {
