@@ -69,9 +69,9 @@ impl Default for DelayMetrics {
             pending: Gauge::default(),
             delivered: Counter::default(),
             // 1 ms to about 65 s.
-            lateness: Histogram::new(
-                prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 17),
-            ),
+            lateness: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+                0.001, 2.0, 17,
+            )),
             read_backs: Counter::default(),
             body_bytes: Gauge::default(),
         }

@@ -51,6 +51,15 @@ pub struct OffsetView {
     pub member_id: Option<String>,
 }
 
+/// A member of a broadcast group, which reads every partition with positions of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BroadcastMemberView {
+    pub member: String,
+    /// When it last committed (milliseconds since the Unix epoch).
+    pub committed_ms: i64,
+    pub offsets: Vec<OffsetView>,
+}
+
 /// A whole group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GroupView {
@@ -62,14 +71,30 @@ pub struct GroupView {
     pub leader: String,
     pub members: Vec<MemberView>,
     pub offsets: Vec<OffsetView>,
+    /// Empty unless the group consumes in broadcast mode.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub broadcast_members: Vec<BroadcastMemberView>,
 }
 
+/// The state a broadcast group shows: it has no generations or rebalances.
+pub const BROADCAST: &str = "Broadcast";
+
 impl Admin {
-    /// Every group that has state (members now or at some point).
+    /// Every group that has state (members now or at some point), and every broadcast group.
     pub async fn list_groups(&self) -> Result<Vec<GroupSummary>> {
         let (kvs, _) = self.meta().range(&self.keys().groups()).await?;
         let mut groups = Vec::new();
         for kv in kvs {
+            if let Some(group) = self.keys().group_of_broadcasting(&kv.key) {
+                let members = self.broadcast_positions(group).await?.len() as u32;
+                groups.push(GroupSummary {
+                    group: group.to_owned(),
+                    state: BROADCAST.to_owned(),
+                    protocol_type: PROTOCOL_TYPE.to_owned(),
+                    members,
+                });
+                continue;
+            }
             let Some(group) = self.keys().group_of_state(&kv.key) else {
                 continue;
             };
@@ -100,7 +125,84 @@ impl Admin {
         Ok(all)
     }
 
-    /// Members with their assignment, and every assigned or committed partition with its lag.
+    /// Every position of a broadcast group's members, by member.
+    pub async fn broadcast_positions(
+        &self,
+        group: &str,
+    ) -> Result<BTreeMap<String, BTreeMap<(String, u32), CommittedOffset>>> {
+        schema::validate_name("group", group)?;
+        let prefix = self.keys().group_broadcast_offsets(group);
+        let (kvs, _) = self.meta().range(&prefix).await?;
+        let mut all: BTreeMap<String, BTreeMap<_, _>> = BTreeMap::new();
+        for kv in kvs {
+            if let Some((member, topic, p)) = self.keys().broadcast_offset_of(group, &kv.key) {
+                let offset = schema::decode::<CommittedOffset>(&kv.key, &kv.value)?;
+                all.entry(member).or_default().insert((topic, p), offset);
+            }
+        }
+        Ok(all)
+    }
+
+    /// Each broadcast member's positions with their lag.
+    async fn broadcast_members(&self, group: &str) -> Result<Vec<BroadcastMemberView>> {
+        let mut members = Vec::new();
+        for (member, positions) in self.broadcast_positions(group).await? {
+            let committed_ms = positions
+                .values()
+                .map(|c| c.committed_ms)
+                .max()
+                .unwrap_or(0);
+            let offsets = self
+                .lags(
+                    positions
+                        .into_iter()
+                        .map(|(tp, c)| (tp, c.offset))
+                        .collect(),
+                    &BTreeMap::new(),
+                )
+                .await;
+            members.push(BroadcastMemberView {
+                member,
+                committed_ms,
+                offsets,
+            });
+        }
+        Ok(members)
+    }
+
+    /// Each partition's committed offset with its high watermark and lag.
+    async fn lags(
+        &self,
+        partitions: BTreeMap<(String, u32), i64>,
+        owners: &BTreeMap<(String, u32), String>,
+    ) -> Vec<OffsetView> {
+        let watermarks = join_all(
+            partitions
+                .keys()
+                .map(|(topic, p)| self.high_watermark(topic, *p)),
+        )
+        .await;
+        partitions
+            .into_iter()
+            .zip(watermarks)
+            .map(|(((topic, partition), committed), hwm)| {
+                let high_watermark = hwm.unwrap_or(-1);
+                // Nothing committed yet: the whole log is still to be read.
+                let lag = (high_watermark - committed.max(0)).max(0);
+                OffsetView {
+                    member_id: owners.get(&(topic.clone(), partition)).cloned(),
+                    topic,
+                    partition,
+                    committed,
+                    high_watermark,
+                    lag,
+                }
+            })
+            .collect()
+    }
+
+    /// Members with their assignment, and every assigned or committed partition with its lag;
+    /// for a broadcast group, each member's positions.
     pub async fn describe_group(&self, group: &str) -> Result<GroupView> {
         schema::validate_name("group", group)?;
         let key = self.keys().group_state(group);
@@ -109,6 +211,24 @@ impl Admin {
             None => None,
         };
         let committed = self.committed_offsets(group).await?;
+        let broadcasting = self
+            .meta()
+            .get(&self.keys().group_broadcasting(group))
+            .await?
+            .is_some();
+        if broadcasting {
+            return Ok(GroupView {
+                group: group.to_owned(),
+                state: BROADCAST.to_owned(),
+                generation: -1,
+                protocol_type: PROTOCOL_TYPE.to_owned(),
+                protocol: String::new(),
+                leader: String::new(),
+                members: Vec::new(),
+                offsets: Vec::new(),
+                broadcast_members: self.broadcast_members(group).await?,
+            });
+        }
         let Some(state) = state.or_else(|| (!committed.is_empty()).then(GroupState::default))
         else {
             return Err(CatalogError::UnknownGroup(group.to_owned()));
@@ -148,29 +268,7 @@ impl Admin {
         for (tp, c) in committed {
             partitions.insert(tp, c.offset);
         }
-        let watermarks = join_all(
-            partitions
-                .keys()
-                .map(|(topic, p)| self.high_watermark(topic, *p)),
-        )
-        .await;
-        let offsets = partitions
-            .into_iter()
-            .zip(watermarks)
-            .map(|(((topic, partition), committed), hwm)| {
-                let high_watermark = hwm.unwrap_or(-1);
-                // Nothing committed yet: the whole log is still to be read.
-                let lag = (high_watermark - committed.max(0)).max(0);
-                OffsetView {
-                    member_id: owners.get(&(topic.clone(), partition)).cloned(),
-                    topic,
-                    partition,
-                    committed,
-                    high_watermark,
-                    lag,
-                }
-            })
-            .collect();
+        let offsets = self.lags(partitions, &owners).await;
         Ok(GroupView {
             group: group.to_owned(),
             state: state.phase.as_str().to_owned(),
@@ -180,6 +278,7 @@ impl Admin {
             leader: state.leader,
             members,
             offsets,
+            broadcast_members: Vec::new(),
         })
     }
 }

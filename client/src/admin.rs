@@ -144,6 +144,19 @@ pub struct GroupDescription {
     pub members: Vec<GroupMember>,
     /// Every assigned or committed partition with its lag.
     pub offsets: Vec<PartitionLag>,
+    /// A broadcast group's members (state `Broadcast`), each with its own positions.
+    pub broadcast_members: Vec<BroadcastMember>,
+}
+
+/// A member of a broadcast group: it reads every partition, with positions of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BroadcastMember {
+    /// The name it consumes under (`ConsumerBuilder::broadcast`).
+    pub member: String,
+    /// When it last committed, milliseconds since the Unix epoch.
+    pub committed_ms: i64,
+    /// Its position and lag in every partition it committed.
+    pub offsets: Vec<PartitionLag>,
 }
 
 /// Settings of a new topic; `None` keeps the server's default.
@@ -493,17 +506,26 @@ impl Admin {
                         .collect(),
                 })
                 .collect(),
-            offsets: d
-                .offsets
+            offsets: d.offsets.into_iter().map(partition_lag).collect(),
+            broadcast_members: d
+                .broadcast_members
                 .into_iter()
-                .map(|o| PartitionLag {
-                    partition: TopicPartition::new(o.topic, o.partition),
-                    committed: o.committed,
-                    high_watermark: o.high_watermark,
-                    lag: o.lag,
-                    member_id: (!o.member_id.is_empty()).then_some(o.member_id),
+                .map(|m| BroadcastMember {
+                    member: m.member,
+                    committed_ms: m.committed_ms,
+                    offsets: m.offsets.into_iter().map(partition_lag).collect(),
                 })
                 .collect(),
         })
+    }
+}
+
+fn partition_lag(o: v1::PartitionLag) -> PartitionLag {
+    PartitionLag {
+        partition: TopicPartition::new(o.topic, o.partition),
+        committed: o.committed,
+        high_watermark: o.high_watermark,
+        lag: o.lag,
+        member_id: (!o.member_id.is_empty()).then_some(o.member_id),
     }
 }

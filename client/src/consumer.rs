@@ -128,6 +128,11 @@ pub struct ConsumerConfig {
     /// With `lane`: also receive the main lane's records (a tester's service that handles
     /// production traffic it has no test version of).
     pub lane_with_main: bool,
+    /// Consume in broadcast mode as this member of `group`: every partition of the subscribed
+    /// topics, with positions of this member's own, kept under its name so they survive its
+    /// restarts (RocketMQ's `BROADCASTING`). `None`: clustering, the partitions shared out
+    /// among the group's members.
+    pub broadcast: Option<String>,
 }
 
 impl Default for ConsumerConfig {
@@ -151,6 +156,7 @@ impl Default for ConsumerConfig {
             filter: String::new(),
             lane: String::new(),
             lane_with_main: false,
+            broadcast: None,
         }
     }
 }
@@ -174,6 +180,15 @@ impl ConsumerConfig {
         }
         if self.group.as_deref() == Some("") {
             return bad("group is empty; use None for a consumer without a group");
+        }
+        if let Some(member) = &self.broadcast {
+            if self.group.is_none() {
+                return bad(
+                    "broadcast needs a group: its members' positions are kept under the group",
+                );
+            }
+            strata_format::tags::check_word("broadcast member", member, 249)
+                .map_err(Error::InvalidConfig)?;
         }
         self.selector()?;
         Ok(())
@@ -379,6 +394,19 @@ impl ConsumerBuilder {
         self.config.lane_with_main = with_main;
         self
     }
+    /// Consumes in broadcast mode as `member` of the group: `subscribe` reads every partition
+    /// of its topics, whatever other members do, and commits positions of this member's own,
+    /// which its next run under the same name starts from.
+    ///
+    /// ```
+    /// let builder = strata_client::Consumer::builder("127.0.0.1:7070")
+    ///     .group("cache-invalidation")
+    ///     .broadcast("node-1");
+    /// ```
+    pub fn broadcast(mut self, member: impl Into<String>) -> Self {
+        self.config.broadcast = Some(member.into());
+        self
+    }
     /// Replaces every setting.
     ///
     /// ```
@@ -433,6 +461,8 @@ enum Mode {
     Assigned,
     /// Topics subscribed through the group.
     Subscribed(Vec<String>),
+    /// Every partition of these topics, as a member of a broadcast group.
+    Broadcast(Vec<String>),
 }
 
 /// Reads records from Strata, Kafka-style: `assign` partitions or `subscribe` to topics with
@@ -468,6 +498,8 @@ pub struct Consumer {
     membership: Option<Membership>,
     last_commit: Instant,
     async_commits: JoinSet<()>,
+    /// When a broadcast member last looked for new partitions.
+    partitions_checked: Option<Instant>,
 }
 
 impl Consumer {
@@ -514,7 +546,10 @@ impl Consumer {
                 selector,
             },
         );
-        let membership = config.group.clone().map(Membership::new);
+        let membership = config
+            .group
+            .clone()
+            .map(|group| Membership::new(group, config.broadcast.clone()));
         Ok(Self {
             connection,
             config,
@@ -525,6 +560,7 @@ impl Consumer {
             membership,
             last_commit: Instant::now(),
             async_commits: JoinSet::new(),
+            partitions_checked: None,
         })
     }
 
@@ -539,7 +575,7 @@ impl Consumer {
     /// # Ok(()) }
     /// ```
     pub async fn assign(&mut self, partitions: Vec<TopicPartition>) -> Result<()> {
-        if let Mode::Subscribed(_) = self.mode {
+        if let Mode::Subscribed(_) | Mode::Broadcast(_) = self.mode {
             self.unsubscribe().await?;
         }
         self.revoke_all();
@@ -571,6 +607,14 @@ impl Consumer {
             ));
         }
         let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
+        if self.config.broadcast.is_some() {
+            if self.mode != Mode::Broadcast(topics.clone()) {
+                self.revoke_all();
+                self.mode = Mode::Broadcast(topics);
+                self.partitions_checked = None;
+            }
+            return Ok(());
+        }
         if self.mode != Mode::Subscribed(topics.clone()) {
             self.revoke_all();
             self.mode = Mode::Subscribed(topics);
@@ -702,6 +746,7 @@ impl Consumer {
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
         let deadline = Instant::now() + timeout;
         self.maybe_join().await?;
+        self.add_broadcast_partitions().await?;
         // Without a group there is nowhere to commit to; `assign` alone tracks positions
         // in memory only.
         if self.config.enable_auto_commit
@@ -790,6 +835,38 @@ impl Consumer {
         Ok(())
     }
 
+    /// A broadcast member reads every partition: the topics' partitions are looked up at the
+    /// first poll, and again every `metadata_max_age` for partitions added since.
+    async fn add_broadcast_partitions(&mut self) -> Result<()> {
+        let Mode::Broadcast(topics) = &self.mode else {
+            return Ok(());
+        };
+        if self
+            .partitions_checked
+            .is_some_and(|at| at.elapsed() < self.config.metadata_max_age)
+        {
+            return Ok(());
+        }
+        let counts = group::partition_counts(&self.connection, topics.clone()).await?;
+        if let Some(missing) = topics.iter().find(|t| !counts.contains_key(*t)) {
+            return Err(Error::Server {
+                code: strata_proto::ErrorCode::UnknownTopic,
+                message: format!(
+                    "topic `{missing}` does not exist; a broadcast member reads existing topics"
+                ),
+            });
+        }
+        self.partitions_checked = Some(Instant::now());
+        for (topic, count) in counts {
+            for partition in 0..count {
+                self.positions
+                    .entry(TopicPartition::new(topic.clone(), partition))
+                    .or_insert(None);
+            }
+        }
+        Ok(())
+    }
+
     /// Joins the group when subscribed and a (re)join is due.
     async fn maybe_join(&mut self) -> Result<()> {
         let Mode::Subscribed(topics) = self.mode.clone() else {
@@ -867,6 +944,7 @@ impl Consumer {
             .offset_fetch(v1::OffsetFetchRequest {
                 group: group.clone(),
                 partitions: partitions.iter().cloned().map(Into::into).collect(),
+                broadcast_member: self.config.broadcast.clone().unwrap_or_default(),
             })
             .await
             .map_err(|s| self.connection.call_error(s))?

@@ -46,7 +46,8 @@ mod tls;
 mod types;
 
 pub use admin::{
-    Admin, GroupDescription, GroupListing, GroupMember, PartitionInfo, PartitionLag, TopicInfo,
+    Admin, BroadcastMember, GroupDescription, GroupListing, GroupMember, PartitionInfo,
+    PartitionLag, TopicInfo,
 };
 pub use connection::{Connection, GrpcClient};
 pub use consumer::{Assignor, Consumer, ConsumerBuilder, ConsumerConfig, ConsumerRecord};

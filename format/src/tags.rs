@@ -48,7 +48,7 @@ pub fn check_tag(tag: &str) -> std::result::Result<(), String> {
 
 /// Checks a name that travels in a header beside others (a tag, a lane): 1 to `max` bytes of
 /// letters, digits, `.`, `_` and `-`, so separators and operators can never be part of one.
-pub(crate) fn check_word(kind: &str, word: &str, max: usize) -> std::result::Result<(), String> {
+pub fn check_word(kind: &str, word: &str, max: usize) -> std::result::Result<(), String> {
     if word.is_empty() {
         return Err(format!("a {kind} is empty"));
     }

@@ -230,6 +230,43 @@ impl Keyspace {
     pub fn group_offset(&self, group: &str, topic: &str, partition: u32) -> String {
         format!("{}{topic}/{partition}", self.group_offsets(group))
     }
+    /// Present when the group consumes in broadcast mode (`groups/{g}/broadcasting`): every
+    /// member reads every partition, with positions of its own. Such a group takes no
+    /// clustering members.
+    pub fn group_broadcasting(&self, group: &str) -> String {
+        format!("{}broadcasting", self.group(group))
+    }
+    /// The group name of a `groups/{g}/broadcasting` key.
+    pub fn group_of_broadcasting<'k>(&self, key: &'k str) -> Option<&'k str> {
+        key.strip_prefix(self.root.as_str())?
+            .strip_prefix("/groups/")?
+            .strip_suffix("/broadcasting")
+    }
+    /// Prefix of the positions of a broadcast group's members.
+    pub fn group_broadcast_offsets(&self, group: &str) -> String {
+        format!("{}broadcast/", self.group(group))
+    }
+    /// A broadcast member's committed offset (`groups/{g}/broadcast/{member}/{topic}/{p}` →
+    /// [`CommittedOffset`]).
+    pub fn group_broadcast_offset(
+        &self,
+        group: &str,
+        member: &str,
+        topic: &str,
+        partition: u32,
+    ) -> String {
+        format!(
+            "{}{member}/{topic}/{partition}",
+            self.group_broadcast_offsets(group)
+        )
+    }
+    /// The member, topic and partition of a broadcast member's offset key.
+    pub fn broadcast_offset_of(&self, group: &str, key: &str) -> Option<(String, String, u32)> {
+        let rest = key.strip_prefix(&self.group_broadcast_offsets(group))?;
+        let (member, tp) = rest.split_once('/')?;
+        let (topic, partition) = tp.rsplit_once('/')?;
+        Some((member.to_owned(), topic.to_owned(), partition.parse().ok()?))
+    }
     /// Prefix of the live proxies (`proxies/{id}` → [`ProxyInfo`], on the proxy's lease).
     pub fn proxies(&self) -> String {
         format!("{}/proxies/", self.root)

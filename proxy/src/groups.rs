@@ -116,8 +116,12 @@ impl GroupCoordinator {
         extra: Vec<TxnOp>,
     ) -> Result<bool> {
         let key = self.keys.group_state(group);
+        // A broadcast group takes no clustering members, even one racing its first commit.
         let txn = Txn::new()
-            .when([Compare::mod_revision(&key, CompareOp::Equal, revision)])
+            .when([
+                Compare::mod_revision(&key, CompareOp::Equal, revision),
+                Compare::absent(self.keys.group_broadcasting(group)),
+            ])
             .and_then(std::iter::once(TxnOp::put(&key, schema::encode(state))).chain(extra));
         Ok(self.meta.txn(txn).await?.succeeded)
     }

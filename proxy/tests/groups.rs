@@ -360,6 +360,7 @@ fn offset(p: u32, offset: i64) -> v1::PartitionOffset {
 
 fn commit(m: &Member, offsets: Vec<v1::PartitionOffset>) -> v1::OffsetCommitRequest {
     v1::OffsetCommitRequest {
+        broadcast_member: String::new(),
         group: "g2".into(),
         generation: m.generation,
         member_id: m.id.clone(),
@@ -433,6 +434,7 @@ async fn offsets_survive_a_new_coordinator_and_show_lag(env: &Env) {
     let c = &env.coordinator;
     // Outside group management (generation -1), as a consumer that assigns itself.
     let simple = v1::OffsetCommitRequest {
+        broadcast_member: String::new(),
         group: "g3".into(),
         generation: -1,
         member_id: String::new(),
@@ -445,6 +447,7 @@ async fn offsets_survive_a_new_coordinator_and_show_lag(env: &Env) {
     let other = coordinator(env.meta.clone(), "other-proxy").await;
     let fetched = other
         .fetch_offsets(&v1::OffsetFetchRequest {
+            broadcast_member: String::new(),
             group: "g3".into(),
             partitions: vec![
                 v1::TopicPartition {
@@ -465,6 +468,7 @@ async fn offsets_survive_a_new_coordinator_and_show_lag(env: &Env) {
     );
     let all = other
         .fetch_offsets(&v1::OffsetFetchRequest {
+            broadcast_member: String::new(),
             group: "g3".into(),
             partitions: vec![],
         })
@@ -549,6 +553,7 @@ async fn bad_requests_get_typed_errors(env: &Env) {
         );
     }
     let simple = |offsets| v1::OffsetCommitRequest {
+        broadcast_member: String::new(),
         group: "g5".into(),
         generation: -1,
         member_id: String::new(),
@@ -605,6 +610,7 @@ async fn deleting_refuses_live_members_and_removes_everything_else(env: &Env) {
 
     // Offsets only (simple commits, no member ever): deleted.
     let simple = v1::OffsetCommitRequest {
+        broadcast_member: String::new(),
         group: "g6".into(),
         generation: -1,
         member_id: String::new(),
@@ -619,6 +625,7 @@ async fn deleting_refuses_live_members_and_removes_everything_else(env: &Env) {
     let (views, stops) = spawn_members(env, "g7", 1);
     let members = settled(env, "g7", &views, Duration::from_secs(30)).await;
     c.commit(&v1::OffsetCommitRequest {
+        broadcast_member: String::new(),
         group: "g7".into(),
         generation: members[0].generation,
         member_id: members[0].id.clone(),
@@ -634,6 +641,7 @@ async fn deleting_refuses_live_members_and_removes_everything_else(env: &Env) {
     assert!(e.to_string().contains("stop its consumers"), "{e}");
     let committed = c
         .fetch_offsets(&v1::OffsetFetchRequest {
+            broadcast_member: String::new(),
             group: "g7".into(),
             partitions: vec![],
         })
@@ -669,6 +677,7 @@ async fn simple_commits_wait_for_the_members_sessions_to_end(env: &Env) {
     let (views, stops) = spawn_members(env, "g8", 1);
     settled(env, "g8", &views, Duration::from_secs(30)).await;
     let simple = v1::OffsetCommitRequest {
+        broadcast_member: String::new(),
         group: "g8".into(),
         generation: -1,
         member_id: String::new(),

@@ -328,6 +328,7 @@ async fn bad_input_gets_typed_errors_and_the_proxy_keeps_serving() {
     assert_eq!(answer.error.unwrap().code, "INVALID_ARGUMENT");
     let answer = grpc
         .offset_commit(v1::OffsetCommitRequest {
+            broadcast_member: String::new(),
             group: "g".into(),
             generation: -1,
             member_id: String::new(),

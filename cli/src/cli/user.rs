@@ -368,6 +368,12 @@ pub struct ConsumeArgs {
     #[arg(long, requires = "lane")]
     pub with_main: bool,
 
+    /// With --group: consume in broadcast mode as this member, reading every partition with
+    /// positions of its own, which its next run under the same name starts from (RocketMQ's
+    /// BROADCASTING). Every member of the group gets every message.
+    #[arg(long, value_name = "MEMBER", requires = "group")]
+    pub broadcast: Option<String>,
+
     /// Stop after this many messages.
     #[arg(long)]
     pub max_messages: Option<u64>,

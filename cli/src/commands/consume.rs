@@ -26,6 +26,7 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         filter: args.filter.clone().unwrap_or_default(),
         lane: args.lane.clone().unwrap_or_default(),
         lane_with_main: args.with_main,
+        broadcast: args.broadcast.clone(),
         ..ConsumerConfig::default()
     };
     let mut consumer = Consumer::new(connection.clone(), config)?;

@@ -3,7 +3,7 @@ mod reset;
 use std::collections::BTreeMap;
 
 use serde_json::json;
-use strata_client::{Admin, GroupDescription};
+use strata_client::{Admin, GroupDescription, PartitionLag};
 
 use super::print_json;
 use crate::cli::{Format, GroupCommand};
@@ -42,6 +42,10 @@ pub async fn run(command: GroupCommand) -> anyhow::Result<()> {
             let g = admin.describe_group(&group).await?;
             if format.format == Format::Json {
                 return print_json(&group_json(&g));
+            }
+            if !g.broadcast_members.is_empty() {
+                print_broadcast(&g);
+                return Ok(());
             }
             println!(
                 "group {}: {}, generation {}, protocol {} ({}), {} members",
@@ -148,19 +152,26 @@ fn group_json(g: &GroupDescription) -> serde_json::Value {
             })
         })
         .collect();
-    let offsets: Vec<_> = g
-        .offsets
-        .iter()
-        .map(|o| {
-            json!({
-                "topic": o.partition.topic,
-                "partition": o.partition.partition,
-                "committed": o.committed,
-                "high_watermark": o.high_watermark,
-                "lag": o.lag,
-                "member_id": o.member_id,
+    let lags = |offsets: &[PartitionLag]| -> Vec<serde_json::Value> {
+        offsets
+            .iter()
+            .map(|o| {
+                json!({
+                    "topic": o.partition.topic,
+                    "partition": o.partition.partition,
+                    "committed": o.committed,
+                    "high_watermark": o.high_watermark,
+                    "lag": o.lag,
+                    "member_id": o.member_id,
+                })
             })
-        })
+            .collect()
+    };
+    let offsets = lags(&g.offsets);
+    let broadcast: Vec<_> = g
+        .broadcast_members
+        .iter()
+        .map(|m| json!({ "member": m.member, "committed_ms": m.committed_ms, "offsets": lags(&m.offsets) }))
         .collect();
     json!({
         "group": g.group,
@@ -171,6 +182,7 @@ fn group_json(g: &GroupDescription) -> serde_json::Value {
         "leader": g.leader,
         "members": members,
         "offsets": offsets,
+        "broadcast_members": broadcast,
     })
 }
 
@@ -180,5 +192,34 @@ fn lane_name(lane: &str) -> &str {
         strata_format::lanes::MAIN_LANE
     } else {
         lane
+    }
+}
+
+/// A broadcast group: each member with its own positions and lag.
+fn print_broadcast(g: &GroupDescription) {
+    println!(
+        "group {}: {}, {} members, each reading every partition",
+        g.group,
+        g.state,
+        g.broadcast_members.len()
+    );
+    println!(
+        "{:<24} {:<24} {:>9} {:>12} {:>14} {:>10}",
+        "member", "topic", "partition", "committed", "high watermark", "lag"
+    );
+    for m in &g.broadcast_members {
+        for o in &m.offsets {
+            println!(
+                "{:<24} {:<24} {:>9} {:>12} {:>14} {:>10}",
+                m.member,
+                o.partition.topic,
+                o.partition.partition,
+                o.committed,
+                o.high_watermark,
+                o.lag
+            );
+        }
+        let lag: i64 = m.offsets.iter().map(|o| o.lag).sum();
+        println!("member {} lag {lag}", m.member);
     }
 }

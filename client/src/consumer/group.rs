@@ -46,6 +46,8 @@ impl Signals {
 #[derive(Debug)]
 pub(super) struct Membership {
     pub group: String,
+    /// Set for a member of a broadcast group: the name its positions are kept under.
+    pub broadcast: Option<String>,
     pub member_id: String,
     /// -1 until the first join completes.
     pub generation: i32,
@@ -54,9 +56,10 @@ pub(super) struct Membership {
 }
 
 impl Membership {
-    pub fn new(group: String) -> Self {
+    pub fn new(group: String, broadcast: Option<String>) -> Self {
         Self {
             group,
+            broadcast,
             member_id: String::new(),
             generation: -1,
             signals: Arc::default(),
@@ -249,7 +252,10 @@ impl Membership {
         &self,
         offsets: &BTreeMap<TopicPartition, i64>,
     ) -> v1::OffsetCommitRequest {
-        offset_commit_request(&self.group, self.generation, &self.member_id, offsets)
+        let mut request =
+            offset_commit_request(&self.group, self.generation, &self.member_id, offsets);
+        request.broadcast_member = self.broadcast.clone().unwrap_or_default();
+        request
     }
 
     /// Leaves the group so the others rebalance at once instead of after our session times out.
@@ -332,6 +338,7 @@ pub(crate) fn offset_commit_request(
     offsets: &BTreeMap<TopicPartition, i64>,
 ) -> v1::OffsetCommitRequest {
     v1::OffsetCommitRequest {
+        broadcast_member: String::new(),
         group: group.to_owned(),
         generation,
         member_id: member_id.to_owned(),

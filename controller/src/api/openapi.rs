@@ -412,10 +412,17 @@ fn schemas() -> Value {
         ] }
     });
     // A second object: one json! this size exceeds the macro recursion limit.
+    let lag = json!({ "type": "object", "properties": {
+        "topic": { "type": "string" }, "partition": { "type": "integer" },
+        "committed": { "type": "integer", "format": "int64", "description": "-1: nothing committed" },
+        "high_watermark": { "type": "integer", "format": "int64" },
+        "lag": { "type": "integer", "format": "int64" },
+        "member_id": { "type": "string", "nullable": true }
+    } });
     let groups = json!({
         "GroupSummary": { "type": "object", "properties": {
             "group": { "type": "string" },
-            "state": { "type": "string", "enum": ["Empty", "PreparingRebalance", "CompletingRebalance", "Stable"] },
+            "state": { "type": "string", "enum": ["Empty", "PreparingRebalance", "CompletingRebalance", "Stable", "Broadcast"] },
             "protocol_type": { "type": "string" }, "members": { "type": "integer" }
         } },
         "GroupList": { "type": "array", "items": schema_ref("GroupSummary") },
@@ -430,12 +437,12 @@ fn schemas() -> Value {
                 "assignment": { "type": "array", "items": { "type": "object", "properties": {
                     "topic": { "type": "string" }, "partition": { "type": "integer" } } } }
             } } },
-            "offsets": { "type": "array", "items": { "type": "object", "properties": {
-                "topic": { "type": "string" }, "partition": { "type": "integer" },
-                "committed": { "type": "integer", "format": "int64", "description": "-1: nothing committed" },
-                "high_watermark": { "type": "integer", "format": "int64" },
-                "lag": { "type": "integer", "format": "int64" },
-                "member_id": { "type": "string", "nullable": true }
+            "offsets": { "type": "array", "items": lag.clone() },
+            "broadcast_members": { "type": "array", "description": "a broadcast group's members (state Broadcast), each reading every partition with positions of its own; absent otherwise",
+                "items": { "type": "object", "properties": {
+                    "member": { "type": "string" },
+                    "committed_ms": { "type": "integer", "format": "int64" },
+                    "offsets": { "type": "array", "items": lag }
             } } }
         } }
     });

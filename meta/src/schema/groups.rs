@@ -147,3 +147,27 @@ mod tests {
         assert_eq!(back, state);
     }
 }
+
+#[cfg(test)]
+mod broadcast_keys {
+    use crate::schema::Keyspace;
+
+    #[test]
+    fn broadcast_offset_keys_name_their_member_topic_and_partition() {
+        let keys = Keyspace::new("c").unwrap();
+        let key = keys.group_broadcast_offset("g", "node-1", "orders.eu", 7);
+        assert_eq!(key, "/strata/c/groups/g/broadcast/node-1/orders.eu/7");
+        assert_eq!(
+            keys.broadcast_offset_of("g", &key),
+            Some(("node-1".into(), "orders.eu".into(), 7))
+        );
+        assert_eq!(keys.broadcast_offset_of("g2", &key), None);
+        let marker = keys.group_broadcasting("g");
+        assert_eq!(keys.group_of_broadcasting(&marker), Some("g"));
+        assert_eq!(
+            keys.offset_partition_of("g", &key),
+            None,
+            "not a clustering offset"
+        );
+    }
+}

@@ -59,16 +59,14 @@ impl GroupCoordinator {
                         .collect(),
                 })
                 .collect(),
-            offsets: g
-                .offsets
+            offsets: g.offsets.into_iter().map(partition_lag).collect(),
+            broadcast_members: g
+                .broadcast_members
                 .into_iter()
-                .map(|o| v1::PartitionLag {
-                    topic: o.topic,
-                    partition: o.partition,
-                    committed: o.committed,
-                    high_watermark: o.high_watermark,
-                    lag: o.lag,
-                    member_id: o.member_id.unwrap_or_default(),
+                .map(|m| v1::BroadcastMemberDescription {
+                    member: m.member,
+                    committed_ms: m.committed_ms,
+                    offsets: m.offsets.into_iter().map(partition_lag).collect(),
                 })
                 .collect(),
         })
@@ -120,5 +118,16 @@ impl GroupCoordinator {
             }
         }
         Ok(false)
+    }
+}
+
+fn partition_lag(o: strata_catalog::groups::OffsetView) -> v1::PartitionLag {
+    v1::PartitionLag {
+        topic: o.topic,
+        partition: o.partition,
+        committed: o.committed,
+        high_watermark: o.high_watermark,
+        lag: o.lag,
+        member_id: o.member_id.unwrap_or_default(),
     }
 }

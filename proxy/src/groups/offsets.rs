@@ -35,6 +35,9 @@ impl GroupCoordinator {
         let group = &request.group;
         validate_group(group)?;
         let checks = join_all(request.offsets.iter().map(|o| self.check_offset(o))).await;
+        if !request.broadcast_member.is_empty() {
+            return self.commit_broadcast(request, checks).await;
+        }
         for _ in 0..5 {
             let Loaded { state, revision } = self.load(group).await?;
             let simple = request.generation == -1 && request.member_id.is_empty();
@@ -122,6 +125,64 @@ impl GroupCoordinator {
         Err(rebalancing(group))
     }
 
+    /// OffsetCommit by a member of a broadcast group: its own positions, which no other member
+    /// touches, so no generation guards them; the group must have no clustering members,
+    /// and its first such commit marks it as a broadcast group.
+    async fn commit_broadcast(
+        &self,
+        request: &v1::OffsetCommitRequest,
+        checks: Vec<Result<()>>,
+    ) -> Result<Vec<v1::PartitionError>> {
+        let (group, member) = (&request.group, &request.broadcast_member);
+        validate_broadcast_member(member)?;
+        if request.generation != -1 || !request.member_id.is_empty() {
+            return Err(ProxyError::refused(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "a broadcast member commits with generation -1 and no member id, not as member `{}` of generation {}",
+                    request.member_id, request.generation
+                ),
+            ));
+        }
+        for _ in 0..5 {
+            let Loaded { state, revision } = self.load(group).await?;
+            refuse_clustering(group, &state)?;
+            let now = self.clock.unix_millis();
+            let mut results = Vec::with_capacity(request.offsets.len());
+            let mut writes = vec![TxnOp::put(
+                self.keys.group_broadcasting(group),
+                bytes::Bytes::from_static(b"{}"),
+            )];
+            for (o, check) in request.offsets.iter().zip(&checks) {
+                if let Err(e) = check {
+                    results.push(partition_error(o, e));
+                    continue;
+                }
+                writes.push(TxnOp::put(
+                    self.keys
+                        .group_broadcast_offset(group, member, &o.topic, o.partition),
+                    schema::encode(&CommittedOffset {
+                        offset: o.offset,
+                        metadata: o.metadata.clone(),
+                        generation: -1,
+                        member: member.clone(),
+                        committed_ms: now,
+                    }),
+                ));
+                results.push(v1::PartitionError {
+                    topic: o.topic.clone(),
+                    partition: o.partition,
+                    error: None,
+                });
+            }
+            // Guarded by the group state, so a clustering member joining meanwhile wins.
+            if self.write_guarded(group, revision, writes).await? {
+                return Ok(results);
+            }
+        }
+        Err(rebalancing(group))
+    }
+
     /// Writes `ops` in transactions that each require the group state to be unchanged since
     /// `revision`, so a member removed meanwhile cannot commit.
     async fn write_guarded(&self, group: &str, revision: i64, ops: Vec<TxnOp>) -> Result<bool> {
@@ -172,9 +233,17 @@ impl GroupCoordinator {
         request: &v1::OffsetFetchRequest,
     ) -> Result<Vec<v1::PartitionOffset>> {
         validate_group(&request.group)?;
-        let committed = strata_catalog::Admin::new(self.meta.clone(), self.keys.clone())
-            .committed_offsets(&request.group)
-            .await?;
+        let admin = strata_catalog::Admin::new(self.meta.clone(), self.keys.clone());
+        let committed = if request.broadcast_member.is_empty() {
+            admin.committed_offsets(&request.group).await?
+        } else {
+            validate_broadcast_member(&request.broadcast_member)?;
+            admin
+                .broadcast_positions(&request.group)
+                .await?
+                .remove(&request.broadcast_member)
+                .unwrap_or_default()
+        };
         if request.partitions.is_empty() {
             let mut all: Vec<v1::PartitionOffset> = committed
                 .into_iter()
@@ -202,4 +271,29 @@ impl GroupCoordinator {
             })
             .collect())
     }
+}
+
+/// Checks a broadcast member's name, which is part of its positions' keys.
+fn validate_broadcast_member(member: &str) -> Result<()> {
+    schema::validate_name("broadcast member", member).map_err(|e| {
+        ProxyError::refused(
+            ErrorCode::InvalidArgument,
+            format!("{e}; name each broadcast member once, the same across its restarts"),
+        )
+    })
+}
+
+/// A group with clustering members cannot take broadcast members: they would read what the
+/// clustering members were given, with positions of their own.
+fn refuse_clustering(group: &str, state: &schema::GroupState) -> Result<()> {
+    if state.members.is_empty() {
+        return Ok(());
+    }
+    Err(ProxyError::refused(
+        ErrorCode::InvalidArgument,
+        format!(
+            "group `{group}` consumes in clustering mode ({} members); a broadcast member needs a group that only broadcasts: use another group name",
+            state.members.len()
+        ),
+    ))
 }

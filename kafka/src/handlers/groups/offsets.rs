@@ -60,6 +60,7 @@ pub(crate) async fn commit(ctx: &Call<'_>, request: OffsetCommitRequest) -> Offs
         Ok(HashMap::new())
     } else {
         let call = v1::OffsetCommitRequest {
+            broadcast_member: String::new(),
             group: text(&request.group_id.0),
             generation: request.generation_id_or_member_epoch,
             member_id: text(&request.member_id),
@@ -152,6 +153,7 @@ async fn fetch_group(
         let call = v1::OffsetFetchRequest {
             group: text(&group.0),
             partitions,
+            broadcast_member: String::new(),
         };
         settled(
             answer(ctx.service.offset_fetch(ctx.request(call)).await),
