@@ -129,10 +129,10 @@ impl DelayWorker {
             let scheduler = Scheduler::new(p.clone(), self.log.clone(), self.config.clone());
             let done = token.clone();
             tasks.spawn(async move {
-                scheduler.run(done.clone()).await;
-                // Ended on its own (failed or the partition stopped): the next pass decides
-                // whether a new one is needed.
-                done.cancel();
+                // However it ends (failed, panicked, or the partition stopped), the next pass
+                // sees it cancelled and decides whether a new one is needed.
+                let _ended = done.clone().drop_guard();
+                scheduler.run(done).await;
             });
             running.insert(
                 key,

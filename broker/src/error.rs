@@ -65,6 +65,10 @@ pub enum BrokerError {
     Log(Arc<LogError>),
     #[error("broker is shutting down; retry against the partition's next owner")]
     ShuttingDown,
+    /// The committed log does not hold what the delayed-message scheduler knows it must: it
+    /// stops rather than skip a record, and the next pass starts it again.
+    #[error("{0}; the delay scheduler stops and starts again, report this if it repeats")]
+    DelaysInconsistent(String),
 }
 
 impl BrokerError {
@@ -151,6 +155,7 @@ impl Coded for BrokerError {
             Self::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequence,
             Self::Throttled(_) => ErrorCode::Throttled,
             Self::Log(e) => e.code(),
+            Self::DelaysInconsistent(_) => ErrorCode::Internal,
         }
     }
 }

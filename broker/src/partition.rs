@@ -310,13 +310,26 @@ impl Partition {
 
     /// Buffers one validated batch with its offsets assigned; returns `(base, end)` offsets.
     /// A retry of a batch already taken returns the original offsets instead.
-    pub async fn enqueue(&self, mut batch: RecordBatch) -> Result<(i64, i64)> {
+    pub async fn enqueue(&self, batch: RecordBatch) -> Result<(i64, i64)> {
         if batch.len() > self.limits.max_batch_bytes {
             return Err(BrokerError::BatchTooLarge {
                 size: batch.len(),
                 limit: self.limits.max_batch_bytes,
             });
         }
+        self.enqueue_any_size(batch).await
+    }
+
+    /// Appends a batch the broker made itself (delayed records' copies), durably. The batch
+    /// size limit is the producers' (Kafka's `message.max.bytes`): a copy of a record that a
+    /// producer sent compressed may be larger, and must still be delivered.
+    pub(crate) async fn append_own(&self, batch: RecordBatch) -> Result<i64> {
+        let (base, end) = self.enqueue_any_size(batch).await?;
+        self.wait_committed(end).await?;
+        Ok(base)
+    }
+
+    async fn enqueue_any_size(&self, mut batch: RecordBatch) -> Result<(i64, i64)> {
         let mut progress = self.progress.subscribe();
         let deadline = tokio::time::Instant::now() + self.limits.buffer_wait;
         let (base, end) = loop {

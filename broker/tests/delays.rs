@@ -170,6 +170,34 @@ async fn copies_appear_at_their_time_once_across_incarnations() {
         metrics.contains("strata_broker_delay_read_backs_total"),
         "with no memory for bodies, every copy was read back"
     );
+
+    // A record sent compressed may be delivered as a copy larger than producers may send
+    // (max_batch_bytes, 1 MiB): it is still delivered, alone in its batch.
+    let big = Record {
+        timestamp: T0 + 10_000,
+        value: Some(Bytes::from(vec![b'x'; 2 << 20])),
+        headers: vec![(
+            DELAY_MS_HEADER.to_owned(),
+            Some(Bytes::from_static(b"1000")),
+        )],
+        ..Record::default()
+    };
+    let zstd = BatchOptions {
+        compression: strata_format::Compression::Zstd,
+        ..BatchOptions::default()
+    };
+    let small = encode_batch(&[big], &zstd).unwrap();
+    assert!(small.len() < 1 << 20, "the producer's batch fits");
+    broker
+        .produce(TOPIC, 0, small.to_bytes(), Ack::Durable)
+        .await
+        .unwrap();
+    clock.advance(Duration::from_millis(1_000));
+    wait_for_hw(&broker, 9).await;
+    let read = reader.read(TOPIC, 0, 8, 4 << 20).await.unwrap();
+    let copy = decode_batch(&read.batches[0]).unwrap().remove(0);
+    assert_eq!(delayed_from(&copy.headers), Some(7));
+    assert_eq!(copy.value.unwrap().len(), 2 << 20);
     cancel.cancel();
     while tasks.join_next().await.is_some() {}
 }

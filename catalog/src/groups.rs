@@ -83,8 +83,14 @@ impl Admin {
     /// Every group that has state (members now or at some point), and every broadcast group.
     pub async fn list_groups(&self) -> Result<Vec<GroupSummary>> {
         let (kvs, _) = self.meta().range(&self.keys().groups()).await?;
+        // A broadcast group that was once clustering keeps its old state key: listed once,
+        // as what it is now.
+        let broadcasting: std::collections::BTreeSet<&str> = kvs
+            .iter()
+            .filter_map(|kv| self.keys().group_of_broadcasting(&kv.key))
+            .collect();
         let mut groups = Vec::new();
-        for kv in kvs {
+        for kv in &kvs {
             if let Some(group) = self.keys().group_of_broadcasting(&kv.key) {
                 let members = self.broadcast_positions(group).await?.len() as u32;
                 groups.push(GroupSummary {
@@ -95,7 +101,11 @@ impl Admin {
                 });
                 continue;
             }
-            let Some(group) = self.keys().group_of_state(&kv.key) else {
+            let Some(group) = self
+                .keys()
+                .group_of_state(&kv.key)
+                .filter(|g| !broadcasting.contains(g))
+            else {
                 continue;
             };
             let state: GroupState = schema::decode(&kv.key, &kv.value)?;
@@ -141,6 +151,25 @@ impl Admin {
             }
         }
         Ok(all)
+    }
+
+    /// One broadcast member's positions.
+    pub async fn broadcast_member_positions(
+        &self,
+        group: &str,
+        member: &str,
+    ) -> Result<BTreeMap<(String, u32), CommittedOffset>> {
+        schema::validate_name("group", group)?;
+        schema::validate_name("broadcast member", member)?;
+        let prefix = format!("{}{member}/", self.keys().group_broadcast_offsets(group));
+        let (kvs, _) = self.meta().range(&prefix).await?;
+        let mut positions = BTreeMap::new();
+        for kv in kvs {
+            if let Some((_, topic, p)) = self.keys().broadcast_offset_of(group, &kv.key) {
+                positions.insert((topic, p), schema::decode(&kv.key, &kv.value)?);
+            }
+        }
+        Ok(positions)
     }
 
     /// Each broadcast member's positions with their lag.

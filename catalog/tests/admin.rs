@@ -234,8 +234,20 @@ async fn delays(admin: &Admin) {
                 },
             )
             .await,
-        "size-based retention",
+        "accepts delays from its creation",
     );
+    // Groups' retry and dead-letter topics are made by nacks only.
+    for reserved in ["__retry.billing", "__dlq.billing"] {
+        let new = NewTopic {
+            name: reserved.into(),
+            partitions: 1,
+            ..Default::default()
+        };
+        refused(admin.validate_new_topic(&new).await, "reserved");
+        refused(admin.create_topic(new.clone()).await, "reserved");
+        admin.create_reserved_topic(new).await.unwrap();
+        admin.delete_topic(reserved).await.unwrap();
+    }
 
     let hour = 3600 * 1000;
     admin.validate_new_topic(&new(hour)).await.unwrap();

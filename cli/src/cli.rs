@@ -9,9 +9,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 mod acl;
+mod retry;
 mod user;
 
 pub use acl::*;
+pub use retry::*;
 pub use user::*;
 
 #[derive(Debug, Parser)]
@@ -56,6 +58,11 @@ pub enum Command {
     /// List or describe consumer groups.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Send a record back to its group for a retry, as a consumer's nack does.
+    Nack(NackArgs),
+    /// List, show or replay a consumer group's dead letters.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// Move a partition to another broker (no data is copied; takes about a second).
     Reassign(ReassignArgs),
     /// List brokers, or drain and undrain one (through the admin API). `strata broker` runs

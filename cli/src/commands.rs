@@ -7,6 +7,7 @@ mod brokers;
 mod client_tls;
 mod consume;
 mod controller;
+mod dlq;
 mod group;
 mod produce;
 mod proxy;
@@ -40,6 +41,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Produce(args) => produce::run(args).await,
         Command::Consume(args) => consume::run(args).await,
         Command::Group(command) => group::run(command).await,
+        Command::Nack(args) => dlq::nack(args).await,
+        Command::Dlq(command) => dlq::run(command).await,
         Command::Reassign(args) => reassign::run(args).await,
         Command::Brokers(command) => brokers::run(command).await,
         Command::User(command) => user::run(command).await,

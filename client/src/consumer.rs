@@ -4,6 +4,7 @@
 mod assignor;
 mod fetcher;
 pub(crate) mod group;
+mod retry;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -20,6 +21,7 @@ use tokio::task::JoinSet;
 pub use assignor::Assignor;
 use fetcher::{FetchSettings, Fetched, Fetchers, resolve_offset};
 use group::Membership;
+pub use retry::{Nacked, RetryPolicy};
 
 use crate::connection::Connection;
 use crate::error::{Error, Result, check};
@@ -133,6 +135,9 @@ pub struct ConsumerConfig {
     /// restarts (RocketMQ's `BROADCASTING`). `None`: clustering, the partitions shared out
     /// among the group's members.
     pub broadcast: Option<String>,
+    /// Retries of the records this group's consumers fail ([`Consumer::nack`]): the
+    /// subscription then includes the group's retry topic. `None`: no retries.
+    pub retry: Option<RetryPolicy>,
 }
 
 impl Default for ConsumerConfig {
@@ -157,6 +162,7 @@ impl Default for ConsumerConfig {
             lane: String::new(),
             lane_with_main: false,
             broadcast: None,
+            retry: None,
         }
     }
 }
@@ -189,6 +195,17 @@ impl ConsumerConfig {
             }
             strata_format::tags::check_word("broadcast member", member, 249)
                 .map_err(Error::InvalidConfig)?;
+            if member == "." || member == ".." {
+                return bad("a broadcast member cannot be named `.` or `..`");
+            }
+        }
+        if let Some(policy) = &self.retry {
+            if self.group.is_none() || self.broadcast.is_some() {
+                return bad(
+                    "retries need a clustering group: its retry topic is shared by its members",
+                );
+            }
+            policy.validate()?;
         }
         self.selector()?;
         Ok(())
@@ -407,6 +424,18 @@ impl ConsumerBuilder {
         self.config.broadcast = Some(member.into());
         self
     }
+    /// Retries failed records ([`Consumer::nack`]) on `policy`: the group's subscription
+    /// also reads its retry topic, where nacked records come back.
+    ///
+    /// ```
+    /// let builder = strata_client::Consumer::builder("127.0.0.1:7070")
+    ///     .group("billing")
+    ///     .retries(strata_client::RetryPolicy::default());
+    /// ```
+    pub fn retries(mut self, policy: RetryPolicy) -> Self {
+        self.config.retry = Some(policy);
+        self
+    }
     /// Replaces every setting.
     ///
     /// ```
@@ -606,9 +635,16 @@ impl Consumer {
                 "subscribe needs at least one topic".into(),
             ));
         }
-        let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
+        let mut topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
+        if let (Some(group), Some(_)) = (&self.config.group, &self.config.retry) {
+            let retry_topic = self.retry_topic(group).await?;
+            if !topics.contains(&retry_topic) {
+                topics.push(retry_topic);
+            }
+        }
         if self.config.broadcast.is_some() {
             if self.mode != Mode::Broadcast(topics.clone()) {
+                self.commit_before_revoke().await;
                 self.revoke_all();
                 self.mode = Mode::Broadcast(topics);
                 self.partitions_checked = None;

@@ -50,7 +50,9 @@ pub use admin::{
     PartitionLag, TopicInfo,
 };
 pub use connection::{Connection, GrpcClient};
-pub use consumer::{Assignor, Consumer, ConsumerBuilder, ConsumerConfig, ConsumerRecord};
+pub use consumer::{
+    Assignor, Consumer, ConsumerBuilder, ConsumerConfig, ConsumerRecord, Nacked, RetryPolicy,
+};
 pub use credentials::{Authorization, ConnectOptions, Token};
 pub use error::{Error, Result};
 pub use partitioner::{Partitioner, murmur2, partition_for_key};

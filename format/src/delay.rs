@@ -62,6 +62,11 @@ pub enum DelayError {
          delay header or set max_delay_ms on the topic"
     )]
     NotAccepted { topic: String },
+    #[error(
+        "the record sets `{DELAYED_FROM_HEADER}`, which only the copies the cluster delivers \
+         carry; drop it (a record forwarded from a consumer keeps it)"
+    )]
+    ReservedHeader,
 }
 
 impl Coded for DelayError {
@@ -126,14 +131,18 @@ pub fn due_time(record: &Record) -> Result<Option<i64>, DelayError> {
     Ok(due)
 }
 
-/// Checks a produced record on `topic` against the topic's maximum delay at `now_ms`: the
-/// record's due time, `None` when it asks for none.
+/// Checks a produced record on `topic`, which accepts delays, against the topic's maximum
+/// delay at `now_ms`: the record's due time, `None` when it asks for none. A record may not
+/// pass itself off as a delivered copy: it would settle another record's delivery.
 pub fn check_record(
     record: &Record,
     topic: &str,
     max_delay_ms: i64,
     now_ms: i64,
 ) -> Result<Option<i64>, DelayError> {
+    if record.headers.iter().any(|(k, _)| k == DELAYED_FROM_HEADER) {
+        return Err(DelayError::ReservedHeader);
+    }
     let Some(due) = due_time(record)? else {
         return Ok(None);
     };

@@ -8,6 +8,7 @@
 //! - [`lanes`]: swimlanes, test traffic kept apart on a production topic by a header.
 //! - [`properties`]: SQL-92 conditions on record headers, RocketMQ's property filters.
 //! - [`delay`]: delayed and scheduled messages, asked for by a header, delivered as copies.
+//! - [`retry`]: consumer retries and dead letters, the records nacks write.
 //! - [`select`]: both together, and the cutting of stored batches down to what a consumer takes.
 //! - [`flush`]: flush objects — one per broker flush, the segments of many partitions back
 //!   to back plus a table of contents saying where each one is.
@@ -22,6 +23,7 @@ mod error;
 pub mod flush;
 pub mod lanes;
 pub mod properties;
+pub mod retry;
 pub mod segment;
 pub mod select;
 pub mod tags;

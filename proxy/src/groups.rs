@@ -123,7 +123,23 @@ impl GroupCoordinator {
                 Compare::absent(self.keys.group_broadcasting(group)),
             ])
             .and_then(std::iter::once(TxnOp::put(&key, schema::encode(state))).chain(extra));
-        Ok(self.meta.txn(txn).await?.succeeded)
+        if self.meta.txn(txn).await?.succeeded {
+            return Ok(true);
+        }
+        // Lost to a broadcast member's first commit: no retry can succeed.
+        if self.is_broadcasting(group).await? {
+            return Err(broadcast_mode(group));
+        }
+        Ok(false)
+    }
+
+    /// Whether `group` consumes in broadcast mode.
+    pub(crate) async fn is_broadcasting(&self, group: &str) -> Result<bool> {
+        Ok(self
+            .meta
+            .get(&self.keys.group_broadcasting(group))
+            .await?
+            .is_some())
     }
 
     /// Waits until the group's state changes after `revision`, or `timeout` passes.
@@ -304,4 +320,14 @@ fn complete_rebalance(state: &mut GroupState) {
     for member in state.members.values_mut() {
         member.assignment.clear();
     }
+}
+
+/// The refusal of a clustering call on a broadcast group.
+pub(crate) fn broadcast_mode(group: &str) -> ProxyError {
+    ProxyError::refused(
+        ErrorCode::InvalidArgument,
+        format!(
+            "group `{group}` consumes in broadcast mode (every member reads every partition with positions of its own); join or commit as a broadcast member, use another group, or delete this one first"
+        ),
+    )
 }

@@ -1,4 +1,9 @@
-//! The proxy's HTTP endpoint: liveness, readiness and metrics (default port 7073).
+//! The proxy's HTTP endpoint: liveness, readiness and metrics (default port 7073), and the
+//! REST routes of dead letters ([`dead_letters`]).
+
+mod dead_letters;
+
+pub use dead_letters::{DeadLetterApi, dead_letter_json};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +27,15 @@ pub struct Health {
     pub cache: Option<Arc<ReadCache>>,
     /// Other listeners' metrics (the Kafka listener's).
     pub extra: Vec<Arc<dyn MetricsSource>>,
+}
+
+/// The probes and metrics, and the dead-letter routes when `dead_letters` is given.
+pub fn router_with(health: Health, dead_letters: Option<DeadLetterApi>) -> Router {
+    let router = router(health);
+    match dead_letters {
+        Some(api) => router.merge(dead_letters::routes(api)),
+        None => router,
+    }
 }
 
 /// `/healthz` (the process serves), `/readyz` (can route), `/metrics`.

@@ -30,7 +30,9 @@ use crate::routes::Routes;
 
 mod access;
 mod admin;
+mod dead_letters;
 mod produce;
+mod retry;
 
 /// How long a produce keeps retrying a partition that has no reachable owner. Below the SDK's
 /// default request timeout (30 s), so the client hears the outcome before it gives up and
@@ -123,6 +125,12 @@ impl ProxyService {
     }
 
     /// The process's clock, as injected into the group coordinator.
+    /// The rights of `principal` under this proxy's rules (for callers that come through
+    /// another door than gRPC, such as the REST routes).
+    pub fn access_for(&self, principal: Option<String>) -> strata_catalog::acls::Access {
+        strata_catalog::acls::Access::new(principal, self.authorizer.clone())
+    }
+
     pub fn clock(&self) -> &Arc<dyn strata_clock::Clock> {
         self.groups.clock()
     }
@@ -330,7 +338,11 @@ with_error!(
     v1::OffsetFetchResponse,
     v1::ListGroupsResponse,
     v1::DescribeGroupResponse,
-    v1::DeleteGroupResponse
+    v1::DeleteGroupResponse,
+    v1::PrepareRetriesResponse,
+    v1::NackResponse,
+    v1::ListDeadLettersResponse,
+    v1::ReplayDeadLettersResponse
 );
 
 impl ProxyService {
@@ -716,5 +728,66 @@ impl strata_server::Strata for ProxyService {
             Err(e) => Err(e),
         };
         self.answer_result("DeleteGroup", result)
+    }
+
+    async fn prepare_retries(
+        &self,
+        request: Request<v1::PrepareRetriesRequest>,
+    ) -> Result<Response<v1::PrepareRetriesResponse>, Status> {
+        let access = self.access(&request);
+        let group = request.into_inner().group;
+        let answer = self
+            .prepare_retries_call(&access, &group)
+            .await
+            .unwrap_or_else(|e| v1::PrepareRetriesResponse {
+                error: Some(e),
+                ..Default::default()
+            });
+        self.answer("PrepareRetries", answer)
+    }
+
+    async fn nack(
+        &self,
+        request: Request<v1::NackRequest>,
+    ) -> Result<Response<v1::NackResponse>, Status> {
+        let access = self.access(&request);
+        let answer = self
+            .nack_call(&access, request.into_inner())
+            .await
+            .unwrap_or_else(|e| v1::NackResponse {
+                error: Some(e),
+                ..Default::default()
+            });
+        self.answer("Nack", answer)
+    }
+
+    async fn list_dead_letters(
+        &self,
+        request: Request<v1::ListDeadLettersRequest>,
+    ) -> Result<Response<v1::ListDeadLettersResponse>, Status> {
+        let access = self.access(&request);
+        let answer = self
+            .list_dead_letters_call(&access, request.into_inner())
+            .await
+            .unwrap_or_else(|e| v1::ListDeadLettersResponse {
+                error: Some(e),
+                ..Default::default()
+            });
+        self.answer("ListDeadLetters", answer)
+    }
+
+    async fn replay_dead_letters(
+        &self,
+        request: Request<v1::ReplayDeadLettersRequest>,
+    ) -> Result<Response<v1::ReplayDeadLettersResponse>, Status> {
+        let access = self.access(&request);
+        let answer = self
+            .replay_dead_letters_call(&access, request.into_inner())
+            .await
+            .unwrap_or_else(|e| v1::ReplayDeadLettersResponse {
+                error: Some(e),
+                ..Default::default()
+            });
+        self.answer("ReplayDeadLetters", answer)
     }
 }

@@ -155,6 +155,23 @@ async fn every_broadcast_member_gets_every_message_and_keeps_its_own_positions()
             .any(|l| l.starts_with("cache") && l.contains("Broadcast")),
         "{listed}"
     );
+    assert_eq!(
+        listed.lines().filter(|l| l.starts_with("cache ")).count(),
+        1,
+        "listed once: {listed}"
+    );
+    // A reset from outside the group would move offsets no member reads: refused.
+    let reset = admin
+        .alter_group_offsets(
+            "cache",
+            &std::collections::BTreeMap::from([(
+                strata_client::TopicPartition::new("events", 0),
+                0,
+            )]),
+        )
+        .await
+        .unwrap_err();
+    assert!(reset.to_string().contains("broadcast mode"), "{reset}");
 
     // Bad input, each refused with the reason.
     let no_group = Consumer::builder(&server).broadcast("node-9").build().await;
@@ -207,4 +224,20 @@ async fn every_broadcast_member_gets_every_message_and_keeps_its_own_positions()
         }
         other => panic!("a broadcast commit into a clustering group must be refused: {other:?}"),
     }
+    // Once its members stopped, a broadcast group is deleted like any other, positions and
+    // all.
+    first.close().await.unwrap();
+    second.close().await.unwrap();
+    admin.delete_group("cache").await.unwrap();
+    let gone = admin.describe_group("cache").await.unwrap_err();
+    assert!(
+        matches!(
+            gone,
+            Error::Server {
+                code: ErrorCode::UnknownGroup,
+                ..
+            }
+        ),
+        "{gone:?}"
+    );
 }

@@ -4,7 +4,8 @@
 //! brokers, two proxies), under two producers and two group consumers. Each test asserts that
 //! no acknowledged message was lost, duplicated or reordered, that every partition was
 //! writable again within 30 s, that the group's consumers got everything, and that no move
-//! copied data. `docs/reliability.md` explains the harness and the figures.
+//! copied data; with delayed messages, that each was delivered once and none early.
+//! `docs/reliability.md` explains the harness and the figures.
 //!
 //! The scenarios run one at a time (2 cores); the partition scenarios need network
 //! namespaces (root) and say so when they cannot run. The long form is `scripts/faults.sh`.
@@ -198,5 +199,60 @@ async fn the_checker_sees_acknowledged_writes_lost_by_buffered_acks() {
         "a broker killed with up to 1.5 s of buffered, acknowledged messages lost none: \
          either buffered acks became durable or the checker is blind ({:?})",
         report.verdict
+    );
+}
+
+/// Delayed messages across a kill -9 of a partition's owner and a partition move: a third of
+/// the load is delayed 3 to 6 s, the owner of partition 0 is killed and another partition
+/// moved to the third broker while hundreds are pending. The checker, which reads the
+/// originals from storage too, must find a copy of each acknowledged one, once, none
+/// timestamped or handed to the group before its time. Then its teeth, on this run's own
+/// input: a copy dropped must count as `delay lost`, a copy timestamped a millisecond before
+/// its time as `delay early`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_messages_across_a_kill_9_and_a_move() {
+    let _one_at_a_time = SERIAL.lock().await;
+    harness::init_tracing();
+    let mut cluster = ProcessCluster::start(Spec::standard("delayed"))
+        .await
+        .unwrap();
+    let report = run_scenario(
+        &mut cluster,
+        Scenario::KillAndMove,
+        LoadConfig::delayed("faults"),
+    )
+    .await
+    .unwrap();
+    report.print_and_check();
+    let v = &report.verdict;
+    assert!(
+        v.delayed > 300 && v.delay_copies >= v.delayed,
+        "too few delayed messages to mean anything: {v:?}"
+    );
+    assert_eq!(
+        [
+            v.delay_lost,
+            v.delay_duplicated,
+            v.delay_early,
+            v.delay_stray,
+            v.delay_hiding
+        ],
+        [0; 5],
+        "{v:?}"
+    );
+
+    let mut injected = (*report.evidence).clone();
+    let dropped = injected.drop_a_copy().unwrap();
+    let early = injected.make_a_copy_early().unwrap();
+    let caught = injected.judge().unwrap();
+    assert_eq!(
+        (caught.delay_lost, caught.delay_early),
+        (1, 1),
+        "the copy at {dropped:?} dropped and the one at {early:?} made early: {caught:?}"
+    );
+    assert_eq!(
+        (caught.lost, caught.delay_duplicated, caught.delay_stray),
+        (0, 0, 0),
+        "{caught:?}"
     );
 }

@@ -36,15 +36,9 @@ impl Body {
         }
     }
 
-    fn size(&self) -> usize {
-        let len = |b: &Option<Bytes>| b.as_ref().map_or(0, Bytes::len);
-        64 + len(&self.key)
-            + len(&self.value)
-            + self
-                .headers
-                .iter()
-                .map(|(k, v)| 16 + k.len() + len(v))
-                .sum::<usize>()
+    /// Bytes it holds, and about what its copy takes in a batch.
+    pub(crate) fn size(&self) -> usize {
+        size_of(&self.key, &self.value, &self.headers)
     }
 
     pub(crate) fn into_record(self, offset: i64) -> Record {
@@ -58,10 +52,27 @@ impl Body {
     }
 }
 
+/// One estimate of a record's bytes for the budget and for batches of copies alike.
+fn size_of(
+    key: &Option<Bytes>,
+    value: &Option<Bytes>,
+    headers: &[(String, Option<Bytes>)],
+) -> usize {
+    let len = |b: &Option<Bytes>| b.as_ref().map_or(0, Bytes::len);
+    64 + len(key)
+        + len(value)
+        + headers
+            .iter()
+            .map(|(k, v)| 16 + k.len() + len(v))
+            .sum::<usize>()
+}
+
+/// A pending record: 16 bytes beside the maps' own, the body boxed so that records without
+/// one cost no more.
 #[derive(Debug)]
 struct Entry {
     due: i64,
-    body: Option<Body>,
+    body: Option<Box<Body>>,
 }
 
 /// The bytes of bodies every scheduler of a broker may hold together, and the count of
@@ -160,17 +171,16 @@ impl Pending {
         if self.by_offset.contains_key(&offset) {
             return;
         }
-        let body = self.fits(record).then(|| Body::of(record));
-        self.hold(body.as_ref().map_or(0, Body::size));
+        let body = self.fits(record).then(|| Box::new(Body::of(record)));
+        self.hold(body.as_ref().map_or(0, |b| b.size()));
         self.by_offset.insert(offset, Entry { due, body });
         self.by_due.insert((due, offset));
         self.budget.add(0, 1);
     }
 
     fn fits(&self, record: &Record) -> bool {
-        let len = |b: &Option<Bytes>| b.as_ref().map_or(0, Bytes::len);
         self.budget
-            .allows(64 + len(&record.key) + len(&record.value))
+            .allows(size_of(&record.key, &record.value, &record.headers))
     }
 
     /// Drops the original at `offset` (its copy is committed); its due time if it was pending.
@@ -178,7 +188,7 @@ impl Pending {
         let entry = self.by_offset.remove(&offset)?;
         self.by_due.remove(&(entry.due, offset));
         self.budget.add(0, -1);
-        self.release(entry.body.as_ref().map_or(0, Body::size));
+        self.release(entry.body.as_ref().map_or(0, |b| b.size()));
         Some(entry.due)
     }
 
@@ -209,15 +219,15 @@ impl Pending {
             .is_some_and(|e| e.body.is_some())
     }
 
-    /// Keeps the body read again for a pending record: always when `needed` (it is due),
-    /// otherwise within the budget.
+    /// Keeps the body read again for a pending record: always when `needed` (it is due or
+    /// about to be), otherwise within the budget.
     pub(crate) fn load(&mut self, record: &Record, needed: bool) {
         let fits = self.fits(record);
         let Some(entry) = self.by_offset.get_mut(&record.offset) else {
             return;
         };
         if entry.body.is_none() && (needed || fits) {
-            let body = Body::of(record);
+            let body = Box::new(Body::of(record));
             let size = body.size();
             entry.body = Some(body);
             self.hold(size);
@@ -226,7 +236,7 @@ impl Pending {
 
     /// Takes the body of the pending record at `offset` for delivery.
     pub(crate) fn take_body(&mut self, offset: i64) -> Option<Body> {
-        let body = self.by_offset.get_mut(&offset)?.body.take()?;
+        let body = *self.by_offset.get_mut(&offset)?.body.take()?;
         self.release(body.size());
         Some(body)
     }
@@ -237,7 +247,7 @@ impl Pending {
             && entry.body.is_none()
         {
             let size = body.size();
-            entry.body = Some(body);
+            entry.body = Some(Box::new(body));
             self.hold(size);
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use strata_clock::Clock;
 use strata_format::delay::{self, delayed_from};
 use strata_format::{BatchOptions, Compression, Record, RecordBatch, decode_batch, encode_batch};
-use strata_log::LogReader;
+use strata_log::{CacheConfig, LogReader, ReadCache};
 use strata_meta::schema::{self, DelayMark};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::pending::{Budget, Pending};
 use crate::error::{BrokerError, Result};
 use crate::metrics::BrokerMetrics;
-use crate::partition::{Ack, Partition};
+use crate::partition::Partition;
 use crate::table::LogAccess;
 
 /// Most copies in one appended batch, and their bytes: one batch per flush cycle keeps up with
@@ -32,6 +32,9 @@ const MARK_EVERY: Duration = Duration::from_secs(2);
 const IDLE_WAKE: Duration = Duration::from_millis(500);
 /// Bytes per read of the log while scanning.
 const SCAN_READ_BYTES: u64 = 4 << 20;
+/// Segments a recovery scan fetches at once, and the memory they may take.
+const SCAN_PREFETCH: usize = 16;
+const SCAN_CACHE_BYTES: u64 = 64 << 20;
 
 /// Settings of every scheduler of a broker.
 #[derive(Debug, Clone)]
@@ -164,13 +167,39 @@ impl Scheduler {
         }
     }
 
-    /// Reads the committed log over `[from, to)` and takes in what it holds.
+    /// Reads the committed log over `[from, to)` and takes in what it holds. Nothing is
+    /// delivered until it is done, so its segments are fetched [`SCAN_PREFETCH`] at a time
+    /// into a cache of the scan's own rather than one GET after another.
     async fn scan(&mut self, from: i64, to: i64) -> Result<()> {
+        let reader = self
+            .reader
+            .clone()
+            .with_cache(Arc::new(ReadCache::new(CacheConfig {
+                capacity_bytes: SCAN_CACHE_BYTES,
+                max_object_bytes: SCAN_CACHE_BYTES / SCAN_PREFETCH as u64,
+            })));
+        let segments: Vec<_> = reader
+            .segments(self.topic(), self.partition.partition)
+            .await?
+            .into_iter()
+            .filter(|s| s.meta.next_offset > from && s.meta.base_offset < to)
+            .collect();
+        let mut fetched = 0;
         let mut offset = from;
         self.seen_end = from;
         while offset < to {
-            let read = self
-                .reader
+            // Keep the next segments fetched ahead of the read.
+            let reading = segments
+                .iter()
+                .position(|s| s.meta.next_offset > offset)
+                .unwrap_or(segments.len());
+            if fetched <= reading {
+                let window = &segments[reading..segments.len().min(reading + SCAN_PREFETCH)];
+                // Only a head start: a segment compaction replaced meanwhile is read anew below.
+                let _ = futures::future::join_all(window.iter().map(|s| reader.prefetch(s))).await;
+                fetched = reading + window.len();
+            }
+            let read = reader
                 .read(
                     self.topic(),
                     self.partition.partition,
@@ -184,7 +213,12 @@ impl Scheduler {
                 .filter(|b| b.base_offset() < to && b.next_offset() > offset)
                 .collect();
             let Some(last) = batches.last() else {
-                break;
+                // Committed data below `to` must be readable: a gap would lose what it holds.
+                return Err(BrokerError::DelaysInconsistent(format!(
+                    "{}/{}: no committed batch at offset {offset} below {to} while recovering delayed records",
+                    self.topic(),
+                    self.partition.partition
+                )));
             };
             offset = last.next_offset();
             self.absorb(&batches)?;
@@ -211,7 +245,10 @@ impl Scheduler {
     }
 
     fn take_in(&mut self, record: &Record) {
-        if let Some(original) = delayed_from(&record.headers) {
+        // The proxy refuses this header from producers on delay topics, and a topic accepts
+        // delays from its creation, so a record carrying it is a copy; a copy follows its
+        // original.
+        if let Some(original) = delayed_from(&record.headers).filter(|o| *o < record.offset) {
             self.pending.remove(original);
             return;
         }
@@ -222,8 +259,8 @@ impl Scheduler {
             Ok(Some(due)) => due,
             Ok(None) => return,
             Err(e) => {
-                // Stored before the topic accepted delays, so never checked: consumers do not
-                // see it, so it is delivered now rather than never.
+                // The proxy refuses such records, so this one came another way (an older
+                // proxy): consumers do not see it, so it is delivered now rather than never.
                 tracing::warn!(topic = %self.topic(), partition = self.partition.partition, offset = record.offset, error = %e,
                     "a stored delayed record has a bad delay header; delivering it now");
                 record.timestamp
@@ -267,10 +304,13 @@ impl Scheduler {
                 }
             }
             if read.batches.is_empty() {
-                // Gone from the log (retention): nothing to deliver any more.
-                tracing::warn!(topic = %self.topic(), partition = self.partition.partition, offset,
-                    "a pending delayed record is no longer in the log; it cannot be delivered");
-                self.pending.remove(offset);
+                // Retention keeps every segment from the low mark on, so the log holds every
+                // pending record: a miss is a fault to report, not a record to drop.
+                return Err(BrokerError::DelaysInconsistent(format!(
+                    "{}/{}: the pending delayed record at {offset} is not in the log",
+                    self.topic(),
+                    self.partition.partition
+                )));
             }
         }
         Ok(())
@@ -290,17 +330,21 @@ impl Scheduler {
         let mut bytes = 0;
         for &(due_ms, offset) in due {
             let Some(body) = self.pending.take_body(offset) else {
-                continue; // removed by the read back: no longer in the log
+                continue;
             };
-            let copy = delay::delivered_copy(body.clone().into_record(offset), offset, due_ms);
-            bytes += copy.value.as_ref().map_or(0, |v| v.len())
-                + copy.key.as_ref().map_or(0, |k| k.len())
-                + 64;
-            copies.push(copy);
-            taken.push((offset, body));
-            if bytes >= MAX_COPY_BATCH_BYTES {
+            // A batch of copies stays near MAX_COPY_BATCH_BYTES; a larger copy goes alone.
+            let size = body.size();
+            if !copies.is_empty() && bytes + size > MAX_COPY_BATCH_BYTES {
+                self.pending.restore_body(offset, body);
                 break;
             }
+            bytes += size;
+            copies.push(delay::delivered_copy(
+                body.clone().into_record(offset),
+                offset,
+                due_ms,
+            ));
+            taken.push((offset, body));
         }
         if copies.is_empty() {
             return Ok(());
@@ -313,7 +357,7 @@ impl Scheduler {
             },
         )
         .map_err(BrokerError::CorruptBatch)?;
-        match self.partition.append(batch, Ack::Durable).await {
+        match self.partition.append_own(batch).await {
             Ok(_) => {
                 let now = self.config.clock.unix_millis();
                 let delays = &self.config.metrics.delays;

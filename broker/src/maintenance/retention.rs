@@ -2,7 +2,7 @@
 
 use strata_log::Claim;
 use strata_meta::TxnOp;
-use strata_meta::schema::TopicConfig;
+use strata_meta::schema::{DelayMark, TopicConfig};
 
 use super::{MAX_SEGMENTS_PER_CHANGE, Maintainer, Segment};
 use crate::error::Result;
@@ -32,6 +32,30 @@ fn expired_count(config: &TopicConfig, segments: &[Segment], now_ms: i64) -> usi
 }
 
 impl Maintainer {
+    /// How many of the oldest segments hold only delivered delayed records: those wholly
+    /// below the delay scheduler's low mark. A pending record is never deleted, whatever
+    /// retention says (a producer's clock behind, a maximum delay lowered): it is stored
+    /// until delivered. Without a mark, nothing is known delivered.
+    async fn below_delay_mark(
+        &self,
+        claim: &Claim,
+        config: &TopicConfig,
+        segments: &[Segment],
+    ) -> Result<usize> {
+        let key = self.log.keys.delays(claim.topic(), claim.partition());
+        let low = match self.log.meta.get(&key).await? {
+            Some(kv) => strata_meta::schema::decode::<DelayMark>(&key, &kv.value)
+                .ok()
+                .filter(|m| m.topic_id == config.id)
+                .map_or(0, |m| m.low),
+            None => 0,
+        };
+        Ok(segments
+            .iter()
+            .take_while(|s| s.record.meta.next_offset <= low)
+            .count())
+    }
+
     pub(super) async fn apply_retention(
         &self,
         claim: &Claim,
@@ -39,7 +63,10 @@ impl Maintainer {
         segments: &[Segment],
         grace_ms: i64,
     ) -> Result<usize> {
-        let expired = expired_count(config, segments, now_ms());
+        let mut expired = expired_count(config, segments, now_ms());
+        if expired > 0 && config.delay_filtering {
+            expired = expired.min(self.below_delay_mark(claim, config, segments).await?);
+        }
         if expired == 0 {
             return Ok(0);
         }

@@ -104,6 +104,13 @@ impl TopicConfigChange {
             }
         }
         if let Some(ms) = self.max_delay_ms {
+            if ms > 0 && !config.delay_filtering {
+                // Its log may hold records with delay headers that consumers have read as
+                // they are: hiding and delivering them now would deliver them twice.
+                return Err(CatalogError::InvalidArgument(
+                    "a topic accepts delays from its creation (RocketMQ's DELAY topics), not from a later change: create a topic with max_delay_ms and move the delayed traffic there".into(),
+                ));
+            }
             config.max_delay_ms = ms;
         }
         config.lane_filtering |= !config.lanes.is_empty();
@@ -207,6 +214,7 @@ impl Admin {
     /// count, settings, and that no topic of that name exists.
     pub async fn validate_new_topic(&self, new: &NewTopic) -> Result<()> {
         schema::validate_name("topic", &new.name)?;
+        Self::check_not_reserved(&new.name)?;
         Self::check_partitions(new.partitions)?;
         Self::check_settings(
             new.retention_ms.unwrap_or(schema::DEFAULT_RETENTION_MS),
@@ -227,7 +235,37 @@ impl Admin {
         Ok(())
     }
 
+    /// Creates a topic; the names of groups' retry and dead-letter topics are refused.
     pub async fn create_topic(&self, new: NewTopic) -> Result<TopicView> {
+        Self::check_not_reserved(&new.name)?;
+        self.create_any_topic(new).await
+    }
+
+    /// Creates a group's retry or dead-letter topic (`strata_format::retry`), which only the
+    /// proxy's nack path makes.
+    pub async fn create_reserved_topic(&self, new: NewTopic) -> Result<TopicView> {
+        if !strata_format::retry::is_reserved(&new.name) {
+            return Err(CatalogError::InvalidArgument(format!(
+                "`{}` is not a retry or dead-letter topic name",
+                new.name
+            )));
+        }
+        self.create_any_topic(new).await
+    }
+
+    /// Why `topic` may not be created by name: it is a group's retry or dead-letter topic.
+    pub fn check_not_reserved(topic: &str) -> Result<()> {
+        if strata_format::retry::is_reserved(topic) {
+            return Err(CatalogError::InvalidArgument(format!(
+                "topic names starting with `{}` or `{}` are reserved for consumer groups' retry and dead-letter topics, which the first nack creates; choose another name",
+                strata_format::retry::RETRY_TOPIC_PREFIX,
+                strata_format::retry::DEAD_LETTER_TOPIC_PREFIX
+            )));
+        }
+        Ok(())
+    }
+
+    async fn create_any_topic(&self, new: NewTopic) -> Result<TopicView> {
         schema::validate_name("topic", &new.name)?;
         let partitions = Self::check_partitions(new.partitions)?;
         let retention_ms = new.retention_ms.unwrap_or(schema::DEFAULT_RETENTION_MS);

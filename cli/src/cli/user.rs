@@ -374,6 +374,11 @@ pub struct ConsumeArgs {
     #[arg(long, value_name = "MEMBER", requires = "group")]
     pub broadcast: Option<String>,
 
+    /// With --group: also read the group's retry topic, where records its consumers nacked
+    /// come back (`strata nack`).
+    #[arg(long, requires = "group", conflicts_with = "broadcast")]
+    pub retries: bool,
+
     /// Stop after this many messages.
     #[arg(long)]
     pub max_messages: Option<u64>,

@@ -27,6 +27,7 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         lane: args.lane.clone().unwrap_or_default(),
         lane_with_main: args.with_main,
         broadcast: args.broadcast.clone(),
+        retry: args.retries.then(strata_client::RetryPolicy::default),
         ..ConsumerConfig::default()
     };
     let mut consumer = Consumer::new(connection.clone(), config)?;

@@ -88,16 +88,6 @@ pub async fn spawn(
         cache,
         extra,
     };
-    let http_cancel = cancel.clone();
-    tasks.spawn(async move {
-        axum::serve(http_listener, strata_proxy::http::router(health))
-            .with_graceful_shutdown(async move {
-                http_cancel.cancelled().await;
-                ready.store(false, Ordering::SeqCst);
-            })
-            .await
-            .context("proxy HTTP endpoint failed")
-    });
     let cluster_id = keys.root().trim_start_matches('/').replace('/', "-");
     let service = ProxyService::new(routes, checkpoints, reader, groups, admin, metrics)
         .with_broker_tls(tls.dial.clone())
@@ -115,6 +105,22 @@ pub async fn spawn(
     )
     .await?;
     let auth = super::authenticator(admin_for_auth, security);
+    let dead_letters = strata_proxy::http::DeadLetterApi {
+        service: service.clone(),
+        auth: auth.clone(),
+    };
+    let http_cancel = cancel.clone();
+    tasks.spawn(async move {
+        let app = strata_proxy::http::router_with(health, Some(dead_letters))
+            .into_make_service_with_connect_info::<strata_tls::Peer>();
+        axum::serve(http_listener, app)
+            .with_graceful_shutdown(async move {
+                http_cancel.cancelled().await;
+                ready.store(false, Ordering::SeqCst);
+            })
+            .await
+            .context("proxy HTTP endpoint failed")
+    });
     let service = strata_proxy::auth::Authenticate::new(service.into_server(), auth);
     // A consumer long-polls every partition it reads on one HTTP/2 connection; hyper's default
     // of 200 streams would queue the rest of a 1,000-partition consumer behind the waits.

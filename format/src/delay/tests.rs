@@ -83,6 +83,11 @@ fn the_topic_maximum_bounds_the_delay_from_now() {
         None,
         "records without a delay pass on any topic"
     );
+    let forged = record(0, &[(DELAYED_FROM_HEADER, "3")]);
+    assert_eq!(
+        check_record(&forged, "t", 5_000, 0).unwrap_err(),
+        DelayError::ReservedHeader
+    );
 }
 
 #[test]

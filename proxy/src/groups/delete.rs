@@ -1,4 +1,5 @@
-//! Deleting a group: its state, its members' liveness keys and its committed offsets.
+//! Deleting a group: its state, its members' liveness keys and its committed offsets (a
+//! broadcast group's mark and its members' positions too).
 
 use strata_meta::schema::{self, GroupState};
 use strata_meta::{Compare, CompareOp, Txn, TxnOp};
@@ -78,8 +79,10 @@ impl GroupCoordinator {
                     Compare::mod_revision(&key, CompareOp::Equal, kv.mod_revision)
                 }
                 None => {
-                    let (offsets, _) = self.meta.range(&self.keys.group_offsets(group)).await?;
-                    if offsets.is_empty() {
+                    // Committed offsets alone, or a broadcast group (which has no state):
+                    // anything under the group's prefix.
+                    let (left, _) = self.meta.range(&self.keys.group(group)).await?;
+                    if left.is_empty() {
                         return Err(DeleteGroupError::NotFound(group.to_owned()));
                     }
                     Compare::absent(&key)

@@ -10,7 +10,7 @@ use super::{GroupCoordinator, Loaded, remove_members, start_rebalance, validate_
 use crate::error::Result;
 
 impl GroupCoordinator {
-    fn admin(&self) -> Admin {
+    pub(super) fn admin(&self) -> Admin {
         Admin::new(self.meta.clone(), self.keys.clone())
     }
 

@@ -84,16 +84,8 @@ impl GroupCoordinator {
         if !lane.is_empty() {
             strata_format::lanes::check_lane(lane).map_err(|e| invalid(e.to_string()))?;
         }
-        if self
-            .meta
-            .get(&self.keys.group_broadcasting(&request.group))
-            .await?
-            .is_some()
-        {
-            return Err(invalid(format!(
-                "group `{}` consumes in broadcast mode (every member reads every partition with positions of its own); join another group, or delete this one first",
-                request.group
-            )));
+        if self.is_broadcasting(&request.group).await? {
+            return Err(super::broadcast_mode(&request.group));
         }
         let session = request.session_timeout_ms;
         if !(MIN_SESSION_MS..=MAX_SESSION_MS).contains(&session) {

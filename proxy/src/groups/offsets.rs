@@ -41,6 +41,10 @@ impl GroupCoordinator {
         for _ in 0..5 {
             let Loaded { state, revision } = self.load(group).await?;
             let simple = request.generation == -1 && request.member_id.is_empty();
+            if simple && self.is_broadcasting(group).await? {
+                // Offsets no member reads: a reset must name the member it moves.
+                return Err(super::broadcast_mode(group));
+            }
             let assignment = if simple {
                 let dead = self.dead_members(group, &state, None).await?;
                 if !state.members.is_empty() && dead.len() == state.members.len() {
@@ -144,9 +148,10 @@ impl GroupCoordinator {
                 ),
             ));
         }
+        let clustering = !self.admin().committed_offsets(group).await?.is_empty();
         for _ in 0..5 {
             let Loaded { state, revision } = self.load(group).await?;
-            refuse_clustering(group, &state)?;
+            refuse_clustering(group, &state, clustering)?;
             let now = self.clock.unix_millis();
             let mut results = Vec::with_capacity(request.offsets.len());
             let mut writes = vec![TxnOp::put(
@@ -239,10 +244,8 @@ impl GroupCoordinator {
         } else {
             validate_broadcast_member(&request.broadcast_member)?;
             admin
-                .broadcast_positions(&request.group)
+                .broadcast_member_positions(&request.group, &request.broadcast_member)
                 .await?
-                .remove(&request.broadcast_member)
-                .unwrap_or_default()
         };
         if request.partitions.is_empty() {
             let mut all: Vec<v1::PartitionOffset> = committed
@@ -283,16 +286,17 @@ fn validate_broadcast_member(member: &str) -> Result<()> {
     })
 }
 
-/// A group with clustering members cannot take broadcast members: they would read what the
-/// clustering members were given, with positions of their own.
-fn refuse_clustering(group: &str, state: &schema::GroupState) -> Result<()> {
-    if state.members.is_empty() {
+/// A clustering group cannot take broadcast members: they would read what the clustering
+/// members were given, with positions of their own. A group is clustering while it has
+/// members, or a generation or committed offsets from them (a stopped app keeps its group).
+fn refuse_clustering(group: &str, state: &schema::GroupState, offsets: bool) -> Result<()> {
+    if state.members.is_empty() && state.generation == 0 && !offsets {
         return Ok(());
     }
     Err(ProxyError::refused(
         ErrorCode::InvalidArgument,
         format!(
-            "group `{group}` consumes in clustering mode ({} members); a broadcast member needs a group that only broadcasts: use another group name",
+            "group `{group}` consumes in clustering mode ({} members now); a broadcast member needs a group that only broadcasts: use another group name, or delete this one",
             state.members.len()
         ),
     ))

@@ -41,6 +41,7 @@ impl ProxyService {
             // A topic this proxy has not learnt of yet may have lanes to check.
             self.routes.refresh_if_unknown(&p.topic).await;
             let refusal = match decisions.refusal(&p.topic).await {
+                None if strata_format::retry::is_reserved(&p.topic) => Some(reserved(&p.topic)),
                 None => self.record_refusal(&p),
                 refusal => refusal,
             };
@@ -402,4 +403,15 @@ impl ProxyService {
             batches,
         }
     }
+}
+
+/// The refusal of a produce to a group's retry or dead-letter topic, which only nacks write:
+/// a record written there directly would look like a retry nobody asked for.
+fn reserved(topic: &str) -> v1::Error {
+    error(
+        ErrorCode::InvalidArgument,
+        format!(
+            "topic `{topic}` is a consumer group's retry or dead-letter topic: records reach it by a nack (Consumer::nack, `strata nack`), not by produce"
+        ),
+    )
 }

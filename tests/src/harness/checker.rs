@@ -1,18 +1,36 @@
 //! The acknowledged-write checker: reads every partition from offset 0 to its high watermark
 //! after the load stopped, and compares the log with the ledger of acknowledgements and with
 //! what the group's consumers were handed.
+//!
+//! With delayed messages ([`super::workload::DelayedLoad`]) it first waits until the last one
+//! is due, plus a settle time, and until every partition holds its copies (bounded). The
+//! proxy hides delayed originals from every reader, so the log is read twice: straight from
+//! storage ([`read_raw`], originals included: the log the checks run on) and through a proxy
+//! ([`read_all`], what consumers can see), which must be the same records less the originals.
+//! Originals count as any acknowledged message (lost, duplicated, reordered, ...); each must
+//! have exactly one copy naming it, timestamped no earlier than its due time, and no group
+//! member may have got the copy before that time, nor the original at all.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use strata_client::{Admin, Offset, TopicPartition};
+use strata_format::delay;
+use strata_log::LogReader;
 use tokio::time::Instant;
 
-use super::workload::{Ledger, Load, MessageId, Outcome, decode_value};
+use super::workload::{Ledger, Load, MessageId, Outcome, decode_value, now_ms};
+
+/// After the last delayed message is due, how long the checker waits before reading: the
+/// owners' schedulers append copies within a flush or two of their time.
+const DELAY_SETTLE: Duration = Duration::from_secs(2);
+/// How long after that the checker keeps reading again while copies are missing.
+const COPIES_WAIT: Duration = Duration::from_secs(30);
 
 /// What the checker found. `lost`, `duplicated`, `reordered`, `misplaced`, `foreign`,
-/// `offset_gaps`, `group_missing` and `delivery_mismatches` must all be 0.
+/// `offset_gaps`, `group_missing`, `delivery_mismatches` and the `delay_*` counts but
+/// `delayed` must all be 0.
 #[derive(Debug, Clone, Default)]
 pub struct Verdict {
     /// Messages handed to a producer.
@@ -46,6 +64,29 @@ pub struct Verdict {
     pub delivery_mismatches: u64,
     /// Consumer poll errors (they retry).
     pub consumer_errors: u64,
+    /// Acknowledged delayed messages (each should have one copy).
+    pub delayed: u64,
+    /// Delivered copies read back (of acknowledged delayed messages or not).
+    pub delay_copies: u64,
+    /// Acknowledged delayed messages with no copy of the same message naming their offset.
+    pub delay_lost: u64,
+    /// Copies beyond the first of the same original (the design makes none: only the
+    /// partition's owner appends a copy, and a new owner skips originals whose copy is in the
+    /// log).
+    pub delay_duplicated: u64,
+    /// Copies timestamped before their original's due time, or first handed to a group member
+    /// before it (wall clock, as the poll returned); originals handed to a group member at
+    /// all; acknowledged delayed messages stored as ordinary (visible at once) records.
+    pub delay_early: u64,
+    /// Copies naming an offset that holds no delayed original of the same message.
+    pub delay_stray: u64,
+    /// Records a proxy's `Fetch` got wrong on a topic with delays, against the log in
+    /// storage: a delayed original shown, another record hidden, or a record unlike the log's.
+    pub delay_hiding: u64,
+    /// The latest a group member got a copy after its due time (wall clock), and the copy's
+    /// partition.
+    pub delay_max_late: Duration,
+    pub delay_max_late_partition: u32,
     /// Longest time any partition went without an acknowledgement while producers ran.
     pub max_unwritable: Duration,
     pub max_unwritable_partition: u32,
@@ -63,6 +104,11 @@ impl Verdict {
             ("offset gaps", self.offset_gaps),
             ("group missing", self.group_missing),
             ("delivery mismatches", self.delivery_mismatches),
+            ("delay lost", self.delay_lost),
+            ("delay duplicated", self.delay_duplicated),
+            ("delay early", self.delay_early),
+            ("delay stray", self.delay_stray),
+            ("delay hiding", self.delay_hiding),
         ]
         .into_iter()
         .filter(|(_, n)| *n > 0)
@@ -183,7 +229,8 @@ pub async fn diagnose_stall(
 
 /// Every record of every partition, read through a proxy's `Fetch` from offset 0 to the
 /// high watermark (the public gRPC API, one partition at a time, so every error is seen
-/// exactly where it happens): `partition → [(offset, message)]`.
+/// exactly where it happens). On a topic with delays the proxy leaves the delayed originals
+/// out ([`read_raw`] has them).
 pub async fn read_all(
     proxy: &str,
     topic: &str,
@@ -223,22 +270,23 @@ pub async fn read_all(
             let error = match answer {
                 Ok(response) => {
                     let response = response.into_inner();
+                    // Records left out (delayed originals) move the read on too.
+                    let past_filtered = response.next_offset > offset;
                     match response.error {
-                        None if !response.batches.is_empty() => {
+                        None if !response.batches.is_empty() || past_filtered => {
                             for bytes in response.batches {
-                                let batch = strata_format::RecordBatch::parse(bytes)?;
+                                // Batches the proxy left records out of have offset gaps
+                                // (on a topic with delays); elsewhere a gap is an offset gap.
+                                let batch = strata_format::RecordBatch::parse_sparse(bytes)?;
                                 for record in strata_format::decode_batch(&batch)? {
                                     if record.offset < offset || record.offset >= end {
                                         continue;
                                     }
-                                    let id = record
-                                        .value
-                                        .as_deref()
-                                        .and_then(|v| decode_value(run, v, value_bytes));
-                                    records.push((record.offset, id));
+                                    records.push(Logged::of(&record, run, value_bytes));
                                 }
                                 offset = offset.max(batch.next_offset());
                             }
+                            offset = offset.max(response.next_offset);
                             errors = 0;
                             continue;
                         }
@@ -267,29 +315,358 @@ pub async fn read_all(
     Ok(out)
 }
 
-/// Reads the whole log and judges it against the ledger. Call after [`Load::stop`].
-pub async fn check(load: &Load, proxy: &str) -> anyhow::Result<Verdict> {
-    let config = &load.config;
-    let log = read_all(
-        proxy,
-        &config.topic,
-        config.partitions,
-        &load.run,
-        config.value_bytes,
-        Duration::from_secs(180),
-    )
-    .await?;
-    let ledger = load
-        .ledger
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let end = load.stopped_at.unwrap_or_else(Instant::now);
-    judge(&ledger, &log, load.started, end)
+/// Every record of every partition, read straight from storage (the metadata store's segment
+/// records and the objects they name, as brokers and proxies read them) from offset 0 to the
+/// high watermark: the delayed originals included, which no proxy serves. The partitions are
+/// read at the same time (a read is a GET per segment, and a cold one).
+pub async fn read_raw(
+    reader: &LogReader,
+    topic: &str,
+    partitions: u32,
+    run: &str,
+    value_bytes: usize,
+    timeout: Duration,
+) -> anyhow::Result<Log> {
+    let deadline = Instant::now() + timeout;
+    let reads =
+        (0..partitions).map(|p| read_raw_partition(reader, topic, p, run, value_bytes, deadline));
+    let mut out: Log = BTreeMap::new();
+    let mut stuck = Vec::new();
+    for (p, read) in (0..partitions).zip(futures::future::try_join_all(reads).await?) {
+        match read {
+            Ok(records) => {
+                out.insert(p, records);
+            }
+            Err((offset, end)) => stuck.push((p, offset, end)),
+        }
+    }
+    if !stuck.is_empty() {
+        return Err(Stalled {
+            topic: topic.to_owned(),
+            stuck,
+            timeout,
+        }
+        .into());
+    }
+    Ok(out)
 }
 
-/// The log as read back: `partition → [(offset, message)]` (`None`: not an intact message
-/// of this run).
-pub type Log = BTreeMap<u32, Vec<(i64, Option<MessageId>)>>;
+/// One partition of [`read_raw`]: its records, or where the read was at `deadline` and the
+/// end it was going to.
+async fn read_raw_partition(
+    reader: &LogReader,
+    topic: &str,
+    p: u32,
+    run: &str,
+    value_bytes: usize,
+    deadline: Instant,
+) -> anyhow::Result<Result<Vec<Logged>, (i64, i64)>> {
+    let end = reader.high_watermark(topic, p).await?;
+    let mut records = Vec::new();
+    let mut offset = 0;
+    let mut errors = 0;
+    while offset < end {
+        if Instant::now() >= deadline {
+            return Ok(Err((offset, end)));
+        }
+        let error = match reader.read(topic, p, offset, 4 << 20).await {
+            Ok(read) if !read.batches.is_empty() => {
+                for batch in read.batches {
+                    for record in strata_format::decode_batch(&batch)? {
+                        if record.offset < offset || record.offset >= end {
+                            continue;
+                        }
+                        records.push(Logged::of(&record, run, value_bytes));
+                    }
+                    offset = offset.max(batch.next_offset());
+                }
+                errors = 0;
+                continue;
+            }
+            Ok(_) => format!("no batch below the high watermark ({end})"),
+            Err(e) => e.to_string(),
+        };
+        errors += 1;
+        if errors > 50 {
+            bail!(
+                "reading {topic}/{p} from storage at offset {offset} failed 50 times; last: {error}"
+            );
+        }
+        tracing::warn!(partition = p, offset, error = %error, "reading the log from storage: a read failed; retrying");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(Ok(records))
+}
+
+/// Reads the whole log and judges it against the ledger. Call after [`Load::stop`]. A load
+/// with delayed messages needs `raw`, a reader of the log in storage (see the module's
+/// documentation), and first waits for the copies.
+pub async fn check(
+    load: &Load,
+    proxy: &str,
+    raw: Option<&LogReader>,
+) -> anyhow::Result<(Verdict, Evidence)> {
+    let config = &load.config;
+    let end = load.stopped_at.unwrap_or_else(Instant::now);
+    let served = |timeout| {
+        read_all(
+            proxy,
+            &config.topic,
+            config.partitions,
+            &load.run,
+            config.value_bytes,
+            timeout,
+        )
+    };
+    let lock = || {
+        load.ledger
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    let judged = |log: Log| {
+        let evidence = Evidence {
+            ledger: lock().clone(),
+            log,
+            from: load.started,
+            to: end,
+        };
+        Ok::<_, anyhow::Error>((evidence.judge()?, evidence))
+    };
+    if config.delays.is_none() {
+        return judged(served(Duration::from_secs(180)).await?);
+    }
+    let reader =
+        raw.context("a load with delayed messages is checked against the log in storage")?;
+    let last_due = lock().last_due_ms();
+    if let Some(last_due) = last_due {
+        let wait = last_due + DELAY_SETTLE.as_millis() as i64 - now_ms();
+        if wait > 0 {
+            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+        }
+    }
+    let deadline = Instant::now() + COPIES_WAIT;
+    let log = loop {
+        let started = Instant::now();
+        let log = read_raw(
+            reader,
+            &config.topic,
+            config.partitions,
+            &load.run,
+            config.value_bytes,
+            Duration::from_secs(180),
+        )
+        .await?;
+        tracing::info!(
+            records = log.values().map(Vec::len).sum::<usize>(),
+            seconds = started.elapsed().as_secs_f64(),
+            "read the log back from storage"
+        );
+        let missing = copies_missing(&lock(), &log);
+        if missing.is_empty() {
+            break log;
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                ?missing,
+                "delayed messages still without a copy (partition, offset); judging"
+            );
+            break log;
+        }
+        tracing::info!(
+            missing = missing.len(),
+            "acknowledged delayed messages without a copy yet; reading again"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let started = Instant::now();
+    let shown = served(Duration::from_secs(180)).await?;
+    tracing::info!(
+        records = shown.values().map(Vec::len).sum::<usize>(),
+        seconds = started.elapsed().as_secs_f64(),
+        "read the log back through a proxy"
+    );
+    let hiding = hiding_mismatches(&log, &shown);
+    let (mut verdict, evidence) = judged(log)?;
+    verdict.delay_hiding = hiding;
+    Ok((verdict, evidence))
+}
+
+/// What the checker judged: the ledger and the log as read back, kept so a test can judge
+/// them again with a fault injected (the checker's teeth).
+#[derive(Debug, Clone)]
+pub struct Evidence {
+    pub ledger: Ledger,
+    pub log: Log,
+    /// When the producers ran.
+    pub from: Instant,
+    pub to: Instant,
+}
+
+impl Evidence {
+    pub fn judge(&self) -> anyhow::Result<Verdict> {
+        judge(&self.ledger, &self.log, self.from, self.to)
+    }
+
+    /// Copies of acknowledged delayed messages: `(partition, index in the log, due)`, the last
+    /// record of a partition first.
+    fn copies_of_acked(&self) -> Vec<(u32, usize, i64)> {
+        let mut due: HashMap<(u32, i64), i64> = HashMap::new();
+        for s in self.ledger.sent.iter().flatten() {
+            if let (Outcome::Acked { offset, .. }, Some(d)) = (&s.outcome, s.due_ms) {
+                due.insert((s.partition, *offset), d);
+            }
+        }
+        let mut out: Vec<(u32, usize, i64)> = self
+            .log
+            .iter()
+            .flat_map(|(&p, records)| {
+                let due = &due;
+                records
+                    .iter()
+                    .enumerate()
+                    .filter_map(move |(i, r)| match r.delay {
+                        Delay::Copy { of } => due.get(&(p, of)).map(|d| (p, i, *d)),
+                        _ => None,
+                    })
+            })
+            .collect();
+        out.sort_by_key(|&(p, i, _)| (i + 1 != self.log[&p].len(), p, i));
+        out
+    }
+
+    /// Injects a lost delivery: one copy of an acknowledged delayed message vanishes from
+    /// the log (the last record of a partition when one is a copy, so no offset gap shows),
+    /// and so from what the group got. Returns the copy's `(partition, offset)`.
+    pub fn drop_a_copy(&mut self) -> Option<(u32, i64)> {
+        let (partition, index, _) = *self.copies_of_acked().first()?;
+        let copy = self.log.get_mut(&partition)?.remove(index);
+        self.ledger.delivered.remove(&(partition, copy.offset));
+        self.ledger
+            .copies_received
+            .remove(&(partition, copy.offset));
+        Some((partition, copy.offset))
+    }
+
+    /// Injects an early delivery: one copy of an acknowledged delayed message is timestamped
+    /// a millisecond before its due time. Returns the copy's `(partition, offset)`.
+    pub fn make_a_copy_early(&mut self) -> Option<(u32, i64)> {
+        let (partition, index, due) = *self.copies_of_acked().first()?;
+        let copy = &mut self.log.get_mut(&partition)?[index];
+        copy.timestamp = due - 1;
+        Some((partition, copy.offset))
+    }
+}
+
+/// Acknowledged delayed messages whose offset no copy in `log` names: `(partition, offset)`.
+fn copies_missing(ledger: &Ledger, log: &Log) -> Vec<(u32, i64)> {
+    let copied: HashSet<(u32, i64)> = log
+        .iter()
+        .flat_map(|(&p, records)| {
+            records.iter().filter_map(move |r| match r.delay {
+                Delay::Copy { of } => Some((p, of)),
+                _ => None,
+            })
+        })
+        .collect();
+    ledger
+        .sent
+        .iter()
+        .flatten()
+        .filter(|s| s.due_ms.is_some())
+        .filter_map(|s| match s.outcome {
+            Outcome::Acked { offset, .. } => Some((s.partition, offset)),
+            _ => None,
+        })
+        .filter(|place| !copied.contains(place))
+        .collect()
+}
+
+/// Records a proxy served (`shown`) unlike the log in storage (`log`), below the end of what
+/// was read from storage: every record but the delayed originals must be served, as stored,
+/// and no original.
+pub fn hiding_mismatches(log: &Log, shown: &Log) -> u64 {
+    let mut wrong = 0;
+    for (partition, records) in log {
+        let end = records.last().map_or(0, |r| r.offset + 1);
+        let served: HashMap<i64, &Logged> = shown
+            .get(partition)
+            .into_iter()
+            .flatten()
+            .filter(|r| r.offset < end)
+            .map(|r| (r.offset, r))
+            .collect();
+        for r in records {
+            match (r.delay, served.get(&r.offset)) {
+                (Delay::Original { .. }, None) => {}
+                (Delay::Original { .. }, Some(_)) | (_, None) => wrong += 1,
+                (_, Some(s)) if **s != *r => wrong += 1,
+                _ => {}
+            }
+        }
+        let stored: HashSet<i64> = records.iter().map(|r| r.offset).collect();
+        wrong += served.keys().filter(|o| !stored.contains(o)).count() as u64;
+    }
+    wrong
+}
+
+/// The log as read back: `partition → records` in offset order.
+pub type Log = BTreeMap<u32, Vec<Logged>>;
+
+/// One record of the log as read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Logged {
+    pub offset: i64,
+    /// `None`: not an intact message of this run.
+    pub id: Option<MessageId>,
+    /// The record's timestamp, Unix milliseconds.
+    pub timestamp: i64,
+    pub delay: Delay,
+}
+
+/// What a record is to delayed delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delay {
+    /// An ordinary record.
+    None,
+    /// A delayed original, due at this time (`None`: its delay header does not parse).
+    Original { due_ms: Option<i64> },
+    /// A delivered copy of the original at offset `of`.
+    Copy { of: i64 },
+}
+
+impl Logged {
+    /// An ordinary record.
+    pub fn plain(offset: i64, id: Option<MessageId>) -> Self {
+        Self {
+            offset,
+            id,
+            timestamp: 0,
+            delay: Delay::None,
+        }
+    }
+
+    fn of(record: &strata_format::Record, run: &str, value_bytes: usize) -> Self {
+        let id = record
+            .value
+            .as_deref()
+            .and_then(|v| decode_value(run, v, value_bytes));
+        let delay = if let Some(of) = delay::delayed_from(&record.headers) {
+            Delay::Copy { of }
+        } else if delay::is_delayed(&record.headers) {
+            Delay::Original {
+                due_ms: delay::due_time(record).ok().flatten(),
+            }
+        } else {
+            Delay::None
+        };
+        Self {
+            offset: record.offset,
+            id,
+            timestamp: record.timestamp,
+            delay,
+        }
+    }
+}
 
 /// Judges the log against the ledger; `from..to` is when the producers ran.
 pub fn judge(ledger: &Ledger, log: &Log, from: Instant, to: Instant) -> anyhow::Result<Verdict> {
@@ -302,39 +679,105 @@ pub fn judge(ledger: &Ledger, log: &Log, from: Instant, to: Instant) -> anyhow::
     v.failed = failed;
     v.sent = acked + failed;
 
-    // Where each message is in the log.
+    // Where each message is in the log (its original if delayed; copies apart).
     let mut found: HashMap<MessageId, Vec<(u32, i64)>> = HashMap::new();
+    // Delayed originals: `(partition, offset) → (message, due)`.
+    let mut originals: HashMap<(u32, i64), (MessageId, Option<i64>)> = HashMap::new();
+    // Copies by the original they name: `(partition, original's offset) → copies`.
+    let mut copies: HashMap<(u32, i64), Vec<Logged>> = HashMap::new();
     for (&partition, records) in log {
         let mut expected = 0;
         let mut last_seq: HashMap<u32, u64> = HashMap::new();
-        for &(offset, id) in records {
+        for record in records {
+            let offset = record.offset;
             v.read += 1;
             if offset != expected {
                 v.offset_gaps += u64::try_from(offset - expected).unwrap_or(1);
             }
             expected = offset + 1;
-            let Some(id) = id else {
+            let Some(id) = record.id else {
                 v.foreign += 1;
                 continue;
             };
+            let delivered = ledger.delivered.get(&(partition, offset));
+            match record.delay {
+                Delay::Original { due_ms } => {
+                    originals.insert((partition, offset), (id, due_ms));
+                    // Consumers never see an original: one handed out was early.
+                    if delivered.is_some() {
+                        v.delay_early += 1;
+                    }
+                }
+                Delay::Copy { .. } | Delay::None => {
+                    match delivered {
+                        Some(Some(got)) if *got != id => v.delivery_mismatches += 1,
+                        Some(None) => v.delivery_mismatches += 1,
+                        _ => {}
+                    }
+                    if let Delay::Copy { of } = record.delay {
+                        v.delay_copies += 1;
+                        copies.entry((partition, of)).or_default().push(*record);
+                        // A copy is appended when due, after later messages: not in the
+                        // producer's order, and not a second copy of the message.
+                        continue;
+                    }
+                }
+            }
             found.entry(id).or_default().push((partition, offset));
             if let Some(prev) = last_seq.insert(id.producer, id.seq)
                 && prev >= id.seq
             {
                 v.reordered += 1;
             }
-            match ledger.delivered.get(&(partition, offset)) {
-                Some(Some(got)) if *got != id => v.delivery_mismatches += 1,
-                Some(None) => v.delivery_mismatches += 1,
-                _ => {}
-            }
         }
     }
     for places in found.values() {
         v.duplicated += places.len() as u64 - 1;
     }
-    let delivered: std::collections::HashSet<MessageId> =
-        ledger.delivered.values().flatten().copied().collect();
+    // When each acknowledged delayed message is due, as the producer asked.
+    let mut asked: HashMap<(u32, i64), (MessageId, i64)> = HashMap::new();
+    for (producer, sent) in ledger.sent.iter().enumerate() {
+        for (seq, s) in sent.iter().enumerate() {
+            if let (Outcome::Acked { offset, .. }, Some(due)) = (&s.outcome, s.due_ms) {
+                let id = MessageId {
+                    producer: producer as u32,
+                    seq: seq as u64,
+                };
+                asked.insert((s.partition, *offset), (id, due));
+            }
+        }
+    }
+    let mut max_late = (0, 0);
+    for (place, list) in &copies {
+        let Some(&(original, header_due)) = originals.get(place) else {
+            v.delay_stray += list.len() as u64;
+            continue;
+        };
+        let (of_original, stray): (Vec<&Logged>, Vec<&Logged>) =
+            list.iter().partition(|c| c.id == Some(original));
+        v.delay_stray += stray.len() as u64;
+        v.delay_duplicated += (of_original.len() as u64).saturating_sub(1);
+        let due = asked
+            .get(place)
+            .filter(|(id, _)| *id == original)
+            .map(|(_, due)| *due)
+            .or(header_due);
+        let Some(due) = due else {
+            continue;
+        };
+        for copy in of_original {
+            let received = ledger.copies_received.get(&(place.0, copy.offset)).copied();
+            if copy.timestamp < due || received.is_some_and(|at| at < due) {
+                v.delay_early += 1;
+            }
+            if let Some(at) = received {
+                max_late = max_late.max((at - due, place.0));
+            }
+        }
+    }
+    v.delay_max_late = Duration::from_millis(u64::try_from(max_late.0).unwrap_or(0));
+    v.delay_max_late_partition = max_late.1;
+    let delivered: HashSet<MessageId> = ledger.delivered.values().flatten().copied().collect();
     for (producer, sent) in ledger.sent.iter().enumerate() {
         for (seq, s) in sent.iter().enumerate() {
             let id = MessageId {
@@ -344,15 +787,33 @@ pub fn judge(ledger: &Ledger, log: &Log, from: Instant, to: Instant) -> anyhow::
             let places = found.get(&id);
             match &s.outcome {
                 Outcome::Acked { offset, .. } => {
+                    let place = (s.partition, *offset);
                     match places {
                         None => v.lost += 1,
-                        Some(places) if !places.contains(&(s.partition, *offset)) => {
+                        Some(places) if !places.contains(&place) => {
                             v.misplaced += 1;
                         }
                         Some(_) => {}
                     }
+                    // A delayed message counts as delivered when its copy was: the copy has
+                    // the same value.
                     if !delivered.contains(&id) {
                         v.group_missing += 1;
+                    }
+                    if s.due_ms.is_some() {
+                        v.delayed += 1;
+                        let copied = copies
+                            .get(&place)
+                            .is_some_and(|list| list.iter().any(|c| c.id == Some(id)));
+                        if !copied {
+                            v.delay_lost += 1;
+                        }
+                        // Stored as an ordinary record: visible at once.
+                        if places.is_some_and(|p| p.contains(&place))
+                            && !originals.contains_key(&place)
+                        {
+                            v.delay_early += 1;
+                        }
                     }
                 }
                 Outcome::Failed { .. } => {
@@ -396,7 +857,7 @@ mod tests {
                 let partition = (seq % 2) as u32;
                 let records = log.entry(partition).or_default();
                 let offset = records.len() as i64;
-                records.push((offset, Some(id(producer, seq))));
+                records.push(Logged::plain(offset, Some(id(producer, seq))));
                 ledger.sent[producer as usize].push(Sent {
                     partition,
                     sent: t0,
@@ -404,6 +865,7 @@ mod tests {
                         offset,
                         at: t0 + Duration::from_millis(seq * 10),
                     },
+                    due_ms: None,
                 });
                 ledger
                     .delivered
@@ -440,9 +902,9 @@ mod tests {
     fn a_duplicate_and_a_reordering_are_counted() {
         let (ledger, mut log, t0) = clean();
         let records = log.get_mut(&0).unwrap();
-        let first = records[0].1;
+        let first = records[0].id;
         let next = records.len() as i64;
-        records.push((next, first));
+        records.push(Logged::plain(next, first));
         let v = verdict(&ledger, &log, t0);
         assert_eq!(v.duplicated, 1);
         assert_eq!(v.reordered, 1, "producer 0's seq 0 after its seq 8");
@@ -456,7 +918,7 @@ mod tests {
             error: "timed out".into(),
         };
         let records = log.get_mut(&1).unwrap();
-        records[3].1 = None;
+        records[3].id = None;
         records.remove(5);
         let v = verdict(&ledger, &log, t0);
         assert_eq!(v.misplaced, 1);
@@ -482,6 +944,155 @@ mod tests {
         assert_eq!(v.delivery_mismatches, 1);
     }
 
+    /// [`clean`] with every third message delayed: each original at its offset, its copy
+    /// appended when due at the end of its partition, and the group handed the copy (not the
+    /// original) 5 ms after its due time.
+    fn clean_delayed() -> Evidence {
+        let (mut ledger, mut log, t0) = clean();
+        let due_at = |seq: u64| 1_000_000 + seq as i64 * 100;
+        for (producer, sent) in ledger.sent.iter_mut().enumerate() {
+            for (seq, s) in sent.iter_mut().enumerate() {
+                let seq = seq as u64;
+                if !seq.is_multiple_of(3) {
+                    continue;
+                }
+                let Outcome::Acked { offset, .. } = s.outcome else {
+                    unreachable!()
+                };
+                let due = due_at(seq);
+                s.due_ms = Some(due);
+                let records = log.get_mut(&s.partition).unwrap();
+                records[offset as usize].delay = Delay::Original { due_ms: Some(due) };
+                ledger.delivered.remove(&(s.partition, offset));
+                let at = records.len() as i64;
+                records.push(Logged {
+                    offset: at,
+                    id: Some(id(producer as u32, seq)),
+                    timestamp: due,
+                    delay: Delay::Copy { of: offset },
+                });
+                ledger
+                    .delivered
+                    .insert((s.partition, at), Some(id(producer as u32, seq)));
+                ledger.copies_received.insert((s.partition, at), due + 5);
+            }
+        }
+        Evidence {
+            ledger,
+            log,
+            from: t0,
+            to: t0 + Duration::from_millis(100),
+        }
+    }
+
+    #[test]
+    fn a_clean_delayed_run_has_no_violations() {
+        let evidence = clean_delayed();
+        let v = evidence.judge().unwrap();
+        assert!(v.violations().is_empty(), "{v:?}");
+        assert_eq!((v.acked, v.delayed, v.delay_copies), (20, 8, 8));
+        assert_eq!(v.read, 28);
+        assert_eq!(v.delay_max_late, Duration::from_millis(5));
+    }
+
+    #[test]
+    fn a_lost_copy_is_counted() {
+        let mut evidence = clean_delayed();
+        let dropped = evidence.drop_a_copy().unwrap();
+        let v = evidence.judge().unwrap();
+        assert_eq!(v.delay_lost, 1, "{dropped:?}: {v:?}");
+        assert_eq!(v.group_missing, 1, "the group never got it either");
+        assert_eq!(
+            (v.lost, v.offset_gaps),
+            (0, 0),
+            "the original is there, the copy was last"
+        );
+    }
+
+    #[test]
+    fn early_copies_and_originals_handed_out_are_counted() {
+        let mut evidence = clean_delayed();
+        let early = evidence.make_a_copy_early().unwrap();
+        let v = evidence.judge().unwrap();
+        assert_eq!(v.delay_early, 1, "{early:?}: {v:?}");
+        assert_eq!(v.violations(), vec![("delay early", 1)]);
+
+        // A copy in the log at its time, but handed to the group before it.
+        let mut evidence = clean_delayed();
+        let (&place, _) = evidence.ledger.copies_received.iter().next().unwrap();
+        *evidence.ledger.copies_received.get_mut(&place).unwrap() -= 10;
+        assert_eq!(evidence.judge().unwrap().delay_early, 1);
+
+        // An original handed to the group at all.
+        let mut evidence = clean_delayed();
+        let original = evidence.log[&0]
+            .iter()
+            .find(|r| matches!(r.delay, Delay::Original { .. }))
+            .copied()
+            .unwrap();
+        evidence
+            .ledger
+            .delivered
+            .insert((0, original.offset), original.id);
+        assert_eq!(evidence.judge().unwrap().delay_early, 1);
+
+        // An acknowledged delayed message stored without its delay: visible at once, and
+        // never copied.
+        let mut evidence = clean_delayed();
+        let records = evidence.log.get_mut(&1).unwrap();
+        let original = records
+            .iter_mut()
+            .find(|r| matches!(r.delay, Delay::Original { .. }))
+            .unwrap();
+        original.delay = Delay::None;
+        let v = evidence.judge().unwrap();
+        assert_eq!((v.delay_early, v.delay_stray), (1, 1), "{v:?}");
+    }
+
+    #[test]
+    fn duplicated_and_stray_copies_are_counted() {
+        let mut evidence = clean_delayed();
+        let records = evidence.log.get_mut(&0).unwrap();
+        let copy = *records.last().unwrap();
+        let next = copy.offset + 1;
+        records.push(Logged {
+            offset: next,
+            ..copy
+        });
+        // A copy naming an ordinary record: offset 2 holds producer 0's seq 2, not delayed.
+        records.push(Logged {
+            offset: next + 1,
+            id: records[2].id,
+            timestamp: 0,
+            delay: Delay::Copy { of: 2 },
+        });
+        let v = evidence.judge().unwrap();
+        assert_eq!((v.delay_duplicated, v.delay_stray), (1, 1), "{v:?}");
+        assert_eq!(v.duplicated, 0, "copies are not second copies of a message");
+    }
+
+    #[test]
+    fn what_a_proxy_shows_must_be_the_log_less_the_originals() {
+        let log = clean_delayed().log;
+        let shown: Log = log
+            .iter()
+            .map(|(&p, records)| {
+                let kept = records
+                    .iter()
+                    .filter(|r| !matches!(r.delay, Delay::Original { .. }))
+                    .copied()
+                    .collect();
+                (p, kept)
+            })
+            .collect();
+        assert_eq!(hiding_mismatches(&log, &shown), 0);
+        let mut wrong = shown.clone();
+        wrong.get_mut(&0).unwrap().remove(1); // an ordinary record hidden
+        assert!(matches!(log[&1][2].delay, Delay::Original { .. }));
+        wrong.get_mut(&1).unwrap().insert(2, log[&1][2]); // an original shown
+        assert_eq!(hiding_mismatches(&log, &wrong), 2);
+    }
+
     #[test]
     fn pending_messages_refuse_a_verdict() {
         let (mut ledger, log, t0) = clean();
@@ -497,6 +1108,7 @@ mod tests {
             partition,
             sent: t0,
             outcome: Outcome::Acked { offset: 0, at },
+            due_ms: None,
         };
         let mut ledger = Ledger {
             sent: vec![vec![

@@ -275,7 +275,7 @@ pub async fn long_run<C: Cluster>(
     }
     let catch_up = run.load.stop(Duration::from_secs(120)).await?;
     let final_snapshot = Snapshot::take(cluster.meta().as_ref(), &cluster.keys(), None).await?;
-    let verdict = check_cluster(cluster, &run.load).await?;
+    let (verdict, _) = check_cluster(cluster, &run.load).await?;
     Ok(LongReport {
         mode: cluster.mode(),
         seed: long.seed,

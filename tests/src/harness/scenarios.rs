@@ -3,16 +3,18 @@
 //! the result; the long form (`super::long`) strings many together on one cluster.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use strata_client::Admin;
+use strata_client::admin::TopicSettings;
 use tokio::time::Instant;
 
-use super::checker::{Stalled, Verdict, check, diagnose_stall};
+use super::checker::{Evidence, Stalled, Verdict, check, diagnose_stall};
 use super::ops::{AdminApi, Cluster, Link, StorageCounts};
 use super::snapshot::{Copied, Quiet, Snapshot, copied, quiet};
-use super::workload::{Load, LoadConfig};
+use super::workload::{Load, LoadConfig, now_ms};
 
 /// How long a partition may stay unwritable after a fault before the scenario fails. The
 /// lease is 2 s and a move takes about a second; the margin is for a busy 2-core machine.
@@ -61,6 +63,11 @@ pub enum Scenario {
     /// kill -9 every storage node and broker of one zone (a cluster with zones only), keep
     /// them down a while, start them again: the other zones hold a copy of everything.
     ZoneOutage,
+    /// kill -9 the owner of partition 0 and at once move another partition to a third broker;
+    /// with [`LoadConfig::delayed`], while delayed messages are pending (it fails when none
+    /// is), whose new owners must deliver them on time, once. Not in [`Scenario::ALL`]: run
+    /// by the delayed-message test of the fault suite.
+    KillAndMove,
 }
 
 impl Scenario {
@@ -95,6 +102,7 @@ impl Scenario {
             Self::ProxyKill => "proxy kill -9",
             Self::ProxyRollingRestart => "proxy rolling restart",
             Self::ZoneOutage => "zone outage",
+            Self::KillAndMove => "broker kill -9 + partition move",
         }
     }
 
@@ -131,6 +139,7 @@ impl Scenario {
             Self::ProxyKill => proxy_kill(cluster, run).await,
             Self::ProxyRollingRestart => proxy_rolling_restart(cluster, run).await,
             Self::ZoneOutage => zone_outage(cluster, run).await,
+            Self::KillAndMove => kill_and_move(cluster, run).await,
         };
         run.current = None;
         result
@@ -273,6 +282,17 @@ impl Run {
             .collect())
     }
 
+    /// Delayed messages handed to a producer before `at` and not due yet (acknowledged or
+    /// still waiting for their outcome).
+    pub fn delayed_pending(&self, at: Instant) -> u64 {
+        let at_ms = now_ms() - i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX);
+        self.load
+            .ledger
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .delayed_pending_at(at, at_ms)
+    }
+
     /// The owner of partition 0: the victim of broker faults.
     async fn victim(&self) -> anyhow::Result<String> {
         self.owners()
@@ -335,6 +355,58 @@ async fn kill9<C: Cluster>(cluster: &mut C, run: &mut Run) -> anyhow::Result<()>
     run.event(format!("kill -9 {victim}"));
     run.expect_writable(at, &format!("killing {victim}")).await;
     run.wait_moved_off(&victim).await?;
+    cluster.start_broker(&victim).await?;
+    run.event(format!("{victim} started again"));
+    run.wait_holds(&victim).await
+}
+
+async fn kill_and_move<C: Cluster>(cluster: &mut C, run: &mut Run) -> anyhow::Result<()> {
+    let owners = run.owners().await?;
+    let victim = owners.get(&0).context("partition 0 has no owner")?.clone();
+    let (moved, from) = owners
+        .iter()
+        .find(|(_, b)| **b != victim)
+        .map(|(p, b)| (*p, b.clone()))
+        .context("every partition is on one broker: nothing to move off another")?;
+    let target = cluster
+        .brokers()
+        .into_iter()
+        .find(|b| *b != victim && *b != from)
+        .context("no third broker to move a partition to")?;
+    let topic = run.topic().to_owned();
+    let at = Instant::now();
+    cluster.kill_broker(&victim).await?;
+    run.event(format!("kill -9 {victim}"));
+    run.admin.reassign(&topic, moved, &target).await?;
+    run.event(format!("move partition {moved} from {from} to {target}"));
+    if run.load.config.delays.is_some() {
+        let pending = run.delayed_pending(at);
+        run.event(format!("{pending} delayed messages pending at the faults"));
+        anyhow::ensure!(
+            pending > 0,
+            "no delayed message was pending when the faults landed"
+        );
+    }
+    run.expect_writable(
+        at,
+        &format!("killing {victim} and moving partition {moved}"),
+    )
+    .await;
+    run.wait_moved_off(&victim).await?;
+    let deadline = at + LIVENESS;
+    loop {
+        let parts = run.admin.partitions(&topic).await.unwrap_or_default();
+        if parts.iter().any(|p| {
+            p.partition == moved && p.state == "Write" && p.broker.as_deref() == Some(&target)
+        }) {
+            break;
+        }
+        if Instant::now() >= deadline {
+            bail!("partition {moved} not in Write on {target} within {LIVENESS:?}: {parts:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    run.event(format!("partition {moved} in Write on {target}"));
     cluster.start_broker(&victim).await?;
     run.event(format!("{victim} started again"));
     run.wait_holds(&victim).await
@@ -645,6 +717,8 @@ pub struct Report {
     /// Offset ranges below a high watermark that no segment record covers, at the end.
     pub holes: Vec<String>,
     pub logs: String,
+    /// What the checker judged, to judge again with a fault injected.
+    pub evidence: Arc<Evidence>,
 }
 
 /// The problems every run reports alike: the checker's violations, missed recoveries, and
@@ -710,7 +784,7 @@ impl Report {
     /// Prints the figures as a small table.
     pub fn print(&self) {
         let v = &self.verdict;
-        let rows: Vec<(&str, String)> = vec![
+        let mut rows: Vec<(&str, String)> = vec![
             ("scenario", format!("{} ({} mode)", self.name, self.mode)),
             ("seconds", format!("{:.1}", self.seconds)),
             (
@@ -767,6 +841,33 @@ impl Report {
             ("segment records at end", self.segments.to_string()),
             ("storage requests of brokers", self.storage.to_string()),
         ];
+        if v.delayed > 0 || v.delay_copies > 0 {
+            rows.extend([
+                (
+                    "delayed: acknowledged / copies read",
+                    format!("{} / {}", v.delayed, v.delay_copies),
+                ),
+                (
+                    "delay lost / duplicated / early / stray",
+                    format!(
+                        "{} / {} / {} / {}",
+                        v.delay_lost, v.delay_duplicated, v.delay_early, v.delay_stray
+                    ),
+                ),
+                (
+                    "records a proxy showed or hid wrongly",
+                    v.delay_hiding.to_string(),
+                ),
+                (
+                    "latest copy after its due time (s)",
+                    format!(
+                        "{:.2} (partition {})",
+                        v.delay_max_late.as_secs_f64(),
+                        v.delay_max_late_partition
+                    ),
+                ),
+            ]);
+        }
         let mut text = String::new();
         for (k, value) in rows {
             text.push_str(&format!("  {k:<42} {value}\n"));
@@ -792,10 +893,14 @@ impl Report {
 
 /// Reads the log back and judges it; when the read stalls, says what the metadata, the
 /// storage nodes and a raw fetch show at the stuck offsets.
-pub async fn check_cluster<C: Cluster>(cluster: &C, load: &Load) -> anyhow::Result<Verdict> {
+pub async fn check_cluster<C: Cluster>(
+    cluster: &C,
+    load: &Load,
+) -> anyhow::Result<(Verdict, Evidence)> {
     let proxy = cluster.proxies()[0].clone();
-    match check(load, &proxy).await {
-        Ok(verdict) => Ok(verdict),
+    let raw = strata_log::LogReader::new(cluster.meta(), cluster.keys(), cluster.storage());
+    match check(load, &proxy, Some(&raw)).await {
+        Ok(checked) => Ok(checked),
         Err(e) => {
             if let Some(stalled) = e.downcast_ref::<Stalled>() {
                 let diagnosis = diagnose_stall(
@@ -814,11 +919,16 @@ pub async fn check_cluster<C: Cluster>(cluster: &C, load: &Load) -> anyhow::Resu
     }
 }
 
-/// Creates the topic through a proxy (partitions are assigned before it answers).
+/// Creates the topic through a proxy (partitions are assigned before it answers), with a
+/// maximum delay when the load sends delayed messages.
 async fn create_topic(proxy: &str, config: &LoadConfig) -> anyhow::Result<()> {
     let admin = Admin::connect(proxy).await?;
+    let settings = TopicSettings {
+        max_delay_ms: config.delays.map(|d| d.max_delay().as_millis() as i64),
+        ..TopicSettings::default()
+    };
     admin
-        .create_topic(&config.topic, config.partitions)
+        .create_topic_with(&config.topic, config.partitions, settings)
         .await
         .with_context(|| format!("creating topic {}", config.topic))?;
     Ok(())
@@ -850,7 +960,7 @@ pub async fn run_scenario<C: Cluster>(
     run.event("producers stopped; consumers caught up or gave up");
     let after = run.snapshot(cluster, false).await?;
     let storage = StorageCounts::scrape(&cluster.broker_http_urls()).await;
-    let verdict = check_cluster(cluster, &run.load)
+    let (verdict, evidence) = check_cluster(cluster, &run.load)
         .await
         .with_context(|| format!("checking the log; logs in {}", cluster.logs()))?;
     run.event("log read back and checked");
@@ -873,5 +983,6 @@ pub async fn run_scenario<C: Cluster>(
         storage,
         holes: after.holes(),
         logs: cluster.logs(),
+        evidence: Arc::new(evidence),
     })
 }

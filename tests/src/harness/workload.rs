@@ -9,6 +9,10 @@
 //! A message's value is `{run}:{producer}:{seq}:` padded with a filler derived from `seq` to
 //! a fixed size, so the checker can tell whose it is, whether it is intact, and in which order
 //! its producer sent it.
+//!
+//! With [`LoadConfig::delays`], a share of the messages is sent delayed (to a topic created
+//! with a maximum delay): the ledger notes when each is due, and consumers, who see only the
+//! delivered copies, note when they got each copy.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,6 +22,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use strata_client::{Ack, Consumer, Offset, Producer, ProducerRecord};
+use strata_clock::Clock as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -41,6 +46,54 @@ pub struct LoadConfig {
     pub acks: Ack,
     /// The producers' linger.
     pub linger: Duration,
+    /// Send a share of the messages delayed; `None`: none (the topic takes no delays).
+    pub delays: Option<DelayedLoad>,
+}
+
+/// Which messages of a load are delayed, and by how much.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DelayedLoad {
+    /// The share of messages sent delayed, 0 to 1, chosen at random.
+    pub share: f64,
+    /// Each delayed message asks for a delay drawn uniformly from `min..=max` (whole
+    /// milliseconds), counted from the timestamp the producer sets on it.
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl DelayedLoad {
+    /// A third of the messages, delayed 3 to 6 s: long enough to be pending through a fault,
+    /// short enough for a short scenario.
+    pub fn standard() -> Self {
+        Self {
+            share: 1.0 / 3.0,
+            min: Duration::from_secs(3),
+            max: Duration::from_secs(6),
+        }
+    }
+
+    /// The topic's maximum delay: the longest asked for, with room for a slow send.
+    pub fn max_delay(&self) -> Duration {
+        self.max + Duration::from_secs(60)
+    }
+
+    /// A delay for the next message, or `None` to send it at once.
+    fn draw(&self) -> Option<Duration> {
+        if rand::random::<f64>() >= self.share {
+            return None;
+        }
+        let (min, max) = (self.min.as_millis() as u64, self.max.as_millis() as u64);
+        let span = max.saturating_sub(min);
+        Some(Duration::from_millis(
+            min + rand::random::<u64>() % (span + 1),
+        ))
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch, the clock of record timestamps and due
+/// times.
+pub fn now_ms() -> i64 {
+    strata_clock::SystemClock.unix_millis()
 }
 
 impl LoadConfig {
@@ -57,6 +110,16 @@ impl LoadConfig {
             group: format!("{topic}-readers"),
             acks: Ack::Durable,
             linger: Duration::from_millis(5),
+            delays: None,
+        }
+    }
+
+    /// [`LoadConfig::standard`] with [`DelayedLoad::standard`]: a third of the messages
+    /// delayed 3 to 6 s.
+    pub fn delayed(topic: &str) -> Self {
+        Self {
+            delays: Some(DelayedLoad::standard()),
+            ..Self::standard(topic)
         }
     }
 }
@@ -105,6 +168,8 @@ pub struct Sent {
     /// When it was handed to the producer.
     pub sent: Instant,
     pub outcome: Outcome,
+    /// A delayed message: when it is due (its timestamp plus its delay, Unix milliseconds).
+    pub due_ms: Option<i64>,
 }
 
 /// One record as a consumer got it.
@@ -117,7 +182,7 @@ pub struct Delivery {
 }
 
 /// Everything sent and received.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Ledger {
     /// `[producer][seq]`.
     pub sent: Vec<Vec<Sent>>,
@@ -127,6 +192,10 @@ pub struct Ledger {
     /// rebalance), and those whose value differed from the first delivery's.
     pub redelivered: u64,
     pub delivery_mismatches: u64,
+    /// When a group member was first handed each delayed message's copy (a record naming its
+    /// original, `strata_format::delay::delayed_from`), by the copy's `(partition, offset)`:
+    /// Unix milliseconds, taken as the poll returned (so never before the proxy served it).
+    pub copies_received: HashMap<(u32, i64), i64>,
     /// Consumer errors by message: failed polls, and commits that reached no proxy.
     pub consumer_errors: HashMap<String, u64>,
     /// Pauses of the producers, excluded from gap measurements.
@@ -145,6 +214,29 @@ impl Ledger {
             }
         }
         (acked, failed, pending)
+    }
+
+    /// When the last acknowledged delayed message is due (Unix milliseconds); `None` when no
+    /// delayed message was acknowledged.
+    pub fn last_due_ms(&self) -> Option<i64> {
+        self.sent
+            .iter()
+            .flatten()
+            .filter(|s| matches!(s.outcome, Outcome::Acked { .. }))
+            .filter_map(|s| s.due_ms)
+            .max()
+    }
+
+    /// Delayed messages handed to a producer before `at` (an [`Instant`]) and due after
+    /// `at_ms` (the same moment on the wall clock): pending at that moment, acknowledged or
+    /// not yet.
+    pub fn delayed_pending_at(&self, at: Instant, at_ms: i64) -> u64 {
+        self.sent
+            .iter()
+            .flatten()
+            .filter(|s| s.sent <= at && s.due_ms.is_some_and(|due| due > at_ms))
+            .filter(|s| !matches!(s.outcome, Outcome::Failed { .. }))
+            .count() as u64
     }
 
     /// Partitions that acknowledged a message sent after `since`: writable since then. (A
@@ -482,16 +574,25 @@ async fn produce(
             };
             let partition = (seq % u64::from(config.partitions)) as u32;
             seq += 1;
-            lock(&ledger).sent[index as usize].push(Sent {
-                partition,
-                sent: Instant::now(),
-                outcome: Outcome::Pending,
-            });
-            let record = ProducerRecord::new(
+            let mut record = ProducerRecord::new(
                 config.topic.clone(),
                 encode_value(&run, id, config.value_bytes),
             )
             .with_partition(partition);
+            let mut due_ms = None;
+            if let Some(delay) = config.delays.as_ref().and_then(DelayedLoad::draw) {
+                // The delay counts from the record's timestamp: set it, so the ledger knows
+                // exactly when the message is due.
+                let timestamp = now_ms();
+                due_ms = Some(timestamp + delay.as_millis() as i64);
+                record = record.with_timestamp(timestamp).with_delay(delay);
+            }
+            lock(&ledger).sent[index as usize].push(Sent {
+                partition,
+                sent: Instant::now(),
+                outcome: Outcome::Pending,
+                due_ms,
+            });
             match producer.enqueue(record).await {
                 Ok(ack) => {
                     let ledger = ledger.clone();
@@ -595,8 +696,15 @@ async fn consume(
                     continue;
                 }
                 {
+                    let received_ms = now_ms();
                     let mut ledger = lock(&ledger);
                     for r in &records {
+                        if strata_format::delay::delayed_from(&r.headers).is_some() {
+                            ledger
+                                .copies_received
+                                .entry((r.partition, r.offset))
+                                .or_insert(received_ms);
+                        }
                         let id = r
                             .value
                             .as_deref()

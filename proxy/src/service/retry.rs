@@ -1,0 +1,227 @@
+//! Retries and dead letters: a group's consumer nacks a record it failed, and the proxy
+//! writes it to the group's retry topic as a delayed record, or after its last attempt to the
+//! group's dead-letter topic (`strata_format::retry`).
+//!
+//! The proxy reads the nacked record from the log itself rather than taking it from the
+//! consumer, so what is retried is what was stored, and a nack costs the client no upload.
+
+use std::time::Duration;
+
+use strata_catalog::acls::{Access, Operation, ResourceType};
+use strata_catalog::admin::NewTopic;
+use strata_format::retry::{self, Origin};
+use strata_format::{BatchOptions, Record, decode_batch, encode_batch};
+use strata_proto::{Coded as _, ErrorCode, v1};
+use tokio::time::Instant;
+
+use super::{ProxyService, error};
+
+/// How long a nack may take to write its record, moves of the partition included.
+const NACK_DEADLINE: Duration = Duration::from_secs(30);
+
+type Refusal = v1::Error;
+
+fn invalid(message: String) -> Refusal {
+    error(ErrorCode::InvalidArgument, message)
+}
+
+impl ProxyService {
+    /// PrepareRetries: the group's retry topic, created when missing.
+    pub(super) async fn prepare_retries_call(
+        &self,
+        access: &Access,
+        group: &str,
+    ) -> Result<v1::PrepareRetriesResponse, Refusal> {
+        self.check_group(access, group).await?;
+        let retry_topic = self.ensure_reserved(&retry::retry_topic(group)).await?;
+        Ok(v1::PrepareRetriesResponse {
+            error: None,
+            retry_topic,
+            dead_letter_topic: retry::dead_letter_topic(group),
+        })
+    }
+
+    async fn check_group(&self, access: &Access, group: &str) -> Result<(), Refusal> {
+        strata_meta::schema::validate_name("group", group).map_err(|e| invalid(e.to_string()))?;
+        let longest = 249
+            - retry::DEAD_LETTER_TOPIC_PREFIX
+                .len()
+                .max(retry::RETRY_TOPIC_PREFIX.len());
+        if group.len() > longest {
+            return Err(invalid(format!(
+                "group names of more than {longest} characters cannot have retry topics (topic names end at 249); use a shorter group name"
+            )));
+        }
+        access
+            .check(Operation::Read, ResourceType::Group, group)
+            .await
+            .map_err(|e| e.to_wire())
+    }
+
+    /// Creates a retry topic (delays up to the longest backoff) or a dead-letter topic when
+    /// it does not exist yet; its name.
+    async fn ensure_reserved(&self, topic: &str) -> Result<String, Refusal> {
+        self.routes.refresh_if_unknown(topic).await;
+        if self.routes.max_delay_ms(topic).is_some() {
+            return Ok(topic.to_owned());
+        }
+        let is_retry = topic.starts_with(retry::RETRY_TOPIC_PREFIX);
+        let new = NewTopic {
+            name: topic.to_owned(),
+            partitions: 1,
+            max_delay_ms: is_retry.then_some(retry::MAX_BACKOFF_MS),
+            ..NewTopic::default()
+        };
+        match self.admin.create_reserved_topic(new).await {
+            Ok(_) => tracing::info!(%topic, "created a group's retry or dead-letter topic"),
+            Err(strata_catalog::CatalogError::TopicExists(_)) => {}
+            Err(e) => return Err(e.to_wire()),
+        }
+        let _ = self.routes.reload().await;
+        Ok(topic.to_owned())
+    }
+
+    /// Nack: writes the record at (topic, partition, offset) to the group's retry topic, or
+    /// its dead-letter topic after `max_retries` attempts, durably.
+    pub(super) async fn nack_call(
+        &self,
+        access: &Access,
+        r: v1::NackRequest,
+    ) -> Result<v1::NackResponse, Refusal> {
+        self.check_group(access, &r.group).await?;
+        access
+            .check(Operation::Read, ResourceType::Topic, &r.topic)
+            .await
+            .map_err(|e| e.to_wire())?;
+        let own_retry_topic = retry::retry_topic(&r.group);
+        if retry::is_reserved(&r.topic) && r.topic != own_retry_topic {
+            return Err(invalid(format!(
+                "`{}` is not a topic group `{}` reads records to retry from; nack records of its subscribed topics or of `{own_retry_topic}`",
+                r.topic, r.group
+            )));
+        }
+        if !(0..=retry::MAX_BACKOFF_MS).contains(&r.delay_ms) {
+            return Err(invalid(format!(
+                "delay_ms {} is outside 0 (the default schedule) to {} (2 hours, the retry topic's maximum delay)",
+                r.delay_ms,
+                retry::MAX_BACKOFF_MS
+            )));
+        }
+        let record = self.stored_record(&r.topic, r.partition, r.offset).await?;
+        let origin = if r.topic == own_retry_topic {
+            retry::origin_of(&record.headers).ok_or_else(|| {
+                invalid(format!(
+                    "the record at {}/{}@{} names no origin; it was not written by a nack",
+                    r.topic, r.partition, r.offset
+                ))
+            })?
+        } else {
+            Origin {
+                topic: r.topic.clone(),
+                partition: r.partition,
+                offset: r.offset,
+            }
+        };
+        let attempt = retry::attempt_of(&record.headers) + 1;
+        let max_retries = match r.max_retries {
+            0 => retry::DEFAULT_MAX_RETRIES,
+            n => n,
+        };
+        let now = self.clock().unix_millis();
+        let dead = attempt > max_retries;
+        let (topic, written, due_ms) = if dead {
+            let topic = self
+                .ensure_reserved(&retry::dead_letter_topic(&r.group))
+                .await?;
+            (
+                topic,
+                retry::dead_letter(record, &origin, attempt - 1, &r.error, now),
+                0,
+            )
+        } else {
+            let topic = self.ensure_reserved(&own_retry_topic).await?;
+            let delay = match r.delay_ms {
+                0 => retry::backoff_ms(&retry::DEFAULT_BACKOFF_MS, attempt),
+                ms => ms,
+            };
+            let record = retry::retry_record(record, &origin, attempt, &r.error, delay, now);
+            (topic, record, now + delay)
+        };
+        let offset = self.write_record(&topic, 0, written).await?;
+        tracing::debug!(group = %r.group, origin = %origin.topic, partition = origin.partition, offset = origin.offset,
+            attempt, dead, to = %topic, "record nacked");
+        Ok(v1::NackResponse {
+            error: None,
+            topic,
+            offset,
+            attempt: if dead { attempt - 1 } else { attempt },
+            dead_lettered: dead,
+            due_ms,
+        })
+    }
+
+    /// The stored record at `offset`.
+    async fn stored_record(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: i64,
+    ) -> Result<Record, Refusal> {
+        self.routes.refresh_if_unknown(topic).await;
+        self.routes
+            .route(topic, partition)
+            .map_err(|(code, message)| error(code, message))?;
+        let read = self
+            .reader
+            .read(topic, partition, offset, 1)
+            .await
+            .map_err(|e| e.to_wire())?;
+        let missing = || {
+            error(
+                ErrorCode::OffsetOutOfRange,
+                format!(
+                    "no record at {topic}/{partition}@{offset} (log {}..{}); nack a record the consumer read",
+                    read.log_start, read.high_watermark
+                ),
+            )
+        };
+        let batch = read.batches.first().ok_or_else(missing)?;
+        decode_batch(batch)
+            .map_err(|e| error(ErrorCode::CorruptMessage, e.to_string()))?
+            .into_iter()
+            .find(|record| record.offset == offset)
+            .ok_or_else(missing)
+    }
+
+    /// Writes one record to a partition, durably; its offset. Bypasses the checks of
+    /// produces (the refusal of reserved topics, which only nacks write, and the callers'
+    /// rights, which the caller of this checked).
+    pub(super) async fn write_record(
+        &self,
+        topic: &str,
+        partition: u32,
+        record: Record,
+    ) -> Result<i64, Refusal> {
+        let batch = encode_batch(&[record], &BatchOptions::default())
+            .map_err(|e| error(ErrorCode::Internal, e.to_string()))?;
+        let partitions = vec![v1::PartitionBatches {
+            topic: topic.to_owned(),
+            partition,
+            batches: vec![batch.to_bytes()],
+            ..Default::default()
+        }];
+        let deadline = Instant::now() + NACK_DEADLINE;
+        let answer = self
+            .forward_all(v1::Ack::Durable as i32, partitions, deadline)
+            .await;
+        let result = answer
+            .into_iter()
+            .next()
+            .and_then(|p| p.batches.into_iter().next())
+            .ok_or_else(|| error(ErrorCode::Internal, format!("no answer writing to {topic}")))?;
+        match result.error {
+            Some(e) => Err(e),
+            None => Ok(result.base_offset),
+        }
+    }
+}
