@@ -815,6 +815,14 @@ impl Consumer {
             };
             if let Some(fetched) = next {
                 self.pending.push_back(fetched);
+                // Every partition's answer that has arrived goes out in this poll, not one
+                // answer per poll: a consumer of many partitions would fall behind otherwise.
+                // Bounded as the fetchers' queue is, which holds the fetchers back.
+                while self.pending.len() < fetcher::QUEUED_FETCHES
+                    && let Some(more) = self.fetchers.try_recv()
+                {
+                    self.pending.push_back(more);
+                }
             }
         }
     }

@@ -33,6 +33,7 @@ mod admin;
 mod dead_letters;
 mod produce;
 mod retry;
+mod writer;
 
 /// How long a produce keeps retrying a partition that has no reachable owner. Below the SDK's
 /// default request timeout (30 s), so the client hears the outcome before it gives up and
@@ -56,6 +57,10 @@ pub struct ProxyService {
     broker_tls: Option<strata_tls::ClientTls>,
     /// The rules for gRPC callers (Kafka requests bring their listener's own).
     authorizer: Arc<Authorizer>,
+    /// Batches nacks decoded lately ([`retry`]).
+    nacked_batches: Arc<retry::DecodedBatches>,
+    /// The proxy's own writers ([`writer`]).
+    writers: Arc<writer::Writers>,
 }
 
 fn error(code: ErrorCode, message: impl Into<String>) -> v1::Error {
@@ -92,6 +97,8 @@ impl ProxyService {
             channels: Arc::default(),
             broker_tls: None,
             authorizer,
+            nacked_batches: Arc::default(),
+            writers: Arc::default(),
         }
     }
 

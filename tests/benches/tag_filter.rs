@@ -22,6 +22,7 @@ use strata_client::{
     Admin, Compression, Consumer, Offset, Producer, ProducerConfig, ProducerRecord, TopicPartition,
 };
 use strata_integration_tests::cli::metrics;
+use strata_integration_tests::measure::cpu_seconds;
 use strata_testkit::{StrataServer, log_dir, strata_binary, target_tmp_dir};
 
 const PARTITIONS: u32 = 4;
@@ -35,16 +36,6 @@ const SELECTORS: [(&str, &str); 5] = [
     ("*", "amount < 10"),
     ("*", "amount >= 10"),
 ];
-
-/// CPU seconds (user + system) the process has used so far.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.rsplit_once(')').context("odd /proc stat")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
-    Ok(ticks / 100.0)
-}
 
 /// The proxy's count of batch bytes sent to consumers.
 async fn fetched_bytes(http: std::net::SocketAddr) -> anyhow::Result<f64> {
@@ -86,7 +77,7 @@ async fn read_all(
         .map(|p| TopicPartition::new(topic, p))
         .collect();
     consumer.assign(partitions.clone()).await?;
-    let cpu_before = cpu_seconds(server.pid)?;
+    let cpu_before = cpu_seconds(server.pid);
     let sent_before = fetched_bytes(server.http).await?;
     let started = Instant::now();
     let mut records = 0u64;
@@ -106,7 +97,7 @@ async fn read_all(
         }
     }
     let elapsed = started.elapsed();
-    let cpu = cpu_seconds(server.pid)? - cpu_before;
+    let cpu = cpu_seconds(server.pid) - cpu_before;
     let sent = fetched_bytes(server.http).await? - sent_before;
     consumer.close().await?;
     Ok(Read {

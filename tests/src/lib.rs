@@ -13,6 +13,7 @@
 //!   the reason outside CI, fail under `CI=true`.
 //! - [`secured`] starts a standalone with TLS, authentication and SASL as the security tests
 //!   ask, with a throwaway CA, and builds the credential flags of the CLI and kcat.
+//! - [`measure`] reads a server's CPU time and memory, and takes quantiles, for benchmarks.
 //! - [`selecting`] reads what consumers that select records (tags, property filters, lanes)
 //!   are given, and asks the proxy directly.
 
@@ -24,6 +25,7 @@ pub mod harness;
 mod inprocess;
 pub mod kafka_clients;
 pub mod kafka_wire;
+pub mod measure;
 pub mod prerequisite;
 pub mod secured;
 pub mod selecting;

@@ -4,7 +4,8 @@
 //! brokers, two proxies), under two producers and two group consumers. Each test asserts that
 //! no acknowledged message was lost, duplicated or reordered, that every partition was
 //! writable again within 30 s, that the group's consumers got everything, and that no move
-//! copied data; with delayed messages, that each was delivered once and none early.
+//! copied data; with delayed messages, that each was delivered once and none early; with
+//! consumer retries, that each came back on time and only poison messages were dead-lettered.
 //! `docs/reliability.md` explains the harness and the figures.
 //!
 //! The scenarios run one at a time (2 cores); the partition scenarios need network
@@ -254,5 +255,70 @@ async fn delayed_messages_across_a_kill_9_and_a_move() {
         (caught.lost, caught.delay_duplicated, caught.delay_stray),
         (0, 0, 0),
         "{caught:?}"
+    );
+}
+
+/// Consumer retries across a kill -9 of the retry topic's owner and a partition move: the
+/// group's consumers fail every 7th message once or twice and every 41st always (at most 2
+/// retries, 1 s then 2 s apart); the owner of the group's retry topic is killed and a
+/// partition of the load's topic moved while retries are in flight (at least 10; some 20 to
+/// 30 in practice). The checker must find every message processed but the poison ones, each
+/// of those dead-lettered once with its origin, attempts and last error, no other message
+/// dead-lettered, and every answered retry back, none before its due time. First its teeth, on
+/// this run's own input: a retry's return dropped must count as one more `retry lost`, a
+/// return noted before its due time as one more `retry early`, a dead letter dropped as one
+/// more `dead letter missing`, every other count unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_across_a_kill_9_of_the_retry_topic_owner_and_a_move() {
+    let _one_at_a_time = SERIAL.lock().await;
+    harness::init_tracing();
+    let mut cluster = ProcessCluster::start(Spec::standard("retried"))
+        .await
+        .unwrap();
+    let report = run_scenario(
+        &mut cluster,
+        Scenario::RetryKillAndMove,
+        LoadConfig::retried("faults"),
+    )
+    .await
+    .unwrap();
+    report.print();
+    let v = &report.verdict;
+
+    let mut injected = (*report.evidence).clone();
+    let dropped = injected.drop_a_retry_return().unwrap();
+    let early = injected.make_a_return_early().unwrap();
+    let letter = injected.drop_a_dead_letter().unwrap();
+    let caught = injected.judge().unwrap();
+    let mut expected = v.clone();
+    expected.retry_lost += 1;
+    expected.retry_early += 1;
+    expected.dead_letter_missing += 1;
+    assert_eq!(
+        caught.violations(),
+        expected.violations(),
+        "the retry at {dropped} dropped, the one at {early} made early, the dead letter at \
+         {letter} dropped: {caught:?}"
+    );
+
+    report.print_and_check();
+    assert!(
+        v.transient > 100 && v.poison > 20 && v.dead_letters >= v.poison,
+        "too few failed messages to mean anything: {v:?}"
+    );
+    assert_eq!(
+        [
+            v.retry_lost,
+            v.retry_early,
+            v.retry_stray,
+            v.retry_duplicated,
+            v.retry_unprocessed,
+            v.dead_letter_missing,
+            v.dead_lettered_wrongly,
+            v.dead_letter_duplicated,
+            v.dead_letter_wrong,
+        ],
+        [0; 9],
+        "{v:?}"
     );
 }

@@ -22,7 +22,7 @@ use crate::error::{Error, Result, check};
 use crate::types::{Offset, TopicPartition};
 
 /// Fetch answers waiting to be polled, across all partitions.
-const QUEUED_FETCHES: usize = 64;
+pub(super) const QUEUED_FETCHES: usize = 64;
 
 /// What one fetch task delivered.
 #[derive(Debug)]
@@ -131,6 +131,11 @@ impl Fetchers {
             .await
             .ok()
             .flatten()
+    }
+
+    /// A fetch answer that has already arrived, without waiting.
+    pub fn try_recv(&mut self) -> Option<Fetched> {
+        self.rx.try_recv().ok()
     }
 }
 

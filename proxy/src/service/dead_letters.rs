@@ -75,7 +75,7 @@ impl ProxyService {
                 .await
                 .map_err(|e| e.to_wire())?;
             let offset = self
-                .write_record(&origin.topic, origin.partition, retry::replayed(letter))
+                .write_own(&origin.topic, origin.partition, retry::replayed(letter))
                 .await
                 .map_err(|e| {
                     error(

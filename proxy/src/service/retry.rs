@@ -5,24 +5,59 @@
 //! The proxy reads the nacked record from the log itself rather than taking it from the
 //! consumer, so what is retried is what was stored, and a nack costs the client no upload.
 
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use strata_catalog::acls::{Access, Operation, ResourceType};
 use strata_catalog::admin::NewTopic;
 use strata_format::retry::{self, Origin};
-use strata_format::{BatchOptions, Record, decode_batch, encode_batch};
+use strata_format::{Record, decode_batch};
 use strata_proto::{Coded as _, ErrorCode, v1};
-use tokio::time::Instant;
 
 use super::{ProxyService, error};
-
-/// How long a nack may take to write its record, moves of the partition included.
-const NACK_DEADLINE: Duration = Duration::from_secs(30);
 
 type Refusal = v1::Error;
 
 fn invalid(message: String) -> Refusal {
     error(ErrorCode::InvalidArgument, message)
+}
+
+/// Batches nacks decoded lately. A consumer nacks records of a batch it read one after
+/// another, and decoding a whole batch (a compressed one holds hundreds of records) for each
+/// was most of a nack's cost.
+#[derive(Debug, Default)]
+pub(super) struct DecodedBatches(Mutex<VecDeque<(BatchKey, Arc<[Record]>)>>);
+
+/// A stored batch: its partition and base offset, and its size and newest timestamp, so a
+/// topic deleted and created again under its name is not mistaken for the old one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct BatchKey {
+    topic: String,
+    partition: u32,
+    base_offset: i64,
+    len: usize,
+    max_timestamp: i64,
+}
+
+/// Decoded batches kept; their records' bytes share the batches' buffers.
+const DECODED_BATCHES: usize = 16;
+
+impl DecodedBatches {
+    fn get(&self, key: &BatchKey) -> Option<Arc<[Record]>> {
+        let batches = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        batches
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, records)| records.clone())
+    }
+
+    fn put(&self, key: BatchKey, records: Arc<[Record]>) {
+        let mut batches = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if batches.len() >= DECODED_BATCHES {
+            batches.pop_front();
+        }
+        batches.push_back((key, records));
+    }
 }
 
 impl ProxyService {
@@ -147,7 +182,7 @@ impl ProxyService {
             let record = retry::retry_record(record, &origin, attempt, &r.error, delay, now);
             (topic, record, now + delay)
         };
-        let offset = self.write_record(&topic, 0, written).await?;
+        let offset = self.write_own(&topic, 0, written).await?;
         tracing::debug!(group = %r.group, origin = %origin.topic, partition = origin.partition, offset = origin.offset,
             attempt, dead, to = %topic, "record nacked");
         Ok(v1::NackResponse {
@@ -186,42 +221,27 @@ impl ProxyService {
             )
         };
         let batch = read.batches.first().ok_or_else(missing)?;
-        decode_batch(batch)
-            .map_err(|e| error(ErrorCode::CorruptMessage, e.to_string()))?
-            .into_iter()
-            .find(|record| record.offset == offset)
-            .ok_or_else(missing)
-    }
-
-    /// Writes one record to a partition, durably; its offset. Bypasses the checks of
-    /// produces (the refusal of reserved topics, which only nacks write, and the callers'
-    /// rights, which the caller of this checked).
-    pub(super) async fn write_record(
-        &self,
-        topic: &str,
-        partition: u32,
-        record: Record,
-    ) -> Result<i64, Refusal> {
-        let batch = encode_batch(&[record], &BatchOptions::default())
-            .map_err(|e| error(ErrorCode::Internal, e.to_string()))?;
-        let partitions = vec![v1::PartitionBatches {
+        let key = BatchKey {
             topic: topic.to_owned(),
             partition,
-            batches: vec![batch.to_bytes()],
-            ..Default::default()
-        }];
-        let deadline = Instant::now() + NACK_DEADLINE;
-        let answer = self
-            .forward_all(v1::Ack::Durable as i32, partitions, deadline)
-            .await;
-        let result = answer
-            .into_iter()
-            .next()
-            .and_then(|p| p.batches.into_iter().next())
-            .ok_or_else(|| error(ErrorCode::Internal, format!("no answer writing to {topic}")))?;
-        match result.error {
-            Some(e) => Err(e),
-            None => Ok(result.base_offset),
-        }
+            base_offset: batch.base_offset(),
+            len: batch.len(),
+            max_timestamp: batch.max_timestamp(),
+        };
+        let records = match self.nacked_batches.get(&key) {
+            Some(records) => records,
+            None => {
+                let records: Arc<[Record]> = decode_batch(batch)
+                    .map_err(|e| error(ErrorCode::CorruptMessage, e.to_string()))?
+                    .into();
+                self.nacked_batches.put(key, records.clone());
+                records
+            }
+        };
+        records
+            .iter()
+            .find(|record| record.offset == offset)
+            .cloned()
+            .ok_or_else(missing)
     }
 }

@@ -10,6 +10,14 @@
 //! Originals count as any acknowledged message (lost, duplicated, reordered, ...); each must
 //! have exactly one copy naming it, timestamped no earlier than its due time, and no group
 //! member may have got the copy before that time, nor the original at all.
+//!
+//! Under a retry load ([`super::workload::RetryLoad`]) it also judges the group's nacks
+//! ([`judge_retries`]): what the consumers recorded (nacks and the proxy's answers, records
+//! back from the retry topic, processings) against the group's dead-letter topic, listed
+//! through a proxy's `ListDeadLetters`. Every acknowledged message but the poison ones must be
+//! processed; every poison one dead-lettered once, naming where the group read it, after
+//! `max_retries` attempts, with the last error; no other message dead-lettered; every answered
+//! retry back, not before its due time.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -20,17 +28,23 @@ use strata_format::delay;
 use strata_log::LogReader;
 use tokio::time::Instant;
 
-use super::workload::{Ledger, Load, MessageId, Outcome, decode_value, now_ms};
+use super::workload::{
+    Fate, Ledger, Load, MessageId, NackCall, Outcome, RetryLoad, decode_value, now_ms,
+};
 
 /// After the last delayed message is due, how long the checker waits before reading: the
 /// owners' schedulers append copies within a flush or two of their time.
 const DELAY_SETTLE: Duration = Duration::from_secs(2);
 /// How long after that the checker keeps reading again while copies are missing.
 const COPIES_WAIT: Duration = Duration::from_secs(30);
+/// How far apart the proxies' clock (which sets a retry's due time) and this process's (which
+/// notes when a retry came back) may be, in milliseconds: the same machine's clock in process
+/// mode, read by different processes, and whole milliseconds on both sides.
+pub const RETRY_CLOCK_SLACK_MS: i64 = 100;
 
 /// What the checker found. `lost`, `duplicated`, `reordered`, `misplaced`, `foreign`,
-/// `offset_gaps`, `group_missing`, `delivery_mismatches` and the `delay_*` counts but
-/// `delayed` must all be 0.
+/// `offset_gaps`, `group_missing`, `delivery_mismatches`, the `delay_*` counts but
+/// `delayed`, and the retry counts of [`Verdict::violations`] must all be 0.
 #[derive(Debug, Clone, Default)]
 pub struct Verdict {
     /// Messages handed to a producer.
@@ -87,6 +101,44 @@ pub struct Verdict {
     /// partition.
     pub delay_max_late: Duration,
     pub delay_max_late_partition: u32,
+    /// Under a retry load: acknowledged messages failed once or twice, and always.
+    pub transient: u64,
+    pub poison: u64,
+    /// Nacks answered (a retry record or a dead letter written), and nack calls that failed
+    /// (tried again).
+    pub retry_nacks: u64,
+    pub retry_nack_errors: u64,
+    /// Retry records that came back to the group (distinct copies).
+    pub retry_returns: u64,
+    /// Records in the group's dead-letter topic.
+    pub dead_letters: u64,
+    /// Answered retries (not dead-lettered) whose record never came back to the group.
+    pub retry_lost: u64,
+    /// Retries that came back before their due time less [`RETRY_CLOCK_SLACK_MS`], or whose
+    /// due time the proxy set before the nack's start plus its backoff (less the slack); a
+    /// retry whose nack had no answer, back before the first try's start plus the backoff.
+    pub retry_early: u64,
+    /// Records from the retry topic no nack explains: not an intact message of the run, or
+    /// naming an origin other than where the group read the message, or the copy of a retry
+    /// record no answered nack wrote (one nack's record written twice) unless a nack of the
+    /// message at that attempt failed and was tried again.
+    pub retry_stray: u64,
+    /// Copies of one retry record beyond the first.
+    pub retry_duplicated: u64,
+    /// Acknowledged messages, poison ones aside, never processed.
+    pub retry_unprocessed: u64,
+    /// Acknowledged poison messages with no dead letter, or whose dead-lettering nack
+    /// answered an offset that holds none of theirs.
+    pub dead_letter_missing: u64,
+    /// Dead letters of messages that are not poison.
+    pub dead_lettered_wrongly: u64,
+    /// Dead letters of one message beyond one (or beyond the nacks of its last attempt whose
+    /// chain of retries every answered nack explains, when a redelivery made two).
+    pub dead_letter_duplicated: u64,
+    /// Dead letters with a wrong origin, attempt count or last error, or a damaged value.
+    pub dead_letter_wrong: u64,
+    /// The latest a retry came back after its due time.
+    pub retry_max_late: Duration,
     /// Longest time any partition went without an acknowledgement while producers ran.
     pub max_unwritable: Duration,
     pub max_unwritable_partition: u32,
@@ -109,6 +161,15 @@ impl Verdict {
             ("delay early", self.delay_early),
             ("delay stray", self.delay_stray),
             ("delay hiding", self.delay_hiding),
+            ("retry lost", self.retry_lost),
+            ("retry early", self.retry_early),
+            ("retry stray", self.retry_stray),
+            ("retry duplicated", self.retry_duplicated),
+            ("retry unprocessed", self.retry_unprocessed),
+            ("dead letter missing", self.dead_letter_missing),
+            ("dead lettered wrongly", self.dead_lettered_wrongly),
+            ("dead letter duplicated", self.dead_letter_duplicated),
+            ("dead letter wrong", self.dead_letter_wrong),
         ]
         .into_iter()
         .filter(|(_, n)| *n > 0)
@@ -423,12 +484,19 @@ pub async fn check(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     };
+    let dead_letters = match &config.retries {
+        Some(_) => read_dead_letters(proxy, &config.group, &load.run, config.value_bytes).await?,
+        None => Vec::new(),
+    };
     let judged = |log: Log| {
         let evidence = Evidence {
             ledger: lock().clone(),
             log,
             from: load.started,
             to: end,
+            topic: config.topic.clone(),
+            retries: config.retries.clone(),
+            dead_letters: dead_letters.clone(),
         };
         Ok::<_, anyhow::Error>((evidence.judge()?, evidence))
     };
@@ -491,6 +559,75 @@ pub async fn check(
     Ok((verdict, evidence))
 }
 
+/// A record of the group's dead-letter topic, as `ListDeadLetters` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterSeen {
+    /// Its offset in the dead-letter topic.
+    pub offset: i64,
+    /// `None`: not an intact message of this run.
+    pub id: Option<MessageId>,
+    /// The topic, partition and offset it names as where it was first read.
+    pub origin: (String, u32, i64),
+    pub attempts: u32,
+    pub last_error: String,
+}
+
+/// Every dead letter of `group`, listed through `proxy` (`ListDeadLetters`, a page at a time).
+pub async fn read_dead_letters(
+    proxy: &str,
+    group: &str,
+    run: &str,
+    value_bytes: usize,
+) -> anyhow::Result<Vec<DeadLetterSeen>> {
+    let connection = strata_client::Connection::connect(proxy).await?;
+    let mut out = Vec::new();
+    let mut from = 0;
+    let mut errors = 0;
+    loop {
+        let answer = connection
+            .grpc()
+            .list_dead_letters(strata_proto::v1::ListDeadLettersRequest {
+                group: group.to_owned(),
+                from_offset: from,
+                max: 1_000,
+            })
+            .await;
+        let error = match answer {
+            Ok(answer) => {
+                let answer = answer.into_inner();
+                match answer.error {
+                    None if answer.letters.is_empty() => return Ok(out),
+                    None => {
+                        from = answer.next_offset.max(from + 1);
+                        out.extend(answer.letters.into_iter().map(|l| {
+                            DeadLetterSeen {
+                                offset: l.offset,
+                                id: l
+                                    .value
+                                    .as_deref()
+                                    .and_then(|v| decode_value(run, v, value_bytes)),
+                                origin: (l.origin_topic, l.origin_partition, l.origin_offset),
+                                attempts: l.attempts,
+                                last_error: l.last_error,
+                            }
+                        }));
+                        errors = 0;
+                        continue;
+                    }
+                    Some(e) => format!("{}: {}", e.code, e.message),
+                }
+            }
+            Err(status) => status.to_string(),
+        };
+        errors += 1;
+        if errors > 50 {
+            bail!("listing the dead letters of {group} from {from} failed 50 times; last: {error}");
+        }
+        tracing::warn!(group, from, error = %error, "listing dead letters failed; retrying");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// What the checker judged: the ledger and the log as read back, kept so a test can judge
 /// them again with a fault injected (the checker's teeth).
 #[derive(Debug, Clone)]
@@ -500,11 +637,92 @@ pub struct Evidence {
     /// When the producers ran.
     pub from: Instant,
     pub to: Instant,
+    /// The load's topic.
+    pub topic: String,
+    /// Under a retry load: which messages the group failed, and the policy.
+    pub retries: Option<RetryLoad>,
+    /// The group's dead letters, read after the retries settled.
+    pub dead_letters: Vec<DeadLetterSeen>,
 }
 
 impl Evidence {
     pub fn judge(&self) -> anyhow::Result<Verdict> {
-        judge(&self.ledger, &self.log, self.from, self.to)
+        let mut v = judge(&self.ledger, &self.log, self.from, self.to)?;
+        if let Some(retries) = &self.retries {
+            judge_retries(
+                &mut v,
+                &self.ledger,
+                retries,
+                &self.topic,
+                &self.dead_letters,
+            );
+        }
+        Ok(v)
+    }
+
+    /// Injects a lost retry: the records that came back of one answered retry vanish from
+    /// what the group got. One of a message nacked again at the next attempt, so the
+    /// message's processing or dead letter stays. Returns the retry record's offset in the
+    /// retry topic.
+    pub fn drop_a_retry_return(&mut self) -> Option<i64> {
+        let nacked: HashSet<(MessageId, u32)> = self
+            .ledger
+            .nacks
+            .iter()
+            .map(|n| (n.id, n.read_attempt))
+            .collect();
+        let of = self
+            .answered_retries()
+            .find_map(|(call, offset, attempt, _)| {
+                nacked.contains(&(call.id, attempt)).then_some(offset)
+            })?;
+        self.ledger.returns.retain(|r| r.of != Some(of));
+        Some(of)
+    }
+
+    /// Injects an early retry: every record that came back of one answered retry is noted as
+    /// received a millisecond before its due time less the clock slack. Returns the retry
+    /// record's offset in the retry topic.
+    pub fn make_a_return_early(&mut self) -> Option<i64> {
+        let (_, of, _, due) = self.answered_retries().next()?;
+        for r in &mut self.ledger.returns {
+            if r.of == Some(of) {
+                r.received_ms = due - RETRY_CLOCK_SLACK_MS - 1;
+            }
+        }
+        Some(of)
+    }
+
+    /// Injects a lost dead letter: the first of a poison message vanishes from the
+    /// dead-letter topic. Returns its offset there.
+    pub fn drop_a_dead_letter(&mut self) -> Option<i64> {
+        let retries = self.retries.as_ref()?;
+        let index = self
+            .dead_letters
+            .iter()
+            .position(|l| l.id.is_some_and(|id| retries.fate(id) == Fate::Poison))?;
+        Some(self.dead_letters.remove(index).offset)
+    }
+
+    /// Answered retries (not dead letters) of which the group got a record back of the same
+    /// message: `(call, offset in the retry topic, attempt, due)`.
+    fn answered_retries(&self) -> impl Iterator<Item = (&NackCall, i64, u32, i64)> {
+        self.ledger
+            .nacks
+            .iter()
+            .filter_map(|call| match &call.answer {
+                Ok(a)
+                    if !a.dead_lettered
+                        && self
+                            .ledger
+                            .returns
+                            .iter()
+                            .any(|r| r.of == Some(a.offset) && r.id == Some(call.id)) =>
+                {
+                    Some((call, a.offset, a.attempt, a.due_ms))
+                }
+                _ => None,
+            })
     }
 
     /// Copies of acknowledged delayed messages: `(partition, index in the log, due)`, the last
@@ -834,10 +1052,239 @@ pub fn judge(ledger: &Ledger, log: &Log, from: Instant, to: Instant) -> anyhow::
     Ok(v)
 }
 
+/// Judges the group's nacks under `retries` (see the module's documentation and the retry
+/// counts of [`Verdict`]); `letters` is the group's dead-letter topic.
+pub fn judge_retries(
+    v: &mut Verdict,
+    ledger: &Ledger,
+    retries: &RetryLoad,
+    topic: &str,
+    letters: &[DeadLetterSeen],
+) {
+    let slack = RETRY_CLOCK_SLACK_MS;
+    let max_retries = retries.policy.max_retries;
+    let backoff = |attempt: u32| {
+        i64::try_from(retries.policy.backoff_for(attempt).as_millis()).unwrap_or(i64::MAX)
+    };
+    // Where the group read a message in the load's topic: what an origin must name.
+    let read_at = |origin: &(String, u32, i64), id: MessageId| {
+        origin.0 == topic && ledger.delivered.get(&(origin.1, origin.2)) == Some(&Some(id))
+    };
+    // Nack calls by message and attempt read; answered retries by their offset in the retry
+    // topic; the offsets dead-lettering nacks answered, by message.
+    let mut calls: HashMap<(MessageId, u32), Vec<&NackCall>> = HashMap::new();
+    let mut retried: BTreeMap<i64, &NackCall> = BTreeMap::new();
+    let mut dead_answers: HashMap<MessageId, Vec<i64>> = HashMap::new();
+    for call in &ledger.nacks {
+        calls
+            .entry((call.id, call.read_attempt))
+            .or_default()
+            .push(call);
+        match &call.answer {
+            Err(_) => v.retry_nack_errors += 1,
+            Ok(a) => {
+                v.retry_nacks += 1;
+                if a.dead_lettered {
+                    dead_answers.entry(call.id).or_default().push(a.offset);
+                } else {
+                    retried.insert(a.offset, call);
+                }
+            }
+        }
+    }
+    // What came back, by the retry record it copies: each copy's first receipt, and the
+    // message and attempt.
+    let mut back: HashMap<i64, (MessageId, u32, BTreeMap<i64, i64>)> = HashMap::new();
+    let mut stray: HashSet<i64> = HashSet::new();
+    for r in &ledger.returns {
+        let explained = match (r.id, &r.origin, r.of) {
+            (Some(id), Some(origin), Some(of)) if r.attempt >= 1 && read_at(origin, id) => {
+                match retried.get(&of) {
+                    Some(call) => {
+                        call.id == id && call.answer.as_ref().is_ok_and(|a| a.attempt == r.attempt)
+                    }
+                    // From a nack with no answer: one of its calls failed.
+                    None => calls
+                        .get(&(id, r.attempt - 1))
+                        .is_some_and(|c| c.iter().any(|c| c.answer.is_err())),
+                }
+                .then_some((id, of))
+            }
+            _ => None,
+        };
+        let Some((id, of)) = explained else {
+            if stray.insert(r.offset) {
+                tracing::warn!(return_ = ?r, "a record from the retry topic no answered nack wrote");
+            }
+            continue;
+        };
+        let (_, _, copies) = back
+            .entry(of)
+            .or_insert_with(|| (id, r.attempt, BTreeMap::new()));
+        let first = copies.entry(r.offset).or_insert(r.received_ms);
+        *first = (*first).min(r.received_ms);
+    }
+    v.retry_stray = stray.len() as u64;
+    v.retry_returns = back.values().map(|(_, _, c)| c.len() as u64).sum();
+    v.retry_duplicated = back
+        .values()
+        .map(|(_, _, c)| (c.len() as u64).saturating_sub(1))
+        .sum();
+    let first_back = |of: &i64| {
+        back.get(of)
+            .and_then(|(_, _, copies)| copies.values().min().copied())
+    };
+    let mut max_late = 0;
+    for (of, call) in &retried {
+        let Ok(answer) = &call.answer else {
+            continue;
+        };
+        let due_too_soon = answer.due_ms + slack < call.started_ms + backoff(answer.attempt);
+        match first_back(of) {
+            None => {
+                v.retry_lost += 1;
+                tracing::warn!(id = ?call.id, attempt = answer.attempt, retry_offset = of, due_ms = answer.due_ms,
+                    "an answered retry never came back to the group");
+            }
+            Some(at) => {
+                if due_too_soon || at + slack < answer.due_ms {
+                    v.retry_early += 1;
+                    tracing::warn!(id = ?call.id, attempt = answer.attempt, retry_offset = of, due_ms = answer.due_ms,
+                        started_ms = call.started_ms, back_ms = at, "a retry came back early");
+                }
+                max_late = max_late.max(at - answer.due_ms);
+            }
+        }
+    }
+    v.retry_max_late = Duration::from_millis(u64::try_from(max_late).unwrap_or(0));
+    // Records of nacks with no answer: not back before the first try plus the backoff.
+    for (of, (id, attempt, copies)) in &back {
+        if retried.contains_key(of) {
+            continue;
+        }
+        let earliest = calls
+            .get(&(*id, attempt - 1))
+            .into_iter()
+            .flatten()
+            .map(|c| c.started_ms)
+            .min()
+            .unwrap_or(i64::MIN)
+            .saturating_add(backoff(*attempt));
+        if copies.values().any(|at| at + slack < earliest) {
+            v.retry_early += 1;
+        }
+    }
+
+    // The dead-letter topic.
+    let mut letters_of: HashMap<MessageId, Vec<&DeadLetterSeen>> = HashMap::new();
+    for letter in letters {
+        v.dead_letters += 1;
+        let Some(id) = letter.id else {
+            v.dead_letter_wrong += 1;
+            continue;
+        };
+        if retries.fate(id) != Fate::Poison {
+            v.dead_lettered_wrongly += 1;
+            tracing::warn!(
+                ?id,
+                offset = letter.offset,
+                "a message that is not poison was dead-lettered"
+            );
+            continue;
+        }
+        let right = read_at(&letter.origin, id)
+            && letter.attempts == max_retries
+            && letter.last_error == RetryLoad::error(id, max_retries);
+        if !right {
+            v.dead_letter_wrong += 1;
+            tracing::warn!(
+                ?letter,
+                "a dead letter names the wrong origin, attempts or error"
+            );
+        }
+        letters_of.entry(id).or_default().push(letter);
+    }
+    // A nack call is sound when the record it read reached the group through answered nacks
+    // only: from the load's topic, or a copy of a retry record an answered nack wrote (or a
+    // nack the member had to try again) whose own call was sound. A dead letter beyond one
+    // is allowed only for sound calls of the last attempt (a member handed the same record
+    // twice, at least once), not for a chain a stray retry record started.
+    let copy_of: HashMap<i64, i64> = ledger
+        .returns
+        .iter()
+        .filter_map(|r| r.of.map(|of| (r.offset, of)))
+        .collect();
+    let sound = |start: &NackCall| {
+        let mut call = start;
+        for _ in 0..=max_retries + 1 {
+            if call.topic == topic {
+                return true;
+            }
+            let Some(of) = copy_of.get(&call.offset) else {
+                return false;
+            };
+            match retried.get(of) {
+                Some(parent) => call = parent,
+                None => {
+                    return call.read_attempt > 0
+                        && calls
+                            .get(&(call.id, call.read_attempt - 1))
+                            .is_some_and(|c| c.iter().any(|c| c.answer.is_err()));
+                }
+            }
+        }
+        false
+    };
+    let processed: HashSet<MessageId> = ledger.processed.iter().map(|p| p.id).collect();
+    for (producer, sent) in ledger.sent.iter().enumerate() {
+        for (seq, s) in sent.iter().enumerate() {
+            if !matches!(s.outcome, Outcome::Acked { .. }) {
+                continue;
+            }
+            let id = MessageId {
+                producer: producer as u32,
+                seq: seq as u64,
+            };
+            match retries.fate(id) {
+                Fate::Poison => {
+                    v.poison += 1;
+                    let found = letters_of.get(&id).map_or(&[][..], Vec::as_slice);
+                    let answered_found = dead_answers
+                        .get(&id)
+                        .into_iter()
+                        .flatten()
+                        .all(|at| found.iter().any(|l| l.offset == *at));
+                    if found.is_empty() || !answered_found {
+                        v.dead_letter_missing += 1;
+                        tracing::warn!(?id, "a poison message has no dead letter");
+                    }
+                    let last_nacks = calls
+                        .get(&(id, max_retries))
+                        .into_iter()
+                        .flatten()
+                        .filter(|c| sound(c))
+                        .count();
+                    v.dead_letter_duplicated +=
+                        (found.len() as u64).saturating_sub(last_nacks.max(1) as u64);
+                }
+                fate => {
+                    if matches!(fate, Fate::Transient(_)) {
+                        v.transient += 1;
+                    }
+                    if !processed.contains(&id) {
+                        v.retry_unprocessed += 1;
+                        tracing::warn!(?id, ?fate, "an acknowledged message was never processed");
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::harness::workload::{Sent, encode_value};
+    use crate::harness::workload::{RetryReturn, Sent, encode_value};
 
     fn id(producer: u32, seq: u64) -> MessageId {
         MessageId { producer, seq }
@@ -982,6 +1429,9 @@ mod tests {
             log,
             from: t0,
             to: t0 + Duration::from_millis(100),
+            topic: "t".into(),
+            retries: None,
+            dead_letters: Vec::new(),
         }
     }
 
@@ -1091,6 +1541,266 @@ mod tests {
         assert!(matches!(log[&1][2].delay, Delay::Original { .. }));
         wrong.get_mut(&1).unwrap().insert(2, log[&1][2]); // an original shown
         assert_eq!(hiding_mismatches(&log, &wrong), 2);
+    }
+
+    /// [`clean`] under a retry load: seq 3 poison, seq 0 and 6 failing once, seq 9 twice; each
+    /// nack answered, each retry back 5 ms after its due time, each poison message
+    /// dead-lettered once.
+    fn clean_retried() -> Evidence {
+        let (mut ledger, log, t0) = clean();
+        let retries = RetryLoad {
+            transient_every: 3,
+            poison_every: 7,
+            policy: strata_client::RetryPolicy {
+                max_retries: 2,
+                backoff: vec![Duration::from_secs(1), Duration::from_secs(2)],
+            },
+        };
+        let mut dead_letters = Vec::new();
+        let (mut retry_offset, mut copy_offset) = (0, 1_000);
+        let places: Vec<((u32, i64), MessageId)> = ledger
+            .delivered
+            .iter()
+            .map(|(place, id)| (*place, id.unwrap()))
+            .collect();
+        for ((partition, offset), id) in places {
+            let origin = ("t".to_owned(), partition, offset);
+            let mut now = 1_000_000 + id.seq as i64 * 10;
+            let mut attempt = 0;
+            let mut read_from = ("t", partition, offset);
+            while retries.fails(id, attempt) {
+                let dead = attempt + 1 > retries.policy.max_retries;
+                let due = now + retries.policy.backoff_for(attempt + 1).as_millis() as i64;
+                let answer = strata_client::Nacked {
+                    topic: if dead { "__dlq.g" } else { "__retry.g" }.into(),
+                    offset: if dead {
+                        dead_letters.len() as i64
+                    } else {
+                        retry_offset
+                    },
+                    attempt: if dead { attempt } else { attempt + 1 },
+                    dead_lettered: dead,
+                    due_ms: if dead { 0 } else { due },
+                };
+                ledger.nacks.push(NackCall {
+                    id,
+                    topic: read_from.0.into(),
+                    partition: read_from.1,
+                    offset: read_from.2,
+                    read_attempt: attempt,
+                    error: RetryLoad::error(id, attempt),
+                    started_ms: now,
+                    answered_ms: now + 3,
+                    answer: Ok(answer),
+                });
+                if dead {
+                    dead_letters.push(DeadLetterSeen {
+                        offset: dead_letters.len() as i64,
+                        id: Some(id),
+                        origin: origin.clone(),
+                        attempts: attempt,
+                        last_error: RetryLoad::error(id, attempt),
+                    });
+                    break;
+                }
+                attempt += 1;
+                ledger.returns.push(RetryReturn {
+                    id: Some(id),
+                    offset: copy_offset,
+                    of: Some(retry_offset),
+                    attempt,
+                    origin: Some(origin.clone()),
+                    received_ms: due + 5,
+                });
+                read_from = ("__retry.g", 0, copy_offset);
+                retry_offset += 1;
+                copy_offset += 1;
+                now = due + 5;
+            }
+            if !retries.fails(id, attempt) {
+                ledger.processed.push(crate::harness::workload::Processed {
+                    id,
+                    attempt,
+                    at_ms: now,
+                });
+            }
+        }
+        Evidence {
+            ledger,
+            log,
+            from: t0,
+            to: t0 + Duration::from_millis(100),
+            topic: "t".into(),
+            retries: Some(retries),
+            dead_letters,
+        }
+    }
+
+    #[test]
+    fn a_clean_retried_run_has_no_violations() {
+        let v = clean_retried().judge().unwrap();
+        assert!(v.violations().is_empty(), "{v:?}");
+        assert_eq!((v.poison, v.transient, v.dead_letters), (2, 6, 2), "{v:?}");
+        // Poison: 3 nacks each; transient: 1 each, seq 9 twice.
+        assert_eq!(
+            (v.retry_nacks, v.retry_returns),
+            (2 * 3 + 6 + 2, 2 * 2 + 6 + 2)
+        );
+        assert_eq!(v.retry_max_late, Duration::from_millis(5));
+    }
+
+    #[test]
+    fn lost_and_early_retries_and_a_lost_dead_letter_are_counted() {
+        let mut evidence = clean_retried();
+        let dropped = evidence.drop_a_retry_return().unwrap();
+        let early = evidence.make_a_return_early().unwrap();
+        let letter = evidence.drop_a_dead_letter().unwrap();
+        let v = evidence.judge().unwrap();
+        assert_eq!(
+            v.violations(),
+            vec![
+                ("retry lost", 1),
+                ("retry early", 1),
+                ("dead letter missing", 1)
+            ],
+            "{dropped} dropped, {early} early, letter {letter} dropped: {v:?}"
+        );
+
+        // A due time the proxy set short of the backoff.
+        let mut evidence = clean_retried();
+        let answer = evidence
+            .ledger
+            .nacks
+            .iter_mut()
+            .find_map(|n| n.answer.as_mut().ok().filter(|a| !a.dead_lettered))
+            .unwrap();
+        answer.due_ms -= 500;
+        assert_eq!(evidence.judge().unwrap().retry_early, 1);
+    }
+
+    #[test]
+    fn wrong_stray_duplicated_and_unprocessed_are_counted() {
+        let mut evidence = clean_retried();
+        // A transient message dead-lettered; a poison one's letter with the wrong attempts,
+        // and again.
+        let transient = evidence
+            .ledger
+            .processed
+            .iter()
+            .find(|p| p.attempt == 1)
+            .unwrap()
+            .id;
+        let mut wrong = evidence.dead_letters[0].clone();
+        wrong.attempts = 3;
+        let mut wrongly = wrong.clone();
+        wrongly.id = Some(transient);
+        evidence.dead_letters.extend([wrong, wrongly]);
+        // A return naming an origin where the group never read it; a processing forgotten.
+        let mut stray = evidence.ledger.returns[0].clone();
+        stray.origin = Some(("t".into(), 0, 999));
+        stray.offset = 5_000;
+        evidence.ledger.returns.push(stray);
+        let gone = evidence
+            .ledger
+            .processed
+            .iter()
+            .position(|p| p.attempt == 0)
+            .unwrap();
+        evidence.ledger.processed.remove(gone);
+        let v = evidence.judge().unwrap();
+        assert_eq!(
+            (
+                v.dead_lettered_wrongly,
+                v.dead_letter_wrong,
+                v.dead_letter_duplicated
+            ),
+            (1, 1, 1),
+            "{v:?}"
+        );
+        assert_eq!((v.retry_stray, v.retry_unprocessed), (1, 1), "{v:?}");
+        assert_eq!(
+            (v.retry_lost, v.retry_early, v.dead_letter_missing),
+            (0, 0, 0)
+        );
+    }
+
+    /// One nack's retry record written twice (the proxy's write tried again at a new owner
+    /// after the old one stored it): its second copy comes back too, the member nacks both,
+    /// and the poison message ends dead-lettered twice.
+    #[test]
+    fn a_retry_record_written_twice_is_counted_and_so_is_its_second_dead_letter() {
+        let mut evidence = clean_retried();
+        let retries = evidence.retries.clone().unwrap();
+        let ledger = &mut evidence.ledger;
+        let first = ledger
+            .returns
+            .iter()
+            .find(|r| r.attempt == 1 && r.id.is_some_and(|id| retries.fate(id) == Fate::Poison))
+            .cloned()
+            .unwrap();
+        let id = first.id.unwrap();
+        let call = |read: i64, attempt: u32, answer: strata_client::Nacked| NackCall {
+            id,
+            topic: "__retry.g".into(),
+            partition: 0,
+            offset: read,
+            read_attempt: attempt,
+            error: RetryLoad::error(id, attempt),
+            started_ms: first.received_ms,
+            answered_ms: first.received_ms + 3,
+            answer: Ok(answer),
+        };
+        // The copy of the unanswered second write (retry offset 8000), nacked again, back,
+        // nacked a last time.
+        ledger.returns.push(RetryReturn {
+            offset: 9_000,
+            of: Some(8_000),
+            ..first.clone()
+        });
+        let due = first.received_ms + 2_000;
+        ledger.nacks.push(call(
+            9_000,
+            1,
+            strata_client::Nacked {
+                topic: "__retry.g".into(),
+                offset: 8_001,
+                attempt: 2,
+                dead_lettered: false,
+                due_ms: due,
+            },
+        ));
+        ledger.returns.push(RetryReturn {
+            offset: 9_001,
+            of: Some(8_001),
+            attempt: 2,
+            received_ms: due + 5,
+            ..first.clone()
+        });
+        ledger.nacks.push(call(
+            9_001,
+            2,
+            strata_client::Nacked {
+                topic: "__dlq.g".into(),
+                offset: 50,
+                attempt: 2,
+                dead_lettered: true,
+                due_ms: 0,
+            },
+        ));
+        let mut second = evidence
+            .dead_letters
+            .iter()
+            .find(|l| l.id == Some(id))
+            .cloned()
+            .unwrap();
+        second.offset = 50;
+        evidence.dead_letters.push(second);
+        let v = evidence.judge().unwrap();
+        assert_eq!(
+            v.violations(),
+            vec![("retry stray", 1), ("dead letter duplicated", 1)],
+            "{v:?}"
+        );
     }
 
     #[test]

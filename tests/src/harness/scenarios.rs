@@ -68,6 +68,12 @@ pub enum Scenario {
     /// is), whose new owners must deliver them on time, once. Not in [`Scenario::ALL`]: run
     /// by the delayed-message test of the fault suite.
     KillAndMove,
+    /// With [`LoadConfig::retried`]: kill -9 the owner of the group's retry topic
+    /// (`__retry.{group}`, one partition) while retries are pending (it fails when none is),
+    /// and at once move a partition of the load's topic off another broker to a third; the
+    /// retry topic's new owner must deliver every retry, on time. Not in [`Scenario::ALL`]:
+    /// run by the retry test of the fault suite.
+    RetryKillAndMove,
 }
 
 impl Scenario {
@@ -103,6 +109,7 @@ impl Scenario {
             Self::ProxyRollingRestart => "proxy rolling restart",
             Self::ZoneOutage => "zone outage",
             Self::KillAndMove => "broker kill -9 + partition move",
+            Self::RetryKillAndMove => "retry topic owner kill -9 + partition move",
         }
     }
 
@@ -139,7 +146,11 @@ impl Scenario {
             Self::ProxyKill => proxy_kill(cluster, run).await,
             Self::ProxyRollingRestart => proxy_rolling_restart(cluster, run).await,
             Self::ZoneOutage => zone_outage(cluster, run).await,
-            Self::KillAndMove => kill_and_move(cluster, run).await,
+            Self::KillAndMove => kill_and_move(cluster, run, None).await,
+            Self::RetryKillAndMove => {
+                let retry_topic = strata_format::retry::retry_topic(&run.load.config.group);
+                kill_and_move(cluster, run, Some(retry_topic)).await
+            }
         };
         run.current = None;
         result
@@ -293,6 +304,16 @@ impl Run {
             .delayed_pending_at(at, at_ms)
     }
 
+    /// Retries answered before `at` and due after it: in flight at that moment.
+    pub fn retries_pending(&self, at: Instant) -> u64 {
+        let at_ms = now_ms() - i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX);
+        self.load
+            .ledger
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retries_pending_at(at_ms)
+    }
+
     /// The owner of partition 0: the victim of broker faults.
     async fn victim(&self) -> anyhow::Result<String> {
         self.owners()
@@ -360,9 +381,38 @@ async fn kill9<C: Cluster>(cluster: &mut C, run: &mut Run) -> anyhow::Result<()>
     run.wait_holds(&victim).await
 }
 
-async fn kill_and_move<C: Cluster>(cluster: &mut C, run: &mut Run) -> anyhow::Result<()> {
+/// Retries that must be in flight when [`Scenario::RetryKillAndMove`] strikes.
+const RETRIES_IN_FLIGHT: u64 = 10;
+
+/// Kills the owner of partition 0 of `victim_topic` (the load's topic when `None`) and moves
+/// a partition of the load's topic off another broker to a third.
+async fn kill_and_move<C: Cluster>(
+    cluster: &mut C,
+    run: &mut Run,
+    victim_topic: Option<String>,
+) -> anyhow::Result<()> {
+    if run.load.config.retries.is_some() {
+        // The group's first nacks follow its first rebalance: wait until some are in flight.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while run.retries_pending(Instant::now()) < RETRIES_IN_FLIGHT {
+            if Instant::now() >= deadline {
+                bail!("fewer than {RETRIES_IN_FLIGHT} retries in flight after 20 s of load");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     let owners = run.owners().await?;
-    let victim = owners.get(&0).context("partition 0 has no owner")?.clone();
+    let victim = match &victim_topic {
+        None => owners.get(&0).context("partition 0 has no owner")?.clone(),
+        Some(topic) => run
+            .admin
+            .wait_owned(topic, LIVENESS, |_| true)
+            .await?
+            .into_iter()
+            .find(|p| p.partition == 0)
+            .and_then(|p| p.broker)
+            .with_context(|| format!("{topic} has no partition 0"))?,
+    };
     let (moved, from) = owners
         .iter()
         .find(|(_, b)| **b != victim)
@@ -376,7 +426,10 @@ async fn kill_and_move<C: Cluster>(cluster: &mut C, run: &mut Run) -> anyhow::Re
     let topic = run.topic().to_owned();
     let at = Instant::now();
     cluster.kill_broker(&victim).await?;
-    run.event(format!("kill -9 {victim}"));
+    match &victim_topic {
+        Some(owned) => run.event(format!("kill -9 {victim} (owner of {owned})")),
+        None => run.event(format!("kill -9 {victim}")),
+    }
     run.admin.reassign(&topic, moved, &target).await?;
     run.event(format!("move partition {moved} from {from} to {target}"));
     if run.load.config.delays.is_some() {
@@ -387,12 +440,23 @@ async fn kill_and_move<C: Cluster>(cluster: &mut C, run: &mut Run) -> anyhow::Re
             "no delayed message was pending when the faults landed"
         );
     }
+    if run.load.config.retries.is_some() {
+        let pending = run.retries_pending(at);
+        run.event(format!("{pending} retries pending at the faults"));
+        anyhow::ensure!(pending > 0, "no retry was pending when the faults landed");
+    }
     run.expect_writable(
         at,
         &format!("killing {victim} and moving partition {moved}"),
     )
     .await;
     run.wait_moved_off(&victim).await?;
+    if let Some(topic) = &victim_topic {
+        run.admin
+            .wait_owned(topic, LIVENESS, |b| b != victim)
+            .await?;
+        run.event(format!("{topic} in Write off {victim}"));
+    }
     let deadline = at + LIVENESS;
     loop {
         let parts = run.admin.partitions(&topic).await.unwrap_or_default();
@@ -865,6 +929,44 @@ impl Report {
                         v.delay_max_late.as_secs_f64(),
                         v.delay_max_late_partition
                     ),
+                ),
+            ]);
+        }
+        if v.retry_nacks > 0 || v.dead_letters > 0 {
+            rows.extend([
+                (
+                    "retries: transient / poison messages",
+                    format!("{} / {}", v.transient, v.poison),
+                ),
+                (
+                    "nacks answered / failed (tried again)",
+                    format!("{} / {}", v.retry_nacks, v.retry_nack_errors),
+                ),
+                (
+                    "retries back / dead letters",
+                    format!("{} / {}", v.retry_returns, v.dead_letters),
+                ),
+                (
+                    "retry lost / early / stray / duplicated",
+                    format!(
+                        "{} / {} / {} / {}",
+                        v.retry_lost, v.retry_early, v.retry_stray, v.retry_duplicated
+                    ),
+                ),
+                ("retry unprocessed", v.retry_unprocessed.to_string()),
+                (
+                    "dead letter missing / wrongly / dup / wrong",
+                    format!(
+                        "{} / {} / {} / {}",
+                        v.dead_letter_missing,
+                        v.dead_lettered_wrongly,
+                        v.dead_letter_duplicated,
+                        v.dead_letter_wrong
+                    ),
+                ),
+                (
+                    "latest retry after its due time (s)",
+                    format!("{:.2}", v.retry_max_late.as_secs_f64()),
                 ),
             ]);
         }

@@ -13,6 +13,14 @@
 //! With [`LoadConfig::delays`], a share of the messages is sent delayed (to a topic created
 //! with a maximum delay): the ledger notes when each is due, and consumers, who see only the
 //! delivered copies, note when they got each copy.
+//!
+//! With [`LoadConfig::retries`], the group's consumers fail some messages, chosen by message id
+//! ([`RetryLoad::fate`]): they *nack* them (`Consumer::nack`, under the load's `RetryPolicy`)
+//! and process them when they come back from the group's retry topic with enough attempts, or
+//! never (poison: dead-lettered after the last retry). The ledger records every nack (when,
+//! which attempt, what the proxy answered), every record that came back from the retry topic
+//! (when, which attempt, the origin it names), and every processing, which counts as the
+//! message's delivery.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,7 +29,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use strata_client::{Ack, Consumer, Offset, Producer, ProducerRecord};
+use strata_client::{
+    Ack, Consumer, ConsumerRecord, Nacked, Offset, Producer, ProducerRecord, RetryPolicy,
+};
 use strata_clock::Clock as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -48,6 +58,79 @@ pub struct LoadConfig {
     pub linger: Duration,
     /// Send a share of the messages delayed; `None`: none (the topic takes no delays).
     pub delays: Option<DelayedLoad>,
+    /// The group's consumers fail a share of the messages and nack them; `None`: they
+    /// process everything at once.
+    pub retries: Option<RetryLoad>,
+}
+
+/// Which messages the group's consumers fail, and the retry policy they nack them under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryLoad {
+    /// Every message whose producer's sequence number is a multiple of this fails once or
+    /// twice ([`Fate::Transient`]) and is processed when it comes back with that many
+    /// attempts.
+    pub transient_every: u64,
+    /// Every message whose sequence number is `poison_every / 2` modulo this fails every time
+    /// ([`Fate::Poison`]): it must end in the group's dead-letter topic. Takes precedence over
+    /// transient.
+    pub poison_every: u64,
+    /// The consumers' policy: at most `max_retries` retries, after these backoffs.
+    pub policy: RetryPolicy,
+}
+
+/// What the group's consumers do with a message under a [`RetryLoad`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Processed the first time.
+    Fine,
+    /// Fails this many times (1 or 2), then processed.
+    Transient(u32),
+    /// Fails every time: dead-lettered after `max_retries` retries.
+    Poison,
+}
+
+impl RetryLoad {
+    /// Every 7th message fails once or twice (alternately), every 41st always; at most 2
+    /// retries, 1 s then 2 s apart: retries in flight all the time, chains that end within
+    /// a short scenario.
+    pub fn standard() -> Self {
+        Self {
+            transient_every: 7,
+            poison_every: 41,
+            policy: RetryPolicy {
+                max_retries: 2,
+                backoff: vec![Duration::from_secs(1), Duration::from_secs(2)],
+            },
+        }
+    }
+
+    pub fn fate(&self, id: MessageId) -> Fate {
+        if id.seq % self.poison_every == self.poison_every / 2 {
+            Fate::Poison
+        } else if id.seq.is_multiple_of(self.transient_every) {
+            let failures = 1 + (id.seq / self.transient_every) % 2;
+            Fate::Transient(failures.min(u64::from(self.policy.max_retries)) as u32)
+        } else {
+            Fate::Fine
+        }
+    }
+
+    /// Whether a consumer fails the message when it reads it with `attempt` failures before.
+    pub fn fails(&self, id: MessageId, attempt: u32) -> bool {
+        match self.fate(id) {
+            Fate::Fine => false,
+            Fate::Transient(failures) => attempt < failures,
+            Fate::Poison => true,
+        }
+    }
+
+    /// The error a consumer nacks with: a dead letter must carry the last one.
+    pub fn error(id: MessageId, attempt: u32) -> String {
+        format!(
+            "checker: failing {}:{} at attempt {attempt}",
+            id.producer, id.seq
+        )
+    }
 }
 
 /// Which messages of a load are delayed, and by how much.
@@ -111,6 +194,7 @@ impl LoadConfig {
             acks: Ack::Durable,
             linger: Duration::from_millis(5),
             delays: None,
+            retries: None,
         }
     }
 
@@ -119,6 +203,15 @@ impl LoadConfig {
     pub fn delayed(topic: &str) -> Self {
         Self {
             delays: Some(DelayedLoad::standard()),
+            ..Self::standard(topic)
+        }
+    }
+
+    /// [`LoadConfig::standard`] with [`RetryLoad::standard`]: the group's consumers fail every
+    /// 7th message once or twice and every 41st always.
+    pub fn retried(topic: &str) -> Self {
+        Self {
+            retries: Some(RetryLoad::standard()),
             ..Self::standard(topic)
         }
     }
@@ -172,6 +265,53 @@ pub struct Sent {
     pub due_ms: Option<i64>,
 }
 
+/// One nack a group member sent (one call: a call that failed is tried again, and each try
+/// is recorded).
+#[derive(Debug, Clone)]
+pub struct NackCall {
+    pub id: MessageId,
+    /// Where the member read the record: the load's topic or the group's retry topic.
+    pub topic: String,
+    pub partition: u32,
+    pub offset: i64,
+    /// The record's attempt as read (`ConsumerRecord::attempt`): 0 from the load's topic.
+    pub read_attempt: u32,
+    /// The error sent.
+    pub error: String,
+    /// When the call was made and answered, Unix milliseconds (this process's clock).
+    pub started_ms: i64,
+    pub answered_ms: i64,
+    /// What the proxy answered, or the error the call failed with.
+    pub answer: Result<Nacked, String>,
+}
+
+/// A record a group member got from the group's retry topic.
+#[derive(Debug, Clone)]
+pub struct RetryReturn {
+    /// `None`: not an intact message of this run.
+    pub id: Option<MessageId>,
+    /// Its offset in the retry topic (a delivered copy).
+    pub offset: i64,
+    /// The offset of the retry record it is the copy of (`strata-delayed-from`): the offset
+    /// a nack answered.
+    pub of: Option<i64>,
+    /// `ConsumerRecord::attempt`.
+    pub attempt: u32,
+    /// `ConsumerRecord::origin`.
+    pub origin: Option<(String, u32, i64)>,
+    /// When the poll that returned it returned, Unix milliseconds.
+    pub received_ms: i64,
+}
+
+/// A message a group member processed (did not fail) under a [`RetryLoad`].
+#[derive(Debug, Clone, Copy)]
+pub struct Processed {
+    pub id: MessageId,
+    /// The attempt it was processed at (0: the first read).
+    pub attempt: u32,
+    pub at_ms: i64,
+}
+
 /// One record as a consumer got it.
 #[derive(Debug, Clone, Copy)]
 pub struct Delivery {
@@ -198,6 +338,13 @@ pub struct Ledger {
     pub copies_received: HashMap<(u32, i64), i64>,
     /// Consumer errors by message: failed polls, and commits that reached no proxy.
     pub consumer_errors: HashMap<String, u64>,
+    /// Under a [`RetryLoad`]: every nack call, in the order answered.
+    pub nacks: Vec<NackCall>,
+    /// Under a [`RetryLoad`]: every record a group member got from the retry topic
+    /// (redeliveries included).
+    pub returns: Vec<RetryReturn>,
+    /// Under a [`RetryLoad`]: every processing of a message.
+    pub processed: Vec<Processed>,
     /// Pauses of the producers, excluded from gap measurements.
     pub pauses: Vec<(Instant, Instant)>,
 }
@@ -237,6 +384,53 @@ impl Ledger {
             .filter(|s| s.sent <= at && s.due_ms.is_some_and(|due| due > at_ms))
             .filter(|s| !matches!(s.outcome, Outcome::Failed { .. }))
             .count() as u64
+    }
+
+    /// Nacks answered before `at` (Unix milliseconds) whose record comes back after it:
+    /// retries in flight at that moment.
+    pub fn retries_pending_at(&self, at_ms: i64) -> u64 {
+        self.nacks
+            .iter()
+            .filter(|n| n.answered_ms <= at_ms)
+            .filter(|n| {
+                n.answer
+                    .as_ref()
+                    .is_ok_and(|a| !a.dead_lettered && a.due_ms > at_ms)
+            })
+            .count() as u64
+    }
+
+    /// Acknowledged messages not settled yet under `retries`: poison ones without a dead
+    /// letter, the others not processed.
+    pub fn retries_unsettled(&self, retries: &RetryLoad) -> u64 {
+        let processed: std::collections::HashSet<MessageId> =
+            self.processed.iter().map(|p| p.id).collect();
+        let dead: std::collections::HashSet<MessageId> = self
+            .nacks
+            .iter()
+            .filter(|n| n.answer.as_ref().is_ok_and(|a| a.dead_lettered))
+            .map(|n| n.id)
+            .collect();
+        let mut unsettled = 0;
+        for (producer, sent) in self.sent.iter().enumerate() {
+            for (seq, s) in sent.iter().enumerate() {
+                if !matches!(s.outcome, Outcome::Acked { .. }) {
+                    continue;
+                }
+                let id = MessageId {
+                    producer: producer as u32,
+                    seq: seq as u64,
+                };
+                let settled = match retries.fate(id) {
+                    Fate::Poison => dead.contains(&id),
+                    _ => processed.contains(&id),
+                };
+                if !settled {
+                    unsettled += 1;
+                }
+            }
+        }
+        unsettled
     }
 
     /// Partitions that acknowledged a message sent after `since`: writable since then. (A
@@ -459,8 +653,9 @@ impl Load {
     }
 
     /// Stops the producers (every message gets its outcome), then waits until the consumers
-    /// have been handed every acknowledged message (or `catch_up` passes), then stops them.
-    /// Returns how long the consumers took to catch up, `None` if they did not.
+    /// have been handed every acknowledged message and, under a [`RetryLoad`], have settled
+    /// every one (processed it, or seen it dead-lettered) (or `catch_up` passes), then stops
+    /// them. Returns how long the consumers took to catch up, `None` if they did not.
     pub async fn stop(&mut self, catch_up: Duration) -> anyhow::Result<Option<Duration>> {
         self.resume();
         self.stopped_at = Some(Instant::now());
@@ -472,10 +667,11 @@ impl Load {
         let started = Instant::now();
         let deadline = started + catch_up;
         // Acknowledged messages that are not in the log (lost: the checker counts them) are
-        // never handed out; stop waiting once nothing new arrived for 10 s.
+        // never handed out, and a lost retry never comes back; stop waiting once nothing new
+        // arrived for 10 s (retries come back within their 2 s backoff).
         let mut last = (u64::MAX, Instant::now());
         let caught_up = loop {
-            let undelivered = self.undelivered();
+            let undelivered = self.undelivered() + self.retries_unsettled();
             if undelivered == 0 {
                 break Some(started.elapsed());
             }
@@ -492,6 +688,15 @@ impl Load {
             task.await.context("a consumer task panicked")?;
         }
         Ok(caught_up)
+    }
+
+    /// Under a [`RetryLoad`], acknowledged messages neither processed nor (poison)
+    /// dead-lettered yet; 0 without one.
+    pub fn retries_unsettled(&self) -> u64 {
+        self.config
+            .retries
+            .as_ref()
+            .map_or(0, |r| lock(&self.ledger).retries_unsettled(r))
     }
 
     /// Acknowledged messages no consumer of the group has been handed yet.
@@ -641,7 +846,7 @@ async fn build_consumer(
     config: &LoadConfig,
     index: usize,
 ) -> anyhow::Result<Consumer> {
-    let mut consumer = Consumer::builder(server)
+    let mut builder = Consumer::builder(server)
         .group(config.group.clone())
         .client_id(format!("checker-{index}"))
         .auto_offset_reset(Offset::Earliest)
@@ -649,9 +854,12 @@ async fn build_consumer(
         .session_timeout(Duration::from_secs(6))
         .heartbeat_interval(Duration::from_secs(1))
         .rebalance_timeout(Duration::from_secs(20))
-        .fetch_max_wait(Duration::from_millis(300))
-        .build()
-        .await?;
+        .fetch_max_wait(Duration::from_millis(300));
+    if let Some(retries) = &config.retries {
+        // The subscription then includes the group's retry topic too.
+        builder = builder.retries(retries.policy.clone());
+    }
+    let mut consumer = builder.build().await?;
     consumer.subscribe(&[config.topic.as_str()]).await?;
     Ok(consumer)
 }
@@ -667,6 +875,9 @@ async fn consume(
     let mut consumer: Option<Consumer> = None;
     let mut failures = 0u32;
     let mut last_commit = Instant::now();
+    // Under a retry load: records this member failed and has not nacked yet, and since when.
+    let mut failed: Vec<(ConsumerRecord, MessageId)> = Vec::new();
+    let mut failed_since: Option<Instant> = None;
     while !stop.is_cancelled() {
         let Some(c) = consumer.as_mut() else {
             match build_consumer(&server, &config, index).await {
@@ -692,38 +903,52 @@ async fn consume(
         match polled {
             Ok(records) => {
                 failures = 0;
-                if records.is_empty() {
-                    continue;
-                }
-                {
+                let handed = !records.is_empty();
+                if handed {
                     let received_ms = now_ms();
                     let mut ledger = lock(&ledger);
-                    for r in &records {
-                        if strata_format::delay::delayed_from(&r.headers).is_some() {
-                            ledger
-                                .copies_received
-                                .entry((r.partition, r.offset))
-                                .or_insert(received_ms);
-                        }
+                    for r in records {
                         let id = r
                             .value
                             .as_deref()
                             .and_then(|v| decode_value(&run, v, config.value_bytes));
-                        match ledger.delivered.get(&(r.partition, r.offset)) {
-                            None => {
-                                ledger.delivered.insert((r.partition, r.offset), id);
-                            }
-                            Some(first) => {
-                                let same = *first == id;
-                                ledger.redelivered += 1;
-                                if !same {
-                                    ledger.delivery_mismatches += 1;
-                                }
+                        if r.topic == config.topic {
+                            record_delivery(&mut ledger, &r, id, received_ms);
+                        } else {
+                            // From the group's retry topic: a copy of a retry record.
+                            ledger.returns.push(RetryReturn {
+                                id,
+                                offset: r.offset,
+                                of: strata_format::delay::delayed_from(&r.headers),
+                                attempt: r.attempt(),
+                                origin: r.origin(),
+                                received_ms,
+                            });
+                        }
+                        if let (Some(retries), Some(id)) = (&config.retries, id) {
+                            let attempt = r.attempt();
+                            if retries.fails(id, attempt) {
+                                failed.push((r, id));
+                                failed_since.get_or_insert_with(Instant::now);
+                            } else {
+                                ledger.processed.push(Processed {
+                                    id,
+                                    attempt,
+                                    at_ms: received_ms,
+                                });
                             }
                         }
                     }
                 }
-                if last_commit.elapsed() >= Duration::from_millis(500) {
+                let commit_due = handed && last_commit.elapsed() >= Duration::from_millis(500);
+                // Nacks go out together every NACK_BATCH, so that waiting for them holds up
+                // the polls (and what waits in the SDK's queue of fetch answers) only now and
+                // then; and always before a commit moves past their records.
+                if failed_since.is_some_and(|at| at.elapsed() >= NACK_BATCH) || commit_due {
+                    nack_all(c, &mut failed, &ledger).await;
+                    failed_since = None;
+                }
+                if commit_due {
                     last_commit = Instant::now();
                     if let Err(e) = c.commit_sync().await {
                         // A refusal (a rebalance moved the partitions) is the group's normal
@@ -751,6 +976,8 @@ async fn consume(
                         consumer = index,
                         "20 polls in a row failed; starting the consumer again"
                     );
+                    nack_all(c, &mut failed, &ledger).await;
+                    failed_since = None;
                     consumer = None;
                     failures = 0;
                 }
@@ -762,8 +989,91 @@ async fn consume(
         }
     }
     if let Some(mut c) = consumer {
+        let _ = tokio::time::timeout(NACK_PATIENCE, nack_all(&c, &mut failed, &ledger)).await;
         let _ = tokio::time::timeout(Duration::from_secs(10), c.commit_sync()).await;
         let _ = tokio::time::timeout(Duration::from_secs(10), c.close()).await;
+    }
+}
+
+/// Notes a record of the load's topic a member was handed.
+fn record_delivery(
+    ledger: &mut Ledger,
+    r: &ConsumerRecord,
+    id: Option<MessageId>,
+    received_ms: i64,
+) {
+    if strata_format::delay::delayed_from(&r.headers).is_some() {
+        ledger
+            .copies_received
+            .entry((r.partition, r.offset))
+            .or_insert(received_ms);
+    }
+    match ledger.delivered.get(&(r.partition, r.offset)) {
+        None => {
+            ledger.delivered.insert((r.partition, r.offset), id);
+        }
+        Some(first) => {
+            let same = *first == id;
+            ledger.redelivered += 1;
+            if !same {
+                ledger.delivery_mismatches += 1;
+            }
+        }
+    }
+}
+
+/// How long a member collects the records it fails before it nacks them together (and at
+/// most until its next commit).
+const NACK_BATCH: Duration = Duration::from_millis(200);
+
+/// Nacks every record of `failed` at once, each until stored ([`nack_until_stored`]).
+async fn nack_all(c: &Consumer, failed: &mut Vec<(ConsumerRecord, MessageId)>, ledger: &Shared) {
+    if failed.is_empty() {
+        return;
+    }
+    let nacks = failed
+        .iter()
+        .map(|(r, id)| nack_until_stored(c, r, *id, ledger));
+    futures::future::join_all(nacks).await;
+    failed.clear();
+}
+
+/// How long a member keeps trying a nack that fails (the proxy itself waits up to 30 s for
+/// the retry topic's partition to be writable) before it gives up and moves on: the checker
+/// then finds the message unprocessed or not dead-lettered.
+const NACK_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Nacks `record` (message `id`) with the error for its attempt until a nack is answered, or
+/// [`NACK_PATIENCE`] passes; records every call.
+async fn nack_until_stored(c: &Consumer, record: &ConsumerRecord, id: MessageId, ledger: &Shared) {
+    let read_attempt = record.attempt();
+    let error = RetryLoad::error(id, read_attempt);
+    let deadline = Instant::now() + NACK_PATIENCE;
+    loop {
+        let started_ms = now_ms();
+        let answer = c.nack(record, &error).await.map_err(|e| e.to_string());
+        let answered_ms = now_ms();
+        let failed = answer.as_ref().err().cloned();
+        lock(ledger).nacks.push(NackCall {
+            id,
+            topic: record.topic.clone(),
+            partition: record.partition,
+            offset: record.offset,
+            read_attempt,
+            error: error.clone(),
+            started_ms,
+            answered_ms,
+            answer,
+        });
+        let Some(e) = failed else {
+            return;
+        };
+        if Instant::now() >= deadline {
+            tracing::warn!(?id, read_attempt, error = %e, "a nack kept failing; giving up on it");
+            return;
+        }
+        tracing::info!(?id, read_attempt, error = %e, "a nack failed; trying again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
