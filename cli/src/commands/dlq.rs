@@ -2,9 +2,9 @@
 //! letters — listed, shown whole, and replayed to where they came from.
 
 use anyhow::Context as _;
-use serde_json::json;
 use strata_client::Connection;
 use strata_proto::v1;
+use strata_proxy::http::dead_letter_json;
 
 use super::print_json;
 use crate::cli::{DlqCommand, Format, NackArgs, ServerArgs};
@@ -63,7 +63,7 @@ pub async fn run(command: DlqCommand) -> anyhow::Result<()> {
         } => {
             let letters = list(&server, &group, 0, max).await?;
             if format.format == Format::Json {
-                let all: Vec<_> = letters.iter().map(letter_json).collect();
+                let all: Vec<_> = letters.iter().map(dead_letter_json).collect();
                 return print_json(&all);
             }
             println!(
@@ -96,7 +96,7 @@ pub async fn run(command: DlqCommand) -> anyhow::Result<()> {
                 .iter()
                 .find(|l| l.offset == offset)
                 .with_context(|| format!("group {group} has no dead letter at offset {offset}"))?;
-            print_json(&letter_json(letter))
+            print_json(&dead_letter_json(letter))
         }
         DlqCommand::Replay {
             group,
@@ -150,31 +150,6 @@ async fn list(
         anyhow::bail!("listing dead letters of group {group}: {}", e.message);
     }
     Ok(answer.letters)
-}
-
-fn letter_json(l: &v1::DeadLetter) -> serde_json::Value {
-    let headers: serde_json::Map<String, serde_json::Value> = l
-        .headers
-        .iter()
-        .map(|h| {
-            (
-                h.key.clone(),
-                json!(h.value.as_deref().map(|v| lossy(Some(v)))),
-            )
-        })
-        .collect();
-    json!({
-        "offset": l.offset,
-        "timestamp": l.timestamp,
-        "topic": l.origin_topic,
-        "partition": l.origin_partition,
-        "origin_offset": l.origin_offset,
-        "attempts": l.attempts,
-        "last_error": l.last_error,
-        "key": l.key.as_deref().map(|k| lossy(Some(k))),
-        "value": lossy(l.value.as_deref()),
-        "headers": headers,
-    })
 }
 
 fn lossy(bytes: Option<&[u8]>) -> String {
