@@ -88,11 +88,7 @@ impl ProxyService {
         queue
     }
 
-    async fn run_writer(
-        &self,
-        key: (String, u32),
-        mut records: mpsc::UnboundedReceiver<Queued>,
-    ) {
+    async fn run_writer(&self, key: (String, u32), mut records: mpsc::UnboundedReceiver<Queued>) {
         let (topic, partition) = &key;
         let mut producer_id = own_producer_id();
         let mut sequence: i32 = 0;
