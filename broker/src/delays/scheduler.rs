@@ -287,7 +287,7 @@ impl Scheduler {
         let mut offsets = offsets.to_vec();
         offsets.sort_unstable();
         let mut covered = i64::MIN;
-        for offset in offsets {
+        for &offset in &offsets {
             if offset < covered || self.pending.has_body(offset) {
                 continue;
             }
@@ -299,8 +299,11 @@ impl Scheduler {
             for batch in &read.batches {
                 covered = covered.max(batch.next_offset());
                 for record in decode_batch(batch).map_err(BrokerError::CorruptBatch)? {
-                    self.pending
-                        .load(&record, needed || record.offset == offset);
+                    // The records asked for are held whatever the budget when `needed` (due
+                    // now); the batch's others only within it.
+                    let asked = record.offset == offset
+                        || (needed && offsets.binary_search(&record.offset).is_ok());
+                    self.pending.load(&record, asked);
                 }
             }
             if read.batches.is_empty() {
