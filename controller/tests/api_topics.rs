@@ -109,7 +109,7 @@ async fn patch_changes_the_named_settings_only() {
             json!({ "max_delay_ms": 3_600_000 }),
             400,
             "INVALID_ARGUMENT",
-            "raise retention_ms or lower max_delay_ms",
+            "accepts delays from its creation",
         ),
         (
             json!({ "retention": 5 }),
@@ -142,8 +142,18 @@ async fn patch_changes_the_named_settings_only() {
     );
     assert!(view.get("max_delay_ms").is_none(), "{view}");
 
+    // A topic created with delays may have its maximum moved.
+    admin
+        .create_topic(strata_catalog::admin::NewTopic {
+            name: "timers".into(),
+            partitions: 1,
+            max_delay_ms: Some(30_000),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let delayed: Value = http
-        .patch(&url)
+        .patch(format!("http://{addr}/v1/topics/timers"))
         .json(&json!({ "max_delay_ms": 60_000 }))
         .send()
         .await
