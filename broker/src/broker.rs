@@ -218,8 +218,9 @@ impl Broker {
         let recovered = p
             .recover(self.log.meta.as_ref(), &self.log.keys, &self.log.writer)
             .await;
-        if recovered.is_err() {
-            self.partitions.remove_incarnation(p);
+        match &recovered {
+            Ok(()) => self.partitions.note_writable(),
+            Err(_) => self.partitions.remove_incarnation(p),
         }
         recovered
     }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strata_clock::Clock;
+use strata_log::{CacheConfig, ReadCache};
 use strata_meta::schema::{self, TopicConfig};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +30,8 @@ use scheduler::{Scheduler, SchedulerConfig};
 /// How often the broker looks for partitions that need a scheduler (new partitions, topics
 /// that start accepting delays, schedulers that failed).
 const PASS_EVERY: Duration = Duration::from_secs(1);
+/// Segments the broker's schedulers keep for reading bodies back.
+const READ_CACHE_BYTES: u64 = 32 << 20;
 
 /// Runs the schedulers of a broker's partitions.
 #[derive(Debug)]
@@ -56,6 +59,10 @@ impl DelayWorker {
             partitions,
             config: SchedulerConfig {
                 budget,
+                read_cache: Arc::new(ReadCache::new(CacheConfig {
+                    capacity_bytes: READ_CACHE_BYTES,
+                    max_object_bytes: READ_CACHE_BYTES / 8,
+                })),
                 metrics,
                 clock,
             },
@@ -76,6 +83,9 @@ impl DelayWorker {
             }
             tokio::select! {
                 () = cancel.cancelled() => break,
+                // A partition that became writable is served at once: its delayed records
+                // wait for its scheduler.
+                () = self.partitions.writable() => {}
                 () = tokio::time::sleep(PASS_EVERY) => {}
             }
         }

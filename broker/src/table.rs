@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use tokio::sync::Notify;
+
 use strata_meta::MetaStore;
 use strata_meta::schema::Keyspace;
 use strata_storage::NodePool;
@@ -15,6 +17,8 @@ type Key = (String, u32);
 #[derive(Debug, Default)]
 pub(crate) struct PartitionTable {
     map: RwLock<HashMap<Key, Arc<Partition>>>,
+    /// Told when a partition becomes writable; the delay worker waits on it.
+    became_writable: Notify,
 }
 
 impl PartitionTable {
@@ -42,6 +46,17 @@ impl PartitionTable {
         if map.get(&key).is_some_and(|served| Arc::ptr_eq(served, p)) {
             map.remove(&key);
         }
+    }
+
+    /// Tells the one waiter of [`Self::writable`] (or its next wait) that a partition
+    /// became writable.
+    pub(crate) fn note_writable(&self) {
+        self.became_writable.notify_one();
+    }
+
+    /// Returns once a partition became writable since the last return.
+    pub(crate) async fn writable(&self) {
+        self.became_writable.notified().await;
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Key, Arc<Partition>>> {

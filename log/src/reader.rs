@@ -4,6 +4,7 @@ pub use flush_objects::read_flush_object;
 
 use std::sync::Arc;
 
+use futures::StreamExt;
 use strata_format::RecordBatch;
 use strata_meta::schema::{self, Checkpoint, Keyspace};
 use strata_meta::{MetaStore, Revision};
@@ -14,6 +15,9 @@ use strata_storage::{NodePool, SegmentReader};
 use crate::cache::{Cached, ReadCache};
 use crate::index::{Lookup, ReadAt, SegmentIndex, View};
 use crate::{LogError, SegmentRecord};
+
+/// Segments one read fetches into the cache at once (see `LogReader::fetch_ahead`).
+const FETCHES_AT_ONCE: usize = 8;
 
 /// Committed batches from a read, and where the log stands.
 #[derive(Debug, Clone)]
@@ -116,6 +120,56 @@ impl LogReader {
         }
     }
 
+    /// Fetches into the cache, [`FETCHES_AT_ONCE`] at a time, the segments a read of
+    /// `max_bytes` is about to walk that it would fetch whole: a reader behind by many small
+    /// segments (a consumer catching up before compaction merged them) otherwise waits for
+    /// their GETs one after another. Only a head start: the read fetches what this did not.
+    async fn fetch_ahead(&self, segments: &[Arc<SegmentRecord>], max_bytes: u64, tail_from: usize) {
+        let Some(cache) = &self.cache else {
+            return;
+        };
+        let mut bytes = 0;
+        let mut wanted = Vec::new();
+        for (i, segment) in segments.iter().enumerate() {
+            if bytes >= max_bytes {
+                break;
+            }
+            bytes += segment.meta.size;
+            let whole = (i >= tail_from && Self::loads_whole(segment, cache))
+                || segment.meta.size <= cache.config().max_object_bytes;
+            if whole && !cache.contains(&segment.cache_key()) {
+                wanted.push((segment, i >= tail_from));
+            }
+        }
+        if wanted.len() < 2 {
+            return; // the read itself fetches one as fast
+        }
+        let fetches: Vec<_> = wanted
+            .into_iter()
+            .map(|(segment, at_tail)| self.fetch_whole(segment, at_tail, cache))
+            .collect();
+        futures::stream::iter(fetches)
+            .buffer_unordered(FETCHES_AT_ONCE)
+            .for_each(|_| async {})
+            .await;
+    }
+
+    /// Fetches a segment into the cache as a read of it would: with its whole flush object
+    /// at the tail, alone when small enough; large ones are left to ranged reads.
+    async fn fetch_whole(
+        &self,
+        segment: &SegmentRecord,
+        at_tail: bool,
+        cache: &ReadCache,
+    ) -> Result<(), LogError> {
+        if at_tail && Self::loads_whole(segment, cache) {
+            self.section_from_whole_object(segment, cache).await?;
+        } else if segment.meta.size <= cache.config().max_object_bytes {
+            self.load_segment(segment, cache).await?;
+        }
+        Ok(())
+    }
+
     /// Fetches a small segment whole into the cache, once however many readers (and the
     /// prefetch) ask for it at the same time.
     async fn load_segment(
@@ -171,13 +225,11 @@ impl LogReader {
         if cache.contains(&segment.cache_key()) {
             return Ok(());
         }
-        if Self::loads_whole(segment, cache) {
-            self.section_from_whole_object(segment, cache).await?;
-        } else if segment.meta.size <= cache.config().max_object_bytes {
-            self.load_segment(segment, cache).await?;
-        } else {
+        if !Self::loads_whole(segment, cache) && segment.meta.size > cache.config().max_object_bytes
+        {
             return Ok(());
         }
+        self.fetch_whole(segment, true, cache).await?;
         cache
             .stats
             .prefetches
@@ -348,6 +400,7 @@ impl LogReader {
         // The view holds committed segments only (below the high watermark), starting with
         // the one holding `offset`; a record past it is an orphan of a failed commit.
         let tail_from = segments.len().saturating_sub(flush_objects::TAIL_SEGMENTS);
+        self.fetch_ahead(&segments, max_bytes, tail_from).await;
         for (i, segment) in segments.iter().enumerate() {
             if next >= high_watermark || (budget == 0 && !batches.is_empty()) {
                 break;

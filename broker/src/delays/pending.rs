@@ -125,11 +125,15 @@ impl Budget {
 }
 
 /// Pending delayed records. Each costs about 100 bytes without its body; bodies are kept
-/// while the broker's [`Budget`] allows and read again from the log when due otherwise.
+/// while the broker's [`Budget`] allows, those due soonest first, and read again from the log
+/// otherwise.
 #[derive(Debug)]
 pub(crate) struct Pending {
     by_offset: BTreeMap<i64, Entry>,
     by_due: BTreeSet<(i64, i64)>,
+    /// The records whose body is held, by due time: the latest-due go first when an
+    /// earlier-due body needs the room.
+    held: BTreeSet<(i64, i64)>,
     body_bytes: usize,
     budget: Arc<Budget>,
 }
@@ -146,6 +150,7 @@ impl Pending {
         Self {
             by_offset: BTreeMap::new(),
             by_due: BTreeSet::new(),
+            held: BTreeSet::new(),
             body_bytes: 0,
             budget,
         }
@@ -171,22 +176,70 @@ impl Pending {
         if self.by_offset.contains_key(&offset) {
             return;
         }
-        let body = self.fits(record).then(|| Box::new(Body::of(record)));
-        self.hold(body.as_ref().map_or(0, |b| b.size()));
-        self.by_offset.insert(offset, Entry { due, body });
+        self.by_offset.insert(offset, Entry { due, body: None });
         self.by_due.insert((due, offset));
         self.budget.add(0, 1);
+        self.load(record, false);
     }
 
-    fn fits(&self, record: &Record) -> bool {
-        self.budget
-            .allows(size_of(&record.key, &record.value, &record.headers))
+    /// Whether a body of `bytes` due at `due` may be held: within the budget, or by letting
+    /// go of this scheduler's bodies due later than it (the budget is the broker's, the
+    /// bodies let go only this partition's). Lets none go when they would not make room.
+    fn make_room(&mut self, due: i64, bytes: usize) -> bool {
+        if self.budget.allows(bytes) {
+            return true;
+        }
+        let over = self.budget.used() + bytes - self.budget.limit;
+        let mut freed = 0;
+        for &(latest, offset) in self.held.iter().rev() {
+            if freed >= over || latest <= due {
+                break;
+            }
+            freed += self
+                .by_offset
+                .get(&offset)
+                .and_then(|e| e.body.as_ref())
+                .map_or(0, |b| b.size());
+        }
+        if freed < over {
+            return false;
+        }
+        while !self.budget.allows(bytes) {
+            let Some(&(latest, offset)) = self.held.last() else {
+                return false;
+            };
+            if latest <= due {
+                return false;
+            }
+            self.drop_body(offset);
+        }
+        true
+    }
+
+    fn drop_body(&mut self, offset: i64) -> Option<Body> {
+        let entry = self.by_offset.get_mut(&offset)?;
+        let body = *entry.body.take()?;
+        self.held.remove(&(entry.due, offset));
+        self.release(body.size());
+        Some(body)
+    }
+
+    fn keep_body(&mut self, offset: i64, body: Body) {
+        if let Some(entry) = self.by_offset.get_mut(&offset)
+            && entry.body.is_none()
+        {
+            let size = body.size();
+            entry.body = Some(Box::new(body));
+            self.held.insert((entry.due, offset));
+            self.hold(size);
+        }
     }
 
     /// Drops the original at `offset` (its copy is committed); its due time if it was pending.
     pub(crate) fn remove(&mut self, offset: i64) -> Option<i64> {
         let entry = self.by_offset.remove(&offset)?;
         self.by_due.remove(&(entry.due, offset));
+        self.held.remove(&(entry.due, offset));
         self.budget.add(0, -1);
         self.release(entry.body.as_ref().map_or(0, |b| b.size()));
         Some(entry.due)
@@ -219,37 +272,31 @@ impl Pending {
             .is_some_and(|e| e.body.is_some())
     }
 
-    /// Keeps the body read again for a pending record: always when `needed` (it is due or
-    /// about to be), otherwise within the budget.
+    /// Keeps the body of a pending record (read again, or just taken in): always when
+    /// `needed` (it is due or about to be), otherwise within the budget, making room by
+    /// letting go of bodies due later.
     pub(crate) fn load(&mut self, record: &Record, needed: bool) {
-        let fits = self.fits(record);
-        let Some(entry) = self.by_offset.get_mut(&record.offset) else {
+        let Some(entry) = self.by_offset.get(&record.offset) else {
             return;
         };
-        if entry.body.is_none() && (needed || fits) {
-            let body = Box::new(Body::of(record));
-            let size = body.size();
-            entry.body = Some(body);
-            self.hold(size);
+        if entry.body.is_some() {
+            return;
+        }
+        let due = entry.due;
+        let bytes = size_of(&record.key, &record.value, &record.headers);
+        if needed || self.make_room(due, bytes) {
+            self.keep_body(record.offset, Body::of(record));
         }
     }
 
     /// Takes the body of the pending record at `offset` for delivery.
     pub(crate) fn take_body(&mut self, offset: i64) -> Option<Body> {
-        let body = *self.by_offset.get_mut(&offset)?.body.take()?;
-        self.release(body.size());
-        Some(body)
+        self.drop_body(offset)
     }
 
     /// Puts back a body taken for a delivery that did not happen.
     pub(crate) fn restore_body(&mut self, offset: i64, body: Body) {
-        if let Some(entry) = self.by_offset.get_mut(&offset)
-            && entry.body.is_none()
-        {
-            let size = body.size();
-            entry.body = Some(Box::new(body));
-            self.hold(size);
-        }
+        self.keep_body(offset, body);
     }
 }
 
@@ -281,6 +328,40 @@ mod tests {
         assert_eq!(p.remove(10), Some(300));
         assert_eq!(p.remove(10), None);
         assert_eq!(p.lowest(), Some(11));
+    }
+
+    #[test]
+    fn the_budget_holds_the_bodies_due_soonest() {
+        let budget = Budget::new(2 * (64 + 3));
+        let mut p = Pending::new(budget.clone());
+        p.insert(1, 500, &record(1, b"abc"));
+        p.insert(2, 300, &record(2, b"def"));
+        p.insert(3, 100, &record(3, b"ghi"));
+        assert!(
+            !p.has_body(1),
+            "the latest-due body made room for an earlier one"
+        );
+        assert!(p.has_body(2) && p.has_body(3));
+        p.insert(4, 900, &record(4, b"jkl"));
+        assert!(!p.has_body(4), "due later than every held body: not held");
+        p.load(&record(4, b"jkl"), true);
+        assert!(p.has_body(4), "needed: held whatever the budget");
+        assert!(budget.used() > 2 * (64 + 3));
+        p.remove(4);
+        assert!(p.take_body(3).is_some());
+        p.load(&record(1, b"abc"), false);
+        assert!(p.has_body(1), "room again once a body went");
+    }
+
+    #[test]
+    fn no_body_is_let_go_when_that_would_not_make_room() {
+        let budget = Budget::new(2 * (64 + 3));
+        let mut p = Pending::new(budget.clone());
+        p.insert(1, 500, &record(1, b"abc"));
+        p.insert(2, 600, &record(2, b"def"));
+        p.insert(3, 100, &record(3, &[7; 200]));
+        assert!(!p.has_body(3), "larger than everything held later");
+        assert!(p.has_body(1) && p.has_body(2), "nothing let go for nothing");
     }
 
     #[test]

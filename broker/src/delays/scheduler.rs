@@ -1,6 +1,8 @@
 //! One partition's delayed-message scheduler: finds the delayed originals in the partition's
 //! log, and appends each one's copy to the same partition when it is due.
 
+mod reads;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,30 +19,51 @@ use crate::error::{BrokerError, Result};
 use crate::metrics::BrokerMetrics;
 use crate::partition::Partition;
 use crate::table::LogAccess;
+use reads::{covered_by, fetch_window, read_round, spread};
 
 /// Most copies in one appended batch, and their bytes: one batch per flush cycle keeps up with
 /// tens of thousands of due records a second.
 const MAX_COPIES_PER_BATCH: usize = 4_096;
 const MAX_COPY_BATCH_BYTES: usize = 512 << 10;
-/// How far ahead bodies not held are read back, so due records rarely wait for a read.
+/// How far ahead bodies not held are read back, between deliveries, so due records rarely
+/// wait for a read.
 const LOOKAHEAD_MS: i64 = 2_000;
-/// Most reads back per pass, so delivery is never starved by them.
+/// Most records read back for per pass, so delivery is never starved by the reads.
 const MAX_READS_PER_PASS: usize = 64;
+/// Bytes of the log each read back reads from the record it is for. A producer's batches
+/// hold records due all over the window, and with the budget holding the bodies due
+/// soonest, one large read refills many of them instead of one batch's.
+const READ_BACK_BYTES: u64 = 1 << 20;
+/// Reads (of the log, or of segments into a cache) in flight at once: a takeover's scan and
+/// first deliveries read hundreds of small segments, and one after another they took seconds.
+const READS_AT_ONCE: usize = 16;
 /// How often the low mark is saved when it moved.
 const MARK_EVERY: Duration = Duration::from_secs(2);
 /// Longest sleep with nothing due, so a stalled clock or a lost wake-up costs at most this.
-const IDLE_WAKE: Duration = Duration::from_millis(500);
+const IDLE_WAKE_MS: i64 = 500;
+/// Least time between two batches of copies that are not full. Every append is a segment of
+/// the partition until compaction merges them, and a tailing reader reads each one: copies
+/// appended as soon as each came due made a hundred segments a second per partition, more
+/// than readers kept up with (lateness of seconds at 1,700 copies a second per partition).
+/// Batches this far apart cost at most this much lateness.
+const DELIVERY_SPACING: Duration = Duration::from_millis(50);
 /// Bytes per read of the log while scanning.
 const SCAN_READ_BYTES: u64 = 4 << 20;
-/// Segments a recovery scan fetches at once, and the memory they may take.
-const SCAN_PREFETCH: usize = 16;
+/// The memory a recovery scan's segments may take: it fetches half of it ahead at a time.
 const SCAN_CACHE_BYTES: u64 = 64 << 20;
+const SCAN_WINDOW_BYTES: u64 = SCAN_CACHE_BYTES / 2;
+/// Segments (or flush objects) up to this size are fetched whole ahead of the scan; larger
+/// ones are read in ranges as it goes.
+const SCAN_MAX_OBJECT_BYTES: u64 = SCAN_CACHE_BYTES / 16;
 
 /// Settings of every scheduler of a broker.
 #[derive(Debug, Clone)]
 pub(crate) struct SchedulerConfig {
     /// Bytes of pending records' bodies the broker's schedulers hold together.
     pub budget: Arc<Budget>,
+    /// Segments read back for bodies not held, shared by the broker's schedulers, so reads
+    /// of records in the same small segment cost one GET.
+    pub read_cache: Arc<ReadCache>,
     pub metrics: Arc<BrokerMetrics>,
     pub clock: Arc<dyn Clock>,
 }
@@ -58,7 +81,8 @@ pub(crate) struct Scheduler {
 
 impl Scheduler {
     pub(crate) fn new(partition: Arc<Partition>, log: LogAccess, config: SchedulerConfig) -> Self {
-        let reader = LogReader::new(log.meta.clone(), log.keys.clone(), log.pool.clone());
+        let reader = LogReader::new(log.meta.clone(), log.keys.clone(), log.pool.clone())
+            .with_cache(config.read_cache.clone());
         Self {
             partition,
             log,
@@ -102,14 +126,24 @@ impl Scheduler {
         tracing::info!(topic = %self.topic(), partition = self.partition.partition, from = low, to = feed_start,
             pending = self.pending.len(), "delay scheduler recovered its pending records");
         let mut last_mark = self.config.clock.now();
+        // On the monotonic clock: a wall clock stepping back must not hold deliveries.
+        let mut last_delivery = None;
+        let mut backlog = false;
         loop {
             while let Ok(batches) = feed.try_recv() {
                 self.absorb(&batches)?;
             }
             let now = self.config.clock.unix_millis();
             let due = self.pending.due_by(now, MAX_COPIES_PER_BATCH);
-            if !due.is_empty() {
-                self.deliver(&due).await?;
+            // Behind a full batch (by count or bytes) the next goes at once; a smaller one
+            // waits out the spacing, gathering what comes due meanwhile.
+            let spacing_left = last_delivery.map_or(Duration::ZERO, |at| {
+                DELIVERY_SPACING.saturating_sub(self.config.clock.now().duration_since(at))
+            });
+            let full = backlog || due.len() == MAX_COPIES_PER_BATCH;
+            if !due.is_empty() && (full || spacing_left.is_zero()) {
+                last_delivery = Some(self.config.clock.now());
+                backlog = self.deliver(&due).await?;
                 continue;
             }
             self.read_ahead(now).await?;
@@ -117,9 +151,12 @@ impl Scheduler {
                 self.save_mark().await;
                 last_mark = self.config.clock.now();
             }
-            let sleep = self.pending.next_due().map_or(IDLE_WAKE, |due| {
-                Duration::from_millis(due.saturating_sub(now).clamp(1, 500) as u64)
-            });
+            let until_due = self
+                .pending
+                .next_due()
+                .map_or(IDLE_WAKE_MS, |due| due - now);
+            let sleep =
+                Duration::from_millis(until_due.clamp(1, IDLE_WAKE_MS) as u64).max(spacing_left);
             tokio::select! {
                 batches = feed.recv() => match batches {
                     Some(batches) => self.absorb(&batches)?,
@@ -168,16 +205,18 @@ impl Scheduler {
     }
 
     /// Reads the committed log over `[from, to)` and takes in what it holds. Nothing is
-    /// delivered until it is done, so its segments are fetched [`SCAN_PREFETCH`] at a time
-    /// into a cache of the scan's own rather than one GET after another.
+    /// delivered until it is done, so its segments are fetched [`READS_AT_ONCE`] at a time,
+    /// [`SCAN_WINDOW_BYTES`] ahead of the read, into a cache of the scan's own.
     async fn scan(&mut self, from: i64, to: i64) -> Result<()> {
-        let reader = self
-            .reader
-            .clone()
-            .with_cache(Arc::new(ReadCache::new(CacheConfig {
-                capacity_bytes: SCAN_CACHE_BYTES,
-                max_object_bytes: SCAN_CACHE_BYTES / SCAN_PREFETCH as u64,
-            })));
+        let reader = LogReader::new(
+            self.log.meta.clone(),
+            self.log.keys.clone(),
+            self.log.pool.clone(),
+        )
+        .with_cache(Arc::new(ReadCache::new(CacheConfig {
+            capacity_bytes: SCAN_CACHE_BYTES,
+            max_object_bytes: SCAN_MAX_OBJECT_BYTES,
+        })));
         let segments: Vec<_> = reader
             .segments(self.topic(), self.partition.partition)
             .await?
@@ -188,16 +227,12 @@ impl Scheduler {
         let mut offset = from;
         self.seen_end = from;
         while offset < to {
-            // Keep the next segments fetched ahead of the read.
             let reading = segments
                 .iter()
                 .position(|s| s.meta.next_offset > offset)
                 .unwrap_or(segments.len());
             if fetched <= reading {
-                let window = &segments[reading..segments.len().min(reading + SCAN_PREFETCH)];
-                // Only a head start: a segment compaction replaced meanwhile is read anew below.
-                let _ = futures::future::join_all(window.iter().map(|s| reader.prefetch(s))).await;
-                fetched = reading + window.len();
+                fetched = fetch_window(&reader, &segments, reading).await;
             }
             let read = reader
                 .read(
@@ -282,46 +317,48 @@ impl Scheduler {
         self.read_back(&soon, false).await
     }
 
-    /// Reads the batches holding `offsets` and keeps the pending bodies in them.
+    /// Reads the batches holding `offsets`, [`READS_AT_ONCE`] at a time, and keeps the
+    /// pending bodies in them.
     async fn read_back(&mut self, offsets: &[i64], needed: bool) -> Result<()> {
-        let mut offsets = offsets.to_vec();
-        offsets.sort_unstable();
-        let mut covered = i64::MIN;
-        for &offset in &offsets {
-            if offset < covered || self.pending.has_body(offset) {
-                continue;
-            }
-            let read = self
-                .reader
-                .read(self.topic(), self.partition.partition, offset, 1)
-                .await?;
-            self.config.metrics.delays.read_backs.inc();
-            for batch in &read.batches {
-                covered = covered.max(batch.next_offset());
-                for record in decode_batch(batch).map_err(BrokerError::CorruptBatch)? {
-                    // The records asked for are held whatever the budget when `needed` (due
-                    // now); the batch's others only within it.
-                    let asked = record.offset == offset
-                        || (needed && offsets.binary_search(&record.offset).is_ok());
-                    self.pending.load(&record, asked);
+        let mut wanted: Vec<i64> = offsets
+            .iter()
+            .copied()
+            .filter(|o| !self.pending.has_body(*o))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let (topic, partition) = (self.partition.topic.clone(), self.partition.partition);
+        while !wanted.is_empty() {
+            // Offsets far apart in the list, so that reads at once rarely hit the same batch.
+            let picks = spread(&wanted, READS_AT_ONCE);
+            let round =
+                read_round(&self.reader, (&topic, partition), &picks, READ_BACK_BYTES).await?;
+            let mut covered = Vec::with_capacity(picks.len());
+            for (offset, batches) in round {
+                self.config.metrics.delays.read_backs.inc();
+                covered.extend(covered_by(&batches));
+                for batch in &batches {
+                    for record in decode_batch(batch).map_err(BrokerError::CorruptBatch)? {
+                        // The records asked for are held whatever the budget when `needed`
+                        // (due now); the others only within it, the soonest due first.
+                        // A pick is held even ahead of time: left out by the budget, it would
+                        // be picked and read again on every pass.
+                        let asked = record.offset == offset
+                            || (needed && wanted.binary_search(&record.offset).is_ok());
+                        self.pending.load(&record, asked);
+                    }
                 }
             }
-            if read.batches.is_empty() {
-                // Retention keeps every segment from the low mark on, so the log holds every
-                // pending record: a miss is a fault to report, not a record to drop.
-                return Err(BrokerError::DelaysInconsistent(format!(
-                    "{}/{}: the pending delayed record at {offset} is not in the log",
-                    self.topic(),
-                    self.partition.partition
-                )));
-            }
+            // A record of a batch read is held now, or was left out by the budget; a pick is
+            // never read twice, whatever the read returned.
+            wanted.retain(|o| !picks.contains(o) && !covered.iter().any(|c| c.contains(o)));
         }
         Ok(())
     }
 
     /// Appends the copies of `due` records (earliest first) as one batch, durably, and drops
-    /// them from the pending set once committed.
-    async fn deliver(&mut self, due: &[(i64, i64)]) -> Result<()> {
+    /// them from the pending set once committed; whether the batch's bytes left some behind.
+    async fn deliver(&mut self, due: &[(i64, i64)]) -> Result<bool> {
         let missing: Vec<i64> = due
             .iter()
             .map(|(_, o)| *o)
@@ -331,6 +368,7 @@ impl Scheduler {
         let mut copies = Vec::with_capacity(due.len());
         let mut taken = Vec::with_capacity(due.len());
         let mut bytes = 0;
+        let mut left_behind = false;
         for &(due_ms, offset) in due {
             let Some(body) = self.pending.take_body(offset) else {
                 continue;
@@ -339,6 +377,7 @@ impl Scheduler {
             let size = body.size();
             if !copies.is_empty() && bytes + size > MAX_COPY_BATCH_BYTES {
                 self.pending.restore_body(offset, body);
+                left_behind = true;
                 break;
             }
             bytes += size;
@@ -350,7 +389,7 @@ impl Scheduler {
             taken.push((offset, body));
         }
         if copies.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let batch = encode_batch(
             &copies,
@@ -371,14 +410,14 @@ impl Scheduler {
                     }
                 }
                 delays.delivered.inc_by(taken.len() as u64);
-                Ok(())
+                Ok(left_behind)
             }
             Err(BrokerError::Throttled(_)) => {
                 for (offset, body) in taken {
                     self.pending.restore_body(offset, body);
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                Ok(())
+                Ok(false)
             }
             Err(e) => Err(e),
         }

@@ -238,7 +238,7 @@ impl GroupCoordinator {
         request: &v1::OffsetFetchRequest,
     ) -> Result<Vec<v1::PartitionOffset>> {
         validate_group(&request.group)?;
-        let admin = strata_catalog::Admin::new(self.meta.clone(), self.keys.clone());
+        let admin = self.admin();
         let committed = if request.broadcast_member.is_empty() {
             admin.committed_offsets(&request.group).await?
         } else {

@@ -22,7 +22,7 @@ impl ProxyService {
         access: &Access,
         r: v1::ListDeadLettersRequest,
     ) -> Result<v1::ListDeadLettersResponse, Refusal> {
-        self.check_dead_letters(access, &r.group, Operation::Describe)
+        self.check_named_group(access, &r.group, Operation::Describe)
             .await?;
         let max = match r.max {
             0 => DEFAULT_MAX_LETTERS,
@@ -43,7 +43,7 @@ impl ProxyService {
         access: &Access,
         r: v1::ReplayDeadLettersRequest,
     ) -> Result<v1::ReplayDeadLettersResponse, Refusal> {
-        self.check_dead_letters(access, &r.group, Operation::Read)
+        self.check_named_group(access, &r.group, Operation::Read)
             .await?;
         let from = r.offsets.iter().copied().min().unwrap_or(r.from_offset);
         let (letters, _) = self.read_letters(&r.group, from, usize::MAX).await?;
@@ -102,7 +102,8 @@ impl ProxyService {
         })
     }
 
-    async fn check_dead_letters(
+    /// Refuses a malformed group name, then a caller without `operation` on the group.
+    pub(super) async fn check_named_group(
         &self,
         access: &Access,
         group: &str,

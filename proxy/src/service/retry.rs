@@ -76,8 +76,8 @@ impl ProxyService {
         })
     }
 
+    /// A group named too long for its retry topics is refused, then as any group read.
     async fn check_group(&self, access: &Access, group: &str) -> Result<(), Refusal> {
-        strata_meta::schema::validate_name("group", group).map_err(|e| invalid(e.to_string()))?;
         let longest = 249
             - retry::DEAD_LETTER_TOPIC_PREFIX
                 .len()
@@ -87,10 +87,7 @@ impl ProxyService {
                 "group names of more than {longest} characters cannot have retry topics (topic names end at 249); use a shorter group name"
             )));
         }
-        access
-            .check(Operation::Read, ResourceType::Group, group)
-            .await
-            .map_err(|e| e.to_wire())
+        self.check_named_group(access, group, Operation::Read).await
     }
 
     /// Creates a retry topic (delays up to the longest backoff) or a dead-letter topic when
