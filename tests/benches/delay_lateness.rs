@@ -317,6 +317,15 @@ struct Schedule {
 }
 
 impl Schedule {
+    /// Production starts now; the window opens `lead` later and lasts `window`.
+    fn from_now(lead: Duration, window: Duration) -> Self {
+        Self {
+            start_ms: now_ms(),
+            lead_ms: lead.as_millis() as i64,
+            window_ms: window.as_millis() as i64,
+        }
+    }
+
     fn opens_ms(&self) -> i64 {
         self.start_ms + self.lead_ms
     }
@@ -607,11 +616,7 @@ async fn steady() -> anyhow::Result<()> {
     let topic = "delays-steady";
     create_topic(&server, topic).await?;
 
-    let schedule = Schedule {
-        start_ms: now_ms(),
-        lead_ms: lead.as_millis() as i64,
-        window_ms: window.as_millis() as i64,
-    };
+    let schedule = Schedule::from_now(lead, window);
     let deadline = Instant::now() + lead + window + GRACE;
     let reading = start_reading(&server, all_of(topic, n), deadline);
     let cpu_start = cpu_seconds(pid);
@@ -757,11 +762,7 @@ async fn kill() -> anyhow::Result<()> {
         .map(|m| m.http)
         .collect();
 
-    let schedule = Schedule {
-        start_ms: now_ms(),
-        lead_ms: lead.as_millis() as i64,
-        window_ms: window.as_millis() as i64,
-    };
+    let schedule = Schedule::from_now(lead, window);
     let deadline = Instant::now() + lead + window + GRACE;
     let reading = start_reading(&server, all_of(topic, n), deadline);
     // A second consumer of the other partitions only: whether their lateness after the kill

@@ -211,12 +211,13 @@ impl Pending {
             if latest <= due {
                 return false;
             }
-            self.drop_body(offset);
+            self.take_body(offset);
         }
         true
     }
 
-    fn drop_body(&mut self, offset: i64) -> Option<Body> {
+    /// Takes the body of the pending record at `offset`, for delivery or to make room.
+    pub(crate) fn take_body(&mut self, offset: i64) -> Option<Body> {
         let entry = self.by_offset.get_mut(&offset)?;
         let body = *entry.body.take()?;
         self.held.remove(&(entry.due, offset));
@@ -224,7 +225,9 @@ impl Pending {
         Some(body)
     }
 
-    fn keep_body(&mut self, offset: i64, body: Body) {
+    /// Holds `body` for the pending record at `offset`: read again, or put back after a
+    /// delivery that did not happen.
+    pub(crate) fn restore_body(&mut self, offset: i64, body: Body) {
         if let Some(entry) = self.by_offset.get_mut(&offset)
             && entry.body.is_none()
         {
@@ -285,18 +288,8 @@ impl Pending {
         let due = entry.due;
         let bytes = size_of(&record.key, &record.value, &record.headers);
         if needed || self.make_room(due, bytes) {
-            self.keep_body(record.offset, Body::of(record));
+            self.restore_body(record.offset, Body::of(record));
         }
-    }
-
-    /// Takes the body of the pending record at `offset` for delivery.
-    pub(crate) fn take_body(&mut self, offset: i64) -> Option<Body> {
-        self.drop_body(offset)
-    }
-
-    /// Puts back a body taken for a delivery that did not happen.
-    pub(crate) fn restore_body(&mut self, offset: i64, body: Body) {
-        self.keep_body(offset, body);
     }
 }
 

@@ -28,7 +28,7 @@ const MAX_COPY_BATCH_BYTES: usize = 512 << 10;
 /// How far ahead bodies not held are read back, between deliveries, so due records rarely
 /// wait for a read.
 const LOOKAHEAD_MS: i64 = 2_000;
-/// Most records read back for per pass, so delivery is never starved by the reads.
+/// Most records read back per pass, so delivery is never starved by the reads.
 const MAX_READS_PER_PASS: usize = 64;
 /// Bytes of the log each read back reads from the record it is for. A producer's batches
 /// hold records due all over the window, and with the budget holding the bodies due
@@ -208,15 +208,13 @@ impl Scheduler {
     /// delivered until it is done, so its segments are fetched [`READS_AT_ONCE`] at a time,
     /// [`SCAN_WINDOW_BYTES`] ahead of the read, into a cache of the scan's own.
     async fn scan(&mut self, from: i64, to: i64) -> Result<()> {
-        let reader = LogReader::new(
-            self.log.meta.clone(),
-            self.log.keys.clone(),
-            self.log.pool.clone(),
-        )
-        .with_cache(Arc::new(ReadCache::new(CacheConfig {
-            capacity_bytes: SCAN_CACHE_BYTES,
-            max_object_bytes: SCAN_MAX_OBJECT_BYTES,
-        })));
+        let reader = self
+            .reader
+            .clone()
+            .with_cache(Arc::new(ReadCache::new(CacheConfig {
+                capacity_bytes: SCAN_CACHE_BYTES,
+                max_object_bytes: SCAN_MAX_OBJECT_BYTES,
+            })));
         let segments: Vec<_> = reader
             .segments(self.topic(), self.partition.partition)
             .await?
