@@ -135,8 +135,7 @@ impl LogReader {
                 break;
             }
             bytes += segment.meta.size;
-            let whole = (i >= tail_from && Self::loads_whole(segment, cache))
-                || segment.meta.size <= cache.config().max_object_bytes;
+            let whole = Self::fetched_whole(segment, i >= tail_from, cache);
             if whole && !cache.contains(&segment.cache_key()) {
                 wanted.push((segment, i >= tail_from));
             }
@@ -154,8 +153,14 @@ impl LogReader {
             .await;
     }
 
-    /// Fetches a segment into the cache as a read of it would: with its whole flush object
-    /// at the tail, alone when small enough; large ones are left to ranged reads.
+    /// Whether a read fetches `segment` whole into the cache: with its whole flush object at
+    /// the tail, alone when small enough; large ones are left to ranged reads.
+    fn fetched_whole(segment: &SegmentRecord, at_tail: bool, cache: &ReadCache) -> bool {
+        (at_tail && Self::loads_whole(segment, cache))
+            || segment.meta.size <= cache.config().max_object_bytes
+    }
+
+    /// Fetches a segment into the cache as a read of it would ([`Self::fetched_whole`]).
     async fn fetch_whole(
         &self,
         segment: &SegmentRecord,
@@ -225,8 +230,7 @@ impl LogReader {
         if cache.contains(&segment.cache_key()) {
             return Ok(());
         }
-        if !Self::loads_whole(segment, cache) && segment.meta.size > cache.config().max_object_bytes
-        {
+        if !Self::fetched_whole(segment, true, cache) {
             return Ok(());
         }
         self.fetch_whole(segment, true, cache).await?;
