@@ -9,7 +9,8 @@
 #
 # 1. chart     helm lint, then real `helm install` of the default values and helm/strata/ci/*
 #              against a stand-in API server; every object validated against the
-#              Kubernetes schemas and checked (tests/deploy/chart_test.py)
+#              Kubernetes schemas and checked (tests/deploy/chart_test.py); the alert rules
+#              checked and unit-tested by promtool (tests/deploy/alerts_test.yaml)
 # 2. images    scripts/image.sh (offline: debootstrap base, host-built binary)
 # 3. container `strata standalone` in strata:dev, produce/consume from the host, clean stop
 # 4. compose   deploy/compose: etcd, S3, controller, 3 brokers, proxy; produce/consume, a
@@ -66,6 +67,28 @@ rendered=$root/target/deploy-rendered
 rm -rf "$rendered"
 "$venv/bin/python" tests/deploy/chart_test.py --helm-lib "$helm_lib" --dump-config "$rendered" ||
   die "chart checks"
+
+step "alerts: promtool checks and unit-tests helm/strata/rules"
+promtool=$(command -v promtool || echo "$root/target/promtool/usr/bin/promtool")
+if [ ! -x "$promtool" ]; then
+  # Only the binary, unpacked: installing Debian's prometheus package would also set up a
+  # Prometheus server as a service.
+  log "fetching promtool from Debian's prometheus package"
+  debs=$(mktemp -d)
+  (cd "$debs" && apt-get download prometheus >/dev/null 2>&1) ||
+    { apt-get update -qq && (cd "$debs" && apt-get download prometheus >/dev/null 2>&1); } ||
+    die "cannot download Debian's prometheus package for promtool"
+  dpkg-deb -x "$debs"/prometheus_*.deb "$root/target/promtool"
+  rm -rf "$debs"
+  [ -x "$promtool" ] || die "Debian's prometheus package has no promtool"
+fi
+"$promtool" check rules helm/strata/rules/strata-alerts.yaml || die "promtool check rules"
+"$promtool" test rules tests/deploy/alerts_test.yaml || die "promtool test rules"
+python3 scripts/dashboards.py --check --rules "$root/target/dashboard-queries.yaml" ||
+  die "helm/strata/dashboards/ is not what scripts/dashboards.py writes"
+"$promtool" check rules "$root/target/dashboard-queries.yaml" >/dev/null ||
+  die "a dashboard query does not parse (promtool check rules target/dashboard-queries.yaml)"
+log "alert rules and dashboard queries checked by $("$promtool" --version 2>&1 | head -n 1)"
 
 if [ "${STRATA_DEPLOY_SKIP_DOCKER:-0}" = 1 ]; then
   log "STRATA_DEPLOY_SKIP_DOCKER=1: skipping images, container and compose checks"

@@ -23,6 +23,19 @@ pub struct StateLabel {
     pub state: String,
 }
 
+/// A partition this broker serves.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabel {
+    pub topic: String,
+    pub partition: String,
+}
+
+/// The stage of a flush cycle that failed: `put` (writing the objects) or `commit`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabel {
+    pub stage: String,
+}
+
 /// Seconds, from 0.5 ms to about 8 s: the range of one flush stage.
 fn stage_histogram() -> Histogram {
     Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
@@ -59,6 +72,8 @@ pub struct DelayMetrics {
     pub lateness: Histogram,
     /// Batches read back from storage for bodies not held in memory.
     pub read_backs: Counter,
+    /// Sweeps of a partition's pending log that refilled the budget with the bodies due next.
+    pub sweeps: Counter,
     /// Bytes of pending bodies held in memory.
     pub body_bytes: Gauge,
 }
@@ -73,6 +88,7 @@ impl Default for DelayMetrics {
                 0.001, 2.0, 17,
             )),
             read_backs: Counter::default(),
+            sweeps: Counter::default(),
             body_bytes: Gauge::default(),
         }
     }
@@ -101,6 +117,11 @@ impl DelayMetrics {
             self.read_backs.clone(),
         );
         r.register(
+            "delay_sweeps",
+            "Sweeps of a partition's pending log that refill the held bodies with those due next",
+            self.sweeps.clone(),
+        );
+        r.register(
             "delay_body_bytes",
             "Bytes of pending delayed records held in memory (delay_memory_bytes bounds it)",
             self.body_bytes.clone(),
@@ -117,6 +138,8 @@ pub struct BrokerMetrics {
     pub produced_bytes: Counter,
     pub produce_errors: Family<CodeLabel, Counter>,
     pub flushes: Counter,
+    /// Flush stages that failed and are retried, by stage.
+    pub flush_errors: Family<StageLabel, Counter>,
     pub flush_objects: Counter,
     pub flush_sections: Counter,
     pub segment_bytes: Counter,
@@ -132,6 +155,15 @@ pub struct BrokerMetrics {
 }
 
 impl BrokerMetrics {
+    /// Counts a flush stage that failed (`put` or `commit`); the cycle retries it.
+    pub(crate) fn flush_failed(&self, stage: &str) {
+        self.flush_errors
+            .get_or_create(&StageLabel {
+                stage: stage.to_owned(),
+            })
+            .inc();
+    }
+
     /// Renders counters plus gauges read from the served partitions now (by state, buffer).
     /// Renders every metric, the storage pool's included.
     pub fn render(
@@ -142,6 +174,7 @@ impl BrokerMetrics {
     ) -> String {
         let partitions: Family<StateLabel, Gauge> = Family::default();
         let buffered = Gauge::<i64>::default();
+        let high_watermarks: Family<PartitionLabel, Gauge> = Family::default();
         for p in served {
             partitions
                 .get_or_create(&StateLabel {
@@ -149,6 +182,21 @@ impl BrokerMetrics {
                 })
                 .inc();
             buffered.inc_by(p.buffered_bytes() as i64);
+            high_watermarks
+                .get_or_create(&PartitionLabel {
+                    topic: p.topic.clone(),
+                    partition: p.partition.to_string(),
+                })
+                .set(p.high_watermark());
+        }
+        // Shown at 0 before the first failure: an empty family is not rendered at all, and a
+        // rate over a counter that appears at 1 misses that failure.
+        for stage in ["put", "commit"] {
+            self.flush_errors
+                .get_or_create(&StageLabel {
+                    stage: stage.to_owned(),
+                })
+                .inc_by(0);
         }
         let mut r = Registry::with_prefix("strata_broker");
         if let Some(tls) = tls {
@@ -158,6 +206,12 @@ impl BrokerMetrics {
             "partitions",
             "Partitions served, by state machine state",
             partitions,
+        );
+        r.register(
+            "partition_high_watermark",
+            "The offset after the last committed record of each partition served: its rate is \
+             the partition's records per second",
+            high_watermarks,
         );
         r.register(
             "buffered_bytes",
@@ -183,6 +237,11 @@ impl BrokerMetrics {
             "flushes",
             "Flush cycles that wrote at least one segment",
             self.flushes.clone(),
+        );
+        r.register(
+            "flush_errors",
+            "Flush stages that failed and will be retried, by stage (put, commit)",
+            self.flush_errors.clone(),
         );
         r.register(
             "flush_objects",

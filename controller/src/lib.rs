@@ -12,6 +12,7 @@
 
 pub mod api;
 mod error;
+mod lag;
 mod liveness;
 pub mod metrics;
 mod probe;

@@ -109,6 +109,7 @@ impl Controller {
             self.metrics.is_leader.set(1);
             let outcome = self.lead(&leadership, &cancel).await;
             self.metrics.is_leader.set(0);
+            self.metrics.set_group_lags(Default::default());
             if cancel.is_cancelled() {
                 if let Err(e) = leadership.resign().await {
                     tracing::warn!(error = %e, "resigning leadership failed; it ends with its lease");
@@ -139,6 +140,8 @@ impl Controller {
         // Runs while this controller leads: the future is dropped with this call.
         let probing = crate::liveness::run(self.meta.clone(), self.keys.clone(), self.config.probe);
         tokio::pin!(probing);
+        let lagging = crate::lag::run(self.meta.clone(), self.keys.clone(), self.metrics.clone());
+        tokio::pin!(lagging);
         let fence = leadership.fence();
         let mut watches = self.watches().await?;
         let mut settled: Option<BTreeSet<String>> = None;
@@ -157,6 +160,7 @@ impl Controller {
             }
             let wake = tokio::select! {
                 () = &mut probing => Wake::Changed,
+                () = &mut lagging => Wake::Changed,
                 () = cancel.cancelled() => Wake::Cancelled,
                 () = leadership.lost() => Wake::Lost,
                 event = watches.next() => match event {

@@ -560,6 +560,7 @@ def check_common(checks: Checks, objs: list[dict], values: dict, documented: dic
     )
 
     check_service_monitors(checks, objs, values, services)
+    check_monitoring(checks, objs, values)
 
 
 def fullname(values: dict) -> str:
@@ -589,6 +590,49 @@ def check_service_monitors(checks: Checks, objs: list[dict], values: dict, servi
             checks.ok(
                 sm["metadata"]["labels"].get(key) == value, f"ServiceMonitor {name} carries label {key}"
             )
+
+
+def check_monitoring(checks: Checks, objs: list[dict], values: dict) -> None:
+    """The dashboards' ConfigMaps and the PrometheusRule: there exactly when asked for, and
+    carrying the chart's files unchanged."""
+    import json
+
+    import yaml
+
+    chart = HERE.parents[1] / "helm" / "strata"
+    files = sorted((chart / "dashboards").glob("*.json"))
+    checks.ok(len(files) >= 4, f"the chart has its dashboards ({len(files)} files)")
+    dashboards = values["metrics"]["dashboards"]
+    cms = [o for o in objs if o["kind"] == "ConfigMap" and "-dashboard-" in o["metadata"]["name"]]
+    checks.ok(
+        len(cms) == (len(files) if dashboards["enabled"] else 0),
+        f"{'a' if dashboards['enabled'] else 'no'} dashboard ConfigMap per dashboards/*.json ({len(cms)})",
+    )
+    for cm in cms:
+        name = cm["metadata"]["name"]
+        for key, value in {**dashboards["labels"], **dashboards["annotations"]}.items():
+            where = "labels" if key in dashboards["labels"] else "annotations"
+            checks.ok(cm["metadata"].get(where, {}).get(key) == value, f"ConfigMap {name} has {where[:-1]} {key}")
+        for key, text in cm.get("data", {}).items():
+            source = chart / "dashboards" / key
+            checks.ok(source.exists(), f"ConfigMap {name} holds dashboards/{key}")
+            if source.exists():
+                checks.ok(
+                    json.loads(text) == json.loads(source.read_text()),
+                    f"ConfigMap {name} holds dashboards/{key} unchanged, as valid JSON",
+                )
+    rule = values["metrics"]["prometheusRule"]
+    rules = [o for o in objs if o["kind"] == "PrometheusRule"]
+    checks.ok(len(rules) == (1 if rule["enabled"] else 0), f"{'one' if rule['enabled'] else 'no'} PrometheusRule")
+    for r in rules:
+        name = r["metadata"]["name"]
+        checks.ok(r["apiVersion"] == "monitoring.coreos.com/v1", f"PrometheusRule {name} uses monitoring.coreos.com/v1")
+        want = yaml.safe_load((chart / "rules" / "strata-alerts.yaml").read_text())
+        checks.ok(r["spec"] == want, f"PrometheusRule {name} holds rules/strata-alerts.yaml unchanged")
+        alerts = [a["alert"] for g in r["spec"]["groups"] for a in g["rules"]]
+        checks.ok(len(alerts) >= 6, f"PrometheusRule {name} has the alerts ({', '.join(alerts)})")
+        for key, value in rule["labels"].items():
+            checks.ok(r["metadata"]["labels"].get(key) == value, f"PrometheusRule {name} carries label {key}")
 
 
 def deep_merge(base: dict, override: dict) -> dict:

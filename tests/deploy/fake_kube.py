@@ -52,6 +52,7 @@ API_RESOURCES: dict[tuple[str, str], list[tuple[str, str, bool]]] = {
     ("monitoring.coreos.com", "v1"): [
         ("servicemonitors", "ServiceMonitor", True),
         ("podmonitors", "PodMonitor", True),
+        ("prometheusrules", "PrometheusRule", True),
     ],
 }
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]

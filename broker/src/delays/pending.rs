@@ -130,10 +130,12 @@ impl Budget {
 #[derive(Debug)]
 pub(crate) struct Pending {
     by_offset: BTreeMap<i64, Entry>,
-    by_due: BTreeSet<(i64, i64)>,
     /// The records whose body is held, by due time: the latest-due go first when an
     /// earlier-due body needs the room.
     held: BTreeSet<(i64, i64)>,
+    /// The records whose body is not held, by due time: the first is how far ahead the held
+    /// bodies reach without a gap.
+    unheld: BTreeSet<(i64, i64)>,
     body_bytes: usize,
     budget: Arc<Budget>,
 }
@@ -149,8 +151,8 @@ impl Pending {
     pub(crate) fn new(budget: Arc<Budget>) -> Self {
         Self {
             by_offset: BTreeMap::new(),
-            by_due: BTreeSet::new(),
             held: BTreeSet::new(),
+            unheld: BTreeSet::new(),
             body_bytes: 0,
             budget,
         }
@@ -177,7 +179,7 @@ impl Pending {
             return;
         }
         self.by_offset.insert(offset, Entry { due, body: None });
-        self.by_due.insert((due, offset));
+        self.unheld.insert((due, offset));
         self.budget.add(0, 1);
         self.load(record, false);
     }
@@ -221,6 +223,7 @@ impl Pending {
         let entry = self.by_offset.get_mut(&offset)?;
         let body = *entry.body.take()?;
         self.held.remove(&(entry.due, offset));
+        self.unheld.insert((entry.due, offset));
         self.release(body.size());
         Some(body)
     }
@@ -233,6 +236,7 @@ impl Pending {
         {
             let size = body.size();
             entry.body = Some(Box::new(body));
+            self.unheld.remove(&(entry.due, offset));
             self.held.insert((entry.due, offset));
             self.hold(size);
         }
@@ -241,8 +245,11 @@ impl Pending {
     /// Drops the original at `offset` (its copy is committed); its due time if it was pending.
     pub(crate) fn remove(&mut self, offset: i64) -> Option<i64> {
         let entry = self.by_offset.remove(&offset)?;
-        self.by_due.remove(&(entry.due, offset));
-        self.held.remove(&(entry.due, offset));
+        if entry.body.is_some() {
+            self.held.remove(&(entry.due, offset));
+        } else {
+            self.unheld.remove(&(entry.due, offset));
+        }
         self.budget.add(0, -1);
         self.release(entry.body.as_ref().map_or(0, |b| b.size()));
         Some(entry.due)
@@ -255,17 +262,68 @@ impl Pending {
 
     /// When the next record is due.
     pub(crate) fn next_due(&self) -> Option<i64> {
-        self.by_due.first().map(|(due, _)| *due)
+        let first = |set: &BTreeSet<(i64, i64)>| set.first().map(|(due, _)| *due);
+        match (first(&self.held), first(&self.unheld)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Up to `max` `(due, offset)` pairs due at or before `until`, earliest first.
     pub(crate) fn due_by(&self, until: i64, max: usize) -> Vec<(i64, i64)> {
-        self.by_due
+        let mut due: Vec<(i64, i64)> = [&self.held, &self.unheld]
+            .into_iter()
+            .flat_map(|set| {
+                set.iter()
+                    .take_while(|(due, _)| *due <= until)
+                    .take(max)
+                    .copied()
+            })
+            .collect();
+        due.sort_unstable();
+        due.truncate(max);
+        due
+    }
+
+    /// Up to `max` offsets of records due at or before `until` whose body is not held,
+    /// earliest due first.
+    pub(crate) fn unheld_due_by(&self, until: i64, max: usize) -> Vec<i64> {
+        self.unheld
             .iter()
             .take_while(|(due, _)| *due <= until)
             .take(max)
-            .copied()
+            .map(|(_, offset)| *offset)
             .collect()
+    }
+
+    /// When the first record whose body is not held is due: every record due before it has
+    /// its body held.
+    pub(crate) fn held_until(&self) -> Option<i64> {
+        self.unheld.first().map(|(due, _)| *due)
+    }
+
+    /// When the pending record at `offset` is due, if its body is not held.
+    pub(crate) fn unheld_due(&self, offset: i64) -> Option<i64> {
+        self.by_offset
+            .get(&offset)
+            .filter(|e| e.body.is_none())
+            .map(|e| e.due)
+    }
+
+    /// Whether reading bodies could hold more of them: the budget has room for a share of
+    /// it, or bodies held are due later than one that is not (and would make room for it).
+    pub(crate) fn could_hold_more(&self) -> bool {
+        let later_held = match (self.held.last(), self.unheld.first()) {
+            (Some(held), Some(unheld)) => held.0 > unheld.0,
+            _ => false,
+        };
+        later_held || (self.budget.limit > 0 && self.budget.allows(self.budget.limit / 8))
+    }
+
+    /// Whether a record in `offsets` is pending without its body held: a batch with none is
+    /// not worth decoding for bodies.
+    pub(crate) fn any_unheld_in(&self, offsets: std::ops::Range<i64>) -> bool {
+        self.by_offset.range(offsets).any(|(_, e)| e.body.is_none())
     }
 
     /// Whether the body of the record at `offset` is held.
@@ -344,6 +402,35 @@ mod tests {
         assert!(p.take_body(3).is_some());
         p.load(&record(1, b"abc"), false);
         assert!(p.has_body(1), "room again once a body went");
+    }
+
+    #[test]
+    fn how_far_the_held_bodies_reach() {
+        let budget = Budget::new(2 * (64 + 3));
+        let mut p = Pending::new(budget.clone());
+        p.insert(1, 300, &record(1, b"abc"));
+        p.insert(2, 100, &record(2, b"def"));
+        p.insert(3, 200, &record(3, b"ghi"));
+        p.insert(4, 400, &record(4, b"jkl"));
+        assert_eq!(p.held_until(), Some(300), "held: due 100 and 200");
+        assert_eq!(p.unheld_due_by(1_000, 10), vec![1, 4]);
+        assert_eq!(p.unheld_due_by(300, 10), vec![1]);
+        assert_eq!(p.unheld_due(1), Some(300));
+        assert_eq!(p.unheld_due(2), None, "held");
+        assert!(p.any_unheld_in(1..2) && !p.any_unheld_in(2..4));
+        assert!(!p.could_hold_more(), "full, and nothing held is due later");
+        assert_eq!(p.due_by(250, 10), vec![(100, 2), (200, 3)]);
+        assert_eq!(p.due_by(1_000, 3), vec![(100, 2), (200, 3), (300, 1)]);
+        assert_eq!(p.next_due(), Some(100));
+        p.remove(2);
+        assert!(p.could_hold_more(), "a delivery made room");
+        p.load(&record(1, b"abc"), false);
+        assert_eq!(p.held_until(), Some(400));
+        p.remove(3);
+        p.remove(1);
+        p.load(&record(4, b"jkl"), false);
+        assert_eq!(p.held_until(), None, "every pending body held");
+        assert_eq!(p.next_due(), Some(400));
     }
 
     #[test]

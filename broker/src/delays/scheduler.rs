@@ -2,6 +2,7 @@
 //! log, and appends each one's copy to the same partition when it is due.
 
 mod reads;
+mod sweep;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use crate::metrics::BrokerMetrics;
 use crate::partition::Partition;
 use crate::table::LogAccess;
 use reads::{covered_by, fetch_window, read_round, spread};
+use sweep::Sweep;
 
 /// Most copies in one appended batch, and their bytes: one batch per flush cycle keeps up with
 /// tens of thousands of due records a second.
@@ -28,6 +30,12 @@ const MAX_COPY_BATCH_BYTES: usize = 512 << 10;
 /// How far ahead bodies not held are read back, between deliveries, so due records rarely
 /// wait for a read.
 const LOOKAHEAD_MS: i64 = 2_000;
+/// A sweep of the log starts when the held bodies reach less than this far ahead: it reads
+/// the whole pending log, in steps between deliveries, and has to finish before they run out.
+const SWEEP_LEAD_MS: i64 = 10_000;
+/// Least time between the starts of two sweeps, so a budget too small for the load costs a
+/// sweep every few seconds, not one after the other.
+const SWEEP_EVERY: Duration = Duration::from_secs(2);
 /// Most records read back per pass, so delivery is never starved by the reads.
 const MAX_READS_PER_PASS: usize = 64;
 /// Bytes of the log each read back reads from the record it is for. A producer's batches
@@ -37,6 +45,10 @@ const READ_BACK_BYTES: u64 = 1 << 20;
 /// Reads (of the log, or of segments into a cache) in flight at once: a takeover's scan and
 /// first deliveries read hundreds of small segments, and one after another they took seconds.
 const READS_AT_ONCE: usize = 16;
+/// Segments a recovery scan fetches at once: nothing is delivered until it is done, and its
+/// segments are small (one per flush cycle until compaction merges them), so the GETs'
+/// latency, not their bytes, sets how long it takes.
+const SCAN_FETCHES_AT_ONCE: usize = 64;
 /// How often the low mark is saved when it moved.
 const MARK_EVERY: Duration = Duration::from_secs(2);
 /// Longest sleep with nothing due, so a stalled clock or a lost wake-up costs at most this.
@@ -77,6 +89,9 @@ pub(crate) struct Scheduler {
     /// Everything below this offset has been looked at.
     seen_end: i64,
     saved_low: Option<i64>,
+    sweep: Option<Sweep>,
+    /// When the last sweep started, on the monotonic clock.
+    swept_at: Option<std::time::Instant>,
 }
 
 impl Scheduler {
@@ -91,6 +106,8 @@ impl Scheduler {
             config,
             seen_end: 0,
             saved_low: None,
+            sweep: None,
+            swept_at: None,
         }
     }
 
@@ -146,10 +163,15 @@ impl Scheduler {
                 backlog = self.deliver(&due).await?;
                 continue;
             }
-            self.read_ahead(now).await?;
+            self.refill(now).await?;
             if self.config.clock.now().duration_since(last_mark) >= MARK_EVERY {
                 self.save_mark().await;
                 last_mark = self.config.clock.now();
+            }
+            if self.sweep.is_some() {
+                // Its next step comes after the deliveries due meanwhile, without a sleep.
+                tokio::task::yield_now().await;
+                continue;
             }
             let until_due = self
                 .pending
@@ -205,7 +227,7 @@ impl Scheduler {
     }
 
     /// Reads the committed log over `[from, to)` and takes in what it holds. Nothing is
-    /// delivered until it is done, so its segments are fetched [`READS_AT_ONCE`] at a time,
+    /// delivered until it is done, so its segments are fetched [`SCAN_FETCHES_AT_ONCE`] at a time,
     /// [`SCAN_WINDOW_BYTES`] ahead of the read, into a cache of the scan's own.
     async fn scan(&mut self, from: i64, to: i64) -> Result<()> {
         let reader = self
@@ -302,17 +324,66 @@ impl Scheduler {
         self.pending.insert(record.offset, due, record);
     }
 
-    /// Reads back the bodies of records due within the lookahead that are not held.
-    async fn read_ahead(&mut self, now: i64) -> Result<()> {
-        let soon: Vec<i64> = self
+    /// Reads back bodies ahead of their time: a step of a sweep of the log while one runs
+    /// or is due, otherwise the bodies due within the lookahead that are not held.
+    async fn refill(&mut self, now: i64) -> Result<()> {
+        if self.sweep.is_none() && self.sweep_due(now) {
+            let from = self.pending.lowest().unwrap_or(self.seen_end);
+            self.sweep = Some(Sweep::new(&self.reader, from, self.seen_end));
+            self.swept_at = Some(self.config.clock.now());
+            self.config.metrics.delays.sweeps.inc();
+        }
+        let Some(sweep) = &mut self.sweep else {
+            let soon = self
+                .pending
+                .unheld_due_by(now + LOOKAHEAD_MS, MAX_READS_PER_PASS);
+            return self.read_back(&soon, false).await;
+        };
+        let (topic, partition) = (self.partition.topic.clone(), self.partition.partition);
+        match sweep.step(&topic, partition).await {
+            Ok(Some(batches)) => self.load_bodies(&batches, now + LOOKAHEAD_MS),
+            Ok(None) => {
+                self.sweep = None;
+                Ok(())
+            }
+            Err(e) => {
+                // Only a head start: what it did not read is read back when due.
+                tracing::warn!(topic = %topic, partition, error = %e, "a sweep of the delayed records' log failed; bodies are read back as they come due");
+                self.sweep = None;
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether the held bodies run out soon and a sweep could hold more of them.
+    fn sweep_due(&self, now: i64) -> bool {
+        let runs_out_soon = self
             .pending
-            .due_by(now + LOOKAHEAD_MS, usize::MAX)
-            .into_iter()
-            .map(|(_, offset)| offset)
-            .filter(|o| !self.pending.has_body(*o))
-            .take(MAX_READS_PER_PASS)
-            .collect();
-        self.read_back(&soon, false).await
+            .held_until()
+            .is_some_and(|until| until <= now + SWEEP_LEAD_MS);
+        let rested = self
+            .swept_at
+            .is_none_or(|at| self.config.clock.now().duration_since(at) >= SWEEP_EVERY);
+        runs_out_soon && rested && self.pending.could_hold_more()
+    }
+
+    /// Keeps the bodies of pending records in `batches` as the budget allows, and those due
+    /// by `needed_by` whatever it says. Batches with no body to keep are not decoded.
+    fn load_bodies(&mut self, batches: &[RecordBatch], needed_by: i64) -> Result<()> {
+        for batch in batches {
+            if !self
+                .pending
+                .any_unheld_in(batch.base_offset()..batch.next_offset())
+            {
+                continue;
+            }
+            for record in decode_batch(batch).map_err(BrokerError::CorruptBatch)? {
+                if let Some(due) = self.pending.unheld_due(record.offset) {
+                    self.pending.load(&record, due <= needed_by);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Reads the batches holding `offsets`, [`READS_AT_ONCE`] at a time, and keeps the
@@ -336,6 +407,12 @@ impl Scheduler {
                 self.config.metrics.delays.read_backs.inc();
                 covered.extend(covered_by(&batches));
                 for batch in &batches {
+                    if !self
+                        .pending
+                        .any_unheld_in(batch.base_offset()..batch.next_offset())
+                    {
+                        continue;
+                    }
                     for record in decode_batch(batch).map_err(BrokerError::CorruptBatch)? {
                         // The records asked for are held whatever the budget when `needed`
                         // (due now); the others only within it, the soonest due first.

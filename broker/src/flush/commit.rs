@@ -100,6 +100,7 @@ impl Flusher {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "commit failed; will retry");
+                self.metrics.flush_failed("commit");
                 outcome.failed = chunk
                     .into_iter()
                     .map(|item| InFlight {

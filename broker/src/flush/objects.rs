@@ -103,6 +103,7 @@ impl Flusher {
             }
             Err(e) => {
                 tracing::warn!(partitions = items.len(), error = %e, "object write failed; will retry");
+                self.metrics.flush_failed("put");
                 (Vec::new(), items.collect())
             }
         }

@@ -5,11 +5,11 @@ use futures::StreamExt;
 use strata_format::RecordBatch;
 use strata_log::{LogReader, SegmentRecord};
 
-use super::{READS_AT_ONCE, SCAN_MAX_OBJECT_BYTES, SCAN_WINDOW_BYTES};
+use super::{SCAN_FETCHES_AT_ONCE, SCAN_MAX_OBJECT_BYTES, SCAN_WINDOW_BYTES};
 use crate::error::{BrokerError, Result};
 
 /// Fetches into `reader`'s cache the segments from `from` that fit in [`SCAN_WINDOW_BYTES`]
-/// (at least one), [`READS_AT_ONCE`] at a time; returns the index after the last. Only a head
+/// (at least one), [`SCAN_FETCHES_AT_ONCE`] at a time; returns the index after the last. Only a head
 /// start: a failed fetch, or a segment compaction replaced meanwhile, is read anew later.
 pub(super) async fn fetch_window(
     reader: &LogReader,
@@ -42,7 +42,7 @@ pub(super) async fn fetch_window(
         .map(|s| reader.prefetch(s))
         .collect();
     futures::stream::iter(fetches)
-        .buffer_unordered(READS_AT_ONCE)
+        .buffer_unordered(SCAN_FETCHES_AT_ONCE)
         .for_each(|_| async {})
         .await;
     end
