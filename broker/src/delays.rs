@@ -32,6 +32,9 @@ use scheduler::{Scheduler, SchedulerConfig};
 const PASS_EVERY: Duration = Duration::from_secs(1);
 /// Segments the broker's schedulers keep for reading bodies back.
 const READ_CACHE_BYTES: u64 = 32 << 20;
+/// Segments the schedulers' sweeps read, kept apart from the read-backs' so a sweep's
+/// sequential reads do not push theirs out; one for the broker, however many sweep at once.
+const SWEEP_CACHE_BYTES: u64 = 32 << 20;
 
 /// Runs the schedulers of a broker's partitions.
 #[derive(Debug)]
@@ -62,6 +65,10 @@ impl DelayWorker {
                 read_cache: Arc::new(ReadCache::new(CacheConfig {
                     capacity_bytes: READ_CACHE_BYTES,
                     max_object_bytes: READ_CACHE_BYTES / 8,
+                })),
+                sweep_cache: Arc::new(ReadCache::new(CacheConfig {
+                    capacity_bytes: SWEEP_CACHE_BYTES,
+                    max_object_bytes: SWEEP_CACHE_BYTES / 8,
                 })),
                 metrics,
                 clock,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use strata_storage::NodePool;
 
-use crate::partition::Partition;
+use crate::partition::{Partition, PartitionState};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabel {
@@ -182,12 +182,16 @@ impl BrokerMetrics {
                 })
                 .inc();
             buffered.inc_by(p.buffered_bytes() as i64);
-            high_watermarks
-                .get_or_create(&PartitionLabel {
-                    topic: p.topic.clone(),
-                    partition: p.partition.to_string(),
-                })
-                .set(p.high_watermark());
+            // Only where it is current: before recovery it reads 0, and a rate over the jump
+            // to the real figure would show a burst of records that never came.
+            if matches!(p.state(), PartitionState::Write | PartitionState::Closing) {
+                high_watermarks
+                    .get_or_create(&PartitionLabel {
+                        topic: p.topic.clone(),
+                        partition: p.partition.to_string(),
+                    })
+                    .set(p.high_watermark());
+            }
         }
         // Shown at 0 before the first failure: an empty family is not rendered at all, and a
         // rate over a counter that appears at 1 misses that failure.

@@ -94,7 +94,10 @@ fn alert_queries() -> Vec<(String, String)> {
             in_expr = true;
             queries.last_mut().unwrap().1.push_str(expr);
         } else if in_expr && line.starts_with("          ") && !trimmed.contains(':') {
-            queries.last_mut().unwrap().1.push_str(trimmed);
+            // Folded lines join with a space, as YAML joins them.
+            let expr = &mut queries.last_mut().unwrap().1;
+            expr.push(' ');
+            expr.push_str(trimmed);
         } else {
             in_expr = false;
         }

@@ -191,7 +191,8 @@ impl Pending {
         if self.budget.allows(bytes) {
             return true;
         }
-        let over = self.budget.used() + bytes - self.budget.limit;
+        // Other schedulers change the shared figure meanwhile: never below zero.
+        let over = (self.budget.used() + bytes).saturating_sub(self.budget.limit);
         let mut freed = 0;
         for &(latest, offset) in self.held.iter().rev() {
             if freed >= over || latest <= due {

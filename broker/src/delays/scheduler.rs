@@ -33,9 +33,10 @@ const LOOKAHEAD_MS: i64 = 2_000;
 /// A sweep of the log starts when the held bodies reach less than this far ahead: it reads
 /// the whole pending log, in steps between deliveries, and has to finish before they run out.
 const SWEEP_LEAD_MS: i64 = 10_000;
-/// Least time between the starts of two sweeps, so a budget too small for the load costs a
-/// sweep every few seconds, not one after the other.
-const SWEEP_EVERY: Duration = Duration::from_secs(2);
+/// Least time from the end of one sweep to the start of the next, so a budget too small for
+/// the load, or a log too long to sweep quickly, costs a sweep every few seconds, not one
+/// after the other.
+const SWEEP_REST: Duration = Duration::from_secs(2);
 /// Most records read back per pass, so delivery is never starved by the reads.
 const MAX_READS_PER_PASS: usize = 64;
 /// Bytes of the log each read back reads from the record it is for. A producer's batches
@@ -76,6 +77,8 @@ pub(crate) struct SchedulerConfig {
     /// Segments read back for bodies not held, shared by the broker's schedulers, so reads
     /// of records in the same small segment cost one GET.
     pub read_cache: Arc<ReadCache>,
+    /// The sweeps' segments, shared by the broker's schedulers.
+    pub sweep_cache: Arc<ReadCache>,
     pub metrics: Arc<BrokerMetrics>,
     pub clock: Arc<dyn Clock>,
 }
@@ -90,7 +93,7 @@ pub(crate) struct Scheduler {
     seen_end: i64,
     saved_low: Option<i64>,
     sweep: Option<Sweep>,
-    /// When the last sweep started, on the monotonic clock.
+    /// When the last sweep ended, on the monotonic clock.
     swept_at: Option<std::time::Instant>,
 }
 
@@ -329,30 +332,42 @@ impl Scheduler {
     async fn refill(&mut self, now: i64) -> Result<()> {
         if self.sweep.is_none() && self.sweep_due(now) {
             let from = self.pending.lowest().unwrap_or(self.seen_end);
-            self.sweep = Some(Sweep::new(&self.reader, from, self.seen_end));
-            self.swept_at = Some(self.config.clock.now());
+            let reader = self
+                .reader
+                .clone()
+                .with_cache(self.config.sweep_cache.clone());
+            self.sweep = Some(Sweep::new(reader, from, self.seen_end));
             self.config.metrics.delays.sweeps.inc();
         }
-        let Some(sweep) = &mut self.sweep else {
+        // Without a sweep, or with one that has not reached what is due within the
+        // lookahead yet, those bodies are read back now rather than when due.
+        if self.sweep.is_none()
+            || self
+                .pending
+                .held_until()
+                .is_some_and(|until| until <= now + LOOKAHEAD_MS)
+        {
             let soon = self
                 .pending
                 .unheld_due_by(now + LOOKAHEAD_MS, MAX_READS_PER_PASS);
-            return self.read_back(&soon, false).await;
+            self.read_back(&soon, false).await?;
+        }
+        let Some(sweep) = &mut self.sweep else {
+            return Ok(());
         };
         let (topic, partition) = (self.partition.topic.clone(), self.partition.partition);
-        match sweep.step(&topic, partition).await {
-            Ok(Some(batches)) => self.load_bodies(&batches, now + LOOKAHEAD_MS),
-            Ok(None) => {
-                self.sweep = None;
-                Ok(())
-            }
+        let step = sweep.step(&topic, partition).await;
+        match step {
+            Ok(Some(batches)) => return self.load_bodies(&batches, now + LOOKAHEAD_MS),
+            Ok(None) => {}
             Err(e) => {
                 // Only a head start: what it did not read is read back when due.
                 tracing::warn!(topic = %topic, partition, error = %e, "a sweep of the delayed records' log failed; bodies are read back as they come due");
-                self.sweep = None;
-                Ok(())
             }
         }
+        self.sweep = None;
+        self.swept_at = Some(self.config.clock.now());
+        Ok(())
     }
 
     /// Whether the held bodies run out soon and a sweep could hold more of them.
@@ -363,7 +378,7 @@ impl Scheduler {
             .is_some_and(|until| until <= now + SWEEP_LEAD_MS);
         let rested = self
             .swept_at
-            .is_none_or(|at| self.config.clock.now().duration_since(at) >= SWEEP_EVERY);
+            .is_none_or(|at| self.config.clock.now().duration_since(at) >= SWEEP_REST);
         runs_out_soon && rested && self.pending.could_hold_more()
     }
 

@@ -7,18 +7,13 @@
 //! refills the budget for the cost of one sequential read, where reading back record by
 //! record when each comes due read the same megabytes again for every few records.
 
-use std::sync::Arc;
-
 use strata_format::RecordBatch;
-use strata_log::{CacheConfig, LogReader, ReadCache};
+use strata_log::LogReader;
 
 use crate::error::Result;
 
 /// Bytes read per step: decoded in tens of milliseconds, so a delivery waits at most a step.
 const STEP_BYTES: u64 = 2 << 20;
-/// The sweep's own cache, so that its reads do not push out the read-backs' segments.
-const CACHE_BYTES: u64 = 16 << 20;
-const MAX_CACHED_OBJECT_BYTES: u64 = 4 << 20;
 
 pub(super) struct Sweep {
     reader: LogReader,
@@ -27,14 +22,10 @@ pub(super) struct Sweep {
 }
 
 impl Sweep {
-    /// A sweep of `[from, end)`.
-    pub(super) fn new(reader: &LogReader, from: i64, end: i64) -> Self {
-        let cache = ReadCache::new(CacheConfig {
-            capacity_bytes: CACHE_BYTES,
-            max_object_bytes: MAX_CACHED_OBJECT_BYTES,
-        });
+    /// A sweep of `[from, end)` with `reader` (whose cache is the broker's sweep cache).
+    pub(super) fn new(reader: LogReader, from: i64, end: i64) -> Self {
         Self {
-            reader: reader.clone().with_cache(Arc::new(cache)),
+            reader,
             next: from,
             end,
         }
@@ -58,8 +49,8 @@ impl Sweep {
             .into_iter()
             .filter(|b| b.next_offset() > self.next && b.base_offset() < self.end)
             .collect();
-        // Nothing to read below the end (retention moved the start on): the sweep is over,
-        // and a pending record the log lost is reported by the read-back that needs it.
+        // A read that returns nothing new below the end (the log changed under the sweep)
+        // ends it; a pending record the log lost is reported by the read-back that needs it.
         self.next = batches.last().map_or(self.end, RecordBatch::next_offset);
         Ok(Some(batches))
     }
