@@ -49,6 +49,14 @@ async fn wait_for_hw(broker: &Broker, want: i64) {
     panic!("the high watermark never reached {want}");
 }
 
+/// A counter without labels on a metrics page; 0 when absent.
+fn counter(page: &str, name: &str) -> u64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The records of the log, read from storage.
 async fn log(reader: &LogReader) -> Vec<Record> {
     let read = reader.read(TOPIC, 0, 0, 1 << 20).await.unwrap();
@@ -269,11 +277,7 @@ async fn sweeps_refill_a_small_budget_with_the_bodies_due_next() {
     want.sort_by_key(|(_, due)| *due);
     assert_eq!(copies, want, "each once, in due order");
     let metrics = setup.broker.render_metrics();
-    let sweeps: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("strata_broker_delay_sweeps_total "))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let sweeps = counter(&metrics, "strata_broker_delay_sweeps_total");
     assert!(
         sweeps >= 2,
         "the budget ran out several times and was refilled by sweeps: {sweeps} sweeps in\n{metrics}"
@@ -281,11 +285,7 @@ async fn sweeps_refill_a_small_budget_with_the_bodies_due_next() {
     // Without sweeps each read-back refills at most the four bodies the budget holds, so the
     // sixteen beyond it take at least four; with them, a copy rarely waits for one (when the
     // test's clock moves on before the loop has swept).
-    let read_backs: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("strata_broker_delay_read_backs_total "))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let read_backs = counter(&metrics, "strata_broker_delay_read_backs_total");
     assert!(
         read_backs <= 2,
         "the sweeps kept the bodies due next held: {read_backs} read-backs in\n{metrics}"

@@ -386,19 +386,24 @@ impl Scheduler {
     /// by `needed_by` whatever it says. Batches with no body to keep are not decoded.
     fn load_bodies(&mut self, batches: &[RecordBatch], needed_by: i64) -> Result<()> {
         for batch in batches {
-            if !self
-                .pending
-                .any_unheld_in(batch.base_offset()..batch.next_offset())
-            {
-                continue;
-            }
-            for record in decode_batch(batch).map_err(BrokerError::CorruptBatch)? {
+            for record in self.records_to_load(batch)? {
                 if let Some(due) = self.pending.unheld_due(record.offset) {
                     self.pending.load(&record, due <= needed_by);
                 }
             }
         }
         Ok(())
+    }
+
+    /// The records of `batch`, decoded only when one of them is pending without its body.
+    fn records_to_load(&self, batch: &RecordBatch) -> Result<Vec<Record>> {
+        if !self
+            .pending
+            .any_unheld_in(batch.base_offset()..batch.next_offset())
+        {
+            return Ok(Vec::new());
+        }
+        decode_batch(batch).map_err(BrokerError::CorruptBatch)
     }
 
     /// Reads the batches holding `offsets`, [`READS_AT_ONCE`] at a time, and keeps the
@@ -422,13 +427,7 @@ impl Scheduler {
                 self.config.metrics.delays.read_backs.inc();
                 covered.extend(covered_by(&batches));
                 for batch in &batches {
-                    if !self
-                        .pending
-                        .any_unheld_in(batch.base_offset()..batch.next_offset())
-                    {
-                        continue;
-                    }
-                    for record in decode_batch(batch).map_err(BrokerError::CorruptBatch)? {
+                    for record in self.records_to_load(batch)? {
                         // The records asked for are held whatever the budget when `needed`
                         // (due now); the others only within it, the soonest due first.
                         // A pick is held even ahead of time: left out by the budget, it would
