@@ -20,7 +20,7 @@ use crate::error::{BrokerError, Result};
 use crate::flush::{FlushConfig, FlushStats, Flusher};
 use crate::maintenance::{Maintainer, MaintenanceConfig, MaintenanceStats};
 use crate::metrics::{BrokerMetrics, CodeLabel};
-use crate::partition::{Ack, Limits, Partition, PartitionState};
+use crate::partition::{Ack, Limits, Partition, PartitionState, StoreTimes};
 use crate::table::{LogAccess, PartitionTable};
 
 /// Settings of the broker role.
@@ -275,6 +275,24 @@ impl Broker {
         ack: Ack,
         leader_epoch: Option<u64>,
     ) -> Vec<Result<i64>> {
+        self.produce_timed(topic, partition, batches, ack, leader_epoch)
+            .await
+            .into_iter()
+            .map(|(result, _)| result)
+            .collect()
+    }
+
+    /// [`produce_at_epoch`](Self::produce_at_epoch) with, for each batch acknowledged
+    /// durably, where it spent its time on this broker (for message traces).
+    pub async fn produce_timed(
+        &self,
+        topic: &str,
+        partition: u32,
+        batches: Vec<Bytes>,
+        ack: Ack,
+        leader_epoch: Option<u64>,
+    ) -> Vec<(Result<i64>, Option<StoreTimes>)> {
+        let arrived = tokio::time::Instant::now();
         let served = self.partition(topic, partition);
         if let (Some(p), Some(requested)) = (&served, leader_epoch)
             && p.epoch != requested
@@ -285,7 +303,7 @@ impl Broker {
                 requested,
                 current: p.epoch,
             };
-            return batches.iter().map(|_| Err(err.clone())).collect();
+            return batches.iter().map(|_| (Err(err.clone()), None)).collect();
         }
         let Some(p) = served else {
             let err = BrokerError::NotLeader {
@@ -293,10 +311,11 @@ impl Broker {
                 partition,
                 reason: "this broker does not own the partition".into(),
             };
-            return batches.iter().map(|_| Err(err.clone())).collect();
+            return batches.iter().map(|_| (Err(err.clone()), None)).collect();
         };
         let limit = self.limits.max_batch_bytes;
         let mut results = Vec::with_capacity(batches.len());
+        let mut ends = Vec::with_capacity(batches.len());
         let mut end = None;
         for bytes in batches {
             let outcome = async {
@@ -313,6 +332,7 @@ impl Broker {
                 Ok(enqueued)
             }
             .await;
+            ends.push(outcome.as_ref().ok().map(|(_, batch_end)| *batch_end));
             results.push(outcome.map(|(base, batch_end)| {
                 end = end.max(Some(batch_end));
                 base
@@ -342,6 +362,15 @@ impl Broker {
             }
         }
         results
+            .into_iter()
+            .zip(ends)
+            .map(|(result, end)| {
+                let times = end
+                    .filter(|_| ack == Ack::Durable && result.is_ok())
+                    .and_then(|end| p.store_times(arrived, end));
+                (result, times)
+            })
+            .collect()
     }
 
     /// The `/metrics` page: the broker's metrics and its storage pool's.

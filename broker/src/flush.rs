@@ -238,7 +238,7 @@ impl Flusher {
             ..FlushStats::default()
         };
         let started = Instant::now();
-        let (ready, mut pending, puts) = self.write_segments(work, started).await;
+        let (mut ready, mut pending, puts) = self.write_segments(work, started).await;
         stats.puts = puts;
         stats.bytes = ready
             .iter()
@@ -246,6 +246,9 @@ impl Flusher {
             .map(|r| r.meta.size)
             .sum();
         let put_done = Instant::now();
+        for w in &mut ready {
+            w.unit.written = Some(put_done);
+        }
         self.metrics
             .flush_timings
             .put

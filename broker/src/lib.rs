@@ -31,6 +31,6 @@ pub use error::{BrokerError, Result};
 pub use flush::{FlushConfig, FlushStats, Flusher};
 pub use maintenance::{Maintainer, MaintenanceConfig, MaintenanceStats};
 pub use node::NodeConfig;
-pub use partition::{Ack, Limits, Partition, PartitionState};
+pub use partition::{Ack, Limits, Partition, PartitionState, StoreTimes};
 pub use service::BrokerService;
 pub use strata_log::partitions_per_txn;

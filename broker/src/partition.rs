@@ -9,6 +9,7 @@
 
 mod producers;
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use strata_log::{Claim, ProducerState};
 use strata_meta::schema::{Assignment, Keyspace};
 use strata_meta::{MetaStore, Revision};
 use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
 
 use crate::error::{BrokerError, Result};
 
@@ -94,6 +96,35 @@ pub(crate) struct FlushUnit {
     pub producers: Option<ProducerState>,
     /// The unit's place among the partition's units: they commit in this order.
     pub seq: u64,
+    /// When the flusher took it, and when its object was written.
+    pub taken: Instant,
+    pub written: Option<Instant>,
+}
+
+/// How many committed units' times a partition keeps: a durable produce looks its unit up
+/// right after the commit wakes it, a few units back at most.
+const RECENT_UNITS: usize = 16;
+
+/// When a committed unit's steps happened.
+#[derive(Debug, Clone, Copy)]
+struct UnitTimes {
+    start: i64,
+    end: i64,
+    taken: Instant,
+    written: Instant,
+    committed: Instant,
+}
+
+/// Where a durably acknowledged batch spent its time on the broker, from its arrival:
+/// durations on the broker's own clock, so a proxy can place them on its clock without skew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreTimes {
+    /// From its arrival until a flush took it.
+    pub buffered: Duration,
+    /// Writing the flush's object to storage.
+    pub put: Duration,
+    /// Waiting for the commits before it, and its own.
+    pub commit: Duration,
 }
 
 #[derive(Debug)]
@@ -114,6 +145,8 @@ struct Inner {
     committed_end: i64,
     /// Where committed batches go for the delayed-message scheduler, when one watches.
     commit_feed: Option<CommitFeed>,
+    /// The last units committed, oldest first.
+    recent_units: VecDeque<UnitTimes>,
 }
 
 /// Receives every batch of a partition as it commits.
@@ -174,6 +207,7 @@ impl Partition {
                 units_committed: 0,
                 committed_end: 0,
                 commit_feed: None,
+                recent_units: VecDeque::new(),
             }),
             progress,
             flush_wanted,
@@ -308,6 +342,23 @@ impl Partition {
         }
     }
 
+    /// Where a batch that arrived at `arrived` and ends at `end` spent its time, once
+    /// committed; `None` when its unit is no longer among the recent ones.
+    pub fn store_times(&self, arrived: Instant, end: i64) -> Option<StoreTimes> {
+        let inner = self.lock();
+        let unit = inner
+            .recent_units
+            .iter()
+            .find(|u| u.start < end && end <= u.end)?;
+        // A resent batch taken before this arrival counts from the flush.
+        let arrived = arrived.min(unit.taken);
+        Some(StoreTimes {
+            buffered: unit.taken - arrived,
+            put: unit.written.saturating_duration_since(unit.taken),
+            commit: unit.committed.saturating_duration_since(unit.written),
+        })
+    }
+
     /// Buffers one validated batch with its offsets assigned; returns `(base, end)` offsets.
     /// A retry of a batch already taken returns the original offsets instead.
     pub async fn enqueue(&self, batch: RecordBatch) -> Result<(i64, i64)> {
@@ -396,6 +447,8 @@ impl Partition {
             next_offset: inner.next_offset,
             producers,
             seq,
+            taken: Instant::now(),
+            written: None,
         };
         drop(inner);
         // The buffer has room again now, not only at the commit: wake producers waiting for
@@ -412,6 +465,20 @@ impl Partition {
             // A partition finished meanwhile counts every unit as done already.
             inner.units_committed = inner.units_committed.max(unit.seq + 1);
             inner.committed_end = inner.committed_end.max(unit.next_offset);
+            if inner.recent_units.len() == RECENT_UNITS {
+                inner.recent_units.pop_front();
+            }
+            let committed = Instant::now();
+            inner.recent_units.push_back(UnitTimes {
+                start: unit
+                    .batches
+                    .first()
+                    .map_or(unit.next_offset, RecordBatch::base_offset),
+                end: unit.next_offset,
+                taken: unit.taken,
+                written: unit.written.unwrap_or(committed),
+                committed,
+            });
             if let Some(feed) = &inner.commit_feed
                 && feed.send(unit.batches.clone()).is_err()
             {

@@ -8,7 +8,7 @@ use strata_proto::v1::{self, broker_server};
 use tonic::{Request, Response, Status};
 
 use crate::broker::Broker;
-use crate::partition::Ack;
+use crate::partition::{Ack, StoreTimes};
 
 /// Serves produce and status requests for one broker.
 #[derive(Debug, Clone)]
@@ -50,22 +50,24 @@ impl broker_server::Broker for BrokerService {
             let epoch = (p.leader_epoch > 0).then_some(p.leader_epoch);
             let results = self
                 .broker
-                .produce_at_epoch(&p.topic, p.partition, p.batches, ack, epoch)
+                .produce_timed(&p.topic, p.partition, p.batches, ack, epoch)
                 .await;
             let batches = results
                 .into_iter()
-                .map(|r| match r {
+                .map(|(r, times)| match r {
                     Ok(base) if ack != Ack::None => v1::BatchResult {
                         base_offset: base,
                         error: None,
+                        store_times: times.map(store_times),
                     },
                     Ok(_) => v1::BatchResult {
                         base_offset: -1,
-                        error: None,
+                        ..Default::default()
                     },
                     Err(e) => v1::BatchResult {
                         base_offset: -1,
                         error: Some(e.to_wire()),
+                        store_times: None,
                     },
                 })
                 .collect();
@@ -100,5 +102,14 @@ impl broker_server::Broker for BrokerService {
             broker_id: self.broker.id().to_owned(),
             partitions,
         }))
+    }
+}
+
+fn store_times(t: StoreTimes) -> v1::StoreTimes {
+    let micros = |d: std::time::Duration| d.as_micros().try_into().unwrap_or(u64::MAX);
+    v1::StoreTimes {
+        buffered_us: micros(t.buffered),
+        put_us: micros(t.put),
+        commit_us: micros(t.commit),
     }
 }

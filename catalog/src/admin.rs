@@ -18,12 +18,14 @@ use strata_meta::schema::Keyspace;
 pub use self::brokers::BrokerView;
 pub use self::partitions::{OwnerStates, PartitionView, ReportedStates, Unreported};
 pub use self::topics::{
-    MAX_DELAY_MS, MAX_PARTITIONS, MIN_SEGMENT_BYTES, NewTopic, TopicConfigChange, TopicDescription,
+    MAX_DELAY_MS, MAX_PARTITIONS, MAX_TRACE_SAMPLE_PPM, MIN_SEGMENT_BYTES, NewTopic,
+    TRACE_TOPIC_PARTITIONS, TRACE_TOPIC_RETENTION_MS, TopicConfigChange, TopicDescription,
     TopicView, lanes_named,
 };
 use crate::error::Result;
 use crate::state::ClusterState;
 pub use strata_format::lanes::MAX_LANES;
+pub use strata_format::trace::TRACE_TOPIC;
 
 fn now_ms() -> i64 {
     strata_clock::SystemClock.unix_millis()

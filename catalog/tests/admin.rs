@@ -6,7 +6,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use strata_catalog::admin::{MAX_DELAY_MS, NewTopic, TopicConfigChange};
+use strata_catalog::admin::{
+    MAX_DELAY_MS, NewTopic, TRACE_TOPIC, TRACE_TOPIC_PARTITIONS, TRACE_TOPIC_RETENTION_MS,
+    TopicConfigChange,
+};
 use strata_catalog::{Admin, CatalogError, OwnerStates, ReportedStates, Unreported};
 use strata_meta::MetaStore;
 use strata_meta::schema::{self, BrokerInfo, Keyspace};
@@ -158,6 +161,7 @@ async fn scenario(meta: Arc<dyn MetaStore>) {
     assert_eq!(owners(&admin, "t").await.len(), 2);
     alter_config(&admin, &meta, &keys).await;
     delays(&admin).await;
+    traces(&admin).await;
 }
 
 /// Asserts `result` is an InvalidArgument refusal whose message holds `needle`.
@@ -317,6 +321,157 @@ async fn delays(admin: &Admin) {
     assert_eq!(admin.topic("delayed").await.unwrap().config, sized);
     admin.delete_topic("delayed").await.unwrap();
     admin.delete_topic("plain").await.unwrap();
+}
+
+/// `trace_sample_ppm`: at most a million parts per million, free to change at any time; a
+/// topic that turns tracing on, at creation or later, brings the internal trace topic into
+/// being.
+async fn traces(admin: &Admin) {
+    let trace_topic_exists = || async { admin.topic(TRACE_TOPIC).await.is_ok() };
+    assert!(!trace_topic_exists().await, "no topic traces yet");
+    let new = |ppm: u32| NewTopic {
+        name: "traced".into(),
+        partitions: 1,
+        trace_sample_ppm: Some(ppm),
+        ..Default::default()
+    };
+    for bad in [new(1_000_001), new(2_000_000)] {
+        let needle = "trace_sample_ppm must be 0..=1000000 parts per million";
+        refused(admin.validate_new_topic(&bad).await, needle);
+        refused(admin.create_topic(bad).await, needle);
+    }
+    refused(
+        admin.create_topic(new(2_000_000)).await,
+        "(10000 = 1%, 0 = tracing off); got 2000000",
+    );
+    assert!(
+        !trace_topic_exists().await,
+        "a refused topic creates nothing"
+    );
+    // The trace topic's own events are not traced.
+    refused(
+        admin
+            .create_topic(NewTopic {
+                name: TRACE_TOPIC.into(),
+                ..new(1)
+            })
+            .await,
+        "cannot be traced",
+    );
+
+    // Created with tracing: the trace topic comes first.
+    let traced = admin.create_topic(new(10_000)).await.unwrap().config;
+    assert_eq!(traced.trace_sample_ppm, 10_000);
+    assert_eq!(admin.topic("traced").await.unwrap().config, traced);
+    let trace_topic = admin.topic(TRACE_TOPIC).await.unwrap().config;
+    assert_eq!(
+        (
+            i64::from(trace_topic.partitions),
+            trace_topic.retention_ms,
+            trace_topic.trace_sample_ppm
+        ),
+        (TRACE_TOPIC_PARTITIONS, TRACE_TOPIC_RETENTION_MS, 0)
+    );
+    assert_eq!(
+        (TRACE_TOPIC_PARTITIONS, TRACE_TOPIC_RETENTION_MS),
+        (8, 3 * 24 * 3600 * 1000)
+    );
+    // A second traced topic finds it there.
+    let second = admin
+        .create_topic(NewTopic {
+            name: "traced-too".into(),
+            ..new(1_000_000)
+        })
+        .await
+        .unwrap();
+    assert_eq!(second.config.trace_sample_ppm, 1_000_000);
+    assert_eq!(admin.topic(TRACE_TOPIC).await.unwrap().config, trace_topic);
+
+    // Altered: set, refused out of range, cleared; other settings keep it.
+    let change = |change: TopicConfigChange| async move {
+        admin.alter_topic_config("traced", &change).await
+    };
+    let set = change(TopicConfigChange {
+        trace_sample_ppm: Some(500),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .config;
+    assert_eq!(set.trace_sample_ppm, 500);
+    refused(
+        change(TopicConfigChange {
+            trace_sample_ppm: Some(1_000_001),
+            ..Default::default()
+        })
+        .await,
+        "trace_sample_ppm must be 0..=1000000 parts per million",
+    );
+    let other = change(TopicConfigChange {
+        retention_ms: Some(60_000),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .config;
+    assert_eq!(
+        other.trace_sample_ppm, 500,
+        "fields not named keep their values"
+    );
+    let cleared = change(TopicConfigChange {
+        trace_sample_ppm: Some(0),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .config;
+    assert_eq!(cleared.trace_sample_ppm, 0);
+    assert_eq!(admin.topic("traced").await.unwrap().config, cleared);
+
+    // Turning tracing on later creates the trace topic too, if it has gone meanwhile.
+    admin.delete_topic(TRACE_TOPIC).await.unwrap();
+    refused(
+        admin
+            .alter_topic_config(
+                "traced",
+                &TopicConfigChange {
+                    trace_sample_ppm: Some(u32::MAX),
+                    ..Default::default()
+                },
+            )
+            .await,
+        "got 4294967295",
+    );
+    assert!(
+        !trace_topic_exists().await,
+        "a refused change creates nothing"
+    );
+    let again = change(TopicConfigChange {
+        trace_sample_ppm: Some(10_000),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .config;
+    assert_eq!(again.trace_sample_ppm, 10_000);
+    let recreated = admin.topic(TRACE_TOPIC).await.unwrap().config;
+    assert_eq!(recreated.partitions, 8);
+    assert_ne!(recreated.id, trace_topic.id, "a new incarnation");
+    refused(
+        admin
+            .alter_topic_config(
+                TRACE_TOPIC,
+                &TopicConfigChange {
+                    trace_sample_ppm: Some(1),
+                    ..Default::default()
+                },
+            )
+            .await,
+        "cannot be traced",
+    );
+    for topic in ["traced", "traced-too", TRACE_TOPIC] {
+        admin.delete_topic(topic).await.unwrap();
+    }
 }
 
 /// Retention changes: a partial compare-and-swap update, refused with reasons, previewed

@@ -10,10 +10,12 @@ use clap::{Args, Parser, Subcommand};
 
 mod acl;
 mod retry;
+mod trace;
 mod user;
 
 pub use acl::*;
 pub use retry::*;
+pub use trace::*;
 pub use user::*;
 
 #[derive(Debug, Parser)]
@@ -63,6 +65,9 @@ pub enum Command {
     /// List, show or replay a consumer group's dead letters.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Show one traced message's path: produce, store, deliveries and group commits, with
+    /// the time each step took (on topics with `--trace-sample`).
+    Trace(TraceArgs),
     /// Move a partition to another broker (no data is copied; takes about a second).
     Reassign(ReassignArgs),
     /// List brokers, or drain and undrain one (through the admin API). `strata broker` runs

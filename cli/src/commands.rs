@@ -16,6 +16,7 @@ pub mod standalone;
 mod tls;
 mod token;
 mod topic;
+mod trace;
 mod user;
 
 pub use tls::ProcessTls;
@@ -43,6 +44,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Group(command) => group::run(command).await,
         Command::Nack(args) => dlq::nack(args).await,
         Command::Dlq(command) => dlq::run(command).await,
+        Command::Trace(args) => trace::run(args).await,
         Command::Reassign(args) => reassign::run(args).await,
         Command::Brokers(command) => brokers::run(command).await,
         Command::User(command) => user::run(command).await,

@@ -28,6 +28,9 @@ pub struct TopicInfo {
     /// The longest delay a record may ask for, in milliseconds; 0: delayed records are
     /// refused.
     pub max_delay_ms: i64,
+    /// Parts per million of its messages whose path is traced (1_000_000: every message;
+    /// 10_000: 1%); 0: tracing is off.
+    pub trace_sample_ppm: u32,
 }
 
 /// One partition's owner.
@@ -184,6 +187,10 @@ pub struct TopicSettings {
     /// on a topic without size-based retention. `None` or 0 (the default): delayed records are
     /// refused.
     pub max_delay_ms: Option<i64>,
+    /// Parts per million of the topic's messages whose path is traced, at most 1_000_000
+    /// (every message; 10_000 is 1%). `None` or 0 (the default): tracing is off. Tracing
+    /// creates the internal topic `__strata_trace`, where the trace events go.
+    pub trace_sample_ppm: Option<u32>,
 }
 
 /// Administers topics and inspects groups through any proxy.
@@ -216,6 +223,7 @@ fn topic_info(t: v1::TopicMetadata) -> TopicInfo {
             .collect(),
         lanes: t.lanes,
         max_delay_ms: t.max_delay_ms,
+        trace_sample_ppm: t.trace_sample_ppm,
     }
 }
 
@@ -282,6 +290,7 @@ impl Admin {
                 segment_bytes: settings.segment_bytes,
                 lanes: settings.lanes,
                 max_delay_ms: settings.max_delay_ms.unwrap_or(0),
+                trace_sample_ppm: settings.trace_sample_ppm.unwrap_or(0),
             })
             .await
             .map_err(|s| self.connection.call_error(s))?

@@ -573,6 +573,7 @@ impl Consumer {
                 lane: config.lane.trim().to_owned(),
                 lane_with_main: config.lane_with_main,
                 selector,
+                group: config.group.clone().unwrap_or_default(),
             },
         );
         let membership = config

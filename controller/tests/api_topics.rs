@@ -163,5 +163,33 @@ async fn patch_changes_the_named_settings_only() {
         .unwrap();
     assert_eq!(delayed["max_delay_ms"], 60_000, "{delayed}");
     assert_eq!(delayed["delay_filtering"], true, "{delayed}");
+
+    // Trace sampling changes freely: on (which creates the trace topic), refused out of
+    // range, off again (and then absent from the view).
+    let patch_trace = |ppm: Value| {
+        http.patch(&url)
+            .json(&json!({ "trace_sample_ppm": ppm }))
+            .send()
+    };
+    let traced: Value = patch_trace(json!(10_000))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(traced["trace_sample_ppm"], 10_000, "{traced}");
+    let trace_topic = admin.topic(strata_catalog::admin::TRACE_TOPIC).await;
+    assert!(trace_topic.is_ok(), "{trace_topic:?}");
+    let response = patch_trace(json!(2_000_000)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let error: Value = response.json().await.unwrap();
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("trace_sample_ppm must be 0..=1000000 parts per million")
+            && message.contains("got 2000000"),
+        "{message}"
+    );
+    let off: Value = patch_trace(json!(0)).await.unwrap().json().await.unwrap();
+    assert!(off.get("trace_sample_ppm").is_none(), "{off}");
     server.abort();
 }

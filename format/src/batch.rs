@@ -59,6 +59,13 @@ pub fn next_offset_of(bytes: &[u8]) -> Option<i64> {
     Some(base.saturating_add(i64::from(delta)).saturating_add(1))
 }
 
+/// The offsets `[base, next)` the batch at the start of `bytes` spans, from its header alone,
+/// without checking the batch (as [`next_offset_of`]). `None` when they are shorter than a
+/// header.
+pub fn offsets_of(bytes: &[u8]) -> Option<(i64, i64)> {
+    Some((read_i64(bytes, field::BASE_OFFSET), next_offset_of(bytes)?))
+}
+
 /// The bytes of a batch of no records spanning offsets `[base_offset, next_offset)`, as
 /// Kafka's compaction leaves when it removes every record of a batch: a Kafka consumer moves
 /// its position past it. A filtered read sends one where the records it left out end the

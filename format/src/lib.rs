@@ -10,6 +10,7 @@
 //! - [`delay`]: delayed and scheduled messages, asked for by a header, delivered as copies.
 //! - [`retry`]: consumer retries and dead letters, the records nacks write.
 //! - [`select`]: both together, and the cutting of stored batches down to what a consumer takes.
+//! - [`trace`]: message traces, the internal topic sampled records' paths are written to.
 //! - [`flush`]: flush objects — one per broker flush, the segments of many partitions back
 //!   to back plus a table of contents saying where each one is.
 //!
@@ -27,6 +28,7 @@ pub mod retry;
 pub mod segment;
 pub mod select;
 pub mod tags;
+pub mod trace;
 
 pub use batch::codec::{
     BatchOptions, Compression, Record, decode_batch, encode_batch, encode_records_at,

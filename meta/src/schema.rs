@@ -385,9 +385,18 @@ pub struct TopicConfig {
     /// deliver, even after delays are turned off.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub delay_filtering: bool,
+    /// Parts per million of the topic's messages whose path is traced (message-trace events go
+    /// to the internal topic `__strata_trace`): 0, the default, traces none; 1_000_000 every
+    /// message; 10_000 one in a hundred. May change at any time.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub trace_sample_ppm: u32,
 }
 
 fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
+fn is_zero_u32(v: &u32) -> bool {
     *v == 0
 }
 

@@ -21,6 +21,7 @@ pub mod http;
 mod metrics;
 mod routes;
 mod service;
+pub mod trace;
 
 pub use checkpoints::CheckpointWatch;
 pub use error::{ProxyError, Result};

@@ -70,6 +70,14 @@ pub struct ProxyMetrics {
     /// Per (topic, lane) and partition: how far the last read by that lane's consumers
     /// through this proxy was from the partition's end.
     lane_lag: std::sync::Mutex<HashMap<(String, String), HashMap<u32, i64>>>,
+    /// Message-trace events by outcome: written, failed (the write failed) or dropped (too
+    /// many waiting, or no trace topic).
+    pub trace_events: Family<TraceLabel, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TraceLabel {
+    outcome: &'static str,
 }
 
 /// A lane's lag on a topic: the sum over its partitions.
@@ -86,6 +94,13 @@ impl ProxyMetrics {
         lags.entry((topic.to_owned(), lane.to_owned()))
             .or_default()
             .insert(partition, lag.max(0));
+    }
+
+    /// Counts one message-trace event by its outcome.
+    pub fn trace_event(&self, outcome: &'static str) {
+        self.trace_events
+            .get_or_create(&TraceLabel { outcome })
+            .inc();
     }
 
     /// Counts one call of `rpc`, and its error if it failed.
@@ -143,6 +158,11 @@ impl ProxyMetrics {
             "lane_records",
             "Records of each swimlane on topics that declare lanes, produced and delivered",
             self.lane_records.clone(),
+        );
+        r.register(
+            "trace_events",
+            "Message-trace events by outcome: written, failed, or dropped (too many waiting, or no trace topic)",
+            self.trace_events.clone(),
         );
         let lane_lag = Family::<LaneLagLabel, Gauge>::default();
         for ((topic, lane), partitions) in self

@@ -24,6 +24,8 @@ struct TopicRoute {
     max_delay_ms: i64,
     /// Whether the topic has ever accepted delays, so its log may hold delayed records.
     delay_filtering: bool,
+    /// Parts per million of the topic's messages whose path is traced; 0: none.
+    trace_sample_ppm: u32,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -79,6 +81,7 @@ impl Routes {
                         lanes: config.lane_filtering.then(|| config.lanes.into()),
                         max_delay_ms: config.max_delay_ms,
                         delay_filtering: config.delay_filtering,
+                        trace_sample_ppm: config.trace_sample_ppm,
                     },
                 );
             }
@@ -210,6 +213,13 @@ impl Routes {
     pub fn max_delay_ms(&self, topic: &str) -> Option<i64> {
         let table = self.table.read().expect("routes poisoned");
         table.topics.get(topic).map(|t| t.max_delay_ms)
+    }
+
+    /// Parts per million of the topic's messages whose path is traced (1_000_000: every
+    /// message); 0 when tracing is off or the topic is unknown.
+    pub fn trace_sample_ppm(&self, topic: &str) -> u32 {
+        let table = self.table.read().expect("routes poisoned");
+        table.topics.get(topic).map_or(0, |t| t.trace_sample_ppm)
     }
 
     /// Whether the topic's log may hold delayed records (it accepts delays, or once did), which

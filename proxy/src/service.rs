@@ -33,6 +33,7 @@ mod admin;
 mod dead_letters;
 mod produce;
 mod retry;
+mod trace;
 mod writer;
 
 /// How long a produce keeps retrying a partition that has no reachable owner. Below the SDK's
@@ -61,6 +62,9 @@ pub struct ProxyService {
     nacked_batches: Arc<retry::DecodedBatches>,
     /// The proxy's own writers ([`writer`]).
     writers: Arc<writer::Writers>,
+    /// How this proxy is named in message traces.
+    name: Arc<str>,
+    tracer: trace::Tracer,
 }
 
 fn error(code: ErrorCode, message: impl Into<String>) -> v1::Error {
@@ -99,7 +103,15 @@ impl ProxyService {
             authorizer,
             nacked_batches: Arc::default(),
             writers: Arc::default(),
+            name: Arc::from("proxy"),
+            tracer: trace::Tracer::default(),
         }
+    }
+
+    /// Names this proxy in message traces (its advertised address, say).
+    pub fn with_name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = name.into();
+        self
     }
 
     /// Judges gRPC callers by `authorizer` (enforced when `[security] authenticate` is on).
@@ -349,7 +361,8 @@ with_error!(
     v1::PrepareRetriesResponse,
     v1::NackResponse,
     v1::ListDeadLettersResponse,
-    v1::ReplayDeadLettersResponse
+    v1::ReplayDeadLettersResponse,
+    v1::TraceResponse
 );
 
 impl ProxyService {
@@ -390,6 +403,27 @@ fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
     })
 }
 
+/// Who made a call, as message traces name them: the principal, else the peer's address.
+fn client_of<T>(request: &Request<T>, access: &strata_catalog::acls::Access) -> String {
+    // Only the Kafka listener's in-process calls arrive with their access decided.
+    let kafka = request
+        .extensions()
+        .get::<strata_catalog::acls::Access>()
+        .is_some();
+    let peer = request
+        .extensions()
+        .get::<strata_tls::Peer>()
+        .map(|p| p.addr)
+        .or_else(|| request.remote_addr());
+    match (access.principal(), peer, kafka) {
+        (Some(p), _, true) => format!("Kafka client {p}"),
+        (None, _, true) => "a Kafka client".to_owned(),
+        (Some(p), _, false) => p.to_owned(),
+        (None, Some(addr), false) => addr.to_string(),
+        (None, None, false) => "an anonymous client".to_owned(),
+    }
+}
+
 fn failed_fetch(e: v1::Error) -> v1::FetchResponse {
     v1::FetchResponse {
         batches: Vec::new(),
@@ -409,8 +443,10 @@ impl strata_server::Strata for ProxyService {
         // Answer a little before the client's own deadline, so it hears what happened.
         let budget = grpc_timeout(request.metadata())
             .map_or(PRODUCE_DEADLINE, |t| t.mul_f64(0.9).min(PRODUCE_DEADLINE));
-        let deadline = Instant::now() + budget;
+        let received = (Instant::now(), self.clock().unix_millis());
+        let deadline = received.0 + budget;
         let access = self.access(&request);
+        let client = client_of(&request, &access);
         let request = request.into_inner();
         if v1::Ack::try_from(request.ack).is_err() {
             return Err(strata_proto::status(
@@ -426,9 +462,13 @@ impl strata_server::Strata for ProxyService {
                 .map(|b| b.len() as u64)
                 .sum(),
         );
+        let traced = self.traced_produce(&request.partitions);
         let partitions = self
             .forward_permitted(&access, request.ack, request.partitions, deadline)
             .await;
+        if !traced.is_empty() {
+            self.trace_produced(traced, &partitions, received, &client);
+        }
         let first_error = partitions
             .iter()
             .flat_map(|p| &p.batches)
@@ -442,6 +482,7 @@ impl strata_server::Strata for ProxyService {
         request: Request<v1::FetchRequest>,
     ) -> Result<Response<v1::FetchResponse>, Status> {
         let access = self.access(&request);
+        let client = client_of(&request, &access);
         let request = request.into_inner();
         let filter = Selector::parse(&request.tags, &request.filter).map_err(|e| e.to_wire());
         let allowed = check(
@@ -452,9 +493,10 @@ impl strata_server::Strata for ProxyService {
         )
         .await;
         let answer = match allowed.and(filter) {
-            Ok(filter) => self.long_poll(request, filter).await,
+            Ok(filter) => self.long_poll(request.clone(), filter).await,
             Err(e) => failed_fetch(e),
         };
+        self.trace_delivered(&request, &answer, &client);
         self.metrics.record("Fetch", answer.error.as_ref());
         self.metrics
             .fetched_bytes
@@ -657,7 +699,14 @@ impl strata_server::Strata for ProxyService {
         let access = self.access(&request);
         let r = request.into_inner();
         let result = match self.commit_check(&access, &r).await {
-            Ok(()) => self.groups.commit(&r).await,
+            Ok(()) => {
+                let before = self.positions_before(&r).await;
+                let result = self.groups.commit(&r).await;
+                if let (Some(before), Ok(refused)) = (before, &result) {
+                    self.trace_group_committed(&r, before, refused);
+                }
+                result
+            }
             Err(e) => Err(e),
         };
         self.answer_result(
@@ -766,6 +815,21 @@ impl strata_server::Strata for ProxyService {
                 ..Default::default()
             });
         self.answer("Nack", answer)
+    }
+
+    async fn trace(
+        &self,
+        request: Request<v1::TraceRequest>,
+    ) -> Result<Response<v1::TraceResponse>, Status> {
+        let access = self.access(&request);
+        let answer = self
+            .trace_call(&access, request.into_inner())
+            .await
+            .unwrap_or_else(|e| v1::TraceResponse {
+                error: Some(e),
+                ..Default::default()
+            });
+        self.answer("Trace", answer)
     }
 
     async fn list_dead_letters(

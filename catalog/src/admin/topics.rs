@@ -1,4 +1,5 @@
-//! Topics: create, list, describe, grow, change retention, lanes and delays, delete.
+//! Topics: create, list, describe, grow, change retention, lanes, delays and trace sampling,
+//! delete.
 
 use std::time::Duration;
 use strata_clock::{RandomSource, ThreadRandom};
@@ -6,6 +7,7 @@ use strata_clock::{RandomSource, ThreadRandom};
 use tokio::time::Instant;
 
 use serde::{Deserialize, Serialize};
+use strata_format::trace::TRACE_TOPIC;
 use strata_meta::schema::{self, TopicConfig};
 use strata_meta::{Compare, CompareOp, Txn, TxnOp};
 
@@ -22,6 +24,14 @@ pub const MIN_SEGMENT_BYTES: u64 = 1024;
 /// The longest delay a topic may allow its records (`max_delay_ms`): 30 days. Longer waits
 /// belong in a scheduler, not in a log whose retention must outlast them.
 pub const MAX_DELAY_MS: i64 = 30 * 24 * 3600 * 1000;
+/// The highest `trace_sample_ppm`: parts per million, so every message is traced.
+pub const MAX_TRACE_SAMPLE_PPM: u32 = 1_000_000;
+/// Partitions of the internal trace topic ([`TRACE_TOPIC`]), which the first topic that turns
+/// tracing on creates: trace events of every traced topic share it.
+pub const TRACE_TOPIC_PARTITIONS: i64 = 8;
+/// How long the trace topic keeps trace events: 3 days, enough to look into a recent
+/// incident without paying to store every sampled path for long.
+pub const TRACE_TOPIC_RETENTION_MS: i64 = 3 * 24 * 3600 * 1000;
 /// How many times a settings change re-reads and retries after losing a compare-and-swap race
 /// before it reports the conflict: another writer touching the same topic is rare, and the
 /// change is a merge, so retrying on fresh data is safe.
@@ -45,6 +55,10 @@ pub struct NewTopic {
     /// refuses delayed records.
     #[serde(default)]
     pub max_delay_ms: Option<i64>,
+    /// Parts per million of the messages whose path is traced, up to
+    /// [`MAX_TRACE_SAMPLE_PPM`]; 0 (the default) traces none.
+    #[serde(default)]
+    pub trace_sample_ppm: Option<u32>,
 }
 
 /// A change of a topic's settings: only the fields given change.
@@ -67,6 +81,10 @@ pub struct TopicConfigChange {
     /// are still delivered at their time).
     #[serde(default)]
     pub max_delay_ms: Option<i64>,
+    /// Parts per million of the messages whose path is traced; 0 turns tracing off. May
+    /// change at any time.
+    #[serde(default)]
+    pub trace_sample_ppm: Option<u32>,
 }
 
 impl TopicConfigChange {
@@ -112,6 +130,9 @@ impl TopicConfigChange {
                 ));
             }
             config.max_delay_ms = ms;
+        }
+        if let Some(ppm) = self.trace_sample_ppm {
+            config.trace_sample_ppm = ppm;
         }
         config.lane_filtering |= !config.lanes.is_empty();
         config.delay_filtering |= config.max_delay_ms > 0;
@@ -210,6 +231,48 @@ impl Admin {
         Ok(())
     }
 
+    /// Why `topic`'s `trace_sample_ppm` is refused, if it is: it must be between 0 and
+    /// [`MAX_TRACE_SAMPLE_PPM`], and the trace topic itself is never traced (its events would
+    /// trace themselves).
+    pub fn check_trace_sample(topic: &str, trace_sample_ppm: u32) -> Result<()> {
+        if trace_sample_ppm > MAX_TRACE_SAMPLE_PPM {
+            return Err(CatalogError::InvalidArgument(format!(
+                "trace_sample_ppm must be 0..={MAX_TRACE_SAMPLE_PPM} parts per million (10000 = 1%, 0 = tracing off); got {trace_sample_ppm}"
+            )));
+        }
+        if trace_sample_ppm > 0 && topic == TRACE_TOPIC {
+            return Err(CatalogError::InvalidArgument(format!(
+                "`{TRACE_TOPIC}` holds the trace events themselves and cannot be traced; set trace_sample_ppm to 0"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Creates the internal trace topic ([`TRACE_TOPIC`]) unless it exists, before a topic
+    /// turns tracing on, so trace events always have somewhere to go.
+    async fn ensure_trace_topic(&self) -> Result<()> {
+        if self
+            .meta
+            .get(&self.keys.topic(TRACE_TOPIC))
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let new = NewTopic {
+            name: TRACE_TOPIC.into(),
+            partitions: TRACE_TOPIC_PARTITIONS,
+            retention_ms: Some(TRACE_TOPIC_RETENTION_MS),
+            ..NewTopic::default()
+        };
+        let config = Self::new_config(&new)?;
+        match self.write_new_topic(new.name, config).await {
+            // Another topic turning tracing on at the same time created it first.
+            Ok(_) | Err(CatalogError::TopicExists(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Everything `create_topic` checks before writing, without writing: name, partition
     /// count, settings, and that no topic of that name exists.
     pub async fn validate_new_topic(&self, new: &NewTopic) -> Result<()> {
@@ -229,6 +292,7 @@ impl Admin {
             new.retention_bytes
                 .unwrap_or(schema::DEFAULT_RETENTION_BYTES),
         )?;
+        Self::check_trace_sample(&new.name, new.trace_sample_ppm.unwrap_or(0))?;
         if self.meta.get(&self.keys.topic(&new.name)).await?.is_some() {
             return Err(CatalogError::TopicExists(new.name.clone()));
         }
@@ -266,6 +330,15 @@ impl Admin {
     }
 
     async fn create_any_topic(&self, new: NewTopic) -> Result<TopicView> {
+        let config = Self::new_config(&new)?;
+        if config.trace_sample_ppm > 0 {
+            self.ensure_trace_topic().await?;
+        }
+        self.write_new_topic(new.name, config).await
+    }
+
+    /// The settings of `new` as stored, or why they are refused.
+    fn new_config(new: &NewTopic) -> Result<TopicConfig> {
         schema::validate_name("topic", &new.name)?;
         let partitions = Self::check_partitions(new.partitions)?;
         let retention_ms = new.retention_ms.unwrap_or(schema::DEFAULT_RETENTION_MS);
@@ -278,7 +351,9 @@ impl Admin {
         Self::check_lanes(&lanes)?;
         let max_delay_ms = new.max_delay_ms.unwrap_or(0);
         Self::check_delay(max_delay_ms, retention_ms, retention_bytes)?;
-        let config = TopicConfig {
+        let trace_sample_ppm = new.trace_sample_ppm.unwrap_or(0);
+        Self::check_trace_sample(&new.name, trace_sample_ppm)?;
+        Ok(TopicConfig {
             id: ThreadRandom.next_u64() >> 1,
             partitions,
             retention_ms,
@@ -288,24 +363,28 @@ impl Admin {
             lane_filtering: !lanes.is_empty(),
             max_delay_ms,
             delay_filtering: max_delay_ms > 0,
+            trace_sample_ppm,
             lanes,
-        };
-        let key = self.keys.topic(&new.name);
+        })
+    }
+
+    /// Writes a new topic's `config` unless a topic of that name exists, and places its
+    /// partitions.
+    async fn write_new_topic(&self, name: String, config: TopicConfig) -> Result<TopicView> {
+        let partitions = config.partitions;
+        let key = self.keys.topic(&name);
         // Leftovers of an earlier topic of this name go in the same transaction.
         let txn = Txn::new().when([Compare::absent(key.clone())]).and_then([
-            TxnOp::delete_prefix(self.keys.topic_assignments(&new.name)),
-            TxnOp::delete_prefix(self.keys.topic_log(&new.name)),
+            TxnOp::delete_prefix(self.keys.topic_assignments(&name)),
+            TxnOp::delete_prefix(self.keys.topic_log(&name)),
             TxnOp::put(key, schema::encode(&config)),
         ]);
         if !self.meta.txn(txn).await?.succeeded {
-            return Err(CatalogError::TopicExists(new.name));
+            return Err(CatalogError::TopicExists(name));
         }
-        tracing::info!(topic = %new.name, partitions, "topic created");
-        self.place_homeless_and_wait(&new.name).await?;
-        Ok(TopicView {
-            name: new.name,
-            config,
-        })
+        tracing::info!(topic = %name, partitions, "topic created");
+        self.place_homeless_and_wait(&name).await?;
+        Ok(TopicView { name, config })
     }
 
     /// Assigns new partitions right away (the active controller would too, a moment later) so
@@ -419,7 +498,7 @@ impl Admin {
     fn changed(name: &str, config: TopicConfig, change: &TopicConfigChange) -> Result<TopicConfig> {
         if change.is_empty() {
             return Err(CatalogError::InvalidArgument(format!(
-                "nothing to change for topic `{name}`: give retention_ms, retention_bytes, segment_bytes, lanes or max_delay_ms"
+                "nothing to change for topic `{name}`: give retention_ms, retention_bytes, segment_bytes, lanes, max_delay_ms or trace_sample_ppm"
             )));
         }
         let config = change.apply(config)?;
@@ -434,11 +513,13 @@ impl Admin {
             config.retention_ms,
             config.retention_bytes,
         )?;
+        Self::check_trace_sample(name, config.trace_sample_ppm)?;
         Ok(config)
     }
 
     /// Changes a topic's retention and segment settings. Brokers read a topic's settings at
-    /// every maintenance pass, so the change takes effect within one pass.
+    /// every maintenance pass, so the change takes effect within one pass. A change that
+    /// leaves the topic traced first creates the trace topic if it is missing.
     pub async fn alter_topic_config(
         &self,
         name: &str,
@@ -447,6 +528,9 @@ impl Admin {
         for _ in 0..ALTER_ATTEMPTS {
             let (revision, current) = self.read_topic(name).await?;
             let config = Self::changed(name, current, change)?;
+            if config.trace_sample_ppm > 0 {
+                self.ensure_trace_topic().await?;
+            }
             let key = self.keys.topic(name);
             let txn = Txn::new()
                 .when([Compare::mod_revision(
@@ -459,7 +543,7 @@ impl Admin {
                 tracing::info!(topic = %name, retention_ms = config.retention_ms,
                     retention_bytes = config.retention_bytes, segment_bytes = config.segment_bytes,
                     lanes = ?config.lanes, max_delay_ms = config.max_delay_ms,
-                    "topic settings changed");
+                    trace_sample_ppm = config.trace_sample_ppm, "topic settings changed");
                 return Ok(TopicView {
                     name: name.into(),
                     config,

@@ -23,6 +23,11 @@ pub enum TopicCommand {
         /// messages are refused.
         #[arg(long = "max-delay", value_name = "DURATION", value_parser = parse_duration_ms)]
         max_delay_ms: Option<i64>,
+        /// Trace the path of this share of the topic's messages: a percentage (`1%`,
+        /// `0.5%`), a fraction (`0.01`), or `0`/`off`. Default: off. Trace events go to the
+        /// internal topic `__strata_trace`.
+        #[arg(long = "trace-sample", value_name = "RATE", value_parser = parse_trace_sample_ppm)]
+        trace_sample_ppm: Option<u32>,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -42,8 +47,8 @@ pub enum TopicCommand {
         #[command(flatten)]
         format: FormatArgs,
     },
-    /// Change a topic's retention, lanes or longest delay, or add partitions (a partition
-    /// count never shrinks).
+    /// Change a topic's retention, lanes, longest delay or trace sampling, or add partitions (a
+    /// partition count never shrinks).
     #[command(group = clap::ArgGroup::new("change").required(true).multiple(true))]
     Alter {
         /// The topic.
@@ -66,6 +71,10 @@ pub enum TopicCommand {
         /// delivered).
         #[arg(long = "max-delay", group = "change", value_name = "DURATION", value_parser = parse_duration_ms)]
         max_delay_ms: Option<i64>,
+        /// Trace the path of this share of the topic's messages from now on: a percentage
+        /// (`1%`, `0.5%`), a fraction (`0.01`), or `0`/`off` to stop tracing.
+        #[arg(long = "trace-sample", group = "change", value_name = "RATE", value_parser = parse_trace_sample_ppm)]
+        trace_sample_ppm: Option<u32>,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -451,6 +460,49 @@ pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
     i64::try_from(duration.as_millis()).map_err(|_| format!("`{text}` is too long"))
 }
 
+/// A trace sample rate as parts per million: a percentage (`1%`, `0.5%`, `100%`), a fraction
+/// of messages (`0.01` is 1%, `1` every message), or `0`/`off`.
+pub fn parse_trace_sample_ppm(text: &str) -> Result<u32, String> {
+    let text = text.trim();
+    let refused = |why: &str| {
+        format!(
+            "`{text}`{why}; give a percentage (1%, 0.5%), a fraction of the messages (0.01 for 1%), or 0 or off to turn tracing off"
+        )
+    };
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(0);
+    }
+    let (number, percent) = match text.strip_suffix('%') {
+        Some(number) => (number.trim_end(), true),
+        None => (text, false),
+    };
+    let per_one = if percent { 100.0 } else { 1.0 };
+    // Digits and one point only: f64's parser would also take `inf`, `NaN` and `1e-2`.
+    if number.is_empty()
+        || number.chars().filter(|c| *c == '.').count() > 1
+        || !number.chars().all(|c| c.is_ascii_digit() || c == '.')
+    {
+        return Err(refused(" is not a sample rate"));
+    }
+    let value: f64 = number
+        .parse()
+        .map_err(|_| refused(" is not a sample rate"))?;
+    if value > per_one {
+        return Err(refused(if percent {
+            " is more than every message (at most 100%)"
+        } else {
+            " is more than every message (a fraction is at most 1; for a percentage add %)"
+        }));
+    }
+    let ppm = (value / per_one * 1_000_000.0).round();
+    if ppm < 1.0 && value > 0.0 {
+        return Err(refused(
+            " is below one message in a million, the finest rate (0.0001%)",
+        ));
+    }
+    Ok(ppm as u32)
+}
+
 #[derive(Debug, Subcommand)]
 pub enum GroupCommand {
     /// List consumer groups with their state and member count.
@@ -528,7 +580,47 @@ pub struct ReassignArgs {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration_ms;
+    use super::{parse_duration_ms, parse_trace_sample_ppm};
+
+    #[test]
+    fn trace_samples_take_percentages_fractions_or_off() {
+        for (text, ppm) in [
+            ("1%", 10_000),
+            ("0.5%", 5_000),
+            ("100%", 1_000_000),
+            ("0.0001%", 1),
+            (" 2.5 % ", 25_000),
+            ("0.01", 10_000),
+            ("0.5", 500_000),
+            ("1", 1_000_000),
+            (".001", 1_000),
+            ("0", 0),
+            ("0%", 0),
+            ("off", 0),
+            ("OFF", 0),
+        ] {
+            assert_eq!(parse_trace_sample_ppm(text), Ok(ppm), "{text}");
+        }
+        for (bad, needle) in [
+            ("", "is not a sample rate"),
+            ("%", "is not a sample rate"),
+            ("-1%", "is not a sample rate"),
+            ("1e-2", "is not a sample rate"),
+            ("NaN", "is not a sample rate"),
+            ("1.2.3", "is not a sample rate"),
+            ("half", "is not a sample rate"),
+            ("5", "for a percentage add %"),
+            ("101%", "at most 100%"),
+            ("0.00001%", "below one message in a million"),
+        ] {
+            let refused = parse_trace_sample_ppm(bad).unwrap_err();
+            assert!(refused.contains(needle), "{bad}: {refused}");
+            assert!(
+                refused.contains(&format!("`{}`", bad.trim())) && refused.contains("0.01 for 1%"),
+                "{bad}: {refused}"
+            );
+        }
+    }
 
     #[test]
     fn durations_take_units_or_milliseconds() {

@@ -91,7 +91,8 @@ pub async fn spawn(
     let cluster_id = keys.root().trim_start_matches('/').replace('/', "-");
     let service = ProxyService::new(routes, checkpoints, reader, groups, admin, metrics)
         .with_broker_tls(tls.dial.clone())
-        .with_authorizer(super::authorizer(admin_for_auth.clone(), security));
+        .with_authorizer(super::authorizer(admin_for_auth.clone(), security))
+        .with_name(trace_name(listen));
     spawn_kafka(
         tasks,
         cancel,
@@ -105,13 +106,13 @@ pub async fn spawn(
     )
     .await?;
     let auth = super::authenticator(admin_for_auth, security);
-    let dead_letters = strata_proxy::http::DeadLetterApi {
+    let records = strata_proxy::http::RecordApi {
         service: service.clone(),
         auth: auth.clone(),
     };
     let http_cancel = cancel.clone();
     tasks.spawn(async move {
-        let app = strata_proxy::http::router_with(health, Some(dead_letters))
+        let app = strata_proxy::http::router_with(health, Some(records))
             .into_make_service_with_connect_info::<strata_tls::Peer>();
         axum::serve(http_listener, app)
             .with_graceful_shutdown(async move {
@@ -228,4 +229,15 @@ async fn spawn_kafka(
         Ok(())
     });
     Ok(())
+}
+
+/// How this proxy is named in message traces: its listening address, with the host's name
+/// (the pod's, on Kubernetes) when it listens on every interface.
+fn trace_name(listen: std::net::SocketAddr) -> String {
+    match std::env::var("HOSTNAME") {
+        Ok(host) if listen.ip().is_unspecified() && !host.is_empty() => {
+            format!("{host}:{}", listen.port())
+        }
+        _ => listen.to_string(),
+    }
 }

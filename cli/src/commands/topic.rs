@@ -13,6 +13,7 @@ pub async fn run(command: TopicCommand) -> anyhow::Result<()> {
             retention_ms,
             lanes,
             max_delay_ms,
+            trace_sample_ppm,
             admin,
         } => {
             let mut body = json!({ "name": name, "partitions": partitions });
@@ -25,11 +26,15 @@ pub async fn run(command: TopicCommand) -> anyhow::Result<()> {
             if let Some(ms) = max_delay_ms {
                 body["max_delay_ms"] = json!(ms);
             }
+            if let Some(ppm) = trace_sample_ppm {
+                body["trace_sample_ppm"] = json!(ppm);
+            }
             let topic = call(Method::POST, &admin, "/v1/topics", Some(body)).await?;
             println!(
-                "created topic {name} with {} partitions, max_delay {}",
+                "created topic {name} with {} partitions, max_delay {}, trace {}",
                 topic["partitions"],
-                max_delay_of(&topic)
+                max_delay_of(&topic),
+                trace_sample_of(&topic)
             );
         }
         TopicCommand::List { admin, format } => {
@@ -56,12 +61,13 @@ pub async fn run(command: TopicCommand) -> anyhow::Result<()> {
                 return print_json(&topic);
             }
             println!(
-                "topic {name}: {} partitions, retention_ms {}, segment_bytes {}, lanes {}, max_delay {}",
+                "topic {name}: {} partitions, retention_ms {}, segment_bytes {}, lanes {}, max_delay {}, trace {}",
                 topic["partitions"],
                 topic["retention_ms"],
                 topic["segment_bytes"],
                 lanes_of(&topic),
-                max_delay_of(&topic)
+                max_delay_of(&topic),
+                trace_sample_of(&topic)
             );
             println!(
                 "{:>9}  {:<16} {:>6}  {:<10} {:>14}",
@@ -85,12 +91,14 @@ pub async fn run(command: TopicCommand) -> anyhow::Result<()> {
             add_lanes,
             remove_lanes,
             max_delay_ms,
+            trace_sample_ppm,
             admin,
         } => {
             if retention_ms.is_some()
                 || !add_lanes.is_empty()
                 || !remove_lanes.is_empty()
                 || max_delay_ms.is_some()
+                || trace_sample_ppm.is_some()
             {
                 let path = format!("/v1/topics/{name}");
                 let mut body = json!({});
@@ -106,12 +114,16 @@ pub async fn run(command: TopicCommand) -> anyhow::Result<()> {
                 if let Some(ms) = max_delay_ms {
                     body["max_delay_ms"] = json!(ms);
                 }
+                if let Some(ppm) = trace_sample_ppm {
+                    body["trace_sample_ppm"] = json!(ppm);
+                }
                 let topic = call(Method::PATCH, &admin, &path, Some(body)).await?;
                 println!(
-                    "topic {name}: retention_ms {}, lanes {}, max_delay {}",
+                    "topic {name}: retention_ms {}, lanes {}, max_delay {}, trace {}",
                     topic["retention_ms"],
                     lanes_of(&topic),
-                    max_delay_of(&topic)
+                    max_delay_of(&topic),
+                    trace_sample_of(&topic)
                 );
             }
             if let Some(total) = partitions {
@@ -155,11 +167,49 @@ fn max_delay_of(topic: &serde_json::Value) -> String {
     }
 }
 
+/// The share of a topic's messages whose path is traced, as a percent (`1%`, `0.05%`,
+/// `100%`), or `off` (the API leaves a 0 out).
+fn trace_sample_of(topic: &serde_json::Value) -> String {
+    match topic["trace_sample_ppm"].as_u64().unwrap_or(0) {
+        0 => "off".into(),
+        ppm => {
+            // A percent is 10_000 parts per million: its fraction has at most 4 digits.
+            let fraction = format!("{:04}", ppm % 10_000);
+            let fraction = fraction.trim_end_matches('0');
+            if fraction.is_empty() {
+                format!("{}%", ppm / 10_000)
+            } else {
+                format!("{}.{fraction}%", ppm / 10_000)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
-    use super::max_delay_of;
+    use super::{max_delay_of, trace_sample_of};
+
+    #[test]
+    fn trace_sample_is_shown_as_a_percent_or_off() {
+        assert_eq!(trace_sample_of(&json!({ "name": "t" })), "off");
+        assert_eq!(trace_sample_of(&json!({ "trace_sample_ppm": 0 })), "off");
+        for (ppm, shown) in [
+            (10_000, "1%"),
+            (5_000, "0.5%"),
+            (1, "0.0001%"),
+            (12_345, "1.2345%"),
+            (250_000, "25%"),
+            (1_000_000, "100%"),
+        ] {
+            assert_eq!(
+                trace_sample_of(&json!({ "trace_sample_ppm": ppm })),
+                shown,
+                "{ppm}"
+            );
+        }
+    }
 
     #[test]
     fn max_delay_is_shown_as_a_duration_or_off() {

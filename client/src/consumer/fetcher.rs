@@ -51,6 +51,8 @@ pub(super) struct FetchSettings {
     /// Both, parsed: records are checked again here, so a proxy that predates a filter and
     /// ignores it cannot hand out records the consumer did not select.
     pub selector: Selector,
+    /// The consumer's group (empty: none), named in message traces.
+    pub group: String,
 }
 
 #[derive(Debug)]
@@ -229,6 +231,7 @@ impl FetchTask {
             filter: self.settings.filter.clone(),
             lane: self.settings.lane.clone(),
             lane_with_main: self.settings.lane_with_main,
+            group: self.settings.group.clone(),
         };
         let answer = self
             .connection

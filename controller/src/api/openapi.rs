@@ -314,10 +314,13 @@ fn schemas() -> Value {
         "created_ms": { "type": "integer", "format": "int64" },
         "lanes": { "type": "array", "items": lane.clone(), "description": "swimlanes besides the main lane; absent when none" },
         "max_delay_ms": { "type": "integer", "format": "int64", "description": "the longest delay a record may ask for; absent when 0 (delayed records refused)" },
-        "delay_filtering": { "type": "boolean", "description": "set once the topic has accepted delays, never cleared: its log may hold delayed records; absent when false" }
+        "delay_filtering": { "type": "boolean", "description": "set once the topic has accepted delays, never cleared: its log may hold delayed records; absent when false" },
+        "trace_sample_ppm": { "type": "integer", "format": "int32", "description": "parts per million of the messages whose path is traced (to __strata_trace); absent when 0 (tracing off)" }
     });
     let max_delay_ms = json!({ "type": "integer", "format": "int64", "minimum": 0, "maximum": strata_catalog::admin::MAX_DELAY_MS,
         "description": "the longest delay a record may ask for; 0 refuses delayed records. Must be below retention_ms (unless -1), and needs retention_bytes -1" });
+    let trace_sample_ppm = json!({ "type": "integer", "format": "int32", "minimum": 0, "maximum": strata_catalog::admin::MAX_TRACE_SAMPLE_PPM,
+        "description": "parts per million of the messages whose path is traced: 0 turns tracing off, 10000 traces 1%, 1000000 every message. May change at any time; tracing creates the internal topic __strata_trace" });
     let partition = json!({
         "type": "object",
         "required": ["topic", "partition", "epoch", "high_watermark"],
@@ -359,7 +362,8 @@ fn schemas() -> Value {
                 "retention_bytes": { "type": "integer", "format": "int64" },
                 "segment_bytes": { "type": "integer", "format": "int64", "minimum": 1024 },
                 "lanes": lanes.clone(),
-                "max_delay_ms": max_delay_ms.clone()
+                "max_delay_ms": max_delay_ms.clone(),
+                "trace_sample_ppm": trace_sample_ppm.clone()
             }
         },
         "Topic": { "type": "object", "properties": topic_fields.clone() },
@@ -382,7 +386,8 @@ fn schemas() -> Value {
                 "lanes": { "description": "the whole list of swimlanes; empty for none", "allOf": [lanes] },
                 "add_lanes": { "type": "array", "items": lane.clone(), "description": "swimlanes to declare besides the current ones" },
                 "remove_lanes": { "type": "array", "items": lane, "description": "swimlanes to take away; each must be declared" },
-                "max_delay_ms": max_delay_ms
+                "max_delay_ms": max_delay_ms,
+                "trace_sample_ppm": trace_sample_ppm
             }
         },
         "AddPartitions": {

@@ -1,98 +1,26 @@
-//! The REST routes of a group's dead letters, on the proxy's HTTP endpoint: the proxy reads
-//! and writes records, which the controllers' admin API cannot (it holds no storage).
+//! The REST routes of a group's dead letters:
 //!
 //! - `GET /v1/groups/{group}/dead-letters?from=N&max=N`: the dead letters, oldest first;
 //! - `POST /v1/groups/{group}/dead-letters/replay` with `{"offsets": [..]}` or `{"from": N}`:
 //!   sends them back to where they came from.
-//!
-//! Callers authenticate as on gRPC (a bearer token or a client certificate) and are judged
-//! by the same ACLs. With authentication on, the routes need TLS on the endpoint: a token must
-//! not travel in the clear.
-
-use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::connect_info::ConnectInfo;
-use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use strata_catalog::acls::Access;
-use strata_catalog::auth::Authenticator;
-use strata_proto::{Coded as _, ErrorCode, v1};
-use strata_tls::Peer;
+use strata_proto::{ErrorCode, v1};
 
-use crate::ProxyService;
+use super::{MaybePeer, RecordApi, caller, refusal};
 
-/// What the dead-letter routes need.
-#[derive(Debug, Clone)]
-pub struct DeadLetterApi {
-    pub service: ProxyService,
-    pub auth: Arc<Authenticator>,
-}
-
-pub(super) fn routes(api: DeadLetterApi) -> Router {
+pub(super) fn routes(api: RecordApi) -> Router {
     Router::new()
         .route("/v1/groups/{group}/dead-letters", get(list))
         .route("/v1/groups/{group}/dead-letters/replay", post(replay))
         .with_state(api)
-}
-
-/// The TLS peer, when the endpoint knows it (served with connection info).
-struct MaybePeer(Option<Peer>);
-
-impl<S: Send + Sync> FromRequestParts<S> for MaybePeer {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<Peer>>()
-                .map(|c| c.0.clone()),
-        ))
-    }
-}
-
-fn refusal(e: &v1::Error) -> Response {
-    let code = e.error_code().unwrap_or(ErrorCode::Internal);
-    let status =
-        StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = json!({ "error": { "code": code.as_str(), "message": e.message } });
-    (status, Json(body)).into_response()
-}
-
-/// The caller, as the gRPC service would know it.
-async fn caller(
-    api: &DeadLetterApi,
-    peer: Option<&Peer>,
-    headers: &HeaderMap,
-) -> Result<Access, Response> {
-    if api.auth.required() && !peer.is_some_and(|p| p.tls) {
-        return Err(refusal(&v1::Error::new(
-            ErrorCode::Unauthenticated,
-            "the dead-letter routes take credentials, which must not travel in the clear: turn TLS on for the HTTP endpoints ([tls] http = true)",
-        )));
-    }
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .map(|v| v.to_str().unwrap_or("(not text)").to_owned());
-    match api
-        .auth
-        .authenticate(
-            peer.map(|p| p.addr),
-            peer.and_then(|p| p.principal.as_deref()),
-            authorization.as_deref(),
-        )
-        .await
-    {
-        Ok(principal) => Ok(api.service.access_for(principal)),
-        Err(e) => Err(refusal(&e.to_wire())),
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,7 +33,7 @@ struct ListQuery {
 }
 
 async fn list(
-    State(api): State<DeadLetterApi>,
+    State(api): State<RecordApi>,
     MaybePeer(peer): MaybePeer,
     Path(group): Path<String>,
     Query(query): Query<ListQuery>,
@@ -140,7 +68,7 @@ struct ReplayBody {
 }
 
 async fn replay(
-    State(api): State<DeadLetterApi>,
+    State(api): State<RecordApi>,
     MaybePeer(peer): MaybePeer,
     Path(group): Path<String>,
     headers: HeaderMap,

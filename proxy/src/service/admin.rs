@@ -34,6 +34,7 @@ impl ProxyService {
                     topic_id: self.routes.topic_id(&name).unwrap_or_default(),
                     lanes: self.routes.lanes(&name),
                     max_delay_ms: self.routes.max_delay_ms(&name).unwrap_or_default(),
+                    trace_sample_ppm: self.routes.trace_sample_ppm(&name),
                     name,
                     partitions,
                     error: None,
@@ -69,6 +70,7 @@ impl ProxyService {
             segment_bytes: r.segment_bytes,
             lanes: (!r.lanes.is_empty()).then(|| r.lanes.clone()),
             max_delay_ms: (r.max_delay_ms != 0).then_some(r.max_delay_ms),
+            trace_sample_ppm: (r.trace_sample_ppm != 0).then_some(r.trace_sample_ppm),
         };
         match self.admin.create_topic(new).await {
             Ok(_) => v1::CreateTopicResponse {

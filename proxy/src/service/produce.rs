@@ -55,6 +55,7 @@ impl ProxyService {
                         v1::BatchResult {
                             base_offset: -1,
                             error: Some(refusal),
+                            store_times: None,
                         };
                         p.batches.len()
                     ],
@@ -394,6 +395,7 @@ impl ProxyService {
                 r.unwrap_or_else(|| v1::BatchResult {
                     base_offset: -1,
                     error: Some(last.clone()),
+                    store_times: None,
                 })
             })
             .collect();

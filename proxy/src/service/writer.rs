@@ -24,11 +24,16 @@ use super::{ProxyService, error};
 const WRITE_DEADLINE: Duration = Duration::from_secs(30);
 /// A writer with nothing to write for this long stops; the next write starts a new one.
 const IDLE: Duration = Duration::from_secs(60);
+/// How long the trace topic's writers gather events before writing them: nobody waits for
+/// them, and each write is a flush of the broker, which a stream of small ones would keep
+/// busy (a consumer's every fetch and commit of a traced topic writes some).
+const TRACE_LINGER: Duration = Duration::from_millis(250);
 /// Most records, and about the most bytes, one batch groups.
 const MAX_RECORDS: usize = 1_000;
 const MAX_BYTES: usize = 512 << 10;
 
-type Reply = oneshot::Sender<Result<i64, v1::Error>>;
+/// What is done with a record's offset, or with the failure to write it.
+pub(super) type Reply = Box<dyn FnOnce(Result<i64, v1::Error>) + Send>;
 /// A record to write and where its offset goes.
 type Queued = (Record, Reply);
 
@@ -54,6 +59,21 @@ impl ProxyService {
         record: Record,
     ) -> Result<i64, v1::Error> {
         let (reply, answer) = oneshot::channel();
+        let reply: Reply = Box::new(move |outcome| {
+            let _ = reply.send(outcome);
+        });
+        self.queue_own(topic, partition, record, reply);
+        answer.await.unwrap_or_else(|_| {
+            Err(error(
+                ErrorCode::Internal,
+                format!("the writer of {topic}/{partition} stopped"),
+            ))
+        })
+    }
+
+    /// Queues `record` for `topic`/`partition` like [`Self::write_own`] without waiting:
+    /// `reply` gets the outcome.
+    pub(super) fn queue_own(&self, topic: &str, partition: u32, record: Record, reply: Reply) {
         let key = (topic.to_owned(), partition);
         {
             // Sent under the lock a writer stops under, so no record queues behind its stop.
@@ -72,12 +92,6 @@ impl ProxyService {
                 queues.insert(key, queue);
             }
         }
-        answer.await.unwrap_or_else(|_| {
-            Err(error(
-                ErrorCode::Internal,
-                format!("the writer of {topic}/{partition} stopped"),
-            ))
-        })
     }
 
     fn start_writer(&self, key: (String, u32)) -> mpsc::UnboundedSender<Queued> {
@@ -119,8 +133,18 @@ impl ProxyService {
             };
             let mut batch = vec![first];
             let mut bytes = 0;
+            let gathered = Instant::now() + linger_of(topic);
             while batch.len() < MAX_RECORDS && bytes < MAX_BYTES {
-                let Ok(next) = records.try_recv() else { break };
+                let next = match records.try_recv() {
+                    Ok(next) => next,
+                    Err(mpsc::error::TryRecvError::Empty) if Instant::now() < gathered => {
+                        match tokio::time::timeout_at(gathered, records.recv()).await {
+                            Ok(Some(next)) => next,
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
+                    Err(_) => break,
+                };
                 bytes += next.0.value.as_ref().map_or(0, |v| v.len());
                 batch.push(next);
             }
@@ -139,7 +163,7 @@ impl ProxyService {
                 Ok(base) => {
                     sequence = sequence.wrapping_add(written.len() as i32);
                     for (i, reply) in replies.into_iter().enumerate() {
-                        let _ = reply.send(Ok(base + i as i64));
+                        reply(Ok(base + i as i64));
                     }
                 }
                 Err(e) => {
@@ -148,7 +172,7 @@ impl ProxyService {
                     producer_id = own_producer_id();
                     sequence = 0;
                     for reply in replies {
-                        let _ = reply.send(Err(e.clone()));
+                        reply(Err(e.clone()));
                     }
                 }
             }
@@ -181,5 +205,15 @@ impl ProxyService {
             Some(e) => Err(e),
             None => Ok(result.base_offset),
         }
+    }
+}
+
+/// How long a writer of `topic` gathers records before it writes them: none, where a caller
+/// waits (a nack, a replay), except on the trace topic.
+fn linger_of(topic: &str) -> Duration {
+    if topic == crate::trace::TRACE_TOPIC {
+        TRACE_LINGER
+    } else {
+        Duration::ZERO
     }
 }

@@ -131,6 +131,7 @@ pub(in crate::handlers) async fn alter_configs(
                 segment_bytes: Some(schema::DEFAULT_SEGMENT_BYTES),
                 lanes: Some(Vec::new()),
                 max_delay_ms: Some(0),
+                trace_sample_ppm: Some(0),
                 ..TopicConfigChange::default()
             };
             for config in &resource.configs {

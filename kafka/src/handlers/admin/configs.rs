@@ -1,8 +1,9 @@
 //! Topic settings under their Kafka names, and DescribeConfigs.
 //!
 //! A Strata topic has three Kafka settings (retention.ms, retention.bytes, segment.bytes) and
-//! two of its own, strata.lanes (its swimlanes, a list) and strata.max.delay.ms (the longest
-//! delay a record may ask for); it always deletes old segments, so cleanup.policy is shown as
+//! three of its own, strata.lanes (its swimlanes, a list), strata.max.delay.ms (the longest
+//! delay a record may ask for) and strata.trace.sample.ppm (parts per million of its messages
+//! whose path is traced); it always deletes old segments, so cleanup.policy is shown as
 //! `delete`, read-only, and only `delete` is accepted for it.
 
 use kafka_protocol::messages::describe_configs_response::{
@@ -10,7 +11,7 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
-use strata_catalog::admin::TopicConfigChange;
+use strata_catalog::admin::{MAX_TRACE_SAMPLE_PPM, TopicConfigChange};
 use strata_meta::schema::{self, TopicConfig};
 
 use super::{RESOURCE_BROKER, RESOURCE_TOPIC, Refusal, outcome};
@@ -25,6 +26,7 @@ const SEGMENT_BYTES: &str = "segment.bytes";
 const CLEANUP_POLICY: &str = "cleanup.policy";
 const LANES: &str = "strata.lanes";
 const MAX_DELAY_MS: &str = "strata.max.delay.ms";
+const TRACE_SAMPLE_PPM: &str = "strata.trace.sample.ppm";
 const DELETE_POLICY: &str = "delete";
 
 /// Kafka's config sources (DescribeConfigs v1+).
@@ -141,6 +143,14 @@ pub(super) fn topic_entries(config: &TopicConfig) -> Vec<Entry> {
             "The longest delay a record may ask for, in milliseconds (at most 30 days, below \
              retention.ms, with retention.bytes -1); 0 refuses delayed records",
         ),
+        Entry::topic(
+            TRACE_SAMPLE_PPM,
+            config.trace_sample_ppm.into(),
+            0,
+            TYPE_INT,
+            "Parts per million of the messages whose path is traced to the __strata_trace \
+             topic (0 to 1000000; 10000 traces 1%); 0 turns tracing off",
+        ),
     ]
 }
 
@@ -214,6 +224,19 @@ fn parse_max_delay(value: &str) -> Result<i64, Refusal> {
     })
 }
 
+fn parse_trace_sample(value: &str) -> Result<u32, Refusal> {
+    value
+        .trim()
+        .parse()
+        .ok()
+        .filter(|ppm| *ppm <= MAX_TRACE_SAMPLE_PPM)
+        .ok_or_else(|| {
+            invalid_config(format!(
+                "{TRACE_SAMPLE_PPM} must be a whole number of parts per million from 0 (tracing off) to {MAX_TRACE_SAMPLE_PPM} (every message; 10000 traces 1%); got `{value}`"
+            ))
+        })
+}
+
 fn check_cleanup_policy(value: Option<&str>) -> Result<(), Refusal> {
     match value.map(str::trim) {
         None | Some(DELETE_POLICY) => Ok(()),
@@ -225,7 +248,7 @@ fn check_cleanup_policy(value: Option<&str>) -> Result<(), Refusal> {
 
 fn unknown_config(name: &str) -> Refusal {
     invalid_config(format!(
-        "unknown topic config `{name}`; Strata topics take {RETENTION_MS}, {RETENTION_BYTES}, {SEGMENT_BYTES}, {LANES}, {MAX_DELAY_MS} and {CLEANUP_POLICY}=delete"
+        "unknown topic config `{name}`; Strata topics take {RETENTION_MS}, {RETENTION_BYTES}, {SEGMENT_BYTES}, {LANES}, {MAX_DELAY_MS}, {TRACE_SAMPLE_PPM} and {CLEANUP_POLICY}=delete"
     ))
 }
 
@@ -233,7 +256,13 @@ fn unknown_config(name: &str) -> Refusal {
 pub(super) fn is_known(name: &str) -> bool {
     matches!(
         name,
-        RETENTION_MS | RETENTION_BYTES | SEGMENT_BYTES | CLEANUP_POLICY | LANES | MAX_DELAY_MS
+        RETENTION_MS
+            | RETENTION_BYTES
+            | SEGMENT_BYTES
+            | CLEANUP_POLICY
+            | LANES
+            | MAX_DELAY_MS
+            | TRACE_SAMPLE_PPM
     )
 }
 
@@ -266,6 +295,9 @@ pub(super) fn set(
         LANES => change.lanes = Some(value.map(lane_list).unwrap_or_default()),
         MAX_DELAY_MS => {
             change.max_delay_ms = Some(value.map(parse_max_delay).transpose()?.unwrap_or(0))
+        }
+        TRACE_SAMPLE_PPM => {
+            change.trace_sample_ppm = Some(value.map(parse_trace_sample).transpose()?.unwrap_or(0))
         }
         other => return Err(unknown_config(other)),
     }
@@ -493,6 +525,47 @@ mod tests {
     }
 
     #[test]
+    fn trace_sample_is_parts_per_million_and_delete_turns_it_off() {
+        let mut change = TopicConfigChange::default();
+        set(&mut change, TRACE_SAMPLE_PPM, Some(" 10000 ")).unwrap();
+        assert_eq!(change.trace_sample_ppm, Some(10_000));
+        set(&mut change, TRACE_SAMPLE_PPM, Some("1000000")).unwrap();
+        assert_eq!(change.trace_sample_ppm, Some(1_000_000));
+        set(&mut change, TRACE_SAMPLE_PPM, None).unwrap();
+        assert_eq!(
+            change.trace_sample_ppm,
+            Some(0),
+            "back to the default: tracing off"
+        );
+        for bad in ["1%", "-1", "0.5", "1000001", "99999999999"] {
+            let refusal = set(&mut change, TRACE_SAMPLE_PPM, Some(bad)).unwrap_err();
+            assert_eq!(refusal.code, codes::INVALID_CONFIG);
+            assert!(
+                refusal.message.contains(
+                    "strata.trace.sample.ppm must be a whole number of parts per million from 0"
+                ) && refusal.message.contains("to 1000000")
+                    && refusal.message.contains(&format!("got `{bad}`")),
+                "{}",
+                refusal.message
+            );
+        }
+        assert_eq!(
+            change.trace_sample_ppm,
+            Some(0),
+            "a refusal changes nothing"
+        );
+        let refusal = change_list(&mut change, TRACE_SAMPLE_PPM, Some("1"), true).unwrap_err();
+        assert_eq!(refusal.code, codes::INVALID_REQUEST);
+        assert!(is_known(TRACE_SAMPLE_PPM));
+        let unknown = set(&mut change, "strata.trace", Some("1")).unwrap_err();
+        assert!(
+            unknown.message.contains(TRACE_SAMPLE_PPM),
+            "{}",
+            unknown.message
+        );
+    }
+
+    #[test]
     fn a_setting_is_default_only_when_it_equals_the_default() {
         let mut config = TopicConfig {
             id: 1,
@@ -505,6 +578,7 @@ mod tests {
             lane_filtering: false,
             max_delay_ms: 0,
             delay_filtering: false,
+            trace_sample_ppm: 0,
         };
         let sources = |config: &TopicConfig| -> Vec<(&str, i8)> {
             topic_entries(config)
@@ -521,6 +595,7 @@ mod tests {
                 (SEGMENT_BYTES, SOURCE_DEFAULT),
                 (LANES, SOURCE_DEFAULT),
                 (MAX_DELAY_MS, SOURCE_DEFAULT),
+                (TRACE_SAMPLE_PPM, SOURCE_DEFAULT),
             ]
         );
         config.retention_ms = 1000;
@@ -535,5 +610,15 @@ mod tests {
             .into_iter()
             .find(|e| e.name == MAX_DELAY_MS);
         assert_eq!(delay.unwrap().value, "60000");
+        config.trace_sample_ppm = 10_000;
+        assert!(sources(&config).contains(&(TRACE_SAMPLE_PPM, SOURCE_DYNAMIC_TOPIC)));
+        let trace = topic_entries(&config)
+            .into_iter()
+            .find(|e| e.name == TRACE_SAMPLE_PPM)
+            .unwrap();
+        assert_eq!(
+            (trace.value.as_str(), trace.config_type),
+            ("10000", TYPE_INT)
+        );
     }
 }

@@ -78,6 +78,7 @@ fn new_topic(ctx: &Call<'_>, topic: &CreatableTopic) -> Result<NewTopic, Refusal
         segment_bytes: change.segment_bytes,
         lanes: change.lanes,
         max_delay_ms: change.max_delay_ms,
+        trace_sample_ppm: change.trace_sample_ppm,
     };
     Admin::check_settings(
         new.retention_ms.unwrap_or(schema::DEFAULT_RETENTION_MS),
@@ -94,6 +95,7 @@ fn new_topic(ctx: &Call<'_>, topic: &CreatableTopic) -> Result<NewTopic, Refusal
                 .unwrap_or(schema::DEFAULT_RETENTION_BYTES),
         )
     })
+    .and_then(|()| Admin::check_trace_sample(&new.name, new.trace_sample_ppm.unwrap_or(0)))
     .map_err(|e| Refusal::new(codes::INVALID_CONFIG, e.to_string()))?;
     Ok(new)
 }
@@ -122,6 +124,7 @@ async fn create_one(ctx: &Call<'_>, new: &NewTopic, validate_only: bool) -> Resu
         segment_bytes: new.segment_bytes,
         lanes: new.lanes.clone().unwrap_or_default(),
         max_delay_ms: new.max_delay_ms.unwrap_or(0),
+        trace_sample_ppm: new.trace_sample_ppm.unwrap_or(0),
     };
     match answer(ctx.service.create_topic(ctx.request(request)).await) {
         Ok(v1::CreateTopicResponse { error: None, topic }) => {
@@ -187,6 +190,7 @@ pub(in crate::handlers) async fn create_topics(
                     lane_filtering: false,
                     max_delay_ms: new.max_delay_ms.unwrap_or(0),
                     delay_filtering: false,
+                    trace_sample_ppm: new.trace_sample_ppm.unwrap_or(0),
                 };
                 let shown = topic_entries(&config)
                     .into_iter()

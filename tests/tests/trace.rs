@@ -1,0 +1,290 @@
+//! Message trace against a live process cluster on real etcd (a controller, a broker, a
+//! proxy): a traced message's path shows its produce, store, delivery and group commit in
+//! order with plausible times, through `strata trace`, its JSON and the REST route alike;
+//! sampling picks the messages the rule says; queries with bad input get typed errors.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use strata_client::admin::TopicSettings;
+use strata_client::{Admin, Connection, Consumer, Offset, Producer, ProducerRecord};
+use strata_integration_tests::cli::{metrics, strata};
+use strata_integration_tests::harness::ops::Cluster as _;
+use strata_integration_tests::harness::procs::{ProcessCluster, Spec};
+use strata_proto::v1;
+use strata_proxy::trace::{TRACE_TOPIC, sampled};
+
+const STEPS: [&str; 8] = [
+    "received",
+    "buffered",
+    "flush_started",
+    "written",
+    "committed",
+    "acked",
+    "delivered",
+    "group_committed",
+];
+
+/// `strata trace` of `id`, as JSON, retried while its events are still being written.
+async fn trace_json(server: &str, id: &str, wanted: usize) -> serde_json::Value {
+    let mut last = String::new();
+    for _ in 0..40 {
+        match strata(
+            &["trace", id, "--server", server, "--format", "json"],
+            None,
+            Duration::from_secs(30),
+        )
+        .await
+        {
+            Ok(out) => {
+                let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+                if json["steps"].as_array().unwrap().len() >= wanted {
+                    return json;
+                }
+                last = out;
+            }
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("the trace of {id} never got {wanted} steps: {last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traced_message_shows_every_step_in_order_and_sampling_picks_by_rule() {
+    let spec = Spec {
+        brokers: 1,
+        proxies: 1,
+        storage_nodes: 1,
+        replicas: 1,
+        ..Spec::standard("trace")
+    };
+    let cluster = ProcessCluster::start(spec).await.unwrap();
+    let server = cluster.proxies().join(",");
+    let connection = Connection::connect(&server).await.unwrap();
+    let admin = Admin::new(connection.clone());
+    let every = TopicSettings {
+        trace_sample_ppm: Some(1_000_000),
+        ..TopicSettings::default()
+    };
+    admin.create_topic_with("orders", 1, every).await.unwrap();
+    let created = admin.describe_topic(TRACE_TOPIC).await.unwrap();
+    assert_eq!(created.partitions.len(), 8, "{created:?}");
+
+    let producer = Producer::new(connection.clone(), Default::default());
+    let mut offsets = Vec::new();
+    for i in 0..3 {
+        let sent = producer
+            .send(ProducerRecord::new("orders", format!("order-{i}")))
+            .await
+            .unwrap();
+        offsets.push(sent.offset);
+    }
+    let mut consumer = Consumer::builder(&server)
+        .group("billing")
+        .auto_offset_reset(Offset::Earliest)
+        .build()
+        .await
+        .unwrap();
+    consumer.subscribe(&["orders"]).await.unwrap();
+    let mut seen = 0;
+    for _ in 0..20 {
+        seen += consumer.poll(Duration::from_secs(2)).await.unwrap().len();
+        if seen >= 3 {
+            break;
+        }
+    }
+    assert_eq!(seen, 3, "the consumer got every order");
+    consumer.commit_sync().await.unwrap();
+
+    // The CLI's JSON: every step, in order, with plausible times.
+    let id = format!("orders/0/{}", offsets[1]);
+    let json = trace_json(&server, &id, STEPS.len()).await;
+    assert_eq!(json["message_id"], id.as_str());
+    let steps = json["steps"].as_array().unwrap();
+    let names: Vec<&str> = steps.iter().map(|s| s["step"].as_str().unwrap()).collect();
+    for step in STEPS {
+        assert_eq!(
+            names.iter().filter(|n| **n == step).count(),
+            1,
+            "{step} once in {names:?}"
+        );
+    }
+    let at = |step: &str| {
+        steps.iter().find(|s| s["step"] == step).unwrap()["at_us"]
+            .as_i64()
+            .unwrap()
+    };
+    let store = [
+        "received",
+        "buffered",
+        "flush_started",
+        "written",
+        "committed",
+        "acked",
+    ];
+    for pair in store.windows(2) {
+        assert!(
+            at(pair[0]) <= at(pair[1]),
+            "{} before {}: {json}",
+            pair[0],
+            pair[1]
+        );
+    }
+    assert!(at("received") <= at("delivered"));
+    assert!(at("delivered") <= at("group_committed"));
+    let produce_ms = (at("acked") - at("received")) as f64 / 1000.0;
+    assert!(
+        (0.0..10_000.0).contains(&produce_ms),
+        "a produce acked in {produce_ms} ms"
+    );
+    let times: Vec<i64> = steps.iter().map(|s| s["at_us"].as_i64().unwrap()).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "in time order: {json}"
+    );
+    let delivered = steps.iter().find(|s| s["step"] == "delivered").unwrap();
+    assert!(
+        delivered["detail"]
+            .as_str()
+            .unwrap()
+            .contains("group billing"),
+        "{delivered}"
+    );
+    assert!(
+        steps.iter().find(|s| s["step"] == "written").unwrap()["by"]
+            .as_str()
+            .unwrap()
+            .starts_with("broker"),
+        "{json}"
+    );
+
+    // The table and the REST route tell the same.
+    let table = strata(
+        &["trace", &id, "--server", &server],
+        None,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    assert!(table.starts_with(&format!("message {id}\n")), "{table}");
+    for step in STEPS {
+        assert!(table.contains(step), "{step} in {table}");
+    }
+    let http = cluster.proxy_http_addrs()[0];
+    let rest: serde_json::Value = reqwest::get(format!(
+        "http://{http}/v1/topics/orders/partitions/0/messages/{}/trace",
+        offsets[1]
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(rest["steps"], json["steps"]);
+
+    // At 1%, the messages the rule picks are traced and the others are not.
+    let rare = TopicSettings {
+        trace_sample_ppm: Some(10_000),
+        ..TopicSettings::default()
+    };
+    admin.create_topic_with("clicks", 1, rare).await.unwrap();
+    let mut pending = Vec::new();
+    for i in 0..1_000 {
+        let record = ProducerRecord::new("clicks", format!("click-{i}")).with_partition(0);
+        pending.push(producer.enqueue(record).await.unwrap());
+    }
+    let mut clicks = Vec::new();
+    for delivery in pending {
+        clicks.push(delivery.await.unwrap().offset);
+    }
+    let picked: Vec<i64> = clicks
+        .iter()
+        .copied()
+        .filter(|o| sampled("clicks", 0, *o, 10_000))
+        .collect();
+    assert!(
+        (2..=30).contains(&picked.len()),
+        "1% of 1,000 picked {}",
+        picked.len()
+    );
+    let json = trace_json(&server, &format!("clicks/0/{}", picked[0]), 6).await;
+    let names: Vec<&str> = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, STEPS[..6], "produce and store only: no consumer yet");
+    let skipped = clicks.iter().find(|o| !picked.contains(o)).unwrap();
+    let grpc = connection.grpc();
+    let not_traced = grpc
+        .clone()
+        .trace(v1::TraceRequest {
+            topic: "clicks".into(),
+            partition: 0,
+            offset: *skipped,
+            within_ms: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .error
+        .unwrap();
+    assert_eq!(not_traced.code, "NOT_FOUND");
+    assert!(
+        not_traced.message.contains("not among them"),
+        "{}",
+        not_traced.message
+    );
+    let page = metrics(http).await.unwrap();
+    let written: f64 = page
+        .lines()
+        .find(|l| l.starts_with("strata_proxy_trace_events_total{outcome=\"written\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap();
+    // Three orders with 3 events each at least (produce, delivery, commit), and the clicks.
+    assert!(
+        written >= 9.0 + picked.len() as f64,
+        "trace events written: {written}"
+    );
+
+    // Bad input: typed errors naming what is wrong.
+    let ask = |topic: &str, offset: i64| {
+        let mut grpc = grpc.clone();
+        let topic = topic.to_owned();
+        async move {
+            grpc.trace(v1::TraceRequest {
+                topic,
+                partition: 0,
+                offset,
+                within_ms: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .error
+            .unwrap()
+        }
+    };
+    let beyond = ask("orders", 1_000).await;
+    assert_eq!(beyond.code, "OFFSET_OUT_OF_RANGE", "{}", beyond.message);
+    let unknown = ask("no-such-topic", 0).await;
+    assert_eq!(unknown.code, "UNKNOWN_TOPIC", "{}", unknown.message);
+    let malformed = strata(
+        &["trace", "orders-0-1", "--server", &server],
+        None,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(malformed.contains("TOPIC/PARTITION/OFFSET"), "{malformed}");
+    let rest_unknown = reqwest::get(format!(
+        "http://{http}/v1/topics/no-such-topic/partitions/0/messages/0/trace"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(rest_unknown.status().as_u16(), 404);
+}
