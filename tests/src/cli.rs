@@ -18,6 +18,16 @@ pub async fn metrics(addr: impl std::fmt::Display) -> anyhow::Result<String> {
     Ok(response.text().await?)
 }
 
+/// The values of `name`'s samples on a Prometheus `page` whose labels include all of
+/// `labels` (each written as on the page: `outcome="written"`), in page order.
+pub fn samples(page: &str, name: &str, labels: &[&str]) -> Vec<f64> {
+    page.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter(|l| labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect()
+}
+
 /// Runs the `strata` binary the tests use (`STRATA_BIN`, else `target/debug/strata`) with
 /// `args`: its stdout, or an error with the tail of its stderr.
 pub async fn strata(

@@ -21,7 +21,7 @@ use std::time::Duration;
 use strata_client::{
     Admin, Connection, Consumer, Error, ErrorCode, Offset, Producer, ProducerRecord, TopicPartition,
 };
-use strata_integration_tests::cli::{metrics, strata};
+use strata_integration_tests::cli::{metrics, samples, strata};
 use strata_integration_tests::harness;
 use strata_integration_tests::harness::ops::Cluster as _;
 use strata_integration_tests::harness::procs::{ProcessCluster, Spec};
@@ -45,12 +45,7 @@ async fn proxy_metric(addrs: &[SocketAddr], metric: &str, labels: &[&str]) -> f6
     let mut total = 0.0;
     for addr in addrs {
         let page = metrics(addr).await.unwrap();
-        total += page
-            .lines()
-            .filter(|l| l.starts_with(&format!("{metric}{{")))
-            .filter(|l| labels.iter().all(|label| l.contains(label)))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>();
+        total += samples(&page, metric, labels).iter().sum::<f64>();
     }
     total
 }

@@ -24,7 +24,7 @@ use strata_client::admin::TopicSettings;
 use strata_client::{
     Admin, Connection, Consumer, Offset, Producer, ProducerRecord, TopicPartition,
 };
-use strata_integration_tests::cli::metrics;
+use strata_integration_tests::cli::{metrics, samples};
 use strata_integration_tests::harness::ops::Cluster as _;
 use strata_integration_tests::harness::procs::{ProcessCluster, Spec};
 
@@ -135,15 +135,6 @@ fn exported(page: &str) -> BTreeSet<String> {
         }
     }
     names
-}
-
-/// The value of `name`'s samples whose labels include all of `labels`, per page.
-fn samples(page: &str, name: &str, labels: &[&str]) -> Vec<f64> {
-    page.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
-        .filter(|l| labels.iter().all(|label| l.contains(label)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .collect()
 }
 
 async fn pages(urls: &[String]) -> Vec<String> {

@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use strata_integration_tests::cli::samples;
 use strata_integration_tests::harness;
 use strata_integration_tests::kafka_clients::KafkaClients;
 use strata_integration_tests::secured::{self, SecuredStandalone, Security};
@@ -256,9 +257,7 @@ async fn every_listener_serves_mtls_and_refuses_clients_without_a_certificate() 
 }
 
 fn metric(page: &str, name: &str) -> f64 {
-    page.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0)
+    samples(page, name, &[]).first().copied().unwrap_or(0.0)
 }
 
 fn first_certificate(pair: &Pair) -> Vec<u8> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use strata_client::admin::TopicSettings;
 use strata_client::{Admin, Connection, Consumer, Offset, Producer, ProducerRecord};
-use strata_integration_tests::cli::{metrics, strata};
+use strata_integration_tests::cli::{metrics, samples, strata};
 use strata_integration_tests::harness::ops::Cluster as _;
 use strata_integration_tests::harness::procs::{ProcessCluster, Spec};
 use strata_proto::v1;
@@ -239,11 +239,12 @@ async fn a_traced_message_shows_every_step_in_order_and_sampling_picks_by_rule()
         not_traced.message
     );
     let page = metrics(http).await.unwrap();
-    let written: f64 = page
-        .lines()
-        .find(|l| l.starts_with("strata_proxy_trace_events_total{outcome=\"written\"}"))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap();
+    let written = samples(
+        &page,
+        "strata_proxy_trace_events_total",
+        &["outcome=\"written\""],
+    );
+    let written = written.first().copied().unwrap_or(0.0);
     // Three orders with 3 events each at least (produce, delivery, commit), and the clicks.
     assert!(
         written >= 9.0 + picked.len() as f64,
