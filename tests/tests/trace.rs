@@ -1,7 +1,8 @@
 //! Message trace against a live process cluster on real etcd (a controller, a broker, a
 //! proxy): a traced message's path shows its produce, store, delivery and group commit in
 //! order with plausible times, through `strata trace`, its JSON and the REST route alike;
-//! sampling picks the messages the rule says; queries with bad input get typed errors.
+//! sampling picks the messages the rule says; queries with bad input get typed errors; a
+//! Kafka client's produce and fetch (kcat) are traced like the SDK's.
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,6 +13,7 @@ use strata_client::{Admin, Connection, Consumer, Offset, Producer, ProducerRecor
 use strata_integration_tests::cli::{metrics, samples, strata};
 use strata_integration_tests::harness::ops::Cluster as _;
 use strata_integration_tests::harness::procs::{ProcessCluster, Spec};
+use strata_integration_tests::kafka_clients::KafkaClients;
 use strata_proto::v1;
 use strata_proxy::trace::{TRACE_TOPIC, sampled};
 
@@ -288,4 +290,59 @@ async fn a_traced_message_shows_every_step_in_order_and_sampling_picks_by_rule()
     .await
     .unwrap();
     assert_eq!(rest_unknown.status().as_u16(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_clients_produce_and_fetch_are_traced_too() {
+    let Some(clients) = KafkaClients::find("trace") else {
+        return;
+    };
+    let spec = Spec {
+        brokers: 1,
+        proxies: 1,
+        storage_nodes: 1,
+        replicas: 1,
+        ..Spec::standard("trace-kafka")
+    };
+    let cluster = ProcessCluster::start(spec).await.unwrap();
+    let server = cluster.proxies().join(",");
+    let admin = Admin::new(Connection::connect(&server).await.unwrap());
+    let every = TopicSettings {
+        trace_sample_ppm: Some(1_000_000),
+        ..TopicSettings::default()
+    };
+    admin.create_topic_with("payments", 1, every).await.unwrap();
+    let bootstrap = cluster.kafka_addrs()[0].to_string();
+    let kafka = |args: &[&str]| {
+        let mut all = vec!["-b", bootstrap.as_str(), "-t", "payments", "-p", "0"];
+        all.extend_from_slice(args);
+        all.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let produce = kafka(&["-P", "-X", "acks=all"]);
+    let produce: Vec<&str> = produce.iter().map(String::as_str).collect();
+    clients
+        .kcat(&produce, Some(b"paid\n"), Duration::from_secs(30))
+        .await
+        .unwrap();
+    let fetch = kafka(&["-C", "-o", "beginning", "-c", "1", "-e", "-f", "%o\\n"]);
+    let fetch: Vec<&str> = fetch.iter().map(String::as_str).collect();
+    let offset = clients
+        .kcat(&fetch, None, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let id = format!("payments/0/{}", offset.trim());
+    let json = trace_json(&server, &id, 7).await;
+    let steps = json["steps"].as_array().unwrap();
+    let detail = |step: &str| {
+        steps.iter().find(|s| s["step"] == step).unwrap()["detail"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(detail("received"), "from a Kafka client", "{json}");
+    assert_eq!(detail("delivered"), "to a Kafka client", "{json}");
+    assert!(
+        steps.iter().any(|s| s["step"] == "committed"),
+        "acks=all has the store steps: {json}"
+    );
 }
