@@ -28,4 +28,4 @@ pub use error::{ProxyError, Result};
 pub use groups::GroupCoordinator;
 pub use metrics::{MetricsSource, ProxyMetrics};
 pub use routes::Routes;
-pub use service::ProxyService;
+pub use service::{Delivery, DeliveryTracedByCaller, ProxyService, kafka_client};

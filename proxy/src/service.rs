@@ -36,6 +36,8 @@ mod retry;
 mod trace;
 mod writer;
 
+pub use trace::{Delivery, DeliveryTracedByCaller, kafka_client};
+
 /// How long a produce keeps retrying a partition that has no reachable owner. Below the SDK's
 /// default request timeout (30 s), so the client hears the outcome before it gives up and
 /// resends; a shorter deadline the client sets itself (`grpc-timeout`) wins.
@@ -415,12 +417,11 @@ fn client_of<T>(request: &Request<T>, access: &strata_catalog::acls::Access) -> 
         .get::<strata_tls::Peer>()
         .map(|p| p.addr)
         .or_else(|| request.remote_addr());
-    match (access.principal(), peer, kafka) {
-        (Some(p), _, true) => format!("Kafka client {p}"),
-        (None, _, true) => "a Kafka client".to_owned(),
-        (Some(p), _, false) => p.to_owned(),
-        (None, Some(addr), false) => addr.to_string(),
-        (None, None, false) => "an anonymous client".to_owned(),
+    match (access.principal(), peer) {
+        _ if kafka => trace::kafka_client(access.principal()),
+        (Some(p), _) => p.to_owned(),
+        (None, Some(addr)) => addr.to_string(),
+        (None, None) => "an anonymous client".to_owned(),
     }
 }
 
@@ -483,6 +484,10 @@ impl strata_server::Strata for ProxyService {
     ) -> Result<Response<v1::FetchResponse>, Status> {
         let access = self.access(&request);
         let client = client_of(&request, &access);
+        let traced_by_caller = request
+            .extensions()
+            .get::<trace::DeliveryTracedByCaller>()
+            .is_some();
         let request = request.into_inner();
         let filter = Selector::parse(&request.tags, &request.filter).map_err(|e| e.to_wire());
         let allowed = check(
@@ -496,7 +501,17 @@ impl strata_server::Strata for ProxyService {
             Ok(filter) => self.long_poll(request.clone(), filter).await,
             Err(e) => failed_fetch(e),
         };
-        self.trace_delivered(&request, &answer, &client);
+        if !traced_by_caller {
+            let delivery = trace::Delivery {
+                topic: &request.topic,
+                partition: request.partition,
+                from: request.offset,
+                batches: &answer.batches,
+                group: (!request.group.is_empty()).then_some(request.group.as_str()),
+                selected: !request.tags.is_empty() || !request.filter.is_empty(),
+            };
+            self.trace_delivery(delivery, &client);
+        }
         self.metrics.record("Fetch", answer.error.as_ref());
         self.metrics
             .fetched_bytes

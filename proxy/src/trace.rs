@@ -74,16 +74,19 @@ impl StoreSteps {
     /// Places the broker's durations (on its own clock) inside the proxy's round trip of
     /// `round_trip_us`: the broker's part is centred in it, so network time is split evenly
     /// and the steps keep their order whatever the two hosts' clocks say.
+    /// Steps the broker reports longer than the round trip (a resent batch's unit, written
+    /// before this call) are cut at its end.
     pub fn place(times: &v1::StoreTimes, round_trip_us: u64) -> Self {
         let on_broker = times.buffered_us + times.put_us + times.commit_us;
         let arrived = round_trip_us.saturating_sub(on_broker) / 2;
+        let within = |us: u64| us.min(round_trip_us);
         let flush_started = arrived + times.buffered_us;
         let written = flush_started + times.put_us;
         Self {
-            buffered_us: arrived,
-            flush_started_us: flush_started,
-            written_us: written,
-            committed_us: written + times.commit_us,
+            buffered_us: within(arrived),
+            flush_started_us: within(flush_started),
+            written_us: within(written),
+            committed_us: within(written + times.commit_us),
         }
     }
 }
@@ -263,9 +266,17 @@ mod tests {
         assert_eq!(s.flush_started_us, 2_000);
         assert_eq!(s.written_us, 7_000);
         assert_eq!(s.committed_us, 9_000);
-        // A broker clock that ran fast still yields ordered steps.
+        // Broker times longer than the round trip (a resent batch's earlier unit) still end
+        // within it, in order.
         let s = StoreSteps::place(&times, 4_000);
-        assert!(s.buffered_us <= s.flush_started_us && s.written_us <= s.committed_us);
+        let steps = [
+            s.buffered_us,
+            s.flush_started_us,
+            s.written_us,
+            s.committed_us,
+        ];
+        assert!(steps.windows(2).all(|w| w[0] <= w[1]), "{s:?}");
+        assert_eq!(s.committed_us, 4_000, "cut at the acknowledgement");
     }
 
     #[test]

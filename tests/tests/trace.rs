@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use strata_client::admin::TopicSettings;
-use strata_client::{Admin, Connection, Consumer, Offset, Producer, ProducerRecord};
+use strata_client::{Admin, Connection, Consumer, GrpcClient, Offset, Producer, ProducerRecord};
 use strata_integration_tests::cli::{metrics, samples, strata};
 use strata_integration_tests::harness::ops::Cluster as _;
 use strata_integration_tests::harness::procs::{ProcessCluster, Spec};
@@ -51,6 +51,49 @@ async fn trace_json(server: &str, id: &str, wanted: usize) -> serde_json::Value 
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     panic!("the trace of {id} never got {wanted} steps: {last}");
+}
+
+/// The steps of a message as `(step, detail)`; none when it has no trace.
+async fn steps_of(grpc: &GrpcClient, topic: &str, offset: i64) -> Vec<(String, String)> {
+    let answer = grpc
+        .clone()
+        .trace(v1::TraceRequest {
+            topic: topic.into(),
+            partition: 0,
+            offset,
+            within_ms: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    if let Some(e) = answer.error {
+        assert_eq!(e.code, "NOT_FOUND", "{}", e.message);
+    }
+    answer
+        .steps
+        .into_iter()
+        .map(|s| (s.step, s.detail))
+        .collect()
+}
+
+/// The first `step` of a message, once its event is written (at most 10 s).
+async fn wait_for_step(
+    grpc: &GrpcClient,
+    topic: &str,
+    offset: i64,
+    step: &str,
+) -> (String, String) {
+    for _ in 0..40 {
+        if let Some(found) = steps_of(grpc, topic, offset)
+            .await
+            .into_iter()
+            .find(|(s, _)| s == step)
+        {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("{topic}/0/{offset} never got a {step} step");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,6 +283,68 @@ async fn a_traced_message_shows_every_step_in_order_and_sampling_picks_by_rule()
         "{}",
         not_traced.message
     );
+    // Exactly the picked messages are traced: all of them, and none of a hundred others.
+    for offset in &picked {
+        let steps = steps_of(&grpc, "clicks", *offset).await;
+        assert_eq!(steps.len(), 6, "clicks/0/{offset}: {steps:?}");
+    }
+    for offset in clicks.iter().filter(|o| !picked.contains(o)).take(100) {
+        assert!(
+            steps_of(&grpc, "clicks", *offset).await.is_empty(),
+            "clicks/0/{offset} is not picked"
+        );
+    }
+
+    // A fetch from the middle of a stored batch delivers, and traces, only what follows.
+    let mut fetch = grpc.clone();
+    let read = fetch
+        .fetch(v1::FetchRequest {
+            topic: "clicks".into(),
+            partition: 0,
+            offset: picked[1],
+            group: "mid".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!read.batches.is_empty(), "{:?}", read.error);
+    let delivered = wait_for_step(&grpc, "clicks", picked[1], "delivered").await;
+    assert!(delivered.1.contains("group mid"), "{delivered:?}");
+    // A group's first position records nothing (it may never have read what is below it);
+    // its next commit records the messages between the two.
+    let commit = |offset: i64| {
+        let mut grpc = grpc.clone();
+        async move {
+            let answer = grpc
+                .offset_commit(v1::OffsetCommitRequest {
+                    group: "late".into(),
+                    generation: -1,
+                    offsets: vec![v1::PartitionOffset {
+                        topic: "clicks".into(),
+                        partition: 0,
+                        offset,
+                        metadata: String::new(),
+                    }],
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(answer.error.is_none(), "{answer:?}");
+        }
+    };
+    commit(picked[2] + 1).await;
+    commit(picked[3] + 1).await;
+    let committed = wait_for_step(&grpc, "clicks", picked[3], "group_committed").await;
+    assert!(committed.1.contains("group late"), "{committed:?}");
+    let below_fetch = steps_of(&grpc, "clicks", picked[0]).await;
+    assert_eq!(below_fetch.len(), 6, "not delivered: {below_fetch:?}");
+    let below_first = steps_of(&grpc, "clicks", picked[2]).await;
+    assert!(
+        below_first.iter().all(|(s, _)| s != "group_committed"),
+        "{below_first:?}"
+    );
     let page = metrics(http).await.unwrap();
     let written = samples(
         &page,
@@ -290,6 +395,20 @@ async fn a_traced_message_shows_every_step_in_order_and_sampling_picks_by_rule()
     .await
     .unwrap();
     assert_eq!(rest_unknown.status().as_u16(), 404);
+    let rest_malformed = reqwest::get(format!(
+        "http://{http}/v1/topics/orders/partitions/zero/messages/0/trace"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(rest_malformed.status().as_u16(), 400);
+    let body: serde_json::Value = rest_malformed.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "INVALID_ARGUMENT", "{body}");
+    let forged = producer
+        .send(ProducerRecord::new(TRACE_TOPIC, "forged"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(forged.contains("only proxies write"), "{forged}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,7 +52,7 @@ fn render(t: &v1::TraceResponse) -> String {
         previous = s.at_us;
     }
     if t.truncated {
-        out += "(the search stopped at its bound: later steps may exist; narrow --within)\n";
+        out += "(the search stopped at its bound, 256 MiB of trace records: later steps may exist past it)\n";
     }
     out
 }

@@ -16,6 +16,7 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use strata_format::batch::{next_offset_of, skip_batch};
 use strata_proto::v1::{self, strata_server::Strata};
+use strata_proxy::{Delivery, DeliveryTracedByCaller, kafka_client};
 use tokio::time::Instant;
 
 use super::{Call, answer};
@@ -60,7 +61,10 @@ async fn read(ctx: &Call<'_>, slot: &Slot, wait: Duration) -> v1::FetchResponse 
         max_wait_ms: wait.as_millis() as u32,
         ..Default::default()
     };
-    answer(ctx.service.fetch(ctx.request(request)).await).unwrap_or_else(|e| v1::FetchResponse {
+    // What is sent is traced once the response is cut to its size (below).
+    let mut request = ctx.request(request);
+    request.extensions_mut().insert(DeliveryTracedByCaller);
+    answer(ctx.service.fetch(request).await).unwrap_or_else(|e| v1::FetchResponse {
         high_watermark: -1,
         log_start: -1,
         error: Some(e),
@@ -139,7 +143,27 @@ pub(super) async fn handle(ctx: &Call<'_>, request: FetchRequest) -> FetchRespon
             slots[i].answer = Some(answer);
         }
     }
-    response(&request, slots, request.max_bytes.max(1) as usize)
+    let mut sent = Vec::new();
+    let response = response(
+        &request,
+        slots,
+        request.max_bytes.max(1) as usize,
+        &mut sent,
+    );
+    let client = kafka_client(ctx.access.principal());
+    for (topic, partition, from, batches) in &sent {
+        let delivery = Delivery {
+            topic,
+            partition: *partition,
+            from: *from,
+            batches,
+            // A Kafka fetch names no group.
+            group: None,
+            selected: false,
+        };
+        ctx.service.trace_delivery(delivery, &client);
+    }
+    response
 }
 
 async fn read_all(ctx: &Call<'_>, slots: &mut [Slot], wait: Duration) {
@@ -159,7 +183,14 @@ async fn read_all(ctx: &Call<'_>, slots: &mut [Slot], wait: Duration) {
 /// Assembles the answer, keeping to the response byte limit: batches are whole, and as in
 /// Kafka the first batch goes out even if it alone is over the limit, so a consumer can never
 /// be stuck behind a batch larger than its limit.
-fn response(request: &FetchRequest, slots: Vec<Slot>, max_bytes: usize) -> FetchResponse {
+/// What each partition's answer sent (topic, partition, offset asked for, batches) goes to
+/// `sent`, for message traces.
+fn response(
+    request: &FetchRequest,
+    slots: Vec<Slot>,
+    max_bytes: usize,
+    sent: &mut Vec<(String, u32, i64, Vec<Bytes>)>,
+) -> FetchResponse {
     let limit = max_bytes.min(MAX_RESPONSE_BYTES);
     let mut used = 0usize;
     let mut topics: Vec<FetchableTopicResponse> = request
@@ -173,6 +204,7 @@ fn response(request: &FetchRequest, slots: Vec<Slot>, max_bytes: usize) -> Fetch
         let mut records = BytesMut::new();
         let mut last = None;
         let mut whole = true;
+        let mut kept = Vec::new();
         for batch in &answer.batches {
             if used > 0 && used + batch.len() > limit {
                 whole = false;
@@ -180,7 +212,11 @@ fn response(request: &FetchRequest, slots: Vec<Slot>, max_bytes: usize) -> Fetch
             }
             used += batch.len();
             records.extend_from_slice(batch);
+            kept.push(batch.clone());
             last = Some(batch);
+        }
+        if !kept.is_empty() {
+            sent.push((slot.topic.clone(), slot.partition as u32, slot.offset, kept));
         }
         // Records left out at the end of what was read (a topic's other lanes): an empty batch
         // over them moves the consumer on, since Kafka's Fetch cannot say `next_offset`.

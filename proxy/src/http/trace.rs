@@ -3,6 +3,7 @@
 //! - `GET /v1/topics/{topic}/partitions/{partition}/messages/{offset}/trace?within_ms=N`:
 //!   the message's steps in time order (`strata trace` shows the same).
 
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -10,7 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use strata_proto::v1;
+use strata_proto::{ErrorCode, v1};
 
 use super::{MaybePeer, RecordApi, caller, refusal};
 
@@ -33,13 +34,29 @@ struct TraceQuery {
 async fn trace(
     State(api): State<RecordApi>,
     MaybePeer(peer): MaybePeer,
-    Path((topic, partition, offset)): Path<(String, u32, i64)>,
-    Query(query): Query<TraceQuery>,
+    path: Result<Path<(String, u32, i64)>, PathRejection>,
+    query: Result<Query<TraceQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
     let access = match caller(&api, peer.as_ref(), &headers).await {
         Ok(access) => access,
         Err(refused) => return refused,
+    };
+    let bad = |e: String| {
+        refusal(&v1::Error::new(
+            ErrorCode::InvalidArgument,
+            format!(
+                "{e}; the route is /v1/topics/TOPIC/partitions/PARTITION/messages/OFFSET/trace?within_ms=N"
+            ),
+        ))
+    };
+    let Path((topic, partition, offset)) = match path {
+        Ok(path) => path,
+        Err(e) => return bad(e.body_text()),
+    };
+    let Query(query) = match query {
+        Ok(query) => query,
+        Err(e) => return bad(e.body_text()),
     };
     let request = v1::TraceRequest {
         topic,

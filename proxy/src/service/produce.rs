@@ -42,6 +42,7 @@ impl ProxyService {
             self.routes.refresh_if_unknown(&p.topic).await;
             let refusal = match decisions.refusal(&p.topic).await {
                 None if strata_format::retry::is_reserved(&p.topic) => Some(reserved(&p.topic)),
+                None if p.topic == crate::trace::TRACE_TOPIC => Some(trace_topic()),
                 None => self.record_refusal(&p),
                 refusal => refusal,
             };
@@ -405,6 +406,17 @@ impl ProxyService {
             batches,
         }
     }
+}
+
+/// The refusal of a produce to the trace topic: its events would show in others' traces.
+fn trace_topic() -> v1::Error {
+    error(
+        ErrorCode::InvalidArgument,
+        format!(
+            "topic `{}` holds message-trace events, which only proxies write; turn tracing on for a topic with `strata topic alter TOPIC --trace-sample 1%`",
+            crate::trace::TRACE_TOPIC
+        ),
+    )
 }
 
 /// The refusal of a produce to a group's retry or dead-letter topic, which only nacks write:

@@ -28,9 +28,10 @@ use crate::trace::{
 
 /// Trace events queued and not yet written, at most.
 pub(super) const MAX_PENDING_EVENTS: usize = 10_000;
-/// A commit that moves a group further than this records only the last this many offsets'
-/// traced messages: finding them costs a hash per offset.
-const MAX_COMMIT_SPAN: i64 = 1_000_000;
+/// A commit that moves a group's position on a partition further than this records only the
+/// last this many offsets' traced messages: finding them costs a hash per offset, in the
+/// commit's call.
+const MAX_COMMIT_SPAN: i64 = 100_000;
 /// How far before a message's timestamp its trace is looked for: events carry the proxies'
 /// clock, the message may carry its producer's.
 const CLOCK_SLACK_MS: i64 = 5 * 60 * 1000;
@@ -56,6 +57,9 @@ pub(super) struct Tracer {
     /// metadata store per commit. Another proxy's commit in between only makes the next
     /// commit here record a few messages as committed twice.
     positions: Arc<Mutex<HashMap<PositionKey, i64>>>,
+    /// Where a group that has no position yet first fetched through this proxy (the SDK
+    /// names its group in fetches): what its first commit moved past.
+    first_reads: Arc<Mutex<HashMap<PositionKey, i64>>>,
 }
 
 impl Default for Tracer {
@@ -63,6 +67,7 @@ impl Default for Tracer {
         Self {
             pending: Arc::new(Semaphore::new(MAX_PENDING_EVENTS)),
             positions: Arc::default(),
+            first_reads: Arc::default(),
         }
     }
 }
@@ -73,6 +78,20 @@ impl Tracer {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+
+    fn first_reads(&self) -> std::sync::MutexGuard<'_, HashMap<PositionKey, i64>> {
+        self.first_reads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Remembers `at` under `key` in `map`, forgetting everything once it holds too much.
+fn remember(map: &mut HashMap<PositionKey, i64>, key: PositionKey, at: i64) {
+    if map.len() >= MAX_REMEMBERED_POSITIONS && !map.contains_key(&key) {
+        map.clear();
+    }
+    map.insert(key, at);
 }
 
 /// Whose positions a commit moves: its group's, or a broadcast member's own.
@@ -81,6 +100,33 @@ fn committer(r: &v1::OffsetCommitRequest) -> String {
         r.group.clone()
     } else {
         format!("{}\n{}", r.group, r.broadcast_member)
+    }
+}
+
+/// What a consumer was handed from one partition.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    pub topic: &'a str,
+    pub partition: u32,
+    /// The offset the consumer asked for.
+    pub from: i64,
+    /// The batches sent, as sent.
+    pub batches: &'a [Bytes],
+    pub group: Option<&'a str>,
+    /// The consumer's own selector (tags, a property filter) may have left records out.
+    pub selected: bool,
+}
+
+/// Set on a fetch whose caller traces what it sends itself (the Kafka listener, which may
+/// send less than the fetch read).
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryTracedByCaller;
+
+/// How message traces name a Kafka client: by its principal, when it logged in.
+pub fn kafka_client(principal: Option<&str>) -> String {
+    match principal {
+        Some(p) => format!("Kafka client {p}"),
+        None => "a Kafka client".to_owned(),
     }
 }
 
@@ -195,31 +241,33 @@ impl ProxyService {
         }
     }
 
-    /// Traces the messages a fetch hands to a consumer. On a topic whose reads leave records
-    /// out (lanes, delays, or the consumer's own selector), the batches are decoded to name
-    /// only the records sent.
-    pub(super) fn trace_delivered(
-        &self,
-        r: &v1::FetchRequest,
-        answer: &v1::FetchResponse,
-        client: &str,
-    ) {
-        let ppm = self.routes.trace_sample_ppm(&r.topic);
-        if ppm == 0 || answer.batches.is_empty() {
+    /// Traces the messages handed to a consumer: those of `d.batches` from `d.from` on (a
+    /// stored batch may start before the offset asked for, and the client skips those). On a
+    /// topic whose reads leave records out (lanes, delays, or the consumer's own selector),
+    /// the batches are decoded to name only the records sent.
+    pub fn trace_delivery(&self, d: Delivery<'_>, client: &str) {
+        let ppm = self.routes.trace_sample_ppm(d.topic);
+        if ppm == 0 || d.batches.is_empty() || self.tracer.pending.available_permits() == 0 {
             return;
         }
-        let sparse = !r.tags.is_empty()
-            || !r.filter.is_empty()
-            || self.routes.declared_lanes(&r.topic).is_some()
-            || self.routes.filters_delays(&r.topic);
+        let sparse = d.selected
+            || self.routes.declared_lanes(d.topic).is_some()
+            || self.routes.filters_delays(d.topic);
+        if let Some(group) = d.group {
+            let key = (group.to_owned(), d.topic.to_owned(), d.partition);
+            let mut first = self.tracer.first_reads();
+            if !first.contains_key(&key) {
+                remember(&mut first, key, d.from);
+            }
+        }
         let at_ms = self.clock().unix_millis();
-        for bytes in &answer.batches {
+        for bytes in d.batches {
             // The headers of batches this proxy read and checked; decoded only when records
             // may have been left out and a traced one is in range.
             let Some((base, next)) = offsets_of(bytes) else {
                 continue;
             };
-            let mut offsets = sampled_in(&r.topic, r.partition, base, next, ppm);
+            let mut offsets = sampled_in(d.topic, d.partition, base.max(d.from), next, ppm);
             if sparse && !offsets.is_empty() {
                 let sent: Vec<i64> = RecordBatch::parse_sparse(bytes.clone())
                     .and_then(|batch| decode_batch(&batch))
@@ -232,9 +280,9 @@ impl ProxyService {
                     at_ms,
                     proxy: self.name.to_string(),
                     client: client.to_owned(),
-                    group: (!r.group.is_empty()).then(|| r.group.clone()),
+                    group: d.group.map(str::to_owned),
                 };
-                self.trace(message_id(&r.topic, r.partition, offset), event);
+                self.trace(message_id(d.topic, d.partition, offset), event);
             }
         }
     }
@@ -256,10 +304,12 @@ impl ProxyService {
                 .filter(|o| self.routes.trace_sample_ppm(&o.topic) > 0)
             {
                 match remembered.get(&(who.clone(), o.topic.clone(), o.partition)) {
-                    Some(at) => {
+                    // A position behind the one remembered was reset elsewhere meanwhile
+                    // (or is being reset now): the store knows where it stood.
+                    Some(at) if *at <= o.offset => {
                         before.insert((o.topic.clone(), o.partition), *at);
                     }
-                    None => unknown.push(v1::TopicPartition {
+                    _ => unknown.push(v1::TopicPartition {
                         topic: o.topic.clone(),
                         partition: o.partition,
                     }),
@@ -276,11 +326,18 @@ impl ProxyService {
                 })
                 .await
                 .ok()?;
-            before.extend(
-                stored
-                    .into_iter()
-                    .map(|o| ((o.topic, o.partition), o.offset)),
-            );
+            let first = self.tracer.first_reads();
+            before.extend(stored.into_iter().map(|o| {
+                // No position yet: the first commit moved past what its consumer fetched
+                // from on, if it fetched through this proxy.
+                let at = if o.offset < 0 {
+                    let key = (r.group.clone(), o.topic.clone(), o.partition);
+                    first.get(&key).copied().unwrap_or(-1)
+                } else {
+                    o.offset
+                };
+                ((o.topic, o.partition), at)
+            }));
         }
         (!before.is_empty()).then_some(before)
     }
@@ -310,14 +367,21 @@ impl ProxyService {
             if !committed {
                 continue;
             }
-            {
-                let mut remembered = self.tracer.positions();
-                if remembered.len() >= MAX_REMEMBERED_POSITIONS {
-                    remembered.clear();
-                }
-                remembered.insert((committer(r), key.0.clone(), key.1), o.offset);
+            remember(
+                &mut self.tracer.positions(),
+                (committer(r), key.0.clone(), key.1),
+                o.offset,
+            );
+            self.tracer
+                .first_reads()
+                .remove(&(r.group.clone(), key.0.clone(), key.1));
+            // A group's first position, with no fetch of its consumer seen, says nothing of
+            // what it read: a consumer that starts at the end, or seeks, commits past
+            // messages it never had.
+            if from < 0 || self.tracer.pending.available_permits() == 0 {
+                continue;
             }
-            let from = from.max(0).max(o.offset - MAX_COMMIT_SPAN);
+            let from = from.max(o.offset - MAX_COMMIT_SPAN);
             let ppm = self.routes.trace_sample_ppm(&o.topic);
             for offset in sampled_in(&o.topic, o.partition, from, o.offset, ppm) {
                 let event = TraceEvent::GroupCommitted {
@@ -355,7 +419,7 @@ impl ProxyService {
                     r.topic, r.topic
                 )
             } else if sampled(&r.topic, r.partition, r.offset, ppm) {
-                "it is traced at the topic's rate, but its steps were not found: written before tracing was on, past the search's window (`within_ms`), or dropped under load (strata_proxy_trace_events_total{outcome=\"dropped\"})".to_owned()
+                "it is traced at the topic's rate, but its steps were not found: written before tracing was on, past the search's window (`within_ms`), with a timestamp its producer set far from when it was written, or dropped under load (strata_proxy_trace_events_total{outcome=\"dropped\"})".to_owned()
             } else {
                 format!(
                     "the topic traces {} of its messages and this one is not among them",
