@@ -96,24 +96,34 @@ async fn wait_for_step(
     panic!("{topic}/0/{offset} never got a {step} step");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_traced_message_shows_every_step_in_order_and_sampling_picks_by_rule() {
+/// A cluster of one of each (`name` for its logs) with `topic` tracing every message: the
+/// cluster, its proxies' addresses and a connection to them.
+async fn cluster_tracing(name: &str, topic: &str) -> (ProcessCluster, String, Connection) {
     let spec = Spec {
         brokers: 1,
         proxies: 1,
         storage_nodes: 1,
         replicas: 1,
-        ..Spec::standard("trace")
+        ..Spec::standard(name)
     };
     let cluster = ProcessCluster::start(spec).await.unwrap();
     let server = cluster.proxies().join(",");
     let connection = Connection::connect(&server).await.unwrap();
-    let admin = Admin::new(connection.clone());
     let every = TopicSettings {
         trace_sample_ppm: Some(1_000_000),
         ..TopicSettings::default()
     };
-    admin.create_topic_with("orders", 1, every).await.unwrap();
+    Admin::new(connection.clone())
+        .create_topic_with(topic, 1, every)
+        .await
+        .unwrap();
+    (cluster, server, connection)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traced_message_shows_every_step_in_order_and_sampling_picks_by_rule() {
+    let (cluster, server, connection) = cluster_tracing("trace", "orders").await;
+    let admin = Admin::new(connection.clone());
     let created = admin.describe_topic(TRACE_TOPIC).await.unwrap();
     assert_eq!(created.partitions.len(), 8, "{created:?}");
 
@@ -416,21 +426,7 @@ async fn kafka_clients_produce_and_fetch_are_traced_too() {
     let Some(clients) = KafkaClients::find("trace") else {
         return;
     };
-    let spec = Spec {
-        brokers: 1,
-        proxies: 1,
-        storage_nodes: 1,
-        replicas: 1,
-        ..Spec::standard("trace-kafka")
-    };
-    let cluster = ProcessCluster::start(spec).await.unwrap();
-    let server = cluster.proxies().join(",");
-    let admin = Admin::new(Connection::connect(&server).await.unwrap());
-    let every = TopicSettings {
-        trace_sample_ppm: Some(1_000_000),
-        ..TopicSettings::default()
-    };
-    admin.create_topic_with("payments", 1, every).await.unwrap();
+    let (cluster, server, _) = cluster_tracing("trace-kafka", "payments").await;
     let bootstrap = cluster.kafka_addrs()[0].to_string();
     let kafka = |args: &[&str]| {
         let mut all = vec!["-b", bootstrap.as_str(), "-t", "payments", "-p", "0"];
