@@ -508,6 +508,7 @@ impl strata_server::Strata for ProxyService {
                 from: request.offset,
                 batches: &answer.batches,
                 group: (!request.group.is_empty()).then_some(request.group.as_str()),
+                principal: access.principal(),
                 selected: !request.tags.is_empty() || !request.filter.is_empty(),
             };
             self.trace_delivery(delivery, &client);
@@ -715,7 +716,7 @@ impl strata_server::Strata for ProxyService {
         let r = request.into_inner();
         let result = match self.commit_check(&access, &r).await {
             Ok(()) => {
-                let before = self.positions_before(&r).await;
+                let before = self.positions_before(&r, access.principal()).await;
                 let result = self.groups.commit(&r).await;
                 if let (Some(before), Ok(refused)) = (before, &result) {
                     self.trace_group_committed(&r, before, refused);

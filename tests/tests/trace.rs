@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use strata_client::admin::TopicSettings;
 use strata_client::{Admin, Connection, Consumer, GrpcClient, Offset, Producer, ProducerRecord};
+use strata_format::batch::offsets_of;
 use strata_integration_tests::cli::{metrics, samples, strata};
 use strata_integration_tests::harness::ops::Cluster as _;
 use strata_integration_tests::harness::procs::{ProcessCluster, Spec};
@@ -260,7 +261,7 @@ async fn a_traced_message_shows_every_step_in_order_and_sampling_picks_by_rule()
         .filter(|o| sampled("clicks", 0, *o, 10_000))
         .collect();
     assert!(
-        (2..=30).contains(&picked.len()),
+        (4..=30).contains(&picked.len()),
         "1% of 1,000 picked {}",
         picked.len()
     );
@@ -305,30 +306,42 @@ async fn a_traced_message_shows_every_step_in_order_and_sampling_picks_by_rule()
         );
     }
 
-    // A fetch from the middle of a stored batch delivers, and traces, only what follows.
+    // A fetch from the middle of a stored batch delivers, and traces, only what follows: from
+    // just past a picked message whose stored batch goes on after it. Tried from the last
+    // picked message down, so no earlier try delivered the one checked.
     let mut fetch = grpc.clone();
-    let read = fetch
-        .fetch(v1::FetchRequest {
-            topic: "clicks".into(),
-            partition: 0,
-            offset: picked[1],
-            group: "mid".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(!read.batches.is_empty(), "{:?}", read.error);
-    let delivered = wait_for_step(&grpc, "clicks", picked[1], "delivered").await;
+    let mut split = None;
+    for i in (0..picked.len() - 1).rev() {
+        let read = fetch
+            .fetch(v1::FetchRequest {
+                topic: "clicks".into(),
+                partition: 0,
+                offset: picked[i] + 1,
+                group: "mid".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let base = read.batches.first().and_then(|b| offsets_of(b));
+        if base.is_some_and(|(base, _)| base <= picked[i]) {
+            split = Some(i);
+            break;
+        }
+    }
+    let split = split.expect("a picked message shares its stored batch with the record after it");
+    let delivered = wait_for_step(&grpc, "clicks", picked[split + 1], "delivered").await;
     assert!(delivered.1.contains("group mid"), "{delivered:?}");
+    let below_fetch = steps_of(&grpc, "clicks", picked[split]).await;
+    assert_eq!(below_fetch.len(), 6, "not delivered: {below_fetch:?}");
     // A group's first position records nothing (it may never have read what is below it);
     // its next commit records the messages between the two.
-    let commit = |offset: i64| {
+    let commit = |group: &'static str, offset: i64| {
         let mut grpc = grpc.clone();
         async move {
             let answer = grpc
                 .offset_commit(v1::OffsetCommitRequest {
-                    group: "late".into(),
+                    group: group.into(),
                     generation: -1,
                     offsets: vec![v1::PartitionOffset {
                         topic: "clicks".into(),
@@ -344,15 +357,39 @@ async fn a_traced_message_shows_every_step_in_order_and_sampling_picks_by_rule()
             assert!(answer.error.is_none(), "{answer:?}");
         }
     };
-    commit(picked[2] + 1).await;
-    commit(picked[3] + 1).await;
+    commit("late", picked[2] + 1).await;
+    commit("late", picked[3] + 1).await;
     let committed = wait_for_step(&grpc, "clicks", picked[3], "group_committed").await;
     assert!(committed.1.contains("group late"), "{committed:?}");
-    let below_fetch = steps_of(&grpc, "clicks", picked[0]).await;
-    assert_eq!(below_fetch.len(), 6, "not delivered: {below_fetch:?}");
+    // A group whose consumer read from the start, then sought forward: its first commit
+    // records what it read since the seek, not before.
+    for offset in [0, picked[1] + 1] {
+        fetch
+            .fetch(v1::FetchRequest {
+                topic: "clicks".into(),
+                partition: 0,
+                offset,
+                group: "seeker".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    commit("seeker", picked[2] + 1).await;
+    let committed = wait_for_step(&grpc, "clicks", picked[2], "group_committed").await;
+    assert!(committed.1.contains("group seeker"), "{committed:?}");
+    let before_seek = steps_of(&grpc, "clicks", picked[1]).await;
+    assert!(
+        before_seek
+            .iter()
+            .all(|(_, detail)| !detail.starts_with("group seeker")),
+        "{before_seek:?}"
+    );
     let below_first = steps_of(&grpc, "clicks", picked[2]).await;
     assert!(
-        below_first.iter().all(|(s, _)| s != "group_committed"),
+        below_first
+            .iter()
+            .all(|(s, detail)| s != "group_committed" || !detail.contains("group late")),
         "{below_first:?}"
     );
     let page = metrics(http).await.unwrap();
@@ -419,6 +456,25 @@ async fn a_traced_message_shows_every_step_in_order_and_sampling_picks_by_rule()
         .unwrap_err()
         .to_string();
     assert!(forged.contains("only proxies write"), "{forged}");
+    let nacked = grpc
+        .clone()
+        .nack(v1::NackRequest {
+            group: "billing".into(),
+            topic: TRACE_TOPIC.into(),
+            partition: 0,
+            offset: 0,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .error
+        .unwrap();
+    assert!(
+        nacked.message.contains("cannot be retried"),
+        "{}",
+        nacked.message
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -159,6 +159,7 @@ pub(super) async fn handle(ctx: &Call<'_>, request: FetchRequest) -> FetchRespon
             batches,
             // A Kafka fetch names no group.
             group: None,
+            principal: ctx.access.principal(),
             selected: false,
         };
         ctx.service.trace_delivery(delivery, &client);

@@ -126,6 +126,12 @@ impl ProxyService {
             .await
             .map_err(|e| e.to_wire())?;
         let own_retry_topic = retry::retry_topic(&r.group);
+        if r.topic == crate::trace::TRACE_TOPIC {
+            return Err(invalid(format!(
+                "`{}` holds message-trace events, which are not consumed and cannot be retried",
+                r.topic
+            )));
+        }
         if retry::is_reserved(&r.topic) && r.topic != own_retry_topic {
             return Err(invalid(format!(
                 "`{}` is not a topic group `{}` reads records to retry from; nack records of its subscribed topics or of `{own_retry_topic}`",

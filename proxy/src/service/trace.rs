@@ -57,9 +57,18 @@ pub(super) struct Tracer {
     /// metadata store per commit. Another proxy's commit in between only makes the next
     /// commit here record a few messages as committed twice.
     positions: Arc<Mutex<HashMap<PositionKey, i64>>>,
-    /// Where a group that has no position yet first fetched through this proxy (the SDK
-    /// names its group in fetches): what its first commit moved past.
-    first_reads: Arc<Mutex<HashMap<PositionKey, i64>>>,
+    /// Where a clustering group's consumer has been reading through this proxy without a
+    /// break (the SDK names its group in fetches): what the group's first commit moved past.
+    first_reads: Arc<Mutex<HashMap<PositionKey, FirstRead>>>,
+}
+
+/// A stretch a group's consumer read without a break, from `from` up to `next`, and who read
+/// it: only a commit by the same principal counts it, so nobody can plant one for a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FirstRead {
+    principal: Option<String>,
+    from: i64,
+    next: i64,
 }
 
 impl Default for Tracer {
@@ -79,7 +88,7 @@ impl Tracer {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn first_reads(&self) -> std::sync::MutexGuard<'_, HashMap<PositionKey, i64>> {
+    fn first_reads(&self) -> std::sync::MutexGuard<'_, HashMap<PositionKey, FirstRead>> {
         self.first_reads
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -87,11 +96,19 @@ impl Tracer {
 }
 
 /// Remembers `at` under `key` in `map`, forgetting everything once it holds too much.
-fn remember(map: &mut HashMap<PositionKey, i64>, key: PositionKey, at: i64) {
+fn remember<T>(map: &mut HashMap<PositionKey, T>, key: PositionKey, at: T) {
     if map.len() >= MAX_REMEMBERED_POSITIONS && !map.contains_key(&key) {
         map.clear();
     }
     map.insert(key, at);
+}
+
+/// Where `r` moves the position of `o`'s partition.
+fn committing(r: &v1::OffsetCommitRequest, o: &v1::PartitionOffset) -> i64 {
+    r.offsets
+        .iter()
+        .find(|c| c.topic == o.topic && c.partition == o.partition)
+        .map_or(-1, |c| c.offset)
 }
 
 /// Whose positions a commit moves: its group's, or a broadcast member's own.
@@ -113,6 +130,8 @@ pub struct Delivery<'a> {
     /// The batches sent, as sent.
     pub batches: &'a [Bytes],
     pub group: Option<&'a str>,
+    /// Who fetched (`User:name`), when known.
+    pub principal: Option<&'a str>,
     /// The consumer's own selector (tags, a property filter) may have left records out.
     pub selected: bool,
 }
@@ -253,11 +272,25 @@ impl ProxyService {
         let sparse = d.selected
             || self.routes.declared_lanes(d.topic).is_some()
             || self.routes.filters_delays(d.topic);
-        if let Some(group) = d.group {
+        if let (Some(group), Some((_, next))) =
+            (d.group, d.batches.last().and_then(|b| offsets_of(b)))
+        {
             let key = (group.to_owned(), d.topic.to_owned(), d.partition);
             let mut first = self.tracer.first_reads();
-            if !first.contains_key(&key) {
-                remember(&mut first, key, d.from);
+            match first.get_mut(&key) {
+                // Reading on where it left off: the stretch grows.
+                Some(read) if read.next == d.from && read.principal.as_deref() == d.principal => {
+                    read.next = next;
+                }
+                // A seek, a reset, another reader: the stretch starts again here.
+                _ => {
+                    let read = FirstRead {
+                        principal: d.principal.map(str::to_owned),
+                        from: d.from,
+                        next,
+                    };
+                    remember(&mut first, key, read);
+                }
             }
         }
         let at_ms = self.clock().unix_millis();
@@ -292,6 +325,7 @@ impl ProxyService {
     pub(super) async fn positions_before(
         &self,
         r: &v1::OffsetCommitRequest,
+        principal: Option<&str>,
     ) -> Option<HashMap<(String, u32), i64>> {
         let who = committer(r);
         let mut before = HashMap::new();
@@ -328,13 +362,20 @@ impl ProxyService {
                 .ok()?;
             let first = self.tracer.first_reads();
             before.extend(stored.into_iter().map(|o| {
-                // No position yet: the first commit moved past what its consumer fetched
-                // from on, if it fetched through this proxy.
-                let at = if o.offset < 0 {
-                    let key = (r.group.clone(), o.topic.clone(), o.partition);
-                    first.get(&key).copied().unwrap_or(-1)
-                } else {
-                    o.offset
+                // No position yet: the first commit moved past the stretch its consumer read
+                // through this proxy, if it read one up to where it commits. A broadcast
+                // member's fetches do not name it, so its first commit records nothing.
+                let key = (r.group.clone(), o.topic.clone(), o.partition);
+                let at = match first.get(&key) {
+                    _ if o.offset >= 0 => o.offset,
+                    Some(read)
+                        if r.broadcast_member.is_empty()
+                            && read.principal.as_deref() == principal
+                            && (read.from..=read.next).contains(&committing(r, &o)) =>
+                    {
+                        read.from
+                    }
+                    _ => -1,
                 };
                 ((o.topic, o.partition), at)
             }));
@@ -372,9 +413,11 @@ impl ProxyService {
                 (committer(r), key.0.clone(), key.1),
                 o.offset,
             );
-            self.tracer
-                .first_reads()
-                .remove(&(r.group.clone(), key.0.clone(), key.1));
+            if r.broadcast_member.is_empty() {
+                self.tracer
+                    .first_reads()
+                    .remove(&(r.group.clone(), key.0.clone(), key.1));
+            }
             // A group's first position, with no fetch of its consumer seen, says nothing of
             // what it read: a consumer that starts at the end, or seeks, commits past
             // messages it never had.
